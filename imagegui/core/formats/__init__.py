@@ -1,0 +1,1 @@
+"""One small module per on-disk format; each exposes ``MAGIC`` and ``parse(reader) -> Header``."""

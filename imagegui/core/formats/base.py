@@ -1,0 +1,110 @@
+"""What every format parser shares: a bounded reader, the parsed header record and its error.
+
+Parsers never touch the file system themselves: they read through :class:`BoundedReader`, which
+refuses to read past a fixed budget, so a hostile header (huge offsets, absurd lengths) can cost at
+most ``MAX_READ`` bytes and can never make a scan hang.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+#: The most any single file may make us read, all parsers together.
+MAX_READ = 1024 * 1024
+
+
+class ParseError(Exception):
+    """The bytes are not a valid header of the format the magic (or the name) claims."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a header says, in qemu's vocabulary (format names as ``qemu-img info`` prints them)."""
+
+    format: str
+    virtual_size: int
+    backing_file: str | None = None
+    backing_format: str | None = None
+    #: Format-specific facts (qcow2 version, cluster size, dirty, ...); JSON-serialisable values.
+    flags: dict[str, object] = field(default_factory=dict)
+    #: Files this image's data lives in besides itself, as stored (VMDK extents, qcow2 data file).
+    extents: tuple[str, ...] = ()
+    #: Other format names qemu would also accept for this file as a backing format (a fixed VHD is
+    #: ``raw`` to qemu's prober but opens fine as ``vpc``).
+    also_opens_as: tuple[str, ...] = ()
+
+
+class BoundedReader:
+    """Positional reads from an open file, capped at ``budget`` bytes in total.
+
+    Reads past the end of the file return fewer bytes (as ``os.pread`` does); parsers that need an
+    exact length use :meth:`read_exact`.
+    """
+
+    def __init__(self, fobj: BinaryIO | int, size: int, budget: int = MAX_READ):
+        self._fd = fobj if isinstance(fobj, int) else fobj.fileno()
+        self.size = size
+        self.budget = budget
+        self.used = 0
+        self._cache: tuple[int, bytes] | None = None
+
+    @classmethod
+    def from_bytes(cls, data: bytes, budget: int = MAX_READ) -> BytesReader:
+        return BytesReader(data, budget)
+
+    def prime(self, offset: int, data: bytes) -> None:
+        """Remember bytes already read (the scanner's first block) so parsers reuse them."""
+        self._cache = (offset, data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ParseError(f"negative offset or length ({offset}, {length})")
+        if offset >= self.size or length == 0:
+            return b""
+        length = min(length, self.size - offset)
+        if self._cache is not None:
+            c_off, c_data = self._cache
+            if c_off <= offset and offset + length <= c_off + len(c_data):
+                return c_data[offset - c_off : offset - c_off + length]
+        if self.used + length > self.budget:
+            raise ParseError(
+                f"header would need more than {self.budget // 1024} KiB to read; refusing"
+            )
+        self.used += length
+        return self._pread(offset, length)
+
+    def _pread(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def read_exact(self, offset: int, length: int, what: str = "header") -> bytes:
+        data = self.read(offset, length)
+        if len(data) != length:
+            raise ParseError(f"file is truncated: {what} at offset {offset} runs past the end")
+        return data
+
+
+class BytesReader(BoundedReader):
+    """The same interface over bytes in memory: for tests and the fuzzers."""
+
+    def __init__(self, data: bytes, budget: int = MAX_READ):
+        self._data = data
+        self.size = len(data)
+        self.budget = budget
+        self.used = 0
+        self._cache = None
+
+    def _pread(self, offset: int, length: int) -> bytes:
+        return self._data[offset : offset + length]
+
+
+def decode_name(raw: bytes, what: str) -> str:
+    """Decode a file name stored in a header.
+
+    qemu treats names as C strings: it reads the stored bytes and a NUL ends the name, so we cut
+    there too. Undecodable bytes are kept with ``surrogateescape`` so the path we resolve is exactly
+    the one qemu would open.
+    """
+    raw = raw.split(b"\0", 1)[0]
+    return raw.decode("utf-8", "surrogateescape")

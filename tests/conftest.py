@@ -1,0 +1,70 @@
+"""Fixtures that make real images with the real qemu-img in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+QEMU_IMG = shutil.which("qemu-img")
+
+
+def _require_qemu() -> str:
+    if QEMU_IMG is None:
+        pytest.fail("qemu-img is not installed: run the README's set-up command (qemu-utils)")
+    return QEMU_IMG
+
+
+def qemu_img(*args: str | os.PathLike, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real qemu-img with an argv list; fail the test with its message on error."""
+    argv = [_require_qemu(), *map(str, args)]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def qemu_info(path: str | os.PathLike, fmt: str | None = None) -> dict:
+    """What qemu itself says about one file: the oracle every probed field is compared with."""
+    args = ["info", "-U", "--output=json"]
+    if fmt:
+        args += ["-f", fmt]
+    return json.loads(qemu_img(*args, path).stdout)
+
+
+class ImageMaker:
+    """Makes real images in one directory: ``make.qcow2("base")``, ``make.overlay(...)``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def create(self, name: str, fmt: str = "qcow2", size: str = "64M", *opts: str) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        args = ["create", "-q", "-f", fmt]
+        for o in opts:
+            args += ["-o", o]
+        qemu_img(*args, path, size)
+        return path
+
+    def overlay(
+        self, name: str, backing: str, backing_fmt: str | None = "qcow2", fmt: str = "qcow2"
+    ) -> Path:
+        """An overlay whose backing name is stored exactly as ``backing`` (``-u``: not opened)."""
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        args = ["create", "-q", "-f", fmt, "-b", backing]
+        if backing_fmt:
+            args += ["-F", backing_fmt]
+        args += ["-u", path, "64M"]
+        qemu_img(*args)
+        return path
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> ImageMaker:
+    return ImageMaker(tmp_path)
