@@ -1,0 +1,150 @@
+"""``imagegui scan DIR`` (the chains as a tree) and ``imagegui check DIR`` (problems only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from imagegui.core.graph import EXTERNAL, IMAGE, ChainGraph
+from imagegui.core.problems import Severity
+from imagegui.core.scan import scan_directory
+from imagegui.core.units import display_path, human_size
+
+_MARK = {Severity.ERROR: "✗", Severity.WARNING: "!"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scan", help="show every image chain under DIR as a tree")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.set_defaults(func=cmd_scan)
+    p = sub.add_parser("check", help="list problems under DIR; exit 1 if any is an error")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.set_defaults(func=cmd_check)
+
+
+def load(directory: str) -> ChainGraph:
+    from imagegui.cli import UsageError
+
+    try:
+        return ChainGraph(scan_directory(directory))
+    except OSError as exc:
+        raise UsageError(f"cannot scan {display_path(directory)}: {exc.strerror}") from None
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    graph = load(args.directory)
+    if args.json:
+        json.dump(scan_json(graph), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print_tree(graph, sys.stdout)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    graph = load(args.directory)
+    if args.json:
+        out = {"root": graph.root, "problems": [p.to_json() for p in graph.problems]}
+        json.dump(out, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for p in graph.problems:
+            print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {p.message}")
+        print(_summary(graph))
+    return 1 if any(p.severity == Severity.ERROR for p in graph.problems) else 0
+
+
+def scan_json(graph: ChainGraph) -> dict[str, object]:
+    scan = graph.scan
+    return {
+        "root": graph.root,
+        "images": [info.to_json() for info in scan.images.values()],
+        "external_images": [info.to_json() for info in scan.external.values()],
+        "problems": [p.to_json() for p in graph.problems],
+        "loops": graph.loops,
+        "nova_bases": [b.to_json() for b in graph.nova_bases],
+        "notes": [
+            {"path": e.path, "message": e.message} for e in scan.errors if not e.looked_like_image
+        ],
+        "files_seen": scan.files_seen,
+        "scan_seconds": round(scan.seconds, 4),
+    }
+
+
+def _summary(graph: ChainGraph) -> str:
+    errors = sum(1 for p in graph.problems if p.severity == Severity.ERROR)
+    warnings = len(graph.problems) - errors
+    n = len(graph.scan.images)
+    return (
+        f"{display_path(graph.root)}: {n} image{'s' * (n != 1)}, "
+        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    )
+
+
+def _rel(graph: ChainGraph, path: str) -> str:
+    if path.startswith(graph.root + "/"):
+        path = path[len(graph.root) + 1 :]
+    return display_path(path)
+
+
+def _label(graph: ChainGraph, node: str) -> str:
+    kind = graph.kind(node)
+    info = graph.image(node)
+    if info is None:
+        return f"{_rel(graph, node)}  ({kind})"
+    marks = []
+    if info.in_use:
+        marks.append("[in use" + (", writing]" if info.in_use_write else "]"))
+    if kind == EXTERNAL:
+        marks.append("[outside root]")
+    nova = graph.nova_base(node)
+    if nova is not None and nova.unused:
+        days = nova.age_seconds / 86400
+        marks.append(f"[unused cache base, {days:.1f} days old]")
+    for p in graph.problems_for(node):
+        marks.append(f"{_MARK[p.severity]} {p.kind}")
+    text = (
+        f"{_rel(graph, node)}  {info.format}  {human_size(info.virtual_size)}  "
+        f"(disk {human_size(info.actual_size)})"
+    )
+    return "  ".join([text, *marks])
+
+
+def print_tree(graph: ChainGraph, out: TextIO) -> None:
+    """Bases first, their overlays indented beneath them."""
+    out.write(_summary(graph) + "\n")
+    shown: set[str] = set()
+
+    def walk(node: str, prefix: str, last: bool, top: bool) -> None:
+        shown.add(node)
+        branch = "" if top else ("└─ " if last else "├─ ")
+        out.write(f"{prefix}{branch}{_label(graph, node)}\n")
+        kids = [k for k in graph.children(node) if k not in shown]
+        inner = prefix if top else prefix + ("   " if last else "│  ")
+        for i, kid in enumerate(kids):
+            walk(kid, inner, i == len(kids) - 1, False)
+
+    for root in graph.roots():
+        if graph.kind(root) in (IMAGE, EXTERNAL) or graph.children(root):
+            out.write("\n")
+            walk(root, "", True, True)
+    if graph.loops:
+        out.write("\nLoops (no base; qemu cannot open these):\n")
+        for loop in graph.loops:
+            for node in loop:
+                if node not in shown:
+                    walk(node, "  ", True, True)
+    notes = [e for e in graph.scan.errors if not e.looked_like_image]
+    if notes:
+        out.write("\nNotes:\n")
+        for e in notes:
+            out.write(f"  {_rel(graph, e.path)}: {e.message}\n")
+    unreadable = [p for p in graph.problems if p.path not in graph.g]
+    if unreadable:
+        out.write("\nNot readable as images:\n")
+        for p in unreadable:
+            out.write(f"  ✗ {_rel(graph, p.path)}: {p.message}\n")

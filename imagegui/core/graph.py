@@ -1,0 +1,367 @@
+"""The chain graph: a networkx DiGraph with an edge from every overlay to its backing file.
+
+Nodes are keyed by absolute path. Besides scanned images there are placeholder nodes for backing
+files that do not exist (``missing``), that exist but are not readable images (``unreadable``),
+for protocol backings (``protocol``, keyed by the stored name) and for readable backing files
+outside the scanned root (``external``). Every image has at most one backing, so chains and loops
+are found by walking, never by enumerating cycles.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+
+import networkx as nx
+
+from imagegui.core import backing
+from imagegui.core.model import ImageInfo
+from imagegui.core.problems import Kind, Problem, Severity
+from imagegui.core.scan import ScanResult
+
+IMAGE, EXTERNAL, MISSING, UNREADABLE, PROTOCOL = (
+    "image",
+    "external",
+    "missing",
+    "unreadable",
+    "protocol",
+)
+#: Formats whose header can record a backing format (qcow v1 never can, yet is still unsafe).
+_FORMAT_RECORDING = frozenset({"qcow2", "qed", "qcow"})
+_NOVA_RESIZED = re.compile(r"^[0-9a-f]{40}_\d+$")
+#: Nova's defaults for removing unused cached bases (remove_unused_*_minimum_age_seconds).
+NOVA_ORIGINAL_MIN_AGE = 86400
+NOVA_RESIZED_MIN_AGE = 3600
+
+
+@dataclass(frozen=True)
+class NovaBase:
+    """An image in an OpenStack Nova ``instances/_base`` cache and who still uses it."""
+
+    path: str
+    used_by: int
+    age_seconds: float
+    resized: bool
+
+    @property
+    def unused(self) -> bool:
+        return self.used_by == 0
+
+    @property
+    def nova_would_remove(self) -> bool:
+        """Nova (remove_unused_base_images on, default ages) would delete it on its next pass."""
+        limit = NOVA_RESIZED_MIN_AGE if self.resized else NOVA_ORIGINAL_MIN_AGE
+        return self.unused and self.age_seconds > limit
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "used_by": self.used_by,
+            "unused": self.unused,
+            "age_seconds": round(self.age_seconds, 1),
+            "resized": self.resized,
+            "nova_would_remove": self.nova_would_remove,
+        }
+
+
+class ChainGraph:
+    """Images and their backing relationships, with the problems found in them."""
+
+    def __init__(self, scan: ScanResult, now: float | None = None):
+        self.scan = scan
+        self.root = scan.root
+        self.g = nx.DiGraph()
+        self._now = time.time() if now is None else now
+        self._by_id: dict[tuple[int, int], str] = {}
+        self._errors = {e.path: e for e in scan.errors}
+        self.problems: list[Problem] = []
+        self._add_nodes()
+        self._add_edges()
+        self.loops = self._find_loops()
+        self._find_problems()
+        self.nova_bases = self._find_nova_bases()
+        self._nova_index = {b.path: b for b in self.nova_bases}
+
+    @classmethod
+    def build(cls, scan: ScanResult, now: float | None = None) -> ChainGraph:
+        return cls(scan, now)
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _add_nodes(self) -> None:
+        add = self.g.add_node
+        for kind, images in ((IMAGE, self.scan.images), (EXTERNAL, self.scan.external)):
+            for path, info in images.items():
+                add(path, kind=kind, info=info)
+                self._by_id.setdefault(info.file_id, path)
+
+    def _add_edges(self) -> None:
+        for path, info in list(self._images()):
+            if info.backing_file is None:
+                continue
+            target = self._target_node(info)
+            self.g.add_edge(path, target)
+
+    def _images(self):
+        for path, data in self.g.nodes(data="info"):
+            if data is not None:
+                yield path, data
+
+    def _target_node(self, info: ImageInfo) -> str:
+        if info.backing_protocol or info.backing_path is None:
+            name = info.backing_file or ""
+            if name not in self.g:
+                self.g.add_node(name, kind=PROTOCOL, info=None)
+            return name
+        target = info.backing_path
+        if target in self.g and self.g.nodes[target]["kind"] in (IMAGE, EXTERNAL):
+            return target
+        try:
+            st = os.stat(target)
+        except OSError:
+            st = None
+        if st is not None:
+            same = self._by_id.get((st.st_dev, st.st_ino))
+            if same is not None:
+                return same
+        if target not in self.g:
+            kind = MISSING if st is None else UNREADABLE
+            self.g.add_node(target, kind=kind, info=None)
+        return target
+
+    def _find_loops(self) -> list[list[str]]:
+        """Each loop once, in chain order. Linear: every node has at most one backing."""
+        succ = self.g._succ
+        state: dict[str, int] = {}  # 1 = on the current walk, 2 = done
+        loops = []
+        for start in self.g:
+            if start in state:
+                continue
+            walk = []
+            node = start
+            while node is not None and node not in state:
+                state[node] = 1
+                walk.append(node)
+                nxt = succ[node]
+                node = next(iter(nxt)) if nxt else None
+            if node is not None and state[node] == 1:
+                loops.append(walk[walk.index(node) :])
+            for n in walk:
+                state[n] = 2
+        return loops
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def image(self, path: str) -> ImageInfo | None:
+        node = self.g.nodes.get(path)
+        return node["info"] if node else None
+
+    def kind(self, node: str) -> str:
+        return self.g.nodes[node]["kind"]
+
+    def resolve(self, path: str) -> str | None:
+        """The node for ``path``, through symlinks, hard links and ``..``; None if not scanned."""
+        norm = os.path.normpath(os.path.abspath(path))
+        if norm in self.g:
+            return norm
+        try:
+            st = os.stat(norm)
+        except OSError:
+            return None
+        return self._by_id.get((st.st_dev, st.st_ino))
+
+    def backing_of(self, node: str) -> str | None:
+        nxt = self.g._succ[node]
+        return next(iter(nxt)) if nxt else None
+
+    def chain(self, node: str) -> list[str]:
+        """``node`` and its backing files, top to base; stops before repeating a loop."""
+        seen = set()
+        out = []
+        while node is not None and node not in seen:
+            seen.add(node)
+            out.append(node)
+            node = self.backing_of(node)
+        return out
+
+    def children(self, node: str) -> list[str]:
+        """Images that use ``node`` directly as their backing file."""
+        return sorted(self.g._pred[node])
+
+    def descendants(self, node: str) -> set[str]:
+        """Every image whose content depends on ``node`` (overlays of overlays included)."""
+        return nx.ancestors(self.g, node)
+
+    def roots(self) -> list[str]:
+        """Nodes with no backing file: the bottom of each chain (placeholders included)."""
+        return sorted(n for n, d in self.g.out_degree() if d == 0)
+
+    def leaves(self) -> list[str]:
+        """Images nothing backs onto: the tops of the chains, where guests write."""
+        return sorted(n for n, d in self.g.in_degree() if d == 0)
+
+    def depth(self, node: str) -> int:
+        """Backing files below ``node`` (0 for a standalone image)."""
+        return len(self.chain(node)) - 1
+
+    def problems_for(self, path: str) -> list[Problem]:
+        return [p for p in self.problems if p.path == path]
+
+    def nova_base(self, path: str) -> NovaBase | None:
+        return self._nova_index.get(path)
+
+    def in_loop(self, node: str) -> bool:
+        return any(node in loop for loop in self.loops)
+
+    # -- problems -----------------------------------------------------------------------------
+
+    def _add(self, kind: Kind, severity: Severity, path: str, message: str) -> None:
+        self.problems.append(Problem(kind, severity, path, message))
+
+    def _find_problems(self) -> None:
+        err = Severity.ERROR
+        for error in self.scan.errors:
+            if error.looked_like_image:
+                self._add(
+                    Kind.UNREADABLE, err, error.path, f"Cannot read the image: {error.message}."
+                )
+        for loop in self.loops:
+            names = " -> ".join(os.path.basename(p) for p in [*loop, loop[0]])
+            for path in loop:
+                self._add(
+                    Kind.BACKING_LOOP,
+                    err,
+                    path,
+                    f"Backing chain loops back on itself ({names}); qemu cannot open it. "
+                    "Rebase one image in the loop onto the real base.",
+                )
+        for path, info in self._images():
+            self._image_problems(path, info)
+        self.problems.sort(key=lambda p: (p.path, p.kind))
+
+    def _image_problems(self, path: str, info: ImageInfo) -> None:
+        err, warn = Severity.ERROR, Severity.WARNING
+        flags = info.flags
+        if flags.get("corrupt"):
+            self._add(
+                Kind.CORRUPT,
+                err,
+                path,
+                "qemu marked this image corrupt: it opens read-only. Back it up, then "
+                "repair with `qemu-img check -r all`.",
+            )
+        if (flags.get("dirty") or flags.get("needs_check")) and not info.in_use:
+            self._add(
+                Kind.DIRTY,
+                warn,
+                path,
+                "Not closed cleanly (dirty flag set): qemu repairs it on the next writable open, "
+                "or check it with repair now.",
+            )
+        if flags.get("external_data_file"):
+            self._add(
+                Kind.EXTERNAL_DATA_FILE,
+                warn,
+                path,
+                f"Guest data lives in a separate file ({flags.get('data_file')}); moving or "
+                "copying this image alone loses it.",
+            )
+        for extent in info.extents:
+            if not backing.is_within(extent, os.path.dirname(path)):
+                self._add(
+                    Kind.BACKING_OUTSIDE_ROOT,
+                    err,
+                    path,
+                    f"Its data file {extent} lies outside the image's directory; a crafted image "
+                    "can read any host file this way (CVE-2022-47951). Do not use it unless you "
+                    "made it.",
+                )
+        if info.backing_file is None:
+            return
+        self._backing_problems(path, info)
+
+    def _backing_problems(self, path: str, info: ImageInfo) -> None:
+        err, warn = Severity.ERROR, Severity.WARNING
+        target = self.backing_of(path)
+        kind = self.kind(target)
+        name = info.backing_file
+        if kind == PROTOCOL:
+            self._add(
+                Kind.PROTOCOL_BACKING,
+                warn,
+                path,
+                f"Its backing '{name}' is a protocol source, not a file: imagegui cannot check "
+                "it, and it may not be reachable from every host.",
+            )
+            return
+        rebase = f"imagegui rebase --unsafe '{path}' NEW_BASE"
+        if kind == MISSING:
+            self._add(
+                Kind.MISSING_BACKING,
+                err,
+                path,
+                f"Backing file '{name}' not found (looked for {target}). If the base was moved "
+                f"or renamed, point the overlay at it: {rebase}.",
+            )
+        elif kind == UNREADABLE:
+            why = self._errors.get(target)
+            detail = f": {why.message}" if why else ""
+            self._add(
+                Kind.MISSING_BACKING,
+                err,
+                path,
+                f"Backing file {target} exists but is not a readable image{detail}.",
+            )
+        if not backing.is_within(info.backing_path or "", self.root):
+            self._add(
+                Kind.BACKING_OUTSIDE_ROOT,
+                warn,
+                path,
+                f"Its backing file {info.backing_path} is outside {self.root}; moving or copying "
+                "this directory breaks the chain.",
+            )
+        base = self.image(target)
+        if info.backing_format is None:
+            if info.format in _FORMAT_RECORDING:
+                real = f" -F {base.format}" if base else ""
+                self._add(
+                    Kind.NO_BACKING_FORMAT,
+                    warn,
+                    path,
+                    "No backing format recorded: qemu 6.1+ and libvirt refuse to guess it, and "
+                    "guessing lets a guest rewrite what the base appears to be. Record it: "
+                    f"qemu-img rebase -u -b '{name}'{real} '{path}'.",
+                )
+        elif base is not None:
+            allowed = {base.format, *base.also_opens_as}
+            if info.backing_format not in allowed:
+                self._add(
+                    Kind.BACKING_FORMAT_MISMATCH,
+                    err,
+                    path,
+                    f"Records its backing format as {info.backing_format}, but {target} is "
+                    f"{base.format}: the guest would see the wrong data. Record the real format: "
+                    f"qemu-img rebase -u -b '{name}' -F {base.format} '{path}'.",
+                )
+
+    # -- OpenStack Nova -----------------------------------------------------------------------
+
+    def _find_nova_bases(self) -> list[NovaBase]:
+        bases = []
+        for path, info in self.scan.images.items():
+            parent, name = os.path.split(path)
+            if os.path.basename(parent) != "_base":
+                continue
+            used_by = sum(1 for c in self.g._pred[path] if self.kind(c) in (IMAGE, EXTERNAL))
+            bases.append(
+                NovaBase(
+                    path=path,
+                    used_by=used_by,
+                    age_seconds=max(0.0, self._now - info.mtime),
+                    resized=bool(_NOVA_RESIZED.match(name)),
+                )
+            )
+        bases.sort(key=lambda b: b.path)
+        return bases

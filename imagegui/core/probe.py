@@ -1,0 +1,197 @@
+"""One file -> ImageInfo: dispatch on the magic, parse natively, never follow a backing file.
+
+The scanner calls :func:`probe_fd` with a descriptor it opened itself (so it can refuse FIFOs and
+devices before any read); :func:`probe_image` is the one-file convenience the operations use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from types import ModuleType
+
+from imagegui.core import backing
+from imagegui.core.formats import qcow, qcow2, qed, vhdx, vmdk, vpc
+from imagegui.core.formats.base import BoundedReader, Header, ParseError
+from imagegui.core.locks import lock_state_fd
+from imagegui.core.model import ImageInfo
+
+#: Bytes read up front; every common header (qcow2 with its extensions and backing name, QED,
+#: VMDK sparse header and embedded descriptor, VHD) fits, so a typical image costs one read.
+HEAD_SIZE = 4096
+
+#: Names a raw image is recognised by (a file without magic is skipped unless named so).
+IMAGE_EXTENSIONS = frozenset(
+    {".img", ".raw", ".iso", ".qcow2", ".qcow", ".qed", ".vmdk", ".vhd", ".vpc", ".vhdx"}
+)
+#: Extensions that promise one format; a file with such a name but no valid header is unreadable.
+_CLAIMED_FORMAT = {
+    ".qcow2": "qcow2",
+    ".qcow": "qcow",
+    ".qed": "qed",
+    ".vmdk": "vmdk",
+    ".vhd": "vpc",
+    ".vpc": "vpc",
+    ".vhdx": "vhdx",
+}
+_FORMAT_MODULES: tuple[ModuleType, ...] = (qcow2, qcow, qed, vpc, vhdx, vmdk)
+
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+class ProbeError(Exception):
+    """The file cannot be read as an image; the message says why in a user's words."""
+
+
+def extension(path: str) -> str:
+    base = path.rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return base[dot:].lower() if dot > 0 else ""
+
+
+def has_image_extension(path: str) -> bool:
+    return extension(path) in IMAGE_EXTENSIONS
+
+
+def detect(head: bytes) -> ModuleType | None:
+    """The format module whose magic ``head`` carries, or None (a raw candidate)."""
+    for mod in _FORMAT_MODULES:
+        if mod.probe(head):
+            return mod
+    return None
+
+
+def probe_fd(
+    fd: int, path: str, st: os.stat_result, raw_ok: bool, is_symlink: bool = False
+) -> ImageInfo | None:
+    """Probe an open regular file. Returns None for a file that is not an image (no magic and
+    ``raw_ok`` false); raises ProbeError for a file that claims to be one but is broken."""
+    head = os.pread(fd, HEAD_SIZE, 0)
+    mod = detect(head)
+    reader = BoundedReader(fd, st.st_size)
+    reader.prime(0, head)
+    ext = extension(path)
+    try:
+        if mod is not None:
+            header = mod.parse(reader)
+        else:
+            header = _no_magic(reader, path, ext, raw_ok, st.st_size)
+            if header is None:
+                return None
+    except ParseError as exc:
+        raise ProbeError(str(exc)) from None
+    lock = lock_state_fd(fd)
+    return _info(path, st, header, lock.in_use, lock.writer, is_symlink, ext)
+
+
+def _no_magic(reader: BoundedReader, path: str, ext: str, raw_ok: bool, size: int) -> Header | None:
+    claimed = _CLAIMED_FORMAT.get(ext)
+    if claimed == "vpc":
+        fixed = vpc.parse_fixed_footer(reader)
+        if fixed is not None:
+            return fixed
+    if claimed is not None:
+        what = "is empty" if size == 0 else f"has no {claimed} header (its first bytes are not"
+        if size:
+            what += " any known image format's)"
+        raise ParseError(f"named like a {claimed} image but {what}")
+    if not raw_ok:
+        return None
+    if size == 0:
+        raise ParseError("file is empty (0 bytes): not a usable disk image")
+    return Header(format="raw", virtual_size=size)
+
+
+def _info(
+    path: str,
+    st: os.stat_result,
+    header: Header,
+    in_use: bool,
+    writer: bool,
+    is_symlink: bool,
+    ext: str,
+) -> ImageInfo:
+    name = header.backing_file
+    flags = dict(header.flags)
+    claimed = _CLAIMED_FORMAT.get(ext)
+    if claimed and claimed != header.format and header.format != "raw":
+        flags["extension_mismatch"] = f"named {ext} but is {header.format}"
+    directory = os.path.dirname(path)
+    extents = [os.path.normpath(os.path.join(directory, e)) for e in header.extents]
+    actual = st.st_blocks * 512
+    for extent in extents:
+        if extent != path:
+            with contextlib.suppress(OSError):
+                actual += os.stat(extent).st_blocks * 512
+    return ImageInfo(
+        path=path,
+        format=header.format,
+        virtual_size=header.virtual_size,
+        actual_size=actual,
+        backing_file=name,
+        backing_format=header.backing_format,
+        backing_path=backing.resolve(path, name) if name else None,
+        backing_protocol=bool(name) and backing.is_protocol(name),
+        in_use=in_use,
+        in_use_write=writer,
+        flags=flags,
+        extents=extents,
+        also_opens_as=list(header.also_opens_as),
+        mtime=st.st_mtime,
+        file_id=(st.st_dev, st.st_ino),
+        is_symlink=is_symlink,
+    )
+
+
+def open_regular(path: str) -> tuple[int, os.stat_result]:
+    """Open ``path`` for reading without blocking on a FIFO and make sure it is a regular file."""
+    try:
+        pre = os.stat(path)
+        if not stat.S_ISREG(pre.st_mode):
+            raise ProbeError(f"not a regular file ({file_kind(pre.st_mode)}); not read")
+        fd = os.open(path, OPEN_FLAGS)
+    except OSError as exc:
+        raise ProbeError(_os_message(exc)) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ProbeError(f"not a regular file ({file_kind(st.st_mode)}); not read")
+    return fd, st
+
+
+def probe_image(path: str, raw_ok: bool = True) -> ImageInfo:
+    """Probe one file named by the user or by a backing pointer (raw when it has no magic)."""
+    abspath = os.path.normpath(os.path.abspath(path))
+    fd, st = open_regular(abspath)
+    try:
+        info = probe_fd(fd, abspath, st, raw_ok, os.path.islink(abspath))
+    finally:
+        os.close(fd)
+    if info is None:
+        raise ProbeError("not a disk image (no known header and not named like one)")
+    return info
+
+
+def _os_message(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ENOENT:
+        return "no such file (it may have been moved, deleted, or be a broken link)"
+    if exc.errno == errno.EACCES:
+        return "permission denied: cannot read it as this user"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop: the link never reaches a file"
+    return exc.strerror or str(exc)
+
+
+def file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a special file"

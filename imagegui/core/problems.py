@@ -1,0 +1,69 @@
+"""The problem kinds a scan reports, each with a severity and a sentence a user can act on."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Kind(StrEnum):
+    MISSING_BACKING = "missing-backing"
+    BACKING_LOOP = "backing-loop"
+    NO_BACKING_FORMAT = "no-backing-format"
+    BACKING_FORMAT_MISMATCH = "backing-format-mismatch"
+    PROTOCOL_BACKING = "protocol-backing"
+    BACKING_OUTSIDE_ROOT = "backing-outside-root"
+    UNREADABLE = "unreadable"
+    DIRTY = "dirty"
+    CORRUPT = "corrupt"
+    EXTERNAL_DATA_FILE = "external-data-file"
+
+
+#: What each kind means and what fixes it: the details panel and ``check`` explain with these.
+EXPLANATIONS: dict[Kind, str] = {
+    Kind.MISSING_BACKING: "The overlay stores only its own changes; without its backing file the "
+    "guest sees no disk. Find the base (moved or renamed?) and repair the pointer with an unsafe "
+    "rebase onto it.",
+    Kind.BACKING_LOOP: "The chain points back at itself; qemu refuses to open any image in it. "
+    "Rebase one of them onto the real base.",
+    Kind.NO_BACKING_FORMAT: "qemu 6.1+ and libvirt refuse to guess a backing file's format, and "
+    "guessing lets a guest turn a raw base into a qcow2 that points at any host file. Record the "
+    "format with an unsafe rebase onto the same file.",
+    Kind.BACKING_FORMAT_MISMATCH: "qemu will read the base with the recorded format, so the guest "
+    "sees the wrong bytes. Record the real format with an unsafe rebase onto the same file.",
+    Kind.PROTOCOL_BACKING: "The base is a network or protocol source (nbd:, rbd:, json:, URL); "
+    "imagegui cannot see it and it may not be reachable from every host.",
+    Kind.BACKING_OUTSIDE_ROOT: "The image depends on a file outside the scanned directory, so "
+    "moving or copying the directory breaks it.",
+    Kind.UNREADABLE: "The file looks like a disk image but its header cannot be read: truncated, "
+    "damaged, a format it does not really have, or not readable by this user.",
+    Kind.DIRTY: "The image was not closed cleanly (lazy refcounts); qemu repairs it on the next "
+    "writable open, or run a check with repair.",
+    Kind.CORRUPT: "qemu marked the image corrupt and will only open it read-only. Back it up, then "
+    "run `qemu-img check -r all`.",
+    Kind.EXTERNAL_DATA_FILE: "The guest's data lives in a separate file; copying or moving the "
+    "image alone loses it.",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: Kind
+    severity: Severity
+    path: str
+    message: str
+
+    @property
+    def explanation(self) -> str:
+        return EXPLANATIONS[self.kind]
+
+    def to_json(self) -> dict[str, str]:
+        d = asdict(self)
+        d["kind"] = str(self.kind)
+        d["severity"] = str(self.severity)
+        return d

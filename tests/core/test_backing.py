@@ -1,0 +1,37 @@
+"""qemu's rules for turning a stored backing name into a path."""
+
+import pytest
+
+from imagegui.core.backing import is_protocol, is_within, resolve
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nbd:localhost:10809",
+        'json:{"driver": "raw"}',
+        "http://host/x.img",
+        "rbd:pool/img",
+        "file:x",
+    ],
+)
+def test_protocols_are_not_paths(name):
+    assert is_protocol(name)
+    assert resolve("/srv/vm/top.qcow2", name) is None
+
+
+@pytest.mark.parametrize("name", ["base.qcow2", "../b/base.qcow2", "/abs/base", "dir/a:b.qcow2"])
+def test_files_are_paths(name):
+    assert not is_protocol(name)
+
+
+def test_relative_names_resolve_from_the_overlays_directory_not_the_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve("/srv/vm/a/top.qcow2", "../base.qcow2") == "/srv/vm/base.qcow2"
+    assert resolve("/srv/vm/top.qcow2", "sub/./base.qcow2") == "/srv/vm/sub/base.qcow2"
+    assert resolve("/srv/vm/top.qcow2", "/x//y.raw") == "/x/y.raw"
+
+
+def test_is_within_is_not_fooled_by_a_common_prefix():
+    assert is_within("/srv/vm/a", "/srv/vm")
+    assert not is_within("/srv/vm2/a", "/srv/vm")
