@@ -1,0 +1,666 @@
+"""overlay, rebase, commit, flatten and check: each a *plan* first, then a run.
+
+A plan holds the exact qemu-img argv, what will change in words, and every guard's finding; the
+CLI's ``--dry-run`` prints it and the GUI shows it before the user confirms. ``Plan.run`` plans
+again and refuses when anything moved in between (a VM started, a target appeared, a format
+changed) - the check and the write are milliseconds apart instead of a dialog's lifetime apart.
+
+Runs take the job shape of ``imagegui.core.jobs`` (progress callback, cancel token), so the same
+code serves the terminal progress bar and the GUI's worker pool. A cancelled run raises
+``CancelledError`` whose message says what state the images are in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagegui.core import guards, journal, qemuimg
+from imagegui.core.guards import Finding, GuardRefused, info, refuse, warn
+from imagegui.core.jobs import CancelledError, CancelToken, Job, ProgressFn, no_progress
+from imagegui.core.model import ImageInfo
+from imagegui.core.units import human_size
+
+
+@dataclass
+class OpResult:
+    """What a finished operation did, in words and paths (the GUI rescans these)."""
+
+    op: str
+    message: str
+    changed: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """The exact commands an operation will run, what they change, and the guards' findings."""
+
+    op: str
+    title: str
+    commands: list[list[str]] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    #: Lifts refusals marked ``overridable`` (a shared base's siblings), never the others.
+    force: bool = False
+
+    def blocking(self) -> list[Finding]:
+        return [
+            f for f in self.findings if f.level == "refuse" and not (self.force and f.overridable)
+        ]
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.blocking())
+
+    def command_lines(self) -> list[str]:
+        return [shlex.join(argv) for argv in self.commands]
+
+    def describe(self) -> str:
+        """The text ``--dry-run`` prints and the confirmation dialog shows."""
+        lines = [f"{self.title}", "commands:"]
+        lines += [f"  $ {c}" for c in self.command_lines()] or ["  (none)"]
+        lines.append("will change:")
+        lines += [f"  - {c}" for c in self.changes] or ["  nothing"]
+        if self.findings:
+            lines.append("checks:")
+            for f in self.findings:
+                tag = f.level
+                if f.level == "refuse" and self.force and f.overridable:
+                    tag = "forced"
+                lines.append(f"  [{tag}] {f.message}")
+        lines.append("verdict: " + ("REFUSED" if self.refused else "ok to run"))
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "title": self.title,
+            "commands": self.commands,
+            "command_lines": self.command_lines(),
+            "changes": self.changes,
+            "findings": [f.to_json() for f in self.findings],
+            "refused": self.refused,
+        }
+
+    # -- running
+
+    def replan(self) -> Plan:
+        raise NotImplementedError
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        raise NotImplementedError
+
+    def run(
+        self, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+    ) -> OpResult:
+        """Checks the guards again, then runs. Raises ``GuardRefused``, ``CancelledError`` or a
+        ``QemuImgError``."""
+        progress = progress or no_progress
+        cancel = cancel or CancelToken()
+        fresh = self.replan()
+        if fresh.blocking():
+            raise GuardRefused(fresh.blocking())
+        if fresh.commands != self.commands:
+            raise GuardRefused(
+                [refuse("changed", "the images changed since this plan was made; review it again")]
+            )
+        cancel.raise_if_cancelled("nothing was changed")
+        return self._execute(progress, cancel)
+
+    def job(self) -> Job[OpResult]:
+        return Job(self.title, self.run)
+
+
+def _abs(path: str) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _probe(path: str, role: str, findings: list[Finding]) -> ImageInfo | None:
+    from imagegui.core.probe import ProbeError, probe_image
+
+    try:
+        return probe_image(path)
+    except ProbeError as exc:
+        findings.append(refuse("unreadable", f"{role} {path}: {exc}"))
+        return None
+
+
+def _add(findings: list[Finding], *maybe: Finding | None) -> None:
+    findings.extend(f for f in maybe if f is not None)
+
+
+def backing_name(target: str, backing: str, absolute: bool) -> str:
+    """The name to store in ``target``: relative to its directory (survives moving the whole
+    directory), or absolute on request (survives moving the overlay alone)."""
+    if absolute:
+        return backing
+    return os.path.relpath(backing, os.path.dirname(target))
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# --------------------------------------------------------------------------- overlay
+
+
+@dataclass
+class OverlayPlan(Plan):
+    base: str = ""
+    new: str = ""
+    size: int | None = None
+    absolute: bool = False
+
+    def replan(self) -> Plan:
+        return plan_overlay(self.base, self.new, self.size, self.absolute)
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        try:
+            qemuimg.run(self.commands[0], cancel=cancel)
+        except BaseException:
+            _remove_quietly(self.new)  # the guard saw no file here: anything now is ours
+            raise
+        progress(1.0)
+        return OpResult("overlay", f"created {self.new} on {self.base}", [self.new])
+
+
+def plan_overlay(
+    base: str, new: str, size: int | None = None, absolute: bool = False
+) -> OverlayPlan:
+    base, new = _abs(base), _abs(new)
+    findings: list[Finding] = []
+    _add(findings, guards.target_free(new, "new image"))
+    img = _probe(base, "base", findings)
+    name = backing_name(new, base, absolute)
+    fmt = img.format if img else "?"
+    if img:
+        _add(findings, guards.chain_problem(guards.follow_chain(base), "an overlay"))
+        # A VM writing the base would change the overlay's content under it.
+        _add(findings, guards.not_in_use(base, "base", writers_only=True))
+        if size is not None and size < img.virtual_size:
+            findings.append(
+                refuse(
+                    "smaller-than-base",
+                    f"size {human_size(size)} is smaller than the base's "
+                    f"{human_size(img.virtual_size)}: the guest would lose the end of its disk",
+                )
+            )
+        if not absolute and os.path.isabs(name) is False and name.startswith(".."):
+            findings.append(
+                info("relative-backing", f"backing stored as {name!r}: move both files together")
+            )
+    vsize = size if size is not None else (img.virtual_size if img else 0)
+    changes = [
+        f"creates {new}: a qcow2 overlay of {human_size(vsize)} that stores backing {name!r} "
+        f"(format {fmt}); it starts empty and shows the base's content",
+        f"{base} is not modified, but from now on it must stay unchanged (it has an overlay)",
+    ]
+    argv = qemuimg.create_overlay_argv(name, fmt, new, size)
+    return OverlayPlan(
+        "overlay", f"overlay: new image {new} on {base}", [argv], changes, findings,
+        base=base, new=new, size=size, absolute=absolute,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- rebase
+
+
+@dataclass
+class RebasePlan(Plan):
+    image: str = ""
+    new_backing: str | None = None
+    unsafe: bool = False
+    absolute: bool = False
+    #: Exact name/format to store (undo restores the old name literally).
+    literal: tuple[str, str | None] | None = None
+    old: tuple[str | None, str | None] = (None, None)
+    undo_of: str | None = None
+
+    def replan(self) -> Plan:
+        return plan_rebase(
+            self.image, self.new_backing, unsafe=self.unsafe, absolute=self.absolute,
+            literal=self.literal, undo_of=self.undo_of,
+        )  # fmt: skip
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        argv = self.commands[0]
+        try:
+            qemuimg.run(argv, progress=progress, cancel=cancel)
+        except CancelledError:
+            raise CancelledError(
+                f"rebase cancelled: {self.image} still backs onto {self.old[0]!r} and shows the "
+                "same content as before (data already copied into it is identical to what the "
+                "backing file supplied)"
+            ) from None
+        new_name = argv[argv.index("-b") + 1]
+        new_fmt = argv[argv.index("-F") + 1] if "-F" in argv else None
+        entry = journal.RebaseEntry(
+            id=journal.new_id(), time=time.time(), image=self.image,
+            old_backing=self.old[0], old_format=self.old[1],
+            new_backing=new_name or None, new_format=new_fmt,
+            mode="unsafe" if self.unsafe else "safe", undo_of=self.undo_of,
+        )  # fmt: skip
+        journal.record(entry)
+        target = repr(new_name) if new_name else "nothing (now independent)"
+        return OpResult(
+            "rebase",
+            f"{self.image} now backs onto {target}; was {self.old[0]!r} "
+            f"(undo: imagegui rebase --undo {self.image})",
+            [self.image],
+            {"journal": entry.id},
+        )
+
+
+def plan_rebase(
+    image: str,
+    new_backing: str | None,
+    unsafe: bool = False,
+    absolute: bool = False,
+    literal: tuple[str, str | None] | None = None,
+    undo_of: str | None = None,
+) -> RebasePlan:
+    """``new_backing`` None or "" makes the image independent (safe mode only)."""
+    image = _abs(image)
+    findings: list[Finding] = []
+    img = _probe(image, "image", findings)
+    new_abs = _abs(new_backing) if new_backing else None
+    if literal is not None:  # undo: the stored name, resolved from the image's directory
+        from imagegui.core.backing import resolve
+
+        new_abs = resolve(image, literal[0]) if literal[0] else None
+    name, fmt = "", None
+    if img:
+        _add(findings, guards.rebaseable(img), guards.writable(image))
+        _add(findings, guards.not_in_use(image, "image"))
+    if new_abs:
+        new_img = _probe(new_abs, "new backing file", findings)
+        if new_img:
+            name = literal[0] if literal else backing_name(image, new_abs, absolute)
+            fmt = (literal[1] if literal and literal[1] else None) or new_img.format
+            if fmt != new_img.format:
+                findings.append(
+                    warn("format", f"restoring recorded format {fmt}; the file is {new_img.format}")
+                )
+            new_chain = guards.follow_chain(new_abs)
+            _add(findings, guards.not_in_use(new_abs, "new backing file", writers_only=True))
+            if img and img.file_id in new_chain.file_ids():
+                findings.append(
+                    refuse("loop", f"{new_abs} is {image} or backs onto it: that would be a loop")
+                )
+            elif not unsafe:
+                _add(findings, guards.chain_problem(new_chain, "a safe rebase"))
+            if img and new_img.virtual_size < img.virtual_size and unsafe:
+                findings.append(
+                    warn(
+                        "size",
+                        f"{new_abs} ({human_size(new_img.virtual_size)}) is smaller than "
+                        f"{image} ({human_size(img.virtual_size)}): not the same disk?",
+                    )
+                )
+    elif unsafe:
+        findings.append(
+            refuse(
+                "unsafe-detach",
+                "an unsafe rebase onto nothing drops every byte the backing file supplied; "
+                "use a safe rebase to make the image independent",
+            )
+        )
+    old_name = img.backing_file if img else None
+    old_fmt = img.backing_format if img else None
+    old_path = img.backing_path if img else None
+    if img and not unsafe and img.backing_file:
+        _add(findings, guards.chain_problem(guards.follow_chain(image), "a safe rebase"))
+    if img and unsafe and old_path and new_abs and os.path.exists(old_path):
+        if guards.same_file(old_path, new_abs):
+            findings.append(info("same-file", "same file: only the stored name/format change"))
+        else:
+            findings.append(
+                warn(
+                    "old-exists",
+                    f"the current backing file {old_path} still exists; an unsafe rebase makes "
+                    f"the guest see {new_abs}'s data instead, which is only right if that is an "
+                    "identical copy (use a safe rebase otherwise)",
+                )
+            )
+    argv = qemuimg.rebase_argv(image, img.format if img else "?", name, fmt, unsafe)
+    if unsafe:
+        changes = [
+            f"{image}: only the backing pointer is rewritten, {old_name!r} ({old_fmt}) -> "
+            f"{name!r} ({fmt}); no data is copied"
+        ]
+    elif name:
+        changes = [
+            f"{image}: backing {old_name!r} ({old_fmt}) -> {name!r} ({fmt}); data that differs "
+            "between the two is copied into it, so the guest sees exactly the same bytes "
+            "(the image may grow)"
+        ]
+    else:
+        changes = [
+            f"{image}: everything its backing chain supplies is copied in and the backing "
+            f"pointer {old_name!r} removed; it becomes independent and grows accordingly"
+        ]
+    changes.append(f"the old pointer is recorded in {journal.journal_path()} (undo with --undo)")
+    mode = "unsafe" if unsafe else "safe"
+    return RebasePlan(
+        "rebase", f"rebase ({mode}): {image} onto {name or 'nothing'}", [argv], changes, findings,
+        image=image, new_backing=new_backing, unsafe=unsafe, absolute=absolute, literal=literal,
+        old=(old_name, old_fmt), undo_of=undo_of,
+    )  # fmt: skip
+
+
+def plan_undo_rebase(image: str) -> RebasePlan:
+    """Restores the backing name and format recorded by the last rebase of ``image``."""
+    entry = journal.last_undoable(image)
+    if entry is None:
+        plan = RebasePlan("rebase", f"undo rebase of {image}", image=_abs(image))
+        plan.findings.append(
+            refuse("no-journal", f"the journal ({journal.journal_path()}) has no rebase of {image}")
+        )
+        return plan
+    if not entry.old_backing:
+        # It was independent: a safe rebase onto nothing restores that without loss.
+        return plan_rebase(image, None, unsafe=False, undo_of=entry.id)
+    return plan_rebase(
+        image, entry.old_backing, unsafe=entry.mode == "unsafe",
+        literal=(entry.old_backing, entry.old_format), undo_of=entry.id,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- commit
+
+
+@dataclass
+class CommitPlan(Plan):
+    image: str = ""
+    base: str = ""
+    roots: tuple[str, ...] = ()
+
+    def replan(self) -> Plan:
+        return plan_commit(self.image, force=self.force, roots=self.roots)
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        try:
+            qemuimg.run(self.commands[0], progress=progress, cancel=cancel)
+        except CancelledError:
+            raise CancelledError(
+                f"commit cancelled: {self.image} is unchanged and still shows its full content; "
+                f"{self.base} already holds part of its data, so on its own it no longer shows "
+                "its original content (run the commit again to finish)"
+            ) from None
+        return OpResult(
+            "commit",
+            f"committed {self.image} into {self.base}; {self.image} is now empty and shows the "
+            "same content through its backing file",
+            [self.base, self.image],
+        )
+
+
+def plan_commit(image: str, force: bool = False, roots: tuple[str, ...] = ()) -> CommitPlan:
+    image = _abs(image)
+    findings: list[Finding] = []
+    img = _probe(image, "image", findings)
+    base = ""
+    if img and not img.backing_file:
+        findings.append(refuse("no-backing", f"{image} has no backing file: nothing to commit"))
+    elif img and img.backing_protocol:
+        findings.append(
+            refuse("protocol-backing", f"{image} backs onto {img.backing_file!r}, not a file")
+        )
+    elif img and img.backing_path:
+        base = img.backing_path
+        if not os.path.lexists(base):
+            _add(findings, guards.chain_problem(guards.follow_chain(image), "commit"))
+        else:
+            _add(findings, guards.not_in_use(image, "image"))
+            _add(findings, guards.not_in_use(base, "backing file"))
+            _add(findings, guards.writable(image), guards.writable(base, "backing file"))
+            base_img = _probe(base, "backing file", findings)
+            if base_img:
+                _add(findings, guards.backing_format_recorded(img, base_img))
+            others = [
+                p
+                for p in guards.overlays_of(base, guards.search_roots(base, image, extra=roots))
+                if not guards.same_file(p, image)
+            ]
+            if others:
+                findings.append(
+                    refuse(
+                        "shared-base",
+                        f"{base} is also the backing file of {', '.join(others)}: committing "
+                        "changes what they see and silently corrupts them. Flatten or rebase "
+                        "them first, or force if they can be thrown away",
+                        overridable=True,
+                    )
+                )
+    fmt = img.format if img else "?"
+    argv = qemuimg.commit_argv(image, fmt)
+    changes = [
+        f"{base or '(backing file)'}: receives the data stored in {image} "
+        f"(~{human_size(img.actual_size) if img else '?'} on disk) and from then on shows "
+        "what the overlay showed",
+        f"{image}: emptied; it still backs onto the base, so it shows the same content",
+    ]
+    return CommitPlan(
+        "commit", f"commit: {image} into {base or '?'}", [argv], changes, findings,
+        force=force, image=image, base=base, roots=tuple(roots),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- flatten
+
+
+@dataclass
+class FlattenPlan(Plan):
+    image: str = ""
+    out: str = ""
+    partial: str = ""
+    required: int = 0
+
+    def replan(self) -> Plan:
+        return plan_flatten(self.image, self.out, partial=self.partial)
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        state = f"no file was created and {self.image} and its chain are unchanged"
+        try:
+            qemuimg.run(self.commands[-1], progress=progress, cancel=cancel)
+            link_no_replace(self.partial, self.out)
+        except CancelledError:
+            raise CancelledError(f"flatten cancelled: {state}") from None
+        except GuardRefused:
+            raise
+        except qemuimg.QemuImgError as exc:
+            raise type(exc)(f"{exc} ({state})", **_error_kw(exc)) from exc
+        finally:
+            _remove_quietly(self.partial)
+        return OpResult(
+            "flatten",
+            f"wrote {self.out}: an independent qcow2 with {self.image}'s full content",
+            [self.out],
+        )
+
+
+def _error_kw(exc: qemuimg.QemuImgError) -> dict[str, Any]:
+    kw: dict[str, Any] = {"argv": exc.argv, "returncode": exc.returncode, "stderr": exc.stderr}
+    if isinstance(exc, qemuimg.ImageInUseError):
+        kw["path"] = exc.path
+    if isinstance(exc, qemuimg.MissingBackingError):
+        kw["backing"] = exc.backing
+    return kw
+
+
+def link_no_replace(src: str, dst: str) -> None:
+    """Gives ``src`` the name ``dst`` unless ``dst`` exists - atomically where the file system
+    has hard links, so a file that appeared during a long convert is still never replaced."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise GuardRefused(
+            [refuse("target-exists", f"{dst} appeared while writing; it was not replaced")]
+        ) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(dst):  # no hard links here (vfat, some FUSE): check, then rename
+            raise GuardRefused(
+                [refuse("target-exists", f"{dst} appeared while writing; it was not replaced")]
+            ) from None
+        os.rename(src, dst)
+        return
+    os.unlink(src)
+
+
+def plan_flatten(image: str, out: str, partial: str | None = None) -> FlattenPlan:
+    image, out = _abs(image), _abs(out)
+    partial = partial or os.path.join(
+        os.path.dirname(out), f".{os.path.basename(out)}.{secrets.token_hex(4)}.partial"
+    )
+    findings: list[Finding] = []
+    _add(findings, guards.target_free(out, "output"))
+    if os.path.lexists(partial):
+        findings.append(refuse("target-exists", f"temporary file {partial} already exists"))
+    img = _probe(image, "image", findings)
+    fmt = img.format if img else "?"
+    required = 0
+    commands = [qemuimg.measure_argv(image, fmt), qemuimg.convert_argv(image, fmt, partial)]
+    if img:
+        chain = guards.follow_chain(image)
+        problem = guards.chain_problem(chain, "flatten")
+        _add(findings, problem)
+        for member in chain.images:
+            # Reading needs the data to hold still: refuse while a VM writes any layer.
+            _add(findings, guards.not_in_use(member.path, "chain member", writers_only=True))
+        if problem is None and not any(f.code == "in-use" for f in findings):
+            try:
+                required = qemuimg.measure(image, fmt).required
+            except qemuimg.QemuImgError as exc:
+                findings.append(refuse("measure", str(exc)))
+            if required and os.path.isdir(os.path.dirname(out)):
+                _add(findings, guards.free_space(os.path.dirname(out), required))
+    changes = [
+        f"writes {partial} (~{human_size(required)}), then renames it to {out}: an independent "
+        f"qcow2 with the full content of {image}"
+        + (" and its backing chain" if img and img.backing_file else ""),
+        f"{image} and its backing files are only read",
+    ]
+    return FlattenPlan(
+        "flatten", f"flatten: {image} into {out}", commands, changes, findings,
+        image=image, out=out, partial=partial, required=required,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- check
+
+
+@dataclass(frozen=True)
+class CheckProblem:
+    """One thing ``qemu-img check`` found, phrased like the scanner's problems."""
+
+    kind: str  # "corrupt" | "leaks" | "check-error" | "unsupported"
+    severity: str  # "error" | "warning" | "info"
+    path: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+@dataclass
+class CheckPlan(Plan):
+    image: str = ""
+    repair: str | None = None
+
+    def replan(self) -> Plan:
+        return plan_check(self.image, self.repair)
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        res = qemuimg.run(self.commands[0], cancel=cancel, ok_codes=tuple(qemuimg.CHECK_EXIT))
+        progress(1.0)
+        problems = check_problems(self.image, res.returncode, res.stdout)
+        if res.returncode == 1 and not res.stdout.strip():
+            raise qemuimg.map_error(res.argv, res.returncode, res.stderr)
+        verdict = "no problems" if not problems else f"{len(problems)} problem(s)"
+        return OpResult(
+            "check",
+            f"{self.image}: {verdict}",
+            [self.image] if self.repair else [],
+            {
+                "problems": problems,
+                "returncode": res.returncode,
+                "report": _json_or_none(res.stdout),
+            },
+        )
+
+
+def _json_or_none(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem]:
+    """Turns ``qemu-img check --output=json`` into problems with a next step each."""
+    if returncode == 63:
+        return [CheckProblem("unsupported", "info", path, "this format has no consistency check")]
+    report = _json_or_none(stdout) or {}
+    out = []
+    if n := report.get("corruptions", 0):
+        out.append(
+            CheckProblem(
+                "corrupt", "error", path,
+                f"{n} corruption(s): copy the data out first (imagegui flatten), then repair "
+                "with imagegui check-image --repair all",
+            )
+        )  # fmt: skip
+    if n := report.get("leaks", 0):
+        out.append(
+            CheckProblem(
+                "leaks", "warning", path,
+                f"{n} leaked cluster(s) waste space but harm no data; reclaim with "
+                "imagegui check-image --repair leaks",
+            )
+        )  # fmt: skip
+    if n := report.get("check-errors", 0):
+        out.append(
+            CheckProblem("check-error", "error", path, f"{n} error(s) while checking (I/O?)")
+        )
+    if returncode == 1 and not report:
+        out.append(CheckProblem("check-error", "error", path, "the check itself failed"))
+    return out
+
+
+def plan_check(image: str, repair: str | None = None) -> CheckPlan:
+    image = _abs(image)
+    findings: list[Finding] = []
+    img = _probe(image, "image", findings)
+    force_share = False
+    if img:
+        state_finding = guards.not_in_use(image, "image", writers_only=repair is None)
+        if repair:
+            _add(findings, state_finding, guards.writable(image))
+        elif state_finding:
+            force_share = True
+            findings.append(
+                warn("in-use", state_finding.message.split(";")[0] + "; checking a shared view "
+                     "(-U), results may be inconsistent")
+            )  # fmt: skip
+    argv = qemuimg.check_argv(image, img.format if img else "?", repair, force_share)
+    changes = [f"{image}: repairs {repair} (rewrites metadata)"] if repair else []
+    return CheckPlan(
+        "check", f"check: {image}", [argv], changes, findings, image=image, repair=repair
+    )
