@@ -66,6 +66,7 @@ def scan_json(graph: ChainGraph) -> dict[str, object]:
         "external_images": [info.to_json() for info in scan.external.values()],
         "problems": [p.to_json() for p in graph.problems],
         "loops": graph.loops,
+        "aliases": scan.aliases,
         "nova_bases": [b.to_json() for b in graph.nova_bases],
         "notes": [
             {"path": e.path, "message": e.message} for e in scan.errors if not e.looked_like_image

@@ -116,6 +116,7 @@ class ChainGraph:
                 self.g.add_node(name, kind=PROTOCOL, info=None)
             return name
         target = info.backing_path
+        target = self.scan.aliases.get(target, target)
         if target in self.g and self.g.nodes[target]["kind"] in (IMAGE, EXTERNAL):
             return target
         try:

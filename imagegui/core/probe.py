@@ -80,7 +80,10 @@ def probe_fd(
             if header is None:
                 return None
     except ParseError as exc:
-        raise ProbeError(str(exc)) from None
+        message = str(exc)
+        if st.st_size < 512 and "truncated" not in message:
+            message += f" (the file is only {st.st_size} bytes long: truncated?)"
+        raise ProbeError(message) from None
     lock = lock_state_fd(fd)
     return _info(path, st, header, lock.in_use, lock.writer, is_symlink, ext)
 

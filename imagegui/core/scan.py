@@ -39,6 +39,8 @@ class ScanResult:
     #: Backing files outside the root that scanned images point at (probed, never walked).
     external: dict[str, ImageInfo] = field(default_factory=dict)
     errors: list[ScanError] = field(default_factory=list)
+    #: Other names of scanned images (hard links, symlinks to them): alias path -> image path.
+    aliases: dict[str, str] = field(default_factory=dict)
     files_seen: int = 0
     seconds: float = 0.0
 
@@ -73,11 +75,22 @@ class _Walker:
         self.result.errors.append(ScanError(path, message, image_like))
 
     def walk(self) -> None:
+        """Depth-first in name order. Real directories come first; directories reached through
+        symlinks are walked last and only if not already seen, so an image is listed at its real
+        path when the root contains it, and a link loop is never followed."""
         root = self.result.root
         st = os.stat(root)
         visited = {(st.st_dev, st.st_ino)}
         stack = [root]
-        while stack:
+        linked: list[tuple[str, tuple[int, int]]] = []
+        while stack or linked:
+            if not stack:
+                path, key = linked.pop(0)
+                if key in visited:
+                    self.error(path, "link to a directory already scanned; not followed", False)
+                    continue
+                visited.add(key)
+                stack.append(path)
             directory = stack.pop()
             try:
                 entries = list(os.scandir(directory))
@@ -87,13 +100,16 @@ class _Walker:
             entries.sort(key=lambda e: e.name)
             subdirs = []
             for entry in entries:
-                sub = self._entry(entry, visited)
+                sub = self._entry(entry, linked)
                 if sub:
-                    subdirs.append(sub)
+                    key = _dir_key(sub)
+                    if key is not None and key not in visited:
+                        visited.add(key)
+                        subdirs.append(sub)
             stack.extend(reversed(subdirs))
 
-    def _entry(self, entry: os.DirEntry, visited: set) -> str | None:
-        """Handle one directory entry; returns a directory to descend into, if any."""
+    def _entry(self, entry: os.DirEntry, linked: list) -> str | None:
+        """Handle one directory entry; returns a real directory to descend into, if any."""
         path = entry.path
         if _utf8_problem(path):
             self.error(
@@ -101,12 +117,10 @@ class _Walker:
             )
         try:
             if entry.is_symlink():
-                return self._symlink(path, visited)
-            if entry.is_dir(follow_symlinks=False):
-                st = entry.stat(follow_symlinks=False)
-                visited.add((st.st_dev, st.st_ino))
+                self._symlink(path, linked)
+            elif entry.is_dir(follow_symlinks=False):
                 return path
-            if entry.is_file(follow_symlinks=False):
+            elif entry.is_file(follow_symlinks=False):
                 self._file(path, False)
             elif has_image_extension(path):
                 mode = entry.stat(follow_symlinks=False).st_mode
@@ -115,7 +129,7 @@ class _Walker:
             self._os_error(path, exc)
         return None
 
-    def _symlink(self, path: str, visited: set) -> str | None:
+    def _symlink(self, path: str, linked: list) -> None:
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -127,21 +141,14 @@ class _Walker:
             self.error(path, msg, has_image_extension(path))
             return None
         if stat.S_ISDIR(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if key in visited:
-                self.error(
-                    path, "link to a directory already scanned (a loop); not followed", False
-                )
-                return None
-            visited.add(key)
-            return path
+            linked.append((path, (st.st_dev, st.st_ino)))
+            return
         if stat.S_ISREG(st.st_mode):
             self._file(path, True)
         elif has_image_extension(path):
             self.error(
                 path, f"links to {file_kind(st.st_mode)}, not a regular file; not read", True
             )
-        return None
 
     def _file(self, path: str, is_symlink: bool, raw_ok: bool | None = None) -> ImageInfo | None:
         self.result.files_seen += 1
@@ -176,7 +183,17 @@ class _Walker:
         if info is None:
             self.unclaimed[(st.st_dev, st.st_ino)] = path
             return None
-        self.by_id.setdefault(info.file_id, path)
+        first = self.by_id.get(info.file_id)
+        if first is not None:
+            # The same file under a second name (hard link, or a link to a scanned image): one
+            # node, so every overlay of it is counted as a sibling; the real path wins.
+            if self.result.images[first].is_symlink and not is_symlink:
+                del self.result.images[first]
+                self.result.aliases[first] = path
+            else:
+                self.result.aliases[path] = first
+                return self.result.images[first]
+        self.by_id[info.file_id] = path
         self.result.images[path] = info
         return info
 
@@ -269,6 +286,14 @@ def _drop_extents(result: ScanResult) -> None:
     for path in extents:
         result.images.pop(path, None)
     result.errors = [e for e in result.errors if e.path not in extents]
+
+
+def _dir_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _readlink(path: str) -> str:

@@ -1,0 +1,76 @@
+"""``imagegui scan`` and ``imagegui check`` as a user runs them: a real process, real images."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import qemu_info
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imagegui", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_scan_json_matches_qemu(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "2G")
+    top = make.overlay("top.qcow2", "base.qcow2")
+    proc = run("scan", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["root"] == str(tmp_path)
+    assert out["problems"] == []
+    images = {i["path"]: i for i in out["images"]}
+    t = images[str(top)]
+    q = qemu_info(top)
+    assert t["format"] == "qcow2" and t["virtual_size"] == q["virtual-size"]
+    assert t["backing_file"] == "base.qcow2" and t["backing_format"] == "qcow2"
+    assert t["backing_path"] == str(tmp_path / "base.qcow2")
+    assert t["in_use"] is False and t["actual_size"] == top.stat().st_blocks * 512
+    assert images[str(tmp_path / "base.qcow2")]["backing_file"] is None
+
+
+def test_scan_tree_shows_chains_indented_with_marks(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("top.qcow2", "base.qcow2")
+    make.overlay("broken.qcow2", "gone.qcow2")
+    proc = run("scan", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("3 images, 1 error, 0 warnings")
+    base = next(i for i, line in enumerate(lines) if line.startswith("base.qcow2"))
+    assert "qcow2" in lines[base] and "1 GiB" in lines[base]
+    assert lines[base + 1].startswith("└─ top.qcow2")
+    assert any("broken.qcow2" in line and "✗ missing-backing" in line for line in lines)
+
+
+def test_check_exit_status(make, tmp_path):
+    make.create("base.qcow2")
+    make.overlay("top.qcow2", "base.qcow2")
+    ok = run("check", str(tmp_path))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    make.overlay("broken.qcow2", "gone.qcow2")
+    bad = run("check", str(tmp_path), "--json")
+    assert bad.returncode == 1
+    [problem] = json.loads(bad.stdout)["problems"]
+    assert problem["kind"] == "missing-backing" and problem["severity"] == "error"
+    assert problem["path"] == str(tmp_path / "broken.qcow2") and problem["message"]
+
+
+def test_warnings_alone_do_not_fail_check(make, tmp_path):
+    make.overlay("top.qcow2", "nbd://localhost/x", backing_fmt="raw")
+    proc = run("check", str(tmp_path))
+    assert proc.returncode == 0
+    assert "protocol-backing" in proc.stdout
+
+
+def test_bad_directory_is_a_usage_error(tmp_path):
+    proc = run("scan", str(tmp_path / "nope"))
+    assert proc.returncode == 2
+    assert "no such directory" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("check", os.devnull)
+    assert proc.returncode == 2 and "not a directory" in proc.stderr

@@ -1,0 +1,185 @@
+"""The scanner on real directories made with qemu-img: what it lists, what it skips, and that
+every field equals what qemu-img info says about the same file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import qemu_img, qemu_info
+
+from imagegui.core.scan import scan_directory
+
+
+def _same_as_qemu(info, path: Path) -> None:
+    q = qemu_info(path)
+    assert info.format == q["format"]
+    assert info.virtual_size == q["virtual-size"]
+    assert info.backing_file == q.get("backing-filename")
+    assert info.backing_format == q.get("backing-filename-format")
+    full = q.get("full-backing-filename")
+    assert info.backing_path == (os.path.normpath(full) if full else None)
+
+
+def test_chain_fields_equal_qemu_img_info(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("sub/mid.qcow2", "../base.qcow2")
+    make.overlay("sub/top.qcow2", "mid.qcow2")
+    make.overlay("abs.qcow2", str(tmp_path / "base.qcow2"))
+    make.create("plain.raw", "raw", "4M")
+    result = scan_directory(str(tmp_path))
+    assert sorted(os.path.relpath(p, tmp_path) for p in result.images) == [
+        "abs.qcow2",
+        "base.qcow2",
+        "plain.raw",
+        "sub/mid.qcow2",
+        "sub/top.qcow2",
+    ]
+    for path, info in result.images.items():
+        _same_as_qemu(info, Path(path))
+    assert result.errors == []
+
+
+def test_actual_size_and_flags(make, tmp_path):
+    path = make.create("a.qcow2", "qcow2", "1G")
+    info = scan_directory(str(tmp_path)).images[str(path)]
+    assert info.actual_size == path.stat().st_blocks * 512
+    assert info.flags["version"] == 3
+    assert info.flags["cluster_size"] == 65536
+    assert info.in_use is False
+
+
+def test_files_without_magic_count_only_when_named_or_placed_like_images(make, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "blob").write_bytes(b"\0" * 4096)
+    (tmp_path / "disk.img").write_bytes(b"\0" * 4096)
+    (tmp_path / "_base").mkdir()
+    (tmp_path / "_base" / ("a" * 40)).write_bytes(b"\0" * 4096)
+    (tmp_path / "inst").mkdir()
+    (tmp_path / "inst" / "disk").write_bytes(b"\0" * 4096)
+    (tmp_path / "named-base").write_bytes(b"\0" * 8192)
+    make.overlay("top.qcow2", "named-base", "raw")
+    result = scan_directory(str(tmp_path))
+    names = sorted(os.path.relpath(p, tmp_path) for p in result.images)
+    assert names == ["_base/" + "a" * 40, "disk.img", "inst/disk", "named-base", "top.qcow2"]
+    assert result.images[str(tmp_path / "named-base")].format == "raw"
+    assert result.errors == []  # notes.txt and blob are skipped silently
+
+
+def test_hostile_files_are_reported_and_the_scan_goes_on(make, tmp_path):
+    good = make.create("good.qcow2")
+    os.mkfifo(tmp_path / "pipe.img")  # opening it for reading would hang without O_NONBLOCK
+    os.symlink("loop-b.qcow2", tmp_path / "loop-a.qcow2")
+    os.symlink("loop-a.qcow2", tmp_path / "loop-b.qcow2")
+    os.symlink("gone.qcow2", tmp_path / "dangling.qcow2")
+    os.symlink(".", tmp_path / "self-dir")
+    (tmp_path / "empty.qcow2").write_bytes(b"")
+    (tmp_path / "text.qcow2").write_text("not an image\n")
+    trunc = make.create("trunc.qcow2")
+    with open(trunc, "r+b") as f:
+        f.truncate(40)
+    weird = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"bad-\xff-name.qcow2"))
+    Path(weird).write_bytes(good.read_bytes())
+
+    result = scan_directory(str(tmp_path))
+    errors = {os.path.basename(e.path): e for e in result.errors}
+    assert str(good) in result.images
+    assert weird in result.images  # listed under its real (undecodable) name
+    assert "not valid UTF-8" in errors[os.path.basename(weird)].message
+    assert "FIFO" in errors["pipe.img"].message
+    assert "loop" in errors["loop-a.qcow2"].message
+    assert "broken symbolic link" in errors["dangling.qcow2"].message
+    assert "already scanned" in errors["self-dir"].message
+    assert "empty" in errors["empty.qcow2"].message
+    assert "qcow2" in errors["text.qcow2"].message
+    assert "truncated" in errors["trunc.qcow2"].message
+    hazards = ("pipe.img", "loop-a.qcow2", "dangling.qcow2", "empty.qcow2", "trunc.qcow2")
+    assert all(errors[name].looked_like_image for name in hazards)
+    # qemu agrees these are not openable images
+    for name in ("empty.qcow2", "text.qcow2", "trunc.qcow2"):
+        assert qemu_img("info", "-f", "qcow2", tmp_path / name, check=False).returncode != 0
+
+
+def test_symlinked_image_is_listed_at_its_link_path(make, tmp_path):
+    real = make.create("store/real.qcow2")
+    (tmp_path / "vms").mkdir()
+    os.symlink(real, tmp_path / "vms" / "link.qcow2")
+    result = scan_directory(str(tmp_path / "vms"))
+    [(path, info)] = result.images.items()
+    assert path == str(tmp_path / "vms" / "link.qcow2")
+    assert info.is_symlink
+
+
+def test_hard_links_and_links_to_scanned_images_are_one_node(make, tmp_path):
+    real = make.create("real.qcow2")
+    os.link(real, tmp_path / "hard.qcow2")
+    os.symlink("real.qcow2", tmp_path / "a-link.qcow2")
+    result = scan_directory(str(tmp_path))
+    hard = str(tmp_path / "hard.qcow2")  # both names are real: the first in name order wins
+    assert list(result.images) == [hard]
+    assert result.aliases == {str(tmp_path / "a-link.qcow2"): hard, str(real): hard}
+
+
+def test_unreadable_file_is_reported(make, tmp_path, monkeypatch):
+    """Root reads everything, so the permission error is injected at os.open for one file."""
+    make.create("a.qcow2")
+    secret = make.create("secret.qcow2")
+    real_open = os.open
+
+    def fake_open(path, *args, **kw):
+        if os.fspath(path) == str(secret):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    result = scan_directory(str(tmp_path))
+    assert list(result.images) == [str(tmp_path / "a.qcow2")]
+    [error] = result.errors
+    assert error.path == str(secret) and "permission denied" in error.message
+
+
+def test_bad_root_raises():
+    with pytest.raises(FileNotFoundError):
+        scan_directory("/nonexistent/imagegui-test")
+
+
+def test_vmdk_extents_belong_to_their_descriptor(make, tmp_path):
+    make.create("split.vmdk", "vmdk", "64M", "subformat=twoGbMaxExtentSparse")
+    make.create("flat.vmdk", "vmdk", "8M", "subformat=monolithicFlat")
+    result = scan_directory(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in result.images) == ["flat.vmdk", "split.vmdk"]
+    split = result.images[str(tmp_path / "split.vmdk")]
+    assert split.extents == [str(tmp_path / "split-s001.vmdk")]
+    assert split.actual_size >= (tmp_path / "split-s001.vmdk").stat().st_blocks * 512
+    assert result.errors == []
+
+
+def test_running_vm_marks_its_image_and_backing_in_use(make, tmp_path):
+    base = make.create("base.qcow2")
+    top = make.overlay("top.qcow2", "base.qcow2")
+    pidfile = tmp_path / "qemu.pid"
+    # -daemonize returns only once the VM is set up with its images open (and locked).
+    subprocess.run(
+        [
+            "qemu-system-x86_64",
+            "-machine",
+            "accel=tcg",
+            "-display",
+            "none",
+            "-S",
+            "-daemonize",
+            "-pidfile",
+            str(pidfile),
+            "-drive",
+            f"file={top},format=qcow2,if=virtio",
+        ],
+        check=True,
+    )
+    try:
+        result = scan_directory(str(tmp_path))
+        assert result.images[str(top)].in_use and result.images[str(top)].in_use_write
+        assert result.images[str(base)].in_use and not result.images[str(base)].in_use_write
+    finally:
+        os.kill(int(pidfile.read_text()), 15)
