@@ -26,7 +26,11 @@ from imagegui.core.processes import describe_holders
 GRACE_SECONDS = 5.0
 
 _PROGRESS_RE = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
-_LOCK_RE = re.compile(r"Could not open '([^']*)': Failed to get (shared )?\"(\w+)\" lock")
+_LOCK_RE = re.compile(r"Failed to get (shared )?\"(\w+)\" lock")
+_LOCK_PATH_RES = (
+    re.compile(r"Is another process using the image \[([^\]]*)\]"),
+    re.compile(r"Could not open '([^']*)': Failed to get"),
+)
 _MISSING_BACKING_RE = re.compile(
     r"Could not open backing (?:file|image)[^']*?(?:Could not open '([^']*)')?: "
     r"No such file or directory"
@@ -77,12 +81,12 @@ class MissingBackingError(QemuImgError):
         self.backing = backing
 
 
-def _qemu_lines(stderr: str) -> list[str]:
+def _qemu_lines(stderr: str, program: str) -> list[str]:
     lines = []
     for line in stderr.splitlines():
         line = line.strip()
-        if line.startswith("qemu-img: "):
-            line = line[len("qemu-img: ") :]
+        if line.startswith(f"{program}: "):
+            line = line[len(program) + 2 :]
         if line:
             lines.append(line)
     return lines
@@ -91,14 +95,15 @@ def _qemu_lines(stderr: str) -> list[str]:
 def map_error(
     argv: Sequence[str], returncode: int, stderr: str, cwd: str | None = None
 ) -> QemuImgError:
-    """Turns qemu-img's stderr into the most specific exception, with a next step in the message."""
-    text = " ".join(_qemu_lines(stderr)) or f"exit status {returncode}"
+    """Turns qemu's stderr into the most specific exception, with a next step in the message."""
+    program = os.path.basename(argv[0]) if argv else "qemu-img"
+    text = " ".join(_qemu_lines(stderr, program)) or f"exit status {returncode}"
     kw = {"argv": argv, "returncode": returncode, "stderr": stderr}
     if m := _LOCK_RE.search(stderr):
-        path = m.group(1)
+        path = next((p.group(1) for r in _LOCK_PATH_RES if (p := r.search(stderr))), "image")
         full = os.path.join(cwd or os.getcwd(), path)
         who = describe_holders(full)
-        lock = f'shared "{m.group(3)}"' if m.group(2) else f'"{m.group(3)}"'
+        lock = f'shared "{m.group(2)}"' if m.group(1) else f'"{m.group(2)}"'
         return ImageInUseError(
             f"{path} is {who}: qemu could not get its {lock} lock. "
             "Shut the VM (or program) down first, then retry.",
@@ -109,7 +114,7 @@ def map_error(
         target = argv[-1] if argv else "the target"
         return NoSpaceError(
             f"no space left on the file system holding {target}: free some space or choose "
-            f"another directory, then retry (qemu-img: {text})",
+            f"another directory, then retry ({program}: {text})",
             **kw,
         )
     if "backing" in stderr and "No such file or directory" in stderr:
@@ -117,11 +122,11 @@ def map_error(
         backing = m.group(1) if m and m.group(1) else "?"
         return MissingBackingError(
             f"backing file {backing!r} does not exist. If it was moved or renamed, repair the "
-            "pointer with `imagegui rebase --unsafe IMAGE NEW_LOCATION` (qemu-img: " + text + ")",
+            f"pointer with `imagegui rebase --unsafe IMAGE NEW_LOCATION` ({program}: {text})",
             backing=backing,
             **kw,
         )
-    return QemuImgError(f"qemu-img failed: {text}", **kw)
+    return QemuImgError(f"{program} failed: {text}", **kw)
 
 
 # --------------------------------------------------------------------------- progress

@@ -1,0 +1,361 @@
+"""Launching an image in qemu-system-x86_64 and keeping a handle on the running VM.
+
+The handle talks QMP through QEMU's own client library (``qemu.qmp``). Its API is asyncio; a GUI
+thread, a worker thread and the CLI's main thread all need to call ``status()`` or ``stop()``
+synchronously, so each ``RunningVM`` owns one private event loop on a daemon thread and every
+public method hands a coroutine to it (``run_coroutine_threadsafe``). That makes the handle safe to
+call from any thread without any of them owning an event loop (the ``legacy`` sync shim binds to
+the calling thread's loop instead).
+
+We listen on the QMP socket and qemu connects to us (``-qmp unix:SOCK``): no polling for a socket
+file to appear, and a qemu that dies at start-up (image locked, bad option) is noticed at once
+through a pidfd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import subprocess
+import tempfile
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from imagegui.core import guards
+from imagegui.core.guards import Finding, GuardRefused, refuse
+from imagegui.core.jobs import CancelToken, ProgressFn, no_progress
+from imagegui.core.operations import OpResult, Plan, _abs, _add, _probe
+from imagegui.core.qemuimg import QemuImgError, QemuNotFoundError, executable, map_error
+
+T = TypeVar("T")
+
+QEMU_SYSTEM = "qemu-system-x86_64"
+START_TIMEOUT = 30.0
+
+
+class LaunchError(QemuImgError):
+    """qemu-system-x86_64 did not come up; the message carries qemu's own reason."""
+
+
+def kvm_usable() -> bool:
+    """``/dev/kvm`` exists and this user can open it read-write (else we fall back to TCG)."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+@dataclass
+class LaunchOptions:
+    memory: int = 1024  # MiB
+    cpus: int = 1
+    #: Writes go to a throw-away overlay (``snapshot=on``); the image is never written.
+    snapshot: bool = False
+    #: The guest sees a read-only disk.
+    readonly: bool = False
+    headless: bool = True
+    #: "kvm", "tcg", or None for KVM when usable, else TCG.
+    accel: str | None = None
+
+
+def _drive_value(path: str) -> str:
+    """QEMU option syntax: a comma inside a value is written as two."""
+    return path.replace(",", ",,")
+
+
+def runtime_dir() -> str:
+    """Private (0700) directory for QMP sockets: ``$XDG_RUNTIME_DIR`` when set, else /tmp."""
+    return os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+
+
+def build_argv(image: str, fmt: str, qmp_socket: str, opts: LaunchOptions) -> list[str]:
+    accel = opts.accel or ("kvm" if kvm_usable() else "tcg")
+    drive = f"file={_drive_value(image)},format={fmt},if=virtio"
+    if opts.snapshot:
+        drive += ",snapshot=on"
+    if opts.readonly:
+        drive += ",readonly=on"
+    argv = [
+        QEMU_SYSTEM,
+        "-name", f"imagegui:{os.path.basename(image)}",
+        "-machine", f"q35,accel={accel}",
+        "-m", str(opts.memory),
+        "-smp", str(opts.cpus),
+    ]  # fmt: skip
+    if accel == "kvm":
+        argv += ["-cpu", "host"]
+    argv += ["-drive", drive, "-nic", "user,model=virtio-net-pci", "-qmp", f"unix:{qmp_socket}"]
+    if opts.headless:
+        argv += ["-display", "none"]
+    return argv
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass
+class LaunchPlan(Plan):
+    image: str = ""
+    options: LaunchOptions | None = None
+    qmp_socket: str = ""
+    roots: tuple[str, ...] = ()
+
+    def replan(self) -> Plan:
+        return plan_launch(self.image, self.options, self.roots, qmp_socket=self.qmp_socket)
+
+    def start(self, timeout: float = START_TIMEOUT) -> RunningVM:
+        """Checks the guards again and starts the VM; returns once QMP answers."""
+        fresh = self.replan()
+        if fresh.blocking():
+            raise GuardRefused(fresh.blocking())
+        return RunningVM.start(self.commands[0], self.image, self.qmp_socket, timeout)
+
+    def run(
+        self, progress: ProgressFn | None = None, cancel: CancelToken | None = None
+    ) -> OpResult:
+        """The job shape: starts the VM, the result's ``data["vm"]`` is the handle."""
+        (cancel or CancelToken()).raise_if_cancelled()
+        vm = self.start()
+        (progress or no_progress)(1.0)
+        return OpResult("launch", f"started {self.image} (PID {vm.pid})", [], {"vm": vm})
+
+
+def plan_launch(
+    image: str,
+    options: LaunchOptions | None = None,
+    roots: tuple[str, ...] = (),
+    qmp_socket: str | None = None,
+) -> LaunchPlan:
+    image = _abs(image)
+    opts = options or LaunchOptions()
+    findings: list[Finding] = []
+    img = _probe(image, "image", findings)
+    writable = not (opts.snapshot or opts.readonly)
+    if img:
+        chain = guards.follow_chain(image)
+        _add(findings, guards.chain_problem(chain, "a launch"))
+        _add(findings, guards.not_in_use(image, "image", writers_only=not writable))
+        for member in chain.images[1:]:
+            _add(findings, guards.not_in_use(member.path, "backing file", writers_only=True))
+        if writable:
+            children = guards.overlays_of(image, guards.search_roots(image, extra=roots))
+            if children:
+                findings.append(
+                    refuse(
+                        "base-has-overlays",
+                        f"{image} is the backing file of {', '.join(children)}: booting it "
+                        "writable would corrupt them; launch it with --snapshot (or read-only)",
+                    )
+                )
+    qmp_socket = qmp_socket or os.path.join(
+        runtime_dir(), f"imagegui-{os.getpid()}-{secrets.token_hex(4)}.qmp"
+    )
+    argv = build_argv(image, img.format if img else "raw", qmp_socket, opts)
+    if opts.snapshot:
+        changes = [f"{image} is only read; the guest's writes are thrown away when it stops"]
+    elif opts.readonly:
+        changes = [f"{image} is only read; the guest sees a read-only disk"]
+    else:
+        changes = [f"{image}: the guest writes to it while it runs"]
+    changes.append(f"a QMP control socket at {qmp_socket}")
+    return LaunchPlan(
+        "launch", f"launch: {image}", [argv], changes, findings,
+        image=image, options=opts, qmp_socket=qmp_socket, roots=tuple(roots),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- running VM
+
+
+class _LoopThread:
+    """A private asyncio loop on a daemon thread; ``call`` runs a coroutine there and waits."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="qmp")
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class RunningVM:
+    """A started qemu-system process and its QMP connection; every method is thread-safe."""
+
+    def __init__(
+        self,
+        proc: subprocess.Popen,
+        image: str,
+        qmp_socket: str,
+        loop: _LoopThread,
+        client: Any,
+        stderr: Any,
+    ) -> None:
+        self.proc = proc
+        self.image = image
+        self.qmp_socket = qmp_socket
+        self._loop = loop
+        self._client = client
+        self._lock = threading.Lock()
+        self._closed = False
+        self._stderr = stderr
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @classmethod
+    def start(
+        cls, argv: list[str], image: str, qmp_socket: str, timeout: float = START_TIMEOUT
+    ) -> RunningVM:
+        from qemu.qmp import QMPClient
+
+        real = [executable(argv[0]), *argv[1:]]
+        loop = _LoopThread()
+        client = QMPClient(f"imagegui:{os.path.basename(image)}")
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the RunningVM
+        try:
+            loop.call(client.start_server(qmp_socket), timeout)
+            try:
+                proc = subprocess.Popen(
+                    real,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    process_group=0,  # Ctrl-C in a terminal reaches us; we power down in order
+                )
+            except FileNotFoundError as exc:
+                raise QemuNotFoundError(
+                    f"{argv[0]} is not installed (Debian/Ubuntu: apt install qemu-system-x86)"
+                ) from exc
+            try:
+                loop.call(_accept_or_exit(client, proc.pid), timeout)
+            except BaseException as exc:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                rc = proc.wait()
+                stderr.seek(0)
+                text = stderr.read().decode(errors="replace")
+                if rc != 0 and text:
+                    err = map_error(argv, rc, text)
+                    raise LaunchError(f"the VM did not start: {err}", argv, rc, text) from exc
+                raise LaunchError(
+                    f"the VM did not start: {exc or type(exc).__name__}", argv
+                ) from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                loop.call(client.disconnect(), 5)
+            loop.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(qmp_socket)
+            stderr.close()
+            raise
+        vm = cls(proc, image, qmp_socket, loop, client, stderr)
+        # The listening socket file is no longer needed once qemu is connected.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(qmp_socket)
+        return vm
+
+    # -- queries
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def status(self, timeout: float = 10.0) -> str:
+        """QMP ``query-status`` (``running``, ``paused``, ...) or ``exited`` when qemu is gone."""
+        if not self.running():
+            return "exited"
+        try:
+            result = self.qmp("query-status", timeout=timeout)
+        except Exception:
+            return "exited" if not self.running() else "unknown"
+        return str(result["status"])  # type: ignore[index]
+
+    def qmp(self, command: str, timeout: float = 10.0, **arguments: Any) -> object:
+        with self._lock:
+            if self._closed:
+                raise LaunchError("the VM's QMP connection is closed")
+            return self._loop.call(self._client.execute(command, arguments or None), timeout)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Blocks until qemu exits (the guest powered off); None after ``timeout``."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    # -- stopping
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """ACPI power-down (the guest shuts down cleanly), then ``quit`` after ``timeout``,
+        then SIGKILL; returns qemu's exit status. Idempotent."""
+        if self.running():
+            with contextlib.suppress(Exception):
+                self.qmp("system_powerdown")
+            if self.wait(timeout) is None:
+                with contextlib.suppress(Exception):
+                    self.qmp("quit", timeout=5)
+                if self.wait(10) is None:
+                    self.proc.kill()
+        rc = self.proc.wait()
+        self.close()
+        return rc
+
+    def close(self) -> None:
+        """Drops the QMP connection and its loop (the VM keeps running if it still is)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        with contextlib.suppress(Exception):
+            self._loop.call(self._client.disconnect(), 5)
+        self._loop.close()
+        with contextlib.suppress(Exception):
+            self._stderr.close()
+
+    def stderr_text(self) -> str:
+        try:
+            self._stderr.seek(0)
+            return self._stderr.read().decode(errors="replace")
+        except (OSError, ValueError):
+            return ""
+
+    def __enter__(self) -> RunningVM:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+async def _accept_or_exit(client: Any, pid: int) -> None:
+    """Waits for qemu to connect to QMP, or fails as soon as the process exits."""
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+    pidfd = os.pidfd_open(pid)
+    loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    accept = asyncio.ensure_future(client.accept())
+    try:
+        done, _ = await asyncio.wait({accept, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if accept in done:
+            accept.result()
+            return
+        accept.cancel()
+        with contextlib.suppress(BaseException):
+            await accept
+        raise LaunchError("qemu exited before it connected to QMP")
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
