@@ -9,11 +9,13 @@ program name (``qemu-img``) so a plan's command line can be copied into a termin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import selectors
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -214,7 +216,7 @@ def run(
 
     def terminate() -> None:
         if proc.poll() is None:
-            proc.terminate()
+            _signal_group(proc, signal.SIGTERM)
             killer.start()
 
     unregister = cancel.on_cancel(terminate)
@@ -234,9 +236,15 @@ def run(
     raise map_error(argv, rc, err, cwd=cwd)
 
 
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signals the child's whole process group (it leads one): nothing it spawned survives."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
 def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
-        proc.kill()
+        _signal_group(proc, signal.SIGKILL)
 
 
 def _pump(
