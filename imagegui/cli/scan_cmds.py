@@ -38,8 +38,7 @@ def load(directory: str) -> ChainGraph:
 def cmd_scan(args: argparse.Namespace) -> int:
     graph = load(args.directory)
     if args.json:
-        json.dump(scan_json(graph), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        sys.stdout.write(json.dumps(scan_json(graph)) + "\n")
     else:
         print_tree(graph, sys.stdout)
     return 0
@@ -49,8 +48,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     graph = load(args.directory)
     if args.json:
         out = {"root": graph.root, "problems": [p.to_json() for p in graph.problems]}
-        json.dump(out, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        sys.stdout.write(json.dumps(out, indent=1) + "\n")
     else:
         for p in graph.problems:
             print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {p.message}")
@@ -144,7 +142,7 @@ def print_tree(graph: ChainGraph, out: TextIO) -> None:
         out.write("\nNotes:\n")
         for e in notes:
             out.write(f"  {_rel(graph, e.path)}: {e.message}\n")
-    unreadable = [p for p in graph.problems if p.path not in graph.g]
+    unreadable = [p for p in graph.problems if p.path not in graph.nodes]
     if unreadable:
         out.write("\nNot readable as images:\n")
         for p in unreadable:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -45,8 +45,9 @@ class ImageInfo:
         return self.path.rsplit("/", 1)[-1]
 
     def to_json(self) -> dict[str, object]:
-        d = asdict(self)
-        d.pop("file_id")
+        """A plain dict for JSON output (shallow: ``asdict`` deep-copies and costs 20x more)."""
+        d = dict(self.__dict__)
+        del d["file_id"]
         return d
 
 

@@ -60,6 +60,16 @@ def test_chain_queries(tree):
     assert g.resolve(str(tree / "clones" / ".." / "mid.qcow2")) == p("mid.qcow2")
 
 
+def test_networkx_view_has_the_same_nodes_and_edges(tree, make):
+    make.overlay("lost.qcow2", "gone.qcow2")
+    g = graph_of(tree)
+    nxg = g.g
+    assert set(nxg.nodes) == set(g.nodes)
+    assert nxg.has_edge(str(tree / "mid.qcow2"), str(tree / "base.qcow2"))
+    assert nxg.nodes[str(tree / "gone.qcow2")]["kind"] == MISSING
+    assert nxg.number_of_edges() == 4
+
+
 def test_backing_reached_through_a_symlinked_directory_is_the_same_node(make, tmp_path):
     make.create("real/base.qcow2")
     os.symlink("real", tmp_path / "alias")
