@@ -58,6 +58,7 @@ def sha256(path: str | os.PathLike) -> str:
 
 
 def create(path: Path, size: str = "64M", fmt: str = "qcow2") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(path), size], check=True)
     return path
 
