@@ -1,0 +1,144 @@
+"""Launching with a real qemu-system-x86_64 (TCG, no display, SeaBIOS waiting for a boot disk)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opshelpers import create, overlay, sha256
+
+from imagegui.core import qemuimg
+from imagegui.core.guards import GuardRefused
+from imagegui.core.launch import LaunchError, LaunchOptions, RunningVM, build_argv, plan_launch
+from imagegui.core.locks import lock_state
+from imagegui.core.operations import (
+    plan_check,
+    plan_commit,
+    plan_flatten,
+    plan_overlay,
+    plan_rebase,
+)
+
+TCG = LaunchOptions(memory=64, accel="tcg")
+
+
+def test_argv_options():
+    argv = build_argv("/v/a,b.qcow2", "qcow2", "/run/s.qmp", LaunchOptions(snapshot=True))
+    drive = argv[argv.index("-drive") + 1]
+    assert drive == "file=/v/a,,b.qcow2,format=qcow2,if=virtio,snapshot=on"
+    assert argv[argv.index("-qmp") + 1] == "unix:/run/s.qmp"
+    assert "-display" in argv
+    argv = build_argv("/a", "raw", "/s", LaunchOptions(readonly=True, headless=False, accel="kvm"))
+    assert argv[argv.index("-drive") + 1].endswith(",readonly=on")
+    assert "-display" not in argv and "q35,accel=kvm" in argv and "host" in argv
+
+
+def test_base_with_overlays_only_launches_snapshot_or_readonly(tmp_path: Path):
+    base = create(tmp_path / "base.qcow2")
+    child = overlay(tmp_path / "child.qcow2", base)
+    plan = plan_launch(str(base), TCG)
+    (finding,) = plan.blocking()
+    assert finding.code == "base-has-overlays" and str(child) in finding.message
+    assert not plan_launch(str(base), LaunchOptions(snapshot=True, accel="tcg")).refused
+    assert not plan_launch(str(base), LaunchOptions(readonly=True, accel="tcg")).refused
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, RunningVM]]:
+    """One VM for the module: runs top.qcow2 (writable), whose base is base.qcow2."""
+    root = tmp_path_factory.mktemp("vm")
+    base = create(root / "base.qcow2")
+    top = overlay(root / "top.qcow2", base)
+    vm = plan_launch(str(top), TCG).start()
+    try:
+        yield base, top, vm
+    finally:
+        vm.stop(timeout=1)
+
+
+@pytest.mark.slow
+def test_running_vm_is_running_and_holds_locks(running):
+    base, top, vm = running
+    assert vm.status() == "running"
+    assert lock_state(str(top)).writer
+    base_state = lock_state(str(base))
+    assert base_state.in_use and not base_state.writer
+
+
+@pytest.mark.slow
+def test_writing_operations_on_a_running_image_are_refused(running, tmp_path: Path):
+    base, top, vm = running
+    before = sha256(base)
+    refusals = {
+        "commit": plan_commit(str(top)),
+        "rebase": plan_rebase(str(top), str(base), unsafe=True),
+        "repair": plan_check(str(top), repair="leaks"),
+        "launch": plan_launch(str(top), TCG),
+        "overlay on it": plan_overlay(str(top), str(tmp_path / "new.qcow2")),
+        "flatten": plan_flatten(str(top), str(tmp_path / "flat.qcow2")),
+    }
+    for what, plan in refusals.items():
+        msgs = [f.message for f in plan.blocking() if f.code == "in-use"]
+        assert msgs, what
+        assert f"PID {vm.pid} (qemu-system-x86_64)" in msgs[0], what
+        with pytest.raises(GuardRefused):
+            plan.run()
+    # The base of a running VM is not written either (a sibling's commit would change it).
+    sibling = overlay(base.parent / "sibling.qcow2", base)
+    plan = plan_commit(str(sibling), force=True)
+    assert "in-use" in {f.code for f in plan.blocking()}
+    assert "a backing file of a running VM" in plan.describe()
+    assert sha256(base) == before
+    # A read-only check still works (shared view, with a warning).
+    check = plan_check(str(top))
+    assert not check.refused and "-U" in check.commands[0]
+    sibling.unlink()
+
+
+@pytest.mark.slow
+def test_qemu_img_lock_error_names_the_vm(running):
+    _, top, vm = running
+    with pytest.raises(qemuimg.ImageInUseError, match=rf"in use by PID {vm.pid}"):
+        qemuimg.run(qemuimg.commit_argv(str(top), "qcow2"))
+
+
+@pytest.mark.slow
+def test_second_start_fails_with_qemus_reason(running):
+    _, top, vm = running
+    plan = plan_launch(str(top), TCG)
+    with pytest.raises(LaunchError, match=rf"in use by PID {vm.pid}"):
+        RunningVM.start(plan.commands[0], str(top), plan.qmp_socket, timeout=30)
+
+
+@pytest.mark.slow
+def test_launch_and_stop_release_the_lock(tmp_path: Path):
+    img = create(tmp_path / "solo.qcow2")
+    plan = plan_launch(str(img), TCG)
+    assert not plan.refused
+    vm = plan.start()
+    try:
+        assert vm.status() == "running"
+        assert lock_state(str(img)).writer
+        assert vm.qmp("query-name") == {"name": "imagegui:solo.qcow2"}
+    finally:
+        rc = vm.stop(timeout=1)  # SeaBIOS ignores ACPI: power-down times out, then quit
+    assert rc == 0
+    assert vm.status() == "exited"
+    assert not lock_state(str(img)).in_use
+    vm.stop()  # idempotent
+
+
+@pytest.mark.slow
+def test_snapshot_launch_leaves_image_untouched(tmp_path: Path):
+    base = create(tmp_path / "base.qcow2")
+    overlay(tmp_path / "child.qcow2", base)
+    before = sha256(base)
+    vm = plan_launch(str(base), LaunchOptions(memory=64, snapshot=True, accel="tcg")).start()
+    try:
+        assert vm.status() == "running"
+        state = lock_state(str(base))
+        assert state.in_use and not state.writer
+    finally:
+        vm.stop(timeout=1)
+    assert sha256(base) == before
