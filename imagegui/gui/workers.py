@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from imagegui.core.jobs import CancelledError, CancelToken, Job, Throttle
 
@@ -71,8 +71,6 @@ class JobHandle(QObject):
         self.token = CancelToken()
         self.done = False
         self.started = False
-        for sig in (self.signals.finished, self.signals.failed, self.signals.cancelled):
-            sig.connect(self._on_done)
 
     @property
     def title(self) -> str:
@@ -83,6 +81,9 @@ class JobHandle(QObject):
             raise RuntimeError("a job handle starts once")
         self.started = True
         _active.add(self)
+        # Connected last, so it runs after the caller's slots for the same signal.
+        for sig in (self.signals.finished, self.signals.failed, self.signals.cancelled):
+            sig.connect(self._on_done)
         runnable = JobRunnable(self.job, self.signals, self.token, interval)
         (pool or QThreadPool.globalInstance()).start(runnable)
 
@@ -93,7 +94,8 @@ class JobHandle(QObject):
     @Slot()
     def _on_done(self, *_: object) -> None:
         self.done = True
-        _active.discard(self)
+        # Released on the next turn of the event loop, not while its own signal is delivered.
+        QTimer.singleShot(0, lambda: _active.discard(self))
 
 
 #: Handles of running jobs: keeps their signal objects alive until the last signal is delivered,
