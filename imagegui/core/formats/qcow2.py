@@ -68,6 +68,9 @@ _MAX_REFTABLE_SIZE = 8 * 1024 * 1024
 _MAX_L1_SIZE = 32 * 1024 * 1024
 _MAX_SNAPSHOTS = 65536
 _SNAPSHOT_HEADER_SIZE = 40
+_SNAPSHOT_HEADER = struct.Struct(">QIHHIIQII")
+_MAX_SNAPSHOT_EXTRA_DATA = 1024
+_MAX_SNAPSHOTS_SIZE = 1024 * 65536
 _MAX_BITMAPS = 65535
 _MAX_BITMAP_DIRECTORY_SIZE = 1024 * _MAX_BITMAPS
 _INT64_MAX = (1 << 63) - 1
@@ -376,6 +379,9 @@ def parse(r: BoundedReader) -> Header:
             )
         backing_file = decode_name(data.get(backing_offset, backing_size), "backing file") or None
 
+    if nb_snapshots:
+        _walk_snapshots(data, snapshots_offset, nb_snapshots)
+
     backing_format = None
     if backing_file is not None and st.backing_format is not None:
         backing_format = decode_name(st.backing_format, "backing format") or None
@@ -417,6 +423,29 @@ def parse(r: BoundedReader) -> Header:
         flags=flags,
         extents=extents,
     )
+
+
+def _walk_snapshots(data: _Bytes, offset: int, count: int) -> None:
+    """qemu reads the whole snapshot table on open (``qcow2_read_snapshots``): walk the entry
+    headers (names are skipped, not read) for what makes it refuse. Costs a read only for
+    images that have snapshots."""
+    start = offset
+    for i in range(count):
+        offset = (offset + 7) & ~7
+        if offset + _SNAPSHOT_HEADER_SIZE > BDRV_MAX_LENGTH:
+            raise ParseError(f"qcow2 snapshot table: entry {i} lies beyond any possible file")
+        fields = _SNAPSHOT_HEADER.unpack(data.get(offset, _SNAPSHOT_HEADER_SIZE))
+        id_size, name_size, extra_size = fields[2], fields[3], fields[8]
+        if extra_size > _MAX_SNAPSHOT_EXTRA_DATA:
+            raise ParseError(
+                f"qcow2 snapshot table: too much extra metadata in entry {i} ({extra_size} "
+                f"bytes; qemu-img check -r all can remove it)"
+            )
+        offset += _SNAPSHOT_HEADER_SIZE + extra_size + id_size + name_size
+        if offset - start > _MAX_SNAPSHOTS_SIZE:
+            raise ParseError("qcow2 snapshot table is too big")
+        if offset > BDRV_MAX_LENGTH:
+            raise ParseError(f"qcow2 snapshot table: entry {i} lies beyond any possible file")
 
 
 def _check_luks(r: BoundedReader, st: _State) -> None:

@@ -4,10 +4,11 @@ ParseError, and may never make a parser read past its budget or read big at a hu
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import qemu_img
+from conftest import QEMU_IMG, qemu_img
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -187,3 +188,42 @@ def test_seeds_parse(seeds: dict[str, list[bytes]]) -> None:
         mod = {"qcow2": qcow2, "qcow": qcow, "qed": qed}[kind]
         for raw in datas:
             assert isinstance(run_parser(mod, BytesReader(raw)), Header)
+
+
+def _shown(name: str | None) -> str | None:
+    """A name as qemu-img's JSON shows it (undecodable bytes replaced)."""
+    if name is None:
+        return None
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_mutations_agree_with_qemu(
+    seeds: dict[str, list[bytes]], tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Differential: on mutated real headers we open exactly what qemu-img info opens."""
+    kind = data.draw(st.sampled_from(["qcow2", "qcow", "qed"]), label="kind")
+    mod = {"qcow2": qcow2, "qcow": qcow, "qed": qed}[kind]
+    fields = {"qcow2": QCOW2_FIELDS, "qcow": QCOW_FIELDS, "qed": QED_FIELDS}[kind]
+    buf = mutate(data, data.draw(st.sampled_from(seeds[kind])), fields, big=kind != "qed")
+    path = tmp_path_factory.mktemp("diff") / "x.img"
+    path.write_bytes(buf)
+    proc = subprocess.run(
+        [str(QEMU_IMG), "info", "-U", "--output=json", str(path)], capture_output=True, text=True
+    )
+    info = json.loads(proc.stdout) if proc.returncode == 0 else None
+    if not mod.probe(buf[:4096]):
+        assert info is None or info["format"] != kind
+        return
+    ours = run_parser(mod, BytesReader(buf))
+    if info is None:
+        assert isinstance(ours, ParseError), (proc.stderr, ours)
+        return
+    assert info["format"] == kind
+    assert isinstance(ours, Header), (ours, info)
+    assert (ours.virtual_size, _shown(ours.backing_file), _shown(ours.backing_format)) == (
+        info["virtual-size"],
+        info.get("backing-filename"),
+        info.get("backing-filename-format"),
+    )
