@@ -51,7 +51,7 @@ def test_progress_and_result_arrive_in_the_gui_thread(qtbot):
     assert blocker.args == ["counted"]
     assert [f for f, _ in seen] == [i / 10 for i in range(11)]
     assert all(in_gui for _, in_gui in seen)
-    assert handle.done
+    qtbot.waitUntil(lambda: handle.done, timeout=5_000)
 
 
 def test_progress_is_throttled(qtbot):
