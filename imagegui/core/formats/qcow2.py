@@ -68,6 +68,7 @@ _MAX_REFTABLE_SIZE = 8 * 1024 * 1024
 _MAX_L1_SIZE = 32 * 1024 * 1024
 _MAX_SNAPSHOTS = 65536
 _SNAPSHOT_HEADER_SIZE = 40
+_MAX_SNAPSHOTS_TABLE = _SNAPSHOT_HEADER_SIZE * _MAX_SNAPSHOTS
 _SNAPSHOT_HEADER = struct.Struct(">QIHHIIQII")
 _MAX_SNAPSHOT_EXTRA_DATA = 1024
 _MAX_SNAPSHOTS_SIZE = 1024 * 65536
@@ -132,7 +133,7 @@ class _Bytes:
         return win[:n].ljust(n, b"\0")
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     """What the extension walk found (qemu keeps the last of each kind)."""
 
@@ -142,16 +143,6 @@ class _State:
     crypto_offset: int | None = None
     crypto_length: int | None = None
     feature_table: bytes | None = None
-
-
-def _check_table(
-    offset: int, entries: int, entry_len: int, max_bytes: int, cluster_size: int, name: str
-) -> None:
-    """qemu's ``qcow2_validate_table``."""
-    if entries > max_bytes // entry_len:
-        raise ParseError(f"qcow2 header: {name} too large ({entries} entries)")
-    if _INT64_MAX - entries * entry_len < offset or offset % cluster_size:
-        raise ParseError(f"qcow2 header: {name} offset {offset:#x} invalid")
 
 
 def _walk_extensions(
@@ -168,9 +159,15 @@ def _walk_extensions(
     """qemu's ``qcow2_read_extensions``: [start, end) holds ``u32 type, u32 len, data`` records
     padded to 8 bytes, ending at type 0. ``strict=False`` only gathers the feature table (qemu
     does that, ignoring errors, to name unknown incompatible features)."""
+    head = data.head
+    in_head = len(head) - 8
+    unpack_from = _EXT.unpack_from
     offset = start
     while offset < end:
-        magic, length = _EXT.unpack(data.get(offset, 8))
+        if offset <= in_head:
+            magic, length = unpack_from(head, offset)
+        else:
+            magic, length = unpack_from(data.get(offset, 8))
         offset += 8
         if offset > end or length > end - offset:
             if not strict:
@@ -182,11 +179,10 @@ def _walk_extensions(
         if magic == EXT_END:
             return
         if seen is not None:
-            seen.append(_EXT_NAMES.get(magic, f"{magic:#010x}"))
-        if magic == EXT_FEATURE_TABLE:
-            st.feature_table = data.get(offset, min(length, 48 * 64))
-        elif not strict:
-            pass
+            seen.append(_EXT_NAMES.get(magic) or f"{magic:#010x}")
+        if not strict:
+            if magic == EXT_FEATURE_TABLE:
+                st.feature_table = data.get(offset, min(length, 48 * 64))
         elif magic == EXT_BACKING_FORMAT:
             if length >= _BACKING_FORMAT_BUF:
                 raise ParseError(
@@ -255,6 +251,7 @@ def _feature_names(table: bytes | None, mask: int) -> list[str]:
 def parse(r: BoundedReader) -> Header:
     """Read a qcow2 header as ``qemu-img info`` would; raise ParseError where qemu refuses."""
     data = _Bytes(r)
+    head = data.head
     (
         magic,
         version,
@@ -274,7 +271,7 @@ def parse(r: BoundedReader) -> Header:
         autoclear,
         refcount_order,
         header_length,
-    ) = _HEADER.unpack_from(data.get(0, _HEADER_SIZE))
+    ) = _HEADER.unpack_from(head if len(head) >= _HEADER_SIZE else data.get(0, _HEADER_SIZE))
 
     if magic != MAGIC:
         raise ParseError("not a qcow2 image (no QFI\\xfb magic)")
@@ -338,18 +335,24 @@ def parse(r: BoundedReader) -> Header:
 
     if rt_clusters == 0:
         raise ParseError("qcow2 header: image does not contain a reference count table")
-    _check_table(
-        rt_offset, rt_clusters, cluster_size, _MAX_REFTABLE_SIZE, cluster_size, "refcount table"
+    tables = (
+        (rt_offset, rt_clusters, cluster_size, _MAX_REFTABLE_SIZE, "refcount table"),
+        (
+            snapshots_offset,
+            nb_snapshots,
+            _SNAPSHOT_HEADER_SIZE,
+            _MAX_SNAPSHOTS_TABLE,
+            "snapshot table",
+        ),
+        (l1_offset, l1_size, 8, _MAX_L1_SIZE, "active L1 table"),
     )
-    _check_table(
-        snapshots_offset,
-        nb_snapshots,
-        _SNAPSHOT_HEADER_SIZE,
-        _SNAPSHOT_HEADER_SIZE * _MAX_SNAPSHOTS,
-        cluster_size,
-        "snapshot table",
-    )
-    _check_table(l1_offset, l1_size, 8, _MAX_L1_SIZE, cluster_size, "active L1 table")
+    mask = cluster_size - 1
+    for t_off, t_entries, t_len, t_max, t_name in tables:
+        # qemu's qcow2_validate_table
+        if t_entries > t_max // t_len:
+            raise ParseError(f"qcow2 header: {t_name} too large ({t_entries} entries)")
+        if _INT64_MAX - t_entries * t_len < t_off or t_off & mask:
+            raise ParseError(f"qcow2 header: {t_name} offset {t_off:#x} invalid")
     shift = cluster_bits + cluster_bits - (4 if extended_l2 else 3)
     l1_needed = ((size + (1 << shift) - 1) & _U64) >> shift
     if l1_needed > _INT_MAX:
