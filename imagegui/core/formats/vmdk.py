@@ -64,6 +64,7 @@ _VMDK3 = struct.Struct("<10I")
 _MARKER = struct.Struct("<QII")
 
 _C_SPACE = b" \t\n\v\f\r"
+_RW_LINE = re.compile(rb"(?m)^[ \t\v\f\r]*RW(?=[ \t\n\v\f\r]|\Z)")
 _HEX = re.compile(rb"[ \t\n\v\f\r]*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]+)")
 _DEC = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
 _VERSION = re.compile(rb"(?m)^version=(\d+)")
@@ -372,12 +373,16 @@ def _scan_extent_line(text: bytes, i: int) -> tuple[int, list]:
 def _parse_extents(text: bytes) -> list[dict[str, object]]:
     """vmdk_parse_extents, minus opening the files."""
     extents: list[dict[str, object]] = []
-    p, n = 0, len(text)
-    while p < n:
+    n = len(text)
+    scanned: tuple[int, tuple[int, list]] = (-1, (0, []))
+    for p, rw_line in _candidate_starts(text):
         nl = text.find(b"\n", p)
         line_end = n if nl < 0 else nl
-        nxt = n if nl < 0 else nl + 1
-        matches, vals = _scan_extent_line(text, p)
+        # A scan from a blank line skips to the RW line and reads the very same fields:
+        # scan once per RW line (else many blank lines make this quadratic).
+        if scanned[0] != rw_line:
+            scanned = (rw_line, _scan_extent_line(text, rw_line))
+        matches, vals = scanned[1]
         if matches >= 4 and vals[0] == b"RW":
             _, sectors, etype, fname = vals[:4]
             offset = vals[4] if matches == 5 else None
@@ -400,8 +405,30 @@ def _parse_extents(text: bytes) -> list[dict[str, object]]:
                         "offset": offset,
                     }
                 )
-        p = nxt
     return extents
+
+
+def _candidate_starts(text: bytes) -> list[tuple[int, int]]:
+    """(line start, RW line start) for each line from which qemu's scan reaches ``RW``, in order.
+
+    That is every line whose first token is ``RW``, plus the blank lines just before it (sscanf
+    skips their newlines and reads the next line). Emulating sscanf only there keeps the common
+    descriptor (comments, ddb lines) cheap, and the search stays linear in the text size.
+    """
+    starts: list[tuple[int, int]] = []
+    for m in _RW_LINE.finditer(text):
+        line = m.start()
+        blanks = []
+        q = line
+        while q > 0:
+            prev = text.rfind(b"\n", 0, q - 1) + 1
+            if text[prev : q - 1].strip(_C_SPACE):
+                break
+            blanks.append(prev)
+            q = prev
+        starts.extend((b, line) for b in reversed(blanks))
+        starts.append((line, line))
+    return starts
 
 
 def _invalid_line(line: bytes) -> ParseError:

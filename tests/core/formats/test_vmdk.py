@@ -231,3 +231,17 @@ def test_bad_sparse_header_values(make) -> None:
         assert qemu_fails(path), message
         with pytest.raises(ParseError, match=message):
             parse_file(path)
+
+
+def test_many_blank_lines_stay_linear() -> None:
+    """Each blank line before an extent repeats it (as in qemu) without a quadratic rescan."""
+    import time
+
+    from imagegui.core.formats.base import BytesReader
+
+    text = descriptor("\n" * 60000 + 'RW 8 FLAT "f" 0\n').encode()
+    start = time.perf_counter()
+    h = vmdk.parse(BytesReader(text))
+    assert time.perf_counter() - start < 5
+    assert h.virtual_size == 60001 * 8 * 512
+    assert h.extents == ("f",)
