@@ -9,39 +9,43 @@ argument, 130 cancelled.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from imagegui.cli import ops_cmds, scan_cmds
-
-SUBCOMMANDS = (
-    "scan",
-    "check",
-    "overlay",
-    "rebase",
-    "commit",
-    "flatten",
-    "check-image",
-    "launch",
-)
+#: Subcommand -> the module that implements it. Only the module a command needs is imported, so
+#: ``imagegui scan`` does not pay for the operations engine's imports.
+_MODULES = {
+    "scan": "scan_cmds",
+    "check": "scan_cmds",
+    "overlay": "ops_cmds",
+    "rebase": "ops_cmds",
+    "commit": "ops_cmds",
+    "flatten": "ops_cmds",
+    "check-image": "ops_cmds",
+    "launch": "ops_cmds",
+}
+SUBCOMMANDS = tuple(_MODULES)
 
 
 class UsageError(Exception):
     """A bad argument: printed as ``imagegui: error: ...`` with exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` (every command when None: help, tests)."""
     parser = argparse.ArgumentParser(
         prog="imagegui",
         description="See and safely work with QEMU/KVM disk-image backing chains.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    scan_cmds.register(sub)
-    ops_cmds.register(sub)
+    wanted = [_MODULES[command]] if command in _MODULES else sorted(set(_MODULES.values()))
+    for name in dict.fromkeys(wanted):
+        importlib.import_module(f"imagegui.cli.{name}").register(sub)
     return parser
 
 
 def run_cli(argv: list[str]) -> int:
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

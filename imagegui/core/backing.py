@@ -11,12 +11,11 @@ def is_protocol(name: str) -> bool:
     qemu's ``path_has_protocol``: the name has a protocol when its first ``:`` comes before any
     ``/``; ``json:{...}`` and URLs (``http://``) are caught by the same rule.
     """
-    for ch in name:
-        if ch == ":":
-            return True
-        if ch == "/":
-            return "://" in name
-    return False
+    colon = name.find(":")
+    if colon < 0:
+        return False
+    slash = name.find("/", 0, colon)
+    return slash < 0 or "://" in name
 
 
 def resolve(overlay_path: str, name: str) -> str | None:
@@ -29,7 +28,12 @@ def resolve(overlay_path: str, name: str) -> str | None:
         return None
     if name.startswith("/"):
         return os.path.normpath(name)
-    return os.path.normpath(os.path.join(os.path.dirname(overlay_path), name))
+    directory = overlay_path[: overlay_path.rfind("/")] or "/"
+    if "/" not in name and name not in (".", ".."):
+        # The common case, a plain file name beside the overlay: already normal (the overlay's
+        # path is), and normpath costs more than the rest of a probe's bookkeeping.
+        return f"{directory}/{name}" if directory != "/" else f"/{name}"
+    return os.path.normpath(os.path.join(directory, name))
 
 
 def is_within(path: str, root: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class ImageInfo:
     """One disk image as found on disk, with its backing pointer resolved by qemu's rules."""
 
@@ -46,9 +46,10 @@ class ImageInfo:
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for JSON output (shallow: ``asdict`` deep-copies and costs 20x more)."""
-        d = dict(self.__dict__)
-        del d["file_id"]
-        return d
+        return {name: getattr(self, name) for name in _JSON_FIELDS}
+
+
+_JSON_FIELDS = tuple(n for n in ImageInfo.__dataclass_fields__ if n != "file_id")
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,9 @@ class ProbeError(Exception):
 
 
 def extension(path: str) -> str:
-    base = path.rsplit("/", 1)[-1]
-    dot = base.rfind(".")
-    return base[dot:].lower() if dot > 0 else ""
+    """``.qcow2`` for ``/a/b.QCOW2``; empty for ``/a/.hidden`` and ``/a.d/file``."""
+    dot = path.rfind(".")
+    return path[dot:].lower() if dot > path.rfind("/") + 1 else ""
 
 
 def has_image_extension(path: str) -> bool:
@@ -62,11 +62,22 @@ def detect(head: bytes) -> ModuleType | None:
     return None
 
 
+def is_raw_candidate(path: str) -> bool:
+    """Files without magic count as raw images only when named or placed like one."""
+    if has_image_extension(path):
+        return True
+    parent, name = os.path.split(path)
+    if os.path.basename(parent) == "_base":  # OpenStack Nova image cache
+        return True
+    return name == "disk" or name.startswith("disk.")  # Nova instance disks
+
+
 def probe_fd(
-    fd: int, path: str, st: os.stat_result, raw_ok: bool, is_symlink: bool = False
+    fd: int, path: str, st: os.stat_result, raw_ok: bool | None = None, is_symlink: bool = False
 ) -> ImageInfo | None:
     """Probe an open regular file. Returns None for a file that is not an image (no magic and
-    ``raw_ok`` false); raises ProbeError for a file that claims to be one but is broken."""
+    not ``raw_ok``; None: decided by :func:`is_raw_candidate`); raises ProbeError for a file
+    that claims to be an image but is broken."""
     head = os.pread(fd, HEAD_SIZE, 0)
     mod = detect(head)
     reader = BoundedReader(fd, st.st_size)
@@ -88,7 +99,9 @@ def probe_fd(
     return _info(path, st, header, lock.in_use, lock.writer, is_symlink, ext)
 
 
-def _no_magic(reader: BoundedReader, path: str, ext: str, raw_ok: bool, size: int) -> Header | None:
+def _no_magic(
+    reader: BoundedReader, path: str, ext: str, raw_ok: bool | None, size: int
+) -> Header | None:
     claimed = _CLAIMED_FORMAT.get(ext)
     if claimed == "vpc":
         fixed = vpc.parse_fixed_footer(reader)
@@ -99,7 +112,7 @@ def _no_magic(reader: BoundedReader, path: str, ext: str, raw_ok: bool, size: in
         if size:
             what += " any known image format's)"
         raise ParseError(f"named like a {claimed} image but {what}")
-    if not raw_ok:
+    if not (is_raw_candidate(path) if raw_ok is None else raw_ok):
         return None
     if size == 0:
         raise ParseError("file is empty (0 bytes): not a usable disk image")
@@ -115,35 +128,40 @@ def _info(
     is_symlink: bool,
     ext: str,
 ) -> ImageInfo:
-    name = header.backing_file
-    flags = dict(header.flags)
-    claimed = _CLAIMED_FORMAT.get(ext)
-    if claimed and claimed != header.format and header.format != "raw":
-        flags["extension_mismatch"] = f"named {ext} but is {header.format}"
-    directory = os.path.dirname(path)
-    extents = [os.path.normpath(os.path.join(directory, e)) for e in header.extents]
+    """The record for one probed file. On the scan's hot path: keep it lean."""
+    flags = header.flags  # the header is thrown away: no copy
+    if header.format != "raw":
+        claimed = _CLAIMED_FORMAT.get(ext)
+        if claimed and claimed != header.format:
+            flags["extension_mismatch"] = f"named {ext} but is {header.format}"
     actual = st.st_blocks * 512
-    for extent in extents:
-        if extent != path:
-            with contextlib.suppress(OSError):
-                actual += os.stat(extent).st_blocks * 512
+    extents = []
+    if header.extents:
+        directory = os.path.dirname(path)
+        extents = [os.path.normpath(os.path.join(directory, e)) for e in header.extents]
+        for extent in extents:
+            if extent != path:
+                with contextlib.suppress(OSError):
+                    actual += os.stat(extent).st_blocks * 512
+    name = header.backing_file
+    resolved = backing.resolve(path, name) if name else None
     return ImageInfo(
-        path=path,
-        format=header.format,
-        virtual_size=header.virtual_size,
-        actual_size=actual,
-        backing_file=name,
-        backing_format=header.backing_format,
-        backing_path=backing.resolve(path, name) if name else None,
-        backing_protocol=bool(name) and backing.is_protocol(name),
-        in_use=in_use,
-        in_use_write=writer,
-        flags=flags,
-        extents=extents,
-        also_opens_as=list(header.also_opens_as),
-        mtime=st.st_mtime,
-        file_id=(st.st_dev, st.st_ino),
-        is_symlink=is_symlink,
+        path,
+        header.format,
+        header.virtual_size,
+        actual,
+        name,
+        header.backing_format,
+        resolved,
+        bool(name) and resolved is None,
+        in_use,
+        writer,
+        flags,
+        extents,
+        list(header.also_opens_as),
+        st.st_mtime,
+        (st.st_dev, st.st_ino),
+        is_symlink,
     )
 
 

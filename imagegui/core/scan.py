@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 
 from imagegui.core import backing
 from imagegui.core.model import ImageInfo, ScanError
-from imagegui.core.probe import (
+from imagegui.core.probe import (  # noqa: F401  (is_raw_candidate: re-exported)
     OPEN_FLAGS,
     ProbeError,
     file_kind,
     has_image_extension,
+    is_raw_candidate,
     open_regular,
     probe_fd,
 )
@@ -43,16 +44,6 @@ class ScanResult:
     aliases: dict[str, str] = field(default_factory=dict)
     files_seen: int = 0
     seconds: float = 0.0
-
-
-def is_raw_candidate(path: str) -> bool:
-    """Files without magic count as raw images only when named or placed like one."""
-    if has_image_extension(path):
-        return True
-    parent, name = os.path.split(path)
-    if os.path.basename(parent) == "_base":  # OpenStack Nova image cache
-        return True
-    return name == "disk" or name.startswith("disk.")  # Nova instance disks
 
 
 def _utf8_problem(path: str) -> bool:
@@ -154,8 +145,6 @@ class _Walker:
         self.result.files_seen += 1
         if self.progress is not None and self.result.files_seen % 256 == 0:
             self.progress(self.result.files_seen)
-        if raw_ok is None:
-            raw_ok = is_raw_candidate(path)
         try:
             fd = os.open(path, OPEN_FLAGS)
         except OSError as exc:
