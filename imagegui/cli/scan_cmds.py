@@ -38,7 +38,7 @@ def load(directory: str) -> ChainGraph:
 def cmd_scan(args: argparse.Namespace) -> int:
     graph = load(args.directory)
     if args.json:
-        sys.stdout.write(json.dumps(scan_json(graph)) + "\n")
+        sys.stdout.write(json.dumps(scan_json(graph), check_circular=False) + "\n")
     else:
         print_tree(graph, sys.stdout)
     return 0
