@@ -183,3 +183,62 @@ def test_running_vm_marks_its_image_and_backing_in_use(make, tmp_path):
         assert result.images[str(base)].in_use and not result.images[str(base)].in_use_write
     finally:
         os.kill(int(pidfile.read_text()), 15)
+
+
+def test_files_that_change_or_vanish_mid_scan_are_reported(make, tmp_path, monkeypatch):
+    """Real changes made while the scan runs: a file grows while read, a later one is deleted
+    between the listing and its turn."""
+    import imagegui.core.scan as scan_module
+
+    grows = make.create("a-grows.qcow2")
+    vanishes = make.create("b-vanishes.qcow2")
+    stays = make.create("c-stays.qcow2")
+    real_probe = scan_module.probe_fd
+
+    def probe_while_changing(fd, path, st, *args):
+        info = real_probe(fd, path, st, *args)
+        if path == str(grows):
+            with open(grows, "ab") as f:
+                f.write(b"\0" * 512)
+            vanishes.unlink()
+        return info
+
+    monkeypatch.setattr(scan_module, "probe_fd", probe_while_changing)
+    result = scan_directory(str(tmp_path))
+    assert list(result.images) == [str(stays)]
+    errors = {os.path.basename(e.path): e.message for e in result.errors}
+    assert "changed while it was being read" in errors["a-grows.qcow2"]
+    assert "vanished" in errors["b-vanishes.qcow2"]
+
+
+def test_progress_is_reported(make, tmp_path):
+    for i in range(300):
+        (tmp_path / f"f{i}.txt").write_text("x")
+    seen = []
+    scan_directory(str(tmp_path), progress=seen.append)
+    assert seen == [256]
+
+
+def test_every_format_in_one_directory_matches_qemu(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "64M")
+    make.create("v2.qcow2", "qcow2", "64M", "compat=0.10")
+    make.create("old.qcow", "qcow", "64M")
+    make.create("disk.qed", "qed", "64M")
+    make.overlay("over.qed", "base.qcow2", fmt="qed")
+    make.create("sparse.vmdk", "vmdk", "64M")
+    make.create("stream.vmdk", "vmdk", "64M", "subformat=streamOptimized")
+    make.create("desc.vmdk", "vmdk", "64M", "subformat=monolithicFlat")
+    make.create("dyn.vhd", "vpc", "64M")
+    make.create("disk.vhdx", "vhdx", "64M")
+    make.create("disk.raw", "raw", "64M")
+    result = scan_directory(str(tmp_path))
+    assert len(result.images) == 11, result.errors
+    for path, info in result.images.items():
+        _same_as_qemu(info, Path(path))
+
+
+def test_fixed_vhd_is_raw_to_qemu_but_opens_as_vpc(make, tmp_path):
+    path = make.create("fixed.vhd", "vpc", "8M", "subformat=fixed")
+    info = scan_directory(str(tmp_path)).images[str(path)]
+    _same_as_qemu(info, path)  # qemu's prober: raw, the whole file
+    assert info.also_opens_as == ["vpc"]
