@@ -465,7 +465,9 @@ class FlattenPlan(Plan):
     required: int = 0
 
     def replan(self) -> Plan:
-        return plan_flatten(self.image, self.out, partial=self.partial)
+        # The space needed was measured for the plan; the recheck reuses it (measure walks the
+        # whole allocation map) and still checks the free space now.
+        return plan_flatten(self.image, self.out, partial=self.partial, required=self.required)
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
         state = f"no file was created and {self.image} and its chain are unchanged"
@@ -517,7 +519,9 @@ def link_no_replace(src: str, dst: str) -> None:
     os.unlink(src)
 
 
-def plan_flatten(image: str, out: str, partial: str | None = None) -> FlattenPlan:
+def plan_flatten(
+    image: str, out: str, partial: str | None = None, required: int | None = None
+) -> FlattenPlan:
     image, out = _abs(image), _abs(out)
     partial = partial or os.path.join(
         os.path.dirname(out), f".{os.path.basename(out)}.{secrets.token_hex(4)}.partial"
@@ -528,7 +532,7 @@ def plan_flatten(image: str, out: str, partial: str | None = None) -> FlattenPla
         findings.append(refuse("target-exists", f"temporary file {partial} already exists"))
     img = _probe(image, "image", findings)
     fmt = img.format if img else "?"
-    required = 0
+    known, required = required, 0
     commands = [qemuimg.measure_argv(image, fmt), qemuimg.convert_argv(image, fmt, partial)]
     if img:
         chain = guards.follow_chain(image)
@@ -539,7 +543,7 @@ def plan_flatten(image: str, out: str, partial: str | None = None) -> FlattenPla
             _add(findings, guards.not_in_use(member.path, "chain member", writers_only=True))
         if problem is None and not any(f.code == "in-use" for f in findings):
             try:
-                required = qemuimg.measure(image, fmt).required
+                required = known or qemuimg.measure(image, fmt).required
             except qemuimg.QemuImgError as exc:
                 findings.append(refuse("measure", str(exc)))
             if required and os.path.isdir(os.path.dirname(out)):
