@@ -221,7 +221,7 @@ def run(
 
     unregister = cancel.on_cancel(terminate)
     try:
-        out, err = _pump(proc, ProgressParser() if progress else None, progress)
+        out, err = _pump(proc, ProgressParser() if progress else None, progress, cancel)
         rc = proc.wait()
     finally:
         unregister()
@@ -248,7 +248,10 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def _pump(
-    proc: subprocess.Popen, parser: ProgressParser | None, progress: ProgressFn | None
+    proc: subprocess.Popen,
+    parser: ProgressParser | None,
+    progress: ProgressFn | None,
+    cancel: CancelToken,
 ) -> tuple[str, str]:
     """Reads stdout and stderr until both close, without a thread per pipe."""
     chunks: dict[int, list[bytes]] = {}
@@ -270,7 +273,8 @@ def _pump(
                 chunks[key.fd].append(data)
                 if parser and progress and key.fd == out_fd:
                     for fraction in parser.feed(data):
-                        if fraction != last:
+                        # After a cancel the bar stops: lines still in the pipe are stale.
+                        if fraction != last and not cancel.cancelled:
                             last = fraction
                             progress(fraction)
         err_fd = proc.stderr.fileno()  # type: ignore[union-attr]
