@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
+from imagegui.core.checkimage import plan_check
 from imagegui.core.guards import GuardRefused
 from imagegui.core.jobs import CancelledError, CancelToken, Throttle, no_progress
 from imagegui.core.operations import (
     Plan,
-    plan_check,
     plan_commit,
     plan_flatten,
     plan_overlay,

@@ -9,11 +9,11 @@ import pytest
 from opshelpers import create, overlay, sha256
 
 from imagegui.core import qemuimg
+from imagegui.core.checkimage import plan_check
 from imagegui.core.guards import GuardRefused
 from imagegui.core.launch import LaunchError, LaunchOptions, RunningVM, build_argv, plan_launch
 from imagegui.core.locks import lock_state
 from imagegui.core.operations import (
-    plan_check,
     plan_commit,
     plan_flatten,
     plan_overlay,

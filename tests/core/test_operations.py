@@ -12,11 +12,10 @@ from conftest import qemu_info
 from opshelpers import big_chain, create, overlay, pattern_at, qemu_io, same_content, sha256
 
 from imagegui.core import guards, journal, operations
+from imagegui.core.checkimage import check_problems, plan_check
 from imagegui.core.guards import GuardRefused
 from imagegui.core.jobs import CancelledError, CancelToken
 from imagegui.core.operations import (
-    check_problems,
-    plan_check,
     plan_commit,
     plan_flatten,
     plan_overlay,

@@ -1,0 +1,121 @@
+"""check-image: ``qemu-img check --output=json`` surfaced as problems with a next step each.
+
+Read-only unless a repair is asked for; an image a VM is writing is checked through a shared view
+(``-U``) with a warning, since its metadata may be mid-update, and never repaired.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from imagegui.core import guards, qemuimg
+from imagegui.core.guards import Finding, warn
+from imagegui.core.jobs import CancelToken, ProgressFn
+from imagegui.core.operations import OpResult, Plan, _abs, _add, _probe
+
+
+@dataclass(frozen=True)
+class CheckProblem:
+    """One thing ``qemu-img check`` found, phrased like the scanner's problems."""
+
+    kind: str  # "corrupt" | "leaks" | "check-error" | "unsupported"
+    severity: str  # "error" | "warning" | "info"
+    path: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+@dataclass
+class CheckPlan(Plan):
+    image: str = ""
+    repair: str | None = None
+
+    def replan(self) -> Plan:
+        return plan_check(self.image, self.repair)
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        res = qemuimg.run(self.commands[0], cancel=cancel, ok_codes=tuple(qemuimg.CHECK_EXIT))
+        progress(1.0)
+        problems = check_problems(self.image, res.returncode, res.stdout)
+        if res.returncode == 1 and not res.stdout.strip():
+            raise qemuimg.map_error(res.argv, res.returncode, res.stderr)
+        verdict = "no problems" if not problems else f"{len(problems)} problem(s)"
+        return OpResult(
+            "check",
+            f"{self.image}: {verdict}",
+            [self.image] if self.repair else [],
+            {
+                "problems": problems,
+                "returncode": res.returncode,
+                "report": _json_or_none(res.stdout),
+            },
+        )
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem]:
+    """Turns ``qemu-img check --output=json`` into problems with a next step each."""
+    if returncode == 63:
+        return [CheckProblem("unsupported", "info", path, "this format has no consistency check")]
+    report = _json_or_none(stdout) or {}
+    out = []
+    if n := report.get("corruptions", 0):
+        out.append(
+            CheckProblem(
+                "corrupt", "error", path,
+                f"{n} corruption(s): copy the data out first (imagegui flatten), then repair "
+                "with imagegui check-image --repair all",
+            )
+        )  # fmt: skip
+    if n := report.get("leaks", 0):
+        out.append(
+            CheckProblem(
+                "leaks", "warning", path,
+                f"{n} leaked cluster(s) waste space but harm no data; reclaim with "
+                "imagegui check-image --repair leaks",
+            )
+        )  # fmt: skip
+    if n := report.get("check-errors", 0):
+        out.append(
+            CheckProblem("check-error", "error", path, f"{n} error(s) while checking (I/O?)")
+        )
+    if returncode == 1 and not report:
+        out.append(CheckProblem("check-error", "error", path, "the check itself failed"))
+    return out
+
+
+def plan_check(image: str, repair: str | None = None) -> CheckPlan:
+    image = _abs(image)
+    findings: list[Finding] = []
+    img = _probe(image, "image", findings)
+    force_share = False
+    if img:
+        state_finding = guards.not_in_use(image, "image", writers_only=repair is None)
+        if repair:
+            _add(findings, state_finding, guards.writable(image))
+        elif state_finding:
+            force_share = True
+            findings.append(
+                warn("in-use", state_finding.message.split(";")[0] + "; checking a shared view "
+                     "(-U), results may be inconsistent")
+            )  # fmt: skip
+    argv = qemuimg.check_argv(image, img.format if img else "?", repair, force_share)
+    changes = [f"{image}: repairs {repair} (rewrites metadata)"] if repair else []
+    return CheckPlan(
+        "check", f"check: {image}", [argv], changes, findings, image=image, repair=repair
+    )
