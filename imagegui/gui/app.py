@@ -1,0 +1,177 @@
+"""``imagegui [DIR] [--demo] [--screenshot PATH]``: the QApplication, and what to open first.
+
+- ``imagegui DIR`` opens DIR (a file: its directory, with the file selected);
+- ``imagegui`` reopens the last directory, or the demo when there is none;
+- ``imagegui --demo`` builds the demo directory with qemu-img in a temporary folder (on the worker
+  pool, removed again on exit) and opens it;
+- ``--screenshot PATH`` renders the window once the scan is done and the graph drawn, saves a PNG
+  and exits 0 (offscreen when there is no display; the user's settings are not touched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+from PySide6.QtCore import QSettings, QThreadPool, QTimer
+from PySide6.QtWidgets import QApplication
+
+import imagegui
+from imagegui.core.demo import build_demo
+from imagegui.core.jobs import Job
+from imagegui.gui import resources
+from imagegui.gui.settings import Settings, apply_qemu_img
+from imagegui.gui.workers import start_job
+
+#: Seconds --screenshot waits for the graph before giving up.
+SCREENSHOT_TIMEOUT = 120
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="imagegui",
+        description="See every QEMU/KVM disk-image chain in a directory and work on it safely. "
+        "Command-line subcommands: imagegui {scan,check,overlay,rebase,commit,flatten,"
+        "check-image,launch} --help.",
+    )
+    p.add_argument("directory", nargs="?", help="directory to open (default: the last one)")
+    p.add_argument("--demo", action="store_true", help="build a demo directory and open it")
+    p.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window and exit")
+    p.add_argument("--size", default="1440x900", help="window size for --screenshot (WxH)")
+    p.add_argument("--version", action="version", version=f"imagegui {imagegui.__version__}")
+    return p.parse_args(argv)
+
+
+def has_display() -> bool:
+    return bool(
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM")
+    )
+
+
+def make_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    app.setOrganizationName("imagegui")
+    app.setApplicationName("imagegui")
+    app.setApplicationVersion(imagegui.__version__)
+    app.setDesktopFileName("imagegui")
+    app.setWindowIcon(resources.app_icon())
+    app.setStyleSheet(resources.stylesheet())
+    return app
+
+
+class Launcher:
+    """Decides what the window opens first and, for --screenshot, when to take the picture."""
+
+    def __init__(self, app: QApplication, window, args: argparse.Namespace):
+        self.app = app
+        self.window = window
+        self.args = args
+        self.demo_dirs: list[str] = []
+        self.exit_code = 0
+        window.demoRequested.connect(self.open_demo)
+        app.aboutToQuit.connect(self._on_about_to_quit)
+
+    def start(self) -> None:
+        args = self.args
+        if args.demo:
+            self.open_demo()
+            return
+        target = args.directory
+        if target is None:
+            last = self.window.settings.last_dir()
+            target = last if last and os.path.isdir(last) else None
+        if target is None:
+            self.open_demo()
+        else:
+            self.window.open_directory(target)
+
+    def open_demo(self) -> None:
+        self.window.welcome.show_message("Building the demo directory with qemu-img…")
+        self.window.status.showMessage("Building the demo directory with qemu-img…")
+        start_job(
+            Job("Build demo", lambda p, c: build_demo(progress=p, cancel=c)),
+            finished=self._on_demo_built,
+            failed=self._on_demo_failed,
+        )
+
+    def _on_demo_built(self, path: str) -> None:
+        self.demo_dirs.append(path)
+        self.window.open_directory(path)
+
+    def _on_demo_failed(self, exc: object) -> None:
+        message = f"Could not build the demo directory: {exc}"
+        self.window.welcome.show_message(message)
+        self.window.status.showMessage(message)
+        if self.args.screenshot:
+            print(f"imagegui: {message}", file=sys.stderr)
+            self.exit_code = 1
+            self.app.quit()
+
+    def _on_about_to_quit(self) -> None:
+        QThreadPool.globalInstance().waitForDone(15000)
+        for path in self.demo_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+    # -- screenshot mode
+
+    def arm_screenshot(self, path: str) -> None:
+        self.window.ready.connect(lambda: QTimer.singleShot(300, lambda: self._shoot(path)))
+        self.window.session.scanFailed.connect(lambda _t, m: self._fail(m))
+        QTimer.singleShot(SCREENSHOT_TIMEOUT * 1000, lambda: self._fail("timed out"))
+
+    def _shoot(self, path: str) -> None:
+        if self.window.jobs.active_count() or self.window.session.scanning:
+            QTimer.singleShot(100, lambda: self._shoot(path))
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if not self.window.grab().save(path, "PNG"):
+            self._fail(f"cannot write {path}")
+            return
+        print(path)
+        self.app.quit()
+
+    def _fail(self, message: str) -> None:
+        print(f"imagegui: screenshot failed: {message}", file=sys.stderr)
+        self.exit_code = 1
+        self.app.quit()
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.screenshot and not has_display():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    elif not has_display():
+        print(
+            "imagegui: no display (DISPLAY is not set). Run it on a desktop, under xvfb-run, or "
+            "use --screenshot PATH; the command line works anywhere (imagegui scan DIR).",
+            file=sys.stderr,
+        )
+        return 2
+    app = make_app([sys.argv[0]])
+    from imagegui.gui.main_window import MainWindow
+
+    if args.screenshot:
+        # A throw-away settings file: a screenshot neither reads nor changes the user's.
+        scratch = tempfile.NamedTemporaryFile(prefix="imagegui-", suffix=".ini", delete=False)  # noqa: SIM115
+        scratch.close()
+        settings = Settings(QSettings(scratch.name, QSettings.Format.IniFormat))
+    else:
+        settings = Settings()
+    apply_qemu_img(settings.qemu_img())
+    window = MainWindow(settings)
+    launcher = Launcher(app, window, args)
+    if args.screenshot:
+        w, _, h = args.size.partition("x")
+        window.resize(int(w), int(h))
+        launcher.arm_screenshot(args.screenshot)
+    window.show()
+    QTimer.singleShot(0, launcher.start)
+    code = app.exec()
+    if args.screenshot:
+        os.unlink(scratch.name)
+    return launcher.exit_code or code

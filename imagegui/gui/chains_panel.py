@@ -1,0 +1,157 @@
+"""The chains list: a filter box over a tree of base → overlays, sortable by any column."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLineEdit,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from imagegui.gui import resources
+from imagegui.gui.models import COLUMNS, NAME, ChainsModel
+from imagegui.gui.snapshot import Snapshot
+
+#: Expand every chain when there are at most this many rows (expandAll asks the model per row).
+EXPAND_ALL_LIMIT = 3000
+FILTER_DEBOUNCE_MS = 200
+
+
+class ChainsPanel(QWidget):
+    nodeSelected = Signal(str)
+    nodeActivated = Signal(str)
+    contextMenuRequested = Signal(str, QPoint)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = ChainsModel(self)
+        self.filter = QLineEdit()
+        self.filter.setObjectName("filterBox")
+        self.filter.setPlaceholderText("Filter: name, format, state or problem (e.g. missing)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.addAction(resources.icon("filter"), QLineEdit.ActionPosition.LeadingPosition)
+        self.filter.setToolTip(
+            "Shows the images whose name, path, format, state or problem kind contain every "
+            "word, with the chains they belong to (Ctrl+F)"
+        )
+        self.tree = QTreeView()
+        self.tree.setModel(self.model)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.setAllColumnsShowFocus(True)
+        self.tree.setAccessibleName("Chains list")
+        header = self.tree.header()
+        header.setSortIndicatorClearable(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.tree.setSortingEnabled(True)
+        self.tree.setIndentation(14)
+        header.setStretchLastSection(True)
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+        header.setMinimumSectionSize(40)
+        header.resizeSection(NAME, 220)
+        header.resizeSection(1, 56)
+        header.resizeSection(2, 76)
+        header.resizeSection(3, 76)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(4, 4, 0, 4)
+        box.setSpacing(4)
+        box.addWidget(self.filter)
+        box.addWidget(self.tree, 1)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(FILTER_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._on_filter_timeout)
+        self.filter.textChanged.connect(lambda _t: self._debounce.start())
+        self.tree.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+        self.tree.doubleClicked.connect(self._on_double_clicked)
+        self.tree.customContextMenuRequested.connect(self._on_context_menu)
+        self._syncing = False
+
+    def set_snapshot(self, snapshot: Snapshot, current: str | None) -> None:
+        expanded = self._expanded_nodes() if self.model.snapshot else set()
+        self.model.set_snapshot(snapshot)
+        self._restore_expansion(expanded)
+        self.select(current)
+
+    def _expanded_nodes(self) -> set[str]:
+        out = set()
+        model = self.model
+        stack = [QModelIndex()]
+        while stack:
+            parent = stack.pop()
+            for row in range(model.rowCount(parent)):
+                index = model.index(row, 0, parent)
+                if self.tree.isExpanded(index):
+                    out.add(model.node_at(index))
+                    stack.append(index)
+        return out
+
+    def _restore_expansion(self, expanded: set[str]) -> None:
+        if self.model.visible_count() <= EXPAND_ALL_LIMIT and (
+            not expanded or self.model.filter_text
+        ):
+            self.tree.expandAll()
+            return
+        for node in expanded:
+            index = self.model.index_of(node)
+            if index.isValid():
+                self.tree.expand(index)
+
+    def select(self, node: str | None) -> None:
+        """Makes ``node`` current without echoing it back as a user selection."""
+        index = self.model.index_of(node) if node else QModelIndex()
+        self._syncing = True
+        try:
+            if not index.isValid():
+                self.tree.selectionModel().clearSelection()
+                return
+            snap = self.model.snapshot
+            if snap is not None:
+                for ancestor in reversed(snap.layout.forest.ancestors(node)):
+                    self.tree.expand(self.model.index_of(ancestor))
+            flags = (
+                QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows
+            )
+            self.tree.selectionModel().setCurrentIndex(index, flags)
+            self.tree.scrollTo(index, QAbstractItemView.ScrollHint.EnsureVisible)
+        finally:
+            self._syncing = False
+
+    def current_node(self) -> str | None:
+        return self.model.node_at(self.tree.currentIndex())
+
+    def focus_filter(self) -> None:
+        self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter.selectAll()
+
+    def _on_filter_timeout(self) -> None:
+        current = self.current_node()
+        self.model.set_filter(self.filter.text())
+        self._restore_expansion(set())
+        self.select(current)
+
+    def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        node = self.model.node_at(current)
+        if node is not None and not self._syncing:
+            self.nodeSelected.emit(node)
+
+    def _on_double_clicked(self, index: QModelIndex) -> None:
+        node = self.model.node_at(index)
+        if node is not None:
+            self.nodeActivated.emit(node)
+
+    def _on_context_menu(self, pos: QPoint) -> None:
+        index = self.tree.indexAt(pos)
+        node = self.model.node_at(index)
+        if node is not None:
+            self.nodeSelected.emit(node)
+            self.contextMenuRequested.emit(node, self.tree.viewport().mapToGlobal(pos))

@@ -1,0 +1,226 @@
+"""Running operations (progress, elapsed time, Cancel) and running VMs (status, Stop).
+
+Every operation the window starts goes through :meth:`JobsPanel.start`, which runs it on the worker
+pool and keeps a row for it: the single place that knows what is running, so the window can refuse
+to close while an image is half-written and the benchmark can wait for a flatten.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from imagegui.core.jobs import Job
+from imagegui.gui import resources
+from imagegui.gui.workers import JobHandle
+
+
+def format_elapsed(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}:{seconds:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+@dataclass
+class JobRecord:
+    handle: JobHandle
+    row: JobRow
+    started: float = field(default_factory=time.monotonic)
+    state: str = "running"
+    ended: float | None = None
+
+
+class JobRow(QFrame):
+    """Title, state, a progress bar, elapsed time and a Cancel button for one job."""
+
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("jobRow")
+        self.title = QLabel(title)
+        self.title.setObjectName("jobTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setToolTip(title)
+        self.state = QLabel("running")
+        self.state.setObjectName("jobState")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%p %")
+        self.elapsed = QLabel("0 s")
+        self.elapsed.setMinimumWidth(48)
+        self.elapsed.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.cancel = QToolButton()
+        self.cancel.setIcon(resources.icon("cancel"))
+        self.cancel.setToolTip(
+            "Cancel this operation (qemu-img is stopped; nothing half-done stays)"
+        )
+        self.cancel.setAccessibleName("Cancel")
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.state)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.progress, 1)
+        bottom.addWidget(self.elapsed)
+        bottom.addWidget(self.cancel)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(8, 6, 8, 6)
+        box.setSpacing(3)
+        box.addLayout(top)
+        box.addLayout(bottom)
+
+    def set_state(self, state: str, message: str = "") -> None:
+        self.state.setText(state)
+        self.state.setProperty("state", state)
+        self.state.style().unpolish(self.state)
+        self.state.style().polish(self.state)
+        self.cancel.setEnabled(False)
+        if message:
+            self.setToolTip(message)
+        if state == "done":
+            self.progress.setValue(self.progress.maximum())
+
+
+class JobsPanel(QWidget):
+    #: (handle, result / exception / message) after a job ends, in the GUI thread.
+    jobFinished = Signal(object, object)
+    jobFailed = Signal(object, object)
+    jobCancelled = Signal(object, str)
+    #: Number of running jobs changed.
+    activeChanged = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.records: list[JobRecord] = []
+        self._list = QVBoxLayout()
+        self._list.setContentsMargins(0, 0, 0, 0)
+        self._list.setSpacing(0)
+        self._list.addStretch(1)
+        self._empty = QLabel(
+            "No operations yet. Clone, rebase, commit or flatten an image and "
+            "its progress shows here."
+        )
+        self._empty.setObjectName("hint")
+        self._empty.setWordWrap(True)
+        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._list.insertWidget(0, self._empty)
+        inner = QWidget()
+        inner.setLayout(self._list)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setToolTip(
+            "Remove finished, failed and cancelled operations from the list"
+        )
+        self.clear_button.clicked.connect(self.clear_finished)
+        self.clear_button.setEnabled(False)
+        bar = QHBoxLayout()
+        bar.addStretch(1)
+        bar.addWidget(self.clear_button)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(4, 4, 4, 4)
+        box.addWidget(scroll, 1)
+        box.addLayout(bar)
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(500)
+        self._ticker.timeout.connect(self._on_tick)
+
+    # -- starting
+
+    def start(
+        self,
+        job: Job,
+        on_done: Callable[[str, object], None] | None = None,
+    ) -> JobHandle:
+        """Runs ``job`` on the pool with a row of its own; ``on_done(state, payload)`` runs in the
+        GUI thread once it ends (state ``done`` / ``failed`` / ``cancelled``)."""
+        handle = JobHandle(job)
+        row = JobRow(job.title)
+        record = JobRecord(handle, row)
+        self.records.append(record)
+        row.cancel.clicked.connect(lambda: self._on_cancel_clicked(record))
+        handle.signals.progress.connect(lambda f: row.progress.setValue(int(f * 1000)))
+        handle.signals.finished.connect(lambda r: self._end(record, "done", r, on_done))
+        handle.signals.failed.connect(lambda e: self._end(record, "failed", e, on_done))
+        handle.signals.cancelled.connect(lambda m: self._end(record, "cancelled", m, on_done))
+        self._empty.hide()
+        self._list.insertWidget(self._list.count() - 1, row)
+        handle.start()
+        self._ticker.start()
+        self.activeChanged.emit(self.active_count())
+        return handle
+
+    def active_count(self) -> int:
+        return sum(1 for r in self.records if r.state == "running")
+
+    def record_for(self, handle: JobHandle) -> JobRecord | None:
+        return next((r for r in self.records if r.handle is handle), None)
+
+    def cancel_all(self) -> None:
+        for r in self.records:
+            if r.state == "running":
+                r.handle.cancel()
+
+    def _on_cancel_clicked(self, record: JobRecord) -> None:
+        record.row.state.setText("cancelling…")
+        record.row.cancel.setEnabled(False)
+        record.handle.cancel()
+
+    def _end(self, record: JobRecord, state: str, payload: object, on_done) -> None:
+        record.state = state
+        record.ended = time.monotonic()
+        message = payload if isinstance(payload, str) else getattr(payload, "message", str(payload))
+        record.row.set_state(state, str(message))
+        record.row.elapsed.setText(format_elapsed(record.ended - record.started))
+        self.clear_button.setEnabled(True)
+        if not self.active_count():
+            self._ticker.stop()
+        self.activeChanged.emit(self.active_count())
+        if state == "done":
+            self.jobFinished.emit(record.handle, payload)
+        elif state == "failed":
+            self.jobFailed.emit(record.handle, payload)
+        else:
+            self.jobCancelled.emit(record.handle, str(payload))
+        if on_done is not None:
+            on_done(state, payload)
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        for r in self.records:
+            if r.state == "running":
+                r.row.elapsed.setText(format_elapsed(now - r.started))
+
+    def clear_finished(self) -> None:
+        keep = []
+        for r in self.records:
+            if r.state == "running":
+                keep.append(r)
+            else:
+                r.row.setParent(None)
+                r.row.deleteLater()
+        self.records = keep
+        self.clear_button.setEnabled(False)
+        self._empty.setVisible(not keep)

@@ -1,0 +1,399 @@
+"""The main window: composition and wiring only; the logic lives in the parts it connects.
+
+    chains list | chain graph            details (right dock)
+                                         problems / operations / VMs (bottom docks)
+
+One :class:`Selection` is the current image for all of them. ``ready`` is emitted when a scan's
+graph is completely drawn (the screenshot mode and the benchmark wait for it).
+"""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QPoint, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+)
+
+import imagegui
+from imagegui.core.units import display_path
+from imagegui.gui import resources
+from imagegui.gui.actions import create_actions, update_enabled
+from imagegui.gui.chain_scene import ChainScene
+from imagegui.gui.chain_view import ChainView
+from imagegui.gui.chains_panel import ChainsPanel
+from imagegui.gui.details_panel import DetailsPanel
+from imagegui.gui.dialogs.messages import info_box
+from imagegui.gui.dialogs.preferences_dialog import PreferencesDialog
+from imagegui.gui.jobs_panel import JobsPanel
+from imagegui.gui.menus import build_menus, build_toolbar, fill_image_menu
+from imagegui.gui.ops import Ops
+from imagegui.gui.problems_panel import ProblemsPanel
+from imagegui.gui.session import Selection, Session
+from imagegui.gui.settings import Settings
+from imagegui.gui.snapshot import Snapshot
+from imagegui.gui.status import StatusBar
+from imagegui.gui.vms_panel import VmsPanel
+from imagegui.gui.welcome import WelcomePage
+
+APP_NAME = "imagegui"
+
+
+class MainWindow(QMainWindow):
+    #: The graph of the latest scan is completely drawn.
+    ready = Signal()
+    #: The user asked for the demo directory (app.py builds it on the worker).
+    demoRequested = Signal()
+
+    def __init__(self, settings: Settings, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(resources.app_icon())
+        self.setAcceptDrops(True)
+        self.session = Session(settings, self)
+        self.selection = Selection(self)
+        self.scene = ChainScene(self)
+        self.view = ChainView(self.scene)
+        self.welcome = WelcomePage()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.view)
+        self.chains = ChainsPanel()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(self.chains)
+        self.splitter.addWidget(self.stack)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([470, 640])
+        self.setCentralWidget(self.splitter)
+        self.details = DetailsPanel()
+        self.problems = ProblemsPanel()
+        self.jobs = JobsPanel()
+        self.vms = VmsPanel(self.jobs)
+        self.details_dock = self._dock(
+            "Details", "detailsDock", self.details, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.problems_dock = self._dock(
+            "Problems", "problemsDock", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.jobs_dock = self._dock(
+            "Operations", "jobsDock", self.jobs, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.vms_dock = self._dock(
+            "Virtual Machines", "vmsDock", self.vms, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.tabifyDockWidget(self.problems_dock, self.jobs_dock)
+        self.tabifyDockWidget(self.jobs_dock, self.vms_dock)
+        self.problems_dock.raise_()
+        self.actions = create_actions(self)
+        docks = [self.details_dock, self.problems_dock, self.jobs_dock, self.vms_dock]
+        self.recent_menu = build_menus(self, self.actions, docks)
+        self.toolbar = build_toolbar(self, self.actions)
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self.ops = Ops(self, self.session, self.selection, self.jobs, self.vms, settings)
+        self._first_of_root: str | None = None
+        self._connect()
+        self._restore()
+        self._refresh_recent()
+        update_enabled(self.actions, None, None)
+
+    def _dock(self, title: str, name: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # -- wiring
+
+    def _connect(self) -> None:
+        a = self.actions
+        a.open.triggered.connect(self.choose_directory)
+        a.open_demo.triggered.connect(self.demoRequested)
+        a.rescan.triggered.connect(self.rescan)
+        a.preferences.triggered.connect(self.show_preferences)
+        a.quit.triggered.connect(self.close)
+        a.copy_path.triggered.connect(self.ops.copy_path)
+        a.find.triggered.connect(self.chains.focus_filter)
+        a.undo_rebase.triggered.connect(self.ops.undo_rebase)
+        a.zoom_in.triggered.connect(self.view.zoom_in)
+        a.zoom_out.triggered.connect(self.view.zoom_out)
+        a.zoom_fit.triggered.connect(self.view.fit_all)
+        a.zoom_reset.triggered.connect(self.view.zoom_reset)
+        a.show_selected.triggered.connect(self._on_show_selected)
+        a.overlay.triggered.connect(self.ops.create_overlay)
+        a.rebase.triggered.connect(lambda: self.ops.rebase())
+        a.commit.triggered.connect(self.ops.commit)
+        a.flatten.triggered.connect(self.ops.flatten)
+        a.check.triggered.connect(self.ops.check)
+        a.launch.triggered.connect(self.ops.launch)
+        a.repair.triggered.connect(self.ops.repair)
+        a.reveal.triggered.connect(self.ops.reveal)
+        a.about.triggered.connect(self.show_about)
+        s = self.session
+        s.scanStarted.connect(self._on_scan_started)
+        s.scanProgress.connect(self.status.set_files)
+        s.scanStage.connect(self.status.set_stage)
+        s.snapshotReady.connect(self._on_snapshot_ready)
+        s.scanFailed.connect(self._on_scan_failed)
+        self.scene.built.connect(self._on_scene_built)
+        self.selection.changed.connect(self._on_selection_changed)
+        self.view.nodeClicked.connect(self.selection.set)
+        self.view.nodeActivated.connect(self._on_node_activated)
+        self.view.contextMenuRequested.connect(self._on_context_menu_requested)
+        self.view.zoomChanged.connect(self.status.set_zoom)
+        self.chains.nodeSelected.connect(self._on_list_selected)
+        self.chains.nodeActivated.connect(self._on_node_activated)
+        self.chains.contextMenuRequested.connect(self._on_context_menu_requested)
+        self.problems.nodeRequested.connect(self._on_list_selected)
+        self.details.nodeRequested.connect(self._on_list_selected)
+        self.details.actionRequested.connect(self._on_details_action)
+        self.welcome.openRequested.connect(self.choose_directory)
+        self.welcome.demoRequested.connect(self.demoRequested)
+        self.welcome.recentRequested.connect(self.open_directory)
+        self.ops.message.connect(lambda text: self.status.showMessage(text, 8000))
+        self.jobs.activeChanged.connect(self._on_jobs_active_changed)
+        self.vms.vmsChanged.connect(lambda: self.session.rescan_soon(600))
+
+    # -- opening
+
+    def choose_directory(self) -> None:
+        start = self.session.root or self.settings.last_dir() or os.path.expanduser("~")
+        chosen = QFileDialog.getExistingDirectory(self, "Open a directory of disk images", start)
+        if chosen:
+            self.open_directory(chosen)
+
+    def open_directory(self, path: str) -> None:
+        self.session.aspect = self.view.aspect() if self.view.isVisible() else self._aspect_guess()
+        self.session.open(path)
+
+    def rescan(self) -> None:
+        if self.view.isVisible():
+            self.session.aspect = self.view.aspect()
+        self.session.rescan()
+
+    def _aspect_guess(self) -> float:
+        """The graph area's shape before the view was first shown (the welcome page is)."""
+        size = self.stack.size()
+        return size.width() / max(1, size.height())
+
+    def _on_scan_started(self, target: str) -> None:
+        self.status.clearMessage()
+        self.status.scan_started(target)
+        name = os.path.basename(os.path.normpath(target)) or target
+        if self.session.snapshot is None:
+            self.setWindowTitle(f"Scanning {display_path(name)}… — {APP_NAME}")
+            self.welcome.show_message(f"Scanning {display_path(target)}…")
+
+    def _on_scan_failed(self, target: str, message: str) -> None:
+        self.status.scan_ended()
+        self.status.showMessage(message, 15000)
+        if self.session.snapshot is None:
+            self.setWindowTitle(APP_NAME)
+            self.welcome.show_message(message)
+        info_box(self, "Cannot open", message, icon=QMessageBox.Icon.Warning)
+
+    def _on_snapshot_ready(self, snapshot: Snapshot) -> None:
+        self.status.scan_ended()
+        new_root = snapshot.root != self._first_of_root
+        self._first_of_root = snapshot.root
+        if not snapshot.root.startswith(_demo_prefix()):
+            self.settings.add_recent(snapshot.root)
+            self._refresh_recent()
+        name = os.path.basename(snapshot.root) or snapshot.root
+        self.setWindowTitle(
+            f"{display_path(name)} — {snapshot.image_count} images, "
+            f"{snapshot.problem_count} problems — {APP_NAME}"
+        )
+        current = snapshot.select or self.ops.select_after_scan or self.selection.node
+        self.ops.select_after_scan = None
+        if current not in snapshot.graph.nodes:
+            current = None
+        self._fit_on_build = new_root
+        self.stack.setCurrentWidget(self.view)
+        self.scene.set_snapshot(snapshot)
+        self.chains.set_snapshot(snapshot, current)
+        self.problems.set_snapshot(snapshot)
+        self.problems_dock.setWindowTitle(f"Problems ({snapshot.problem_count})")
+        self.status.set_summary(snapshot)
+        self.selection.node = None  # re-announce it: the models are new
+        self.selection.set(current)
+        if current is None:
+            self._on_selection_changed(None)
+
+    def _on_scene_built(self) -> None:
+        if getattr(self, "_fit_on_build", False):
+            self.view.fit_all()
+            self._fit_on_build = False
+        node = self.selection.node
+        self.scene.select(node)
+        if node is not None:
+            self.view.show_node(node)
+        QTimer.singleShot(0, self.ready)
+
+    def _refresh_recent(self) -> None:
+        dirs = self.settings.recent_dirs()
+        self.recent_menu.clear()
+        for path in dirs:
+            action = self.recent_menu.addAction(display_path(path))
+            action.setToolTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_directory(p))
+        if dirs:
+            self.recent_menu.addSeparator()
+            clear = self.recent_menu.addAction("Clear List")
+            clear.triggered.connect(self._on_clear_recent)
+        self.recent_menu.setEnabled(bool(dirs))
+        self.welcome.set_recent(dirs)
+
+    def _on_clear_recent(self) -> None:
+        self.settings.clear_recent()
+        self._refresh_recent()
+
+    # -- selection
+
+    def _on_list_selected(self, node: str) -> None:
+        self.selection.set(node)
+        self.view.show_node(node)
+
+    def _on_selection_changed(self, node: str | None) -> None:
+        snap = self.session.snapshot
+        self.scene.select(node)
+        self.chains.select(node)
+        self.details.show_node(snap, node)
+        update_enabled(self.actions, snap, node)
+
+    def _on_show_selected(self) -> None:
+        if self.selection.node:
+            self.view.show_node(self.selection.node)
+
+    def _on_node_activated(self, node: str) -> None:
+        self.selection.set(node)
+        self.details_dock.show()
+        self.details_dock.raise_()
+
+    def _on_context_menu_requested(self, node: str, pos: QPoint) -> None:
+        self.selection.set(node)
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        fill_image_menu(menu, self.actions)
+        menu.popup(pos)
+
+    def _on_details_action(self, name: str) -> None:
+        handler = {
+            "repair": self.ops.repair,
+            "rebase": self.ops.rebase,
+            "record-format": self.ops.record_format,
+            "check": self.ops.check,
+            "flatten": self.ops.flatten,
+        }.get(name)
+        if handler is not None:
+            handler()
+
+    def _on_jobs_active_changed(self, count: int) -> None:
+        if count:
+            self.jobs_dock.show()
+            self.jobs_dock.raise_()
+
+    # -- other windows
+
+    def show_preferences(self) -> None:
+        dialog = PreferencesDialog(self.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.ops.dialog = dialog
+        dialog.open()
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About imagegui",
+            f"<h3>imagegui {imagegui.__version__}</h3><p>See QEMU/KVM disk-image backing chains "
+            "and work on them safely: clone, rebase, commit, flatten, repair and launch, every "
+            "command shown before it runs.</p><p>GPL-2.0-or-later</p>",
+        )
+
+    # -- drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                event.acceptProposedAction()
+                self.open_directory(url.toLocalFile())  # a file: its directory, then selected
+                return
+
+    # -- state
+
+    def _restore(self) -> None:
+        geometry = self.settings.geometry("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 900)
+            self.resizeDocks([self.details_dock], [330], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.problems_dock], [190], Qt.Orientation.Vertical)
+        state = self.settings.geometry("state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = self.settings.geometry("splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    def save_state(self) -> None:
+        self.settings.set_geometry("geometry", self.saveGeometry())
+        self.settings.set_geometry("state", self.saveState())
+        self.settings.set_geometry("splitter", self.splitter.saveState())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        running = self.jobs.active_count()
+        if running:
+            answer = QMessageBox.question(
+                self,
+                "Operations running",
+                f"{running} operation(s) still running. Cancel them and quit? Cancelled "
+                "operations leave no half-written files behind.",
+                QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Yes,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.jobs.cancel_all()
+        vms = self.vms.running()
+        if vms:
+            answer = QMessageBox.question(
+                self,
+                "Virtual machines running",
+                f"{len(vms)} virtual machine(s) started here are still running; they keep "
+                "running after imagegui closes (shut them down from the guest, or stop them "
+                "here first).",
+                QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Close,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Close:
+                event.ignore()
+                return
+        self.save_state()
+        self.session.stop()
+        # Cancelled jobs stop promptly (qemu-img is signalled); wait for them to clean up.
+        QThreadPool.globalInstance().waitForDone(15000)
+        super().closeEvent(event)
+
+
+def _demo_prefix() -> str:
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), "imagegui-demo-")

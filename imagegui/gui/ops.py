@@ -1,0 +1,246 @@
+"""The image actions: open the right dialog, run the accepted plan as a job, rescan after it.
+
+Dialogs are opened with ``open()`` (window-modal, no nested event loop) and deleted on close;
+``dialog`` is the one opened last, which the tests drive by setting fields and calling
+``accept()``. Writing operations hold the session's automatic rescans until they end, so a
+half-written file is never scanned; the graph refreshes once each job ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QDialog, QMainWindow
+
+from imagegui.core.checkimage import plan_check
+from imagegui.core.graph import ChainGraph
+from imagegui.core.jobs import Job
+from imagegui.core.model import ImageInfo
+from imagegui.core.operations import OpResult, Plan
+from imagegui.core.units import display_path
+from imagegui.gui.dialogs.commit_dialog import CommitDialog
+from imagegui.gui.dialogs.flatten_dialog import FlattenDialog
+from imagegui.gui.dialogs.launch_dialog import LaunchDialog
+from imagegui.gui.dialogs.messages import check_result_box, failure_box
+from imagegui.gui.dialogs.overlay_dialog import OverlayDialog
+from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
+from imagegui.gui.dialogs.repair_dialog import RepairDialog
+from imagegui.gui.dialogs.undo_dialog import UndoRebaseDialog
+from imagegui.gui.jobs_panel import JobsPanel
+from imagegui.gui.session import Selection, Session
+from imagegui.gui.settings import Settings
+from imagegui.gui.vms_panel import VmsPanel
+
+
+class Ops(QObject):
+    dialogOpened = Signal(object)
+    #: A message for the status bar.
+    message = Signal(str)
+
+    def __init__(
+        self,
+        window: QMainWindow,
+        session: Session,
+        selection: Selection,
+        jobs: JobsPanel,
+        vms: VmsPanel,
+        settings: Settings,
+    ):
+        super().__init__(window)
+        self.window = window
+        self.session = session
+        self.selection = selection
+        self.jobs = jobs
+        self.vms = vms
+        self.settings = settings
+        self.dialog: QDialog | None = None
+        #: Select this path once the next scan shows it (a new overlay, a flattened copy).
+        self.select_after_scan: str | None = None
+        self.last_box = None
+
+    # -- what the actions act on
+
+    @property
+    def graph(self) -> ChainGraph | None:
+        snap = self.session.snapshot
+        return snap.graph if snap else None
+
+    def current(self) -> ImageInfo | None:
+        graph, node = self.graph, self.selection.node
+        return graph.image(node) if graph is not None and node else None
+
+    def _taken(self) -> set[str]:
+        graph = self.graph
+        return set(graph.nodes) if graph else set()
+
+    # -- dialogs
+
+    def _open(self, dialog: QDialog, on_accepted: Callable[[QDialog], None]) -> QDialog:
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: on_accepted(dialog))
+        self.dialog = dialog
+        dialog.open()
+        self.dialogOpened.emit(dialog)
+        return dialog
+
+    def create_overlay(self) -> None:
+        info = self.current()
+        if info is None:
+            return
+        defaults = self.settings.overlay_defaults()
+        dialog = OverlayDialog(info, defaults, self._taken(), self.window)
+
+        def accepted(d: OverlayDialog) -> None:
+            if (chosen := d.chosen_defaults(defaults)) is not None:
+                self.settings.set_overlay_defaults(chosen)
+            self.run_plan(d.plan, f"Create overlay {os.path.basename(d.new_path)}", d.new_path)
+
+        self._open(dialog, accepted)
+
+    def rebase(self, backing: str | None = None, unsafe: bool = False) -> None:
+        info, snap = self.current(), self.session.snapshot
+        if info is None or snap is None:
+            return
+        dialog = RebaseDialog(info, snap, backing, unsafe, self.window)
+        self._open(dialog, lambda d: self.run_plan(d.plan, f"Rebase {info.name}"))
+
+    def record_format(self) -> None:
+        """The fix for an unrecorded or wrong backing format: unsafe rebase onto the same file."""
+        info = self.current()
+        if info is not None and info.backing_path:
+            self.rebase(info.backing_path, unsafe=True)
+
+    def commit(self) -> None:
+        info, snap = self.current(), self.session.snapshot
+        if info is None or snap is None:
+            return
+        dialog = CommitDialog(info, snap, self.window)
+        self._open(dialog, lambda d: self.run_plan(d.plan, f"Commit {info.name}"))
+
+    def flatten(self) -> None:
+        info = self.current()
+        if info is None:
+            return
+        dialog = FlattenDialog(info, self._taken(), self.window)
+        self._open(
+            dialog,
+            lambda d: self.run_plan(
+                d.plan, f"Flatten {info.name} → {os.path.basename(d.out_path)}", d.out_path
+            ),
+        )
+
+    def repair(self) -> None:
+        info, snap = self.current(), self.session.snapshot
+        if info is None or snap is None:
+            return
+        dialog = RepairDialog(info, snap, self.window)
+        self._open(dialog, lambda d: self.run_plan(d.plan, f"Repair {info.name}"))
+
+    def undo_rebase(self) -> None:
+        info = self.current()
+        if info is None:
+            return
+        dialog = UndoRebaseDialog(info.path, self.window)
+        self._open(dialog, lambda d: self.run_plan(d.plan, f"Undo rebase of {info.name}"))
+
+    def launch(self) -> None:
+        info, graph, snap = self.current(), self.graph, self.session.snapshot
+        if info is None or graph is None or snap is None:
+            return
+        dialog = LaunchDialog(
+            info,
+            len(graph.children(info.path)),
+            snap.root,
+            self.settings.memory_mib(),
+            self.settings.cpus(),
+            self.settings.qemu_system(),
+            self.window,
+        )
+
+        def accepted(d: LaunchDialog) -> None:
+            if d.remember.isChecked():
+                self.settings.set_memory_mib(d.memory.value())
+                self.settings.set_cpus(d.cpus.value())
+            self.jobs.start(Job(f"Launch {info.name}", d.plan.run), self._on_launched)
+
+        self._open(dialog, accepted)
+
+    def _on_launched(self, state: str, payload: object) -> None:
+        if state == "done" and isinstance(payload, OpResult):
+            self.vms.add(payload.data["vm"])
+            self.message.emit(display_path(payload.message))
+            self.session.rescan_soon(600)  # the in-use badges
+        elif state == "failed":
+            self.last_box = failure_box(self.window, "Launch", payload)
+
+    def check(self) -> None:
+        """Read-only: no confirmation; the result opens in a box when qemu-img is done."""
+        info = self.current()
+        if info is None:
+            return
+        path = info.path
+        job = Job(f"Check {info.name}", lambda p, c: plan_check(path).run(p, c))
+
+        def done(state: str, payload: object) -> None:
+            if state == "done":
+                self.last_box = check_result_box(self.window, payload)
+            elif state == "failed":
+                self.last_box = failure_box(self.window, "Check", payload)
+
+        self.jobs.start(job, done)
+
+    # -- running
+
+    def run_plan(self, plan: Plan | None, title: str, select: str | None = None):
+        """Runs an accepted plan as a job; rescans and selects ``select`` when it is done."""
+        if plan is None or plan.refused:
+            return None
+        self.session.hold()
+
+        def done(state: str, payload: object) -> None:
+            self.session.release()
+            if state == "done":
+                self.select_after_scan = select
+                self.message.emit(display_path(getattr(payload, "message", title)))
+            elif state == "failed":
+                self.last_box = failure_box(self.window, title, payload)
+            else:
+                self.message.emit(display_path(str(payload)))
+
+        return self.jobs.start(Job(title, plan.run), done)
+
+    # -- no dialog
+
+    def copy_path(self) -> None:
+        node = self.selection.node
+        if node:
+            QGuiApplication.clipboard().setText(node)
+            self.message.emit(f"Copied {display_path(node)}")
+
+    def reveal(self) -> None:
+        """Asks the file manager to show the file selected (freedesktop FileManager1 over D-Bus,
+        asynchronously); without a session bus, opens its directory."""
+        node = self.selection.node
+        if not node or "://" in node:
+            return
+        url = QUrl.fromLocalFile(node)
+        try:
+            from PySide6.QtDBus import QDBusConnection, QDBusMessage
+
+            bus = QDBusConnection.sessionBus()
+            if bus.isConnected():
+                msg = QDBusMessage.createMethodCall(
+                    "org.freedesktop.FileManager1",
+                    "/org/freedesktop/FileManager1",
+                    "org.freedesktop.FileManager1",
+                    "ShowItems",
+                )
+                msg.setArguments([[url.toString()], ""])
+                bus.asyncCall(msg)
+                return
+        except ImportError:
+            pass
+        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(node)))

@@ -1,0 +1,129 @@
+"""What the window remembers between runs, over QSettings.
+
+Typed accessors instead of string keys scattered through the widgets. Tests point QSettings at a
+temporary directory (``QSettings.setPath``) so they never touch the user's configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from PySide6.QtCore import QByteArray, QSettings
+
+MAX_RECENT = 10
+
+
+@dataclass
+class OverlayDefaults:
+    #: Store the base's absolute path (survives moving the overlay alone) instead of a relative one.
+    absolute: bool = False
+    #: Name of a new overlay: ``{stem}`` and ``{ext}`` of the base.
+    pattern: str = "{stem}-overlay.qcow2"
+
+
+class Settings:
+    """Reads and writes through one ``QSettings`` (organisation ``imagegui``)."""
+
+    def __init__(self, qsettings: QSettings | None = None):
+        self.q = qsettings or QSettings("imagegui", "imagegui")
+
+    # -- recent directories
+
+    def recent_dirs(self) -> list[str]:
+        value = self.q.value("recent/dirs", [])
+        if isinstance(value, str):  # QSettings returns a lone string for a one-item list
+            value = [value]
+        return [str(v) for v in value or []]
+
+    def add_recent(self, path: str) -> list[str]:
+        dirs = [path, *(d for d in self.recent_dirs() if d != path)][:MAX_RECENT]
+        self.q.setValue("recent/dirs", dirs)
+        return dirs
+
+    def clear_recent(self) -> None:
+        self.q.setValue("recent/dirs", [])
+
+    def last_dir(self) -> str | None:
+        dirs = self.recent_dirs()
+        return dirs[0] if dirs else None
+
+    # -- window state
+
+    def geometry(self, key: str) -> QByteArray | None:
+        value = self.q.value(f"window/{key}")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def set_geometry(self, key: str, value: QByteArray) -> None:
+        self.q.setValue(f"window/{key}", value)
+
+    # -- operations
+
+    def overlay_defaults(self) -> OverlayDefaults:
+        d = OverlayDefaults()
+        return OverlayDefaults(
+            absolute=self._bool("overlay/absolute", d.absolute),
+            pattern=str(self.q.value("overlay/pattern", d.pattern)) or d.pattern,
+        )
+
+    def set_overlay_defaults(self, value: OverlayDefaults) -> None:
+        self.q.setValue("overlay/absolute", value.absolute)
+        self.q.setValue("overlay/pattern", value.pattern)
+
+    def qemu_img(self) -> str:
+        """The qemu-img binary; empty means the one on PATH."""
+        return str(self.q.value("qemu/img", "") or "")
+
+    def set_qemu_img(self, path: str) -> None:
+        self.q.setValue("qemu/img", path)
+        apply_qemu_img(path)
+
+    def qemu_system(self) -> str:
+        """The qemu-system binary used by Launch; empty means qemu-system-x86_64 on PATH."""
+        return str(self.q.value("qemu/system", "") or "")
+
+    def set_qemu_system(self, path: str) -> None:
+        self.q.setValue("qemu/system", path)
+
+    def memory_mib(self) -> int:
+        return self._int("launch/memory", 1024)
+
+    def set_memory_mib(self, value: int) -> None:
+        self.q.setValue("launch/memory", int(value))
+
+    def cpus(self) -> int:
+        return self._int("launch/cpus", 1)
+
+    def set_cpus(self, value: int) -> None:
+        self.q.setValue("launch/cpus", int(value))
+
+    def auto_rescan(self) -> bool:
+        return self._bool("scan/auto", True)
+
+    def set_auto_rescan(self, value: bool) -> None:
+        self.q.setValue("scan/auto", bool(value))
+
+    def sync(self) -> None:
+        self.q.sync()
+
+    # -- helpers
+
+    def _bool(self, key: str, default: bool) -> bool:
+        value = self.q.value(key, default)
+        if isinstance(value, str):
+            return value.lower() in ("1", "true", "yes", "on")
+        return bool(value)
+
+    def _int(self, key: str, default: int) -> int:
+        try:
+            return int(self.q.value(key, default))
+        except (TypeError, ValueError):
+            return default
+
+
+def apply_qemu_img(path: str) -> None:
+    """The operations engine runs ``$IMAGEGUI_QEMU_IMG`` when set (``core.qemuimg.executable``)."""
+    if path:
+        os.environ["IMAGEGUI_QEMU_IMG"] = path
+    else:
+        os.environ.pop("IMAGEGUI_QEMU_IMG", None)

@@ -1,0 +1,146 @@
+"""One scan as the window shows it, computed entirely on a worker thread.
+
+The scan job walks the directory, builds the chain graph, lays it out, classifies every node and
+even builds the edge paths (``QPainterPath`` is reentrant, so a worker may build one). The GUI
+thread is left with creating the scene items, which :mod:`chain_scene` does in small batches.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QPainterPath
+
+from imagegui.core.graph import ChainGraph
+from imagegui.core.jobs import CancelToken, Job, ProgressFn
+from imagegui.core.layout import ASPECT, NODE_H, NODE_W, Component, Layout, compute_layout
+from imagegui.core.nodestate import NodeStatus, all_statuses
+from imagegui.core.scan import scan_directory
+
+#: Length of an arrow head at the backing end of an edge, in scene units.
+ARROW = 9.0
+
+
+@dataclass
+class ComponentPaths:
+    """Every edge of one tree in one path (one draw call per chain), the arrow heads in another,
+    and the edges that close a loop in a third (drawn red and dashed)."""
+
+    edges: QPainterPath
+    arrows: QPainterPath
+    loops: QPainterPath | None = None
+
+
+@dataclass
+class Snapshot:
+    root: str
+    graph: ChainGraph
+    layout: Layout
+    status: dict[str, NodeStatus]
+    paths: list[ComponentPaths]
+    #: A file to select once shown (a file was opened or dropped instead of a directory).
+    select: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def image_count(self) -> int:
+        return len(self.graph.scan.images)
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.graph.problems)
+
+
+class ScanReporter(QObject):
+    """Lives in the GUI thread; the scan job emits through it from the worker (queued)."""
+
+    files = Signal(int)
+    stage = Signal(str)
+
+
+def make_scan_job(
+    target: str, reporter: ScanReporter | None = None, aspect: float = ASPECT
+) -> Job[Snapshot]:
+    """A job that scans ``target`` (a directory, or a file whose directory is scanned) and lays
+    the graph out for a view of width / height ``aspect``."""
+
+    def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        path = os.path.normpath(os.path.abspath(os.path.expanduser(target)))
+        select = None
+        if os.path.isfile(path):
+            select, path = path, os.path.dirname(path)
+
+        def on_files(count: int) -> None:
+            cancel.raise_if_cancelled()
+            if reporter is not None:
+                reporter.files.emit(count)
+
+        scan = scan_directory(path, progress=on_files)
+        timings["scan"] = time.perf_counter() - t
+        if reporter is not None:
+            reporter.files.emit(scan.files_seen)
+            reporter.stage.emit("Building the chain graph")
+        cancel.raise_if_cancelled()
+        t = time.perf_counter()
+        graph = ChainGraph(scan)
+        status = all_statuses(graph)
+        timings["graph"] = time.perf_counter() - t
+        if reporter is not None:
+            reporter.stage.emit("Laying out")
+        cancel.raise_if_cancelled()
+        t = time.perf_counter()
+        layout = compute_layout(graph, aspect=aspect)
+        paths = build_paths(layout)
+        timings["layout"] = time.perf_counter() - t
+        return Snapshot(path, graph, layout, status, paths, select, timings)
+
+    return Job(f"Scanning {target}", run)
+
+
+def build_paths(layout: Layout) -> list[ComponentPaths]:
+    return [_component_paths(layout, comp) for comp in layout.components]
+
+
+def _component_paths(layout: Layout, comp: Component) -> ComponentPaths:
+    edges = QPainterPath()
+    arrows = QPainterPath()
+    pos = layout.positions
+    half = NODE_H / 2
+    for overlay, backing in layout.edges(comp):
+        ox, oy = pos[overlay]
+        bx, by = pos[backing]
+        x1, y1 = bx + NODE_W, by + half  # the backing's right edge
+        x2, y2 = ox, oy + half  # the overlay's left edge
+        mid = (x1 + x2) / 2
+        edges.moveTo(x2, y2)
+        edges.cubicTo(mid, y2, mid, y1, x1 + ARROW, y1)
+        arrows.moveTo(x1, y1)
+        arrows.lineTo(x1 + ARROW, y1 - ARROW * 0.55)
+        arrows.lineTo(x1 + ARROW, y1 + ARROW * 0.55)
+        arrows.closeSubpath()
+    loops = None
+    members = set(comp.nodes)
+    for overlay, backing in layout.forest.loop_edges:
+        if overlay not in members or backing not in pos:
+            continue
+        loops = loops or QPainterPath()
+        ox, oy = pos[overlay]
+        bx, by = pos[backing]
+        # Out of the overlay's left side, round under both cards, into the backing's right side.
+        y1, y2 = oy + half, by + half
+        bottom = max(oy, by) + NODE_H + 24
+        right = bx + NODE_W
+        loops.moveTo(ox, y1)
+        loops.cubicTo(ox - 36, y1, ox - 36, bottom, ox + 12, bottom)
+        loops.lineTo(right - 12, bottom)
+        loops.cubicTo(right + 36, bottom, right + 36, y2, right + ARROW, y2)
+        arrows.moveTo(right, y2)
+        arrows.lineTo(right + ARROW, y2 - ARROW * 0.55)
+        arrows.lineTo(right + ARROW, y2 + ARROW * 0.55)
+        arrows.closeSubpath()
+    return ComponentPaths(edges, arrows, loops)
