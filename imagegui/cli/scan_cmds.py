@@ -8,6 +8,7 @@ import sys
 from typing import TextIO
 
 from imagegui.core.graph import EXTERNAL, IMAGE, ChainGraph
+from imagegui.core.probe import shared_flags
 from imagegui.core.problems import Severity
 from imagegui.core.scan import scan_directory
 from imagegui.core.units import display_path, human_size
@@ -38,7 +39,7 @@ def load(directory: str) -> ChainGraph:
 def cmd_scan(args: argparse.Namespace) -> int:
     graph = load(args.directory)
     if args.json:
-        sys.stdout.write(json.dumps(scan_json(graph), check_circular=False) + "\n")
+        write_scan_json(graph, sys.stdout)
     else:
         print_tree(graph, sys.stdout)
     return 0
@@ -56,11 +57,45 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if any(p.severity == Severity.ERROR for p in graph.problems) else 0
 
 
-def scan_json(graph: ChainGraph) -> dict[str, object]:
+def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
+    """The ``scan --json`` object, written in slices: one string of 100,000 images would be
+    ~100 MB held twice in memory."""
+    encode = json.JSONEncoder(check_circular=False).encode
+    doc = scan_json(graph, with_images=False)
+    head = encode({"root": doc.pop("root")})
+    out.write(head[:-1] + ', "images": [')
+    images = list(graph.scan.images.values())
+    # Most images share their flags dict (probe.shared_flags): encode each shared dict once and
+    # splice it in for a marker no real value can hold (paths and names never contain NUL).
+    shared = shared_flags()
+    markers: dict[int, tuple[str, str, str]] = {}  # id -> (marker, marker as JSON, flags JSON)
+    for start in range(0, len(images), batch):
+        rows = []
+        used: dict[int, tuple[str, str, str]] = {}
+        for info in images[start : start + batch]:
+            row = info.to_json()
+            key = id(row["flags"])
+            if key in shared:
+                entry = markers.get(key)
+                if entry is None:
+                    marker = f"\0flags{len(markers)}"
+                    entry = markers[key] = (marker, encode(marker), encode(row["flags"]))
+                used[key] = entry
+                row["flags"] = entry[0]
+            rows.append(row)
+        chunk = encode(rows)[1:-1]
+        for _, marker_json, flags_json in used.values():
+            chunk = chunk.replace(marker_json, flags_json)
+        out.write(("" if start == 0 else ", ") + chunk)
+    out.write("], " + encode(doc)[1:] + "\n")
+
+
+def scan_json(graph: ChainGraph, with_images: bool = True) -> dict[str, object]:
+    """The whole ``scan --json`` document as one dict (``write_scan_json`` streams it)."""
     scan = graph.scan
     return {
         "root": graph.root,
-        "images": [info.to_json() for info in scan.images.values()],
+        **({"images": [info.to_json() for info in scan.images.values()]} if with_images else {}),
         "external_images": [info.to_json() for info in scan.external.values()],
         "problems": [p.to_json() for p in graph.problems],
         "loops": graph.loops,

@@ -382,6 +382,8 @@ class ChainGraph:
     def _find_nova_bases(self) -> list[NovaBase]:
         bases = []
         for path, info in self.scan.images.items():
+            if "/_base/" not in path:  # cheap pre-check: this runs for every image
+                continue
             parent, name = os.path.split(path)
             if os.path.basename(parent) != "_base":
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 
 @dataclass(slots=True)
@@ -28,7 +29,8 @@ class ImageInfo:
     #: A running QEMU holds locks on it; ``in_use_write``: one of them is the write lock.
     in_use: bool = False
     in_use_write: bool = False
-    #: Format-specific facts (qcow2: version, cluster_size, dirty, corrupt, ...).
+    #: Format-specific facts (qcow2: version, cluster_size, dirty, corrupt, ...). Shared between
+    #: images with identical flags: read-only.
     flags: dict[str, object] = field(default_factory=dict)
     #: Absolute paths of extent / external data files this image's data lives in.
     extents: list[str] = field(default_factory=list)
@@ -46,10 +48,11 @@ class ImageInfo:
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for JSON output (shallow: ``asdict`` deep-copies and costs 20x more)."""
-        return {name: getattr(self, name) for name in _JSON_FIELDS}
+        return dict(zip(_JSON_FIELDS, _json_values(self), strict=True))
 
 
 _JSON_FIELDS = tuple(n for n in ImageInfo.__dataclass_fields__ if n != "file_id")
+_json_values = attrgetter(*_JSON_FIELDS)
 
 
 @dataclass(frozen=True)

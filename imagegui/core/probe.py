@@ -7,12 +7,13 @@ devices before any read); :func:`probe_image` is the one-file convenience the op
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import stat
 from types import ModuleType
 
 from imagegui.core import backing
-from imagegui.core.formats import qcow, qcow2, qed, vhdx, vmdk, vpc
+from imagegui.core.formats import qcow2
 from imagegui.core.formats.base import BoundedReader, Header, ParseError
 from imagegui.core.locks import lock_state_fd
 from imagegui.core.model import ImageInfo
@@ -35,7 +36,18 @@ _CLAIMED_FORMAT = {
     ".vpc": "vpc",
     ".vhdx": "vhdx",
 }
-_FORMAT_MODULES: tuple[ModuleType, ...] = (qcow2, qcow, qed, vpc, vhdx, vmdk)
+#: Which format modules may claim a file, by its first byte. Only qcow2 is imported up front (it
+#: is nearly every file); the others load the first time a file could be theirs. Each module's
+#: own ``probe`` makes the decision.
+_CANDIDATES: dict[int, tuple[str, ...]] = {
+    ord("Q"): ("qcow2", "qcow", "qed"),
+    ord("c"): ("vpc",),
+    ord("v"): ("vhdx", "vmdk"),  # "vhdxfile", or a VMDK descriptor starting "version="
+    ord("K"): ("vmdk",),
+    ord("C"): ("vmdk",),  # VMware 3 "COWD"
+    ord("#"): ("vmdk",),  # "# Disk DescriptorFile"
+    ord(" "): ("vmdk",),  # a descriptor may open with blank lines of spaces
+}
 
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
@@ -54,9 +66,18 @@ def has_image_extension(path: str) -> bool:
     return extension(path) in IMAGE_EXTENSIONS
 
 
+def format_module(name: str) -> ModuleType:
+    return importlib.import_module(f"imagegui.core.formats.{name}")
+
+
 def detect(head: bytes) -> ModuleType | None:
     """The format module whose magic ``head`` carries, or None (a raw candidate)."""
-    for mod in _FORMAT_MODULES:
+    if not head:
+        return None
+    if qcow2.probe(head):
+        return qcow2
+    for name in _CANDIDATES.get(head[0], ()):
+        mod = format_module(name)
         if mod.probe(head):
             return mod
     return None
@@ -104,7 +125,7 @@ def _no_magic(
 ) -> Header | None:
     claimed = _CLAIMED_FORMAT.get(ext)
     if claimed == "vpc":
-        fixed = vpc.parse_fixed_footer(reader)
+        fixed = format_module("vpc").parse_fixed_footer(reader)
         if fixed is not None:
             return fixed
     if claimed is not None:
@@ -117,6 +138,30 @@ def _no_magic(
     if size == 0:
         raise ParseError("file is empty (0 bytes): not a usable disk image")
     return Header(format="raw", virtual_size=size)
+
+
+#: Identical flag sets shared between images: most images of a directory have the same flags, and
+#: one dict per image was most of a 100,000-image scan's memory. Treat ``ImageInfo.flags`` as
+#: read-only.
+_FLAG_SETS: dict[tuple, dict[str, object]] = {}
+
+
+def _intern_flags(flags: dict[str, object]) -> dict[str, object]:
+    try:
+        key = tuple(flags.items())
+        shared = _FLAG_SETS.get(key)
+    except TypeError:  # an unhashable value (lists of extents): keep this image's own dict
+        return flags
+    if shared is not None:
+        return shared
+    if len(_FLAG_SETS) < 4096:  # values unique per image (ids, times) must not grow it forever
+        _FLAG_SETS[key] = flags
+    return flags
+
+
+def shared_flags() -> set[int]:
+    """ids of the flag dicts images share (their identity is stable: they are never freed)."""
+    return {id(d) for d in _FLAG_SETS.values()}
 
 
 def _info(
@@ -134,6 +179,7 @@ def _info(
         claimed = _CLAIMED_FORMAT.get(ext)
         if claimed and claimed != header.format:
             flags["extension_mismatch"] = f"named {ext} but is {header.format}"
+    flags = _intern_flags(flags)
     actual = st.st_blocks * 512
     extents = []
     if header.extents:

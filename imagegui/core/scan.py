@@ -10,6 +10,7 @@ UTF-8) becomes a :class:`ScanError` and the walk goes on. No file costs more tha
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import stat
 import time
@@ -102,7 +103,7 @@ class _Walker:
     def _entry(self, entry: os.DirEntry, linked: list) -> str | None:
         """Handle one directory entry; returns a real directory to descend into, if any."""
         path = entry.path
-        if _utf8_problem(path):
+        if not path.isascii() and _utf8_problem(path):
             self.error(
                 path, "file name is not valid UTF-8; shown with replacement characters", False
             )
@@ -207,9 +208,17 @@ def scan_directory(root: str, progress: Callable[[int], None] | None = None) -> 
             raise FileNotFoundError(errno.ENOENT, "no such directory", root)
         raise NotADirectoryError(errno.ENOTDIR, "not a directory", root)
     walker = _Walker(root, progress)
-    walker.walk()
-    _adopt_backing_files(walker)
-    _drop_extents(walker.result)
+    # The scan allocates many small objects and makes no cycles: the cyclic collector would
+    # re-traverse everything again and again (a 100,000-image scan ran 1.5x longer with it).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        walker.walk()
+        _adopt_backing_files(walker)
+        _drop_extents(walker.result)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     walker.result.seconds = time.perf_counter() - started
     return walker.result
 

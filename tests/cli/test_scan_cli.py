@@ -74,3 +74,24 @@ def test_bad_directory_is_a_usage_error(tmp_path):
     assert "no such directory" in proc.stderr and "Traceback" not in proc.stderr
     proc = run("check", os.devnull)
     assert proc.returncode == 2 and "not a directory" in proc.stderr
+
+
+def test_streamed_json_equals_the_document(make, tmp_path):
+    import io
+
+    from imagegui.cli.scan_cmds import scan_json, write_scan_json
+    from imagegui.core.graph import ChainGraph
+    from imagegui.core.scan import scan_directory
+
+    for i in range(5):
+        make.create(f"img{i}.qcow2", "qcow2", "1M")
+    make.overlay("broken.qcow2", "gone.qcow2")
+    graph = ChainGraph(scan_directory(str(tmp_path)))
+    for batch in (1, 2, 1024):
+        out = io.StringIO()
+        write_scan_json(graph, out, batch=batch)
+        assert json.loads(out.getvalue()) == json.loads(json.dumps(scan_json(graph)))
+    (tmp_path / "empty").mkdir()
+    out = io.StringIO()
+    write_scan_json(ChainGraph(scan_directory(str(tmp_path / "empty"))), out)
+    assert json.loads(out.getvalue())["images"] == []

@@ -413,8 +413,8 @@ def parse(r: BoundedReader) -> Header:
         "incompatible_features": incompat,
         "compatible_features": compat,
         "autoclear_features": autoclear,
-        "unknown_incompatible": [],
-        "extensions": seen,
+        "unknown_incompatible": (),
+        "extensions": tuple(seen),
         "truncated": r.size < data.max_end,
     }
     extents = (data_file,) if external and data_file else ()

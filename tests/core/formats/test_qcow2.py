@@ -242,7 +242,7 @@ def test_overlay_fields(make: ImageMaker) -> None:
     assert isinstance(h, Header)
     assert h.backing_file == "../bases/x/base.qcow2"
     assert h.backing_format == "qcow2"
-    assert h.flags["extensions"] == ["backing_format", "feature_table"]
+    assert h.flags["extensions"] == ("backing_format", "feature_table")
 
 
 def test_data_file_is_an_extent(make: ImageMaker) -> None:
