@@ -40,7 +40,7 @@ stamp=.venv/.imagegui-installed
 want=$(sha1sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import imagegui' 2>/dev/null; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+  .venv/bin/python -m pip install -q -e '.[test]'
   echo "$want" > "$stamp"
 fi
 # Run through sudo by a normal user: leave the venv theirs, not root's.
