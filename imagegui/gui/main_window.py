@@ -102,6 +102,9 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.ops = Ops(self, self.session, self.selection, self.jobs, self.vms, settings)
         self._first_of_root: str | None = None
+        self._fit_on_build = False
+        #: Tests and --screenshot close without questions.
+        self.ask_before_closing = True
         self._connect()
         self._restore()
         self._refresh_recent()
@@ -232,7 +235,7 @@ class MainWindow(QMainWindow):
             self._on_selection_changed(None)
 
     def _on_scene_built(self) -> None:
-        if getattr(self, "_fit_on_build", False):
+        if self._fit_on_build:
             self.view.fit_all()
             self._fit_on_build = False
         node = self.selection.node
@@ -359,7 +362,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         running = self.jobs.active_count()
-        if running:
+        if running and self.ask_before_closing:
             answer = QMessageBox.question(
                 self,
                 "Operations running",
@@ -371,9 +374,9 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.jobs.cancel_all()
+        self.jobs.cancel_all()
         vms = self.vms.running()
-        if vms:
+        if vms and self.ask_before_closing:
             answer = QMessageBox.question(
                 self,
                 "Virtual machines running",

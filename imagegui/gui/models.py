@@ -213,17 +213,20 @@ class ChainsModel(QAbstractItemModel):
     # -- sorting
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sorts siblings (a chain stays a chain); column -1 restores the layout's order."""
+        self._sort = (column, order) if column >= 0 else None
         if self.snapshot is None:
-            self._sort = (column, order)
             return
-        self.layoutAboutToBeChanged.emit([], QAbstractItemModel.LayoutChangeHint.VerticalSortHint)
+        self.layoutAboutToBeChanged.emit()
         persistent = self.persistentIndexList()
         keep = [(p.internalId(), p.column()) for p in persistent]
-        self._sort = (column, order)
-        self._sort_all(column, order)
-        moved = [self.createIndex(self._row[nid], col, nid) for nid, col in keep]
+        self._rebuild()
+        moved = [
+            self.createIndex(self._row[nid], col, nid) if nid in self._row else QModelIndex()
+            for nid, col in keep
+        ]
         self.changePersistentIndexList(persistent, moved)
-        self.layoutChanged.emit([], QAbstractItemModel.LayoutChangeHint.VerticalSortHint)
+        self.layoutChanged.emit()
 
     def _sort_all(self, column: int, order: Qt.SortOrder) -> None:
         key = self._sort_key(column)

@@ -157,6 +157,7 @@ class Ops(QObject):
             self.settings.memory_mib(),
             self.settings.cpus(),
             self.settings.qemu_system(),
+            self.settings.accel(),
             self.window,
         )
 
@@ -164,6 +165,7 @@ class Ops(QObject):
             if d.remember.isChecked():
                 self.settings.set_memory_mib(d.memory.value())
                 self.settings.set_cpus(d.cpus.value())
+                self.settings.set_accel(d.accel_key())
             self.jobs.start(Job(f"Launch {info.name}", d.plan.run), self._on_launched)
 
         self._open(dialog, accepted)
@@ -174,7 +176,13 @@ class Ops(QObject):
             self.message.emit(display_path(payload.message))
             self.session.rescan_soon(600)  # the in-use badges
         elif state == "failed":
-            self.last_box = failure_box(self.window, "Launch", payload)
+            hint = ""
+            if "kvm" in str(payload).lower():
+                hint = (
+                    "KVM is present but does not work here (nested virtualisation?): choose the "
+                    "TCG accelerator in the Launch dialog."
+                )
+            self.last_box = failure_box(self.window, "Launch", payload, hint)
 
     def check(self) -> None:
         """Read-only: no confirmation; the result opens in a box when qemu-img is done."""

@@ -97,6 +97,14 @@ class Settings:
     def set_cpus(self, value: int) -> None:
         self.q.setValue("launch/cpus", int(value))
 
+    def accel(self) -> str:
+        """ "auto" (KVM when /dev/kvm is usable), "kvm" or "tcg"."""
+        value = str(self.q.value("launch/accel", "auto") or "auto")
+        return value if value in ("auto", "kvm", "tcg") else "auto"
+
+    def set_accel(self, value: str) -> None:
+        self.q.setValue("launch/accel", value)
+
     def auto_rescan(self) -> bool:
         return self._bool("scan/auto", True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QCheckBox, QSpinBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
 from imagegui.core.launch import LaunchOptions, plan_launch
 from imagegui.core.model import ImageInfo
@@ -13,6 +13,12 @@ from imagegui.core.operations import Plan
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.fields import Choice
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
+
+ACCELERATORS = [
+    ("auto", "Automatic (KVM when available)"),
+    ("kvm", "KVM (hardware)"),
+    ("tcg", "TCG (software emulation)"),
+]
 
 
 def has_display() -> bool:
@@ -28,6 +34,7 @@ class LaunchDialog(PlanDialog):
         memory: int,
         cpus: int,
         qemu_system: str = "",
+        accel: str = "auto",
         parent: QWidget | None = None,
     ):
         super().__init__("Launch in QEMU", "Launch", parent)
@@ -69,19 +76,29 @@ class LaunchDialog(PlanDialog):
             self.disk.buttons["writable"].setToolTip(
                 "Not for a base with overlays: writing to it corrupts every overlay"
             )
+        self.accel = QComboBox()
+        for key, label in ACCELERATORS:
+            self.accel.addItem(label, key)
+        self.accel.setCurrentIndex(max(0, [k for k, _ in ACCELERATORS].index(accel)))
+        self.accel.setToolTip(
+            "KVM runs the guest at native speed; TCG emulates the CPU in software (slow, but works "
+            "where KVM is missing or broken, e.g. nested virtualisation)"
+        )
         self.headless = QCheckBox("Headless (no display window)")
         self.headless.setChecked(not has_display())
-        self.remember = QCheckBox("Remember memory and CPUs")
+        self.remember = QCheckBox("Remember memory, CPUs and accelerator")
         self.remember.setChecked(True)
         self.form.addRow("Memory:", self.memory)
         self.form.addRow("CPUs:", self.cpus)
         self.form.addRow("Disk:", self.disk)
+        self.form.addRow("Accelerator:", self.accel)
         self.form.addRow("", self.headless)
         self.form.addRow("", self.remember)
         for signal in (self.memory.valueChanged, self.cpus.valueChanged):
             signal.connect(self.fields_changed)
         self.disk.changed.connect(self.fields_changed)
         self.headless.toggled.connect(self.fields_changed)
+        self.accel.currentIndexChanged.connect(self.fields_changed)
         self.replan()
 
     def options(self) -> LaunchOptions:
@@ -92,7 +109,11 @@ class LaunchDialog(PlanDialog):
             snapshot=mode == "snapshot",
             readonly=mode == "readonly",
             headless=self.headless.isChecked(),
+            accel=None if self.accel_key() == "auto" else self.accel_key(),
         )
+
+    def accel_key(self) -> str:
+        return str(self.accel.currentData())
 
     def planner(self) -> Callable[[], Plan] | str:
         if self.overlays and self.disk.value() == "writable":

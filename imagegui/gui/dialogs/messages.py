@@ -11,7 +11,7 @@ from imagegui.core.guards import GuardRefused
 from imagegui.core.units import display_path
 
 
-def failure_box(parent: QWidget | None, title: str, exc: object) -> QMessageBox:
+def failure_box(parent: QWidget | None, title: str, exc: object, hint: str = "") -> QMessageBox:
     """qemu's own words for a failed operation: the message says what to do, the details hold
     the exact command and qemu-img's stderr."""
     box = QMessageBox(parent)
@@ -22,7 +22,7 @@ def failure_box(parent: QWidget | None, title: str, exc: object) -> QMessageBox:
         box.setInformativeText("\n".join(f"• {display_path(f.message)}" for f in exc.findings))
     else:
         box.setText(f"<b>{title}</b> failed.")
-        box.setInformativeText(display_path(str(exc)))
+        box.setInformativeText(display_path(str(exc)) + (f"\n\n{hint}" if hint else ""))
     details = []
     argv = getattr(exc, "argv", None)
     if argv:

@@ -120,6 +120,8 @@ class PlanDialog(QDialog):
 
     def fields_changed(self) -> None:
         """Connect every field's change signal here."""
+        self._generation += 1  # a plan still on its way is for the old fields
+        self.planning = False
         self.plan = None
         self.ok_button.setEnabled(False)
         self._set_verdict("pending", "Checking…")
