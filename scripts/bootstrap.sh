@@ -39,8 +39,14 @@ fi
 stamp=.venv/.imagegui-installed
 want=$(sha1sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import imagegui' 2>/dev/null; then
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "imagegui: installing the Python packages into .venv" >&2
+  log=.venv/install.log
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+         .venv/bin/python -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "imagegui: installing into .venv failed (full log above, also in $log)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 # Run through sudo by a normal user: leave the venv theirs, not root's.
