@@ -7,6 +7,7 @@ import json
 import sys
 from typing import TextIO
 
+from imagegui.core.gcpause import paused_gc
 from imagegui.core.graph import EXTERNAL, IMAGE, ChainGraph
 from imagegui.core.probe import shared_flags
 from imagegui.core.problems import Severity
@@ -39,7 +40,8 @@ def load(directory: str) -> ChainGraph:
 def cmd_scan(args: argparse.Namespace) -> int:
     graph = load(args.directory)
     if args.json:
-        write_scan_json(graph, sys.stdout)
+        with paused_gc():
+            write_scan_json(graph, sys.stdout)
     else:
         print_tree(graph, sys.stdout)
     return 0

@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from imagegui.core import backing
+from imagegui.core.gcpause import paused_gc
 from imagegui.core.model import ImageInfo
 from imagegui.core.problems import Kind, Problem, Severity
 from imagegui.core.scan import ScanResult
@@ -87,11 +88,12 @@ class ChainGraph:
         self._by_id: dict[tuple[int, int], str] = {}
         self._errors = {e.path: e for e in scan.errors}
         self.problems: list[Problem] = []
-        self._add_nodes()
-        self._add_edges()
-        self.loops = self._find_loops()
-        self._find_problems()
-        self.nova_bases = self._find_nova_bases()
+        with paused_gc():
+            self._add_nodes()
+            self._add_edges()
+            self.loops = self._find_loops()
+            self._find_problems()
+            self.nova_bases = self._find_nova_bases()
         self._nova_index = {b.path: b for b in self.nova_bases}
 
     @classmethod
