@@ -9,6 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The test run is deterministic: the same examples every run, so CI never fails on a new random
+# draw. To explore with fresh random examples: IMAGEGUI_HYPOTHESIS=explore pytest ...
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("IMAGEGUI_HYPOTHESIS", "deterministic"))
 
 QEMU_IMG = shutil.which("qemu-img")
 

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import TextIO
 
+from imagegui.core.formats.base import shared_flag_ids
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.graph import EXTERNAL, IMAGE, ChainGraph
-from imagegui.core.probe import shared_flags
 from imagegui.core.problems import Severity
 from imagegui.core.scan import scan_directory
 from imagegui.core.units import display_path, human_size
@@ -67,9 +67,9 @@ def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
     head = encode({"root": doc.pop("root")})
     out.write(head[:-1] + ', "images": [')
     images = list(graph.scan.images.values())
-    # Most images share their flags dict (probe.shared_flags): encode each shared dict once and
-    # splice it in for a marker no real value can hold (paths and names never contain NUL).
-    shared = shared_flags()
+    # Most images share their flags dict (formats.base.shared_flags): encode each shared dict
+    # once and splice it in for a marker no real value can hold (paths never contain NUL).
+    shared = shared_flag_ids()
     markers: dict[int, tuple[str, str, str]] = {}  # id -> (marker, marker as JSON, flags JSON)
     for start in range(0, len(images), batch):
         rows = []

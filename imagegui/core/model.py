@@ -29,8 +29,8 @@ class ImageInfo:
     #: A running QEMU holds locks on it; ``in_use_write``: one of them is the write lock.
     in_use: bool = False
     in_use_write: bool = False
-    #: Format-specific facts (qcow2: version, cluster_size, dirty, corrupt, ...). Shared between
-    #: images with identical flags: read-only.
+    #: Format-specific facts (qcow2: version, cluster_size, dirty, corrupt, ...). Often shared
+    #: between images with identical headers (``formats.base.shared_flags``): read-only.
     flags: dict[str, object] = field(default_factory=dict)
     #: Absolute paths of extent / external data files this image's data lives in.
     extents: list[str] = field(default_factory=list)

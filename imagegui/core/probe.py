@@ -140,30 +140,6 @@ def _no_magic(
     return Header(format="raw", virtual_size=size)
 
 
-#: Identical flag sets shared between images: most images of a directory have the same flags, and
-#: one dict per image was most of a 100,000-image scan's memory. Treat ``ImageInfo.flags`` as
-#: read-only.
-_FLAG_SETS: dict[tuple, dict[str, object]] = {}
-
-
-def _intern_flags(flags: dict[str, object]) -> dict[str, object]:
-    try:
-        key = tuple(flags.items())
-        shared = _FLAG_SETS.get(key)
-    except TypeError:  # an unhashable value (lists of extents): keep this image's own dict
-        return flags
-    if shared is not None:
-        return shared
-    if len(_FLAG_SETS) < 4096:  # values unique per image (ids, times) must not grow it forever
-        _FLAG_SETS[key] = flags
-    return flags
-
-
-def shared_flags() -> set[int]:
-    """ids of the flag dicts images share (their identity is stable: they are never freed)."""
-    return {id(d) for d in _FLAG_SETS.values()}
-
-
 def _info(
     path: str,
     st: os.stat_result,
@@ -174,12 +150,11 @@ def _info(
     ext: str,
 ) -> ImageInfo:
     """The record for one probed file. On the scan's hot path: keep it lean."""
-    flags = header.flags  # the header is thrown away: no copy
+    flags = header.flags  # may be shared between images (formats.base.shared_flags): no edits
     if header.format != "raw":
         claimed = _CLAIMED_FORMAT.get(ext)
         if claimed and claimed != header.format:
-            flags["extension_mismatch"] = f"named {ext} but is {header.format}"
-    flags = _intern_flags(flags)
+            flags = {**flags, "extension_mismatch": f"named {ext} but is {header.format}"}
     actual = st.st_blocks * 512
     extents = []
     if header.extents:

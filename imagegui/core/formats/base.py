@@ -111,3 +111,27 @@ def decode_name(raw: bytes, what: str) -> str:
     """
     raw = raw.split(b"\0", 1)[0]
     return raw.decode("utf-8", "surrogateescape")
+
+
+#: Flag dicts shared by every image whose header says the same: most images of a directory have
+#: identical flags, and a dict per image was most of a 100,000-image scan's memory and time.
+#: Shared dicts are read-only (copy before changing one).
+_SHARED: dict[tuple, dict[str, object]] = {}
+_SHARED_IDS: set[int] = set()
+_SHARED_MAX = 4096  # values unique per image must not grow the table without bound
+
+
+def shared_flags(key: tuple, build) -> dict[str, object]:
+    """The shared flags dict for ``key``, made by ``build(*key)`` the first time."""
+    flags = _SHARED.get(key)
+    if flags is None:
+        flags = build(*key)
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[key] = flags
+            _SHARED_IDS.add(id(flags))
+    return flags
+
+
+def shared_flag_ids() -> set[int]:
+    """ids of the shared dicts (stable: they are never freed), for output that encodes each once."""
+    return _SHARED_IDS

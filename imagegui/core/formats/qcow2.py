@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from imagegui.core.formats.base import BoundedReader, Header, ParseError, decode_name
+from imagegui.core.formats.base import BoundedReader, Header, ParseError, decode_name, shared_flags
 
 MAGIC = b"QFI\xfb"
 
@@ -391,7 +391,55 @@ def parse(r: BoundedReader) -> Header:
 
     external = bool(incompat & INCOMPAT_DATA_FILE)
     data_file = None if st.data_file is None else decode_name(st.data_file, "data file")
-    flags: dict[str, object] = {
+    truncated = r.size < data.max_end
+    nb_bitmaps = st.nb_bitmaps or 0
+    key = (
+        version,
+        cluster_size,
+        header_length,
+        refcount_order,
+        incompat,
+        compat,
+        autoclear,
+        crypt_method,
+        compression,
+        nb_snapshots,
+        nb_bitmaps,
+        data_file,
+        tuple(seen),
+        truncated,
+    )
+    flags = shared_flags(key, _flags)
+    extents = (data_file,) if external and data_file else ()
+    return Header(
+        format="qcow2",
+        virtual_size=size & ~511,
+        backing_file=backing_file,
+        backing_format=backing_format,
+        flags=flags,
+        extents=extents,
+    )
+
+
+def _flags(
+    version: int,
+    cluster_size: int,
+    header_length: int,
+    refcount_order: int,
+    incompat: int,
+    compat: int,
+    autoclear: int,
+    crypt_method: int,
+    compression: int,
+    nb_snapshots: int,
+    nb_bitmaps: int,
+    data_file: str | None,
+    extensions: tuple[str, ...],
+    truncated: bool,
+) -> dict[str, object]:
+    """The flags for one distinct header; :func:`parse` shares one dict per distinct header."""
+    external = bool(incompat & INCOMPAT_DATA_FILE)
+    return {
         "version": version,
         "compat": "0.10" if version == 2 else "1.1",
         "cluster_size": cluster_size,
@@ -406,26 +454,17 @@ def parse(r: BoundedReader) -> Header:
         "encrypted": crypt_method != 0,
         "encryption": (None, "aes", "luks")[crypt_method],
         "compression_type": "zstd" if compression else "zlib",
-        "extended_l2": extended_l2,
+        "extended_l2": bool(incompat & INCOMPAT_EXTL2),
         "nb_snapshots": nb_snapshots,
         "bitmaps": bool(autoclear & AUTOCLEAR_BITMAPS),
-        "nb_bitmaps": st.nb_bitmaps or 0,
+        "nb_bitmaps": nb_bitmaps,
         "incompatible_features": incompat,
         "compatible_features": compat,
         "autoclear_features": autoclear,
         "unknown_incompatible": (),
-        "extensions": tuple(seen),
-        "truncated": r.size < data.max_end,
+        "extensions": extensions,
+        "truncated": truncated,
     }
-    extents = (data_file,) if external and data_file else ()
-    return Header(
-        format="qcow2",
-        virtual_size=size & ~511,
-        backing_file=backing_file,
-        backing_format=backing_format,
-        flags=flags,
-        extents=extents,
-    )
 
 
 def _walk_snapshots(data: _Bytes, offset: int, count: int) -> None:

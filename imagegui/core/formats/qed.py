@@ -69,7 +69,9 @@ def parse(r: BoundedReader) -> Header:
             f"QED header: cluster size {cluster_size} invalid (a power of two in "
             f"{MIN_CLUSTER_SIZE}..{MAX_CLUSTER_SIZE})"
         )
-    file_size = r.size & ~(cluster_size - 1)
+    # qemu sees the file's length in whole 512-byte sectors (bdrv_getlength rounds up), then
+    # takes the start of the cluster that holds it.
+    file_size = ((r.size + 511) & ~511) & ~(cluster_size - 1)
     if not _pow2_in(table_size, MIN_TABLE_SIZE, MAX_TABLE_SIZE):
         raise ParseError(
             f"QED header: table size {table_size} invalid (a power of two in "
