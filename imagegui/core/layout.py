@@ -92,6 +92,45 @@ def _grow(graph: ChainGraph, forest: Forest, root: str, placed: set[str]) -> Non
         stack.extend(reversed(kids))
 
 
+#: The parent id of top-level rows in :class:`TreeTables`.
+TOP = -1
+
+
+@dataclass
+class TreeTables:
+    """The forest flattened for a tree model: a node's id is its index in ``nodes``; ``kids``
+    lists the visible children of each id (``TOP`` for the top level), ``parent`` and ``row``
+    answer ``QAbstractItemModel.parent()`` in O(1). Built on the scan's worker for the whole
+    forest (50 ms at 10,000 images), and again by the model only when a filter hides rows."""
+
+    nodes: list[str]
+    ids: dict[str, int]
+    kids: dict[int, list[int]] = field(default_factory=dict)
+    parent: dict[int, int] = field(default_factory=dict)
+    row: dict[int, int] = field(default_factory=dict)
+
+
+def tree_tables(
+    forest: Forest, nodes: list[str], ids: dict[str, int], visible: set[str] | None = None
+) -> TreeTables:
+    tables = TreeTables(nodes, ids, {TOP: []})
+    kids_of, parent_of, row_of = tables.kids, tables.parent, tables.row
+    stack = [(TOP, r) for r in reversed(forest.roots)]
+    while stack:
+        parent, node = stack.pop()
+        if visible is not None and node not in visible:
+            continue
+        nid = ids[node]
+        siblings = kids_of.setdefault(parent, [])
+        row_of[nid] = len(siblings)
+        siblings.append(nid)
+        parent_of[nid] = parent
+        children = forest.children.get(node)
+        if children:
+            stack.extend((nid, k) for k in reversed(children))
+    return tables
+
+
 @dataclass
 class Component:
     """One tree of the forest, placed: its nodes in pre-order and its bounding box."""

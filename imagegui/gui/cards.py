@@ -70,7 +70,8 @@ def _fonts() -> tuple[QFont, QFont, QFontMetricsF, QFontMetricsF]:
 
 
 class CardLayer(QGraphicsItem):
-    """Paints the text, icons and selection ring of one tree's cards."""
+    """Paints the text, icons and badges of one tree's cards. Hidden by the view below
+    ``LOD_NAME`` (then Qt does not even call it); the selection ring is a separate item."""
 
     def __init__(self, scene: ChainScene, index: int, rects: list[tuple[str, QRectF]], box: QRectF):
         super().__init__()
@@ -90,20 +91,13 @@ class CardLayer(QGraphicsItem):
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ):
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
-        selected = self._scene.selected
-        if lod >= LOD_NAME:
-            exposed = option.exposedRect
-            detail = lod >= LOD_DETAIL
-            for node, rect in self.rects:
-                if rect.intersects(exposed):
-                    self._card(painter, node, rect, detail)
-        if selected in self.members:
-            rect = next(r for n, r in self.rects if n == selected)
-            pen = QPen(SELECTION, 3.0)
-            pen.setCosmetic(True)
-            painter.setPen(pen)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(rect.adjusted(-4, -4, 4, 4), 6, 6)
+        if lod < LOD_NAME:
+            return
+        exposed = option.exposedRect
+        detail = lod >= LOD_DETAIL
+        for node, rect in self.rects:
+            if rect.intersects(exposed):
+                self._card(painter, node, rect, detail)
 
     def _card(self, painter: QPainter, node: str, rect: QRectF, detail: bool) -> None:
         snap = self._scene.snapshot

@@ -11,6 +11,7 @@ from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsView, QToolTip
 
+from imagegui.gui.cards import LOD_NAME
 from imagegui.gui.chain_scene import ChainScene
 from imagegui.gui.models import tooltip
 
@@ -101,6 +102,7 @@ class ChainView(QGraphicsView):
 
     def _zoomed(self) -> None:
         self.setRenderHint(QPainter.RenderHint.Antialiasing, self.scale_factor >= ANTIALIAS_FROM)
+        self.chain_scene.set_details_visible(self.scale_factor >= LOD_NAME)
         self.zoomChanged.emit(self.scale_factor)
 
     def wheelEvent(self, event: QWheelEvent) -> None:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 import imagegui
 from imagegui.core.units import display_path
-from imagegui.gui import resources
+from imagegui.gui import gcpause, resources
 from imagegui.gui.actions import create_actions, update_enabled
 from imagegui.gui.chain_scene import ChainScene
 from imagegui.gui.chain_view import ChainView
@@ -207,6 +207,7 @@ class MainWindow(QMainWindow):
         info_box(self, "Cannot open", message, icon=QMessageBox.Icon.Warning)
 
     def _on_snapshot_ready(self, snapshot: Snapshot) -> None:
+        gcpause.settle()  # the scan's records are long-lived: no collection walks them again
         self.status.scan_ended()
         new_root = snapshot.root != self._first_of_root
         self._first_of_root = snapshot.root
@@ -224,6 +225,8 @@ class MainWindow(QMainWindow):
             current = None
         self._fit_on_build = new_root
         self.stack.setCurrentWidget(self.view)
+        # A half-built graph is not worth painting (each batch would repaint the view).
+        self.view.viewport().setUpdatesEnabled(False)
         self.scene.set_snapshot(snapshot)
         self.chains.set_snapshot(snapshot, current)
         self.problems.set_snapshot(snapshot)
@@ -235,6 +238,7 @@ class MainWindow(QMainWindow):
             self._on_selection_changed(None)
 
     def _on_scene_built(self) -> None:
+        self.view.viewport().setUpdatesEnabled(True)
         if self._fit_on_build:
             self.view.fit_all()
             self._fit_on_build = False

@@ -13,6 +13,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import QFont
 
 from imagegui.core.graph import ChainGraph
+from imagegui.core.layout import TOP, tree_tables
 from imagegui.core.nodestate import NodeStatus, State, short_name
 from imagegui.core.units import display_path, human_size
 from imagegui.gui import resources
@@ -45,7 +46,7 @@ STATE_ICON = {
     State.PROTOCOL: "state-protocol",
     State.EXTERNAL: "state-external",
 }
-_ROOT = -1
+_ROOT = TOP
 #: The invalid index as a default argument (one instance, not one per call).
 NO_PARENT = QModelIndex()
 
@@ -70,9 +71,18 @@ class ChainsModel(QAbstractItemModel):
     def set_snapshot(self, snapshot: Snapshot | None) -> None:
         self.beginResetModel()
         self.snapshot = snapshot
-        self._nodes = list(snapshot.graph.nodes) if snapshot else []
-        self._ids = {n: i for i, n in enumerate(self._nodes)}
-        self._rebuild()
+        if snapshot is None:
+            self._nodes, self._ids = [], {}
+            self._rebuild()
+        else:
+            tables = snapshot.tables  # made on the scan's worker
+            self._nodes, self._ids = tables.nodes, tables.ids
+            if self._filter:
+                self._rebuild()
+            else:
+                self._kids, self._parent, self._row = tables.kids, tables.parent, tables.row
+                if self._sort is not None:
+                    self._sort_all(*self._sort)
         self.endResetModel()
 
     def set_filter(self, text: str) -> None:
@@ -92,24 +102,13 @@ class ChainsModel(QAbstractItemModel):
         return len(self._parent)
 
     def _rebuild(self) -> None:
-        self._kids, self._parent, self._row = {_ROOT: []}, {}, {}
         snap = self.snapshot
         if snap is None:
+            self._kids, self._parent, self._row = {_ROOT: []}, {}, {}
             return
-        forest = snap.layout.forest
-        ids = self._ids
         visible = self._matching() if self._filter else None
-        stack = [(_ROOT, r) for r in reversed(forest.roots)]
-        while stack:
-            parent, node = stack.pop()
-            if visible is not None and node not in visible:
-                continue
-            nid = ids[node]
-            siblings = self._kids.setdefault(parent, [])
-            self._row[nid] = len(siblings)
-            siblings.append(nid)
-            self._parent[nid] = parent
-            stack.extend((nid, k) for k in reversed(forest.kids(node)))
+        t = tree_tables(snap.layout.forest, self._nodes, self._ids, visible)
+        self._kids, self._parent, self._row = t.kids, t.parent, t.row
         if self._sort is not None:
             self._sort_all(*self._sort)
 

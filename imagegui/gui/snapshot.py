@@ -16,9 +16,19 @@ from PySide6.QtGui import QPainterPath
 
 from imagegui.core.graph import ChainGraph
 from imagegui.core.jobs import CancelToken, Job, ProgressFn
-from imagegui.core.layout import ASPECT, NODE_H, NODE_W, Component, Layout, compute_layout
+from imagegui.core.layout import (
+    ASPECT,
+    NODE_H,
+    NODE_W,
+    Component,
+    Layout,
+    TreeTables,
+    compute_layout,
+    tree_tables,
+)
 from imagegui.core.nodestate import NodeStatus, all_statuses
 from imagegui.core.scan import scan_directory
+from imagegui.gui import gcpause
 
 #: Length of an arrow head at the backing end of an edge, in scene units.
 ARROW = 9.0
@@ -41,6 +51,8 @@ class Snapshot:
     layout: Layout
     status: dict[str, NodeStatus]
     paths: list[ComponentPaths]
+    #: The chains list's rows, unfiltered (see ``core.layout.TreeTables``).
+    tables: TreeTables
     #: A file to select once shown (a file was opened or dropped instead of a directory).
     select: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -68,6 +80,10 @@ def make_scan_job(
     the graph out for a view of width / height ``aspect``."""
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
+        with gcpause.paused():
+            return _scan(progress, cancel)
+
+    def _scan(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
         timings: dict[str, float] = {}
         t = time.perf_counter()
         path = os.path.normpath(os.path.abspath(os.path.expanduser(target)))
@@ -96,8 +112,10 @@ def make_scan_job(
         t = time.perf_counter()
         layout = compute_layout(graph, aspect=aspect)
         paths = build_paths(layout)
+        nodes = list(graph.nodes)
+        tables = tree_tables(layout.forest, nodes, {n: i for i, n in enumerate(nodes)})
         timings["layout"] = time.perf_counter() - t
-        return Snapshot(path, graph, layout, status, paths, select, timings)
+        return Snapshot(path, graph, layout, status, paths, tables, select, timings)
 
     return Job(f"Scanning {target}", run)
 

@@ -1,0 +1,149 @@
+"""Screenshots of the real window (xcb under Xvfb) from the demo directory, for the README.
+
+    .venv/bin/python scripts/screenshots.py [--out resources/screenshots] [--big 10000]
+
+Without a display it re-runs itself under ``xvfb-run``. Writes:
+  main.png      the demo: graph, chains list, details of the clone whose base moved, problems
+  commit.png    Commit… on a clone whose base is shared: the siblings listed, refused
+  repair.png    Repair missing backing…: the moved base found by name, the exact command
+  launch.png    Launch in QEMU… on a base with overlays: snapshot only
+  overview.png  (with --big N) N images zoomed out, level-of-detail painting
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREEN = (1600, 1000)
+WINDOW = (1440, 900)
+
+
+def reexec_under_xvfb() -> None:
+    if os.environ.get("DISPLAY") or os.environ.get("IMAGEGUI_SHOTS_XVFB"):
+        return
+    if shutil.which("xvfb-run") is None:
+        sys.exit("screenshots: no display and no xvfb-run (Debian: apt install xvfb xauth)")
+    env = dict(os.environ, IMAGEGUI_SHOTS_XVFB="1")
+    env.pop("QT_QPA_PLATFORM", None)
+    argv = ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN[0]}x{SCREEN[1]}x24"]
+    os.execvpe(argv[0], [*argv, sys.executable, __file__, *sys.argv[1:]], env)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "resources" / "screenshots"))
+    ap.add_argument("--big", type=int, default=0, help="also shoot N images zoomed out")
+    args = ap.parse_args()
+    reexec_under_xvfb()
+
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtGui import QGuiApplication
+
+    import imagegui.gui  # noqa: F401  (the PySide6 guard first)
+    from imagegui.core.demo import build_demo
+    from imagegui.gui.app import make_app
+    from imagegui.gui.main_window import MainWindow
+    from imagegui.gui.settings import Settings
+
+    app = make_app()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="imagegui-shots-"))
+    os.environ["IMAGEGUI_JOURNAL"] = str(scratch / "journal.jsonl")
+    settings = Settings(QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
+
+    def wait(signal=None, ms: int = 300, timeout: int = 60_000) -> None:
+        loop = QEventLoop()
+        if signal is not None:
+            signal.connect(loop.quit)
+            QTimer.singleShot(timeout, loop.quit)
+        else:
+            QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def until(check, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while not check() and time.monotonic() < end:
+            wait(ms=50)
+
+    def shoot_window(name: str) -> None:
+        wait(ms=400)
+        path = out / name
+        window.grab().save(str(path))
+        print(path)
+
+    def shoot_screen(name: str) -> None:
+        """The window with its dialog on top, as a user sees them (no window manager here)."""
+        wait(ms=600)
+        geo = window.frameGeometry()
+        screen = QGuiApplication.primaryScreen()
+        pixmap = screen.grabWindow(0, geo.x(), geo.y(), geo.width(), geo.height())
+        path = out / name
+        pixmap.save(str(path))
+        print(path)
+
+    demo = build_demo(str(scratch / "demo"))
+    window = MainWindow(settings)
+    window.ask_before_closing = False
+    window.resize(*WINDOW)
+    window.move(0, 0)
+    window.show()
+    wait(ms=200)
+    window.open_directory(demo)
+    wait(window.ready)
+
+    clone = f"{demo}/clones/ubuntu-dev.qcow2"
+    window.selection.set(clone)
+    window.chains.tree.expandAll()
+    window.view.show_node(clone)
+    shoot_window("main.png")
+
+    window.selection.set(f"{demo}/templates/debian-12-web.qcow2")
+    window.actions.commit.trigger()
+    dialog = window.ops.dialog
+    until(lambda: dialog.plan is not None)
+    shoot_screen("commit.png")
+    dialog.reject()
+
+    window.selection.set(clone)
+    window.actions.repair.trigger()
+    dialog = window.ops.dialog
+    until(lambda: dialog.plan is not None)
+    shoot_screen("repair.png")
+    dialog.reject()
+
+    window.selection.set(f"{demo}/templates/debian-12.qcow2")
+    window.actions.launch.trigger()
+    dialog = window.ops.dialog
+    until(lambda: dialog.plan is not None)
+    shoot_screen("launch.png")
+    dialog.reject()
+
+    if args.big:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from scan_bench import make_tree
+
+        big = scratch / "big"
+        big.mkdir()
+        make_tree(str(big), args.big, 10)
+        window.open_directory(str(big))
+        wait(window.ready, timeout=120_000)
+        window.selection.set(None)
+        window.view.fit_all()
+        shoot_window("overview.png")
+
+    window.close()
+    app.processEvents()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
