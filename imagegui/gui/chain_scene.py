@@ -27,7 +27,7 @@ from imagegui.gui.snapshot import Snapshot
 
 #: Milliseconds of item creation per event-loop turn.
 BATCH_MS = 8.0
-MARGIN = 200.0
+MARGIN = 80.0
 
 
 #: ``QGraphicsItem.data`` keys on a card box: the node it stands for and its tree's index.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -70,6 +71,9 @@ class ChainsPanel(QWidget):
         self._debounce.setInterval(FILTER_DEBOUNCE_MS)
         self._debounce.timeout.connect(self._on_filter_timeout)
         self.filter.textChanged.connect(lambda _t: self._debounce.start())
+        clear = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.filter)
+        clear.setContext(Qt.ShortcutContext.WidgetShortcut)
+        clear.activated.connect(self.filter.clear)
         self.tree.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.tree.doubleClicked.connect(self._on_double_clicked)
         self.tree.customContextMenuRequested.connect(self._on_context_menu)

@@ -83,7 +83,7 @@ class DetailsPanel(QTextBrowser):
             f"<h3><img src='{icon}' width='18' height='18'> "
             f"{escape(display_path(short_name(node)))}</h3>",
             f"<p style='color:#566573'>{escape(display_path(node))}<br>"
-            f"{escape(status.label())}</p>",
+            f"State: {escape(status.label())}</p>",
         ]
         if info is None:
             parts.append(self._placeholder(snap, node, kind))

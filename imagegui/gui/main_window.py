@@ -224,7 +224,15 @@ class MainWindow(QMainWindow):
         if current not in snapshot.graph.nodes:
             current = None
         self._fit_on_build = new_root
-        self.stack.setCurrentWidget(self.view)
+        if snapshot.graph.nodes:
+            self.stack.setCurrentWidget(self.view)
+        else:
+            self.stack.setCurrentWidget(self.welcome)
+            self.welcome.show_message(
+                f"No disk images in {display_path(snapshot.root)} "
+                f"({snapshot.graph.scan.files_seen:,} files looked at). Open another directory, "
+                "or drop one here."
+            )
         # A half-built graph is not worth painting (each batch would repaint the view).
         self.view.viewport().setUpdatesEnabled(False)
         self.scene.set_snapshot(snapshot)

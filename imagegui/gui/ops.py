@@ -229,26 +229,33 @@ class Ops(QObject):
             self.message.emit(f"Copied {display_path(node)}")
 
     def reveal(self) -> None:
-        """Asks the file manager to show the file selected (freedesktop FileManager1 over D-Bus,
-        asynchronously); without a session bus, opens its directory."""
+        """Asks the file manager to show the file selected (freedesktop FileManager1 over
+        D-Bus, asynchronously); without that service, opens the file's directory instead."""
         node = self.selection.node
         if not node or "://" in node:
             return
-        url = QUrl.fromLocalFile(node)
+        directory = QUrl.fromLocalFile(os.path.dirname(node))
         try:
-            from PySide6.QtDBus import QDBusConnection, QDBusMessage
-
-            bus = QDBusConnection.sessionBus()
-            if bus.isConnected():
-                msg = QDBusMessage.createMethodCall(
-                    "org.freedesktop.FileManager1",
-                    "/org/freedesktop/FileManager1",
-                    "org.freedesktop.FileManager1",
-                    "ShowItems",
-                )
-                msg.setArguments([[url.toString()], ""])
-                bus.asyncCall(msg)
-                return
+            from PySide6.QtDBus import QDBusConnection, QDBusMessage, QDBusPendingCallWatcher
         except ImportError:
-            pass
-        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(node)))
+            QDesktopServices.openUrl(directory)
+            return
+        bus = QDBusConnection.sessionBus()
+        if not bus.isConnected():
+            QDesktopServices.openUrl(directory)
+            return
+        msg = QDBusMessage.createMethodCall(
+            "org.freedesktop.FileManager1",
+            "/org/freedesktop/FileManager1",
+            "org.freedesktop.FileManager1",
+            "ShowItems",
+        )
+        msg.setArguments([[QUrl.fromLocalFile(node).toString()], ""])
+        watcher = QDBusPendingCallWatcher(bus.asyncCall(msg), self)
+
+        def finished(w: QDBusPendingCallWatcher) -> None:
+            if w.isError():  # no file manager implements it: open the directory
+                QDesktopServices.openUrl(directory)
+            w.deleteLater()
+
+        watcher.finished.connect(finished)

@@ -43,7 +43,8 @@ class CommitDialog(PlanDialog):
             "the base holds its changes."
         )
         self.others = QListWidget()
-        self.others.setMaximumHeight(120)
+        rows = max(1, min(len(self.siblings), 6))
+        self.others.setFixedHeight(rows * self.others.fontMetrics().height() * 3 // 2 + 8)
         for path in self.siblings:
             self.others.addItem(display_path(os.path.relpath(path, self.root)))
             self.others.item(self.others.count() - 1).setIcon(resources.icon("state-warning"))
