@@ -82,13 +82,26 @@ class Launcher:
             self.open_demo()
             return
         target = args.directory
-        if target is None:
-            last = self.window.settings.last_dir()
-            target = last if last and os.path.isdir(last) else None
-        if target is None:
-            self.open_demo()
-        else:
+        if target is not None:
             self.window.open_directory(target)
+            return
+        last = self.window.settings.last_dir()
+        if last is None:
+            self.open_demo()
+            return
+        # The last directory may be gone: then the demo instead (the scan finds out, on the
+        # worker, rather than a stat here).
+        self.window.session.scanFailed.connect(self._on_last_dir_failed)
+        self.window.session.snapshotReady.connect(self._forget_last_dir_check)
+        self.window.open_directory(last)
+
+    def _on_last_dir_failed(self, _target: str, _message: str) -> None:
+        self._forget_last_dir_check()
+        self.open_demo()
+
+    def _forget_last_dir_check(self, *_: object) -> None:
+        self.window.session.scanFailed.disconnect(self._on_last_dir_failed)
+        self.window.session.snapshotReady.disconnect(self._forget_last_dir_check)
 
     def open_demo(self) -> None:
         self.window.welcome.show_message("Building the demo directory with qemu-img…")

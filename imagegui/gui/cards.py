@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 #: Zoom levels (scene-to-screen scale) from which text is worth painting.
 LOD_NAME = 0.42
-LOD_DETAIL = 0.62
+LOD_DETAIL = 0.6
 SELECTION = QColor("#1f6fd1")
 
 #: (fill, border) per state; placeholders get a dashed border.

@@ -21,7 +21,7 @@ STEP = 1.2
 #: Below this scale antialiasing costs more than it shows.
 ANTIALIAS_FROM = 0.3
 #: A small graph is never fitted below this scale: its names must stay readable.
-READABLE = 0.62
+READABLE = 0.72
 SMALL_GRAPH = 120
 
 

@@ -82,3 +82,57 @@ def test_copy_path(qtbot, window, open_dir, make, tmp_path):
     window.selection.set(base)
     window.actions.copy_path.trigger()
     assert QGuiApplication.clipboard().text() == base
+
+
+def test_a_failed_operation_shows_qemus_message(
+    qtbot, window, open_dir, wait_plan, make, tmp_path, tmp_path_factory, monkeypatch
+):
+    from opshelpers import fake_qemu_img
+
+    base = str(make.create("base.qcow2", "qcow2", "1G"))
+    open_dir(tmp_path)
+    fake = fake_qemu_img(
+        tmp_path_factory.mktemp("bin"), 'echo "qemu-img: Could not create: I/O error" >&2; exit 1'
+    )
+    monkeypatch.setenv("IMAGEGUI_QEMU_IMG", str(fake))
+    window.selection.set(base)
+    window.actions.overlay.trigger()
+    dialog = window.ops.dialog
+    wait_plan(dialog)
+    with qtbot.waitSignal(window.jobs.jobFailed, timeout=30_000):
+        dialog.accept()
+    box = window.ops.last_box
+    assert box.isVisible() and "failed" in box.text()
+    assert "I/O error" in box.informativeText()
+    assert "qemu-img create -f qcow2 -b base.qcow2 -F qcow2" in box.detailedText()
+    assert window.jobs.records[-1].state == "failed"
+    assert not (tmp_path / "base-overlay.qcow2").exists()  # the half-made file is removed
+    box.close()
+
+
+def test_last_directory_reopens_or_the_demo_opens(qtbot, window, make, tmp_path, monkeypatch):
+    import argparse
+
+    from imagegui.gui import app as app_module
+
+    built: list[bool] = []
+    make.create("base.qcow2", "qcow2", "1G")
+    window.settings.add_recent(str(tmp_path))
+    args = argparse.Namespace(directory=None, demo=False, screenshot=None)
+    launcher = app_module.Launcher(qtbot_app(), window, args)
+    monkeypatch.setattr(launcher, "open_demo", lambda: built.append(True))
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        launcher.start()
+    assert window.session.root == str(tmp_path) and not built
+
+    window.settings.add_recent(str(tmp_path / "gone"))
+    with qtbot.waitSignal(window.session.scanFailed, timeout=30_000):
+        launcher.start()
+    assert built == [True]
+    window.ops.last_box = None
+
+
+def qtbot_app():
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.instance()
