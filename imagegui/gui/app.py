@@ -114,6 +114,7 @@ class Launcher:
 
     def _on_demo_built(self, path: str) -> None:
         self.demo_dirs.append(path)
+        self.window.transient_dirs.add(path)
         self.window.open_directory(path)
 
     def _on_demo_failed(self, exc: object) -> None:

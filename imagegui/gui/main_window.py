@@ -105,6 +105,8 @@ class MainWindow(QMainWindow):
         self._fit_on_build = False
         #: Tests and --screenshot close without questions.
         self.ask_before_closing = True
+        #: Directories removed again on exit (the demo): never offered as recent.
+        self.transient_dirs: set[str] = set()
         self._connect()
         self._restore()
         self._refresh_recent()
@@ -211,7 +213,7 @@ class MainWindow(QMainWindow):
         self.status.scan_ended()
         new_root = snapshot.root != self._first_of_root
         self._first_of_root = snapshot.root
-        if not snapshot.root.startswith(_demo_prefix()):
+        if snapshot.root not in self.transient_dirs:
             self.settings.add_recent(snapshot.root)
             self._refresh_recent()
         name = os.path.basename(snapshot.root) or snapshot.root
@@ -406,9 +408,3 @@ class MainWindow(QMainWindow):
         # Cancelled jobs stop promptly (qemu-img is signalled); wait for them to clean up.
         QThreadPool.globalInstance().waitForDone(15000)
         super().closeEvent(event)
-
-
-def _demo_prefix() -> str:
-    import tempfile
-
-    return os.path.join(tempfile.gettempdir(), "imagegui-demo-")
