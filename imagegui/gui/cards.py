@@ -95,9 +95,13 @@ class CardLayer(QGraphicsItem):
             return
         exposed = option.exposedRect
         detail = lod >= LOD_DETAIL
+        matches = self._scene.matches
         for node, rect in self.rects:
             if rect.intersects(exposed):
+                dim = matches is not None and node not in matches
+                painter.setOpacity(0.3 if dim else 1.0)  # no saved state: set it every time
                 self._card(painter, node, rect, detail)
+        painter.setOpacity(1.0)
 
     def _card(self, painter: QPainter, node: str, rect: QRectF, detail: bool) -> None:
         snap = self._scene.snapshot

@@ -28,6 +28,8 @@ from imagegui.gui.snapshot import Snapshot
 #: Milliseconds of item creation per event-loop turn.
 BATCH_MS = 8.0
 MARGIN = 80.0
+#: Opacity of a card the filter does not match.
+DIMMED = 0.22
 
 
 #: ``QGraphicsItem.data`` keys on a card box: the node it stands for and its tree's index.
@@ -48,6 +50,8 @@ class ChainScene(QGraphicsScene):
         #: Whether the card layers paint (the view turns them off below a readable zoom, so a
         #: zoomed-out repaint makes no Python call per tree).
         self.details_visible = True
+        #: While the list is filtered: the matching nodes; the other cards are dimmed.
+        self.matches: set[str] | None = None
         self._ring = None
         self.building = False
         self._queue: list[int] = []
@@ -123,6 +127,8 @@ class ChainScene(QGraphicsScene):
             item = self.addRect(rect, pen, brush)
             item.setData(NODE_KEY, node)
             item.setData(COMPONENT_KEY, index)
+            if self.matches is not None and node not in self.matches:
+                item.setOpacity(DIMMED)
             self.items_by_node[node] = item
             rects.append((node, rect))
         layer = CardLayer(self, index, rects, QRectF(comp.x, comp.y, comp.w, comp.h))
@@ -157,6 +163,16 @@ class ChainScene(QGraphicsScene):
         path.addRoundedRect(item.rect().adjusted(-5, -5, 5, 5), 7, 7)
         ring.setPath(path)
         ring.setVisible(True)
+
+    def set_matches(self, matches: set[str] | None) -> None:
+        """Dims every card the list's filter does not match (None: none dimmed)."""
+        if matches is None and self.matches is None:
+            return
+        self.matches = matches
+        for node, item in self.items_by_node.items():
+            item.setOpacity(1.0 if matches is None or node in matches else DIMMED)
+        for layer in self.layers.values():
+            layer.update()
 
     def set_details_visible(self, visible: bool) -> None:
         if visible == self.details_visible:

@@ -26,6 +26,8 @@ class ChainsPanel(QWidget):
     nodeSelected = Signal(str)
     nodeActivated = Signal(str)
     contextMenuRequested = Signal(str, QPoint)
+    #: The filter's matches (a set of nodes), or None when the filter is empty.
+    filterApplied = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -84,6 +86,7 @@ class ChainsPanel(QWidget):
         self.model.set_snapshot(snapshot)
         self._restore_expansion(expanded)
         self.select(current)
+        self.filterApplied.emit(self.model.matches)
 
     def _expanded_nodes(self) -> set[str]:
         out = set()
@@ -142,6 +145,7 @@ class ChainsPanel(QWidget):
         self.model.set_filter(self.filter.text())
         self._restore_expansion(set())
         self.select(current)
+        self.filterApplied.emit(self.model.matches)
 
     def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         node = self.model.node_at(current)

@@ -99,6 +99,8 @@ class JobRow(QFrame):
             self.setToolTip(message)
         if state == "done":
             self.progress.setValue(self.progress.maximum())
+        else:
+            self.progress.setEnabled(False)  # greyed: it stopped where it shows
 
 
 class JobsPanel(QWidget):

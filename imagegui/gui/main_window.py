@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         self.chains.nodeSelected.connect(self._on_list_selected)
         self.chains.nodeActivated.connect(self._on_node_activated)
         self.chains.contextMenuRequested.connect(self._on_context_menu_requested)
+        self.chains.filterApplied.connect(self.scene.set_matches)
         self.problems.nodeRequested.connect(self._on_list_selected)
         self.details.nodeRequested.connect(self._on_list_selected)
         self.details.actionRequested.connect(self._on_details_action)

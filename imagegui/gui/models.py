@@ -62,6 +62,8 @@ class ChainsModel(QAbstractItemModel):
         self._parent: dict[int, int] = {}
         self._row: dict[int, int] = {}
         self._filter = ""
+        #: Nodes the filter matched (their chains are shown too), None without a filter.
+        self.matches: set[str] | None = None
         self._sort: tuple[int, Qt.SortOrder] | None = None
         self._italic = QFont()
         self._italic.setItalic(True)
@@ -107,6 +109,8 @@ class ChainsModel(QAbstractItemModel):
             self._kids, self._parent, self._row = {_ROOT: []}, {}, {}
             return
         visible = self._matching() if self._filter else None
+        if visible is None:
+            self.matches = None
         t = tree_tables(snap.layout.forest, self._nodes, self._ids, visible)
         self._kids, self._parent, self._row = t.kids, t.parent, t.row
         if self._sort is not None:
@@ -119,12 +123,15 @@ class ChainsModel(QAbstractItemModel):
         assert snap is not None
         graph, status, words = snap.graph, snap.status, self._filter.split()
         forest = snap.layout.forest
-        found: set[str] = set()
+        matches: set[str] = set()
         for node, (_, info) in graph.nodes.items():
             hay = _haystack(graph, node, info.format if info else "", status[node])
             if all(w in hay for w in words):
-                found.add(node)
-                found.update(forest.ancestors(node))
+                matches.add(node)
+        self.matches = matches
+        found = set(matches)
+        for node in matches:
+            found.update(forest.ancestors(node))
         return found
 
     # -- QAbstractItemModel

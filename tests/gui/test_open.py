@@ -105,3 +105,17 @@ def test_opening_a_file_selects_it(qtbot, window, open_dir, make, tmp_path):
     assert window.session.root == str(tmp_path)
     assert window.selection.node == str(top)
     assert window.chains.current_node() == str(top)
+
+
+def test_filter_dims_the_other_cards(qtbot, window, open_dir, make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    lost = str(make.overlay("lost.qcow2", "gone.qcow2"))
+    open_dir(tmp_path)
+    with qtbot.waitSignal(window.chains.filterApplied, timeout=5_000):
+        window.chains.filter.setText("error")
+    items = window.scene.items_by_node
+    assert items[lost].opacity() == 1.0
+    assert items[str(tmp_path / "base.qcow2")].opacity() < 1.0
+    with qtbot.waitSignal(window.chains.filterApplied, timeout=5_000):
+        window.chains.filter.clear()
+    assert all(item.opacity() == 1.0 for item in items.values())
