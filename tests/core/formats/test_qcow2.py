@@ -12,33 +12,20 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+import formatcheck
 import pytest
 from conftest import ImageMaker, qemu_img, qemu_info
+from formatcheck import HEAD, parse_file
 
 from imagegui.core.formats import qcow2
-from imagegui.core.formats.base import BoundedReader, BytesReader, Header, ParseError
+from imagegui.core.formats.base import BytesReader, Header, ParseError
 
-HEAD = 4096
 SECRET = ["--object", "secret,id=sec0,data=x"]
 
 
 def read_header(path: Path) -> tuple[Header | ParseError, int]:
     """Parse as the scanner does (one 4 KiB read, primed), returning bytes read beyond it."""
-    with open(path, "rb") as f:
-        head = os.pread(f.fileno(), HEAD, 0)
-        r = BoundedReader(f, os.fstat(f.fileno()).st_size)
-        r.prime(0, head)
-        try:
-            return qcow2.parse(r), r.used
-        except ParseError as exc:
-            return exc, r.used
-
-
-def qemu_opens(path: Path) -> dict | None:
-    proc = qemu_img("info", "-U", "--output=json", path, check=False)
-    if proc.returncode != 0:
-        return None
-    return qemu_info(path)
+    return parse_file(qcow2, path)
 
 
 def expected_fields(info: dict) -> dict[str, object]:
@@ -98,21 +85,13 @@ def our_fields(h: Header) -> dict[str, object]:
     }
 
 
+def _same_fields(ours: Header, info: dict) -> None:
+    assert our_fields(ours) == expected_fields(info)
+
+
 def assert_like_qemu(path: Path) -> Header | ParseError:
     """We open it iff qemu-img info does, and then report the same fields."""
-    ours, _ = read_header(path)
-    info = qemu_opens(path)
-    if not qcow2.probe(path.read_bytes()[:HEAD]):
-        # Not qcow2 to qemu either (it reads a missing or zero version as another format).
-        assert info is None or info["format"] != "qcow2"
-        return ours
-    if info is None:
-        assert isinstance(ours, ParseError), f"qemu refuses {path.name} but we parsed {ours}"
-        assert str(ours)
-    else:
-        assert not isinstance(ours, ParseError), f"qemu opens {path.name}, we said: {ours}"
-        assert our_fields(ours) == expected_fields(info)
-    return ours
+    return formatcheck.assert_like_qemu(qcow2, path, _same_fields)
 
 
 # --- images qemu-img makes -------------------------------------------------------------------

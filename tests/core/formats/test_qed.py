@@ -7,47 +7,28 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+import formatcheck
 import pytest
-from conftest import ImageMaker, qemu_img, qemu_info
+from conftest import ImageMaker, qemu_img
+from formatcheck import assert_common_fields, parse_file
 
 from imagegui.core.formats import qed
-from imagegui.core.formats.base import BoundedReader, Header, ParseError
-
-HEAD = 4096
+from imagegui.core.formats.base import Header, ParseError
 
 
 def read_header(path: Path) -> tuple[Header | ParseError, int]:
-    with open(path, "rb") as f:
-        head = os.pread(f.fileno(), HEAD, 0)
-        r = BoundedReader(f, os.fstat(f.fileno()).st_size)
-        r.prime(0, head)
-        try:
-            return qed.parse(r), r.used
-        except ParseError as exc:
-            return exc, r.used
+    return parse_file(qed, path)
+
+
+def _same_fields(ours: Header, info: dict) -> None:
+    assert_common_fields(ours, info)
+    assert ours.flags["cluster_size"] == info["cluster-size"]
+    # qemu-img info's dirty-flag stays false for QED even with "needs check" set: not compared.
 
 
 def assert_like_qemu(path: Path) -> Header | ParseError:
     """We open it iff qemu-img info does (as qed), and then report the same fields."""
-    ours, _ = read_header(path)
-    proc = qemu_img("info", "-U", "--output=json", path, check=False)
-    info = qemu_info(path) if proc.returncode == 0 else None
-    if not qed.probe(path.read_bytes()[:HEAD]):
-        assert info is None or info["format"] != "qed"
-        return ours
-    if info is None:
-        assert isinstance(ours, ParseError), f"qemu refuses {path.name} but we parsed {ours}"
-        return ours
-    assert isinstance(ours, Header), f"qemu opens {path.name}, we said: {ours}"
-    assert (ours.format, ours.virtual_size, ours.backing_file, ours.backing_format) == (
-        info["format"],
-        info["virtual-size"],
-        info.get("backing-filename"),
-        info.get("backing-filename-format"),
-    )
-    assert ours.flags["cluster_size"] == info["cluster-size"]
-    # qemu-img info's dirty-flag stays false for QED even with "needs check" set: not compared.
-    return ours
+    return formatcheck.assert_like_qemu(qed, path, _same_fields)
 
 
 def overlay(m: ImageMaker, name: str, backing: str, fmt: str = "qed") -> Path:
