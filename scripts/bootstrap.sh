@@ -58,8 +58,12 @@ case "$mode" in
   setup) ;;
   demo)
     if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-      echo "imagegui: no display here (DISPLAY is not set); running the demo on a virtual screen." >&2
-      exec xvfb-run -a -s '-screen 0 1600x1000x24' .venv/bin/imagegui --demo "$@"
+      shot=${IMAGEGUI_SCREENSHOT:-$PWD/imagegui-demo.png}
+      echo "imagegui: no display here (DISPLAY is not set): drawing the demo window on a virtual" >&2
+      echo "screen and saving a picture of it to $shot instead of opening it." >&2
+      xvfb-run -a -s '-screen 0 1600x1000x24' .venv/bin/imagegui --demo --screenshot "$shot" "$@"
+      echo "imagegui: saved $shot; on a desktop this command opens the window." >&2
+      exit 0
     fi
     exec .venv/bin/imagegui --demo "$@"
     ;;

@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 import imagegui
+from imagegui.core import gcpause
 from imagegui.core.units import display_path
-from imagegui.gui import gcpause, resources
+from imagegui.gui import resources
 from imagegui.gui.actions import create_actions, update_enabled
 from imagegui.gui.chain_scene import ChainScene
 from imagegui.gui.chain_view import ChainView

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QPainterPath
 
+from imagegui.core import gcpause
 from imagegui.core.graph import ChainGraph
 from imagegui.core.jobs import CancelToken, Job, ProgressFn
 from imagegui.core.layout import (
@@ -28,7 +29,6 @@ from imagegui.core.layout import (
 )
 from imagegui.core.nodestate import NodeStatus, all_statuses
 from imagegui.core.scan import scan_directory
-from imagegui.gui import gcpause
 
 #: Length of an arrow head at the backing end of an edge, in scene units.
 ARROW = 9.0
@@ -80,7 +80,7 @@ def make_scan_job(
     the graph out for a view of width / height ``aspect``."""
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
-        with gcpause.paused():
+        with gcpause.paused_gc():
             return _scan(progress, cancel)
 
     def _scan(progress: ProgressFn, cancel: CancelToken) -> Snapshot:

@@ -16,17 +16,6 @@ from PySide6.QtCore import QSettings, QThreadPool  # noqa: E402
 
 from imagegui.gui.settings import Settings  # noqa: E402
 
-HERE = Path(__file__).parent
-#: Qt's offscreen platform warns whenever a top-level window gets size constraints (any
-#: QMainWindow with content does); it says nothing about the program.
-OFFSCREEN_NOISE = "This plugin does not support propagateSizeHints"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
-
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
