@@ -62,6 +62,8 @@ class LaunchOptions:
     headless: bool = True
     #: "kvm", "tcg", or None for KVM when usable, else TCG.
     accel: str | None = None
+    #: The emulator to run (a settings choice in the window).
+    binary: str = QEMU_SYSTEM
 
 
 def _drive_value(path: str) -> str:
@@ -82,7 +84,7 @@ def build_argv(image: str, fmt: str, qmp_socket: str, opts: LaunchOptions) -> li
     if opts.readonly:
         drive += ",readonly=on"
     argv = [
-        QEMU_SYSTEM,
+        opts.binary or QEMU_SYSTEM,
         "-name", f"imagegui:{os.path.basename(image)}",
         "-machine", f"q35,accel={accel}",
         "-m", str(opts.memory),

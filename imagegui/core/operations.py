@@ -280,7 +280,18 @@ def plan_rebase(
     if img:
         _add(findings, guards.rebaseable(img), guards.writable(image))
         _add(findings, guards.not_in_use(image, "image"))
-    if new_abs:
+    if new_abs and literal and unsafe and not os.path.lexists(new_abs):
+        # Undoing a repair: the pointer goes back to a file that is (still) missing. qemu-img
+        # rebase -u never opens it, and putting back exactly what was there loses nothing.
+        name, fmt = literal
+        findings.append(
+            warn(
+                "restore-missing",
+                f"{new_abs} does not exist: after the undo the image is missing its backing file "
+                "again, exactly as before the rebase",
+            )
+        )
+    elif new_abs:
         new_img = _probe(new_abs, "new backing file", findings)
         if new_img:
             name = literal[0] if literal else backing_name(image, new_abs, absolute)

@@ -246,6 +246,20 @@ def test_unsafe_rebase_repairs_a_moved_base(tmp_path: Path):
     assert journal.last_undoable(str(top)).old_backing == "base.qcow2"
 
 
+def test_undo_of_a_repair_restores_the_missing_pointer(tmp_path: Path):
+    """Undo puts back exactly what was there, even though that file is (still) missing."""
+    base, top = chain(tmp_path)
+    moved = tmp_path / "moved.qcow2"
+    os.rename(base, moved)
+    plan_rebase(str(top), str(moved), unsafe=True).run()
+    undo = plan_undo_rebase(str(top))
+    assert not undo.refused
+    assert "restore-missing" in {f.code for f in undo.findings}
+    undo.run()
+    info = qemu_info(top)
+    assert (info["backing-filename"], info["backing-filename-format"]) == ("base.qcow2", "qcow2")
+
+
 def test_rebase_guards(make, tmp_path: Path):
     base = create(tmp_path / "base.qcow2")
     raw = create(tmp_path / "disk.img", fmt="raw")

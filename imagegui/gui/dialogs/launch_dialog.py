@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
-from imagegui.core.launch import LaunchOptions, plan_launch
+from imagegui.core.launch import QEMU_SYSTEM, LaunchOptions, plan_launch
 from imagegui.core.model import ImageInfo
 from imagegui.core.operations import Plan
 from imagegui.core.units import display_path
@@ -110,6 +110,7 @@ class LaunchDialog(PlanDialog):
             readonly=mode == "readonly",
             headless=self.headless.isChecked(),
             accel=None if self.accel_key() == "auto" else self.accel_key(),
+            binary=self.qemu_system or QEMU_SYSTEM,
         )
 
     def accel_key(self) -> str:
@@ -118,12 +119,5 @@ class LaunchDialog(PlanDialog):
     def planner(self) -> Callable[[], Plan] | str:
         if self.overlays and self.disk.value() == "writable":
             return "A base with overlays starts only as a snapshot or read-only."
-        image, opts, roots, binary = self.image.path, self.options(), (self.root,), self.qemu_system
-
-        def make() -> Plan:
-            plan = plan_launch(image, opts, roots)
-            if binary and plan.commands:
-                plan.commands[0][0] = binary  # the plan's start() runs commands[0] as given
-            return plan
-
-        return make
+        image, opts, roots = self.image.path, self.options(), (self.root,)
+        return lambda: plan_launch(image, opts, roots)
