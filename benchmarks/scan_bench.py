@@ -3,8 +3,9 @@
 Makes N real qcow2 images in chains (a template made by qemu-img, copied with only the backing
 name patched, written sparse so 100,000 images cost little disk), then prints, for the same tree
 with a warm page cache:
-  * imagegui scan --json, whole process (best of 3), and its peak memory;
-  * a bare Python loop that only walks, opens each file and reads its first 512 bytes (best of 3);
+  * imagegui scan --json, whole process (best of 5), and its peak memory;
+  * a bare Python loop that only walks, opens each file and reads its first 512 bytes (best of 5,
+    run in turn with the scan so both see the same machine noise);
   * qemu-img info -U per image, a random sample extrapolated to N;
 and the ratios. Targets at 10,000: >= 100x faster than qemu-img info, <= 3x the bare loop.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -77,16 +77,30 @@ def make_tree(root: str, count: int, chain: int) -> None:
         os.close(fd)
 
 
-def timed(argv: list[str], runs: int = 3) -> tuple[float, int]:
-    best = float("inf")
-    peak = 0
+def run_once(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def best_of(commands: list[list[str]], runs: int = 5) -> list[float]:
+    """Best wall time of each command, the commands run in turn so both see the same noise."""
+    best = [float("inf")] * len(commands)
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-        best = min(best, time.perf_counter() - start)
-        peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
-    return best, peak
+        for i, argv in enumerate(commands):
+            best[i] = min(best[i], run_once(argv))
+    return best
+
+
+def peak_rss_mib(argv: list[str]) -> float:
+    """Peak resident memory of one run, read by a fresh child so no earlier run counts."""
+    code = (
+        "import resource, subprocess, sys;"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    return int(out.stdout) / 1024
 
 
 def main() -> int:
@@ -105,8 +119,9 @@ def main() -> int:
             print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
         imagegui = [sys.executable, "-m", "imagegui", "scan", "--json", root]
         subprocess.run(imagegui, check=True, stdout=subprocess.DEVNULL)  # warm the page cache
-        scan_s, peak_kib = timed(imagegui)
-        bare_s, _ = timed([sys.executable, "-c", BARE_LOOP, root])
+        bare = [sys.executable, "-c", BARE_LOOP, root]
+        scan_s, bare_s = best_of([imagegui, bare])
+        peak_mib = peak_rss_mib(imagegui)
         files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
         sample = random.Random(1).sample(files, min(args.sample, len(files)))
         t = time.perf_counter()
@@ -117,11 +132,9 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
             )
         qemu_s = (time.perf_counter() - t) / len(sample) * len(files)
-        imp = timed([sys.executable, "-c", "import networkx"])[0]
+        imp = best_of([[sys.executable, "-c", "import networkx"]])[0]
         print(f"images                         {len(files):>10}")
-        print(
-            f"imagegui scan --json (process) {scan_s:>10.3f} s   peak RSS {peak_kib / 1024:.0f} MB"
-        )
+        print(f"imagegui scan --json (process) {scan_s:>10.3f} s   peak RSS {peak_mib:.0f} MB")
         print(f"bare open+read(512) loop       {bare_s:>10.3f} s")
         print(f"qemu-img info per image (est.) {qemu_s:>10.1f} s   (sample of {len(sample)})")
         print(f"python -c 'import networkx'    {imp:>10.3f} s")
