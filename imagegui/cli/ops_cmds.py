@@ -213,10 +213,11 @@ def _launch(args: argparse.Namespace) -> int:
     except (LaunchError, QemuImgError) as exc:
         _err(str(exc))
         return EXIT_FAILED
-    print(
-        f"VM running: {display_path(plan.image)} (PID {vm.pid}); Ctrl-C powers it down", flush=True
-    )
-    try:
+    try:  # from here on Ctrl-C powers the VM down, even during the announcement
+        print(
+            f"VM running: {display_path(plan.image)} (PID {vm.pid}); Ctrl-C powers it down",
+            flush=True,
+        )
         rc = vm.wait()
         vm.close()
         print(f"VM stopped (qemu exit status {rc})", flush=True)

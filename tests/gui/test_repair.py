@@ -48,23 +48,19 @@ def test_problems_panel_lists_a_missing_backing_and_repair_fixes_it(
     assert window.problems.model.rowCount() == 0
     assert window.windowTitle().endswith("— 3 images, 0 problems — imagegui")
 
-    # Undo Last Rebase restores the old pointer from the journal. The operations engine plans
-    # the undo like any rebase and refuses a backing file that does not exist, so it is shown
-    # refused while images/base.qcow2 is still gone ...
+    # Undo Last Rebase puts back exactly the old pointer from the journal, even though the old
+    # base is still gone (the plan says so), and the problem is back.
     window.selection.set(clone)
     window.actions.undo_rebase.trigger()
     dialog = window.ops.dialog
-    assert wait_plan(dialog).refused
-    assert not dialog.ok_button.isEnabled()
-    dialog.reject()
-    # ... and runs once it is back.
-    shutil.copy(moved, tmp_path / "images" / "base.qcow2")
-    window.actions.undo_rebase.trigger()
-    dialog = window.ops.dialog
-    assert not wait_plan(dialog).refused
+    plan = wait_plan(dialog)
+    assert not plan.refused
+    assert "restore-missing" in {f.code for f in plan.findings}
     assert "-b ../images/base.qcow2" in dialog.preview.toPlainText()
     with qtbot.waitSignal(window.ready, timeout=30_000):
         dialog.accept()
+    graph = window.session.snapshot.graph
+    assert [p.kind for p in graph.problems_for(clone)] == [Kind.MISSING_BACKING]
     assert qemu_info(clone)["backing-filename"] == "../images/base.qcow2"
 
 
