@@ -165,15 +165,10 @@ def _overlay_data_file(m: ImageMaker) -> Path:
 
 
 def _luks(m: ImageMaker) -> Path:
-    """qemu's PBKDF benchmark sometimes fails on a loaded machine ("Unable to get accurate CPU
-    usage"): retry a few times before giving up."""
+    """(qemu's PBKDF benchmark can fail on a loaded machine; conftest.qemu_img retries it.)"""
     path = m.root / "a.qcow2"
     argv = ["create", "-q", "-f", "qcow2", *SECRET, "-o"]
-    argv += ["encrypt.format=luks,encrypt.key-secret=sec0", path, "64M"]
-    for _ in range(4):
-        if qemu_img(*argv, check=False).returncode == 0:
-            return path
-    qemu_img(*argv)
+    qemu_img(*argv, "encrypt.format=luks,encrypt.key-secret=sec0", path, "64M")
     return path
 
 
