@@ -29,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from ops_bench import make_chain  # noqa: E402  (the same 1 GiB chain the ops bench uses)
+
 TICK_MS = 5
 
 
@@ -163,21 +165,6 @@ def child(root: str, flatten_top: str | None) -> None:
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def make_flatten_chain(root: Path, mib: int) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    base, top = root / "base.qcow2", root / "top.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", base, f"{mib * 2}M"], check=True)
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top],
-        check=True,
-    )
-    cmds: list[str] = []
-    for off in range(0, mib, 256):
-        cmds += ["-c", f"write -P 0xab {off}M {min(256, mib - off)}M"]
-    subprocess.run(["qemu-io", "-f", "qcow2", *cmds, top], check=True, capture_output=True)
-    return top
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=10_000)
@@ -205,7 +192,7 @@ def main() -> int:
         top = ""
         if args.flatten_mib:
             t = time.perf_counter()
-            top = str(make_flatten_chain(work / "flatten", args.flatten_mib))
+            top = str(make_chain(work / "flatten", args.flatten_mib))
             took = time.perf_counter() - t
             print(f"made a chain with {args.flatten_mib} MiB of data in {took:.1f} s")
             os.sync()
