@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TextIO
 
-from imagegui.core.formats.base import shared_flag_ids
+from imagegui.cli.image_json import ImageJSON
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.graph import EXTERNAL, IMAGE, ChainGraph
 from imagegui.core.problems import Severity
@@ -67,27 +67,9 @@ def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
     head = encode({"root": doc.pop("root")})
     out.write(head[:-1] + ', "images": [')
     images = list(graph.scan.images.values())
-    # Most images share their flags dict (formats.base.shared_flags): encode each shared dict
-    # once and splice it in for a marker no real value can hold (paths never contain NUL).
-    shared = shared_flag_ids()
-    markers: dict[int, tuple[str, str, str]] = {}  # id -> (marker, marker as JSON, flags JSON)
+    image_json = ImageJSON().encode
     for start in range(0, len(images), batch):
-        rows = []
-        used: dict[int, tuple[str, str, str]] = {}
-        for info in images[start : start + batch]:
-            row = info.to_json()
-            key = id(row["flags"])
-            if key in shared:
-                entry = markers.get(key)
-                if entry is None:
-                    marker = f"\0flags{len(markers)}"
-                    entry = markers[key] = (marker, encode(marker), encode(row["flags"]))
-                used[key] = entry
-                row["flags"] = entry[0]
-            rows.append(row)
-        chunk = encode(rows)[1:-1]
-        for _, marker_json, flags_json in used.values():
-            chunk = chunk.replace(marker_json, flags_json)
+        chunk = ", ".join(map(image_json, images[start : start + batch]))
         out.write(("" if start == 0 else ", ") + chunk)
     out.write("], " + encode(doc)[1:] + "\n")
 

@@ -48,11 +48,12 @@ class ImageInfo:
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for JSON output (shallow: ``asdict`` deep-copies and costs 20x more)."""
-        return dict(zip(_JSON_FIELDS, _json_values(self), strict=True))
+        return dict(zip(JSON_FIELDS, _json_values(self), strict=True))
 
 
-_JSON_FIELDS = tuple(n for n in ImageInfo.__dataclass_fields__ if n != "file_id")
-_json_values = attrgetter(*_JSON_FIELDS)
+#: The fields of an image in JSON output, in order (the file id is an internal matching key).
+JSON_FIELDS = tuple(n for n in ImageInfo.__dataclass_fields__ if n != "file_id")
+_json_values = attrgetter(*JSON_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 from conftest import qemu_info
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -95,3 +97,36 @@ def test_streamed_json_equals_the_document(make, tmp_path):
     out = io.StringIO()
     write_scan_json(ChainGraph(scan_directory(str(tmp_path / "empty"))), out)
     assert json.loads(out.getvalue())["images"] == []
+
+
+_names = st.one_of(
+    st.none(),
+    st.text(max_size=20),
+    st.binary(max_size=12).map(lambda b: b.decode("utf-8", "surrogateescape")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    path=_names.filter(lambda s: s is not None),
+    backing=_names,
+    fmt=_names,
+    flags=st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8)),
+        max_size=4,
+    ),
+    extents=st.lists(st.text(max_size=8), max_size=2),
+    mtime=st.floats(min_value=0, max_value=4e9),
+    sizes=st.tuples(st.integers(0, 2**63), st.integers(0, 2**63)),
+    bools=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
+)
+def test_fast_image_json_equals_json_dumps(path, backing, fmt, flags, extents, mtime, sizes, bools):
+    from imagegui.cli.image_json import ImageJSON
+    from imagegui.core.model import ImageInfo
+
+    info = ImageInfo(
+        path, "qcow2", sizes[0], sizes[1], backing, fmt, backing, bools[0], bools[1], bools[2],
+        flags, extents, ["vpc"] if bools[3] else [], mtime, (1, 2), bools[3],
+    )  # fmt: skip
+    assert ImageJSON().encode(info) == json.dumps(info.to_json())
