@@ -267,7 +267,35 @@ class ChainGraph:
                     f"Backing chain loops back on itself ({names}); qemu cannot open it. "
                     "Rebase one image in the loop onto the real base.",
                 )
+        # The common case first, without building any message: a healthy image on a healthy,
+        # correctly recorded backing inside the root. Flags are mostly shared dicts
+        # (formats.base.shared_flags), so their verdict is worked out once per dict.
+        inside = self.root.rstrip("/") + "/"
+        clean_flags: dict[int, bool] = {}
+        backing_of = self._backing.get
+        nodes = self.nodes
         for path, info in self._images():
+            flags = info.flags
+            clean = clean_flags.get(id(flags))
+            if clean is None:
+                clean = clean_flags[id(flags)] = not (
+                    flags.get("corrupt")
+                    or flags.get("dirty")
+                    or flags.get("needs_check")
+                    or flags.get("external_data_file")
+                )
+            if clean and not info.extents:
+                if info.backing_file is None:
+                    continue
+                base = nodes[backing_of(path)][1]
+                fmt = info.backing_format
+                if (
+                    base is not None
+                    and fmt is not None
+                    and (fmt == base.format or fmt in base.also_opens_as)
+                    and info.backing_path.startswith(inside)
+                ):
+                    continue
             self._image_problems(path, info)
         self.problems.sort(key=lambda p: (p.path, p.kind))
         self._problem_index: dict[str, list[Problem]] = {}
