@@ -213,6 +213,8 @@ def _launch(args: argparse.Namespace) -> int:
     except (LaunchError, QemuImgError) as exc:
         _err(str(exc))
         return EXIT_FAILED
+    if vm.note:
+        _err(vm.note)
     try:  # from here on Ctrl-C powers the VM down, even during the announcement
         print(
             f"VM running: {display_path(plan.image)} (PID {vm.pid}); Ctrl-C powers it down",

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from imagegui.core import guards
@@ -101,6 +101,12 @@ def build_argv(image: str, fmt: str, qmp_socket: str, opts: LaunchOptions) -> li
 # --------------------------------------------------------------------------- plan
 
 
+def _drive_format(argv: list[str]) -> str:
+    """The format a built argv gives its drive (``-drive file=...,format=F,...``)."""
+    drive = argv[argv.index("-drive") + 1]
+    return drive.rsplit(",format=", 1)[1].split(",", 1)[0]
+
+
 @dataclass
 class LaunchPlan(Plan):
     image: str = ""
@@ -112,11 +118,32 @@ class LaunchPlan(Plan):
         return plan_launch(self.image, self.options, self.roots, qmp_socket=self.qmp_socket)
 
     def start(self, timeout: float = START_TIMEOUT) -> RunningVM:
-        """Checks the guards again and starts the VM; returns once QMP answers."""
+        """Checks the guards again and starts the VM; returns once QMP answers.
+
+        With the accelerator left automatic, a KVM that is present but fails at start-up (nested
+        virtualisation: "failed to set MSR") is not the user's problem: the VM is started again
+        with TCG and ``RunningVM.note`` says so.
+        """
         fresh = self.replan()
         if fresh.blocking():
             raise GuardRefused(fresh.blocking())
-        return RunningVM.start(self.commands[0], self.image, self.qmp_socket, timeout)
+        argv = self.commands[0]
+        try:
+            return RunningVM.start(argv, self.image, self.qmp_socket, timeout)
+        except LaunchError as exc:
+            auto = self.options is None or self.options.accel is None
+            if not (auto and "accel=kvm" in " ".join(argv)):
+                raise
+            first = str(exc)
+        tcg = build_argv(
+            self.image,
+            _drive_format(argv),
+            self.qmp_socket,
+            replace(self.options or LaunchOptions(), accel="tcg"),
+        )
+        vm = RunningVM.start(tcg, self.image, self.qmp_socket, timeout)
+        vm.note = f"KVM did not start here, so the VM runs with TCG (slower): {first}"
+        return vm
 
     def run(
         self, progress: ProgressFn | None = None, cancel: CancelToken | None = None
@@ -214,6 +241,8 @@ class RunningVM:
         self._lock = threading.Lock()
         self._closed = False
         self._stderr = stderr
+        #: Something the user should know about how the VM was started (an accelerator fallback).
+        self.note = ""
 
     @property
     def pid(self) -> int:

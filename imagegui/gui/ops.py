@@ -172,8 +172,9 @@ class Ops(QObject):
 
     def _on_launched(self, state: str, payload: object) -> None:
         if state == "done" and isinstance(payload, OpResult):
-            self.vms.add(payload.data["vm"])
-            self.message.emit(display_path(payload.message))
+            vm = payload.data["vm"]
+            self.vms.add(vm)
+            self.message.emit(display_path(" ".join(filter(None, (payload.message, vm.note)))))
             self.session.rescan_soon(600)  # the in-use badges
         elif state == "failed":
             hint = ""

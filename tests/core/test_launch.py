@@ -142,3 +142,36 @@ def test_snapshot_launch_leaves_image_untouched(tmp_path: Path):
     finally:
         vm.stop(timeout=1)
     assert sha256(base) == before
+
+
+@pytest.mark.slow
+def test_automatic_accelerator_falls_back_to_tcg_when_kvm_fails(tmp_path: Path, monkeypatch):
+    """A KVM that is there but breaks at start-up (nested virtualisation) is simulated by a
+    wrapper that refuses accel=kvm the way such a qemu dies; the TCG run is the real qemu."""
+    import shutil
+
+    import imagegui.core.launch as launch
+
+    wrapper = tmp_path / "qemu-system-wrapper"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *accel=kvm*)\n'
+        '  echo "error: failed to set MSR 0x10a to 0x69" >&2; exit 1;;\n'
+        "esac\n"
+        f'exec {shutil.which("qemu-system-x86_64")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(launch, "kvm_usable", lambda: True)
+    img = create(tmp_path / "vm.qcow2")
+    plan = plan_launch(str(img), LaunchOptions(memory=64, binary=str(wrapper)))
+    assert "q35,accel=kvm" in plan.commands[0]
+    vm = plan.start()
+    try:
+        assert vm.status() == "running"
+        assert "TCG" in vm.note and "failed to set MSR" in vm.note
+    finally:
+        vm.stop(timeout=1)
+    # A KVM chosen on purpose is not second-guessed.
+    kvm = plan_launch(str(img), LaunchOptions(memory=64, binary=str(wrapper), accel="kvm"))
+    with pytest.raises(LaunchError, match="failed to set MSR"):
+        kvm.start()
