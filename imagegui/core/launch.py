@@ -21,6 +21,7 @@ import secrets
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -330,13 +331,29 @@ class RunningVM:
 
     # -- stopping
 
-    def stop(self, timeout: float = 60.0) -> int:
+    def stop(
+        self,
+        timeout: float = 60.0,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> int:
         """ACPI power-down (the guest shuts down cleanly), then ``quit`` after ``timeout``,
-        then SIGKILL; returns qemu's exit status. Idempotent."""
+        then SIGKILL; returns qemu's exit status. Idempotent.
+
+        ``progress`` gets the share of the power-down wait used up; cancelling ``cancel`` ends
+        the wait at once (force off: a guest without ACPI, SeaBIOS, a hung OS never obeys).
+        """
         if self.running():
             with contextlib.suppress(Exception):
                 self.qmp("system_powerdown")
-            if self.wait(timeout) is None:
+            deadline = time.monotonic() + timeout
+            while self.wait(min(0.2, max(0.0, deadline - time.monotonic()))) is None:
+                left = deadline - time.monotonic()
+                if progress is not None and timeout > 0:
+                    progress(min(1.0, 1.0 - left / timeout))
+                if left <= 0 or (cancel is not None and cancel.cancelled):
+                    break
+            if self.running():
                 with contextlib.suppress(Exception):
                     self.qmp("quit", timeout=5)
                 if self.wait(10) is None:

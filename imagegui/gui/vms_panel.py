@@ -88,7 +88,10 @@ class VmsPanel(QWidget):
         record.status.setText("powering down…")
         record.stop.setEnabled(False)
         vm = record.vm
-        job = Job(f"Stop VM {os.path.basename(vm.image)}", lambda p, c: vm.stop(STOP_TIMEOUT))
+        job = Job(
+            f"Stop VM {os.path.basename(vm.image)}: powering down (Cancel forces it off)",
+            lambda p, c: vm.stop(STOP_TIMEOUT, progress=p, cancel=c),
+        )
         self.jobs.start(job, on_done=lambda state, rc: self._ended(record, rc))
 
     def _on_poll(self) -> None:

@@ -175,3 +175,23 @@ def test_automatic_accelerator_falls_back_to_tcg_when_kvm_fails(tmp_path: Path, 
     kvm = plan_launch(str(img), LaunchOptions(memory=64, binary=str(wrapper), accel="kvm"))
     with pytest.raises(LaunchError, match="failed to set MSR"):
         kvm.start()
+
+
+@pytest.mark.slow
+def test_stop_reports_the_power_down_wait_and_cancel_forces_it_off(tmp_path: Path):
+    from imagegui.core.jobs import CancelToken
+
+    img = create(tmp_path / "vm.qcow2")
+    vm = plan_launch(str(img), TCG).start()
+    seen: list[float] = []
+    token = CancelToken()
+
+    def progress(fraction: float) -> None:
+        seen.append(fraction)
+        if len(seen) == 3:  # SeaBIOS never powers down: give up waiting, as the user would
+            token.cancel()
+
+    rc = vm.stop(timeout=600, progress=progress, cancel=token)
+    assert rc == 0 and vm.status() == "exited"
+    assert len(seen) == 3 and 0 <= seen[0] <= seen[1] <= seen[2] < 0.01
+    assert not lock_state(str(img)).in_use
