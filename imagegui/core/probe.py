@@ -83,14 +83,21 @@ def detect(head: bytes) -> ModuleType | None:
     return None
 
 
+#: Nova's bookkeeping beside its images: ``disk.info`` (JSON: each disk's format), and in
+#: ``_base`` the ``.info`` files of old releases and ``.part`` downloads still in progress.
+_NOVA_NOT_IMAGES = (".info", ".part")
+
+
 def is_raw_candidate(path: str) -> bool:
     """Files without magic count as raw images only when named or placed like one."""
     if has_image_extension(path):
         return True
     parent, name = os.path.split(path)
+    if name.endswith(_NOVA_NOT_IMAGES):
+        return False
     if os.path.basename(parent) == "_base":  # OpenStack Nova image cache
         return True
-    return name == "disk" or name.startswith("disk.")  # Nova instance disks
+    return name == "disk" or name.startswith("disk.")  # Nova instance disks (disk.local, ...)
 
 
 def probe_fd(

@@ -37,3 +37,7 @@ def test_extension_and_raw_candidates():
     assert is_raw_candidate("/nova/instances/uuid/disk")
     assert is_raw_candidate("/nova/instances/uuid/disk.local")
     assert not is_raw_candidate("/x/notes")
+    # Nova's bookkeeping files are not disks
+    assert not is_raw_candidate("/nova/instances/uuid/disk.info")
+    assert not is_raw_candidate("/nova/instances/_base/" + "a" * 40 + ".part")
+    assert not is_raw_candidate("/nova/instances/_base/" + "a" * 40 + ".info")
