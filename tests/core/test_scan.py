@@ -3,12 +3,15 @@ every field equals what qemu-img info says about the same file."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import qemu_img, qemu_info
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imagegui.core.scan import scan_directory
 
@@ -242,3 +245,44 @@ def test_fixed_vhd_is_raw_to_qemu_but_opens_as_vpc(make, tmp_path):
     info = scan_directory(str(tmp_path)).images[str(path)]
     _same_as_qemu(info, path)  # qemu's prober: raw, the whole file
     assert info.also_opens_as == ["vpc"]
+
+
+_MAGICS = [b"QFI\xfb\0\0\0\x03", b"QFI\xfb\0\0\0\x01", b"QED\0", b"KDMV", b"conectix", b"vhdxfile"]
+_NAMES = ["a.qcow2", "b.img", "c.vmdk", "d.vhd", "e.vhdx", "f.qed", "disk", "g.raw", "notes"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    files=st.lists(
+        st.tuples(
+            st.sampled_from(_NAMES),
+            st.sampled_from([b"", *_MAGICS]),
+            st.binary(max_size=600),
+        ),
+        max_size=8,
+    )
+)
+def test_scan_of_hostile_files_always_finishes_with_records_or_messages(tmp_path_factory, files):
+    """Random headers under image names: every file ends up an image, a message, or skipped;
+    nothing raises, and the graph and its JSON are built."""
+    import io
+
+    from imagegui.cli.scan_cmds import write_scan_json
+    from imagegui.core.graph import ChainGraph
+    from imagegui.core.probe import detect, is_raw_candidate
+
+    root = tmp_path_factory.mktemp("hostile")
+    paths = []
+    for i, (name, magic, tail) in enumerate(files):
+        (root / str(i)).mkdir()
+        paths.append(root / str(i) / name)
+        paths[-1].write_bytes(magic + tail)
+    result = scan_directory(str(root))
+    listed = set(result.images) | {e.path for e in result.errors}
+    for path in paths:
+        if str(path) not in listed:  # skipped silently: only what is no image by any rule
+            assert detect(path.read_bytes()[:4096]) is None and not is_raw_candidate(str(path))
+    graph = ChainGraph(result)
+    out = io.StringIO()
+    write_scan_json(graph, out)
+    assert json.loads(out.getvalue())["root"] == str(root)
