@@ -235,15 +235,29 @@ def same_file(a: str, b: str) -> bool:
 # --------------------------------------------------------------------------- who else uses a base
 
 
-def search_roots(*paths: str, extra: Iterable[str] = ()) -> list[str]:
+def search_roots(*paths: str, extra: Iterable[str] = (), widen: bool = False) -> list[str]:
     """Directories to scan for other users of a base: the given files' directories, the user's
-    ``--root``s and, for an OpenStack ``_base`` directory, the instances directory above it."""
+    ``--root``s and, for an OpenStack ``_base`` directory, the instances directory above it.
+    ``widen`` adds each directory's parent too (templates/ has clones in ../vms/) where a
+    mistake is costly, as booting a base writable is."""
     roots: list[str] = []
     for p in paths:
         d = os.path.dirname(os.path.abspath(p))
         roots.append(d)
         if os.path.basename(d) == "_base":
             roots.append(os.path.dirname(d))
+    if widen:
+        roots += [os.path.dirname(d) for d in roots if os.path.dirname(d) not in _too_wide()]
+    # Overlay and base in sibling folders (templates/ and clones/): clones of the same base
+    # often sit in a third sibling (vms/), so their common parent is searched too - when it is
+    # close by, and neither the file system's root nor the home directory.
+    common = os.path.commonpath(roots) if roots else "/"
+    if (
+        common not in roots
+        and common not in _too_wide()
+        and all(_levels_below(r, common) <= 2 for r in roots)
+    ):
+        roots.append(common)
     roots += [os.path.abspath(r) for r in extra]
     # Drop roots inside another root: the scan is recursive.
     roots = sorted(set(roots), key=len)
@@ -252,6 +266,15 @@ def search_roots(*paths: str, extra: Iterable[str] = ()) -> list[str]:
         if not any(r == k or r.startswith(k.rstrip("/") + "/") for k in kept):
             kept.append(r)
     return kept
+
+
+def _too_wide() -> tuple[str, ...]:
+    """Directories never scanned on a guess: the whole file system, the home directory."""
+    return ("/", os.path.expanduser("~"))
+
+
+def _levels_below(path: str, parent: str) -> int:
+    return len(os.path.relpath(path, parent).split(os.sep))
 
 
 def overlays_of(base: str, roots: Sequence[str]) -> list[str]:

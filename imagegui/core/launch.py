@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from imagegui.core import guards
-from imagegui.core.guards import Finding, GuardRefused, refuse
+from imagegui.core.guards import Finding, GuardRefused, info, refuse
 from imagegui.core.jobs import CancelToken, ProgressFn, no_progress
 from imagegui.core.operations import OpResult, Plan, _abs, _add, _probe
 from imagegui.core.qemuimg import QemuImgError, QemuNotFoundError, executable, map_error
@@ -174,7 +174,14 @@ def plan_launch(
         for member in chain.images[1:]:
             _add(findings, guards.not_in_use(member.path, "backing file", writers_only=True))
         if writable:
-            children = guards.overlays_of(image, guards.search_roots(image, extra=roots))
+            searched = guards.search_roots(image, extra=roots, widen=True)
+            children = guards.overlays_of(image, searched)
+            findings.append(
+                info(
+                    "searched",
+                    f"looked for overlays of {image} under {', '.join(searched)}",
+                )
+            )
             if children:
                 findings.append(
                     refuse(

@@ -436,11 +436,17 @@ def plan_commit(image: str, force: bool = False, roots: tuple[str, ...] = ()) ->
             base_img = _probe(base, "backing file", findings)
             if base_img:
                 _add(findings, guards.backing_format_recorded(img, base_img))
+            searched = guards.search_roots(base, image, extra=roots)
             others = [
-                p
-                for p in guards.overlays_of(base, guards.search_roots(base, image, extra=roots))
-                if not guards.same_file(p, image)
+                p for p in guards.overlays_of(base, searched) if not guards.same_file(p, image)
             ]
+            findings.append(
+                info(
+                    "searched",
+                    f"looked for other overlays of {base} under {', '.join(searched)} (add "
+                    "--root DIR if clones live elsewhere too)",
+                )
+            )
             if others:
                 findings.append(
                     refuse(

@@ -195,3 +195,12 @@ def test_stop_reports_the_power_down_wait_and_cancel_forces_it_off(tmp_path: Pat
     assert rc == 0 and vm.status() == "exited"
     assert len(seen) == 3 and 0 <= seen[0] <= seen[1] <= seen[2] < 0.01
     assert not lock_state(str(img)).in_use
+
+
+def test_writable_launch_of_a_base_finds_clones_in_a_sibling_folder(make, tmp_path: Path):
+    base = make.create("templates/base.qcow2")
+    make.overlay("vms/clone.qcow2", "../templates/base.qcow2")
+    plan = plan_launch(str(base), TCG)
+    assert {f.code for f in plan.blocking()} == {"base-has-overlays"}
+    assert "vms/clone.qcow2" in plan.blocking()[0].message
+    assert not plan_launch(str(base), LaunchOptions(memory=64, snapshot=True, accel="tcg")).refused

@@ -151,6 +151,22 @@ def test_commit_into_shared_base_refused_naming_each_sibling(tmp_path: Path):
     shutil.rmtree(far)
 
 
+def test_commit_finds_clones_in_a_sibling_folder_and_says_where_it_looked(make, tmp_path: Path):
+    """templates/base <- clones/mine, and another clone of the same base in vms/."""
+    base = make.create("templates/base.qcow2")
+    mine = make.overlay("clones/mine.qcow2", "../templates/base.qcow2")
+    other = make.overlay("vms/other.qcow2", "../templates/base.qcow2")
+    before = sha256(base)
+    plan = plan_commit(str(mine))
+    assert codes(plan) == {"shared-base"}
+    assert str(other) in plan.blocking()[0].message
+    searched = next(f for f in plan.findings if f.code == "searched")
+    assert str(tmp_path) in searched.message
+    with pytest.raises(GuardRefused):
+        plan.run()
+    assert sha256(base) == before
+
+
 def test_commit_forced_into_shared_base(tmp_path: Path):
     base, top = chain(tmp_path)
     overlay(tmp_path / "sibling.qcow2", base)
