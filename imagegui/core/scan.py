@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from imagegui.core import backing
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.model import ImageInfo, ScanError
-from imagegui.core.probe import (  # noqa: F401  (is_raw_candidate: re-exported)
+from imagegui.core.probe import (
     OPEN_FLAGS,
     ProbeError,
     file_kind,
     has_image_extension,
-    is_raw_candidate,
     open_regular,
     probe_fd,
 )
@@ -250,13 +249,16 @@ def _adopt_backing_files(walker: _Walker) -> None:
 
 
 def _probe_external(path: str, walker: _Walker) -> ImageInfo | None:
+    """A backing file outside the root; if it cannot be read, say why (its overlays need it)."""
     try:
         fd, st = open_regular(path)
-    except ProbeError:
+    except ProbeError as exc:
+        walker.error(path, str(exc), True)
         return None
     try:
         info = probe_fd(fd, path, st, True, os.path.islink(path))
-    except (ProbeError, OSError):
+    except (ProbeError, OSError) as exc:
+        walker.error(path, str(exc), True)
         return None
     finally:
         os.close(fd)

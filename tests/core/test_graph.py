@@ -151,6 +151,18 @@ def test_backing_outside_root_is_probed_and_flagged(make, tmp_path):
     assert sorted(kinds(g, bad)) == ["backing-format-mismatch", "backing-outside-root"]
 
 
+def test_unreadable_backing_outside_root_is_explained(make, tmp_path):
+    bad = tmp_path / "elsewhere" / "base.qcow2"
+    bad.parent.mkdir()
+    bad.write_bytes(b"QFI\xfb" + b"\xff" * 60)  # qcow2 magic, nonsense header
+    top = make.overlay("vms/top.qcow2", str(bad))
+    g = graph_of(tmp_path / "vms")
+    assert sorted(kinds(g, top)) == ["backing-outside-root", "missing-backing"]
+    missing = next(p for p in g.problems_for(str(top)) if p.kind == "missing-backing")
+    assert "exists but is not a readable image: qcow2 header" in missing.message
+    assert kinds(g, bad) == ["unreadable"]
+
+
 def test_dirty_corrupt_and_external_data_file(make, tmp_path):
     dirty = make.create("dirty.qcow2")
     qcow2_set_incompatible(dirty, 1)
