@@ -31,10 +31,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load(directory: str) -> ChainGraph:
     from imagegui.cli import UsageError
 
+    progress = _TerminalCount(sys.stderr) if sys.stderr.isatty() else None
     try:
-        return ChainGraph(scan_directory(directory))
+        return ChainGraph(scan_directory(directory, progress=progress))
     except OSError as exc:
         raise UsageError(f"cannot scan {display_path(directory)}: {exc.strerror}") from None
+    finally:
+        if progress is not None:
+            progress.clear()
+
+
+class _TerminalCount:
+    """``scanning... 12,345 files`` on a terminal's stderr while a big directory is read."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.shown = False
+
+    def __call__(self, files_seen: int) -> None:
+        if files_seen % 4096 == 0:
+            self.out.write(f"\rscanning... {files_seen:,} files")
+            self.out.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.out.write("\r\033[K")
+            self.out.flush()
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
