@@ -130,3 +130,21 @@ def test_fast_image_json_equals_json_dumps(path, backing, fmt, flags, extents, m
         flags, extents, ["vpc"] if bools[3] else [], mtime, (1, 2), bools[3],
     )  # fmt: skip
     assert ImageJSON().encode(info) == json.dumps(info.to_json())
+
+
+def test_terminal_count_shows_progress_and_clears_it():
+    import io
+
+    from imagegui.cli.scan_cmds import _TerminalCount
+
+    out = io.StringIO()
+    count = _TerminalCount(out)
+    for n in range(256, 10_000, 256):
+        count(n)
+    count.clear()
+    text = out.getvalue()
+    assert "\rscanning... 4,096 files" in text and "8,192" in text
+    assert text.endswith("\r\033[K")
+    quiet = io.StringIO()
+    _TerminalCount(quiet).clear()  # nothing shown, nothing to clear
+    assert quiet.getvalue() == ""
