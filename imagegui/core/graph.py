@@ -21,6 +21,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from imagegui.core import backing
+from imagegui.core.fileid import file_id
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.model import ImageInfo
 from imagegui.core.problems import Kind, Problem, Severity
@@ -179,11 +180,8 @@ class ChainGraph:
         norm = os.path.normpath(os.path.abspath(path))
         if norm in self.nodes:
             return norm
-        try:
-            st = os.stat(norm)
-        except OSError:
-            return None
-        return self._by_id.get((st.st_dev, st.st_ino))
+        key = file_id(norm)
+        return None if key is None else self._by_id.get(key)
 
     def backing_of(self, node: str) -> str | None:
         return self._backing.get(node)

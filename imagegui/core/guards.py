@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from imagegui.core.fileid import file_id
 from imagegui.core.locks import lock_state
 from imagegui.core.model import ImageInfo
 from imagegui.core.processes import describe_holders
@@ -291,10 +292,5 @@ def overlays_of(base: str, roots: Sequence[str]) -> list[str]:
     # The same file reached under two names (a symlink) counts once.
     unique: dict[tuple[int, int] | str, str] = {}
     for p in sorted(found):
-        try:
-            st = os.stat(p)
-            key: tuple[int, int] | str = (st.st_dev, st.st_ino)
-        except OSError:
-            key = p
-        unique.setdefault(key, p)
+        unique.setdefault(file_id(p) or p, p)
     return sorted(unique.values())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from imagegui.core.fileid import file_id
+
 
 @dataclass(frozen=True)
 class Holder:
@@ -25,14 +27,6 @@ class Holder:
         return f"PID {self.pid} ({name or '?'})"
 
 
-def _file_id(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
 def _read(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
@@ -43,7 +37,7 @@ def _read(path: str) -> bytes:
 
 def holders(path: str, proc: str = "/proc") -> list[Holder]:
     """Processes (other than this one) holding ``path`` open, in PID order."""
-    target = _file_id(path)
+    target = file_id(path)
     if target is None:
         return []
     me = os.getpid()
@@ -61,7 +55,7 @@ def holders(path: str, proc: str = "/proc") -> list[Holder]:
         except OSError:
             continue
         for fd in fds:
-            if _file_id(f"{fd_dir}/{fd}") == target:
+            if file_id(f"{fd_dir}/{fd}") == target:
                 comm = _read(f"{proc}/{pid}/comm").decode(errors="replace").strip()
                 argv = _read(f"{proc}/{pid}/cmdline").decode(errors="replace").split("\0")
                 found.append(Holder(pid, comm, tuple(a for a in argv if a)))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imagegui.core import backing
+from imagegui.core.fileid import file_id
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.model import ImageInfo, ScanError
 from imagegui.core.probe import (
@@ -93,7 +94,7 @@ class _Walker:
             for entry in entries:
                 sub = self._entry(entry, linked)
                 if sub:
-                    key = _dir_key(sub)
+                    key = file_id(sub)
                     if key is not None and key not in visited:
                         visited.add(key)
                         subdirs.append(sub)
@@ -279,14 +280,6 @@ def _drop_extents(result: ScanResult) -> None:
     for path in extents:
         result.images.pop(path, None)
     result.errors = [e for e in result.errors if e.path not in extents]
-
-
-def _dir_key(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
 
 
 def _readlink(path: str) -> str:
