@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import subprocess
 from pathlib import Path
 
 QCOW2_BACKING_FORMAT_EXT = 0xE2792ACA
@@ -34,3 +35,33 @@ def qcow2_drop_backing_format(path: Path) -> None:
             return
         offset += 8 + ((length + 7) & ~7)
     raise AssertionError("extension table runs off the cluster")
+
+
+def qcow2_chain(root: Path, count: int, loop: bool = False) -> list[Path]:
+    """``count`` real qcow2 images ``i00000.qcow2`` ... where image k backs onto image k-1 (a
+    chain ``count`` deep), or with ``loop`` onto image k+1 and the last onto the first. One
+    overlay is made by qemu-img; the others are copies with the backing name patched (same
+    length), so 3,000 images take a fraction of a second instead of 3,000 qemu-img runs."""
+    root.mkdir(parents=True, exist_ok=True)
+    name = "i{:05d}.qcow2".format
+    template = root / "template.tmp"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", name(0), "-F", "qcow2",
+         str(template), "64M"],
+        check=True,
+    )  # fmt: skip
+    data = template.read_bytes()
+    template.unlink()
+    at = data.index(name(0).encode())
+    paths = []
+    for k in range(count):
+        path = root / name(k)
+        if not loop and k == 0:
+            subprocess.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"], check=True
+            )
+        else:
+            target = (k + 1) % count if loop else k - 1
+            path.write_bytes(data[:at] + name(target).encode() + data[at + len(name(0)) :])
+        paths.append(path)
+    return paths

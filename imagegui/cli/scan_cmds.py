@@ -73,11 +73,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     graph = load(args.directory)
     if args.json:
-        out = {"root": graph.root, "problems": [p.to_json() for p in graph.problems]}
+        out = {
+            "root": graph.root,
+            "problems": [p.to_json() for p in graph.problems],
+            "loops": graph.loops,  # named once here; members' messages say "loop #N"
+        }
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
     else:
         for p in graph.problems:
             print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {p.message}")
+        for number, loop in enumerate(graph.loops, 1):
+            names = " -> ".join(_rel(graph, n) for n in [*loop, loop[0]])
+            print(f"loop #{number} ({len(loop):,} images): {names}")
         print(_summary(graph))
     return 1 if any(p.severity == Severity.ERROR for p in graph.problems) else 0
 
@@ -155,30 +162,47 @@ def _label(graph: ChainGraph, node: str) -> str:
     return "  ".join([text, *marks])
 
 
+#: Deeper than this, the tree stops indenting (and says the depth): a 3,000-deep chain would
+#: otherwise print 13 MB of indentation.
+MAX_INDENT = 32
+
+
 def print_tree(graph: ChainGraph, out: TextIO) -> None:
-    """Bases first, their overlays indented beneath them."""
+    """Bases first, their overlays indented beneath them. Iterative: chains can be thousands of
+    images deep, far past Python's recursion limit."""
     out.write(_summary(graph) + "\n")
     shown: set[str] = set()
 
-    def walk(node: str, prefix: str, last: bool, top: bool) -> None:
-        shown.add(node)
-        branch = "" if top else ("└─ " if last else "├─ ")
-        out.write(f"{prefix}{branch}{_label(graph, node)}\n")
-        kids = [k for k in graph.children(node) if k not in shown]
-        inner = prefix if top else prefix + ("   " if last else "│  ")
-        for i, kid in enumerate(kids):
-            walk(kid, inner, i == len(kids) - 1, False)
+    def walk(start: str, start_prefix: str) -> None:
+        # (node, prefix, last child?, top?, depth)
+        todo = [(start, start_prefix, True, True, 0)]
+        while todo:
+            node, prefix, last, top, depth = todo.pop()
+            shown.add(node)
+            branch = "" if top else ("└─ " if last else "├─ ")
+            deep = f"  [depth {depth}]" if depth > MAX_INDENT else ""
+            out.write(f"{prefix}{branch}{_label(graph, node)}{deep}\n")
+            kids = [k for k in graph.children(node) if k not in shown]
+            inner = prefix
+            if not top and depth < MAX_INDENT:
+                inner += "   " if last else "│  "
+            n = len(kids)
+            todo.extend(
+                (kid, inner, i == n - 1, False, depth + 1)
+                for i, kid in reversed(list(enumerate(kids)))
+            )
 
     for root in graph.roots():
         if graph.kind(root) in (IMAGE, EXTERNAL) or graph.children(root):
             out.write("\n")
-            walk(root, "", True, True)
+            walk(root, "")
     if graph.loops:
         out.write("\nLoops (no base; qemu cannot open these):\n")
-        for loop in graph.loops:
+        for number, loop in enumerate(graph.loops, 1):
+            out.write(f"  loop #{number} ({len(loop):,} images):\n")
             for node in loop:
                 if node not in shown:
-                    walk(node, "  ", True, True)
+                    walk(node, "  ")
     notes = [e for e in graph.scan.errors if not e.looked_like_image]
     if notes:
         out.write("\nNotes:\n")

@@ -22,6 +22,7 @@ class Kind(StrEnum):
     DIRTY = "dirty"
     CORRUPT = "corrupt"
     EXTERNAL_DATA_FILE = "external-data-file"
+    MISSING_EXTENT = "missing-extent"
 
 
 #: What each kind means and what fixes it: the details panel and ``check`` explain with these.
@@ -48,6 +49,9 @@ EXPLANATIONS: dict[Kind, str] = {
     "run `qemu-img check -r all`.",
     Kind.EXTERNAL_DATA_FILE: "The guest's data lives in a separate file; copying or moving the "
     "image alone loses it.",
+    Kind.MISSING_EXTENT: "Part of the guest's data lives in a separate file (a VMDK extent or a "
+    "qcow2 external data file) that is gone; qemu cannot open the image. Put the file back "
+    "(restore it or move it next to the image) - the image itself cannot replace it.",
 }
 
 

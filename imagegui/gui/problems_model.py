@@ -25,6 +25,7 @@ KIND_TITLES = {
     Kind.DIRTY: "Not closed cleanly",
     Kind.CORRUPT: "Marked corrupt",
     Kind.EXTERNAL_DATA_FILE: "External data file",
+    Kind.MISSING_EXTENT: "Missing data file",
 }
 
 
