@@ -1,7 +1,16 @@
-"""How qemu turns a stored backing name into something to open (block.c, qemu's own rules)."""
+"""How qemu turns a stored backing name into something to open (block.c, qemu's own rules).
+
+qemu never normalises a backing name: ``path_combine`` glues a relative name to the directory
+part of the overlay's filename *as qemu was given it* and ``open()`` lets the kernel walk the
+result. The kernel follows a symlinked directory *before* it applies ``..``, so
+``vms/clones/../base.qcow2`` with ``vms/clones -> ../data/clones`` is ``data/base.qcow2``, not the
+``vms/base.qcow2`` that ``os.path.normpath`` would make of it. Every path here is therefore
+normalised only where the kernel agrees (:func:`canonical`).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -18,24 +27,107 @@ def is_protocol(name: str) -> bool:
     return slash < 0 or "://" in name
 
 
+def _has_dotdot(path: str) -> bool:
+    return "/../" in path or path.endswith("/..")
+
+
+def canonical(path: str) -> str:
+    """``path`` made absolute, naming the same file the kernel opens for it.
+
+    ``.`` and doubled slashes are dropped (the kernel ignores them); ``..`` is resolved the
+    kernel's way, from the real directory it follows (the directory part goes through
+    ``realpath``; the last component stays as named, so a symlinked image keeps its link name).
+    A path the kernel cannot walk (a directory on the way is missing or not a directory), and a
+    path ending in ``/``, ``/.`` or ``/..`` (the kernel then wants a directory: qemu says "Not a
+    directory"), is returned as written, so opening it fails exactly as it does for qemu.
+    """
+    if not path.startswith("/"):
+        path = f"{os.getcwd().rstrip('/')}/{path}"
+    if path.endswith(("/", "/.", "/..")):
+        return path
+    if not _has_dotdot(path):
+        return os.path.normpath(path)
+    head, tail = path.rsplit("/", 1)
+    head = head or "/"
+    if not os.path.isdir(head):  # kernel resolution: missing, not a directory, no permission
+        return path
+    real = os.path.realpath(head)
+    return f"{real.rstrip('/')}/{tail}"
+
+
+def join(overlay_path: str, name: str) -> str:
+    """qemu's ``path_combine`` followed by the kernel: ``name`` (a file name, never a protocol)
+    as opened from the image at ``overlay_path``, made canonical."""
+    if name.startswith("/"):
+        return canonical(name)
+    directory = overlay_path[: overlay_path.rfind("/")] or "/"
+    if "/" not in name and name not in (".", ".."):
+        # The common case, a plain file name beside the overlay: already canonical (the
+        # overlay's path is), and canonical() costs more than the rest of a probe's bookkeeping.
+        return f"{directory}/{name}" if directory != "/" else f"/{name}"
+    return canonical(f"{directory.rstrip('/')}/{name}")
+
+
 def resolve(overlay_path: str, name: str) -> str | None:
-    """The absolute, normalised path qemu opens for ``name`` stored in ``overlay_path``.
+    """The absolute path of the file qemu opens for ``name`` stored in ``overlay_path``.
 
     A relative name is joined to the directory of the overlay's own path (not the current
-    directory and not its realpath); protocols and empty names resolve to nothing.
+    directory and not its realpath) and then walked as the kernel walks it; protocols and empty
+    names resolve to nothing.
     """
     if not name or is_protocol(name):
         return None
-    if name.startswith("/"):
-        return os.path.normpath(name)
-    directory = overlay_path[: overlay_path.rfind("/")] or "/"
-    if "/" not in name and name not in (".", ".."):
-        # The common case, a plain file name beside the overlay: already normal (the overlay's
-        # path is), and normpath costs more than the rest of a probe's bookkeeping.
-        return f"{directory}/{name}" if directory != "/" else f"/{name}"
-    return os.path.normpath(os.path.join(directory, name))
+    return join(overlay_path, name)
+
+
+def open_error(path: str) -> str | None:
+    """Why the kernel cannot reach ``path`` (qemu's words: "Not a directory"), or None."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            return "Not a directory: a part of the name that must be a directory is not one"
+        return exc.strerror or str(exc)
+    return None
+
+
+def relative_name(target_dir: str, file: str) -> str | None:
+    """A name to store in an image in ``target_dir`` that the kernel resolves to ``file``.
+
+    The plain ``relpath`` is right when no symlinked directory lies on the way; otherwise the
+    name is computed between the real directories (``..`` then climbs what the kernel climbs).
+    None when neither name reaches ``file`` (checked with ``samefile``, as qemu will open it).
+    """
+    candidates = [os.path.relpath(file, target_dir)]
+    real_dir = os.path.realpath(os.path.dirname(file))
+    candidates.append(
+        os.path.relpath(
+            os.path.join(real_dir, os.path.basename(file)), os.path.realpath(target_dir)
+        )
+    )
+    for name in candidates:
+        if reaches(target_dir, name, file):
+            return name
+    return None
+
+
+def reaches(directory: str, name: str, file: str) -> bool:
+    """Whether ``name`` stored in an image in ``directory`` opens ``file`` (kernel resolution)."""
+    joined = name if name.startswith("/") else f"{directory.rstrip('/')}/{name}"
+    try:
+        return os.path.samefile(joined, file)
+    except OSError:
+        return False
 
 
 def is_within(path: str, root: str) -> bool:
-    """Lexically inside ``root`` (both absolute and normalised)."""
+    """Lexically inside ``root`` (both absolute and canonical)."""
     return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def is_inside(path: str, root: str) -> bool:
+    """Inside ``root`` as written or once both are resolved through symlinks (a root reached
+    through a symlink, a backing resolved through a real directory)."""
+    if is_within(path, root):
+        return True
+    return is_within(os.path.realpath(path), os.path.realpath(root))

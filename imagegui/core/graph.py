@@ -179,7 +179,7 @@ class ChainGraph:
 
     def resolve(self, path: str) -> str | None:
         """The node for ``path``, through symlinks, hard links and ``..``; None if not scanned."""
-        norm = os.path.normpath(os.path.abspath(path))
+        norm = backing.canonical(path)
         if norm in self.nodes:
             return norm
         key = file_id(norm)
@@ -380,11 +380,13 @@ class ChainGraph:
             return
         rebase = f"imagegui rebase --unsafe '{path}' NEW_BASE"
         if kind == MISSING:
+            why = backing.open_error(target)
+            found = "not found" if why is None or why.startswith("No such") else f"unusable: {why}"
             self._add(
                 Kind.MISSING_BACKING,
                 err,
                 path,
-                f"Backing file '{name}' not found (looked for {target}). If the base was moved "
+                f"Backing file '{name}' {found} (looked for {target}). If the base was moved "
                 f"or renamed, point the overlay at it: {rebase}.",
             )
         elif kind == UNREADABLE:

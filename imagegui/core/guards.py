@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from imagegui.core.backing import canonical, open_error
 from imagegui.core.fileid import file_id
 from imagegui.core.locks import lock_state
 from imagegui.core.model import ImageInfo
@@ -122,10 +123,11 @@ def follow_chain(path: str, limit: int = 256) -> Chain:
 def chain_problem(chain: Chain, what: str) -> Finding | None:
     """A refusal when a chain that must be read whole is broken, naming the repair."""
     if chain.missing:
+        why = open_error(chain.missing) or "No such file or directory"
         return refuse(
             "missing-backing",
-            f"{chain.missing_in} backs onto {chain.missing_name!r}, which does not exist "
-            f"({chain.missing}); {what} needs the whole chain. If the base was moved or "
+            f"{chain.missing_in} backs onto {chain.missing_name!r}, which cannot be opened "
+            f"({chain.missing}: {why}); {what} needs the whole chain. If the base was moved or "
             "renamed, repair the pointer first: imagegui rebase --unsafe "
             f"{chain.missing_in} NEW_LOCATION",
         )
@@ -153,7 +155,7 @@ def target_free(path: str, role: str = "target") -> Finding | None:
             f"{role} {path} already exists; imagegui never overwrites a file: choose another "
             "name or remove it yourself",
         )
-    parent = os.path.dirname(os.path.abspath(path))
+    parent = os.path.dirname(canonical(path))
     if not os.path.isdir(parent):
         return refuse("no-directory", f"directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -230,7 +232,7 @@ def same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+        return canonical(a) == canonical(b)
 
 
 # --------------------------------------------------------------------------- who else uses a base
@@ -243,7 +245,7 @@ def search_roots(*paths: str, extra: Iterable[str] = (), widen: bool = False) ->
     mistake is costly, as booting a base writable is."""
     roots: list[str] = []
     for p in paths:
-        d = os.path.dirname(os.path.abspath(p))
+        d = os.path.dirname(canonical(p))
         roots.append(d)
         if os.path.basename(d) == "_base":
             roots.append(os.path.dirname(d))
@@ -259,7 +261,7 @@ def search_roots(*paths: str, extra: Iterable[str] = (), widen: bool = False) ->
         and all(_levels_below(r, common) <= 2 for r in roots)
     ):
         roots.append(common)
-    roots += [os.path.abspath(r) for r in extra]
+    roots += [canonical(r) for r in extra]
     # Drop roots inside another root: the scan is recursive.
     roots = sorted(set(roots), key=len)
     kept: list[str] = []

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagegui.core import guards, journal, qemuimg
+from imagegui.core import backing, guards, journal, qemuimg
 from imagegui.core.guards import Finding, GuardRefused, info, refuse, warn
 from imagegui.core.jobs import CancelledError, CancelToken, Job, ProgressFn, no_progress
 from imagegui.core.model import ImageInfo
@@ -119,7 +119,8 @@ class Plan:
 
 
 def _abs(path: str) -> str:
-    return os.path.normpath(os.path.abspath(path))
+    """A path from the user as the kernel resolves it (``..`` after symlinks, never as text)."""
+    return backing.canonical(path)
 
 
 def _probe(path: str, role: str, findings: list[Finding]) -> ImageInfo | None:
@@ -136,12 +137,29 @@ def _add(findings: list[Finding], *maybe: Finding | None) -> None:
     findings.extend(f for f in maybe if f is not None)
 
 
-def backing_name(target: str, backing: str, absolute: bool) -> str:
+def backing_name(target: str, base: str, absolute: bool) -> str | None:
     """The name to store in ``target``: relative to its directory (survives moving the whole
-    directory), or absolute on request (survives moving the overlay alone)."""
+    directory), or absolute on request (survives moving the overlay alone). The name is one the
+    kernel resolves from ``target``'s directory to ``base`` itself (symlinked directories and
+    ``..`` included); None when no name does (the directory is missing)."""
+    directory = os.path.dirname(target)
     if absolute:
-        return backing
-    return os.path.relpath(backing, os.path.dirname(target))
+        return base if backing.reaches(directory, base, base) else None
+    return backing.relative_name(directory, base)
+
+
+def _name_finding(target: str, name: str | None, base: str) -> Finding | None:
+    """Refuses a stored name that would make qemu open another file than the plan names."""
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        return None  # target_free says so
+    if name is not None and backing.reaches(directory, name, base):
+        return None
+    return refuse(
+        "backing-name",
+        f"no backing name stored in {target} would lead qemu to {base} (the directories are "
+        "linked in a way imagegui cannot express); store the absolute path instead",
+    )
 
 
 def _remove_quietly(path: str) -> None:
@@ -182,6 +200,7 @@ def plan_overlay(
     name = backing_name(new, base, absolute)
     fmt = img.format if img else "?"
     if img:
+        _add(findings, _name_finding(new, name, base))
         _add(findings, guards.chain_problem(guards.follow_chain(base), "an overlay"))
         # A VM writing the base would change the overlay's content under it.
         _add(findings, guards.not_in_use(base, "base", writers_only=True))
@@ -193,7 +212,7 @@ def plan_overlay(
                     f"{human_size(img.virtual_size)}: the guest would lose the end of its disk",
                 )
             )
-        if not absolute and os.path.isabs(name) is False and name.startswith(".."):
+        if name and not absolute and name.startswith(".."):
             findings.append(
                 info("relative-backing", f"backing stored as {name!r}: move both files together")
             )
@@ -203,6 +222,7 @@ def plan_overlay(
         f"(format {fmt}); it starts empty and shows the base's content",
         f"{base} is not modified, but from now on it must stay unchanged (it has an overlay)",
     ]
+    name = name or base
     argv = qemuimg.create_overlay_argv(name, fmt, new, size)
     return OverlayPlan(
         "overlay", f"overlay: new image {new} on {base}", [argv], changes, findings,
@@ -294,7 +314,12 @@ def plan_rebase(
     elif new_abs:
         new_img = _probe(new_abs, "new backing file", findings)
         if new_img:
-            name = literal[0] if literal else backing_name(image, new_abs, absolute)
+            if literal:
+                name = literal[0]
+            else:
+                stored = backing_name(image, new_abs, absolute)
+                _add(findings, _name_finding(image, stored, new_abs))
+                name = stored or new_abs
             fmt = (literal[1] if literal and literal[1] else None) or new_img.format
             if fmt != new_img.format:
                 findings.append(

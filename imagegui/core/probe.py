@@ -165,8 +165,7 @@ def _info(
     actual = st.st_blocks * 512
     extents = []
     if header.extents:
-        directory = os.path.dirname(path)
-        extents = [os.path.normpath(os.path.join(directory, e)) for e in header.extents]
+        extents = [backing.join(path, e) for e in header.extents]
         for extent in extents:
             if extent != path:
                 with contextlib.suppress(OSError):
@@ -211,7 +210,7 @@ def open_regular(path: str) -> tuple[int, os.stat_result]:
 
 def probe_image(path: str, raw_ok: bool = True) -> ImageInfo:
     """Probe one file named by the user or by a backing pointer (raw when it has no magic)."""
-    abspath = os.path.normpath(os.path.abspath(path))
+    abspath = backing.canonical(path)
     fd, st = open_regular(abspath)
     try:
         info = probe_fd(fd, abspath, st, raw_ok, os.path.islink(abspath))

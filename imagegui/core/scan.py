@@ -202,7 +202,7 @@ def scan_directory(root: str, progress: Callable[[int], None] | None = None) -> 
     Raises NotADirectoryError / FileNotFoundError / PermissionError for a bad root only.
     """
     started = time.perf_counter()
-    root = os.path.normpath(os.path.abspath(root))
+    root = backing.canonical(root)
     if not os.path.isdir(root):
         if not os.path.exists(root):
             raise FileNotFoundError(errno.ENOENT, "no such directory", root)

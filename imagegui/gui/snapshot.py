@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QPainterPath
 
 from imagegui.core import gcpause
+from imagegui.core.backing import canonical
 from imagegui.core.graph import ChainGraph
 from imagegui.core.jobs import CancelToken, Job, ProgressFn
 from imagegui.core.layout import (
@@ -86,7 +87,7 @@ def make_scan_job(
     def _scan(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        path = os.path.normpath(os.path.abspath(os.path.expanduser(target)))
+        path = canonical(os.path.expanduser(target))
         select = None
         if os.path.isfile(path):
             select, path = path, os.path.dirname(path)

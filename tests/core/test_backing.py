@@ -26,10 +26,17 @@ def test_files_are_paths(name):
 
 
 def test_relative_names_resolve_from_the_overlays_directory_not_the_cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert resolve("/srv/vm/a/top.qcow2", "../base.qcow2") == "/srv/vm/base.qcow2"
+    (tmp_path / "vm" / "a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "vm" / "a")
+    vm = tmp_path / "vm"
+    assert resolve(f"{vm}/a/top.qcow2", "../base.qcow2") == f"{vm}/base.qcow2"
     assert resolve("/srv/vm/top.qcow2", "sub/./base.qcow2") == "/srv/vm/sub/base.qcow2"
     assert resolve("/srv/vm/top.qcow2", "/x//y.raw") == "/x/y.raw"
+
+
+def test_dotdot_after_a_missing_directory_is_left_to_the_kernel():
+    """Text normalisation would turn it into a file that may exist; the kernel fails on it."""
+    assert resolve("/nonexistent-dir/a/top.qcow2", "../b.qcow2") == "/nonexistent-dir/a/../b.qcow2"
 
 
 def test_is_within_is_not_fooled_by_a_common_prefix():

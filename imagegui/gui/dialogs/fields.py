@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from imagegui.core.backing import canonical
 from imagegui.gui import resources
 
 
@@ -43,7 +44,7 @@ class PathField(QWidget):
 
     def path(self) -> str:
         text = self.edit.text().strip()
-        return os.path.abspath(os.path.expanduser(text)) if text else ""
+        return canonical(os.path.expanduser(text)) if text else ""
 
     def set_path(self, path: str) -> None:
         self.edit.setText(path)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QStringListModel, Qt
 from PySide6.QtWidgets import QComboBox, QCompleter, QFileDialog, QHBoxLayout, QToolButton, QWidget
 
+from imagegui.core.backing import canonical
 from imagegui.core.model import ImageInfo
 from imagegui.core.operations import Plan, plan_rebase
 from imagegui.core.units import display_path
@@ -101,7 +102,7 @@ class RebaseDialog(PlanDialog):
             return None
         if text in self.labels:
             return self.paths[self.labels.index(text)]
-        return os.path.normpath(os.path.join(self.root, os.path.expanduser(text)))
+        return canonical(os.path.join(self.root, os.path.expanduser(text)))
 
     def set_new_backing(self, path: str) -> None:
         self.combo.setEditText(self._label(path) if path else INDEPENDENT)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QPushButton, QTreeWidget, QTreeWidgetItem, QWidget
 
+from imagegui.core.backing import canonical
 from imagegui.core.model import ImageInfo
 from imagegui.core.operations import Plan, plan_rebase
 from imagegui.core.repair import Candidate, repair_candidates
@@ -87,7 +88,7 @@ class RepairDialog(PlanDialog):
     def _on_browse_clicked(self) -> None:
         chosen, _ = QFileDialog.getOpenFileName(self, "Where is the base now?", self.root)
         if chosen:
-            self.choose(os.path.abspath(chosen))
+            self.choose(canonical(chosen))
 
     def chosen(self) -> str | None:
         item = self.tree.currentItem()
