@@ -9,7 +9,8 @@ from typing import TextIO
 
 from imagegui.cli.image_json import ImageJSON
 from imagegui.core.gcpause import paused_gc
-from imagegui.core.graph import EXTERNAL, IMAGE, ChainGraph
+from imagegui.core.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, ChainGraph
+from imagegui.core.model import ImageInfo
 from imagegui.core.problems import Severity
 from imagegui.core.scan import scan_directory
 from imagegui.core.units import display_path, human_size
@@ -72,11 +73,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     graph = load(args.directory)
+    below = _unusable_above_breaks(graph)
     if args.json:
         out = {
             "root": graph.root,
             "problems": [p.to_json() for p in graph.problems],
             "loops": graph.loops,  # named once here; members' messages say "loop #N"
+            "unusable": [{"path": path, **broken.to_json()} for path, broken in below],
         }
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
     else:
@@ -85,8 +88,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         for number, loop in enumerate(graph.loops, 1):
             names = " -> ".join(_rel(graph, n) for n in [*loop, loop[0]])
             print(f"loop #{number} ({len(loop):,} images): {names}")
+        for path, broken in below:
+            print(
+                f"{'unusable':<7} {'chain-broken-below':<24} {_rel(graph, path)}: qemu cannot "
+                f"open it: {broken.kind} at {_rel(graph, broken.at)}"
+            )
         print(_summary(graph))
     return 1 if any(p.severity == Severity.ERROR for p in graph.problems) else 0
+
+
+def _unusable_above_breaks(graph: ChainGraph) -> list[tuple[str, ChainBreak]]:
+    """Images with no error of their own whose chain is broken further down (each once)."""
+    out = []
+    for path in sorted(graph.unusable()):
+        broken = graph.chain_break(path)
+        own = graph.problems_for(path)
+        if broken is not None and not any(p.severity == Severity.ERROR for p in own):
+            out.append((path, broken))
+    return out
 
 
 def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
@@ -98,8 +117,16 @@ def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
     out.write(head[:-1] + ', "images": [')
     images = list(graph.scan.images.values())
     image_json = ImageJSON().encode
+    chain_ok = ', "chain": ' + encode(CHAIN_OK_JSON) + "}"
+    breaks = graph.chain_break
+
+    def record(info: ImageInfo) -> str:
+        broken = breaks(info.path)
+        tail = chain_ok if broken is None else ', "chain": ' + encode(broken.to_json()) + "}"
+        return image_json(info)[:-1] + tail
+
     for start in range(0, len(images), batch):
-        chunk = ", ".join(map(image_json, images[start : start + batch]))
+        chunk = ", ".join(map(record, images[start : start + batch]))
         out.write(("" if start == 0 else ", ") + chunk)
     out.write("], " + encode(doc)[1:] + "\n")
 
@@ -107,10 +134,15 @@ def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
 def scan_json(graph: ChainGraph, with_images: bool = True) -> dict[str, object]:
     """The whole ``scan --json`` document as one dict (``write_scan_json`` streams it)."""
     scan = graph.scan
+
+    def record(info: ImageInfo) -> dict[str, object]:
+        broken = graph.chain_break(info.path)
+        return {**info.to_json(), "chain": CHAIN_OK_JSON if broken is None else broken.to_json()}
+
     return {
         "root": graph.root,
-        **({"images": [info.to_json() for info in scan.images.values()]} if with_images else {}),
-        "external_images": [info.to_json() for info in scan.external.values()],
+        **({"images": [record(info) for info in scan.images.values()]} if with_images else {}),
+        "external_images": [record(info) for info in scan.external.values()],
         "problems": [p.to_json() for p in graph.problems],
         "loops": graph.loops,
         "aliases": scan.aliases,
@@ -127,9 +159,11 @@ def _summary(graph: ChainGraph) -> str:
     errors = sum(1 for p in graph.problems if p.severity == Severity.ERROR)
     warnings = len(graph.problems) - errors
     n = len(graph.scan.images)
+    unusable = sum(1 for path in graph.unusable() if path in graph.scan.images)
     return (
         f"{display_path(graph.root)}: {n} image{'s' * (n != 1)}, "
-        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}, "
+        f"{unusable} unusable"
     )
 
 
@@ -153,8 +187,12 @@ def _label(graph: ChainGraph, node: str) -> str:
     if nova is not None and nova.unused:
         days = nova.age_seconds / 86400
         marks.append(f"[unused cache base, {days:.1f} days old]")
-    for p in graph.problems_for(node):
+    own = graph.problems_for(node)
+    for p in own:
         marks.append(f"{_MARK[p.severity]} {p.kind}")
+    broken = graph.chain_break(node)
+    if broken is not None and not any(p.severity == Severity.ERROR for p in own):
+        marks.append(f"✗ unusable: {broken.kind} at {_rel(graph, broken.at)}")
     text = (
         f"{_rel(graph, node)}  {info.format}  {human_size(info.virtual_size)}  "
         f"(disk {human_size(info.actual_size)})"

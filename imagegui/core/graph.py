@@ -48,6 +48,34 @@ LOOP_NAMES_INLINE = 4
 
 
 @dataclass(frozen=True)
+class ChainBreak:
+    """Where the chain under an image stops being openable, and why.
+
+    ``at`` is the nearest node at or below the image whose problem breaks the chain; for a missing
+    or unreadable backing file it is that file's placeholder, because that is the file to find.
+    """
+
+    at: str
+    kind: Kind
+
+    def to_json(self) -> dict[str, object]:
+        return {"ok": False, "broken_at": self.at, "kind": str(self.kind)}
+
+
+#: ``chain`` of an image whose whole chain qemu can open.
+CHAIN_OK_JSON: dict[str, object] = {"ok": True, "broken_at": None, "kind": None}
+
+#: When an image has several chain-breaking problems, the one named is the first of these.
+_BREAK_ORDER = (
+    Kind.MISSING_BACKING,
+    Kind.BACKING_LOOP,
+    Kind.UNREADABLE,
+    Kind.CORRUPT,
+    Kind.BACKING_FORMAT_MISMATCH,
+)
+
+
+@dataclass(frozen=True)
 class NovaBase:
     """An image in an OpenStack Nova ``instances/_base`` cache and who still uses it."""
 
@@ -96,6 +124,7 @@ class ChainGraph:
             self._add_edges()
             self.loops = self._find_loops()
             self._find_problems()
+            self._breaks = self._find_chain_breaks()
             self.nova_bases = self._find_nova_bases()
         self._nova_index = {b.path: b for b in self.nova_bases}
 
@@ -252,6 +281,61 @@ class ChainGraph:
     @cached_property
     def _loop_of(self) -> dict[str, int]:
         return {n: i for i, loop in enumerate(self.loops, 1) for n in loop}
+
+    def chain_break(self, node: str) -> ChainBreak | None:
+        """Why qemu cannot open ``node``'s chain (its own problem or one below it), or None."""
+        return self._breaks.get(node)
+
+    def unusable(self) -> list[str]:
+        """Images whose chain qemu cannot open, their own problem or not."""
+        return [n for n in self._breaks if self.nodes[n][1] is not None]
+
+    # -- chain state --------------------------------------------------------------------------
+
+    def _own_break(self, node: str) -> ChainBreak | None:
+        """The error-severity problem of ``node`` itself that stops qemu opening it."""
+        errors = [p for p in self._problem_index.get(node, ()) if p.severity == Severity.ERROR]
+        if not errors:
+            return None
+        rank = {kind: i for i, kind in enumerate(_BREAK_ORDER)}
+        worst = min(errors, key=lambda p: rank.get(p.kind, len(rank)))
+        if worst.kind == Kind.MISSING_BACKING:
+            target = self._backing.get(node)
+            if target is not None and self.nodes[target][0] in (MISSING, UNREADABLE):
+                return ChainBreak(target, worst.kind)
+        return ChainBreak(node, worst.kind)
+
+    def _find_chain_breaks(self) -> dict[str, ChainBreak]:
+        """Every node whose chain is broken, in one linear pass: each walk down a chain stops at
+        the first node already decided, so every node is walked once (loops included: every
+        member of a loop has a breaking problem of its own)."""
+        decided: dict[str, ChainBreak | None] = {}
+        own = self._own_break
+        backing_of = self._backing.get
+        nodes = self.nodes
+        for start in nodes:
+            if start in decided:
+                continue
+            walk: list[str] = []
+            node: str | None = start
+            result: ChainBreak | None = None
+            while node is not None:
+                if node in decided:
+                    result = decided[node]
+                    break
+                if nodes[node][1] is None:  # a placeholder: its overlay carries the problem
+                    decided[node] = None
+                    break
+                found = own(node) if node in self._problem_index else None
+                if found is not None:
+                    decided[node] = result = found
+                    break
+                walk.append(node)
+                decided[node] = None  # provisional: guards against a walk meeting itself
+                node = backing_of(node)
+            for n in walk:
+                decided[n] = result
+        return {n: b for n, b in decided.items() if b is not None}
 
     # -- problems -----------------------------------------------------------------------------
 

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from imagegui.core.graph import EXTERNAL, IMAGE, MISSING, PROTOCOL, UNREADABLE, ChainGraph
-from imagegui.core.problems import Severity
+from imagegui.core.problems import KIND_TITLES, Kind, Severity
 
 
 class State(StrEnum):
     OK = "ok"
     WARNING = "warning"
     ERROR = "error"
+    #: No problem of its own, but something below it in its chain stops qemu opening it.
+    UNUSABLE = "unusable"
     IN_USE = "in use"
     UNUSED_BASE = "unused base"
     MISSING = "missing"
@@ -43,12 +45,37 @@ class NodeStatus:
     nova_removes: bool = False
     #: Not a scanned image: a missing / protocol / unreadable backing file.
     placeholder: bool = False
+    #: Where its chain stops being openable (itself, an image below, or a missing file's path)
+    #: and the kind of problem there; None while the whole chain opens.
+    broken_at: str | None = None
+    broken_kind: Kind | None = None
+
+    @property
+    def unusable(self) -> bool:
+        """qemu cannot open this image's chain (its own problem or one further down)."""
+        return self.broken_at is not None
+
+    def chain_reason(self, node: str) -> str | None:
+        """One line on why ``node`` cannot be opened, for a card, a tooltip or the status bar."""
+        if self.broken_at is None or self.broken_kind is None:
+            return None
+        title = KIND_TITLES.get(self.broken_kind, str(self.broken_kind)).lower()
+        if self.broken_at == node:
+            return title
+        name = short_name(self.broken_at)
+        if self.state is State.UNUSABLE:
+            return f"chain broken below: {name} — {title}"
+        return f"{title}: {name}"
 
     def label(self) -> str:
         """What the State column says: the primary state and the counts behind it."""
         parts = [str(self.state)]
         if self.in_use and self.state is not State.IN_USE:
             parts.append("in use")
+        if self.state is State.UNUSABLE and self.broken_kind is not None:
+            parts[0] = (
+                f"unusable ({KIND_TITLES.get(self.broken_kind, self.broken_kind).lower()} below)"
+            )
         if self.errors and self.state is not State.ERROR:
             parts.append(f"{self.errors} error{'s' * (self.errors > 1)}")
         if self.warnings and self.state is not State.WARNING:
@@ -71,8 +98,11 @@ def node_status(graph: ChainGraph, node: str) -> NodeStatus:
     writer = bool(info and info.in_use_write)
     nova = graph.nova_base(node)
     unused = bool(nova and nova.unused)
+    broken = graph.chain_break(node)
     if errors:
         state = State.ERROR
+    elif broken is not None:
+        state = State.UNUSABLE
     elif in_use:
         state = State.IN_USE
     elif warnings:
@@ -84,7 +114,15 @@ def node_status(graph: ChainGraph, node: str) -> NodeStatus:
     else:
         state = State.OK
     return NodeStatus(
-        state, errors, warnings, in_use, writer, unused, bool(nova and nova.nova_would_remove)
+        state,
+        errors,
+        warnings,
+        in_use,
+        writer,
+        unused,
+        bool(nova and nova.nova_would_remove),
+        broken_at=broken.at if broken else None,
+        broken_kind=broken.kind if broken else None,
     )
 
 

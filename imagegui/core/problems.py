@@ -25,6 +25,21 @@ class Kind(StrEnum):
     MISSING_EXTENT = "missing-extent"
 
 
+#: A kind's name for people: the Problems panel's group titles, card and status-bar lines.
+KIND_TITLES: dict[Kind, str] = {
+    Kind.MISSING_BACKING: "Missing backing file",
+    Kind.BACKING_LOOP: "Backing loop",
+    Kind.NO_BACKING_FORMAT: "No backing format recorded",
+    Kind.BACKING_FORMAT_MISMATCH: "Wrong backing format",
+    Kind.PROTOCOL_BACKING: "Network / protocol backing",
+    Kind.BACKING_OUTSIDE_ROOT: "Depends on files outside the directory",
+    Kind.UNREADABLE: "Unreadable image",
+    Kind.DIRTY: "Not closed cleanly",
+    Kind.CORRUPT: "Marked corrupt",
+    Kind.EXTERNAL_DATA_FILE: "External data file",
+    Kind.MISSING_EXTENT: "Missing data file",
+}
+
 #: What each kind means and what fixes it: the details panel and ``check`` explain with these.
 EXPLANATIONS: dict[Kind, str] = {
     Kind.MISSING_BACKING: "The overlay stores only its own changes; without its backing file the "

@@ -12,7 +12,10 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from imagegui.core.graph import EXTERNAL, IMAGE
+from imagegui.core.nodestate import short_name
+from imagegui.core.problems import Kind
 from imagegui.core.repair import missing_backing
+from imagegui.core.units import display_path
 from imagegui.gui import resources
 from imagegui.gui.snapshot import Snapshot
 
@@ -51,6 +54,10 @@ class Actions:
             self.check, self.launch, self.repair, self.undo_rebase, None,
             self.copy_path, self.reveal,
         ]  # fmt: skip
+
+    def label(self, name: str) -> str:
+        """An action's text as a sentence uses it: "Create Overlay", no mnemonic or dots."""
+        return getattr(self, name).text().replace("&", "").rstrip("…")
 
     def all(self) -> list[QAction]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -123,8 +130,66 @@ def create_actions(parent: QWidget) -> Actions:
     )  # fmt: skip
 
 
+#: Break kinds that stop qemu opening even the image itself (a corrupt image or one with check
+#: errors still opens for a check, which is how it gets repaired).
+_UNOPENABLE = frozenset(
+    {Kind.MISSING_BACKING, Kind.BACKING_LOOP, Kind.UNREADABLE, Kind.BACKING_FORMAT_MISMATCH}
+)
+
+
+def _set(action: QAction, enabled: bool, why_not: str | None) -> None:
+    """Enables ``action``, or disables it with the reason in its tooltip and status tip."""
+    base = action.property("baseTip")
+    if base is None:
+        base = (action.toolTip(), action.statusTip())
+        action.setProperty("baseTip", base)
+    tip, status_tip = base
+    action.setEnabled(enabled)
+    if enabled or not why_not:
+        action.setToolTip(tip)
+        action.setStatusTip(status_tip)
+    else:
+        action.setToolTip(f"{tip}\nUnavailable: {why_not}")
+        action.setStatusTip(f"Unavailable: {why_not}")
+
+
+def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, str | None]:
+    """For each image action, why it cannot apply to ``node`` now (None: it can)."""
+    names = ("overlay", "rebase", "commit", "flatten", "check", "launch", "repair")
+    if snapshot is None:
+        return dict.fromkeys(names, "open a directory first")
+    if node is None or node not in snapshot.graph.nodes:
+        return dict.fromkeys(names, "select an image first")
+    graph = snapshot.graph
+    kind, info = graph.nodes[node]
+    label = display_path(short_name(node))
+    if info is None or kind not in (IMAGE, EXTERNAL):
+        what = {"missing": "does not exist", "protocol": "is a network source"}.get(
+            kind, "is not a readable image"
+        )
+        return dict.fromkeys(names, f"{label} {what}")
+    status = snapshot.status[node]
+    reason = status.chain_reason(node)
+    broken = f"qemu cannot open {label} ({reason})" if reason else None
+    why: dict[str, str | None] = dict.fromkeys(names)
+    for name in ("overlay", "commit", "flatten", "launch"):
+        why[name] = broken
+    if status.broken_kind in _UNOPENABLE:
+        why["check"] = broken
+    if info.format not in ("qcow2", "qed"):
+        why["rebase"] = f"only qcow2 and qed images can be rebased; {label} is {info.format}"
+    if not info.backing_file:
+        why["commit"] = f"{label} has no backing file to commit into"
+    elif info.backing_protocol:
+        why["commit"] = f"{label}'s backing file is a network source"
+    if missing_backing(graph, node) is None:
+        why["repair"] = f"{label}'s backing file is not missing"
+    return why
+
+
 def update_enabled(actions: Actions, snapshot: Snapshot | None, node: str | None) -> None:
-    """Enables each image action only where it can apply to the selected node."""
+    """Enables each image action only where it can apply to the selected node, and says why
+    not in the tooltip and status tip of the others."""
     have = snapshot is not None
     for action in (actions.rescan, actions.zoom_in, actions.zoom_out, actions.zoom_fit,
                    actions.zoom_reset):  # fmt: skip
@@ -134,14 +199,9 @@ def update_enabled(actions: Actions, snapshot: Snapshot | None, node: str | None
         kind, info = snapshot.graph.nodes[node]
     image = info is not None and kind in (IMAGE, EXTERNAL)
     rebaseable = image and info.format in ("qcow2", "qed")
-    actions.overlay.setEnabled(image)
-    actions.rebase.setEnabled(rebaseable)
+    for name, why in disabled_reasons(snapshot, node).items():
+        _set(getattr(actions, name), why is None, why)
     actions.undo_rebase.setEnabled(rebaseable)
-    actions.commit.setEnabled(image and bool(info.backing_file) and not info.backing_protocol)
-    actions.flatten.setEnabled(image)
-    actions.check.setEnabled(image)
-    actions.launch.setEnabled(image)
-    actions.repair.setEnabled(image and missing_backing(snapshot.graph, node) is not None)
     actions.copy_path.setEnabled(kind is not None)
     actions.reveal.setEnabled(kind is not None and "://" not in (node or ""))
     actions.show_selected.setEnabled(kind is not None)

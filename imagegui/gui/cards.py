@@ -34,6 +34,7 @@ COLOURS: dict[State, tuple[str, str]] = {
     State.OK: ("#d9f0e2", "#27ae60"),
     State.WARNING: ("#fbe8bd", "#d99a00"),
     State.ERROR: ("#f8d3ce", "#d0392b"),
+    State.UNUSABLE: ("#fbe5e1", "#c0392b"),
     State.IN_USE: ("#d3e6fa", "#2e86de"),
     State.UNUSED_BASE: ("#e4e9ee", "#8395a7"),
     State.MISSING: ("#ffffff", "#d0392b"),

@@ -85,6 +85,8 @@ class DetailsPanel(QTextBrowser):
             f"<p style='color:#566573'>{escape(display_path(node))}<br>"
             f"State: {escape(status.label())}</p>",
         ]
+        if info is not None and status.broken_at is not None:
+            parts.append(self._broken(snap, node))
         if info is None:
             parts.append(self._placeholder(snap, node, kind))
         problems = graph.problems_for(node)
@@ -109,6 +111,22 @@ class DetailsPanel(QTextBrowser):
         if info is not None:
             parts.append(self._fields(info))
         return "".join(parts)
+
+    def _broken(self, snap: Snapshot, node: str) -> str:
+        """Why qemu cannot open this image, pointing at the image (or missing file) to fix."""
+        status = snap.status[node]
+        at = status.broken_at
+        assert at is not None
+        title = escape(str(status.chain_reason(node)))
+        if at == node:
+            where = "The problem is this image's own; see below."
+        else:
+            target = self._link(at) if at in snap.graph.nodes else escape(display_path(at))
+            where = (
+                f"The chain breaks at {target}: select it to see how to fix it. Until then "
+                "this image cannot be launched, checked, committed, flattened or cloned."
+            )
+        return f"<h4>Cannot be opened</h4><p><b>{title}</b>. {where}</p>"
 
     def _placeholder(self, snap: Snapshot, node: str, kind: str) -> str:
         users = snap.graph.children(node)

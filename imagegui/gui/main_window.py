@@ -27,7 +27,7 @@ import imagegui
 from imagegui.core import gcpause
 from imagegui.core.units import display_path
 from imagegui.gui import resources
-from imagegui.gui.actions import create_actions, update_enabled
+from imagegui.gui.actions import create_actions, disabled_reasons, update_enabled
 from imagegui.gui.chain_scene import ChainScene
 from imagegui.gui.chain_view import ChainView
 from imagegui.gui.chains_panel import ChainsPanel
@@ -290,6 +290,12 @@ class MainWindow(QMainWindow):
         self.chains.select(node)
         self.details.show_node(snap, node)
         update_enabled(self.actions, snap, node)
+        unavailable = [
+            self.actions.label(name)
+            for name, why in disabled_reasons(snap, node).items()
+            if why is not None and name != "repair"
+        ]
+        self.status.set_selection(snap, node, unavailable)
 
     def _on_show_selected(self) -> None:
         if self.selection.node:

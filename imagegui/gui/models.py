@@ -26,19 +26,21 @@ NAME, FORMAT, VSIZE, DSIZE, STATE = range(5)
 #: Worst first: sorting by state puts trouble on top.
 STATE_ORDER = {
     State.ERROR: 0,
-    State.MISSING: 1,
-    State.UNREADABLE: 2,
-    State.IN_USE: 3,
-    State.WARNING: 4,
-    State.PROTOCOL: 5,
-    State.UNUSED_BASE: 6,
-    State.EXTERNAL: 7,
-    State.OK: 8,
+    State.UNUSABLE: 1,
+    State.MISSING: 2,
+    State.UNREADABLE: 3,
+    State.IN_USE: 4,
+    State.WARNING: 5,
+    State.PROTOCOL: 6,
+    State.UNUSED_BASE: 7,
+    State.EXTERNAL: 8,
+    State.OK: 9,
 }
 STATE_ICON = {
     State.OK: "state-ok",
     State.WARNING: "state-warning",
     State.ERROR: "state-error",
+    State.UNUSABLE: "state-unusable",
     State.IN_USE: "state-in-use",
     State.UNUSED_BASE: "state-unused",
     State.MISSING: "state-missing",
@@ -285,6 +287,9 @@ def _tooltip(snapshot: Snapshot, node: str) -> str:
     else:
         lines.append(f"<i>{kind}: not a readable image here</i>")
     st = snapshot.status[node]
+    reason = st.chain_reason(node)
+    if reason is not None:
+        lines.append(f"<b>qemu cannot open it</b>: {escape(display_path(reason))}")
     if st.in_use:
         lines.append("in use by a running VM" + (" (writing)" if st.writer else " (reading)"))
     nova = graph.nova_base(node)

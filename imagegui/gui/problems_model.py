@@ -8,25 +8,11 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import QFont
 
 from imagegui.core.nodestate import short_name
-from imagegui.core.problems import Kind, Problem, Severity
+from imagegui.core.problems import KIND_TITLES, Kind, Problem, Severity
 from imagegui.core.units import display_path
 from imagegui.gui import resources
 from imagegui.gui.models import NO_PARENT, PATH_ROLE
 from imagegui.gui.snapshot import Snapshot
-
-KIND_TITLES = {
-    Kind.MISSING_BACKING: "Missing backing file",
-    Kind.BACKING_LOOP: "Backing loop",
-    Kind.NO_BACKING_FORMAT: "No backing format recorded",
-    Kind.BACKING_FORMAT_MISMATCH: "Wrong backing format",
-    Kind.PROTOCOL_BACKING: "Network / protocol backing",
-    Kind.BACKING_OUTSIDE_ROOT: "Depends on files outside the directory",
-    Kind.UNREADABLE: "Unreadable image",
-    Kind.DIRTY: "Not closed cleanly",
-    Kind.CORRUPT: "Marked corrupt",
-    Kind.EXTERNAL_DATA_FILE: "External data file",
-    Kind.MISSING_EXTENT: "Missing data file",
-}
 
 
 class ProblemsModel(QAbstractItemModel):

@@ -43,7 +43,7 @@ def test_scan_tree_shows_chains_indented_with_marks(make, tmp_path):
     proc = run("scan", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].endswith("3 images, 1 error, 0 warnings")
+    assert lines[0].endswith("3 images, 1 error, 0 warnings, 1 unusable")
     base = next(i for i, line in enumerate(lines) if line.startswith("base.qcow2"))
     assert "qcow2" in lines[base] and "1 GiB" in lines[base]
     assert lines[base + 1].startswith("└─ top.qcow2")
@@ -148,3 +148,33 @@ def test_terminal_count_shows_progress_and_clears_it():
     quiet = io.StringIO()
     _TerminalCount(quiet).clear()  # nothing shown, nothing to clear
     assert quiet.getvalue() == ""
+
+
+def test_scan_json_marks_every_image_above_a_hole(make, tmp_path):
+    make.create("c0.qcow2", "qcow2", "64M")
+    for i in range(1, 6):
+        make.overlay(f"c{i}.qcow2", f"c{i - 1}.qcow2")
+    make.create("alone.qcow2", "qcow2", "64M")
+    (tmp_path / "c2.qcow2").unlink()
+    proc = run("scan", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    chains = {os.path.basename(i["path"]): i["chain"] for i in json.loads(proc.stdout)["images"]}
+    hole = str(tmp_path / "c2.qcow2")
+    for name in ("c3.qcow2", "c4.qcow2", "c5.qcow2"):
+        assert chains[name] == {"ok": False, "broken_at": hole, "kind": "missing-backing"}
+    for name in ("c0.qcow2", "c1.qcow2", "alone.qcow2"):
+        assert chains[name] == {"ok": True, "broken_at": None, "kind": None}
+
+
+def test_check_counts_unusable_images(make, tmp_path):
+    make.create("c0.qcow2", "qcow2", "64M")
+    for i in range(1, 4):
+        make.overlay(f"c{i}.qcow2", f"c{i - 1}.qcow2")
+    (tmp_path / "c0.qcow2").unlink()
+    proc = run("check", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stdout.rstrip().endswith("1 error, 0 warnings, 3 unusable")
+    assert "c3.qcow2: qemu cannot open it: missing-backing at c0.qcow2" in proc.stdout
+    doc = json.loads(run("check", str(tmp_path), "--json").stdout)
+    assert [os.path.basename(u["path"]) for u in doc["unusable"]] == ["c2.qcow2", "c3.qcow2"]
+    assert all(u["broken_at"] == str(tmp_path / "c0.qcow2") for u in doc["unusable"])

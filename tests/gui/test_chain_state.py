@@ -1,0 +1,50 @@
+"""The window tells the truth about broken chains: every image above a break says so, and the
+actions that need an openable chain are disabled with the reason."""
+
+from __future__ import annotations
+
+from imagegui.core.nodestate import State
+from imagegui.gui.models import STATE
+
+
+def test_images_above_a_hole_are_unusable_everywhere(qtbot, window, open_dir, make, tmp_path):
+    make.create("c0.qcow2", "qcow2", "64M")
+    for i in range(1, 10):
+        make.overlay(f"c{i}.qcow2", f"c{i - 1}.qcow2")
+    make.create("healthy.qcow2", "qcow2", "64M")
+    (tmp_path / "c3.qcow2").unlink()
+    open_dir(tmp_path)
+    top = str(tmp_path / "c9.qcow2")
+    snap = window.session.snapshot
+    assert snap.status[top].state is State.UNUSABLE
+    assert snap.status[str(tmp_path / "c2.qcow2")].state is State.OK
+    # the list's State column
+    model = window.chains.model
+    state_text = model.index_of(top).siblingAtColumn(STATE).data()
+    assert state_text.startswith("unusable")
+    assert "missing backing file" in state_text
+    assert "chain broken below: c3.qcow2" in model.index_of(top).data(3)  # ToolTipRole
+    # selecting it: actions disabled with the reason, status bar and details say why
+    window.selection.set(top)
+    for action in (window.actions.launch, window.actions.commit, window.actions.flatten,
+                   window.actions.check, window.actions.overlay):  # fmt: skip
+        assert not action.isEnabled(), action.text()
+        assert "chain broken below: c3.qcow2" in action.toolTip()
+        assert "Unavailable" in action.statusTip()
+    assert window.actions.rebase.isEnabled()  # pointing it elsewhere is the way out
+    status = window.status.selection.text()
+    assert "qemu cannot open it" in status and "c3.qcow2" in status and "Launch" in status
+    details = window.details.toPlainText()
+    assert "Cannot be opened" in details and "chain broken below: c3.qcow2" in details
+    assert "6 unusable" in window.status.summary.text()  # c4 (its own error) .. c9, not c0-c2
+    # a healthy image: everything available again, tooltips without a reason
+    window.selection.set(str(tmp_path / "healthy.qcow2"))
+    assert window.actions.launch.isEnabled()
+    assert "Unavailable" not in window.actions.launch.toolTip()
+    assert "qemu cannot open" not in window.status.selection.text()
+
+
+def test_no_selection_says_why_actions_are_off(window):
+    window.selection.set(None)
+    assert not window.actions.launch.isEnabled()
+    assert "open a directory first" in window.actions.launch.toolTip()
