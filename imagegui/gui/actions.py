@@ -133,7 +133,13 @@ def create_actions(parent: QWidget) -> Actions:
 #: Break kinds that stop qemu opening even the image itself (a corrupt image or one with check
 #: errors still opens for a check, which is how it gets repaired).
 _UNOPENABLE = frozenset(
-    {Kind.MISSING_BACKING, Kind.BACKING_LOOP, Kind.UNREADABLE, Kind.BACKING_FORMAT_MISMATCH}
+    {
+        Kind.MISSING_BACKING,
+        Kind.BACKING_LOOP,
+        Kind.UNREADABLE,
+        Kind.MISSING_EXTENT,
+        Kind.BACKING_FORMAT_MISMATCH,
+    }
 )
 
 
