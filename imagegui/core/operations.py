@@ -18,7 +18,7 @@ import os
 import secrets
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from imagegui.core import backing, guards, journal, qemuimg
@@ -252,23 +252,33 @@ class RebasePlan(Plan):
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
         argv = self.commands[0]
+        try:  # opened before the image is touched: a rebase that cannot be undone never runs
+            journal_fd = journal.open_for_append()
+        except journal.JournalError as exc:
+            raise GuardRefused([refuse("journal", f"{exc}; nothing was changed")]) from None
         try:
             qemuimg.run(argv, progress=progress, cancel=cancel)
         except CancelledError:
+            os.close(journal_fd)
             raise CancelledError(
                 f"rebase cancelled: {self.image} still backs onto {self.old[0]!r} and shows the "
                 "same content as before (data already copied into it is identical to what the "
                 "backing file supplied)"
             ) from None
+        except BaseException:
+            os.close(journal_fd)
+            raise
         new_name = argv[argv.index("-b") + 1]
         new_fmt = argv[argv.index("-F") + 1] if "-F" in argv else None
+        state = journal.Fingerprint.of(self.image)
         entry = journal.RebaseEntry(
             id=journal.new_id(), time=time.time(), image=self.image,
             old_backing=self.old[0], old_format=self.old[1],
             new_backing=new_name or None, new_format=new_fmt,
             mode="unsafe" if self.unsafe else "safe", undo_of=self.undo_of,
+            fingerprint=asdict(state) if state else None,
         )  # fmt: skip
-        journal.record(entry)
+        journal.record(entry, journal_fd)
         target = repr(new_name) if new_name else "nothing (now independent)"
         return OpResult(
             "rebase",
@@ -384,6 +394,8 @@ def plan_rebase(
             f"pointer {old_name!r} removed; it becomes independent and grows accordingly"
         ]
     changes.append(f"the old pointer is recorded in {journal.journal_path()} (undo with --undo)")
+    if (why := journal.writable_problem()) is not None:
+        findings.append(refuse("journal", why))
     mode = "unsafe" if unsafe else "safe"
     return RebasePlan(
         "rebase", f"rebase ({mode}): {image} onto {name or 'nothing'}", [argv], changes, findings,
@@ -393,21 +405,96 @@ def plan_rebase(
 
 
 def plan_undo_rebase(image: str) -> RebasePlan:
-    """Restores the backing name and format recorded by the last rebase of ``image``."""
-    entry = journal.last_undoable(image)
+    """Restores the backing name and format recorded by the last rebase of ``image`` - only on
+    the very file that rebase left, unchanged since, and only when the guest keeps its data."""
+    notes: list[str] = []
+    entry = journal.last_undoable(image, notes)
     if entry is None:
         plan = RebasePlan("rebase", f"undo rebase of {image}", image=_abs(image))
         plan.findings.append(
             refuse("no-journal", f"the journal ({journal.journal_path()}) has no rebase of {image}")
         )
-        return plan
-    if not entry.old_backing:
+    elif not entry.old_backing:
         # It was independent: a safe rebase onto nothing restores that without loss.
-        return plan_rebase(image, None, unsafe=False, undo_of=entry.id)
-    return plan_rebase(
-        image, entry.old_backing, unsafe=entry.mode == "unsafe",
-        literal=(entry.old_backing, entry.old_format), undo_of=entry.id,
-    )  # fmt: skip
+        plan = plan_rebase(image, None, unsafe=False, undo_of=entry.id)
+    else:
+        plan = plan_rebase(
+            image, entry.old_backing, unsafe=entry.mode == "unsafe",
+            literal=(entry.old_backing, entry.old_format), undo_of=entry.id,
+        )  # fmt: skip
+    if entry is not None:
+        _add(plan.findings, _undo_unverified(plan.image, entry))
+        if entry.mode == "unsafe" and entry.old_backing:
+            _add(plan.findings, _undo_changes_guest_view(plan.image, entry))
+    plan.findings.extend(warn("journal-line", n) for n in notes)
+    return plan
+
+
+def _undo_unverified(image: str, entry: journal.RebaseEntry) -> Finding | None:
+    """Refuses unless ``image`` is exactly what the journal's last entry about it left."""
+    last = journal.latest(image) or entry
+    target = repr(entry.old_backing) if entry.old_backing else "nothing"
+    redo = f"rebase it onto {target} explicitly instead (a safe rebase keeps the guest's data)"
+    recorded = last.state
+    if recorded is None:
+        # Entries from before fingerprints: the path or inode may now be a different image
+        # (inode reuse re-pointed an unrelated image), and nothing can tell. Refuse, not guess.
+        return refuse(
+            "unverifiable",
+            f"the journal entry for {image} predates image fingerprints, so it cannot be "
+            f"verified that this is the image rebased then, unchanged since; {redo}",
+        )
+    changed = recorded.differences(journal.Fingerprint.of(image))
+    if not changed:
+        return None
+    return refuse(
+        "changed-since",
+        f"{image} is not as the journalled rebase left it: {'; '.join(changed)}. Undoing now "
+        f"could re-point the wrong image or change what its guest reads; {redo}",
+    )
+
+
+#: (old backing state, current backing state) -> do they show the same content (qemu-img compare)
+_same_content_cache: dict[tuple[object, object], bool] = {}
+
+
+def _undo_changes_guest_view(image: str, entry: journal.RebaseEntry) -> Finding | None:
+    """An unsafe undo swaps the backing file under the overlay's own data: refused unless the
+    old backing shows the guest exactly what the current one does (or is gone: that is warned as
+    ``restore-missing``)."""
+    from imagegui.core.backing import resolve
+    from imagegui.core.probe import ProbeError, probe_image
+
+    old_path = resolve(image, entry.old_backing or "")
+    try:
+        img = probe_image(image)
+    except ProbeError:
+        return None  # already refused as unreadable
+    cur_path = img.backing_path
+    if not old_path or not cur_path or not os.path.exists(old_path):
+        return None
+    if not os.path.exists(cur_path) or guards.same_file(old_path, cur_path):
+        return None
+    try:
+        old_img, cur_img = probe_image(old_path), probe_image(cur_path)
+    except ProbeError:
+        return None  # plan_rebase refuses an unreadable old backing
+    key = (journal.Fingerprint.of(old_path), journal.Fingerprint.of(cur_path))
+    same = _same_content_cache.get(key)
+    if same is None:
+        argv = qemuimg.compare_argv(old_path, old_img.format, cur_path, cur_img.format)
+        try:
+            same = qemuimg.run(argv, ok_codes=(0, 1)).returncode == 0
+        except qemuimg.QemuImgError as exc:
+            return refuse("compare", f"cannot compare {old_path} with {cur_path}: {exc}")
+        _same_content_cache[key] = same
+    if same:
+        return info("same-content", f"{old_path} shows the same content as {cur_path}")
+    return refuse(
+        "guest-data",
+        f"undoing would change what the guest of {image} reads: its old backing file "
+        f"{old_path} does not hold the same data as {cur_path}, which it depends on now",
+    )
 
 
 # --------------------------------------------------------------------------- commit

@@ -313,6 +313,11 @@ def rebase_argv(
     return argv
 
 
+def compare_argv(a: str, a_format: str, b: str, b_format: str) -> list[str]:
+    """Exit 0 when both images (with their backing chains) show the guest the same bytes."""
+    return ["qemu-img", "compare", "-U", "-f", a_format, "-F", b_format, a, b]
+
+
 def commit_argv(image: str, image_format: str) -> list[str]:
     return ["qemu-img", "commit", "-p", "-f", image_format, image]
 
