@@ -5,7 +5,9 @@
 - ``imagegui --demo`` builds the demo directory with qemu-img in a temporary folder (on the worker
   pool, removed again on exit) and opens it;
 - ``--screenshot PATH`` renders the window once the scan is done and the graph drawn, saves a PNG
-  and exits 0 (offscreen when there is no display; the user's settings are not touched).
+  and exits 0 (offscreen when there is no display; the user's settings are not touched);
+- ``--theme system|light|dark`` (or ``IMAGEGUI_THEME``) overrides the Appearance preference for
+  this run, without saving it (screenshots and tests of both palettes).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from PySide6.QtWidgets import QApplication
 import imagegui
 from imagegui.core.demo import build_demo
 from imagegui.core.jobs import Job
-from imagegui.gui import resources
+from imagegui.gui import resources, theme
 from imagegui.gui.settings import Settings, apply_qemu_img
 from imagegui.gui.workers import start_job
 
@@ -41,6 +43,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--demo", action="store_true", help="build a demo directory and open it")
     p.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window and exit")
     p.add_argument("--size", default="1440x900", help="window size for --screenshot (WxH)")
+    p.add_argument(
+        "--theme",
+        choices=theme.APPEARANCES,
+        help="colours for this run: the desktop's (system), light or dark "
+        "(default: the Appearance preference; also IMAGEGUI_THEME)",
+    )
     p.add_argument("--version", action="version", version=f"imagegui {imagegui.__version__}")
     return p.parse_args(argv)
 
@@ -60,7 +68,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationVersion(imagegui.__version__)
     app.setDesktopFileName("imagegui")
     app.setWindowIcon(resources.app_icon())
-    app.setStyleSheet(resources.stylesheet())
+    theme.install(app, resources.stylesheet())
     return app
 
 
@@ -177,6 +185,11 @@ def main(argv: list[str]) -> int:
     else:
         settings = Settings()
     apply_qemu_img(settings.qemu_img())
+    appearance = theme.resolve_appearance(
+        args.theme, os.environ.get("IMAGEGUI_THEME"), settings.appearance()
+    )
+    if appearance != theme.SYSTEM:
+        theme.apply_appearance(app, appearance)
     window = MainWindow(settings)
     launcher = Launcher(app, window, args)
     if args.screenshot:

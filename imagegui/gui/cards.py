@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 from imagegui.core.layout import NODE_H, NODE_W
 from imagegui.core.nodestate import NodeStatus, State, short_name
 from imagegui.core.units import display_path, human_size
-from imagegui.gui import resources
+from imagegui.gui import resources, theme
 from imagegui.gui.models import STATE_ICON
 
 if TYPE_CHECKING:
@@ -27,31 +27,12 @@ if TYPE_CHECKING:
 #: Zoom levels (scene-to-screen scale) from which text is worth painting.
 LOD_NAME = 0.42
 LOD_DETAIL = 0.6
-SELECTION = QColor("#1f6fd1")
-
-#: (fill, border) per state; placeholders get a dashed border.
-COLOURS: dict[State, tuple[str, str]] = {
-    State.OK: ("#d9f0e2", "#27ae60"),
-    State.WARNING: ("#fbe8bd", "#d99a00"),
-    State.ERROR: ("#f8d3ce", "#d0392b"),
-    State.UNUSABLE: ("#fbe5e1", "#c0392b"),
-    State.IN_USE: ("#d3e6fa", "#2e86de"),
-    State.UNUSED_BASE: ("#e4e9ee", "#8395a7"),
-    State.MISSING: ("#ffffff", "#d0392b"),
-    State.UNREADABLE: ("#ffffff", "#d0392b"),
-    State.PROTOCOL: ("#ffffff", "#8e44ad"),
-    State.EXTERNAL: ("#e6e9ec", "#576574"),
-}
-_DASHED = {State.MISSING, State.UNREADABLE, State.PROTOCOL}
 
 
-@cache
 def _style(state: State) -> tuple[QBrush, QPen, QColor]:
-    fill, border = COLOURS[state]
-    pen = QPen(
-        QColor(border), 1.6, Qt.PenStyle.DashLine if state in _DASHED else Qt.PenStyle.SolidLine
-    )
-    return QBrush(QColor(fill)), pen, QColor(border)
+    """Fill, border pen and border colour of a state's card, from the palette (gui/theme.py)."""
+    card = theme.current().card(state)
+    return card.brush, card.pen, card.border
 
 
 def palette(status: NodeStatus) -> tuple[QBrush, QPen]:
@@ -123,7 +104,8 @@ class CardLayer(QGraphicsItem):
                 display_path(short_name(node)), Qt.TextElideMode.ElideMiddle, NODE_W - 50
             )
             self._elided[node] = name
-        painter.setPen(QColor("#1c2833"))
+        colours = theme.current().card(status.state)
+        painter.setPen(colours.text)
         painter.setFont(name_font)
         painter.drawText(
             QRectF(x + 40, y + 8, NODE_W - 48, 22), Qt.AlignmentFlag.AlignVCenter, name
@@ -131,7 +113,7 @@ class CardLayer(QGraphicsItem):
         if not detail:
             return
         painter.setFont(small_font)
-        painter.setPen(QColor("#4d5d6c"))
+        painter.setPen(colours.subtext)
         line1, line2 = self._lines(node, snap.graph.nodes[node], status)
         painter.drawText(
             QRectF(x + 14, y + 32, NODE_W - 20, 16), Qt.AlignmentFlag.AlignVCenter, line1

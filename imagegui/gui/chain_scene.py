@@ -17,12 +17,13 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsScene
+from PySide6.QtGui import QBrush, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QGraphicsScene
 
 from imagegui.core.layout import NODE_H, NODE_W
 from imagegui.core.nodestate import State
-from imagegui.gui.cards import SELECTION, CardLayer, palette
+from imagegui.gui import theme
+from imagegui.gui.cards import CardLayer, palette
 from imagegui.gui.snapshot import Snapshot
 
 #: Milliseconds of item creation per event-loop turn.
@@ -59,16 +60,51 @@ class ChainScene(QGraphicsScene):
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._on_batch)
-        self.setBackgroundBrush(QColor("#f4f6f8"))
         # No spatial index: the items never move, and keeping a BSP tree up to date while 10,000
         # items arrive costs more (re-built on every batch) than Qt's linear C++ pass over the
         # item list when painting or hit-testing (~1 ms at 10,000 items).
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
-        self._edge_pen = QPen(QColor("#7f8c9a"), 1.6)
-        self._edge_pen.setCosmetic(False)
-        self._loop_pen = QPen(QColor("#d0392b"), 2.0, Qt.PenStyle.DashLine)
-        self._arrow_brush = QBrush(QColor("#7f8c9a"))
         self._no_pen = QPen(Qt.PenStyle.NoPen)
+        #: Edge, arrow and loop path items, restyled when the palette changes.
+        self._paths: list[tuple[str, QGraphicsPathItem]] = []
+        self._set_colours()
+        theme.watcher().changed.connect(self._on_theme_changed)
+
+    # -- colours (from the palette: gui/theme.py)
+
+    def _set_colours(self) -> None:
+        t = theme.current()
+        self.setBackgroundBrush(t.scene_bg)
+        self._edge_pen = QPen(t.edge, 1.6)
+        self._edge_pen.setCosmetic(False)
+        self._loop_pen = QPen(t.loop, 2.0, Qt.PenStyle.DashLine)
+        self._arrow_brush = QBrush(t.edge)
+
+    @staticmethod
+    def _ring_pen() -> QPen:
+        pen = QPen(theme.current().selection, 3.0)
+        pen.setCosmetic(True)  # as thick zoomed out as zoomed in
+        return pen
+
+    def _on_theme_changed(self) -> None:
+        """The palette changed: recolour what is drawn, without laying anything out again."""
+        self._set_colours()
+        for kind, item in self._paths:
+            if kind == "edges":
+                item.setPen(self._edge_pen)
+            elif kind == "arrows":
+                item.setBrush(self._arrow_brush)
+            else:
+                item.setPen(self._loop_pen)
+        if self.snapshot is not None:
+            status = self.snapshot.status
+            for node, item in self.items_by_node.items():
+                brush, pen = palette(status[node])
+                item.setBrush(brush)
+                item.setPen(pen)
+        if self._ring is not None:
+            self._ring.setPen(self._ring_pen())
+        self.update()
 
     # -- building
 
@@ -78,6 +114,7 @@ class ChainScene(QGraphicsScene):
         self.clear()
         self.items_by_node = {}
         self.layers = {}
+        self._paths = []
         self._ring = self._make_ring()
         self.snapshot = snapshot
         layout = snapshot.layout
@@ -111,10 +148,12 @@ class ChainScene(QGraphicsScene):
         comp = snap.layout.components[index]
         paths = snap.paths[index]
         if comp.has_edges:
-            self.addPath(paths.edges, self._edge_pen)
-            self.addPath(paths.arrows, self._no_pen, self._arrow_brush)
+            self._paths.append(("edges", self.addPath(paths.edges, self._edge_pen)))
+            self._paths.append(
+                ("arrows", self.addPath(paths.arrows, self._no_pen, self._arrow_brush))
+            )
         if paths.loops is not None:
-            self.addPath(paths.loops, self._loop_pen)
+            self._paths.append(("loops", self.addPath(paths.loops, self._loop_pen)))
         pos = snap.layout.positions
         status = snap.status
         rects: list[tuple[str, QRectF]] = []
@@ -144,9 +183,7 @@ class ChainScene(QGraphicsScene):
         self._place_ring()
 
     def _make_ring(self):
-        pen = QPen(SELECTION, 3.0)
-        pen.setCosmetic(True)  # as thick zoomed out as zoomed in
-        ring = self.addPath(QPainterPath(), pen)
+        ring = self.addPath(QPainterPath(), self._ring_pen())
         ring.setZValue(10)
         ring.setVisible(False)
         return ring

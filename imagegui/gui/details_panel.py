@@ -18,7 +18,7 @@ from imagegui.core.model import ImageInfo
 from imagegui.core.nodestate import short_name
 from imagegui.core.problems import Kind, Problem, Severity
 from imagegui.core.units import display_path, human_size
-from imagegui.gui import resources
+from imagegui.gui import resources, theme
 from imagegui.gui.models import STATE_ICON
 from imagegui.gui.snapshot import Snapshot
 
@@ -48,13 +48,19 @@ class DetailsPanel(QTextBrowser):
         self.snapshot: Snapshot | None = None
         self.node: str | None = None
         self.show_node(None, None)
+        theme.watcher().changed.connect(self._on_theme_changed)
+
+    def _on_theme_changed(self) -> None:
+        self.show_node(self.snapshot, self.node)
 
     def show_node(self, snapshot: Snapshot | None, node: str | None) -> None:
         self.snapshot, self.node = snapshot, node
         self._links = []
+        # Colours come from classes (muted, error, ...) filled from the palette: gui/theme.py.
+        self.document().setDefaultStyleSheet(theme.current().html_css())
         if snapshot is None or node is None or node not in snapshot.graph.nodes:
             self.setHtml(
-                "<p style='color:#566573'>Select an image in the graph or the list to see its "
+                "<p class='muted'>Select an image in the graph or the list to see its "
                 "chain, its problems and every header field.</p>"
             )
             return
@@ -82,8 +88,7 @@ class DetailsPanel(QTextBrowser):
         parts = [
             f"<h3><img src='{icon}' width='18' height='18'> "
             f"{escape(display_path(short_name(node)))}</h3>",
-            f"<p style='color:#566573'>{escape(display_path(node))}<br>"
-            f"State: {escape(status.label())}</p>",
+            f"<p class='muted'>{escape(display_path(node))}<br>State: {escape(status.label())}</p>",
         ]
         if info is not None and status.broken_at is not None:
             parts.append(self._broken(snap, node))
@@ -149,7 +154,7 @@ class DetailsPanel(QTextBrowser):
         return (
             f"<p><img src='{src}' width='14' height='14'> <b>{escape(str(p.kind))}</b>: "
             f"{escape(display_path(p.message))}<br>"
-            f"<span style='color:#566573'>{escape(p.explanation)}</span>{link}</p>"
+            f"<span class='muted'>{escape(p.explanation)}</span>{link}</p>"
         )
 
     def _chain(self, snap: Snapshot, node: str) -> str:
@@ -172,11 +177,11 @@ class DetailsPanel(QTextBrowser):
                 f"<td align=right>{human_size(info.virtual_size)}</td>"
                 f"<td align=right>{human_size(info.actual_size)}</td></tr>"
             )
-        loop = " <b style='color:#c0392b'>(loops back)</b>" if graph.in_loop(node) else ""
+        loop = " <b class='error'>(loops back)</b>" if graph.in_loop(node) else ""
         return (
             f"<h4>Chain, top → base ({len(chain)} file{'s' * (len(chain) > 1)}){loop}</h4>"
             "<table cellspacing=0 cellpadding=3 width='100%'>"
-            "<tr style='color:#566573'><th align=left>#</th><th align=left>Image</th>"
+            "<tr class='muted'><th align=left>#</th><th align=left>Image</th>"
             "<th align=left>Format</th><th align=right>Virtual</th><th align=right>Disk</th></tr>"
             + "".join(rows)
             + f"<tr><td></td><td colspan=3>Disk used by the whole chain</td>"
@@ -193,7 +198,7 @@ class DetailsPanel(QTextBrowser):
         more = f" and {len(kids) - _MAX_LISTED} more" if len(kids) > _MAX_LISTED else ""
         return (
             f"<h4>Overlays</h4><p>{len(kids)} direct, {len(every)} in all depend on it: "
-            f"{listed}{more}.<br><span style='color:#566573'>Writing to this image would "
+            f"{listed}{more}.<br><span class='muted'>Writing to this image would "
             "change what all of them show.</span></p>"
         )
 
@@ -222,7 +227,7 @@ class DetailsPanel(QTextBrowser):
             rows.append(("Also opens as", ", ".join(info.also_opens_as)))
         rows += [(str(k), str(v)) for k, v in sorted(info.flags.items())]
         body = "".join(
-            f"<tr><td style='color:#566573' valign=top>{escape(k)}</td>"
+            f"<tr><td class='muted' valign=top>{escape(k)}</td>"
             f"<td>{escape(display_path(v)).replace(chr(10), '<br>')}</td></tr>"
             for k, v in rows
         )

@@ -111,6 +111,16 @@ class Settings:
     def set_auto_rescan(self, value: bool) -> None:
         self.q.setValue("scan/auto", bool(value))
 
+    # -- appearance
+
+    def appearance(self) -> str:
+        """ "system" (the desktop's colours), "light" or "dark"."""
+        value = str(self.q.value("ui/appearance", "system") or "system").lower()
+        return value if value in ("system", "light", "dark") else "system"
+
+    def set_appearance(self, value: str) -> None:
+        self.q.setValue("ui/appearance", value)
+
     def sync(self) -> None:
         self.q.sync()
 

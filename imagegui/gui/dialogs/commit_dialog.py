@@ -57,9 +57,10 @@ class CommitDialog(PlanDialog):
         )
         if self.siblings:
             warning = QLabel(
-                f"<b style='color:#a93226'>{len(self.siblings)} other image(s) also read from "
-                "this backing file and would silently change:</b>"
+                f"{len(self.siblings)} other image(s) also read from "
+                "this backing file and would silently change:"
             )
+            warning.setObjectName("danger")  # red and bold from the style sheet (gui/theme.py)
             warning.setWordWrap(True)
             self.form.addRow(warning)
             self.form.addRow(self.others)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from imagegui.core.jobs import Job
 from imagegui.core.operations import Plan
 from imagegui.core.units import display_path
-from imagegui.gui import resources
+from imagegui.gui import resources, theme
 from imagegui.gui.workers import start_job
 
 DEBOUNCE_MS = 250
@@ -40,7 +40,7 @@ def plan_html(plan: Plan) -> str:
     parts = ["<h4 style='margin-bottom:2px'>Will run</h4>"]
     for line in plan.command_lines() or ["(nothing)"]:
         parts.append(
-            "<pre style='background:#f0f3f6; padding:6px; white-space:pre-wrap'>$ "
+            "<pre class='code' style='padding:6px; white-space:pre-wrap'>$ "
             f"{escape(display_path(line))}</pre>"
         )
     parts.append("<h4 style='margin-bottom:2px'>What changes</h4><ul style='margin-top:0'>")
@@ -86,6 +86,9 @@ class PlanDialog(QDialog):
         self.preview = QTextBrowser()
         self.preview.setOpenLinks(False)
         self.preview.setMinimumHeight(220)
+        # The code block's and links' colours come from the palette (gui/theme.py).
+        self.preview.document().setDefaultStyleSheet(theme.current().html_css())
+        theme.watcher().changed.connect(self._on_theme_changed)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -110,6 +113,11 @@ class PlanDialog(QDialog):
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self.replan)
         self._set_verdict("pending", "Checking…")
+
+    def _on_theme_changed(self) -> None:
+        self.preview.document().setDefaultStyleSheet(theme.current().html_css())
+        if self.plan is not None:
+            self.preview.setHtml(plan_html(self.plan))
 
     # -- for subclasses
 

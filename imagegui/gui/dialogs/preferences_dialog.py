@@ -1,9 +1,12 @@
-"""Preferences: the qemu binaries, launch defaults, overlay defaults, automatic rescans."""
+"""Preferences: the qemu binaries, launch defaults, overlay defaults, automatic rescans and the
+appearance (the desktop's colours, light or dark; applied at once)."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -14,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from imagegui.gui import theme
 from imagegui.gui.dialogs.fields import PathField, backing_choice
 from imagegui.gui.settings import OverlayDefaults, Settings
 
@@ -43,6 +47,15 @@ class PreferencesDialog(QDialog):
         self.backing = backing_choice(overlay.absolute)
         self.auto = QCheckBox("Rescan automatically when files in the directory change")
         self.auto.setChecked(settings.auto_rescan())
+        self.appearance = QComboBox()
+        for label, value in (
+            ("System", theme.SYSTEM),
+            ("Light", theme.LIGHT),
+            ("Dark", theme.DARK),
+        ):
+            self.appearance.addItem(label, value)
+        self.appearance.setCurrentIndex(self.appearance.findData(settings.appearance()))
+        self.appearance.setToolTip("System follows the desktop's colours")
 
         qemu = QGroupBox("QEMU")
         form = QFormLayout(qemu)
@@ -54,6 +67,9 @@ class PreferencesDialog(QDialog):
         form = QFormLayout(overlays)
         form.addRow("Name:", self.pattern)
         form.addRow("Backing path:", self.backing)
+        look = QGroupBox("Window")
+        form = QFormLayout(look)
+        form.addRow("Appearance:", self.appearance)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -62,6 +78,7 @@ class PreferencesDialog(QDialog):
         box = QVBoxLayout(self)
         box.addWidget(qemu)
         box.addWidget(overlays)
+        box.addWidget(look)
         box.addWidget(self.auto)
         box.addStretch(1)
         box.addWidget(buttons)
@@ -75,4 +92,10 @@ class PreferencesDialog(QDialog):
         pattern = self.pattern.text().strip() or OverlayDefaults.pattern
         s.set_overlay_defaults(OverlayDefaults(self.backing.value() == "absolute", pattern))
         s.set_auto_rescan(self.auto.isChecked())
+        appearance = self.appearance.currentData()
+        if appearance != s.appearance():
+            s.set_appearance(appearance)
+            app = QApplication.instance()
+            if isinstance(app, QApplication):
+                theme.apply_appearance(app, appearance)
         super().accept()
