@@ -45,11 +45,12 @@ def appearance(qapp):
 
 @pytest.fixture
 def every_state(make, tmp_path):
-    """Real images in (almost) every state a card can have: ok, error, missing, warning,
-    protocol, a loop."""
+    """Real images in (almost) every state a card can have: ok, error, unusable, missing,
+    warning, protocol, a loop."""
     make.create("base.qcow2", "qcow2", "1G")
     make.overlay("top.qcow2", "base.qcow2")
     make.overlay("lost.qcow2", "gone.qcow2")
+    make.overlay("above-lost.qcow2", "lost.qcow2")  # unusable: its chain breaks below
     qcow2_drop_backing_format(make.overlay("noformat.qcow2", "base.qcow2"))
     make.overlay("net.qcow2", "nbd://storage.example:10809/disk", backing_fmt="raw")
     make.overlay("loop-a.qcow2", "loop-b.qcow2")
@@ -261,7 +262,7 @@ def test_lists_details_and_graph_are_readable(
         ratio, fg, bg = found
         assert ratio >= theme.MIN_CONTRAST, f"{node}: {fg.name()} on {bg.name()} = {ratio:.2f}"
         assert theme.contrast(bg, t.card(state).fill) < 1.1
-    assert {"ok", "error", "warning", "missing", "protocol"} <= states
+    assert {"ok", "error", "unusable", "warning", "missing", "protocol"} <= states
 
 
 def test_graph_and_details_follow_a_palette_change_live(qtbot, window, open_dir, make, appearance):
