@@ -29,6 +29,7 @@ from imagegui.core.operations import (
     plan_rebase,
     plan_undo_rebase,
 )
+from imagegui.core.problems import cli_text
 from imagegui.core.qemuimg import QemuImgError
 from imagegui.core.units import display_path, parse_size
 
@@ -102,11 +103,11 @@ def execute(
         return EXIT_REFUSED if plan.refused else EXIT_OK
     if plan.refused:
         for f in plan.blocking():
-            _err(f"refused: {f.message}")
+            _err(f"refused: {f.cli_text}")
         return EXIT_REFUSED
     for f in plan.findings:
         if f.level == "warn" or (f.level == "refuse" and plan.force):
-            _err(f"warning: {f.message}")
+            _err(f"warning: {f.cli_text}")
     token = CancelToken()
     bar = ProgressBar(plan.title, sys.stderr) if sys.stderr.isatty() else None
     progress = Throttle(bar, 0.1) if bar else no_progress
@@ -120,17 +121,18 @@ def execute(
     except GuardRefused as exc:
         _finish(bar)
         for f in exc.findings:
-            _err(f"refused: {f.message}")
+            _err(f"refused: {f.cli_text}")
         return EXIT_REFUSED
     except QemuImgError as exc:
         _finish(bar)
-        _err(str(exc))
+        _err(cli_text(str(exc), exc.fix_cli))
         return EXIT_FAILED
     _finish(bar)
     if report:
         report(result)
     else:
-        print(display_path(result.message))
+        hint = f" ({result.cli_hint})" if result.cli_hint else ""
+        print(display_path(result.message + hint))
     return EXIT_OK
 
 
@@ -184,7 +186,7 @@ def _check_image(args: argparse.Namespace) -> int:
             return
         print(display_path(result.message))  # type: ignore[attr-defined]
         for p in problems:
-            print(f"  [{p.severity}] {p.kind}: {display_path(p.message)}")
+            print(f"  [{p.severity}] {p.kind}: {display_path(p.cli_text)}")
 
     status = execute(plan_check(args.image, args.repair), args, report)
     if status == EXIT_OK and outcome["problems"]:
@@ -208,7 +210,7 @@ def _launch(args: argparse.Namespace) -> int:
         vm = plan.start()
     except GuardRefused as exc:
         for f in exc.findings:
-            _err(f"refused: {f.message}")
+            _err(f"refused: {f.cli_text}")
         return EXIT_REFUSED
     except (LaunchError, QemuImgError) as exc:
         _err(str(exc))

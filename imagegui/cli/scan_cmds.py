@@ -84,7 +84,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
     else:
         for p in graph.problems:
-            print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {p.message}")
+            print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {p.cli_text}")
         for number, loop in enumerate(graph.loops, 1):
             names = " -> ".join(_rel(graph, n) for n in [*loop, loop[0]])
             print(f"loop #{number} ({len(loop):,} images): {names}")
@@ -250,4 +250,4 @@ def print_tree(graph: ChainGraph, out: TextIO) -> None:
     if unreadable:
         out.write("\nNot readable as images:\n")
         for p in unreadable:
-            out.write(f"  ✗ {_rel(graph, p.path)}: {p.message}\n")
+            out.write(f"  ✗ {_rel(graph, p.path)}: {p.cli_text}\n")

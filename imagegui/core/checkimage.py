@@ -14,6 +14,7 @@ from imagegui.core import guards, qemuimg
 from imagegui.core.guards import Finding, warn
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.operations import OpResult, Plan, _abs, _add, _probe
+from imagegui.core.problems import cli_text
 
 
 @dataclass(frozen=True)
@@ -24,14 +25,23 @@ class CheckProblem:
     severity: str  # "error" | "warning" | "info"
     path: str
     message: str
+    #: The repair command, for the command line's text only (the window offers Repair).
+    fix_cli: str = ""
+
+    @property
+    def cli_text(self) -> str:
+        return cli_text(self.message, self.fix_cli)
 
     def to_json(self) -> dict[str, str]:
-        return {
+        d = {
             "kind": self.kind,
             "severity": self.severity,
             "path": self.path,
             "message": self.message,
         }
+        if self.fix_cli:
+            d["fix_cli"] = self.fix_cli
+        return d
 
 
 @dataclass
@@ -78,16 +88,18 @@ def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem
         out.append(
             CheckProblem(
                 "corrupt", "error", path,
-                f"{n} corruption(s): copy the data out first (imagegui flatten), then repair "
-                "with imagegui check-image --repair all",
+                f"{n} corruption(s): copy the data out first (flatten it), then repair "
+                "everything the check found",
+                f"imagegui check-image --repair all {path}",
             )
         )  # fmt: skip
     if n := report.get("leaks", 0):
         out.append(
             CheckProblem(
                 "leaks", "warning", path,
-                f"{n} leaked cluster(s) waste space but harm no data; reclaim with "
-                "imagegui check-image --repair leaks",
+                f"{n} leaked cluster(s) waste space but harm no data; repairing the leaks "
+                "reclaims it",
+                f"imagegui check-image --repair leaks {path}",
             )
         )  # fmt: skip
     if n := report.get("check-errors", 0):

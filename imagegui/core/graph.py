@@ -340,8 +340,10 @@ class ChainGraph:
 
     # -- problems -----------------------------------------------------------------------------
 
-    def _add(self, kind: Kind, severity: Severity, path: str, message: str) -> None:
-        self.problems.append(Problem(kind, severity, path, message))
+    def _add(
+        self, kind: Kind, severity: Severity, path: str, message: str, fix_cli: str = ""
+    ) -> None:
+        self.problems.append(Problem(kind, severity, path, message, fix_cli))
 
     def _find_problems(self) -> None:
         err = Severity.ERROR
@@ -408,8 +410,9 @@ class ChainGraph:
                 Kind.CORRUPT,
                 err,
                 path,
-                "qemu marked this image corrupt: it opens read-only. Back it up, then "
-                "repair with `qemu-img check -r all`.",
+                "qemu marked this image corrupt: it opens read-only. Back it up, then check it "
+                "and repair everything the check finds.",
+                f"imagegui check-image --repair all '{path}'",
             )
         if (flags.get("dirty") or flags.get("needs_check")) and not info.in_use:
             self._add(
@@ -463,7 +466,6 @@ class ChainGraph:
                 "it, and it may not be reachable from every host.",
             )
             return
-        rebase = f"imagegui rebase --unsafe '{path}' NEW_BASE"
         if kind == MISSING:
             why = backing.open_error(target)
             found = "not found" if why is None or why.startswith("No such") else f"unusable: {why}"
@@ -472,7 +474,8 @@ class ChainGraph:
                 err,
                 path,
                 f"Backing file '{name}' {found} (looked for {target}). If the base was moved "
-                f"or renamed, point the overlay at it: {rebase}.",
+                "or renamed, point the overlay at it again.",
+                f"imagegui rebase --unsafe '{path}' NEW_BASE",
             )
         elif kind == UNREADABLE:
             why = self._errors.get(target)
@@ -500,8 +503,9 @@ class ChainGraph:
                     warn,
                     path,
                     "No backing format recorded: qemu 6.1+ and libvirt refuse to guess it, and "
-                    "guessing lets a guest rewrite what the base appears to be. Record it: "
-                    f"qemu-img rebase -u -b '{name}'{real} '{path}'.",
+                    "guessing lets a guest rewrite what the base appears to be. Record it"
+                    + (f" (the base is {base.format})." if base else "."),
+                    f"qemu-img rebase -u -b '{name}'{real} '{path}'",
                 )
         elif base is not None:
             allowed = {base.format, *base.also_opens_as}
@@ -511,8 +515,8 @@ class ChainGraph:
                     err,
                     path,
                     f"Records its backing format as {info.backing_format}, but {target} is "
-                    f"{base.format}: the guest would see the wrong data. Record the real format: "
-                    f"qemu-img rebase -u -b '{name}' -F {base.format} '{path}'.",
+                    f"{base.format}: the guest would see the wrong data. Record the real format.",
+                    f"qemu-img rebase -u -b '{name}' -F {base.format} '{path}'",
                 )
 
     # -- OpenStack Nova -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from imagegui.core.backing import canonical, open_error
 from imagegui.core.fileid import file_id
 from imagegui.core.locks import lock_state
 from imagegui.core.model import ImageInfo
+from imagegui.core.problems import cli_text
 from imagegui.core.processes import describe_holders
 from imagegui.core.units import human_size
 
@@ -31,28 +32,38 @@ class Finding:
 
     level: str  # "refuse" | "warn" | "info"
     code: str
+    #: Prose for the window and the terminal alike: no command lines or flags.
     message: str
     overridable: bool = False
+    #: The command that fixes it, added only by the command line's text (see ``cli_text``).
+    fix_cli: str = ""
+
+    @property
+    def cli_text(self) -> str:
+        return cli_text(self.message, self.fix_cli)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        d: dict[str, object] = {
             "level": self.level,
             "code": self.code,
             "message": self.message,
             "overridable": self.overridable,
         }
+        if self.fix_cli:
+            d["fix_cli"] = self.fix_cli
+        return d
 
 
-def refuse(code: str, message: str, overridable: bool = False) -> Finding:
-    return Finding("refuse", code, message, overridable)
+def refuse(code: str, message: str, overridable: bool = False, fix_cli: str = "") -> Finding:
+    return Finding("refuse", code, message, overridable, fix_cli)
 
 
-def warn(code: str, message: str) -> Finding:
-    return Finding("warn", code, message)
+def warn(code: str, message: str, fix_cli: str = "") -> Finding:
+    return Finding("warn", code, message, fix_cli=fix_cli)
 
 
-def info(code: str, message: str) -> Finding:
-    return Finding("info", code, message)
+def info(code: str, message: str, fix_cli: str = "") -> Finding:
+    return Finding("info", code, message, fix_cli=fix_cli)
 
 
 class GuardRefused(Exception):
@@ -128,8 +139,8 @@ def chain_problem(chain: Chain, what: str) -> Finding | None:
             "missing-backing",
             f"{chain.missing_in} backs onto {chain.missing_name!r}, which cannot be opened "
             f"({chain.missing}: {why}); {what} needs the whole chain. If the base was moved or "
-            "renamed, repair the pointer first: imagegui rebase --unsafe "
-            f"{chain.missing_in} NEW_LOCATION",
+            "renamed, repair the pointer first",
+            fix_cli=f"imagegui rebase --unsafe {chain.missing_in} NEW_LOCATION",
         )
     if chain.loop:
         return refuse("backing-loop", f"the backing chain of {chain.images[0].path} loops")
@@ -137,7 +148,7 @@ def chain_problem(chain: Chain, what: str) -> Finding | None:
         return refuse(
             "protocol-backing",
             f"the chain reaches a protocol backing {chain.protocol!r}, which imagegui cannot "
-            f"check; use qemu-img directly for {what}",
+            f"check, so it does not do {what} on this chain",
         )
     if chain.unreadable:
         return refuse("unreadable", f"{chain.unreadable} is not a readable disk image")
@@ -192,7 +203,8 @@ def rebaseable(img: ImageInfo) -> Finding | None:
     return refuse(
         "format-cannot-rebase",
         f"{img.path} is a {img.format} image: only qcow2 and qed store a backing pointer that "
-        "qemu-img rebase can rewrite (convert it to qcow2 first: imagegui flatten)",
+        "a rebase can rewrite (flatten it into a qcow2 first)",
+        fix_cli=f"imagegui flatten {img.path} NEW.qcow2",
     )
 
 
@@ -215,15 +227,17 @@ def backing_format_recorded(img: ImageInfo, backing: ImageInfo) -> Finding | Non
     if img.backing_format is None:
         return refuse(
             "no-backing-format",
-            f"{img.path} does not record its backing file's format; record it first: "
-            f"imagegui rebase --unsafe {img.path} {backing.path}",
+            f"{img.path} does not record its backing file's format; record it first (an "
+            "unsafe rebase onto the same file)",
+            fix_cli=f"imagegui rebase --unsafe {img.path} {backing.path}",
         )
     if img.backing_format != backing.format:
         return refuse(
             "backing-format-mismatch",
             f"{img.path} records its backing file as {img.backing_format} but it is a "
             f"{backing.format} image; writing through the wrong format would destroy it. Record "
-            f"the real format first: imagegui rebase --unsafe {img.path} {backing.path}",
+            "the real format first (an unsafe rebase onto the same file)",
+            fix_cli=f"imagegui rebase --unsafe {img.path} {backing.path}",
         )
     return None
 

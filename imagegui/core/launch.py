@@ -187,7 +187,8 @@ def plan_launch(
                     refuse(
                         "base-has-overlays",
                         f"{image} is the backing file of {', '.join(children)}: booting it "
-                        "writable would corrupt them; launch it with --snapshot (or read-only)",
+                        "writable would corrupt them; launch it as a snapshot (or read-only)",
+                        fix_cli="add --snapshot or --read-only",
                     )
                 )
     qmp_socket = qmp_socket or os.path.join(

@@ -36,6 +36,8 @@ class OpResult:
     message: str
     changed: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    #: A follow-up for the command line only (how to undo it there); the window has actions.
+    cli_hint: str = ""
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Plan:
         return [shlex.join(argv) for argv in self.commands]
 
     def describe(self) -> str:
-        """The text ``--dry-run`` prints and the confirmation dialog shows."""
+        """The text ``--dry-run`` prints (the window shows ``plan_dialog.plan_html`` instead)."""
         lines = [f"{self.title}", "commands:"]
         lines += [f"  $ {c}" for c in self.command_lines()] or ["  (none)"]
         lines.append("will change:")
@@ -74,7 +76,7 @@ class Plan:
                 tag = f.level
                 if f.level == "refuse" and self.force and f.overridable:
                     tag = "forced"
-                lines.append(f"  [{tag}] {f.message}")
+                lines.append(f"  [{tag}] {f.cli_text}")
         lines.append("verdict: " + ("REFUSED" if self.refused else "ok to run"))
         return "\n".join(lines)
 
@@ -282,10 +284,10 @@ class RebasePlan(Plan):
         target = repr(new_name) if new_name else "nothing (now independent)"
         return OpResult(
             "rebase",
-            f"{self.image} now backs onto {target}; was {self.old[0]!r} "
-            f"(undo: imagegui rebase --undo {self.image})",
+            f"{self.image} now backs onto {target}; was {self.old[0]!r}",
             [self.image],
             {"journal": entry.id},
+            cli_hint=f"undo: imagegui rebase --undo {self.image}",
         )
 
 
@@ -393,7 +395,7 @@ def plan_rebase(
             f"{image}: everything its backing chain supplies is copied in and the backing "
             f"pointer {old_name!r} removed; it becomes independent and grows accordingly"
         ]
-    changes.append(f"the old pointer is recorded in {journal.journal_path()} (undo with --undo)")
+    changes.append(f"the old pointer is recorded in {journal.journal_path()}, so it can be undone")
     if (why := journal.writable_problem()) is not None:
         findings.append(refuse("journal", why))
     mode = "unsafe" if unsafe else "safe"
@@ -555,8 +557,9 @@ def plan_commit(image: str, force: bool = False, roots: tuple[str, ...] = ()) ->
             findings.append(
                 info(
                     "searched",
-                    f"looked for other overlays of {base} under {', '.join(searched)} (add "
-                    "--root DIR if clones live elsewhere too)",
+                    f"looked for other overlays of {base} under {', '.join(searched)}; clones "
+                    "kept anywhere else are not seen",
+                    fix_cli="add --root DIR if clones live elsewhere too",
                 )
             )
             if others:

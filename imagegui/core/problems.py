@@ -1,8 +1,13 @@
-"""The problem kinds a scan reports, each with a severity and a sentence a user can act on."""
+"""The problem kinds a scan reports, each with a severity and a sentence a user can act on.
+
+``message`` is prose that fits both the window and the terminal (no command lines, no flags);
+``fix_cli`` is the command that fixes it, which only the command line's text output adds
+(``cli_text``): the window offers the same fix as an action instead.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -43,15 +48,15 @@ KIND_TITLES: dict[Kind, str] = {
 #: What each kind means and what fixes it: the details panel and ``check`` explain with these.
 EXPLANATIONS: dict[Kind, str] = {
     Kind.MISSING_BACKING: "The overlay stores only its own changes; without its backing file the "
-    "guest sees no disk. Find the base (moved or renamed?) and repair the pointer with an unsafe "
-    "rebase onto it.",
+    "guest sees no disk. Find the base (moved or renamed?) and point the overlay at it again "
+    "(Repair Missing Backing finds candidates).",
     Kind.BACKING_LOOP: "The chain points back at itself; qemu refuses to open any image in it. "
     "Rebase one of them onto the real base.",
     Kind.NO_BACKING_FORMAT: "qemu 6.1+ and libvirt refuse to guess a backing file's format, and "
     "guessing lets a guest turn a raw base into a qcow2 that points at any host file. Record the "
-    "format with an unsafe rebase onto the same file.",
+    "format (an unsafe rebase onto the same file: only the header changes).",
     Kind.BACKING_FORMAT_MISMATCH: "qemu will read the base with the recorded format, so the guest "
-    "sees the wrong bytes. Record the real format with an unsafe rebase onto the same file.",
+    "sees the wrong bytes. Record the real format (an unsafe rebase onto the same file).",
     Kind.PROTOCOL_BACKING: "The base is a network or protocol source (nbd:, rbd:, json:, URL); "
     "imagegui cannot see it and it may not be reachable from every host.",
     Kind.BACKING_OUTSIDE_ROOT: "The image depends on a file outside the scanned directory, so "
@@ -59,9 +64,9 @@ EXPLANATIONS: dict[Kind, str] = {
     Kind.UNREADABLE: "The file looks like a disk image but its header cannot be read: truncated, "
     "damaged, a format it does not really have, or not readable by this user.",
     Kind.DIRTY: "The image was not closed cleanly (lazy refcounts); qemu repairs it on the next "
-    "writable open, or run a check with repair.",
+    "writable open, or check it and repair what the check finds.",
     Kind.CORRUPT: "qemu marked the image corrupt and will only open it read-only. Back it up, then "
-    "run `qemu-img check -r all`.",
+    "check it and repair everything the check finds.",
     Kind.EXTERNAL_DATA_FILE: "The guest's data lives in a separate file; copying or moving the "
     "image alone loses it.",
     Kind.MISSING_EXTENT: "Part of the guest's data lives in a separate file (a VMDK extent or a "
@@ -76,13 +81,30 @@ class Problem:
     severity: Severity
     path: str
     message: str
+    #: The command that fixes it, for the command line's text output only ("" if none).
+    fix_cli: str = ""
 
     @property
     def explanation(self) -> str:
         return EXPLANATIONS[self.kind]
 
+    @property
+    def cli_text(self) -> str:
+        """The message as a terminal shows it: with the fixing command, when there is one."""
+        return cli_text(self.message, self.fix_cli)
+
     def to_json(self) -> dict[str, str]:
-        d = asdict(self)
-        d["kind"] = str(self.kind)
-        d["severity"] = str(self.severity)
+        d = {
+            "kind": str(self.kind),
+            "severity": str(self.severity),
+            "path": self.path,
+            "message": self.message,
+        }
+        if self.fix_cli:
+            d["fix_cli"] = self.fix_cli
         return d
+
+
+def cli_text(message: str, fix_cli: str) -> str:
+    """``message`` followed by its command-line fix (``Fix: imagegui rebase …``)."""
+    return f"{message} Fix: {fix_cli}" if fix_cli else message

@@ -52,11 +52,14 @@ class QemuImgError(Exception):
         argv: Sequence[str] = (),
         returncode: int | None = None,
         stderr: str = "",
+        fix_cli: str = "",
     ) -> None:
         super().__init__(message)
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr
+        #: The fixing command, for the command line's text only (the window has actions).
+        self.fix_cli = fix_cli
 
 
 class QemuNotFoundError(QemuImgError):
@@ -124,8 +127,9 @@ def map_error(
         backing = m.group(1) if m and m.group(1) else "?"
         return MissingBackingError(
             f"backing file {backing!r} does not exist. If it was moved or renamed, repair the "
-            f"pointer with `imagegui rebase --unsafe IMAGE NEW_LOCATION` ({program}: {text})",
+            f"pointer to it first ({program}: {text})",
             backing=backing,
+            fix_cli="imagegui rebase --unsafe IMAGE NEW_LOCATION",
             **kw,
         )
     return QemuImgError(f"{program} failed: {text}", **kw)

@@ -119,7 +119,7 @@ def create_actions(parent: QWidget) -> Actions:
         flatten=a(parent, "&Flatten…", "flatten", "Ctrl+Shift+F",
                   "Copy the selected image's whole chain into one independent qcow2"),
         check=a(parent, "C&heck", "check-image", "Ctrl+K",
-                "Run qemu-img check on the selected image"),
+                "Check the selected image's metadata for corruption and leaks (read-only)"),
         launch=a(parent, "&Launch in QEMU…", "launch", "Ctrl+L",
                  "Boot the selected image in a virtual machine"),
         repair=a(parent, "Re&pair Missing Backing…", "repair", "Ctrl+Shift+R",

@@ -72,9 +72,7 @@ class JobRow(QFrame):
         self.elapsed.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.cancel = QToolButton()
         self.cancel.setIcon(resources.icon("cancel"))
-        self.cancel.setToolTip(
-            "Cancel this operation (qemu-img is stopped; nothing half-done stays)"
-        )
+        self.cancel.setToolTip("Cancel this operation (it stops at once; nothing half-done stays)")
         self.cancel.setAccessibleName("Cancel")
         top = QHBoxLayout()
         top.addWidget(self.title, 1)

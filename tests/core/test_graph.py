@@ -88,7 +88,8 @@ def test_missing_backing(make, tmp_path):
         Severity.ERROR,
         str(top),
     )
-    assert "moved-away.qcow2" in problem.message and "rebase --unsafe" in problem.message
+    assert "moved-away.qcow2" in problem.message and "rebase --unsafe" in problem.cli_text
+    assert "--" not in problem.message  # the window shows it: window terms only
     placeholder = g.backing_of(str(top))
     assert placeholder == str(tmp_path / "moved-away.qcow2") and g.kind(placeholder) == MISSING
 
@@ -120,7 +121,7 @@ def test_no_backing_format(make, tmp_path):
     qcow2_drop_backing_format(top)
     g = graph_of(tmp_path)
     assert kinds(g, top) == ["no-backing-format"]
-    assert "-F qcow2" in g.problems[0].message
+    assert "-F qcow2" in g.problems[0].cli_text and "-F" not in g.problems[0].message
 
 
 def test_backing_format_mismatch(make, tmp_path):

@@ -88,7 +88,7 @@ def test_no_space_and_missing_backing_and_generic():
         "'gone.qcow2': No such file or directory\n",
     )
     assert isinstance(err, MissingBackingError) and err.backing == "gone.qcow2"
-    assert "rebase --unsafe" in str(err)
+    assert "rebase --unsafe" in err.fix_cli and "--" not in str(err)
     err = map_error(["qemu-img", "info", "x"], 1, "qemu-img: Something odd\n")
     assert type(err) is QemuImgError and str(err) == "qemu-img failed: Something odd"
 

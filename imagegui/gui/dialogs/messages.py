@@ -67,7 +67,7 @@ def check_result_box(parent: QWidget | None, result) -> QMessageBox:
             parent,
             "Check",
             f"<b>{display_path(result.message)}</b>",
-            "qemu-img check found no corruption and no leaked clusters.",
+            "The check found no corruption and no leaked clusters.",
         )
     worst = any(p.severity == "error" for p in problems)
     text = "\n".join(f"• [{p.severity}] {display_path(p.message)}" for p in problems)

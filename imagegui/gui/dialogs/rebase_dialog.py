@@ -36,7 +36,7 @@ class RebaseDialog(PlanDialog):
         self.intro.setText(
             f"Change the backing file of <b>{display_path(image.name)}</b> (now "
             f"<tt>{display_path(image.backing_file or 'none')}</tt>). The old pointer is kept in "
-            "the journal: <i>Undo Last Rebase</i> restores it."
+            "the journal: <i>Edit ▸ Undo</i> restores it."
         )
         graph = snapshot.graph
         excluded = {image.path, *graph.descendants(image.path)}
@@ -70,13 +70,13 @@ class RebaseDialog(PlanDialog):
                     "safe",
                     "Safe: keep what the guest sees (copies the differences; needs the old "
                     "backing file)",
-                    "qemu-img rebase: data that differs between the old and the new backing file "
+                    "Data that differs between the old and the new backing file "
                     "is copied into the image, so the guest sees exactly the same disk",
                 ),
                 (
                     "unsafe",
                     "Unsafe: rewrite only the pointer (for a base that was moved or renamed)",
-                    "qemu-img rebase -u: instant, copies nothing. Right only if the new file is an "
+                    "Instant, copies nothing. Right only if the new file is an "
                     "identical copy of the old one; otherwise the guest sees different data",
                 ),
             ],

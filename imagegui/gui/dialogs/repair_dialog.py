@@ -2,7 +2,7 @@
 
 Candidates come from the scan (same file name, same virtual size, the recorded format; best first,
 :mod:`imagegui.core.repair`). The repair is an unsafe rebase - only the pointer is rewritten - and
-is journalled, so *Undo Last Rebase* restores the old pointer.
+is journalled, so *Edit ▸ Undo* restores the old pointer.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class RepairDialog(PlanDialog):
             f"<b>{display_path(image.name)}</b> backs onto "
             f"<tt>{display_path(image.backing_file or '?')}</tt>, which is not there (looked for "
             f"<tt>{display_path(missing)}</tt>). If the base was moved or renamed, choose it: only "
-            "the pointer is rewritten (an unsafe rebase), and <i>Undo Last Rebase</i> restores it."
+            "the pointer is rewritten (an unsafe rebase), and <i>Edit ▸ Undo</i> restores it."
         )
         self.candidates: list[Candidate] = repair_candidates(graph, image.path)
         self.tree = QTreeWidget()
