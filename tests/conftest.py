@@ -20,6 +20,28 @@ settings.load_profile(os.environ.get("IMAGEGUI_HYPOTHESIS", "deterministic"))
 QEMU_IMG = shutil.which("qemu-img")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_check_store(tmp_path_factory: pytest.TempPathFactory):
+    """Check results never go to the user's real store (session-wide, so hypothesis tests are
+    covered too; ``check_store`` gives a test a fresh one of its own)."""
+    path = tmp_path_factory.mktemp("state") / "checks.json"
+    old = os.environ.get("IMAGEGUI_CHECKS")
+    os.environ["IMAGEGUI_CHECKS"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("IMAGEGUI_CHECKS", None)
+    else:
+        os.environ["IMAGEGUI_CHECKS"] = old
+
+
+@pytest.fixture
+def check_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty check-results store for this test (``IMAGEGUI_CHECKS``)."""
+    path = tmp_path_factory.mktemp("checks") / "checks.json"
+    monkeypatch.setenv("IMAGEGUI_CHECKS", str(path))
+    return path
+
+
 def _require_qemu() -> str:
     if QEMU_IMG is None:
         pytest.fail("qemu-img is not installed: run the README's set-up command (qemu-utils)")

@@ -179,9 +179,12 @@ def _check_image(args: argparse.Namespace) -> int:
     def report(result: object) -> None:
         problems = result.data["problems"]  # type: ignore[attr-defined]
         outcome["problems"] = any(p.severity != "info" for p in problems)
+        if note := result.data.get("store_note"):  # type: ignore[attr-defined]
+            print(f"imagegui: note: {display_path(note)}", file=sys.stderr)
         if args.json:
             data = dict(result.data)  # type: ignore[attr-defined]
             data["problems"] = [p.to_json() for p in problems]
+            data["record"] = data["record"].to_json() if data.get("record") else None
             print(json.dumps(data, indent=2))
             return
         print(display_path(result.message))  # type: ignore[attr-defined]

@@ -26,6 +26,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="list problems under DIR; exit 1 if any is an error")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also run qemu-img check (read-only, shared) on every image and keep its findings",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="with --deep: checks to run at once (default: the number of CPUs)",
+    )
     p.set_defaults(func=cmd_check)
 
 
@@ -34,12 +45,15 @@ def load(directory: str) -> ChainGraph:
 
     progress = _TerminalCount(sys.stderr) if sys.stderr.isatty() else None
     try:
-        return ChainGraph(scan_directory(directory, progress=progress))
+        graph = ChainGraph(scan_directory(directory, progress=progress))
     except OSError as exc:
         raise UsageError(f"cannot scan {display_path(directory)}: {exc.strerror}") from None
     finally:
         if progress is not None:
             progress.clear()
+    if graph.checks_note:
+        print(f"imagegui: note: {display_path(graph.checks_note)}", file=sys.stderr)
+    return graph
 
 
 class _TerminalCount:
@@ -72,7 +86,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from imagegui.cli import UsageError
+
+    if args.jobs is not None and (not args.deep or args.jobs < 1):
+        raise UsageError("--jobs N needs --deep and N of at least 1")
     graph = load(args.directory)
+    deep = None
+    if args.deep:
+        from imagegui.cli import deep_check
+        from imagegui.core.deepcheck import default_jobs
+
+        jobs = args.jobs or default_jobs()
+        graph, deep = deep_check.run_deep(graph, jobs)
     below = _unusable_above_breaks(graph)
     if args.json:
         out = {
@@ -81,6 +106,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             "loops": graph.loops,  # named once here; members' messages say "loop #N"
             "unusable": [{"path": path, **broken.to_json()} for path, broken in below],
         }
+        if deep is not None:
+            out["deep"] = deep_check.deep_json(deep, jobs)
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
     else:
         for p in graph.problems:
@@ -93,6 +120,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 f"{'unusable':<7} {'chain-broken-below':<24} {_rel(graph, path)}: qemu cannot "
                 f"open it: {broken.kind} at {_rel(graph, broken.at)}"
             )
+        if deep is not None:
+            print("\n".join(deep_check.deep_text(deep, lambda p: _rel(graph, p))))
         print(_summary(graph))
     return 1 if any(p.severity == Severity.ERROR for p in graph.problems) else 0
 

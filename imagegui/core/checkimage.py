@@ -1,16 +1,24 @@
 """check-image: ``qemu-img check --output=json`` surfaced as problems with a next step each.
 
 Read-only unless a repair is asked for; an image a VM is writing is checked through a shared view
-(``-U``) with a warning, since its metadata may be mid-update, and never repaired.
+(``-U``) with a warning, since its metadata may be mid-update, and never repaired. Only the image's
+own metadata is checked: its backing chain is not opened (``"backing": null``), so an overlay whose
+base is missing is still checked, and a broken base is not reported against every overlay.
+
+Each finished check is remembered (:mod:`imagegui.core.checkstore`): its findings become the
+image's ``check-errors`` / ``leaked-clusters`` problems until the file changes or is checked again.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from imagegui.core import guards, qemuimg
+from imagegui.core import checkstore, guards, qemuimg
+from imagegui.core.checkstore import CheckRecord, Fingerprint
 from imagegui.core.guards import Finding, warn
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.operations import OpResult, Plan, _abs, _add, _probe
@@ -48,13 +56,28 @@ class CheckProblem:
 class CheckPlan(Plan):
     image: str = ""
     repair: str | None = None
+    format: str = ""
 
     def replan(self) -> Plan:
         return plan_check(self.image, self.repair)
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        before = Fingerprint.of(self.image)
         res = qemuimg.run(self.commands[0], cancel=cancel, ok_codes=tuple(qemuimg.CHECK_EXIT))
         progress(1.0)
+        rec = check_record(
+            self.image,
+            self.format,
+            res.returncode,
+            res.stdout,
+            res.stderr,
+            before,
+            Fingerprint.of(self.image),
+            repaired=bool(self.repair),
+        )
+        store_note = None
+        if rec is not None:
+            store_note = checkstore.record([rec]).note
         problems = check_problems(self.image, res.returncode, res.stdout)
         if res.returncode == 1 and not res.stdout.strip():
             raise qemuimg.map_error(res.argv, res.returncode, res.stderr)
@@ -67,6 +90,8 @@ class CheckPlan(Plan):
                 "problems": problems,
                 "returncode": res.returncode,
                 "report": _json_or_none(res.stdout),
+                "record": rec,
+                "store_note": store_note,
             },
         )
 
@@ -111,6 +136,67 @@ def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem
     return out
 
 
+def check_record(
+    path: str,
+    fmt: str,
+    returncode: int,
+    stdout: str,
+    stderr: str,
+    before: Fingerprint | None,
+    after: Fingerprint | None,
+    repaired: bool = False,
+) -> CheckRecord | None:
+    """What to remember of one ``qemu-img check`` run, or None when it says nothing reliable:
+    the file vanished, or changed while a read-only check ran (the report mixes two states).
+    After a repair the report describes the repaired file, so the state after it is kept."""
+    if after is None or (not repaired and before != after):
+        return None
+    if returncode == 63:  # no consistency check for this format: nothing found
+        return CheckRecord(path, after, time.time(), fmt)
+    report = _json_or_none(stdout)
+    if not isinstance(report, dict):
+        if returncode != 1:
+            return None
+        return CheckRecord(path, after, time.time(), fmt, failure=failure_text(stderr))
+    return CheckRecord(
+        path,
+        after,
+        time.time(),
+        fmt,
+        corruptions=_count(report, "corruptions"),
+        leaks=_count(report, "leaks"),
+        check_errors=_count(report, "check-errors"),
+    )
+
+
+def _count(report: dict[str, Any], key: str) -> int:
+    value = report.get(key, 0)
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def failure_text(stderr: str) -> str:
+    """qemu-img's reason in one line, without the ``json:{...}`` name it was given."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    text = lines[-1] if lines else "qemu-img check failed without a message"
+    text = re.sub(r"^qemu-img: ", "", text)
+    text = re.sub(r"^Could not open '(?:[^']|'(?!: ))*': ", "", text)
+    return text if text.endswith(".") else text + "."
+
+
+def check_argv(
+    image: str, image_format: str, repair: str | None = None, force_share: bool = False
+) -> list[str]:
+    """``qemu-img check`` of the image's own metadata: the backing file is not opened."""
+    target = {"file": {"driver": "file", "filename": image}, "backing": None}
+    argv = ["qemu-img", "check", "--output=json", "-f", image_format]
+    if repair:
+        argv += ["-r", repair]
+    if force_share:
+        argv.append("-U")
+    argv.append("json:" + json.dumps(target, separators=(",", ":")))
+    return argv
+
+
 def plan_check(image: str, repair: str | None = None) -> CheckPlan:
     image = _abs(image)
     findings: list[Finding] = []
@@ -126,8 +212,16 @@ def plan_check(image: str, repair: str | None = None) -> CheckPlan:
                 warn("in-use", state_finding.message.split(";")[0] + "; checking a shared view "
                      "(-U), results may be inconsistent")
             )  # fmt: skip
-    argv = qemuimg.check_argv(image, img.format if img else "?", repair, force_share)
+    fmt = img.format if img else "?"
+    argv = check_argv(image, fmt, repair, force_share)
     changes = [f"{image}: repairs {repair} (rewrites metadata)"] if repair else []
     return CheckPlan(
-        "check", f"check: {image}", [argv], changes, findings, image=image, repair=repair
+        "check",
+        f"check: {image}",
+        [argv],
+        changes,
+        findings,
+        image=image,
+        repair=repair,
+        format=fmt,
     )

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from imagegui.core import backing
+from imagegui.core import backing, checkstore
+from imagegui.core.checkstore import CheckStore
 from imagegui.core.fileid import file_id
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.model import ImageInfo
@@ -109,7 +110,9 @@ class NovaBase:
 class ChainGraph:
     """Images and their backing relationships, with the problems found in them."""
 
-    def __init__(self, scan: ScanResult, now: float | None = None):
+    def __init__(
+        self, scan: ScanResult, now: float | None = None, checks: CheckStore | None = None
+    ):
         self.scan = scan
         self.root = scan.root
         #: node -> (kind, ImageInfo or None), in insertion order (images first).
@@ -124,14 +127,17 @@ class ChainGraph:
             self._add_nodes()
             self._add_edges()
             self.loops = self._find_loops()
+            self._add_check_problems(checks)
             self._find_problems()
             self._breaks = self._find_chain_breaks()
             self.nova_bases = self._find_nova_bases()
         self._nova_index = {b.path: b for b in self.nova_bases}
 
     @classmethod
-    def build(cls, scan: ScanResult, now: float | None = None) -> ChainGraph:
-        return cls(scan, now)
+    def build(
+        cls, scan: ScanResult, now: float | None = None, checks: CheckStore | None = None
+    ) -> ChainGraph:
+        return cls(scan, now, checks)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -344,6 +350,25 @@ class ChainGraph:
         self, kind: Kind, severity: Severity, path: str, message: str, fix_cli: str = ""
     ) -> None:
         self.problems.append(Problem(kind, severity, path, message, fix_cli))
+
+    def _add_check_problems(self, checks: CheckStore | None) -> None:
+        """What earlier ``qemu-img check`` runs found, for images still in the state checked.
+
+        The store holds only damaged images, so this costs one dict lookup and one ``stat`` per
+        stored finding, nothing per healthy image. (``_find_problems`` sorts and indexes these
+        with the rest.)
+        """
+        if checks is None:
+            checks = checkstore.load()
+        #: Why stored check results could not be read, for the CLI and the window to mention.
+        self.checks_note = checks.note
+        nodes = self.nodes
+        for rec in checks:
+            path = self._by_id.get(rec.fingerprint.file_id)
+            if path is None or nodes[path][1] is None:
+                continue
+            if checkstore.Fingerprint.of(path) == rec.fingerprint:
+                self.problems.extend(rec.problems(path))
 
     def _find_problems(self) -> None:
         err = Severity.ERROR

@@ -28,6 +28,9 @@ class Kind(StrEnum):
     CORRUPT = "corrupt"
     EXTERNAL_DATA_FILE = "external-data-file"
     MISSING_EXTENT = "missing-extent"
+    #: Found by ``qemu-img check`` (kept by ``core.checkstore`` until the image changes).
+    CHECK_ERRORS = "check-errors"
+    LEAKED_CLUSTERS = "leaked-clusters"
 
 
 #: A kind's name for people: the Problems panel's group titles, card and status-bar lines.
@@ -72,6 +75,13 @@ EXPLANATIONS: dict[Kind, str] = {
     Kind.MISSING_EXTENT: "Part of the guest's data lives in a separate file (a VMDK extent or a "
     "qcow2 external data file) that is gone; qemu cannot open the image. Put the file back "
     "(restore it or move it next to the image) - the image itself cannot replace it.",
+    Kind.CHECK_ERRORS: "A full check of the image found its metadata damaged (or could not read "
+    "it): parts of the guest's disk may read back wrong or be overwritten by the next write. "
+    "Copy the data out first (flatten into a new image), then Repair all; repair rewrites the "
+    "metadata and can lose the damaged parts for good.",
+    Kind.LEAKED_CLUSTERS: "A full check found clusters that are allocated in the file but used "
+    "by nothing, usually after a crash or a killed VM. They waste disk space and harm no data; "
+    "Repair leaks gives them back.",
 }
 
 

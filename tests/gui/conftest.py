@@ -1,7 +1,8 @@
 """Fixtures for the window tests: settings and journal in a scratch directory, no thread left.
 
 QSettings is pointed at a temporary directory for every GUI test, so no test reads or writes the
-user's configuration; the rebase journal likewise (``IMAGEGUI_JOURNAL``).
+user's configuration; the rebase journal and the check results likewise (``IMAGEGUI_JOURNAL``,
+``IMAGEGUI_CHECKS``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(conf))
     monkeypatch.setenv("IMAGEGUI_JOURNAL", str(conf / "journal.jsonl"))
+    monkeypatch.setenv("IMAGEGUI_CHECKS", str(conf / "checks.json"))
     monkeypatch.delenv("IMAGEGUI_QEMU_IMG", raising=False)
     yield conf
     assert QThreadPool.globalInstance().waitForDone(30_000), "a worker thread is still running"

@@ -1,0 +1,86 @@
+"""``imagegui check DIR --deep``: the scan's problems plus what ``qemu-img check`` finds in every
+image, reported in the same text and JSON as ``check``."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from imagegui.core.deepcheck import DeepResult, check_all
+from imagegui.core.graph import ChainGraph
+from imagegui.core.jobs import CancelledError
+from imagegui.core.units import display_path
+
+
+class _TerminalChecks:
+    """``checking... 12 of 200 images`` on a terminal's stderr while the checks run."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        self.out.write(f"\rchecking... {done:,} of {total:,} images")
+        self.out.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.out.write("\r\033[K")
+            self.out.flush()
+
+
+def run_deep(graph: ChainGraph, jobs: int | None) -> tuple[ChainGraph, DeepResult]:
+    """Checks every scanned image and returns the graph rebuilt with the findings."""
+    progress = _TerminalChecks(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        result = check_all(graph.scan.images.values(), jobs, progress)
+    except (KeyboardInterrupt, CancelledError) as exc:
+        if progress is not None:
+            progress.clear()
+        partial: DeepResult | None = getattr(exc, "partial", None)
+        kept = partial.checked if partial else 0
+        print(
+            f"imagegui: cancelled; every running qemu-img check was stopped (checks only read, "
+            f"no image was changed); the {kept} finished check{'s' * (kept != 1)} are kept",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    finally:
+        if progress is not None:
+            progress.clear()
+    if result.store.note and result.store.note != graph.checks_note:
+        print(f"imagegui: note: {result.store.note}", file=sys.stderr)
+    return ChainGraph(graph.scan, checks=result.store), result
+
+
+def deep_json(result: DeepResult, jobs: int) -> dict[str, object]:
+    return {
+        "checked": result.checked,
+        "jobs": jobs,
+        "force_share": True,
+        "skipped": result.skipped,
+        "shared": result.shared,
+        "unrecorded": [{"path": p, "message": m} for p, m in result.unrecorded],
+    }
+
+
+def deep_text(result: DeepResult, rel) -> list[str]:
+    """Lines for the text report: what was checked, and how."""
+    n = result.checked
+    lines = [
+        f"deep check: {n} image{'s' * (n != 1)} checked by qemu-img check, read-only with shared "
+        "access (-U), so images in use were checked too"
+    ]
+    if result.skipped:
+        lines.append(
+            f"  {len(result.skipped)} not checked: their format (raw, vpc, qcow) has no "
+            "consistency check"
+        )
+    for path in result.shared:
+        lines.append(
+            f"  {rel(path)}: in use by a running VM while checked; what was found may be transient"
+        )
+    for path, why in result.unrecorded:
+        lines.append(f"  {rel(path)}: result not kept: {display_path(why)}")
+    return lines
