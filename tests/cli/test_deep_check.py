@@ -119,3 +119,16 @@ def test_ctrl_c_stops_every_running_check(tmp_path: Path, make, check_store: Pat
     for pid in running:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_check_errors_break_the_chain_above(lab: Path, make, capsys):
+    make.overlay("on-trunc.qcow2", "trunc.qcow2")
+    make.overlay("on-on-trunc.qcow2", "on-trunc.qcow2")
+    cli(capsys, "check", lab, "--deep")
+    status, out, _ = cli(capsys, "scan", lab, "--json")
+    chains = {i["path"]: i["chain"] for i in json.loads(out)["images"]}
+    broken = {"ok": False, "broken_at": str(lab / "trunc.qcow2"), "kind": "check-errors"}
+    assert chains[str(lab / "on-on-trunc.qcow2")] == broken
+    assert chains[str(lab / "on-trunc.qcow2")] == broken
+    assert chains[str(lab / "top.qcow2")]["ok"] is True
+    assert chains[str(lab / "sub" / "leak.qcow2")]["ok"] is True  # a warning breaks nothing
