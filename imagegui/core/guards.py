@@ -37,6 +37,9 @@ class Finding:
     overridable: bool = False
     #: The command that fixes it, added only by the command line's text (see ``cli_text``).
     fix_cli: str = ""
+    #: The images the finding is about (a shared base's other overlays), so a window can list
+    #: them once and refer to them by count; not part of the JSON.
+    paths: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def cli_text(self) -> str:
@@ -54,8 +57,14 @@ class Finding:
         return d
 
 
-def refuse(code: str, message: str, overridable: bool = False, fix_cli: str = "") -> Finding:
-    return Finding("refuse", code, message, overridable, fix_cli)
+def refuse(
+    code: str,
+    message: str,
+    overridable: bool = False,
+    fix_cli: str = "",
+    paths: tuple[str, ...] = (),
+) -> Finding:
+    return Finding("refuse", code, message, overridable, fix_cli, paths)
 
 
 def warn(code: str, message: str, fix_cli: str = "") -> Finding:

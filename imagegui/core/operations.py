@@ -570,6 +570,7 @@ def plan_commit(image: str, force: bool = False, roots: tuple[str, ...] = ()) ->
                         "changes what they see and silently corrupts them. Flatten or rebase "
                         "them first, or force if they can be thrown away",
                         overridable=True,
+                        paths=tuple(others),
                     )
                 )
     fmt = img.format if img else "?"

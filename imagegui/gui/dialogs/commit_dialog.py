@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QLabel, QListWidget, QWidget
 
+from imagegui.core.guards import Finding
 from imagegui.core.model import ImageInfo
 from imagegui.core.operations import Plan, plan_commit
 from imagegui.core.units import display_path
@@ -35,47 +37,120 @@ class CommitDialog(PlanDialog):
         super().__init__("Commit", "Commit", parent)
         self.image = image
         self.root = snapshot.root
-        base = snapshot.graph.backing_of(image.path) or "?"
+        self.base = snapshot.graph.backing_of(image.path) or "?"
+        self.base_name = os.path.basename(self.base)
         self.siblings = affected_overlays(snapshot, image.path)
         self.intro.setText(
             f"Write the data stored in <b>{display_path(image.name)}</b> into its backing file "
-            f"<b>{display_path(os.path.basename(base))}</b>. Afterwards the overlay is empty and "
+            f"<b>{display_path(self.base_name)}</b>. Afterwards the overlay is empty and "
             "the base holds its changes."
         )
+        # The one place the victims are named; the verdict and the checks refer to it by count.
         self.others = QListWidget()
-        rows = max(1, min(len(self.siblings), 6))
-        self.others.setFixedHeight(rows * self.others.fontMetrics().height() * 3 // 2 + 8)
-        for path in self.siblings:
-            self.others.addItem(display_path(os.path.relpath(path, self.root)))
-            self.others.item(self.others.count() - 1).setIcon(resources.icon("state-warning"))
-            self.others.item(self.others.count() - 1).setToolTip(path)
-        self.force = QCheckBox(
-            f"Commit anyway: the {len(self.siblings)} image(s) above may be thrown away"
-        )
+        self.others.setObjectName("victims")
+        self.warning = QLabel()
+        self.warning.setObjectName("danger")  # red and bold from the style sheet (gui/theme.py)
+        self.warning.setWordWrap(True)
+        self.warning.setTextFormat(Qt.TextFormat.PlainText)
+        self.force = QCheckBox()
         self.force.setToolTip(
             "They will show a mix of their own data and the committed overlay's: corrupted"
         )
-        if self.siblings:
-            warning = QLabel(
-                f"{len(self.siblings)} other image(s) also read from "
-                "this backing file and would silently change:"
-            )
-            warning.setObjectName("danger")  # red and bold from the style sheet (gui/theme.py)
-            warning.setWordWrap(True)
-            self.form.addRow(warning)
-            self.form.addRow(self.others)
-            self.form.addRow(self.force)
-        else:
-            self.others.hide()
-            self.force.hide()
-            self.form.addRow(QLabel("No other image uses this backing file."))
+        for path in self.siblings:
+            self._add_victim(path)
+        self._update_counts()
+        self.form.addRow(self.warning)
+        self.form.addRow(self.others)
+        self.form.addRow(self.force)
+        self.none_label = QLabel("No other image uses this backing file.")
+        self.form.addRow(self.none_label)
+        self._show_victims(bool(self.siblings))
         self.force.toggled.connect(self._on_force_toggled)
         self.replan()
 
+    # -- the victims
+
+    def victims(self) -> list[str]:
+        return [self.others.item(i).toolTip() for i in range(self.others.count())]
+
+    def _add_victim(self, path: str, outside: bool = False) -> None:
+        rel = os.path.relpath(path, self.root)
+        self.others.addItem(display_path(path if rel.startswith("..") else rel))
+        item = self.others.item(self.others.count() - 1)
+        item.setIcon(resources.icon("state-warning"))
+        item.setToolTip(path)
+        if outside:
+            item.setText(item.text() + "  (outside the opened directory)")
+
+    def _update_counts(self) -> None:
+        n = self.others.count()
+        rows = max(1, min(n, 6))
+        self.others.setFixedHeight(rows * self.others.fontMetrics().height() * 3 // 2 + 8)
+        self.warning.setText(
+            f"{_images(n)} other than this one also read from "
+            f"{display_path(self.base_name)} and would silently change:"
+        )
+        self.force.setText(f"Commit anyway: the {_images(n)} listed above may be thrown away")
+
+    def _show_victims(self, shown: bool) -> None:
+        for widget in (self.warning, self.others, self.force):
+            self.form.setRowVisible(widget, shown)
+        self.form.setRowVisible(self.none_label, not shown)
+
+    def _on_planned(self, result) -> None:
+        # The guard also looks beside the opened directory: add what it found there to the list.
+        _generation, plan = result
+        known = set(self.victims())
+        extra = [
+            p for f in plan.findings if f.code == "shared-base" for p in f.paths if p not in known
+        ]
+        if extra:
+            for path in sorted(extra):
+                self._add_victim(path, outside=True)
+            self._update_counts()
+            self._show_victims(True)
+        super()._on_planned(result)
+
+    # -- wording
+
+    def destructive_fields(self) -> bool:
+        return True  # a commit rewrites its base, whatever the guards say
+
+    def run_text(self, plan: Plan | None) -> str:
+        text = f"Commit into {display_path(self.base_name)}"
+        if self.force.isChecked() and self.others.count():
+            text += f" and corrupt {_images(self.others.count())}"
+        return text
+
+    def describe_finding(self, finding: Finding) -> str:
+        if finding.code == "shared-base":
+            return (
+                f"{display_path(self.base_name)} is also the backing file of the "
+                f"{_images(self.others.count())} listed above: committing changes what they see "
+                "and silently corrupts them. Flatten or rebase them first, or commit anyway if "
+                "they can be thrown away"
+            )
+        return super().describe_finding(finding)
+
+    def refused_text(self, plan: Plan) -> str:
+        if all(f.code == "shared-base" for f in plan.blocking()):
+            return (
+                f"Refused: committing would corrupt the {_images(self.others.count())} listed "
+                "above."
+            )
+        return super().refused_text(plan)
+
+    def forced_text(self, plan: Plan) -> str:
+        return f"Forced: {_images(self.others.count())} will be corrupted (listed above)."
+
     def _on_force_toggled(self, checked: bool) -> None:
-        self.ok_button.setText("Commit and corrupt them" if checked else "Commit")
+        self.require_confirmation(self.base_name if checked else None)
         self.fields_changed()
 
     def planner(self) -> Callable[[], Plan] | str:
         image, force, roots = self.image.path, self.force.isChecked(), (self.root,)
         return lambda: plan_commit(image, force=force, roots=roots)
+
+
+def _images(n: int) -> str:
+    return f"{n} image{'s' * (n != 1)}"

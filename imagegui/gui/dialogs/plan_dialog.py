@@ -5,6 +5,10 @@ prints on the command line. Planning reads headers, asks the kernel about locks 
 directory for other users of a base, so it runs on the worker pool, again after every change of a
 field (debounced); a stale answer is dropped by its generation number. OK is enabled only for a
 fresh plan that nothing blocks, and the run itself checks the guards once more.
+
+A plan that destroys or may corrupt data (a commit, an unsafe rebase, a forced guard) is never
+the easy choice: Cancel is the default button, so Enter runs nothing; the run button names the
+consequence; a forced override shows red and needs the base's name typed before it runs.
 """
 
 from __future__ import annotations
@@ -12,31 +16,49 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
+from imagegui.core.guards import Finding
 from imagegui.core.jobs import Job
 from imagegui.core.operations import Plan
 from imagegui.core.units import display_path
 from imagegui.gui import resources, theme
+from imagegui.gui.dialogs.fit import fit_to_contents
 from imagegui.gui.workers import start_job
 
 DEBOUNCE_MS = 250
 _LEVEL_ICON = {"refuse": "state-error", "warn": "state-warning", "info": "state-ok"}
 
 
-def plan_html(plan: Plan) -> str:
-    """The plan as the preview shows it: commands first, because that is what will run."""
+def forced_findings(plan: Plan) -> list[Finding]:
+    """The refusals a forced plan lifts: each one is data that will be damaged."""
+    return [f for f in plan.findings if f.level == "refuse" and plan.force and f.overridable]
+
+
+def is_destructive(plan: Plan) -> bool:
+    """A commit rewrites its base, an unsafe rebase changes what the guest sees without copying
+    anything, a forced plan overrides a guard: each can destroy data, so none is the default."""
+    return (
+        plan.op == "commit" or bool(getattr(plan, "unsafe", False)) or bool(forced_findings(plan))
+    )
+
+
+def plan_html(plan: Plan, describe: Callable[[Finding], str] | None = None) -> str:
+    """The plan as the preview shows it: commands first, because that is what will run.
+    ``describe`` words a finding (the commit dialog refers to its list of victims by count)."""
     parts = ["<h4 style='margin-bottom:2px'>Will run</h4>"]
     for line in plan.command_lines() or ["(nothing)"]:
         parts.append(
@@ -50,27 +72,41 @@ def plan_html(plan: Plan) -> str:
         parts.append("<h4 style='margin-bottom:2px'>Checks</h4>")
         for f in plan.findings:
             forced = f.level == "refuse" and plan.force and f.overridable
-            icon = resources.icon_path("state-warning" if forced else _LEVEL_ICON[f.level])
+            icon = resources.icon_path("state-error" if forced else _LEVEL_ICON[f.level])
             tag = (
                 "forced"
                 if forced
                 else {"refuse": "refused", "warn": "warning"}.get(f.level, "note")
             )
+            text = describe(f) if describe else display_path(f.message)
             parts.append(
                 f"<p><img src='{icon.as_uri()}' width='14' height='14'> <b>{tag}</b>: "
-                f"{escape(display_path(f.message))}</p>"
+                f"{escape(text)}</p>"
             )
     return "".join(parts)
+
+
+class ConfirmField(QLineEdit):
+    """Where the base's name is typed to confirm a forced run. Enter here does nothing: it must
+    neither run the plan nor close the dialog on what was typed."""
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class PlanDialog(QDialog):
     #: The fresh plan (None while the fields are invalid); tests wait for it.
     planReady = Signal(object)
+    MIN_WIDTH = 640
 
     def __init__(self, title: str, ok_text: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle(title)
-        self.setMinimumWidth(640)
+        self.setMinimumWidth(self.MIN_WIDTH)
+        self.ok_text = ok_text
         self.plan: Plan | None = None
         self.planning = False
         self._generation = 0
@@ -100,12 +136,30 @@ class PlanDialog(QDialog):
         self.copy_button.setEnabled(False)
         self.copy_button.clicked.connect(self._on_copy_clicked)
         self.buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.HelpRole)
+        self.cancel_button = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button.setObjectName("runButton")
+        self.copy_button.setAutoDefault(False)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
+        # The second step of a forced run: type the name of what will be damaged.
+        self.confirm_name: str | None = None
+        self.confirm_label = QLabel()
+        self.confirm_label.setWordWrap(True)
+        self.confirm = ConfirmField()
+        self.confirm.setObjectName("confirmName")
+        self.confirm.textChanged.connect(self._update_run_button)
+        self.confirm_label.setBuddy(self.confirm)
+        self.confirm_row = QWidget()
+        row = QHBoxLayout(self.confirm_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.confirm_label, 1)
+        row.addWidget(self.confirm, 1)
+        self.confirm_row.hide()
         box = QVBoxLayout(self)
         box.addWidget(self.intro)
         box.addLayout(self.form)
         box.addWidget(self.verdict)
+        box.addWidget(self.confirm_row)
         box.addWidget(self.preview, 1)
         box.addWidget(self.buttons)
         self._debounce = QTimer(self)
@@ -113,13 +167,46 @@ class PlanDialog(QDialog):
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self.replan)
         self._set_verdict("pending", "Checking…")
+        self._set_default_button()
 
     def _on_theme_changed(self) -> None:
         self.preview.document().setDefaultStyleSheet(theme.current().html_css())
         if self.plan is not None:
-            self.preview.setHtml(plan_html(self.plan))
+            self.preview.setHtml(plan_html(self.plan, self.describe_finding))
 
     # -- for subclasses
+
+    def destructive_fields(self) -> bool:
+        """Whether the fields as they are ask for something destructive, known before the plan
+        arrives (a commit, an unsafe rebase), so Cancel is the default from the start."""
+        return False
+
+    def run_text(self, plan: Plan | None) -> str:
+        """The run button's text for ``plan``: it names the consequence when there is one."""
+        if plan is not None and plan.op == "rebase" and getattr(plan, "unsafe", False):
+            return "Rewrite pointer without copying"
+        return self.ok_text
+
+    def describe_finding(self, finding: Finding) -> str:
+        """A finding in the preview's words (the commit dialog refers to its list by count)."""
+        return display_path(finding.message)
+
+    def refused_text(self, plan: Plan) -> str:
+        return "Refused: " + self.describe_finding(plan.blocking()[0])
+
+    def forced_text(self, plan: Plan) -> str:
+        return "Forced: " + "; ".join(self.describe_finding(f) for f in forced_findings(plan))
+
+    def require_confirmation(self, name: str | None) -> None:
+        """Asks for ``name`` to be typed before a forced plan may run (None: no forced run)."""
+        self.confirm_name = name
+        self.confirm.clear()
+        if name:
+            self.confirm_label.setText(f"To run it anyway, type <b>{escape(name)}</b>:")
+            self.confirm.setPlaceholderText(name)
+        self.confirm_row.setVisible(bool(name))
+        self._update_run_button()
+        self.refit()
 
     def planner(self) -> Callable[[], Plan] | str:
         """A callable that makes the plan from the current fields (it runs on a worker, so it
@@ -133,6 +220,7 @@ class PlanDialog(QDialog):
         self.plan = None
         self.ok_button.setEnabled(False)
         self._set_verdict("pending", "Checking…")
+        self._set_default_button()
         self._debounce.start()
 
     # -- planning
@@ -140,6 +228,7 @@ class PlanDialog(QDialog):
     def replan(self) -> None:
         self._debounce.stop()
         self._generation += 1
+        self._set_default_button()
         make = self.planner()
         if isinstance(make, str):
             self.planning = False
@@ -148,6 +237,7 @@ class PlanDialog(QDialog):
             self.copy_button.setEnabled(False)
             self._set_verdict("refused", make)
             self.preview.clear()
+            self._set_default_button()
             self.planReady.emit(None)
             return
         self.planning = True
@@ -164,14 +254,16 @@ class PlanDialog(QDialog):
             return
         self.planning = False
         self.plan = plan
-        self.preview.setHtml(plan_html(plan))
+        self.preview.setHtml(plan_html(plan, self.describe_finding))
         self.copy_button.setEnabled(bool(plan.commands))
-        blocking = plan.blocking()
-        if blocking:
-            self._set_verdict("refused", "Refused: " + display_path(blocking[0].message))
+        if plan.blocking():
+            self._set_verdict("refused", self.refused_text(plan))
+        elif forced_findings(plan):
+            self._set_verdict("forced", self.forced_text(plan))
         else:
-            self._set_verdict("ok", self.ready_text(plan))
-        self.ok_button.setEnabled(not blocking)
+            warned = any(f.level == "warn" for f in plan.findings)
+            self._set_verdict("warning" if warned else "ok", self.ready_text(plan))
+        self._update_run_button()
         self.planReady.emit(plan)
 
     def _on_plan_failed(self, exc: object) -> None:
@@ -179,6 +271,7 @@ class PlanDialog(QDialog):
         self.plan = None
         self.ok_button.setEnabled(False)
         self._set_verdict("refused", f"Could not plan this: {exc}")
+        self._set_default_button()
         self.planReady.emit(None)
 
     def ready_text(self, plan: Plan) -> str:
@@ -192,6 +285,50 @@ class PlanDialog(QDialog):
         self.verdict.setProperty("verdict", kind)
         self.verdict.style().unpolish(self.verdict)
         self.verdict.style().polish(self.verdict)
+        self.refit()
+
+    def confirmed(self) -> bool:
+        """A forced plan runs only once the name asked for is typed exactly."""
+        if self.plan is None or not forced_findings(self.plan):
+            return True
+        return bool(self.confirm_name) and self.confirm.text().strip() == self.confirm_name
+
+    def runnable(self) -> bool:
+        return (
+            not self.planning
+            and not self._debounce.isActive()
+            and self.plan is not None
+            and not self.plan.refused
+            and self.confirmed()
+        )
+
+    def destructive(self) -> bool:
+        plan = self.plan
+        return self.destructive_fields() or (plan is not None and is_destructive(plan))
+
+    def _update_run_button(self) -> None:
+        self.ok_button.setEnabled(self.runnable())
+        self.ok_button.setText(self.run_text(self.plan))
+        self._set_default_button()
+
+    def _set_default_button(self) -> None:
+        """Enter presses the default button: Cancel whenever the plan is destructive."""
+        destructive = self.destructive()
+        self.ok_button.setAutoDefault(not destructive)
+        self.ok_button.setDefault(not destructive)
+        self.cancel_button.setAutoDefault(destructive)
+        self.cancel_button.setDefault(destructive)
+        self.ok_button.setProperty("destructive", destructive)
+        self.ok_button.style().unpolish(self.ok_button)
+        self.ok_button.style().polish(self.ok_button)
+
+    def refit(self) -> None:
+        """Grows the dialog to show what changed (a longer verdict, the confirmation row)."""
+        fit_to_contents(self, self.MIN_WIDTH)
+
+    def showEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        fit_to_contents(self, self.MIN_WIDTH)
+        super().showEvent(event)
 
     def _on_copy_clicked(self) -> None:
         if self.plan is not None:
@@ -200,8 +337,9 @@ class PlanDialog(QDialog):
     # -- closing
 
     def accept(self) -> None:
-        """Only a fresh plan that nothing blocks is accepted (a test calls this directly)."""
-        if self.planning or self._debounce.isActive() or self.plan is None or self.plan.refused:
+        """Only a fresh plan that nothing blocks, and a forced one only once its confirmation is
+        typed, is accepted (a test calls this directly)."""
+        if not self.runnable():
             return
         super().accept()
 

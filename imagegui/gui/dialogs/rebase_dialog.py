@@ -112,6 +112,15 @@ class RebaseDialog(PlanDialog):
         if chosen:
             self.set_new_backing(chosen)
 
+    def destructive_fields(self) -> bool:
+        mode = getattr(self, "mode", None)  # asked once before the fields exist
+        return mode is not None and mode.value() == "unsafe"
+
+    def run_text(self, plan: Plan | None) -> str:
+        if self.destructive_fields():
+            return "Rewrite pointer without copying"
+        return "Rebase (copy the differences)"
+
     def planner(self) -> Callable[[], Plan] | str:
         new = self.new_backing()
         if new is None:

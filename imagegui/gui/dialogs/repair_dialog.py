@@ -94,6 +94,15 @@ class RepairDialog(PlanDialog):
         item = self.tree.currentItem()
         return item.data(0, Qt.ItemDataRole.UserRole) if item else None
 
+    def destructive_fields(self) -> bool:
+        return True  # an unsafe rebase: wrong file, different data; Enter must not pick it
+
+    def run_text(self, plan: Plan | None) -> str:
+        target = self.chosen() if hasattr(self, "tree") else None
+        if target is None:
+            return "Rewrite pointer without copying"
+        return f"Point at {display_path(os.path.basename(target))} without copying"
+
     def planner(self) -> Callable[[], Plan] | str:
         target = self.chosen()
         if target is None:
