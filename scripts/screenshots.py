@@ -2,12 +2,14 @@
 
     .venv/bin/python scripts/screenshots.py [--out resources/screenshots] [--big 10000]
 
-Without a display it re-runs itself under ``xvfb-run``. Writes:
+Without a display it re-runs itself under ``xvfb-run``. Writes, each on a light palette and
+again on a dark one (``-dark`` before the extension; ``--theme`` for only one of them):
   main.png      the demo: graph, chains list, details of the clone whose base moved, problems
   commit.png    Commit… on a clone whose base is shared: the siblings listed, refused
   repair.png    Repair missing backing…: the moved base found by name, the exact command
   launch.png    Launch in QEMU… on a base with overlays: snapshot only
   overview.png  (with --big N) N images zoomed out, level-of-detail painting
+The dark set is shot in the same window after switching the palette, as a user would.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "resources" / "screenshots"))
     ap.add_argument("--big", type=int, default=0, help="also shoot N images zoomed out")
+    ap.add_argument(
+        "--theme", choices=("light", "dark", "both"), default="both", help="palettes to shoot"
+    )
     args = ap.parse_args()
     reexec_under_xvfb()
 
@@ -48,6 +53,7 @@ def main() -> int:
 
     import imagegui.gui  # noqa: F401  (the PySide6 guard first)
     from imagegui.core.demo import build_demo
+    from imagegui.gui import theme
     from imagegui.gui.app import make_app
     from imagegui.gui.main_window import MainWindow
     from imagegui.gui.settings import Settings
@@ -73,9 +79,15 @@ def main() -> int:
         while not check() and time.monotonic() < end:
             wait(ms=50)
 
+    suffix = ""
+
+    def named(name: str) -> Path:
+        stem, dot, ext = name.rpartition(".")
+        return out / f"{stem}{suffix}{dot}{ext}"
+
     def shoot_window(name: str) -> None:
         wait(ms=400)
-        path = out / name
+        path = named(name)
         window.grab().save(str(path))
         print(path)
 
@@ -85,10 +97,12 @@ def main() -> int:
         geo = window.frameGeometry()
         screen = QGuiApplication.primaryScreen()
         pixmap = screen.grabWindow(0, geo.x(), geo.y(), geo.width(), geo.height())
-        path = out / name
+        path = named(name)
         pixmap.save(str(path))
         print(path)
 
+    themes = ["light", "dark"] if args.theme == "both" else [args.theme]
+    theme.apply_appearance(app, themes[0])
     demo = build_demo(str(scratch / "demo"))
     window = MainWindow(settings)
     window.ask_before_closing = False
@@ -100,31 +114,34 @@ def main() -> int:
     wait(window.ready)
 
     clone = f"{demo}/clones/ubuntu-dev.qcow2"
-    window.selection.set(clone)
-    window.chains.tree.expandAll()
-    window.view.show_node(clone)
-    shoot_window("main.png")
+    for mode in themes:
+        suffix = "" if mode == "light" else "-dark"
+        theme.apply_appearance(app, mode)  # the open window recolours itself
+        window.selection.set(clone)
+        window.chains.tree.expandAll()
+        window.view.show_node(clone)
+        shoot_window("main.png")
 
-    window.selection.set(f"{demo}/templates/debian-12-web.qcow2")
-    window.actions.commit.trigger()
-    dialog = window.ops.dialog
-    until(lambda: dialog.plan is not None)
-    shoot_screen("commit.png")
-    dialog.reject()
+        window.selection.set(f"{demo}/templates/debian-12-web.qcow2")
+        window.actions.commit.trigger()
+        dialog = window.ops.dialog
+        until(lambda dialog=dialog: dialog.plan is not None)
+        shoot_screen("commit.png")
+        dialog.reject()
 
-    window.selection.set(clone)
-    window.actions.repair.trigger()
-    dialog = window.ops.dialog
-    until(lambda: dialog.plan is not None)
-    shoot_screen("repair.png")
-    dialog.reject()
+        window.selection.set(clone)
+        window.actions.repair.trigger()
+        dialog = window.ops.dialog
+        until(lambda dialog=dialog: dialog.plan is not None)
+        shoot_screen("repair.png")
+        dialog.reject()
 
-    window.selection.set(f"{demo}/templates/debian-12.qcow2")
-    window.actions.launch.trigger()
-    dialog = window.ops.dialog
-    until(lambda: dialog.plan is not None)
-    shoot_screen("launch.png")
-    dialog.reject()
+        window.selection.set(f"{demo}/templates/debian-12.qcow2")
+        window.actions.launch.trigger()
+        dialog = window.ops.dialog
+        until(lambda dialog=dialog: dialog.plan is not None)
+        shoot_screen("launch.png")
+        dialog.reject()
 
     if args.big:
         sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -137,7 +154,10 @@ def main() -> int:
         wait(window.ready, timeout=120_000)
         window.selection.set(None)
         window.view.fit_all()
-        shoot_window("overview.png")
+        for mode in themes:
+            suffix = "" if mode == "light" else "-dark"
+            theme.apply_appearance(app, mode)
+            shoot_window("overview.png")
 
     window.close()
     app.processEvents()

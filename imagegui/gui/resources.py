@@ -10,10 +10,13 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QPainter, QPixmap
+from PySide6.QtCore import QByteArray, QRect, QSize, Qt
+from PySide6.QtGui import QIcon, QIconEngine, QPainter, QPixmap
+from PySide6.QtSvg import QSvgRenderer
+from PySide6.QtWidgets import QApplication, QStyleOption
 
 import imagegui
+from imagegui.gui import theme
 
 
 @cache
@@ -35,7 +38,53 @@ def icon(name: str) -> QIcon:
     the desktop has one, so the toolbar matches the rest of the desktop."""
     path = icon_path(name)
     own = QIcon(str(path)) if path.exists() else QIcon()
+    if path.exists():
+        svg = path.read_text(encoding="utf-8")
+        if theme.ICON_INK in svg:
+            own = QIcon(_InkedSvgEngine(svg))
     return QIcon.fromTheme(name, own) if not name.startswith("state-") else own
+
+
+class _InkedSvgEngine(QIconEngine):
+    """A monochrome SVG icon drawn in the palette's ink (``theme.icon_svg``) each time it is
+    asked for, so toolbar icons stay visible when the palette turns dark, live."""
+
+    def __init__(self, svg: str):
+        super().__init__()
+        self._svg = svg
+        self._cache: dict[tuple, QPixmap] = {}
+
+    def clone(self) -> QIconEngine:
+        return _InkedSvgEngine(self._svg)
+
+    def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        ratio = painter.device().devicePixelRatioF() if painter.device() else 1.0
+        painter.drawPixmap(rect, self.scaledPixmap(rect.size(), mode, state, ratio))
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        return self.scaledPixmap(size, mode, state, 1.0)
+
+    def scaledPixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State, scale: float):
+        svg = theme.icon_svg(self._svg)
+        key = (size.width(), size.height(), mode, scale, svg)
+        pm = self._cache.get(key)
+        if pm is None:
+            w, h = max(1, round(size.width() * scale)), max(1, round(size.height() * scale))
+            pm = QPixmap(w, h)
+            pm.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pm)
+            QSvgRenderer(QByteArray(svg.encode())).render(painter)
+            painter.end()
+            app = QApplication.instance()
+            if mode == QIcon.Mode.Disabled and isinstance(app, QApplication):
+                option = QStyleOption()
+                option.palette = app.palette()
+                pm = app.style().generatedIconPixmap(mode, pm, option)
+            pm.setDevicePixelRatio(scale)
+            if len(self._cache) > 32:
+                self._cache.clear()
+            self._cache[key] = pm
+        return pm
 
 
 def app_icon() -> QIcon:

@@ -371,3 +371,24 @@ def test_no_hex_check_sees_literals(tmp_path):
     bad.write_text("x = f\"<b style='color:#c0392b'>\"\n", encoding="utf-8")
     assert any(HEX.search(s) for _, s in _string_literals(bad))
     assert NAMED.search("y = QColor('white')") and not NAMED.search("Qt.GlobalColor.transparent")
+
+
+def _ink(icon) -> QColor:
+    """The colour of an icon's most opaque pixel: its stroke."""
+    image = icon.pixmap(24, 24).toImage()
+    best = max(
+        (image.pixelColor(x, y) for x in range(image.width()) for y in range(image.height())),
+        key=lambda c: c.alpha(),
+    )
+    best.setAlpha(255)
+    return best
+
+
+def test_toolbar_icons_follow_the_palette(qapp, appearance):
+    icon = resources.icon("document-open")  # the same QIcon the toolbar holds
+    light = appearance(theme.LIGHT)
+    assert theme.contrast(_ink(icon), light.window) >= 3.0
+    dark = appearance(theme.DARK)
+    ink = _ink(icon)
+    assert theme.contrast(ink, dark.window) >= 3.0
+    assert theme.luminance(ink) > 0.4  # a light stroke on the dark window
