@@ -50,7 +50,9 @@ def run_cli(argv: list[str]) -> int:
     try:
         return args.func(args)
     except UsageError as exc:
-        print(f"imagegui: error: {exc}", file=sys.stderr)
+        from imagegui.core.units import printable
+
+        print(f"imagegui: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("imagegui: cancelled", file=sys.stderr)

@@ -9,7 +9,7 @@ from typing import TextIO
 from imagegui.core.deepcheck import DeepResult, check_all
 from imagegui.core.graph import ChainGraph
 from imagegui.core.jobs import CancelledError
-from imagegui.core.units import display_path
+from imagegui.core.units import printable
 
 
 class _TerminalChecks:
@@ -50,7 +50,7 @@ def run_deep(graph: ChainGraph, jobs: int | None) -> tuple[ChainGraph, DeepResul
         if progress is not None:
             progress.clear()
     if result.store.note and result.store.note != graph.checks_note:
-        print(f"imagegui: note: {result.store.note}", file=sys.stderr)
+        print(f"imagegui: note: {printable(result.store.note)}", file=sys.stderr)
     return ChainGraph(graph.scan, checks=result.store), result
 
 
@@ -82,5 +82,5 @@ def deep_text(result: DeepResult, rel) -> list[str]:
             f"  {rel(path)}: in use by a running VM while checked; what was found may be transient"
         )
     for path, why in result.unrecorded:
-        lines.append(f"  {rel(path)}: result not kept: {display_path(why)}")
+        lines.append(f"  {rel(path)}: result not kept: {printable(why)}")
     return lines

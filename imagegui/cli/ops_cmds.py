@@ -31,7 +31,7 @@ from imagegui.core.operations import (
 )
 from imagegui.core.problems import cli_text
 from imagegui.core.qemuimg import QemuImgError
-from imagegui.core.units import display_path, parse_size
+from imagegui.core.units import parse_size, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -49,7 +49,7 @@ class ProgressBar:
     """``[#########---------]  47.3%  flatten: ...`` redrawn in place on a terminal."""
 
     def __init__(self, title: str, stream: TextIO, width: int = 30):
-        self.title = title
+        self.title = printable(title)
         self.stream = stream
         self.width = width
         self.drawn = False
@@ -88,7 +88,7 @@ def _sigint_cancels(token: CancelToken) -> Iterator[None]:
 
 
 def _err(message: str) -> None:
-    print(f"imagegui: {display_path(message)}", file=sys.stderr)
+    print(f"imagegui: {printable(message)}", file=sys.stderr)
 
 
 def execute(
@@ -99,7 +99,7 @@ def execute(
         if getattr(args, "json", False):
             print(json.dumps(plan.to_json(), indent=2))
         else:
-            print(display_path(plan.describe()))
+            print(plan.describe())  # each line escaped by describe()
         return EXIT_REFUSED if plan.refused else EXIT_OK
     if plan.refused:
         for f in plan.blocking():
@@ -132,7 +132,7 @@ def execute(
         report(result)
     else:
         hint = f" ({result.cli_hint})" if result.cli_hint else ""
-        print(display_path(result.message + hint))
+        print(printable(result.message + hint))
     return EXIT_OK
 
 
@@ -180,16 +180,16 @@ def _check_image(args: argparse.Namespace) -> int:
         problems = result.data["problems"]  # type: ignore[attr-defined]
         outcome["problems"] = any(p.severity != "info" for p in problems)
         if note := result.data.get("store_note"):  # type: ignore[attr-defined]
-            print(f"imagegui: note: {display_path(note)}", file=sys.stderr)
+            print(f"imagegui: note: {printable(note)}", file=sys.stderr)
         if args.json:
             data = dict(result.data)  # type: ignore[attr-defined]
             data["problems"] = [p.to_json() for p in problems]
             data["record"] = data["record"].to_json() if data.get("record") else None
             print(json.dumps(data, indent=2))
             return
-        print(display_path(result.message))  # type: ignore[attr-defined]
+        print(printable(result.message))  # type: ignore[attr-defined]
         for p in problems:
-            print(f"  [{p.severity}] {p.kind}: {display_path(p.cli_text)}")
+            print(f"  [{p.severity}] {p.kind}: {printable(p.cli_text)}")
 
     status = execute(plan_check(args.image, args.repair), args, report)
     if status == EXIT_OK and outcome["problems"]:
@@ -222,7 +222,7 @@ def _launch(args: argparse.Namespace) -> int:
         _err(vm.note)
     try:  # from here on Ctrl-C powers the VM down, even during the announcement
         print(
-            f"VM running: {display_path(plan.image)} (PID {vm.pid}); Ctrl-C powers it down",
+            f"VM running: {printable(plan.image)} (PID {vm.pid}); Ctrl-C powers it down",
             flush=True,
         )
         rc = vm.wait()

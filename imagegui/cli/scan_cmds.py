@@ -13,7 +13,7 @@ from imagegui.core.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, Chai
 from imagegui.core.model import ImageInfo
 from imagegui.core.problems import Severity
 from imagegui.core.scan import scan_directory
-from imagegui.core.units import display_path, human_size
+from imagegui.core.units import human_size, printable
 
 _MARK = {Severity.ERROR: "✗", Severity.WARNING: "!"}
 
@@ -47,12 +47,12 @@ def load(directory: str) -> ChainGraph:
     try:
         graph = ChainGraph(scan_directory(directory, progress=progress))
     except OSError as exc:
-        raise UsageError(f"cannot scan {display_path(directory)}: {exc.strerror}") from None
+        raise UsageError(f"cannot scan {printable(directory)}: {exc.strerror}") from None
     finally:
         if progress is not None:
             progress.clear()
     if graph.checks_note:
-        print(f"imagegui: note: {display_path(graph.checks_note)}", file=sys.stderr)
+        print(f"imagegui: note: {printable(graph.checks_note)}", file=sys.stderr)
     return graph
 
 
@@ -111,7 +111,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
     else:
         for p in graph.problems:
-            print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {p.cli_text}")
+            print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {printable(p.cli_text)}")
         for number, loop in enumerate(graph.loops, 1):
             names = " -> ".join(_rel(graph, n) for n in [*loop, loop[0]])
             print(f"loop #{number} ({len(loop):,} images): {names}")
@@ -190,7 +190,7 @@ def _summary(graph: ChainGraph) -> str:
     n = len(graph.scan.images)
     unusable = sum(1 for path in graph.unusable() if path in graph.scan.images)
     return (
-        f"{display_path(graph.root)}: {n} image{'s' * (n != 1)}, "
+        f"{printable(graph.root)}: {n} image{'s' * (n != 1)}, "
         f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}, "
         f"{unusable} unusable"
     )
@@ -199,7 +199,7 @@ def _summary(graph: ChainGraph) -> str:
 def _rel(graph: ChainGraph, path: str) -> str:
     if path.startswith(graph.root + "/"):
         path = path[len(graph.root) + 1 :]
-    return display_path(path)
+    return printable(path)
 
 
 def _label(graph: ChainGraph, node: str) -> str:
@@ -274,9 +274,9 @@ def print_tree(graph: ChainGraph, out: TextIO) -> None:
     if notes:
         out.write("\nNotes:\n")
         for e in notes:
-            out.write(f"  {_rel(graph, e.path)}: {e.message}\n")
+            out.write(f"  {_rel(graph, e.path)}: {printable(e.message)}\n")
     unreadable = [p for p in graph.problems if p.path not in graph.nodes]
     if unreadable:
         out.write("\nNot readable as images:\n")
         for p in unreadable:
-            out.write(f"  ✗ {_rel(graph, p.path)}: {p.cli_text}\n")
+            out.write(f"  ✗ {_rel(graph, p.path)}: {printable(p.cli_text)}\n")

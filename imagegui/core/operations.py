@@ -25,7 +25,7 @@ from imagegui.core import backing, guards, journal, qemuimg
 from imagegui.core.guards import Finding, GuardRefused, info, refuse, warn
 from imagegui.core.jobs import CancelledError, CancelToken, Job, ProgressFn, no_progress
 from imagegui.core.model import ImageInfo
-from imagegui.core.units import human_size
+from imagegui.core.units import human_size, printable
 
 
 @dataclass
@@ -65,18 +65,20 @@ class Plan:
         return [shlex.join(argv) for argv in self.commands]
 
     def describe(self) -> str:
-        """The text ``--dry-run`` prints (the window shows ``plan_dialog.plan_html`` instead)."""
-        lines = [f"{self.title}", "commands:"]
-        lines += [f"  $ {c}" for c in self.command_lines()] or ["  (none)"]
+        """The text ``--dry-run`` prints (the window shows ``plan_dialog.plan_html`` instead):
+        one line per item, each with its control characters escaped (a name with a line feed
+        must not forge a line such as the verdict)."""
+        lines = [printable(self.title), "commands:"]
+        lines += [f"  $ {printable(c)}" for c in self.command_lines()] or ["  (none)"]
         lines.append("will change:")
-        lines += [f"  - {c}" for c in self.changes] or ["  nothing"]
+        lines += [f"  - {printable(c)}" for c in self.changes] or ["  nothing"]
         if self.findings:
             lines.append("checks:")
             for f in self.findings:
                 tag = f.level
                 if f.level == "refuse" and self.force and f.overridable:
                     tag = "forced"
-                lines.append(f"  [{tag}] {f.cli_text}")
+                lines.append(f"  [{tag}] {printable(f.cli_text)}")
         lines.append("verdict: " + ("REFUSED" if self.refused else "ok to run"))
         return "\n".join(lines)
 

@@ -33,3 +33,27 @@ def parse_size(text: str) -> int:
 def display_path(path: str) -> str:
     """A path safe to print: bytes that are not UTF-8 shown as ``\\xNN``, never an exception."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+#: What a terminal acts on instead of showing: C0 (ESC, CR, LF, BEL, ...), DEL, C1 (0x9b is a
+#: CSI on its own), line/paragraph separators and bidirectional overrides (text shown reversed).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = m.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+
+
+def printable(text: str) -> str:
+    """One line of text safe for a terminal: what ``display_path`` does, and every control
+    character escaped (``\\x1b``, ``\\n``, ...). Names come from disk - a backing name can carry
+    ``ESC ] 0;...BEL`` (retitle the window), ``ESC [2J`` (clear the screen) or a line feed that
+    forges a line of output. Every text output of the command line goes through this."""
+    if text.isascii():
+        if text.isprintable():
+            return text
+    else:
+        text = display_path(text)
+    return _CONTROL.sub(_escape, text)
