@@ -1,25 +1,87 @@
-"""The chains list: a filter box over a tree of base → overlays, sortable by any column."""
+"""The chains list: a filter box over a tree of base → overlays, sortable by any column.
+
+Names and folders are elided in the middle (the start and the ``.qcow2`` end both matter), the full
+path is in the tooltip. With the keyboard: the current row has a visible frame while the list has
+focus, and the Menu key or Shift+F10 opens the context menu of the current row.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QPainter, QPalette, QPen, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLineEdit,
+    QStyleOptionViewItem,
     QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
 from imagegui.gui import resources
-from imagegui.gui.models import COLUMNS, NAME, ChainsModel
+from imagegui.gui.models import COLUMNS, DSIZE, FOLDER, FORMAT, NAME, VSIZE, ChainsModel
 from imagegui.gui.snapshot import Snapshot
 
 #: Expand every chain when there are at most this many rows (expandAll asks the model per row).
 EXPAND_ALL_LIMIT = 3000
 FILTER_DEBOUNCE_MS = 200
+
+
+def is_menu_key(event: QKeyEvent) -> bool:
+    """The keyboard's way to ask for a context menu: the Menu key, or Shift+F10."""
+    key, mods = event.key(), event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    if key == Qt.Key.Key_Menu and mods == Qt.KeyboardModifier.NoModifier:
+        return True
+    return key == Qt.Key.Key_F10 and mods == Qt.KeyboardModifier.ShiftModifier
+
+
+class ItemTree(QTreeView):
+    """A tree whose current row is framed while it has focus (a selected row's highlight alone
+    does not say where the keyboard is), and whose menu keys ask for the current row's menu."""
+
+    #: The Menu key or Shift+F10 on the current row: its index and where the menu goes (global).
+    menuKeyPressed = Signal(QModelIndex, QPoint)
+
+    def drawRow(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().drawRow(painter, option, index)
+        current = self.currentIndex()
+        if not (self.hasFocus() and current.isValid()):
+            return
+        if index.row() != current.row() or index.parent() != current.parent():
+            return
+        pal = self.palette()
+        selected = self.selectionModel().isRowSelected(index.row(), index.parent())
+        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Highlight
+        pen = QPen(pal.color(QPalette.ColorGroup.Active, role), 2)
+        pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+        painter.save()
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        rect = QRect(option.rect)
+        rect.setLeft(0)
+        rect.setRight(self.viewport().width() - 1)
+        painter.drawRect(rect.adjusted(1, 1, -1, -1))
+        painter.restore()
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.viewport().update()
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.viewport().update()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if is_menu_key(event):
+            index = self.currentIndex()
+            if index.isValid():
+                self.scrollTo(index)
+                rect = self.visualRect(index)
+                self.menuKeyPressed.emit(index, self.viewport().mapToGlobal(rect.bottomLeft()))
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class ChainsPanel(QWidget):
@@ -34,15 +96,18 @@ class ChainsPanel(QWidget):
         self.model = ChainsModel(self)
         self.filter = QLineEdit()
         self.filter.setObjectName("filterBox")
-        self.filter.setPlaceholderText("Filter: name, format, state or problem (e.g. missing)")
+        self.filter.setPlaceholderText(
+            "Filter: name, folder, format, state or problem (e.g. missing)"
+        )
         self.filter.setClearButtonEnabled(True)
         self.filter.addAction(resources.icon("filter"), QLineEdit.ActionPosition.LeadingPosition)
         self.filter.setToolTip(
-            "Shows the images whose name, path, format, state or problem kind contain every "
+            "Shows the images whose name, folder, format, state or problem kind contain every "
             "word, with the chains they belong to (Ctrl+F)"
         )
-        self.tree = QTreeView()
+        self.tree = ItemTree()
         self.tree.setModel(self.model)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -59,10 +124,11 @@ class ChainsPanel(QWidget):
         for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
         header.setMinimumSectionSize(40)
-        header.resizeSection(NAME, 220)
-        header.resizeSection(1, 56)
-        header.resizeSection(2, 76)
-        header.resizeSection(3, 76)
+        header.resizeSection(NAME, 200)
+        header.resizeSection(FOLDER, 110)
+        header.resizeSection(FORMAT, 56)
+        header.resizeSection(VSIZE, 76)
+        header.resizeSection(DSIZE, 76)
         box = QVBoxLayout(self)
         box.setContentsMargins(4, 4, 0, 4)
         box.setSpacing(4)
@@ -79,6 +145,7 @@ class ChainsPanel(QWidget):
         self.tree.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.tree.doubleClicked.connect(self._on_double_clicked)
         self.tree.customContextMenuRequested.connect(self._on_context_menu)
+        self.tree.menuKeyPressed.connect(self._on_menu_key)
         self._syncing = False
 
     def set_snapshot(self, snapshot: Snapshot, current: str | None) -> None:
@@ -163,3 +230,9 @@ class ChainsPanel(QWidget):
         if node is not None:
             self.nodeSelected.emit(node)
             self.contextMenuRequested.emit(node, self.tree.viewport().mapToGlobal(pos))
+
+    def _on_menu_key(self, index: QModelIndex, global_pos: QPoint) -> None:
+        node = self.model.node_at(index)
+        if node is not None:
+            self.nodeSelected.emit(node)
+            self.contextMenuRequested.emit(node, global_pos)

@@ -9,6 +9,8 @@ children with a Python key function takes milliseconds. A node's internal id is 
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import QFont
 
@@ -20,8 +22,8 @@ from imagegui.gui import resources
 from imagegui.gui.snapshot import Snapshot
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
-COLUMNS = ("Name", "Format", "Virtual size", "Disk size", "State")
-NAME, FORMAT, VSIZE, DSIZE, STATE = range(5)
+COLUMNS = ("Name", "Folder", "Format", "Virtual size", "Disk size", "State")
+NAME, FOLDER, FORMAT, VSIZE, DSIZE, STATE = range(6)
 
 #: Worst first: sorting by state puts trouble on top.
 STATE_ORDER = {
@@ -69,12 +71,15 @@ class ChainsModel(QAbstractItemModel):
         self._sort: tuple[int, Qt.SortOrder] | None = None
         self._italic = QFont()
         self._italic.setItalic(True)
+        #: Each node's folder relative to the root, made on first use per snapshot.
+        self._folders: dict[str, str] = {}
 
     # -- feeding
 
     def set_snapshot(self, snapshot: Snapshot | None) -> None:
         self.beginResetModel()
         self.snapshot = snapshot
+        self._folders = {}
         if snapshot is None:
             self._nodes, self._ids = [], {}
             self._rebuild()
@@ -197,6 +202,8 @@ class ChainsModel(QAbstractItemModel):
         kind, info = self.snapshot.graph.nodes[node]
         if col == NAME:
             return display_path(short_name(node))
+        if col == FOLDER:
+            return display_path(self.folder(node))
         if col == STATE:
             return self.snapshot.status[node].label()
         if info is None:
@@ -217,6 +224,15 @@ class ChainsModel(QAbstractItemModel):
 
     def node_at(self, index: QModelIndex) -> str | None:
         return self._nodes[index.internalId()] if index.isValid() else None
+
+    def folder(self, node: str) -> str:
+        """``node``'s directory relative to the scanned root ("." for the root itself); two
+        images of the same name in different folders differ here at a glance."""
+        found = self._folders.get(node)
+        if found is None:
+            root = self.snapshot.root if self.snapshot else ""
+            found = self._folders[node] = folder_of(node, root)
+        return found
 
     # -- sorting
 
@@ -261,10 +277,27 @@ class ChainsModel(QAbstractItemModel):
             return lambda nid: size(nid, "actual_size")
         if column == STATE:
             return lambda nid: (STATE_ORDER[status[nodes[nid]].state], short_name(nodes[nid]))
+        if column == FOLDER:
+            return lambda nid: (self.folder(nodes[nid]).lower(), short_name(nodes[nid]).lower())
         return lambda nid: short_name(nodes[nid]).lower()
 
 
+def folder_of(node: str, root: str) -> str:
+    """The directory of ``node`` relative to ``root``: "." for the root, "../x" outside it, ""
+    for a protocol source (nbd://…), which has no folder."""
+    if "://" in node or not node.startswith("/"):
+        return ""
+    parent = os.path.dirname(node)
+    if parent == root:
+        return "."
+    prefix = root.rstrip("/") + "/"
+    if parent.startswith(prefix):
+        return parent[len(prefix) :]
+    return os.path.relpath(parent, root) if root else parent
+
+
 def _haystack(graph: ChainGraph, node: str, fmt: str, status: NodeStatus) -> str:
+    """Everything the filter matches: the full path (so the folder too), format, state, kinds."""
     kinds = " ".join(str(p.kind) for p in graph.problems_for(node))
     return f"{node} {fmt} {status.state} {status.label()} {kinds}".lower()
 

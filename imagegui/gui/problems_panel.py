@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QVBoxLayout, QWidget
 
+from imagegui.gui.chains_panel import ItemTree
 from imagegui.gui.problems_model import ProblemsModel
 from imagegui.gui.snapshot import Snapshot
 
@@ -15,7 +16,7 @@ class ProblemsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = ProblemsModel(self)
-        self.tree = QTreeView()
+        self.tree = ItemTree()  # the current row framed while it has focus
         self.tree.setModel(self.model)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)

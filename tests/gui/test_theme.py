@@ -137,6 +137,8 @@ def _pixel_contrast_failures(tree: QTreeView, first_col: int) -> list[str]:
     for index in _indexes(model):
         if index.column() < first_col or not index.data():
             continue
+        if not any(ch.isalnum() for ch in str(index.data())):
+            continue  # "." (the root's folder): an antialiased dot has no fully inked pixel
         rect = tree.visualRect(index).adjusted(3, 1, -3, -1)
         if rect.isEmpty() or not tree.viewport().rect().contains(rect.center()):
             continue
