@@ -12,7 +12,6 @@ images make a roughly 16:10 picture instead of a strip 10,000 rows tall.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from imagegui.core.graph import ChainGraph
@@ -20,10 +19,12 @@ from imagegui.core.graph import ChainGraph
 #: Card size and spacing in scene units (pixels at 100 % zoom).
 NODE_W = 230.0
 NODE_H = 66.0
-COL_GAP = 70.0
-ROW_GAP = 18.0
-COMPONENT_GAP_X = 140.0
-COMPONENT_GAP_Y = 46.0
+#: Gaps are kept small: at Fit every card and its name must still be legible at 100 images in a
+#: 1440x900 window, so screen area goes to cards, not to space between them.
+COL_GAP = 44.0
+ROW_GAP = 10.0
+COMPONENT_GAP_X = 64.0
+COMPONENT_GAP_Y = 26.0
 #: Width / height the packed picture aims for.
 ASPECT = 1.6
 
@@ -165,16 +166,20 @@ class Layout:
 
 
 def compute_layout(
-    graph: ChainGraph, forest: Forest | None = None, aspect: float = ASPECT
+    graph: ChainGraph,
+    forest: Forest | None = None,
+    aspect: float = ASPECT,
+    roots: list[str] | None = None,
 ) -> Layout:
     """Places every node; ``aspect`` is the width / height the packing aims for (the window
-    passes its graph area's, so the whole graph fits it well)."""
+    passes its graph area's, so the whole graph fits it well). With ``roots``, only those trees
+    are placed (the "Problems only" view packs the troubled chains without holes)."""
     forest = forest or build_forest(graph)
     layout = Layout(forest)
     step_x = NODE_W + COL_GAP
     step_y = NODE_H + ROW_GAP
     local: dict[str, tuple[float, float]] = {}
-    for root in forest.roots:
+    for root in forest.roots if roots is None else roots:
         nodes, rows, max_depth = _place_tree(forest, root, local)
         comp = Component(root, nodes)
         comp.w = (max_depth + 1) * step_x - COL_GAP
@@ -195,26 +200,29 @@ def compute_layout(
 def _place_tree(
     forest: Forest, root: str, out: dict[str, tuple[float, float]]
 ) -> tuple[list[str], int, int]:
-    """Tidy tree: leaves on consecutive rows, parents centred; iterative (chains can be deep)."""
+    """Tidy tree: leaves on consecutive rows in pre-order (so overlays run top to bottom in the
+    list's order), parents centred; iterative (chains can be deep)."""
     step_x = NODE_W + COL_GAP
     step_y = NODE_H + ROW_GAP
     order: list[str] = []
     stack = [root]
+    y: dict[str, float] = {}
+    row = 0
     while stack:
         node = stack.pop()
         order.append(node)
-        stack.extend(reversed(forest.kids(node)))
+        kids = forest.kids(node)
+        if kids:
+            stack.extend(reversed(kids))
+        else:
+            y[node] = row * step_y
+            row += 1
     base_depth = forest.depth[root]
-    y: dict[str, float] = {}
-    row = 0
     max_depth = 0
     for node in reversed(order):  # children before parents
         kids = forest.kids(node)
         if kids:
             y[node] = (y[kids[0]] + y[kids[-1]]) / 2
-        else:
-            y[node] = row * step_y
-            row += 1
         d = forest.depth[node] - base_depth
         max_depth = max(max_depth, d)
         out[node] = (d * step_x, y[node])
@@ -222,19 +230,42 @@ def _place_tree(
 
 
 def _pack(components: list[Component], aspect: float) -> None:
-    """Trees top to bottom in columns of about the same height, columns left to right."""
+    """Trees top to bottom in columns, columns left to right. The column height is chosen among
+    a few dozen candidates for the picture that fits a view of width / height ``aspect`` at the
+    largest scale (a greedy cut at the square root of the area leaves a half-empty last column
+    when the trees are wide and few)."""
     if not components:
         return
-    area = sum((c.w + COMPONENT_GAP_X) * (c.h + COMPONENT_GAP_Y) for c in components)
+    aspect = max(0.2, min(5.0, aspect))
     tallest = max(c.h for c in components)
-    limit = max(tallest, math.sqrt(area / max(0.2, min(5.0, aspect))))
+    total = sum(c.h + COMPONENT_GAP_Y for c in components)
+    best: tuple[float, float] | None = None
+    limit = tallest
+    while True:
+        w, h = _columns(components, limit, place=False)
+        scale = min(aspect / max(w, 1.0), 1.0 / max(h, 1.0))
+        if best is None or scale > best[0]:
+            best = (scale, limit)
+        if limit >= total:
+            break
+        limit = min(total, limit * 1.08 + 1.0)
+    _columns(components, best[1], place=True)
+
+
+def _columns(components: list[Component], limit: float, place: bool) -> tuple[float, float]:
+    """Packs into columns at most ``limit`` tall (a taller tree gets a column of its own);
+    returns the picture's width and height, and places the trees when ``place``."""
     x = y = 0.0
     column_w = 0.0
+    height = 0.0
     for comp in components:
         if y > 0 and y + comp.h > limit:
             x += column_w + COMPONENT_GAP_X
             y = 0.0
             column_w = 0.0
-        comp.x, comp.y = x, y
+        if place:
+            comp.x, comp.y = x, y
+        height = max(height, y + comp.h)
         y += comp.h + COMPONENT_GAP_Y
         column_w = max(column_w, comp.w)
+    return x + column_w, height

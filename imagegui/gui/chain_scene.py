@@ -10,25 +10,31 @@ Drawing cost is what decides the design (Qt's "chip" example, adapted for Python
 - Each tree's edges are one ``QGraphicsPathItem`` (one path per chain, built on the worker).
 - Items are created in batches of a few milliseconds from a zero-timer, so showing 10,000 images
   never freezes the window; ``built`` is emitted when the last batch is in.
+- Broken and unusable cards get one marker each, of a fixed size on screen, all painted by one
+  item in one call (:class:`~imagegui.gui.cards.MarkerLayer`), shown only zoomed out.
+
+"Problems only" shows the snapshot's second layout, made on the scan's worker: only the chains
+with a problem or an unusable image, packed without holes.
 """
 
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QGraphicsScene
 
-from imagegui.core.layout import NODE_H, NODE_W
+from imagegui.core.layout import NODE_H, NODE_W, Layout
 from imagegui.core.nodestate import State
 from imagegui.gui import theme
-from imagegui.gui.cards import CardLayer, palette
+from imagegui.gui.cards import CardLayer, MarkerLayer, is_broken, palette
 from imagegui.gui.snapshot import Snapshot
 
 #: Milliseconds of item creation per event-loop turn.
 BATCH_MS = 8.0
-MARGIN = 80.0
+#: Scene space round the cards (the loop arrows and the rings reach ~30 outside).
+MARGIN = 40.0
 #: Opacity of a card the filter does not match.
 DIMMED = 0.22
 
@@ -45,6 +51,16 @@ class ChainScene(QGraphicsScene):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.snapshot: Snapshot | None = None
+        #: The layout shown: the snapshot's, or its problems-only one.
+        self.layout: Layout | None = None
+        self.paths: list = []
+        #: Only the chains with a problem or an unusable image are shown.
+        self.problems_only = False
+        self.markers: MarkerLayer | None = None
+        self.markers_visible = False
+        self.focus_visible = False
+        self._focus_ring = None
+        self._columns: dict[float, list[tuple[float, str]]] | None = None
         self.items_by_node: dict[str, QGraphicsRectItem] = {}
         self.layers: dict[int, CardLayer] = {}
         self.selected: str | None = None
@@ -81,8 +97,13 @@ class ChainScene(QGraphicsScene):
         self._arrow_brush = QBrush(t.edge)
 
     @staticmethod
-    def _ring_pen() -> QPen:
-        pen = QPen(theme.current().selection, 3.0)
+    def _ring_pen(focus: bool = False) -> QPen:
+        """The selection ring, or (``focus``) the dashed keyboard-focus ring round it."""
+        pen = QPen(
+            theme.current().selection,
+            2.0 if focus else 3.0,
+            Qt.PenStyle.DashLine if focus else Qt.PenStyle.SolidLine,
+        )
         pen.setCosmetic(True)  # as thick zoomed out as zoomed in
         return pen
 
@@ -104,6 +125,10 @@ class ChainScene(QGraphicsScene):
                 item.setPen(pen)
         if self._ring is not None:
             self._ring.setPen(self._ring_pen())
+        if self._focus_ring is not None:
+            self._focus_ring.setPen(self._ring_pen(focus=True))
+        if self.markers is not None:
+            self.markers.set_colours()
         self.update()
 
     # -- building
@@ -115,9 +140,15 @@ class ChainScene(QGraphicsScene):
         self.items_by_node = {}
         self.layers = {}
         self._paths = []
+        self.markers = None
+        self._columns = None
         self._ring = self._make_ring()
+        self._focus_ring = self._make_ring(focus=True)
         self.snapshot = snapshot
-        layout = snapshot.layout
+        layout, self.paths = snapshot.layout, snapshot.paths
+        if self.problems_only and snapshot.problem_layout is not None:
+            layout, self.paths = snapshot.problem_layout, snapshot.problem_paths
+        self.layout = layout
         self.setSceneRect(
             QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN, layout.height + 2 * MARGIN)
         )
@@ -141,12 +172,29 @@ class ChainScene(QGraphicsScene):
             self._timer.start()
             return
         self.building = False
+        self._add_markers(snap)
         self._place_ring()
         self.built.emit()
 
+    def _add_markers(self, snap: Snapshot) -> None:
+        status = snap.status
+        half_w, half_h = NODE_W / 2, NODE_H / 2
+        points = {True: [], False: []}  # the break itself: True; above a break: False
+        for node, (x, y) in self.layout.positions.items():
+            st = status[node]
+            if is_broken(st):
+                at = st.broken_at
+                points[at is None or at == node or st.state is not State.UNUSABLE].append(
+                    QPointF(x + half_w, y + half_h)
+                )
+        if points[True] or points[False]:
+            self.markers = MarkerLayer(self.sceneRect(), points[True], points[False])
+            self.markers.setVisible(self.markers_visible)
+            self.addItem(self.markers)
+
     def _add_component(self, snap: Snapshot, index: int) -> None:
-        comp = snap.layout.components[index]
-        paths = snap.paths[index]
+        comp = self.layout.components[index]
+        paths = self.paths[index]
         if comp.has_edges:
             self._paths.append(("edges", self.addPath(paths.edges, self._edge_pen)))
             self._paths.append(
@@ -154,7 +202,7 @@ class ChainScene(QGraphicsScene):
             )
         if paths.loops is not None:
             self._paths.append(("loops", self.addPath(paths.loops, self._loop_pen)))
-        pos = snap.layout.positions
+        pos = self.layout.positions
         status = snap.status
         rects: list[tuple[str, QRectF]] = []
         for node in comp.nodes:
@@ -182,24 +230,60 @@ class ChainScene(QGraphicsScene):
         self.selected = node
         self._place_ring()
 
-    def _make_ring(self):
-        ring = self.addPath(QPainterPath(), self._ring_pen())
+    def _make_ring(self, focus: bool = False):
+        ring = self.addPath(QPainterPath(), self._ring_pen(focus))
         ring.setZValue(10)
         ring.setVisible(False)
         return ring
 
     def _place_ring(self) -> None:
-        ring = self._ring
         item = self.items_by_node.get(self.selected) if self.selected else None
-        if ring is None:
+        for ring, grow, visible in (
+            (self._ring, 5, True),
+            (self._focus_ring, 10, self.focus_visible),  # the keyboard focus, round the ring
+        ):
+            if ring is None:
+                continue
+            if item is None or not visible:
+                ring.setVisible(False)
+                continue
+            path = QPainterPath()
+            path.addRoundedRect(item.rect().adjusted(-grow, -grow, grow, grow), 9, 9)
+            ring.setPath(path)
+            ring.setVisible(True)
+
+    def set_focus_visible(self, visible: bool) -> None:
+        """The dashed focus ring round the current card, while the view has the focus."""
+        self.focus_visible = visible
+        self._place_ring()
+
+    @property
+    def focus_ring(self):
+        return self._focus_ring
+
+    def set_markers_visible(self, visible: bool) -> None:
+        self.markers_visible = visible
+        if self.markers is not None:
+            self.markers.setVisible(visible)
+
+    def set_problems_only(self, on: bool) -> None:
+        """Shows only the chains with a problem or an unusable image (rebuilt, then ``built``)."""
+        if on == self.problems_only:
             return
-        if item is None:
-            ring.setVisible(False)
-            return
-        path = QPainterPath()
-        path.addRoundedRect(item.rect().adjusted(-5, -5, 5, 5), 7, 7)
-        ring.setPath(path)
-        ring.setVisible(True)
+        self.problems_only = on
+        if self.snapshot is not None:
+            self.set_snapshot(self.snapshot)
+
+    def column(self, x: float) -> list[tuple[float, str]]:
+        """The cards drawn at ``x``, as (y, node) sorted top to bottom (for Up / Down)."""
+        if self._columns is None:
+            columns: dict[float, list[tuple[float, str]]] = {}
+            for node, (nx, ny) in self.layout.positions.items() if self.layout else ():
+                columns.setdefault(nx, []).append((ny, node))
+            for entries in columns.values():
+                entries.sort()
+            self._columns = columns
+        return self._columns.get(x, [])
 
     def set_matches(self, matches: set[str] | None) -> None:
         """Dims every card the list's filter does not match (None: none dimmed)."""
@@ -224,6 +308,9 @@ class ChainScene(QGraphicsScene):
             if node is not None:
                 return node
         return None
+
+    def shown(self, node: str) -> bool:
+        return node in self.items_by_node
 
     def node_rect(self, node: str) -> QRectF | None:
         item = self.items_by_node.get(node)

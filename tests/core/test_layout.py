@@ -97,3 +97,32 @@ def test_repair_candidates_best_first(make, tmp_path):
         str(tmp_path / "same-size.qcow2"),
     ]
     assert found[0].reasons[0] == "same name"
+
+
+def test_overlays_run_top_to_bottom_and_a_subset_packs_alone(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    for name in ("a", "b", "c"):
+        make.overlay(f"{name}.qcow2", "base.qcow2")
+    for i in range(6):
+        make.create(f"alone{i}.raw", "raw", "1M")
+    graph = graph_of(tmp_path)
+    layout = compute_layout(graph)
+    base = str(tmp_path / "base.qcow2")
+    kids = layout.forest.kids(base)
+    ys = [layout.positions[k][1] for k in kids]
+    assert ys == sorted(ys) and len(set(ys)) == 3  # the list's first overlay is drawn on top
+    only = compute_layout(graph, layout.forest, roots=[base])
+    assert set(only.positions) == {base, *kids}
+    assert only.width < layout.width or only.height < layout.height
+    assert min(x for x, _ in only.positions.values()) == 0.0  # packed from the corner: no holes
+
+
+def test_packing_uses_the_view(make, tmp_path):
+    """Wide trees, few of them: the packing must not leave a half-empty last column."""
+    for g in range(14):
+        make.create(f"g{g:02d}-base.qcow2", "qcow2", "1G")
+        for c in range(4):
+            make.overlay(f"g{g:02d}-c{c}.qcow2", f"g{g:02d}-base.qcow2")
+        make.overlay(f"g{g:02d}-s0.qcow2", f"g{g:02d}-c0.qcow2")
+    layout = compute_layout(graph_of(tmp_path), aspect=1.0)
+    assert 0.7 < layout.width / layout.height < 1.4

@@ -1,0 +1,240 @@
+"""The graph as a user reads it: Fit shows every card with a legible name, the arrow keys follow
+the drawing, the keyboard opens the card's menu, focus is visible, the wheel scrolls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import qemu_img
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication, QMenu
+
+from imagegui.gui.cards import LOD_DETAIL, card_reason, compact_size
+
+NAMES = ("centos9", "debian-12", "ubuntu-22.04-server", "win2022-datacenter", "alpine")
+
+
+def build_lab(root: Path, count: int) -> list[str]:
+    """A lab directory as people keep one: groups of a base, four clones and two snapshots on
+    the first clone, made by qemu-img; returns the file names in creation order."""
+    made: list[str] = []
+    group = 0
+    while len(made) < count:
+        stem = f"{NAMES[group % len(NAMES)]}-{group:02d}"
+        plan = [(f"{stem}-base.qcow2", None)]
+        plan += [(f"{stem}-clone{c}.qcow2", f"{stem}-base.qcow2") for c in range(4)]
+        plan += [(f"{stem}-clone0-snap0.qcow2", f"{stem}-clone0.qcow2")]
+        plan += [(f"{stem}-clone0-snap1.qcow2", f"{stem}-clone0-snap0.qcow2")]
+        for name, backing in plan[: count - len(made)]:
+            args = ["create", "-q", "-f", "qcow2"]
+            if backing:
+                args += ["-b", backing, "-F", "qcow2", "-u"]
+            qemu_img(*args, root / name, "64M")
+            made.append(name)
+        group += 1
+    return made
+
+
+@pytest.fixture(scope="module")
+def labs(tmp_path_factory) -> dict[int, Path]:
+    """Directories of 22, 100 and 120 images (the first N of one lab, hard-linked)."""
+    full = tmp_path_factory.mktemp("lab120")
+    names = build_lab(full, 120)
+    out = {120: full}
+    for n in (22, 100):
+        sub = tmp_path_factory.mktemp(f"lab{n}")
+        for name in names[:n]:
+            os.link(full / name, sub / name)
+        out[n] = sub
+    return out
+
+
+def at_1440x900(qtbot, window) -> None:
+    window.resize(1440, 900)
+    qtbot.waitUntil(lambda: window.size().width() == 1440)
+
+
+def card_on_screen(view, node):
+    return view.mapFromScene(view.chain_scene.node_rect(node)).boundingRect()
+
+
+@pytest.mark.parametrize("count", [22, 120])
+def test_fit_shows_every_card(qtbot, window, open_dir, labs, count):
+    at_1440x900(qtbot, window)
+    open_dir(labs[count])
+    view = window.view
+    window.actions.zoom_fit.trigger()
+    inside = view.viewport().rect()
+    scene = window.scene
+    assert len(scene.items_by_node) == count
+    clipped = [n for n in scene.items_by_node if not inside.contains(card_on_screen(view, n))]
+    assert clipped == []
+    assert not view.horizontalScrollBar().isVisible() and not view.verticalScrollBar().isVisible()
+
+
+def test_names_are_legible_at_fit_for_100_images(qtbot, window, open_dir, labs):
+    at_1440x900(qtbot, window)
+    open_dir(labs[100])
+    view, scene = window.view, window.scene
+    window.actions.zoom_fit.trigger()
+    scale = view.scale_factor
+    assert all(layer.isVisible() for layer in scene.layers.values())  # names are painted
+    px = 14 if scale >= LOD_DETAIL else compact_size(scale)
+    assert px * scale >= 7.0, f"names {px * scale:.1f} px on screen at {scale:.0%}"
+    for layer in scene.layers.values():
+        for node, _ in layer.rects:
+            name = os.path.basename(node)
+            lines = layer.compact_lines(node, px)
+            assert 1 <= len(lines) <= 2
+            shown = "".join(lines)
+            if "…" in shown:  # elided in the middle: both ends are still there
+                head, tail = shown.split("…")
+                assert name.startswith(head) and name.endswith(tail) and len(head) >= 5
+            else:
+                assert shown == name
+    view.viewport().grab()  # and they paint
+
+
+def test_names_stay_at_moderate_zoom(qtbot, window, open_dir, labs):
+    open_dir(labs[22])
+    view, scene = window.view, window.scene
+    for scale in (0.45, 0.3, 0.25):
+        view.set_scale(scale)
+        assert all(layer.isVisible() for layer in scene.layers.values()), scale
+        assert compact_size(scale) * scale >= 7.0
+
+
+def test_arrow_keys_follow_the_drawing(qtbot, window, open_dir, make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    for name in ("a", "b", "c"):
+        make.overlay(f"{name}.qcow2", "base.qcow2")
+    make.overlay("a-top.qcow2", "a.qcow2")
+    open_dir(tmp_path)
+    view, scene = window.view, window.scene
+    y = lambda n: scene.node_rect(n).y()  # noqa: E731
+    p = lambda name: str(tmp_path / name)  # noqa: E731
+    window.selection.set(p("base.qcow2"))
+    view.setFocus()
+
+    qtbot.keyClick(view, Qt.Key.Key_Right)  # the topmost overlay
+    first = window.selection.node
+    overlays = [p("a.qcow2"), p("b.qcow2"), p("c.qcow2")]
+    assert first == min(overlays, key=y)
+    qtbot.keyClick(view, Qt.Key.Key_Down)  # the card drawn just below
+    second = window.selection.node
+    assert second in overlays and y(second) > y(first)
+    assert second == min((n for n in overlays if y(n) > y(first)), key=y)
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    third = window.selection.node
+    assert y(third) > y(second)
+    qtbot.keyClick(view, Qt.Key.Key_Down)  # the bottom: stays
+    assert window.selection.node == third
+    qtbot.keyClick(view, Qt.Key.Key_Up)
+    assert window.selection.node == second
+    qtbot.keyClick(view, Qt.Key.Key_Left)  # the backing file
+    assert window.selection.node == p("base.qcow2")
+    qtbot.keyClick(view, Qt.Key.Key_Left)  # nothing further left: stays
+    assert window.selection.node == p("base.qcow2")
+    assert window.chains.current_node() == p("base.qcow2")
+
+
+@pytest.mark.parametrize("keys", ["shift+f10", "menu"])
+def test_keyboard_opens_the_card_menu(qtbot, window, open_dir, make, tmp_path, keys):
+    make.create("base.qcow2", "qcow2", "1G")
+    top = str(make.overlay("top.qcow2", "base.qcow2"))
+    open_dir(tmp_path)
+    view = window.view
+    window.selection.set(top)
+    with qtbot.waitSignal(view.contextMenuRequested) as blocker:
+        if keys == "menu":
+            qtbot.keyClick(view, Qt.Key.Key_Menu)
+        else:
+            qtbot.keyClick(view, Qt.Key.Key_F10, Qt.KeyboardModifier.ShiftModifier)
+    node, pos = blocker.args
+    assert node == top
+    card = card_on_screen(view, top)
+    assert card.contains(view.viewport().mapFromGlobal(pos))  # at the card, not the mouse
+    qtbot.waitUntil(lambda: isinstance(QApplication.activePopupWidget(), QMenu))
+    menu = QApplication.activePopupWidget()
+    assert window.actions.commit in menu.actions()
+    menu.close()
+
+
+def test_focus_is_visible(qtbot, window, open_dir, make, tmp_path):
+    top = str(make.create("top.qcow2", "qcow2", "1G"))
+    open_dir(tmp_path)
+    view, scene = window.view, window.scene
+    window.selection.set(top)
+    window.chains.tree.setFocus()
+    qtbot.waitUntil(lambda: not view.hasFocus())
+    assert not scene.focus_ring.isVisible()
+    view.setFocus()
+    qtbot.waitUntil(view.hasFocus)
+    ring = scene.focus_ring
+    assert ring.isVisible() and ring.boundingRect().contains(scene.node_rect(top))
+    image = view.viewport().grab().toImage()
+    highlight = view.palette().color(view.palette().ColorRole.Highlight)
+    assert image.pixelColor(0, image.height() // 2) == highlight  # the frame round the view
+    window.chains.tree.setFocus()
+    qtbot.waitUntil(lambda: not ring.isVisible())
+
+
+def wheel(view, dy: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    pos = QPointF(view.viewport().rect().center())
+    event = QWheelEvent(
+        pos,
+        QPointF(view.viewport().mapToGlobal(pos.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, dy),
+        Qt.MouseButton.NoButton,
+        modifiers,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view.viewport(), event)
+
+
+def test_wheel_scrolls_and_ctrl_wheel_zooms(qtbot, window, open_dir, labs):
+    open_dir(labs[22])
+    view = window.view
+    view.set_scale(1.0)
+    bar = view.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)
+    before = bar.value()
+    wheel(view, -120)  # plain wheel: scrolls down, same zoom
+    assert view.scale_factor == 1.0 and bar.value() > before
+    wheel(view, 120, Qt.KeyboardModifier.ControlModifier)  # Ctrl+wheel: zooms in
+    assert view.scale_factor > 1.0
+    view.wheel_zooms = True  # the preference: the wheel zooms, Ctrl+wheel scrolls
+    scale = view.scale_factor
+    wheel(view, -120)
+    assert view.scale_factor < scale
+    scale, before = view.scale_factor, bar.value()
+    wheel(view, -120, Qt.KeyboardModifier.ControlModifier)
+    assert view.scale_factor == scale and bar.value() > before
+
+
+def test_a_broken_card_says_why_in_one_line(qtbot, window, open_dir, make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    mid = make.overlay("mid.qcow2", "base.qcow2")
+    top = str(make.overlay("top.qcow2", "mid.qcow2"))
+    above = str(make.overlay("above.qcow2", "top.qcow2"))
+    healthy = str(make.overlay("fine.qcow2", "base.qcow2"))
+    mid.unlink()  # the middle of the chain is deleted
+    open_dir(tmp_path)
+    scene = window.scene
+    for node in (top, above):
+        layer = scene.layers[window.session.snapshot.layout.component_of[node]]
+        reason = card_reason(window.session.snapshot, node)
+        assert reason and "\n" not in reason and "mid.qcow2" in reason, reason
+        line1, line2, broken = layer.detail_lines(node)
+        assert broken and line2.replace("…", "") and line2[:8] == reason[:8]
+        name, why = layer.compact_lines(node, 20)
+        assert name == os.path.basename(node) and why[:8] == reason[:8]
+    assert "below" in card_reason(window.session.snapshot, above)
+    assert card_reason(window.session.snapshot, healthy) is None
+    window.view.set_scale(1.0)
+    window.view.viewport().grab()  # paints the reason without a warning
