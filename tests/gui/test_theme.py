@@ -3,7 +3,10 @@ the graph follows the palette live, and no module outside gui/theme.py writes a 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tokenize
 from collections import Counter
 from pathlib import Path
@@ -12,7 +15,7 @@ import pytest
 from imagebytes import qcow2_drop_backing_format
 from PySide6.QtCore import QModelIndex, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QTextFormat
-from PySide6.QtWidgets import QApplication, QTreeView
+from PySide6.QtWidgets import QApplication, QLabel, QTreeView
 
 import imagegui
 from imagegui.gui import resources, theme
@@ -394,3 +397,61 @@ def test_toolbar_icons_follow_the_palette(qapp, appearance):
     ink = _ink(icon)
     assert theme.contrast(ink, dark.window) >= 3.0
     assert theme.luminance(ink) > 0.4  # a light stroke on the dark window
+
+
+def _shoot(tmp_path, *extra: str, env_theme: str | None = None) -> QImage:
+    out = tmp_path / f"shot{len(list(tmp_path.glob('shot*')))}.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    env.pop("IMAGEGUI_THEME", None)
+    if env_theme:
+        env["IMAGEGUI_THEME"] = env_theme
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagegui", str(tmp_path / "images"), "--screenshot", str(out),
+         "--size", "900x600", *extra],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return QImage(str(out))
+
+
+def _mostly(image: QImage) -> QColor:
+    counts = Counter(
+        image.pixel(x, y) & 0xFFFFFF
+        for x in range(0, image.width(), 7)
+        for y in range(0, image.height(), 7)
+    )
+    return QColor.fromRgb(counts.most_common(1)[0][0])
+
+
+def test_theme_from_the_command_line_and_the_environment(make, tmp_path):
+    make.create("images/base.qcow2", "qcow2", "1G")
+    make.overlay("images/top.qcow2", "base.qcow2")
+    assert theme.luminance(_mostly(_shoot(tmp_path, "--theme", "dark"))) < 0.1
+    assert theme.luminance(_mostly(_shoot(tmp_path, env_theme="dark"))) < 0.1
+    # the command line wins over the environment
+    assert theme.luminance(_mostly(_shoot(tmp_path, "--theme", "light", env_theme="dark"))) > 0.6
+
+
+@pytest.mark.parametrize("mode", [theme.LIGHT, theme.DARK])
+def test_style_sheet_colours_are_readable(qtbot, appearance, mode):
+    """Labels the style sheet colours (hints, job states, verdicts, warnings) as painted: their
+    text against their own background or the window behind them."""
+    t = appearance(mode)
+    cases = [("hint", None, None), ("danger", None, None)]
+    cases += [("jobState", "state", s) for s in ("failed", "cancelled", "done")]
+    cases += [("verdict", "verdict", v) for v in ("ok", "warning", "refused", "forced", "pending")]
+    for name, prop, value in cases:
+        label = QLabel("Refused: 8 images will be corrupted")
+        qtbot.addWidget(label)
+        label.setObjectName(name)
+        if prop:
+            label.setProperty(prop, value)
+        label.resize(320, 40)
+        label.ensurePolished()
+        image = label.grab().toImage()
+        found = _text_contrast(image, image.rect().adjusted(8, 4, -8, -4))
+        assert found is not None, (name, value)
+        ratio, fg, bg = found
+        assert ratio >= theme.MIN_CONTRAST, f"{name} {value}: {fg.name()} on {bg.name()}"
+        if name == "verdict":
+            assert theme.contrast(bg, t.verdicts[value].bg) < 1.05  # its own colour is painted
