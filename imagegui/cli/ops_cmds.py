@@ -102,8 +102,7 @@ def execute(
             print(plan.describe())  # each line escaped by describe()
         return EXIT_REFUSED if plan.refused else EXIT_OK
     if plan.refused:
-        for f in plan.blocking():
-            _err(f"refused: {f.cli_text}")
+        _refused(plan.blocking())
         return EXIT_REFUSED
     for f in plan.findings:
         if f.level == "warn" or (f.level == "refuse" and plan.force):
@@ -120,8 +119,7 @@ def execute(
         return EXIT_CANCELLED
     except GuardRefused as exc:
         _finish(bar)
-        for f in exc.findings:
-            _err(f"refused: {f.cli_text}")
+        _refused(exc.findings)
         return EXIT_REFUSED
     except QemuImgError as exc:
         _finish(bar)
@@ -134,6 +132,12 @@ def execute(
         hint = f" ({result.cli_hint})" if result.cli_hint else ""
         print(printable(result.message + hint))
     return EXIT_OK
+
+
+def _refused(findings: list) -> None:
+    """Each refusal with its command-line fix (``--allow-file PATH`` for a file it names)."""
+    for f in findings:
+        _err(f"refused: {f.cli_text}")
 
 
 def _finish(bar: ProgressBar | None) -> None:
@@ -151,26 +155,35 @@ def _overlay(args: argparse.Namespace) -> int:
             size = parse_size(args.size)
         except ValueError as exc:
             raise _usage_error(str(exc)) from None
-    return execute(plan_overlay(args.base, args.new, size, absolute=args.absolute), args)
+    plan = plan_overlay(
+        args.base, args.new, size, absolute=args.absolute, allow=tuple(args.allow_file)
+    )
+    return execute(plan, args)
 
 
 def _rebase(args: argparse.Namespace) -> int:
     if args.undo:
         if args.new_backing is not None:
             raise _usage_error("--undo takes only IMAGE")
-        return execute(plan_undo_rebase(args.image), args)
+        return execute(plan_undo_rebase(args.image), args)  # names only what it restores
     if args.new_backing is None:
         raise _usage_error('rebase needs NEW_BACKING (or "" to make IMAGE independent)')
-    plan = plan_rebase(args.image, args.new_backing, unsafe=args.unsafe, absolute=args.absolute)
+    plan = plan_rebase(
+        args.image, args.new_backing, unsafe=args.unsafe, absolute=args.absolute,
+        allow=tuple(args.allow_file), force=args.force,
+    )  # fmt: skip
     return execute(plan, args)
 
 
 def _commit(args: argparse.Namespace) -> int:
-    return execute(plan_commit(args.image, force=args.force, roots=tuple(args.root)), args)
+    plan = plan_commit(
+        args.image, force=args.force, roots=tuple(args.root), allow=tuple(args.allow_file)
+    )
+    return execute(plan, args)
 
 
 def _flatten(args: argparse.Namespace) -> int:
-    return execute(plan_flatten(args.image, args.out), args)
+    return execute(plan_flatten(args.image, args.out, allow=tuple(args.allow_file)), args)
 
 
 def _check_image(args: argparse.Namespace) -> int:
@@ -191,7 +204,8 @@ def _check_image(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  [{p.severity}] {p.kind}: {printable(p.cli_text)}")
 
-    status = execute(plan_check(args.image, args.repair), args, report)
+    plan = plan_check(args.image, args.repair, allow=tuple(args.allow_file), force=args.force)
+    status = execute(plan, args, report)
     if status == EXIT_OK and outcome["problems"]:
         return EXIT_FAILED  # like `imagegui check`: problems found -> 1
     return status
@@ -206,14 +220,13 @@ def _launch(args: argparse.Namespace) -> int:
         memory=args.memory, cpus=args.cpus, snapshot=args.snapshot, readonly=args.read_only,
         headless=args.headless, accel=args.accel,
     )  # fmt: skip
-    plan = plan_launch(args.image, opts, roots=tuple(args.root))
+    plan = plan_launch(args.image, opts, roots=tuple(args.root), allow=tuple(args.allow_file))
     if args.dry_run or plan.refused:
         return execute(plan, args)
     try:
         vm = plan.start()
     except GuardRefused as exc:
-        for f in exc.findings:
-            _err(f"refused: {f.cli_text}")
+        _refused(exc.findings)
         return EXIT_REFUSED
     except (LaunchError, QemuImgError) as exc:
         _err(str(exc))
@@ -246,6 +259,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the exact commands, what would change and the checks; change nothing",
     )
+    p.add_argument(
+        "--allow-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="let the chain read this file (or protocol source such as nbd:HOST:PORT) although "
+        "it lies outside the images' directories, is a device, private to another user or on "
+        "the network; repeat for each file. Refused otherwise",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -275,6 +297,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unsafe", action="store_true", help="rewrite only the pointer, copy nothing")
     p.add_argument("--absolute", action="store_true", help="store the absolute path")
     p.add_argument("--undo", action="store_true", help="undo the last rebase of IMAGE")
+    p.add_argument("--force", action="store_true", help="write IMAGE even if made read-only")
     _add_common(p)
     p.set_defaults(func=_rebase)
 
@@ -308,6 +331,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image")
     p.add_argument("--repair", choices=("leaks", "all"), help="repair (writes the image)")
+    p.add_argument("--force", action="store_true", help="repair even a read-only image")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_common(p)
     p.set_defaults(func=_check_image)

@@ -57,9 +57,12 @@ class CheckPlan(Plan):
     image: str = ""
     repair: str | None = None
     format: str = ""
+    roots: tuple[str, ...] = ()
 
     def replan(self) -> Plan:
-        return plan_check(self.image, self.repair)
+        return plan_check(
+            self.image, self.repair, roots=self.roots, allow=self.allow, force=self.force
+        )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
         before = Fingerprint.of(self.image)
@@ -197,12 +200,23 @@ def check_argv(
     return argv
 
 
-def plan_check(image: str, repair: str | None = None) -> CheckPlan:
+def plan_check(
+    image: str,
+    repair: str | None = None,
+    roots: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
+    force: bool = False,
+) -> CheckPlan:
+    """The check opens the image without its backing file (a network backing is never
+    contacted), but with its own extents and data file: those are guarded like any other
+    operation's reads (``roots``/``allow``)."""
     image = _abs(image)
     findings: list[Finding] = []
     img = _probe(image, "image", findings)
     force_share = False
     if img:
+        own = guards.Chain(images=[img])
+        findings += guards.chain_access(own, guards.access_roots(image, extra=roots), allow)
         state_finding = guards.not_in_use(image, "image", writers_only=repair is None)
         if repair:
             _add(findings, state_finding, guards.writable(image))
@@ -216,12 +230,6 @@ def plan_check(image: str, repair: str | None = None) -> CheckPlan:
     argv = check_argv(image, fmt, repair, force_share)
     changes = [f"{image}: repairs {repair} (rewrites metadata)"] if repair else []
     return CheckPlan(
-        "check",
-        f"check: {image}",
-        [argv],
-        changes,
-        findings,
-        image=image,
-        repair=repair,
-        format=fmt,
-    )
+        "check", f"check: {image}", [argv], changes, findings, force=force, allow=tuple(allow),
+        image=image, repair=repair, format=fmt, roots=tuple(roots),
+    )  # fmt: skip

@@ -9,10 +9,12 @@ between. Guards read headers natively (``probe_image``) and ask the kernel about
 from __future__ import annotations
 
 import os
+import shlex
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from imagegui.core.backing import canonical, open_error
+from imagegui.core.backing import canonical, is_inside, is_protocol, open_error
 from imagegui.core.fileid import file_id
 from imagegui.core.locks import lock_state
 from imagegui.core.model import ImageInfo
@@ -40,10 +42,17 @@ class Finding:
     #: The images the finding is about (a shared base's other overlays), so a window can list
     #: them once and refer to them by count; not part of the JSON.
     paths: tuple[str, ...] = field(default=(), compare=False)
+    #: The one file (or protocol source) the finding is about, when allowing exactly that file
+    #: explicitly lifts it (``ACCESS_CODES``).
+    subject: str | None = None
 
     @property
     def cli_text(self) -> str:
         return cli_text(self.message, self.fix_cli)
+
+    @property
+    def allowable(self) -> bool:
+        return self.level == "refuse" and self.code in ACCESS_CODES and self.subject is not None
 
     def to_json(self) -> dict[str, object]:
         d: dict[str, object] = {
@@ -54,7 +63,14 @@ class Finding:
         }
         if self.fix_cli:
             d["fix_cli"] = self.fix_cli
+        if self.subject is not None:
+            d["file"] = self.subject
         return d
+
+
+#: Refusals lifted by allowing the named file explicitly (``--allow-file``, the dialogs'
+#: "Allow reading ..." box), never by ``force``.
+ACCESS_CODES = ("outside-roots", "device-file", "private-file", "protocol-backing")
 
 
 def refuse(
@@ -63,8 +79,9 @@ def refuse(
     overridable: bool = False,
     fix_cli: str = "",
     paths: tuple[str, ...] = (),
+    subject: str | None = None,
 ) -> Finding:
-    return Finding("refuse", code, message, overridable, fix_cli, paths)
+    return Finding("refuse", code, message, overridable, fix_cli, paths, subject)
 
 
 def warn(code: str, message: str, fix_cli: str = "") -> Finding:
@@ -141,7 +158,8 @@ def follow_chain(path: str, limit: int = 256) -> Chain:
 
 
 def chain_problem(chain: Chain, what: str) -> Finding | None:
-    """A refusal when a chain that must be read whole is broken, naming the repair."""
+    """A refusal when a chain that must be read whole is broken, naming the repair. (A protocol
+    backing is not broken: :func:`chain_access` refuses it unless allowed.)"""
     if chain.missing:
         why = open_error(chain.missing) or "No such file or directory"
         return refuse(
@@ -153,12 +171,6 @@ def chain_problem(chain: Chain, what: str) -> Finding | None:
         )
     if chain.loop:
         return refuse("backing-loop", f"the backing chain of {chain.images[0].path} loops")
-    if chain.protocol:
-        return refuse(
-            "protocol-backing",
-            f"the chain reaches a protocol backing {chain.protocol!r}, which imagegui cannot "
-            f"check, so it does not do {what} on this chain",
-        )
     if chain.unreadable:
         return refuse("unreadable", f"{chain.unreadable} is not a readable disk image")
     return None
@@ -201,7 +213,23 @@ def not_in_use(path: str, role: str = "image", writers_only: bool = False) -> Fi
 
 
 def writable(path: str, role: str = "image") -> Finding | None:
-    if not os.access(path, os.W_OK):
+    """Refuses a file this user cannot write, and one its owner made read-only (no write bit
+    for anyone): root could write it, but the owner said not to (``force`` lifts that)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0o200
+    can = os.access(path, os.W_OK)
+    if not mode & 0o222:
+        return refuse(
+            "read-only",
+            f"{role} {path} is read-only (mode {stat.S_IMODE(mode):04o}): its owner protected "
+            "it from writes"
+            + ("; force to write it anyway" if can else "; make it writable first"),
+            overridable=can,
+            fix_cli="add --force to the same command" if can else f"chmod u+w {path}",
+        )
+    if not can:
         return refuse("not-writable", f"{role} {path} is not writable by this user")
     return None
 
@@ -319,3 +347,138 @@ def overlays_of(base: str, roots: Sequence[str]) -> list[str]:
     for p in sorted(found):
         unique.setdefault(file_id(p) or p, p)
     return sorted(unique.values())
+
+
+# --------------------------------------------------------------------------- what a chain reads
+
+
+def access_roots(*paths: str, extra: Iterable[str] = ()) -> list[str]:
+    """The directories a plan may read from without asking: those of the files the user named,
+    their parents (not ``/`` nor the home directory), the scanned roots (``extra``)."""
+    return search_roots(*paths, extra=extra, widen=True)
+
+
+def is_allowed(name: str, allow: Iterable[str]) -> bool:
+    """``name`` (a path or a protocol source) is one the user allowed explicitly."""
+    for a in allow:
+        if a == name:
+            return True
+        if is_protocol(a) or is_protocol(name):
+            continue
+        if canonical(a) == canonical(name) or same_file(a, name):
+            return True
+    return False
+
+
+def chain_access(chain: Chain, roots: Sequence[str], allow: Iterable[str] = ()) -> list[Finding]:
+    """Refusals for what running the plan would make qemu read beyond the files the user named:
+    a backing file or extent outside ``roots``, a device, a file the user would not otherwise
+    read, a protocol source (the network). A crafted header can name any of these, and a flatten
+    or a VM then copies the host's file out; each is refused unless allowed by name."""
+    allow = tuple(allow)
+    findings: list[Finding] = []
+    euid = os.geteuid()
+    for i, img in enumerate(chain.images):
+        owner = _owner(img.path)
+        if i > 0:
+            prev = chain.images[i - 1]
+            findings += _file_access(
+                img.path, f"the backing file of {prev.path}", roots, allow, euid, _owner(prev.path)
+            )
+        for extent in img.extents:
+            if extent != img.path:
+                findings += _file_access(
+                    extent, f"a data file of {img.path}", roots, allow, euid, owner
+                )
+    if chain.protocol:
+        top = chain.images[-1].path if chain.images else "the image"
+        if is_allowed(chain.protocol, allow):
+            findings.append(warn("allowed", f"allowed: reads {chain.protocol!r} ({top}'s backing)"))
+        else:
+            findings.append(
+                refuse(
+                    "protocol-backing",
+                    f"{top} reads its backing from {chain.protocol!r}, a network or protocol "
+                    "source that imagegui cannot check: running this would contact it. Refused "
+                    "unless you allow that source explicitly",
+                    fix_cli=f"add --allow-file {shlex.quote(chain.protocol)} to the same command",
+                    subject=chain.protocol,
+                )
+            )
+    return findings
+
+
+def _owner(path: str) -> int | None:
+    try:
+        return os.stat(path).st_uid
+    except OSError:
+        return None
+
+
+def _file_access(
+    path: str,
+    role: str,
+    roots: Sequence[str],
+    allow: tuple[str, ...],
+    euid: int,
+    referrer_uid: int | None,
+) -> list[Finding]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []  # missing: the chain and the scan report it
+    code = why = ""
+    if not stat.S_ISREG(st.st_mode):
+        from imagegui.core.probe import file_kind
+
+        code, why = "device-file", f"is {file_kind(st.st_mode)}, not a file"
+    elif not os.access(path, os.R_OK):
+        code, why = "private-file", "is not readable by you"
+    elif st.st_uid not in (euid, referrer_uid) and not st.st_mode & stat.S_IROTH:
+        code, why = (
+            "private-file",
+            (f"belongs to {_user_name(st.st_uid)} and is not readable by others"),
+        )
+    elif not any(is_inside(path, r) for r in roots):
+        code, why = "outside-roots", f"lies outside {', '.join(roots)}"
+    if not code:
+        return []
+    if is_allowed(path, allow):
+        return [warn("allowed", f"allowed: reads {path} ({role}), which {why}")]
+    return [
+        refuse(
+            code,
+            f"{path}, {role}, {why}: a crafted image can make qemu read any host file this way "
+            "and copy it into a new image or hand it to a VM. Refused unless you allow this "
+            "file explicitly",
+            fix_cli=f"add --allow-file {shlex.quote(path)} to the same command",
+            subject=path,
+        )
+    ]
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"user {uid}"
+
+
+def new_file_mode(chain: Chain) -> int:
+    """Permissions for a file that will hold (or expose) ``chain``'s data: the narrowest of the
+    sources' modes, or 0600 when a source belongs to someone else; never wider (the umask
+    narrows it further). The owner keeps read and write, which qemu needs."""
+    euid = os.geteuid()
+    mode = 0o666
+    for img in chain.images:
+        for path in (img.path, *img.extents):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if st.st_uid != euid:
+                return 0o600
+            mode &= st.st_mode
+    return (mode & 0o666) | 0o600

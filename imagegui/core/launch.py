@@ -116,7 +116,9 @@ class LaunchPlan(Plan):
     roots: tuple[str, ...] = ()
 
     def replan(self) -> Plan:
-        return plan_launch(self.image, self.options, self.roots, qmp_socket=self.qmp_socket)
+        return plan_launch(
+            self.image, self.options, self.roots, qmp_socket=self.qmp_socket, allow=self.allow
+        )
 
     def start(self, timeout: float = START_TIMEOUT) -> RunningVM:
         """Checks the guards again and starts the VM; returns once QMP answers.
@@ -161,7 +163,10 @@ def plan_launch(
     options: LaunchOptions | None = None,
     roots: tuple[str, ...] = (),
     qmp_socket: str | None = None,
+    allow: tuple[str, ...] = (),
 ) -> LaunchPlan:
+    """``allow``: files beyond ``roots`` (or devices, private files, protocol sources) the
+    chain may read because the user allowed them by name (``guards.chain_access``)."""
     image = _abs(image)
     opts = options or LaunchOptions()
     findings: list[Finding] = []
@@ -170,6 +175,9 @@ def plan_launch(
     if img:
         chain = guards.follow_chain(image)
         _add(findings, guards.chain_problem(chain, "a launch"))
+        findings += guards.chain_access(chain, guards.access_roots(image, extra=roots), allow)
+        if writable:
+            _add(findings, guards.writable(image))
         _add(findings, guards.not_in_use(image, "image", writers_only=not writable))
         for member in chain.images[1:]:
             _add(findings, guards.not_in_use(member.path, "backing file", writers_only=True))
@@ -204,7 +212,7 @@ def plan_launch(
     changes.append(f"a QMP control socket at {qmp_socket}")
     return LaunchPlan(
         "launch", f"launch: {image}", [argv], changes, findings,
-        image=image, options=opts, qmp_socket=qmp_socket, roots=tuple(roots),
+        allow=tuple(allow), image=image, options=opts, qmp_socket=qmp_socket, roots=tuple(roots),
     )  # fmt: skip
 
 

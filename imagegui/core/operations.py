@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from imagegui.core import backing, guards, journal, qemuimg
+from imagegui.core.fileid import FileId, file_id
 from imagegui.core.guards import Finding, GuardRefused, info, refuse, warn
 from imagegui.core.jobs import CancelledError, CancelToken, Job, ProgressFn, no_progress
 from imagegui.core.model import ImageInfo
@@ -51,6 +52,9 @@ class Plan:
     findings: list[Finding] = field(default_factory=list)
     #: Lifts refusals marked ``overridable`` (a shared base's siblings), never the others.
     force: bool = False
+    #: Files (and protocol sources) the user allowed this plan to read by name although they lie
+    #: outside its directories, are devices or private (``guards.chain_access``).
+    allow: tuple[str, ...] = ()
 
     def blocking(self) -> list[Finding]:
         return [
@@ -171,6 +175,38 @@ def _remove_quietly(path: str) -> None:
         os.unlink(path)
 
 
+def claim_new_file(path: str, mode: int) -> FileId:
+    """Creates ``path`` empty, exclusively (``O_EXCL``): a file that appeared since the guards
+    looked is never opened, let alone overwritten. qemu-img then writes into this file, which
+    keeps ``mode`` (narrowed by the umask) instead of qemu's 0644. Returns its identity."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, mode)
+    except FileExistsError:
+        raise GuardRefused(
+            [refuse("target-exists", f"{path} appeared after the checks; it was not touched")]
+        ) from None
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return (st.st_dev, st.st_ino)
+
+
+def release_new_file(path: str, ident: FileId) -> None:
+    """Removes the file :func:`claim_new_file` made - only if ``path`` still is that file."""
+    if file_id(path) == ident:
+        _remove_quietly(path)
+
+
+def still_ours(path: str, ident: FileId) -> None:
+    """After qemu-img wrote ``path``: the file there must be the one we created."""
+    if file_id(path) != ident:
+        raise GuardRefused(
+            [refuse("target-replaced", f"{path} was replaced by another file while being written")]
+        )
+
+
 # --------------------------------------------------------------------------- overlay
 
 
@@ -180,24 +216,38 @@ class OverlayPlan(Plan):
     new: str = ""
     size: int | None = None
     absolute: bool = False
+    roots: tuple[str, ...] = ()
+    mode: int = 0o600
 
     def replan(self) -> Plan:
-        return plan_overlay(self.base, self.new, self.size, self.absolute)
+        return plan_overlay(
+            self.base, self.new, self.size, self.absolute, roots=self.roots, allow=self.allow
+        )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        ident = claim_new_file(self.new, self.mode)
         try:
             qemuimg.run(self.commands[0], cancel=cancel)
+            still_ours(self.new, ident)
         except BaseException:
-            _remove_quietly(self.new)  # the guard saw no file here: anything now is ours
+            release_new_file(self.new, ident)
             raise
         progress(1.0)
         return OpResult("overlay", f"created {self.new} on {self.base}", [self.new])
 
 
 def plan_overlay(
-    base: str, new: str, size: int | None = None, absolute: bool = False
+    base: str,
+    new: str,
+    size: int | None = None,
+    absolute: bool = False,
+    roots: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
 ) -> OverlayPlan:
+    """``roots``: directories whose files the chain may read without asking (the scanned root);
+    ``allow``: files outside them the user allowed by name."""
     base, new = _abs(base), _abs(new)
+    mode = 0o600
     findings: list[Finding] = []
     _add(findings, guards.target_free(new, "new image"))
     img = _probe(base, "base", findings)
@@ -205,7 +255,10 @@ def plan_overlay(
     fmt = img.format if img else "?"
     if img:
         _add(findings, _name_finding(new, name, base))
-        _add(findings, guards.chain_problem(guards.follow_chain(base), "an overlay"))
+        chain = guards.follow_chain(base)
+        _add(findings, guards.chain_problem(chain, "an overlay"))
+        findings += guards.chain_access(chain, guards.access_roots(base, new, extra=roots), allow)
+        mode = guards.new_file_mode(chain)
         # A VM writing the base would change the overlay's content under it.
         _add(findings, guards.not_in_use(base, "base", writers_only=True))
         if size is not None and size < img.virtual_size:
@@ -222,15 +275,16 @@ def plan_overlay(
             )
     vsize = size if size is not None else (img.virtual_size if img else 0)
     changes = [
-        f"creates {new}: a qcow2 overlay of {human_size(vsize)} that stores backing {name!r} "
-        f"(format {fmt}); it starts empty and shows the base's content",
+        f"creates {new} (mode {mode:04o} at most): a qcow2 overlay of {human_size(vsize)} that "
+        f"stores backing {name!r} (format {fmt}); it starts empty and shows the base's content",
         f"{base} is not modified, but from now on it must stay unchanged (it has an overlay)",
     ]
     name = name or base
     argv = qemuimg.create_overlay_argv(name, fmt, new, size)
     return OverlayPlan(
         "overlay", f"overlay: new image {new} on {base}", [argv], changes, findings,
-        base=base, new=new, size=size, absolute=absolute,
+        allow=tuple(allow), base=base, new=new, size=size, absolute=absolute,
+        roots=tuple(roots), mode=mode,
     )  # fmt: skip
 
 
@@ -247,11 +301,13 @@ class RebasePlan(Plan):
     literal: tuple[str, str | None] | None = None
     old: tuple[str | None, str | None] = (None, None)
     undo_of: str | None = None
+    roots: tuple[str, ...] = ()
 
     def replan(self) -> Plan:
         return plan_rebase(
             self.image, self.new_backing, unsafe=self.unsafe, absolute=self.absolute,
-            literal=self.literal, undo_of=self.undo_of,
+            literal=self.literal, undo_of=self.undo_of, roots=self.roots, allow=self.allow,
+            force=self.force,
         )  # fmt: skip
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
@@ -300,8 +356,12 @@ def plan_rebase(
     absolute: bool = False,
     literal: tuple[str, str | None] | None = None,
     undo_of: str | None = None,
+    roots: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
+    force: bool = False,
 ) -> RebasePlan:
-    """``new_backing`` None or "" makes the image independent (safe mode only)."""
+    """``new_backing`` None or "" makes the image independent (safe mode only). ``force`` lifts
+    the overridable refusals (an image its owner made read-only)."""
     image = _abs(image)
     findings: list[Finding] = []
     img = _probe(image, "image", findings)
@@ -340,6 +400,9 @@ def plan_rebase(
                     warn("format", f"restoring recorded format {fmt}; the file is {new_img.format}")
                 )
             new_chain = guards.follow_chain(new_abs)
+            findings += guards.chain_access(
+                new_chain, guards.access_roots(image, new_abs, extra=roots), allow
+            )
             _add(findings, guards.not_in_use(new_abs, "new backing file", writers_only=True))
             if img and img.file_id in new_chain.file_ids():
                 findings.append(
@@ -367,7 +430,9 @@ def plan_rebase(
     old_fmt = img.backing_format if img else None
     old_path = img.backing_path if img else None
     if img and not unsafe and img.backing_file:
-        _add(findings, guards.chain_problem(guards.follow_chain(image), "a safe rebase"))
+        old_chain = guards.follow_chain(image)
+        _add(findings, guards.chain_problem(old_chain, "a safe rebase"))
+        findings += guards.chain_access(old_chain, guards.access_roots(image, extra=roots), allow)
     if img and unsafe and old_path and new_abs and os.path.exists(old_path):
         if guards.same_file(old_path, new_abs):
             findings.append(info("same-file", "same file: only the stored name/format change"))
@@ -403,8 +468,9 @@ def plan_rebase(
     mode = "unsafe" if unsafe else "safe"
     return RebasePlan(
         "rebase", f"rebase ({mode}): {image} onto {name or 'nothing'}", [argv], changes, findings,
-        image=image, new_backing=new_backing, unsafe=unsafe, absolute=absolute, literal=literal,
-        old=(old_name, old_fmt), undo_of=undo_of,
+        force=force, allow=tuple(allow), image=image, new_backing=new_backing, unsafe=unsafe,
+        absolute=absolute, literal=literal, old=(old_name, old_fmt), undo_of=undo_of,
+        roots=tuple(roots),
     )  # fmt: skip
 
 
@@ -511,7 +577,7 @@ class CommitPlan(Plan):
     roots: tuple[str, ...] = ()
 
     def replan(self) -> Plan:
-        return plan_commit(self.image, force=self.force, roots=self.roots)
+        return plan_commit(self.image, force=self.force, roots=self.roots, allow=self.allow)
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
         try:
@@ -530,7 +596,9 @@ class CommitPlan(Plan):
         )
 
 
-def plan_commit(image: str, force: bool = False, roots: tuple[str, ...] = ()) -> CommitPlan:
+def plan_commit(
+    image: str, force: bool = False, roots: tuple[str, ...] = (), allow: tuple[str, ...] = ()
+) -> CommitPlan:
     image = _abs(image)
     findings: list[Finding] = []
     img = _probe(image, "image", findings)
@@ -549,6 +617,8 @@ def plan_commit(image: str, force: bool = False, roots: tuple[str, ...] = ()) ->
             _add(findings, guards.not_in_use(image, "image"))
             _add(findings, guards.not_in_use(base, "backing file"))
             _add(findings, guards.writable(image), guards.writable(base, "backing file"))
+            chain = guards.follow_chain(image)
+            findings += guards.chain_access(chain, guards.access_roots(image, extra=roots), allow)
             base_img = _probe(base, "backing file", findings)
             if base_img:
                 _add(findings, guards.backing_format_recorded(img, base_img))
@@ -585,7 +655,7 @@ def plan_commit(image: str, force: bool = False, roots: tuple[str, ...] = ()) ->
     ]
     return CommitPlan(
         "commit", f"commit: {image} into {base or '?'}", [argv], changes, findings,
-        force=force, image=image, base=base, roots=tuple(roots),
+        force=force, allow=tuple(allow), image=image, base=base, roots=tuple(roots),
     )  # fmt: skip
 
 
@@ -598,16 +668,23 @@ class FlattenPlan(Plan):
     out: str = ""
     partial: str = ""
     required: int = 0
+    roots: tuple[str, ...] = ()
+    mode: int = 0o600
 
     def replan(self) -> Plan:
         # The space needed was measured for the plan; the recheck reuses it (measure walks the
         # whole allocation map) and still checks the free space now.
-        return plan_flatten(self.image, self.out, partial=self.partial, required=self.required)
+        return plan_flatten(
+            self.image, self.out, partial=self.partial, required=self.required,
+            roots=self.roots, allow=self.allow,
+        )  # fmt: skip
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
         state = f"no file was created and {self.image} and its chain are unchanged"
+        ident = claim_new_file(self.partial, self.mode)
         try:
             qemuimg.run(self.commands[-1], progress=progress, cancel=cancel)
+            still_ours(self.partial, ident)
             link_no_replace(self.partial, self.out)
         except CancelledError:
             raise CancelledError(f"flatten cancelled: {state}") from None
@@ -616,7 +693,7 @@ class FlattenPlan(Plan):
         except qemuimg.QemuImgError as exc:
             raise type(exc)(f"{exc} ({state})", **_error_kw(exc)) from exc
         finally:
-            _remove_quietly(self.partial)
+            release_new_file(self.partial, ident)
         return OpResult(
             "flatten",
             f"wrote {self.out}: an independent qcow2 with {self.image}'s full content",
@@ -655,9 +732,15 @@ def link_no_replace(src: str, dst: str) -> None:
 
 
 def plan_flatten(
-    image: str, out: str, partial: str | None = None, required: int | None = None
+    image: str,
+    out: str,
+    partial: str | None = None,
+    required: int | None = None,
+    roots: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
 ) -> FlattenPlan:
     image, out = _abs(image), _abs(out)
+    mode = 0o600
     partial = partial or os.path.join(
         os.path.dirname(out), f".{os.path.basename(out)}.{secrets.token_hex(4)}.partial"
     )
@@ -673,6 +756,10 @@ def plan_flatten(
         chain = guards.follow_chain(image)
         problem = guards.chain_problem(chain, "flatten")
         _add(findings, problem)
+        access = guards.chain_access(chain, guards.access_roots(image, extra=roots), allow)
+        findings += access
+        problem = problem or next((f for f in access if f.level == "refuse"), None)
+        mode = guards.new_file_mode(chain)
         for member in chain.images:
             # Reading needs the data to hold still: refuse while a VM writes any layer.
             _add(findings, guards.not_in_use(member.path, "chain member", writers_only=True))
@@ -684,12 +771,14 @@ def plan_flatten(
             if required and os.path.isdir(os.path.dirname(out)):
                 _add(findings, guards.free_space(os.path.dirname(out), required))
     changes = [
-        f"writes {partial} (~{human_size(required)}), then renames it to {out}: an independent "
+        f"writes {partial} (~{human_size(required)}, mode {mode:04o} at most), then renames it "
+        f"to {out}: an independent "
         f"qcow2 with the full content of {image}"
         + (" and its backing chain" if img and img.backing_file else ""),
         f"{image} and its backing files are only read",
     ]
     return FlattenPlan(
         "flatten", f"flatten: {image} into {out}", commands, changes, findings,
-        image=image, out=out, partial=partial, required=required,
+        allow=tuple(allow), image=image, out=out, partial=partial, required=required,
+        roots=tuple(roots), mode=mode,
     )  # fmt: skip
