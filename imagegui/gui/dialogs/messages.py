@@ -10,6 +10,19 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from imagegui.core.guards import GuardRefused
 from imagegui.core.units import display_path
 
+#: A box lists at most this many lines, the rest under Show Details: it never outgrows the screen.
+MAX_LINES = 12
+
+
+def _informative(box: QMessageBox, lines: list[str], details: list[str]) -> None:
+    """Sets the box's informative text to the first lines; the rest go to the details."""
+    shown = lines if len(lines) <= MAX_LINES else lines[: MAX_LINES - 1]
+    rest = lines[len(shown) :]
+    if rest:
+        shown = [*shown, f"… and {len(rest)} more (Show Details…)"]
+        details.insert(0, "\n".join(lines))
+    box.setInformativeText("\n".join(shown))
+
 
 def failure_box(parent: QWidget | None, title: str, exc: object, hint: str = "") -> QMessageBox:
     """qemu's own words for a failed operation: the message says what to do, the details hold
@@ -17,13 +30,13 @@ def failure_box(parent: QWidget | None, title: str, exc: object, hint: str = "")
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Critical)
     box.setWindowTitle(title)
+    details: list[str] = []
     if isinstance(exc, GuardRefused):
         box.setText(f"<b>{title}</b> was refused: something changed since the plan was shown.")
-        box.setInformativeText("\n".join(f"• {display_path(f.message)}" for f in exc.findings))
+        _informative(box, [f"• {display_path(f.message)}" for f in exc.findings], details)
     else:
         box.setText(f"<b>{title}</b> failed.")
         box.setInformativeText(display_path(str(exc)) + (f"\n\n{hint}" if hint else ""))
-    details = []
     argv = getattr(exc, "argv", None)
     if argv:
         details.append("$ " + shlex.join(argv))
@@ -52,7 +65,10 @@ def info_box(
     box.setWindowTitle(title)
     box.setText(text)
     if informative:
-        box.setInformativeText(informative)
+        details: list[str] = []
+        _informative(box, informative.split("\n"), details)
+        if details:
+            box.setDetailedText("\n".join(details))
     box.setStandardButtons(QMessageBox.StandardButton.Close)
     box.setModal(False)
     box.open()

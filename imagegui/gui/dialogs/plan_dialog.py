@@ -13,6 +13,7 @@ consequence; a forced override shows red and needs the base's name typed before 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from html import escape
 
@@ -54,6 +55,15 @@ def is_destructive(plan: Plan) -> bool:
     return (
         plan.op == "commit" or bool(getattr(plan, "unsafe", False)) or bool(forced_findings(plan))
     )
+
+
+_PATH_RUN = re.compile(r"/[^,:;\s]+(?:, /[^,:;\s]+){2,}")
+
+
+def count_paths(text: str) -> str:
+    """A verdict names a list of three or more files by count: the checks below list them, and
+    one place naming them is enough."""
+    return _PATH_RUN.sub(lambda m: f"{m.group(0).count(', /') + 1} images (listed below)", text)
 
 
 def plan_html(plan: Plan, describe: Callable[[Finding], str] | None = None) -> str:
@@ -192,10 +202,12 @@ class PlanDialog(QDialog):
         return display_path(finding.message)
 
     def refused_text(self, plan: Plan) -> str:
-        return "Refused: " + self.describe_finding(plan.blocking()[0])
+        return "Refused: " + count_paths(self.describe_finding(plan.blocking()[0]))
 
     def forced_text(self, plan: Plan) -> str:
-        return "Forced: " + "; ".join(self.describe_finding(f) for f in forced_findings(plan))
+        return "Forced: " + "; ".join(
+            count_paths(self.describe_finding(f)) for f in forced_findings(plan)
+        )
 
     def require_confirmation(self, name: str | None) -> None:
         """Asks for ``name`` to be typed before a forced plan may run (None: no forced run)."""
