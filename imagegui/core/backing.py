@@ -50,9 +50,31 @@ def canonical(path: str) -> str:
     head, tail = path.rsplit("/", 1)
     head = head or "/"
     if not os.path.isdir(head):  # kernel resolution: missing, not a directory, no permission
-        return path
+        return _canonical_missing(head, tail, path)
     real = os.path.realpath(head)
     return f"{real.rstrip('/')}/{tail}"
+
+
+def _canonical_missing(head: str, tail: str, path: str) -> str:
+    """A path whose directory does not exist, as tidy as the kernel's walk allows.
+
+    The kernel walks the existing directories (following symlinks, then applying ``..``) and
+    fails at the first missing one; when no ``..`` comes after that point, the name of the
+    missing file is the real existing prefix plus the rest (``clones/../images/x`` with
+    ``images`` gone is ``images/x``). A ``..`` after a missing directory is never walked by the
+    kernel, so such a path stays as written.
+    """
+    parts = head.split("/")
+    for cut in range(len(parts) - 1, 0, -1):
+        prefix = "/".join(parts[:cut]) or "/"
+        if os.path.isdir(prefix):
+            rest = parts[cut:]
+            if ".." in rest or os.path.lexists(f"{prefix.rstrip('/')}/{rest[0]}"):
+                return path  # never walked, or there but not a directory: as qemu names it
+            real = os.path.realpath(prefix).rstrip("/")
+            kept = [p for p in rest if p not in ("", ".")]
+            return "/".join([real, *kept, tail])
+    return path
 
 
 def join(overlay_path: str, name: str) -> str:

@@ -8,7 +8,7 @@ in a few hundred milliseconds (about 25 qemu-img / qemu-io runs, sparse files, ~
   ``_base`` and the format recorded; one old base is used by no instance (Nova would remove it).
 - ``templates/``: a golden image with two clones, and a chain of snapshots on one of them.
 - ``clones/ubuntu-dev.qcow2``: a clone whose base was moved to ``archive/`` (missing backing; the
-  repair dialog finds it by name).
+  repair dialog finds it by name), and a snapshot on it that is healthy itself but unusable.
 - ``broken/``: two images backing onto each other (a loop), a clone that records the wrong backing
   format, and one whose backing is a network (nbd) source.
 - ``legacy/``: an overlay from before ``-F`` existed (no backing format recorded).
@@ -136,6 +136,7 @@ def _moved_base(b: _Builder) -> None:
     base = b.image("images/ubuntu-22.04.qcow2", 10 * GiB)
     b.write(base, 4, 0x60)
     b.overlay("clones/ubuntu-dev.qcow2", "../images/ubuntu-22.04.qcow2", "qcow2", 10 * GiB)
+    b.overlay("clones/ubuntu-dev-snap.qcow2", "ubuntu-dev.qcow2", "qcow2", 10 * GiB)
     os.makedirs(os.path.join(b.root, "archive"), exist_ok=True)
     shutil.move(base, os.path.join(b.root, "archive", "ubuntu-22.04.qcow2"))
     os.rmdir(os.path.join(b.root, "images"))

@@ -42,3 +42,18 @@ def test_dotdot_after_a_missing_directory_is_left_to_the_kernel():
 def test_is_within_is_not_fooled_by_a_common_prefix():
     assert is_within("/srv/vm/a", "/srv/vm")
     assert not is_within("/srv/vm2/a", "/srv/vm")
+
+
+def test_a_missing_directory_after_dotdot_is_named_tidily(tmp_path):
+    """``clones/../images/x`` with ``images`` gone names ``images/x``, as the kernel walks it."""
+    from imagegui.core.backing import canonical
+
+    (tmp_path / "clones").mkdir()
+    assert canonical(f"{tmp_path}/clones/../images/x.qcow2") == f"{tmp_path}/images/x.qcow2"
+    # a '..' after a missing directory is never walked: left as written
+    odd = f"{tmp_path}/gone/../x.qcow2"
+    assert canonical(odd) == odd
+    # through a symlinked directory, '..' climbs from the real one
+    (tmp_path / "data" / "vms").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "data" / "vms")
+    assert canonical(f"{tmp_path}/link/../base/x.qcow2") == f"{tmp_path}/data/base/x.qcow2"

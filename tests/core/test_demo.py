@@ -29,5 +29,7 @@ def test_demo_has_every_kind_of_trouble(tmp_path):
     info = qemu_info(disk)  # Nova's shape: absolute backing into _base, raw recorded
     assert info["backing-filename"].startswith(f"{root}/instances/_base/")
     assert info["backing-filename-format"] == "raw"
+    above = graph.chain_break(f"{root}/clones/ubuntu-dev-snap.qcow2")  # no problem of its own
+    assert above is not None and above.at == f"{root}/images/ubuntu-22.04.qcow2"
     snap = f"{root}/templates/snapshots/web-2024-03.qcow2"
     assert graph.depth(snap) == 4  # three snapshots on a clone of the golden image
