@@ -2,7 +2,9 @@
 
 Every operation the window starts goes through :meth:`JobsPanel.start`, which runs it on the worker
 pool and keeps a row for it: the single place that knows what is running, so the window can refuse
-to close while an image is half-written and the benchmark can wait for a flatten.
+to close while an image is half-written and the benchmark can wait for a flatten. The newest row
+is on top and scrolled to, so a running operation is never below a pile of finished ones; the
+status bar's job indicator (``status.JobIndicator``) shows the newest running one as well.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class JobRecord:
     started: float = field(default_factory=time.monotonic)
     state: str = "running"
     ended: float | None = None
+    #: The last progress reported (0..1), None while the job has said nothing yet.
+    fraction: float | None = None
 
 
 class JobRow(QFrame):
@@ -108,6 +112,10 @@ class JobsPanel(QWidget):
     jobCancelled = Signal(object, str)
     #: Number of running jobs changed.
     activeChanged = Signal(int)
+    #: A job was started (its ``JobRecord``), before its first signal.
+    jobStarted = Signal(object)
+    #: A running job reported progress: (its ``JobRecord``, fraction done).
+    jobProgress = Signal(object, float)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -126,7 +134,7 @@ class JobsPanel(QWidget):
         self._list.insertWidget(0, self._empty)
         inner = QWidget()
         inner.setLayout(self._list)
-        scroll = QScrollArea()
+        scroll = self._scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(inner)
@@ -160,17 +168,27 @@ class JobsPanel(QWidget):
         row = JobRow(job.title)
         record = JobRecord(handle, row)
         self.records.append(record)
-        row.cancel.clicked.connect(lambda: self._on_cancel_clicked(record))
-        handle.signals.progress.connect(lambda f: row.progress.setValue(int(f * 1000)))
+        row.cancel.clicked.connect(lambda: self.cancel(record))
+        handle.signals.progress.connect(lambda f: self._on_progress(record, f))
         handle.signals.finished.connect(lambda r: self._end(record, "done", r, on_done))
         handle.signals.failed.connect(lambda e: self._end(record, "failed", e, on_done))
         handle.signals.cancelled.connect(lambda m: self._end(record, "cancelled", m, on_done))
         self._empty.hide()
-        self._list.insertWidget(self._list.count() - 1, row)
+        self._list.insertWidget(0, row)  # newest first: what runs now is on top
+        self._scroll.verticalScrollBar().setValue(0)
         handle.start()
         self._ticker.start()
+        self.jobStarted.emit(record)
         self.activeChanged.emit(self.active_count())
         return handle
+
+    def newest_running(self) -> JobRecord | None:
+        return next((r for r in reversed(self.records) if r.state == "running"), None)
+
+    def _on_progress(self, record: JobRecord, fraction: float) -> None:
+        record.fraction = fraction
+        record.row.progress.setValue(int(fraction * 1000))
+        self.jobProgress.emit(record, fraction)
 
     def active_count(self) -> int:
         return sum(1 for r in self.records if r.state == "running")
@@ -183,7 +201,10 @@ class JobsPanel(QWidget):
             if r.state == "running":
                 r.handle.cancel()
 
-    def _on_cancel_clicked(self, record: JobRecord) -> None:
+    def cancel(self, record: JobRecord) -> None:
+        """Cancels one job (its row's Cancel, or the status bar's); ``jobCancelled`` follows."""
+        if record.state != "running":
+            return
         record.row.state.setText("cancelling…")
         record.row.cancel.setEnabled(False)
         record.handle.cancel()

@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
         self.welcome.recentRequested.connect(self.open_directory)
         self.ops.message.connect(lambda text: self.status.showMessage(text, 8000))
         self.jobs.activeChanged.connect(self._on_jobs_active_changed)
+        self.status.job.watch(self.jobs)
         self.vms.vmsChanged.connect(lambda: self.session.rescan_soon(600))
 
     # -- opening

@@ -1,14 +1,95 @@
-"""The status bar: scan progress while scanning, then the directory's summary and the zoom."""
+"""The status bar: scan progress while scanning, then the directory's summary and the zoom; while
+an operation runs, its name, progress and a Cancel button (the Operations panel may be hidden)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QStatusBar,
+    QToolButton,
+    QWidget,
+)
 
 from imagegui.core.nodestate import short_name
 from imagegui.core.problems import Severity
 from imagegui.core.units import display_path
+from imagegui.gui import resources
+from imagegui.gui.jobs_panel import JobRecord, JobsPanel
 from imagegui.gui.snapshot import Snapshot
+
+
+class JobIndicator(QWidget):
+    """The newest running operation: its name, a small progress bar and Cancel; hidden when
+    nothing runs. Busy (no figure) until the job reports progress: a check or a launch never do."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("jobIndicator")
+        self.jobs: JobsPanel | None = None
+        self.record: JobRecord | None = None
+        self.label = QLabel()
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setMaximumWidth(260)
+        self.label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(120)
+        self.progress.setMaximumHeight(14)
+        self.progress.setTextVisible(False)
+        self.cancel = QToolButton()
+        self.cancel.setIcon(resources.icon("cancel"))
+        self.cancel.setText("Cancel")
+        self.cancel.setAccessibleName("Cancel the running operation")
+        self.cancel.setAutoRaise(True)
+        self.cancel.clicked.connect(self._on_cancel_clicked)
+        box = QHBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(4)
+        box.addWidget(self.label)
+        box.addWidget(self.progress)
+        box.addWidget(self.cancel)
+        self.hide()
+
+    def watch(self, jobs: JobsPanel) -> None:
+        self.jobs = jobs
+        jobs.activeChanged.connect(lambda _n: self.refresh())
+        jobs.jobProgress.connect(self._on_progress)
+        self.refresh()
+
+    def refresh(self) -> None:
+        record = self.jobs.newest_running() if self.jobs is not None else None
+        self.record = record
+        if record is None:
+            self.hide()
+            return
+        title = display_path(record.handle.title)
+        running = self.jobs.active_count() if self.jobs is not None else 1
+        more = f" (+{running - 1} more)" if running > 1 else ""
+        self.label.setText(title + more)
+        self.label.setToolTip(title)
+        self.cancel.setToolTip(f"Cancel {title} (nothing half-done stays)")
+        self.cancel.setEnabled(True)
+        self._show_fraction(record.fraction)
+        self.show()
+
+    def _show_fraction(self, fraction: float | None) -> None:
+        if fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(fraction * 1000))
+
+    def _on_progress(self, record: JobRecord, fraction: float) -> None:
+        if record is self.record:
+            self._show_fraction(fraction)
+
+    def _on_cancel_clicked(self) -> None:
+        if self.jobs is not None and self.record is not None:
+            self.cancel.setEnabled(False)
+            self.jobs.cancel(self.record)
 
 
 class StatusBar(QStatusBar):
@@ -26,12 +107,14 @@ class StatusBar(QStatusBar):
         self.selection.setObjectName("selectionStatus")
         self.selection.setTextFormat(Qt.TextFormat.PlainText)
         self.selection.setMinimumWidth(40)
+        self.job = JobIndicator()
         self.summary = QLabel()
         self.zoom = QLabel()
         self.zoom.setToolTip("Zoom (Ctrl+wheel or the wheel; Ctrl+0 fits everything)")
         self.addWidget(self.progress)
         self.addWidget(self.scan_label)
         self.addWidget(self.selection, 1)
+        self.addPermanentWidget(self.job)
         self.addPermanentWidget(self.summary)
         self.addPermanentWidget(self.zoom)
 
