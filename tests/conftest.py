@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,20 @@ class ImageMaker:
 @pytest.fixture
 def make(tmp_path: Path) -> ImageMaker:
     return ImageMaker(tmp_path)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_runtime_dir() -> Iterator[str]:
+    """VM sockets of this test run go to a directory of its own: tests never see (or list in the
+    window) VMs of another run. Short, since a socket path has at most 107 bytes."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="ig-rt-")
+    old = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = path
+    yield path
+    if old is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = old
+    shutil.rmtree(path, ignore_errors=True)

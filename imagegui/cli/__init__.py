@@ -3,7 +3,7 @@
 Each command module exposes ``register(subparsers)``, adding its subcommands with a ``func``
 default that takes the parsed namespace and returns the exit status.
 Exit status everywhere: 0 done, 1 failed (or problems found by ``check``), 2 refused or bad
-argument, 130 cancelled.
+argument, 128 + the signal when cancelled by one (130 Ctrl-C, 129 SIGHUP, 143 SIGTERM).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ _MODULES = {
     "flatten": "ops_cmds",
     "check-image": "ops_cmds",
     "launch": "ops_cmds",
+    "vms": "ops_cmds",
+    "stop": "ops_cmds",
 }
 SUBCOMMANDS = tuple(_MODULES)
 

@@ -2,9 +2,12 @@
 
 The same plans the GUI confirms: ``--dry-run`` prints a plan (exact command lines, what changes,
 the guards' findings) and changes nothing. A run prints warnings, then a progress bar on stderr
-when it is a terminal. Ctrl-C cancels in order: qemu-img is stopped, half-written files are
-removed, and the message says what state the images are in.
-Exit status: 0 done, 1 qemu failed, 2 refused by a guard or bad argument, 130 cancelled.
+when it is a terminal. Ctrl-C, SIGTERM and SIGHUP (the terminal closed) all cancel in order:
+qemu-img is stopped, half-written files are removed, and the message says what state the images
+are in. Should imagegui be killed outright (SIGKILL), its children die with it (see
+``core.processes``) and the next scan notes any temporary file left behind.
+Exit status: 0 done, 1 qemu failed, 2 refused by a guard or bad argument, 128 + the signal when
+cancelled by one: 130 Ctrl-C (SIGINT), 129 SIGHUP, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TextIO
 
 from imagegui.core.checkimage import plan_check
@@ -34,6 +37,8 @@ from imagegui.core.qemuimg import QemuImgError
 from imagegui.core.units import parse_size, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 130
+#: The signals that cancel like Ctrl-C; the exit status is 128 + the first one received.
+CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _usage_error(message: str) -> Exception:
@@ -58,8 +63,9 @@ class ProgressBar:
         filled = int(round(fraction * self.width))
         bar = "#" * filled + "-" * (self.width - filled)
         title = self.title if len(self.title) <= 50 else "..." + self.title[-47:]
-        self.stream.write(f"\r[{bar}] {fraction * 100:5.1f}%  {title}")
-        self.stream.flush()
+        with suppress(OSError):  # the terminal went away (SIGHUP follows): keep working
+            self.stream.write(f"\r[{bar}] {fraction * 100:5.1f}%  {title}")
+            self.stream.flush()
         self.drawn = True
 
     def finish(self) -> None:
@@ -69,26 +75,36 @@ class ProgressBar:
 
 
 @contextmanager
-def _sigint_cancels(token: CancelToken) -> Iterator[None]:
-    """Ctrl-C sets the token (qemu-img is stopped by it) instead of raising mid-cleanup."""
+def _signals_cancel(token: CancelToken, received: list[int]) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP set the token (qemu-img is stopped by it) instead of raising
+    mid-cleanup; ``received`` gets each signal's number."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(*_: object) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signum)
         # Not token.cancel() here: the handler interrupts the main thread anywhere, possibly
         # inside the token's own lock. A short thread takes the lock in the normal way.
         threading.Thread(target=token.cancel, name="cancel").start()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in CANCEL_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def cancelled_status(received: list[int]) -> int:
+    """128 + the first signal (130 for Ctrl-C, the shell's convention)."""
+    return 128 + received[0] if received else EXIT_CANCELLED
 
 
 def _err(message: str) -> None:
-    print(f"imagegui: {printable(message)}", file=sys.stderr)
+    # After SIGHUP the terminal may be gone: the clean-up matters more than the message.
+    with suppress(OSError):
+        print(f"imagegui: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def execute(
@@ -108,15 +124,16 @@ def execute(
         if f.level == "warn" or (f.level == "refuse" and plan.force):
             _err(f"warning: {f.cli_text}")
     token = CancelToken()
+    received: list[int] = []
     bar = ProgressBar(plan.title, sys.stderr) if sys.stderr.isatty() else None
     progress = Throttle(bar, 0.1) if bar else no_progress
     try:
-        with _sigint_cancels(token):
+        with _signals_cancel(token, received):
             result = plan.run(progress, token)
     except CancelledError as exc:
         _finish(bar)
         _err(str(exc))
-        return EXIT_CANCELLED
+        return cancelled_status(received)
     except GuardRefused as exc:
         _finish(bar)
         _refused(exc.findings)
@@ -142,7 +159,8 @@ def _refused(findings: list) -> None:
 
 def _finish(bar: ProgressBar | None) -> None:
     if bar:
-        bar.finish()
+        with suppress(OSError):
+            bar.finish()
 
 
 # --------------------------------------------------------------------------- commands
@@ -211,6 +229,35 @@ def _check_image(args: argparse.Namespace) -> int:
     return status
 
 
+class _Signalled(BaseException):
+    """Raised by the launch's signal handler in the main thread (like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While a VM runs, Ctrl-C, SIGTERM and SIGHUP interrupt the wait (and then the power-down
+    wait) by raising ``_Signalled``."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise _Signalled(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in CANCEL_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _say(message: str, stream: TextIO | None = None) -> None:
+    with suppress(OSError):
+        print(message, file=stream or sys.stdout, flush=True)
+
+
 def _launch(args: argparse.Namespace) -> int:
     from imagegui.core.launch import LaunchError, LaunchOptions, plan_launch
 
@@ -218,7 +265,7 @@ def _launch(args: argparse.Namespace) -> int:
         raise _usage_error("--memory must be at least 16 (MB) and --cpus at least 1")
     opts = LaunchOptions(
         memory=args.memory, cpus=args.cpus, snapshot=args.snapshot, readonly=args.read_only,
-        headless=args.headless, accel=args.accel,
+        headless=args.headless, accel=args.accel, tied=True,
     )  # fmt: skip
     plan = plan_launch(args.image, opts, roots=tuple(args.root), allow=tuple(args.allow_file))
     if args.dry_run or plan.refused:
@@ -233,24 +280,112 @@ def _launch(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if vm.note:
         _err(vm.note)
-    try:  # from here on Ctrl-C powers the VM down, even during the announcement
-        print(
-            f"VM running: {printable(plan.image)} (PID {vm.pid}); Ctrl-C powers it down",
-            flush=True,
-        )
-        rc = vm.wait()
-        vm.close()
-        print(f"VM stopped (qemu exit status {rc})", flush=True)
-        return EXIT_OK if rc == 0 else EXIT_FAILED
-    except KeyboardInterrupt:
-        print("powering down ...", file=sys.stderr, flush=True)
-        try:
+    signum = 0
+    try:
+        with _signals_raise():  # from here on a signal powers the VM down, even mid-announcement
+            try:
+                _say(f"VM running: {printable(plan.image)} (PID {vm.pid}); Ctrl-C powers it down")
+                rc = vm.wait()
+                vm.close()
+                _say(f"VM stopped (qemu exit status {rc})")
+                return EXIT_OK if rc == 0 else EXIT_FAILED
+            except _Signalled as first:
+                signum = first.signum
+                _say(
+                    f"powering down (the guest has {args.stop_timeout:g} s, then qemu is told to "
+                    "quit); Ctrl-C again to force off",
+                    sys.stderr,
+                )
+                rc = vm.stop(timeout=args.stop_timeout)
+    except _Signalled:  # a second signal: no more waiting
+        with _signals_ignored():
+            _say("forcing off", sys.stderr)
+            rc = vm.force_off()
+    except KeyboardInterrupt:  # a Ctrl-C before our handlers were in place
+        signum = signal.SIGINT
+        with _signals_ignored():
             rc = vm.stop(timeout=args.stop_timeout)
-        except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
-            vm.proc.kill()
-            rc = vm.stop(timeout=0)
-        print(f"VM stopped (qemu exit status {rc})", flush=True)
+    _say(f"VM stopped (qemu exit status {rc})")
+    return 128 + signum
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in CANCEL_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------- vms, stop
+
+
+def _vms(args: argparse.Namespace) -> int:
+    from imagegui.core.vms import RuntimeDirError, find_vms, runtime_dir
+
+    try:
+        directory = runtime_dir(create=False)
+    except RuntimeDirError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    found = find_vms(directory)
+    if args.json:
+        doc = {"runtime_dir": directory, "vms": [v.to_json() for v in found]}
+        print(json.dumps(doc, indent=2))
         return EXIT_OK
+    if not found:
+        print("no VM started by imagegui is running")
+        return EXIT_OK
+    for v in found:
+        who = f"launched by PID {v.launcher}" if v.launcher else "its launcher is gone"
+        print(printable(f"PID {v.pid}  {v.name or '?'}  {v.image}  ({who})"))
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    import os
+
+    from imagegui.core.guards import same_file
+    from imagegui.core.vms import VmControlError, find_vms
+
+    found = find_vms()
+    if args.vm.isdigit():
+        matches = [v for v in found if v.pid == int(args.vm)]
+    else:
+        target = os.path.abspath(args.vm)
+        matches = [v for v in found if v.image and same_file(v.image, target)]
+    if not matches:
+        raise _usage_error(
+            f"no VM started by imagegui runs {args.vm} (`imagegui vms` lists the ones that do)"
+        )
+    if len(matches) > 1:
+        pids = ", ".join(str(v.pid) for v in matches)
+        raise _usage_error(f"{len(matches)} VMs run {args.vm} (PIDs {pids}): name one by its PID")
+    (vm,) = matches
+    label = f"VM {vm.name or vm.image} (PID {vm.pid})"
+    token = CancelToken()
+    received: list[int] = []
+    try:
+        with _signals_cancel(token, received):
+            if args.force:
+                _say(f"forcing off {printable(label)}", sys.stderr)
+            else:
+                _say(
+                    f"powering down {printable(label)}: the guest has {args.timeout:g} s, then "
+                    "qemu is told to quit; Ctrl-C to force off now",
+                    sys.stderr,
+                )
+            vm.stop(timeout=args.timeout, cancel=token, force=args.force)
+    except VmControlError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    if vm.running():
+        _err(f"{label} is still running")
+        return EXIT_FAILED
+    _say(printable(f"{label} stopped"))
+    return EXIT_OK
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -339,8 +474,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "launch",
         help="boot an image in qemu-system-x86_64 until it stops",
-        description="Runs until the VM powers off; Ctrl-C powers it down (ACPI), then quits it "
-        "after --stop-timeout. A base with overlays only starts with --snapshot or --read-only.",
+        description="Runs until the VM powers off; Ctrl-C (or SIGTERM, SIGHUP) powers it down "
+        "(ACPI), then quits it after --stop-timeout; Ctrl-C again forces it off at once. Exit "
+        "status 0 when the guest powered off by itself, 128 + the signal when stopped by one "
+        "(130 for Ctrl-C). The VM never outlives this command. A base with overlays only starts "
+        "with --snapshot or --read-only.",
     )
     p.add_argument("image")
     p.add_argument("--snapshot", action="store_true", help="throw the guest's writes away")
@@ -353,3 +491,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", action="append", default=[], help="also look here for overlays")
     _add_common(p)
     p.set_defaults(func=_launch)
+
+    p = sub.add_parser(
+        "vms",
+        help="list the VMs imagegui started that are still running",
+        description="VMs started by imagegui (from the window or the command line) that are still "
+        "running, including those whose launcher is gone: PID, name, image, launcher.",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_vms)
+
+    p = sub.add_parser(
+        "stop",
+        help="stop a VM imagegui started (by its image or PID)",
+        description="Powers the guest down (ACPI) and waits up to --timeout, then tells qemu to "
+        "quit; --force (or Ctrl-C while waiting) turns it off at once. Exit status 0 stopped, "
+        "1 could not be stopped, 2 no such VM.",
+    )
+    p.add_argument("vm", metavar="IMAGE|PID")
+    p.add_argument("--force", action="store_true", help="turn it off now (no power-down)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
+    p.set_defaults(func=_stop)

@@ -377,6 +377,8 @@ class ChainGraph:
                 self._add(
                     Kind.UNREADABLE, err, error.path, f"Cannot read the image: {error.message}."
                 )
+            elif error.leftover:
+                self._add(Kind.LEFTOVER, Severity.WARNING, error.path, error.message)
         for number, loop in enumerate(self.loops, 1):
             # One message per loop, shared by its members: a member naming every other member
             # made a 6,000-image loop 577 MB of JSON. Small loops still name theirs inline.

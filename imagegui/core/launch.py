@@ -9,7 +9,12 @@ the calling thread's loop instead).
 
 We listen on the QMP socket and qemu connects to us (``-qmp unix:SOCK``): no polling for a socket
 file to appear, and a qemu that dies at start-up (image locked, bad option) is noticed at once
-through a pidfd.
+through a pidfd. A second QMP socket that qemu itself listens on (the *control* socket) stays in our
+private runtime directory, so a VM that outlives its launcher can still be found and stopped
+(``imagegui.core.vms``). Both live in that 0700 directory of ours, never in a shared /tmp.
+
+The CLI's VM dies with the CLI however it ends (``processes.popen``: ``PR_SET_PDEATHSIG``); the
+window's VMs may be kept running when it closes, so they are not tied to it.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from imagegui.core import guards
 from imagegui.core.guards import Finding, GuardRefused, info, refuse
 from imagegui.core.jobs import CancelToken, ProgressFn, no_progress
 from imagegui.core.operations import OpResult, Plan, _abs, _add, _probe
+from imagegui.core.processes import popen, qemu_opt, vm_name
 from imagegui.core.qemuimg import QemuImgError, QemuNotFoundError, executable, map_error
+from imagegui.core.vms import RuntimeDirError, check_private, runtime_dir, socket_paths
 
 T = TypeVar("T")
 
@@ -65,35 +72,39 @@ class LaunchOptions:
     accel: str | None = None
     #: The emulator to run (a settings choice in the window).
     binary: str = QEMU_SYSTEM
+    #: The VM dies with this process however it ends (the CLI's); the window's may outlive it.
+    tied: bool = False
 
 
-def _drive_value(path: str) -> str:
-    """QEMU option syntax: a comma inside a value is written as two."""
-    return path.replace(",", ",,")
-
-
-def runtime_dir() -> str:
-    """Private (0700) directory for QMP sockets: ``$XDG_RUNTIME_DIR`` when set, else /tmp."""
-    return os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+def control_socket(qmp_socket: str) -> str:
+    """The control socket (qemu listens) that goes with a launcher socket (we listen)."""
+    return (
+        qmp_socket[: -len(".qmp")] + ".ctl" if qmp_socket.endswith(".qmp") else qmp_socket + ".ctl"
+    )
 
 
 def build_argv(image: str, fmt: str, qmp_socket: str, opts: LaunchOptions) -> list[str]:
+    """Every path and name that enters a qemu option list has its commas doubled."""
     accel = opts.accel or ("kvm" if kvm_usable() else "tcg")
-    drive = f"file={_drive_value(image)},format={fmt},if=virtio"
+    drive = f"file={qemu_opt(image)},format={fmt},if=virtio"
     if opts.snapshot:
         drive += ",snapshot=on"
     if opts.readonly:
         drive += ",readonly=on"
     argv = [
         opts.binary or QEMU_SYSTEM,
-        "-name", f"imagegui:{os.path.basename(image)}",
+        "-name", f"imagegui:{qemu_opt(os.path.basename(image))}",
         "-machine", f"q35,accel={accel}",
         "-m", str(opts.memory),
         "-smp", str(opts.cpus),
     ]  # fmt: skip
     if accel == "kvm":
         argv += ["-cpu", "host"]
-    argv += ["-drive", drive, "-nic", "user,model=virtio-net-pci", "-qmp", f"unix:{qmp_socket}"]
+    # The control socket comes first: qemu creates it before it connects to us, so it exists as
+    # soon as the VM is reported running.
+    argv += ["-drive", drive, "-nic", "user,model=virtio-net-pci"]
+    argv += ["-qmp", f"unix:{qemu_opt(control_socket(qmp_socket))},server=on,wait=off"]
+    argv += ["-qmp", f"unix:{qemu_opt(qmp_socket)}"]
     if opts.headless:
         argv += ["-display", "none"]
     return argv
@@ -131,8 +142,9 @@ class LaunchPlan(Plan):
         if fresh.blocking():
             raise GuardRefused(fresh.blocking())
         argv = self.commands[0]
+        tied = bool(self.options and self.options.tied)
         try:
-            return RunningVM.start(argv, self.image, self.qmp_socket, timeout)
+            return RunningVM.start(argv, self.image, self.qmp_socket, timeout, tied=tied)
         except LaunchError as exc:
             auto = self.options is None or self.options.accel is None
             if not (auto and "accel=kvm" in " ".join(argv)):
@@ -144,7 +156,7 @@ class LaunchPlan(Plan):
             self.qmp_socket,
             replace(self.options or LaunchOptions(), accel="tcg"),
         )
-        vm = RunningVM.start(tcg, self.image, self.qmp_socket, timeout)
+        vm = RunningVM.start(tcg, self.image, self.qmp_socket, timeout, tied=tied)
         vm.note = f"KVM did not start here, so the VM runs with TCG (slower): {first}"
         return vm
 
@@ -199,9 +211,13 @@ def plan_launch(
                         fix_cli="add --snapshot or --read-only",
                     )
                 )
-    qmp_socket = qmp_socket or os.path.join(
-        runtime_dir(), f"imagegui-{os.getpid()}-{secrets.token_hex(4)}.qmp"
-    )
+    if not qmp_socket:
+        try:
+            directory = runtime_dir()
+        except (RuntimeDirError, OSError) as exc:
+            findings.append(refuse("runtime-dir", f"no private place for the VM's sockets: {exc}"))
+            directory = os.path.join(tempfile.gettempdir(), f"imagegui-{os.geteuid()}")
+        qmp_socket = socket_paths(directory, secrets.token_hex(4))[0]
     argv = build_argv(image, img.format if img else "raw", qmp_socket, opts)
     if opts.snapshot:
         changes = [f"{image} is only read; the guest's writes are thrown away when it stops"]
@@ -209,7 +225,7 @@ def plan_launch(
         changes = [f"{image} is only read; the guest sees a read-only disk"]
     else:
         changes = [f"{image}: the guest writes to it while it runs"]
-    changes.append(f"a QMP control socket at {qmp_socket}")
+    changes.append(f"QMP control sockets in {os.path.dirname(qmp_socket)} (private to this user)")
     return LaunchPlan(
         "launch", f"launch: {image}", [argv], changes, findings,
         allow=tuple(allow), image=image, options=opts, qmp_socket=qmp_socket, roots=tuple(roots),
@@ -253,6 +269,9 @@ class RunningVM:
         self.proc = proc
         self.image = image
         self.qmp_socket = qmp_socket
+        self.control_socket = control_socket(qmp_socket)
+        #: The ``-name`` it runs under (what ``in use`` messages call it).
+        self.name = vm_name(proc.args) if isinstance(proc.args, list) else ""
         self._loop = loop
         self._client = client
         self._lock = threading.Lock()
@@ -267,23 +286,38 @@ class RunningVM:
 
     @classmethod
     def start(
-        cls, argv: list[str], image: str, qmp_socket: str, timeout: float = START_TIMEOUT
+        cls,
+        argv: list[str],
+        image: str,
+        qmp_socket: str,
+        timeout: float = START_TIMEOUT,
+        tied: bool = False,
     ) -> RunningVM:
+        """``tied``: the VM gets SIGTERM (qemu quits, flushing its disks) when this process
+        dies, however it dies."""
         from qemu.qmp import QMPClient
 
         real = [executable(argv[0]), *argv[1:]]
+        try:  # checked again just before use: our own private directory, nobody else's
+            check_private(os.path.dirname(qmp_socket))
+        except OSError as exc:
+            raise LaunchError(f"no private place for the VM's sockets: {exc}", argv) from None
         loop = _LoopThread()
         client = QMPClient(f"imagegui:{os.path.basename(image)}")
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the RunningVM
         try:
+            if os.path.lexists(qmp_socket):  # never reuse (or let asyncio replace) a socket
+                raise LaunchError(f"{qmp_socket} already exists; not used", argv)
             loop.call(client.start_server(qmp_socket), timeout)
+            os.chmod(qmp_socket, 0o600)
             try:
-                proc = subprocess.Popen(
+                # Own process group: Ctrl-C in a terminal reaches us; we power down in order.
+                proc = popen(
                     real,
+                    die_with_us=tied,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=stderr,
-                    process_group=0,  # Ctrl-C in a terminal reaches us; we power down in order
                 )
             except FileNotFoundError as exc:
                 raise QemuNotFoundError(
@@ -311,6 +345,7 @@ class RunningVM:
                 os.unlink(qmp_socket)
             stderr.close()
             raise
+        proc.args = argv  # as planned (the binary's bare name): what ``name`` and lists show
         vm = cls(proc, image, qmp_socket, loop, client, stderr)
         # The listening socket file is no longer needed once qemu is connected.
         with contextlib.suppress(FileNotFoundError):
@@ -352,14 +387,16 @@ class RunningVM:
         timeout: float = 60.0,
         progress: ProgressFn | None = None,
         cancel: CancelToken | None = None,
+        force: bool = False,
     ) -> int:
         """ACPI power-down (the guest shuts down cleanly), then ``quit`` after ``timeout``,
         then SIGKILL; returns qemu's exit status. Idempotent.
 
         ``progress`` gets the share of the power-down wait used up; cancelling ``cancel`` ends
-        the wait at once (force off: a guest without ACPI, SeaBIOS, a hung OS never obeys).
+        the wait at once (force off: a guest without ACPI, SeaBIOS, a hung OS never obeys);
+        ``force`` skips the power-down.
         """
-        if self.running():
+        if self.running() and not force:
             with contextlib.suppress(Exception):
                 self.qmp("system_powerdown")
             deadline = time.monotonic() + timeout
@@ -369,14 +406,18 @@ class RunningVM:
                     progress(min(1.0, 1.0 - left / timeout))
                 if left <= 0 or (cancel is not None and cancel.cancelled):
                     break
-            if self.running():
-                with contextlib.suppress(Exception):
-                    self.qmp("quit", timeout=5)
-                if self.wait(10) is None:
-                    self.proc.kill()
+        if self.running():
+            with contextlib.suppress(Exception):
+                self.qmp("quit", timeout=5)
+            if self.wait(10) is None:
+                self.proc.kill()
         rc = self.proc.wait()
         self.close()
         return rc
+
+    def force_off(self) -> int:
+        """Off now, without asking the guest (qemu quits; its disks are flushed)."""
+        return self.stop(force=True)
 
     def close(self) -> None:
         """Drops the QMP connection and its loop (the VM keeps running if it still is)."""

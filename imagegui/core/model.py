@@ -65,3 +65,5 @@ class ScanError:
     message: str
     #: True when the file looked like an image (magic or image extension) but its header is bad.
     looked_like_image: bool = True
+    #: imagegui's own temporary file left by an interrupted operation (a note, and a warning).
+    leftover: bool = False

@@ -312,6 +312,9 @@ class RebasePlan(Plan):
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
         argv = self.commands[0]
+        new_name = argv[argv.index("-b") + 1]
+        new_fmt = argv[argv.index("-F") + 1] if "-F" in argv else None
+        late = ""
         try:  # opened before the image is touched: a rebase that cannot be undone never runs
             journal_fd = journal.open_for_append()
         except journal.JournalError as exc:
@@ -319,17 +322,18 @@ class RebasePlan(Plan):
         try:
             qemuimg.run(argv, progress=progress, cancel=cancel)
         except CancelledError:
-            os.close(journal_fd)
-            raise CancelledError(
-                f"rebase cancelled: {self.image} still backs onto {self.old[0]!r} and shows the "
-                "same content as before (data already copied into it is identical to what the "
-                "backing file supplied)"
-            ) from None
+            # qemu-img rewrites the pointer last: read it back, a late cancel may find it done.
+            if self._stored_backing() != (new_name or None, new_fmt if new_name else None):
+                os.close(journal_fd)
+                raise CancelledError(
+                    f"rebase cancelled: {self.image} still backs onto {self.old[0]!r} and shows "
+                    "the same content as before (data already copied into it is identical to "
+                    "what the backing file supplied)"
+                ) from None
+            late = " (the cancel came too late: the rebase had finished)"
         except BaseException:
             os.close(journal_fd)
             raise
-        new_name = argv[argv.index("-b") + 1]
-        new_fmt = argv[argv.index("-F") + 1] if "-F" in argv else None
         state = journal.Fingerprint.of(self.image)
         entry = journal.RebaseEntry(
             id=journal.new_id(), time=time.time(), image=self.image,
@@ -342,11 +346,20 @@ class RebasePlan(Plan):
         target = repr(new_name) if new_name else "nothing (now independent)"
         return OpResult(
             "rebase",
-            f"{self.image} now backs onto {target}; was {self.old[0]!r}",
+            f"{self.image} now backs onto {target}; was {self.old[0]!r}{late}",
             [self.image],
             {"journal": entry.id},
             cli_hint=f"undo: imagegui rebase --undo {self.image}",
         )
+
+    def _stored_backing(self) -> tuple[str | None, str | None] | None:
+        from imagegui.core.probe import ProbeError, probe_image
+
+        try:
+            img = probe_image(self.image)
+        except (ProbeError, OSError):
+            return None
+        return (img.backing_file or None, img.backing_format or None)
 
 
 def plan_rebase(
@@ -580,20 +593,66 @@ class CommitPlan(Plan):
         return plan_commit(self.image, force=self.force, roots=self.roots, allow=self.allow)
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        before = _stamp(self.base)
+        seen = [0.0]
+
+        def track(fraction: float) -> None:
+            seen[0] = max(seen[0], fraction)
+            progress(fraction)
+
         try:
-            qemuimg.run(self.commands[0], progress=progress, cancel=cancel)
+            qemuimg.run(self.commands[0], progress=track, cancel=cancel)
         except CancelledError:
-            raise CancelledError(
-                f"commit cancelled: {self.image} is unchanged and still shows its full content; "
-                f"{self.base} already holds part of its data, so on its own it no longer shows "
-                "its original content (run the commit again to finish)"
-            ) from None
+            raise CancelledError(self._cancelled_state(before, seen[0])) from None
         return OpResult(
             "commit",
             f"committed {self.image} into {self.base}; {self.image} is now empty and shows the "
             "same content through its backing file",
             [self.base, self.image],
         )
+
+    def _cancelled_state(self, base_before: tuple[int, int] | None, copied: float) -> str:
+        """What a stopped commit left, read back from the files (qemu-img copies the data
+        into the base first, then empties the overlay: a late cancel can land in either)."""
+        base_written = _stamp(self.base) != base_before
+        fmt = self.commands[0][self.commands[0].index("-f") + 1]
+        try:
+            own: int | None = qemuimg.own_data(self.image, fmt)
+        except qemuimg.QemuImgError:
+            own = None
+        if not base_written:
+            return (
+                f"commit cancelled before anything was written: {self.image} and {self.base} "
+                "are unchanged"
+            )
+        if own == 0:
+            return (
+                f"commit cancelled too late: it had finished. {self.base} holds all of "
+                f"{self.image}'s data and {self.image} was emptied; it shows the same content "
+                "through its backing file"
+            )
+        if copied >= 1.0:
+            return (
+                f"commit cancelled after the copy: {self.base} holds all of {self.image}'s data "
+                f"and shows what it showed; {self.image} may be partly emptied but still shows "
+                "the same content (run the commit again to finish emptying it)"
+            )
+        state = "still holds all its data and shows its full content"
+        if own is None:
+            state = "could not be read back after the cancel; check it before use"
+        return (
+            f"commit cancelled during the copy: {self.image} {state}; {self.base} "
+            "already holds part of its data, so on its own it no longer shows its original "
+            "content (run the commit again to finish)"
+        )
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
 
 
 def plan_commit(

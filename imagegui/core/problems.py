@@ -31,6 +31,7 @@ class Kind(StrEnum):
     #: Found by ``qemu-img check`` (kept by ``core.checkstore`` until the image changes).
     CHECK_ERRORS = "check-errors"
     LEAKED_CLUSTERS = "leaked-clusters"
+    LEFTOVER = "leftover-file"
 
 
 #: A kind's name for people: the Problems panel's group titles, card and status-bar lines.
@@ -46,6 +47,7 @@ KIND_TITLES: dict[Kind, str] = {
     Kind.CORRUPT: "Marked corrupt",
     Kind.EXTERNAL_DATA_FILE: "External data file",
     Kind.MISSING_EXTENT: "Missing data file",
+    Kind.LEFTOVER: "Leftover temporary file",
 }
 
 #: What each kind means and what fixes it: the details panel and ``check`` explain with these.
@@ -82,6 +84,9 @@ EXPLANATIONS: dict[Kind, str] = {
     Kind.LEAKED_CLUSTERS: "A full check found clusters that are allocated in the file but used "
     "by nothing, usually after a crash or a killed VM. They waste disk space and harm no data; "
     "Repair leaks gives them back.",
+    Kind.LEFTOVER: "A temporary file imagegui writes while flattening, left behind because the "
+    "operation was interrupted (the program was killed or the machine stopped). It is not an "
+    "image of yours and nothing uses it: remove it to get the space back.",
 }
 
 

@@ -1,17 +1,156 @@
-"""Which processes have a file open: turns qemu's "Failed to get write lock" into a name.
+"""Processes: who holds an image (named, not just numbered), and children that die with us.
 
 qemu only says "Is another process using the image?". Users then hunt with ``lsof``; we look
 through ``/proc/*/fd`` ourselves and match each open file's (st_dev, st_ino) with the image's, so
 symlinks, hard links and relative names all lead to the same answer. Processes of other users are
-only visible to root; then the answer is empty and the caller says so.
+only visible to root; then the answer is empty and the caller says so. A QEMU holder is named by
+its ``-name`` (``the VM "web01"``), which is what the user called it.
+
+``popen`` starts qemu-img and the CLI's VMs: in their own process group (a terminal's Ctrl-C
+reaches only us, and we stop the child in order), yet tied to this process by
+``PR_SET_PDEATHSIG`` so a SIGKILL of imagegui never leaves an orphan finishing a flatten or
+holding an image. The kernel sends that signal when the *thread* that forked the child ends, so
+children are forked by one thread that lives as long as the process (``_Spawner``), never by a
+pool worker that may be retired while its child still runs.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import queue
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from imagegui.core.fileid import file_id
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.prctl
+    except (OSError, AttributeError):  # not Linux/glibc: children are not tied, nothing breaks
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return fn
+
+
+#: Resolved once at import: the child after ``fork`` only calls it (no symbol lookup, no import).
+_prctl = _load_prctl()
+
+
+def _die_with(parent: int, sig: int) -> Callable[[], None]:
+    """The ``preexec_fn`` that asks the kernel to send ``sig`` when our forking thread ends, and
+    closes the race where we died between ``fork`` and ``prctl`` (the child is then re-parented)."""
+
+    def preexec() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + sig)
+
+    return preexec
+
+
+class _Spawner:
+    """One daemon thread that forks every tied child: it lives until the process exits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue]] | None = None
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(
+                    target=self._loop, args=(self._jobs,), name="imagegui-spawner", daemon=True
+                ).start()
+            jobs = self._jobs
+        answer: queue.SimpleQueue = queue.SimpleQueue()
+        jobs.put((fn, answer))
+        ok, value = answer.get()
+        if ok:
+            return value
+        raise value
+
+    @staticmethod
+    def _loop(jobs: queue.SimpleQueue) -> None:
+        while True:
+            fn, answer = jobs.get()
+            try:
+                answer.put((True, fn()))
+            except BaseException as exc:  # handed to the caller's thread
+                answer.put((False, exc))
+
+
+_spawner = _Spawner()
+
+
+def popen(
+    argv: Sequence[str], *, die_with_us: bool = True, sig: int = signal.SIGTERM, **kw: Any
+) -> subprocess.Popen:
+    """``subprocess.Popen`` in a new process group; with ``die_with_us`` the child gets ``sig``
+    when this process dies, however it dies (SIGKILL included)."""
+    kw.setdefault("process_group", 0)
+    if not die_with_us:
+        return subprocess.Popen(list(argv), **kw)
+    kw["preexec_fn"] = _die_with(os.getpid(), sig)
+    if threading.current_thread() is threading.main_thread():
+        return subprocess.Popen(list(argv), **kw)
+    return _spawner.call(lambda: subprocess.Popen(list(argv), **kw))
+
+
+# --------------------------------------------------------------------------- qemu options
+
+
+def split_qemu_opts(value: str) -> list[str]:
+    """``"guest=a,,b,debug-threads=on"`` -> ``["guest=a,b", "debug-threads=on"]`` (qemu's
+    option syntax: a comma inside a value is written as two)."""
+    parts, cur, i = [], [], 0
+    while i < len(value):
+        c = value[i]
+        if c == ",":
+            if value[i + 1 : i + 2] == ",":
+                cur.append(",")
+                i += 2
+                continue
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def qemu_opt(value: str) -> str:
+    """A value made safe inside a qemu option list (``-drive file=…``, ``-name``, ``unix:…``)."""
+    return value.replace(",", ",,")
+
+
+def vm_name(cmdline: Sequence[str]) -> str:
+    """The ``-name`` a QEMU was given (``guest=`` stripped, as libvirt writes it), or ""."""
+    for i, arg in enumerate(cmdline[:-1]):
+        if arg in ("-name", "--name"):
+            for part in split_qemu_opts(cmdline[i + 1]):
+                key, eq, val = part.partition("=")
+                if not eq:
+                    return part
+                if key == "guest":
+                    return val
+            return ""
+    return ""
+
+
+# --------------------------------------------------------------------------- holders
 
 
 @dataclass(frozen=True)
@@ -22,9 +161,20 @@ class Holder:
     #: The full command line, for a tooltip or ``--verbose``.
     cmdline: tuple[str, ...] = ()
 
+    @property
+    def program_name(self) -> str:
+        return (os.path.basename(self.cmdline[0]) if self.cmdline else self.program) or "?"
+
+    @property
+    def vm(self) -> str:
+        """The VM's ``-name`` when the holder is a QEMU that has one."""
+        return vm_name(self.cmdline)
+
     def describe(self) -> str:
-        name = os.path.basename(self.cmdline[0]) if self.cmdline else self.program
-        return f"PID {self.pid} ({name or '?'})"
+        """``the VM "web01" (PID 4242, qemu-system-x86_64)`` or ``PID 77 (qemu-img)``."""
+        if name := self.vm:
+            return f'the VM "{name}" (PID {self.pid}, {self.program_name})'
+        return f"PID {self.pid} ({self.program_name})"
 
 
 def _read(path: str) -> bytes:
@@ -33,6 +183,11 @@ def _read(path: str) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+def cmdline(pid: int, proc: str = "/proc") -> tuple[str, ...]:
+    argv = _read(f"{proc}/{pid}/cmdline").decode(errors="replace").split("\0")
+    return tuple(a for a in argv if a)
 
 
 def holders(path: str, proc: str = "/proc") -> list[Holder]:
@@ -57,14 +212,14 @@ def holders(path: str, proc: str = "/proc") -> list[Holder]:
         for fd in fds:
             if file_id(f"{fd_dir}/{fd}") == target:
                 comm = _read(f"{proc}/{pid}/comm").decode(errors="replace").strip()
-                argv = _read(f"{proc}/{pid}/cmdline").decode(errors="replace").split("\0")
-                found.append(Holder(pid, comm, tuple(a for a in argv if a)))
+                found.append(Holder(pid, comm, cmdline(pid, proc)))
                 break
     return found
 
 
 def describe_holders(path: str) -> str:
-    """``"in use by PID 4242 (qemu-system-x86_64)"`` or a hint when the holder is not visible."""
+    """``in use by the VM "web01" (PID 4242, qemu-system-x86_64)`` or a hint when the holder
+    is not visible."""
     hs = holders(path)
     if not hs:
         return "in use by another process (not visible to this user; try `fuser -v` as root)"

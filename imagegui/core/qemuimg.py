@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
-from imagegui.core.processes import describe_holders
+from imagegui.core.processes import describe_holders, popen
 
 #: Seconds between SIGTERM and SIGKILL when a run is cancelled.
 GRACE_SECONDS = 5.0
@@ -202,15 +202,15 @@ def run(
     cancel = cancel or CancelToken()
     cancel.raise_if_cancelled()
     try:
-        proc = subprocess.Popen(
+        # Own process group (a terminal's Ctrl-C reaches us, and we stop the child in order),
+        # yet it dies with us: a SIGKILL of imagegui never leaves qemu-img writing on its own.
+        proc = popen(
             real,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=env,
-            # Own process group: a terminal's Ctrl-C reaches us, and we stop the child in order.
-            process_group=0,
         )
     except FileNotFoundError as exc:
         raise QemuNotFoundError(f"cannot run {real[0]}: {exc.strerror}", argv=argv) from exc
@@ -344,6 +344,22 @@ def check_argv(
         argv.append("-U")
     argv.append(image)
     return argv
+
+
+def map_argv(image: str, image_format: str) -> list[str]:
+    return ["qemu-img", "map", "--output=json", "-U", "-f", image_format, image]
+
+
+def own_data(image: str, image_format: str) -> int:
+    """Bytes of guest data ``image`` itself stores (not read through its backing file): what a
+    commit moves out of it. Reads the allocation map only (``qemu-img map``)."""
+    extents = run(map_argv(image, image_format)).json()
+    assert isinstance(extents, list)
+    return sum(
+        int(e["length"])
+        for e in extents
+        if e.get("depth") == 0 and (e.get("data") or e.get("zero"))
+    )
 
 
 #: ``qemu-img check`` exit statuses that still print a JSON report.

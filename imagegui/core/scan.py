@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import time
 from collections.abc import Callable
@@ -28,9 +29,34 @@ from imagegui.core.probe import (
     open_regular,
     probe_fd,
 )
+from imagegui.core.units import human_size
 
 #: How far to follow backing pointers that leave the scanned directory.
 MAX_EXTERNAL_DEPTH = 64
+
+#: flatten's temporary file (``operations.plan_flatten``): ``.OUT.<8 hex>.partial``.
+LEFTOVER_RE = re.compile(r"\.(.+)\.[0-9a-f]{8}\.partial\Z", re.S)
+
+
+def leftover_note(path: str, out: str) -> tuple[str, bool]:
+    """What a flatten's temporary file is: being written now (a process has it open: only a
+    note) or left behind by a flatten that was interrupted (killed, power loss: also a warning).
+    """
+    from imagegui.core.processes import holders
+
+    writers = holders(path)
+    if writers:
+        who = ", ".join(h.describe() for h in writers)
+        return f"temporary file of a flatten into {out} now running ({who}); not an image", False
+    try:
+        size = human_size(os.lstat(path).st_size)
+    except OSError:
+        size = "?"
+    message = (
+        f"leftover temporary file ({size}) of an interrupted flatten into {out}; not an image: "
+        "nothing uses it, remove it"
+    )
+    return message, True
 
 
 @dataclass
@@ -146,6 +172,10 @@ class _Walker:
         self.result.files_seen += 1
         if self.progress is not None and self.result.files_seen % 256 == 0:
             self.progress(self.result.files_seen)
+        if path.endswith(".partial") and (m := LEFTOVER_RE.match(os.path.basename(path))):
+            message, left = leftover_note(path, m[1])
+            self.result.errors.append(ScanError(path, message, False, left))
+            return None
         try:
             fd = os.open(path, OPEN_FLAGS)
         except OSError as exc:

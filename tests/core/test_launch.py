@@ -27,7 +27,11 @@ def test_argv_options():
     argv = build_argv("/v/a,b.qcow2", "qcow2", "/run/s.qmp", LaunchOptions(snapshot=True))
     drive = argv[argv.index("-drive") + 1]
     assert drive == "file=/v/a,,b.qcow2,format=qcow2,if=virtio,snapshot=on"
-    assert argv[argv.index("-qmp") + 1] == "unix:/run/s.qmp"
+    assert argv[argv.index("-name") + 1] == "imagegui:a,,b.qcow2"
+    qmps = [argv[i + 1] for i, a in enumerate(argv) if a == "-qmp"]
+    assert qmps == ["unix:/run/s.ctl,server=on,wait=off", "unix:/run/s.qmp"]
+    argv = build_argv("/v/x.qcow2", "qcow2", "/r,un/s.qmp", LaunchOptions())
+    assert "unix:/r,,un/s.qmp" in argv
     assert "-display" in argv
     argv = build_argv("/a", "raw", "/s", LaunchOptions(readonly=True, headless=False, accel="kvm"))
     assert argv[argv.index("-drive") + 1].endswith(",readonly=on")
@@ -81,7 +85,7 @@ def test_writing_operations_on_a_running_image_are_refused(running, tmp_path: Pa
     for what, plan in refusals.items():
         msgs = [f.message for f in plan.blocking() if f.code == "in-use"]
         assert msgs, what
-        assert f"PID {vm.pid} (qemu-system-x86_64)" in msgs[0], what
+        assert f'the VM "imagegui:top.qcow2" (PID {vm.pid}, qemu-system-x86_64)' in msgs[0], what
         with pytest.raises(GuardRefused):
             plan.run()
     # The base of a running VM is not written either (a sibling's commit would change it).
@@ -99,7 +103,7 @@ def test_writing_operations_on_a_running_image_are_refused(running, tmp_path: Pa
 @pytest.mark.slow
 def test_qemu_img_lock_error_names_the_vm(running):
     _, top, vm = running
-    with pytest.raises(qemuimg.ImageInUseError, match=rf"in use by PID {vm.pid}"):
+    with pytest.raises(qemuimg.ImageInUseError, match=rf'"imagegui:top.qcow2" \(PID {vm.pid},'):
         qemuimg.run(qemuimg.commit_argv(str(top), "qcow2"))
 
 
@@ -107,7 +111,7 @@ def test_qemu_img_lock_error_names_the_vm(running):
 def test_second_start_fails_with_qemus_reason(running):
     _, top, vm = running
     plan = plan_launch(str(top), TCG)
-    with pytest.raises(LaunchError, match=rf"in use by PID {vm.pid}"):
+    with pytest.raises(LaunchError, match=rf"in use by the VM .* \(PID {vm.pid},"):
         RunningVM.start(plan.commands[0], str(top), plan.qmp_socket, timeout=30)
 
 
@@ -204,3 +208,16 @@ def test_writable_launch_of_a_base_finds_clones_in_a_sibling_folder(make, tmp_pa
     assert {f.code for f in plan.blocking()} == {"base-has-overlays"}
     assert "vms/clone.qcow2" in plan.blocking()[0].message
     assert not plan_launch(str(base), LaunchOptions(memory=64, snapshot=True, accel="tcg")).refused
+
+
+@pytest.mark.slow
+def test_an_image_with_a_comma_in_its_name_starts(tmp_path: Path):
+    img = create(tmp_path / "a,b.qcow2")
+    vm = plan_launch(str(img), TCG).start()
+    try:
+        assert vm.status() == "running"
+        assert vm.qmp("query-name") == {"name": "imagegui:a,b.qcow2"}
+        assert vm.name == "imagegui:a,b.qcow2"
+        assert lock_state(str(img)).writer
+    finally:
+        vm.stop(timeout=0.5)

@@ -199,7 +199,9 @@ def test_commit_cancelled_midway_keeps_overlay_complete(tmp_path: Path):
         token.cancel()
 
     files_before = sorted(os.listdir(tmp_path / "c"))
-    with pytest.raises(CancelledError, match=r"is unchanged and still shows its full content"):
+    # Read back, not assumed: the base may or may not have received data at that point.
+    written = r"still holds all its data and shows its full content"
+    with pytest.raises(CancelledError, match=rf"before anything was written|{written}"):
         plan_commit(str(top)).run(progress, token)
     assert seen[0] < 1.0 and len(seen) == 1
     assert sorted(os.listdir(tmp_path / "c")) == files_before

@@ -286,3 +286,20 @@ def test_scan_of_hostile_files_always_finishes_with_records_or_messages(tmp_path
     out = io.StringIO()
     write_scan_json(graph, out)
     assert json.loads(out.getvalue())["root"] == str(root)
+
+
+def test_a_flattens_leftover_temporary_file_is_a_note_and_a_warning_not_an_image(make, tmp_path):
+    from imagegui.core.graph import ChainGraph
+
+    make.create("base.qcow2")
+    make.create(".flat.qcow2.0123abcd.partial")  # a real qcow2 header, as convert leaves it
+    result = scan_directory(str(tmp_path))
+    partial = str(tmp_path / ".flat.qcow2.0123abcd.partial")
+    assert list(result.images) == [str(tmp_path / "base.qcow2")]
+    (note,) = result.errors
+    assert note.path == partial and note.leftover and not note.looked_like_image
+    assert "interrupted flatten into flat.qcow2" in note.message
+    problems = ChainGraph(result).problems
+    assert [(p.kind, p.severity, p.path) for p in problems] == [
+        ("leftover-file", "warning", partial)
+    ]
