@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imagegui.core import backing
-from imagegui.core.fileid import file_id
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.model import ImageInfo, ScanError
 from imagegui.core.probe import (
@@ -120,8 +119,13 @@ class _Walker:
             for entry in entries:
                 sub = self._entry(entry, linked)
                 if sub:
-                    key = file_id(sub)
-                    if key is not None and key not in visited:
+                    try:
+                        st = os.stat(sub)
+                    except OSError as exc:  # listed but not enterable: never skip in silence
+                        self.error(sub, _unenterable(sub, exc), False)
+                        continue
+                    key = (st.st_dev, st.st_ino)
+                    if key not in visited:
                         visited.add(key)
                         subdirs.append(sub)
             stack.extend(reversed(subdirs))
@@ -277,6 +281,15 @@ def _adopt_backing_files(walker: _Walker) -> None:
                     result.external[ext.path] = ext
                     found.append(ext)
         pending = found
+    for info in pending:  # the depth limit was reached: say where the scan stopped following
+        target = info.backing_path
+        if target and target not in result.images and target not in result.external:
+            walker.error(
+                target,
+                f"not read: more than {MAX_EXTERNAL_DEPTH} backing files in a row outside the "
+                "scanned directory; scan their directory to see the rest of the chain",
+                False,
+            )
 
 
 def _probe_external(path: str, walker: _Walker) -> ImageInfo | None:
@@ -310,6 +323,21 @@ def _drop_extents(result: ScanResult) -> None:
     for path in extents:
         result.images.pop(path, None)
     result.errors = [e for e in result.errors if e.path not in extents]
+
+
+def _unenterable(path: str, exc: OSError) -> str:
+    """Why a listed directory cannot be scanned, in a user's words."""
+    if exc.errno == errno.ENAMETOOLONG:
+        limit = os.pathconf("/", "PC_PATH_MAX")
+        return (
+            f"not scanned: its path is longer than the system allows ({len(os.fsencode(path)):,} "
+            f"bytes, the limit is {limit}); qemu cannot open images there either"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "not scanned: permission denied (its parent can be listed but not entered)"
+    if exc.errno == errno.ENOENT:
+        return "vanished during the scan"
+    return f"not scanned: {exc.strerror}"
 
 
 def _readlink(path: str) -> str:
