@@ -455,3 +455,58 @@ def test_style_sheet_colours_are_readable(qtbot, appearance, mode):
         assert ratio >= theme.MIN_CONTRAST, f"{name} {value}: {fg.name()} on {bg.name()}"
         if name == "verdict":
             assert theme.contrast(bg, t.verdicts[value].bg) < 1.05  # its own colour is painted
+
+
+def _desktop_palette(window: str, base: str, alt: str, text: str, link: str) -> QPalette:
+    pal = QPalette(QColor(window))
+    for role, colour in (
+        (QPalette.ColorRole.Window, window),
+        (QPalette.ColorRole.Base, base),
+        (QPalette.ColorRole.AlternateBase, alt),
+        (QPalette.ColorRole.Text, text),
+        (QPalette.ColorRole.WindowText, text),
+        (QPalette.ColorRole.Link, link),
+    ):
+        pal.setColor(role, QColor(colour))
+    return pal
+
+
+@pytest.mark.parametrize(
+    "pal",
+    [
+        pytest.param(theme.light_palette, id="fusion-light"),
+        pytest.param(theme.dark_palette, id="imagegui-dark"),
+        pytest.param(
+            lambda: _desktop_palette("#202326", "#141618", "#1d1f22", "#fcfcfc", "#1d99f3"),
+            id="breeze-dark",
+        ),
+        pytest.param(
+            lambda: _desktop_palette("#242424", "#1e1e1e", "#2a2a2a", "#ffffff", "#0000ff"),
+            id="bad-link",
+        ),
+        pytest.param(
+            lambda: _desktop_palette("#ffffff", "#ffffff", "#f0f0f0", "#000000", "#0000ee"),
+            id="white",
+        ),
+        pytest.param(
+            lambda: _desktop_palette("#000000", "#000000", "#101010", "#ffffff", "#ffff00"),
+            id="black",
+        ),
+    ],
+)
+def test_every_derived_text_colour_is_readable_on_desktop_palettes(qapp, pal):
+    """The system palette may be anyone's: what the theme derives from it still reads."""
+    pal = pal()
+    t = theme.Theme.from_palette(pal)
+    grounds = [t.base, t.window, pal.color(QPalette.ColorRole.AlternateBase)]
+    for name in ("muted", "link", "ok_text", "warning_text", "error_text"):
+        for ground in grounds:
+            assert theme.contrast(getattr(t, name), ground) >= theme.MIN_CONTRAST, name
+    assert theme.contrast(t.code_text, t.code_bg) >= theme.MIN_CONTRAST
+    for name, v in t.verdicts.items():
+        assert theme.contrast(v.fg, v.bg) >= theme.MIN_CONTRAST, name
+    for state in theme.state_names():
+        card = t.card(state)
+        assert theme.contrast(card.text, card.fill) >= theme.MIN_CONTRAST, state
+        assert theme.contrast(card.subtext, card.fill) >= theme.MIN_CONTRAST, state
+    assert theme.contrast(t.icon_ink, t.window) >= 3.0
