@@ -393,7 +393,12 @@ def chain_access(chain: Chain, roots: Sequence[str], allow: Iterable[str] = ()) 
     if chain.protocol:
         top = chain.images[-1].path if chain.images else "the image"
         if is_allowed(chain.protocol, allow):
-            findings.append(warn("allowed", f"allowed: reads {chain.protocol!r} ({top}'s backing)"))
+            findings.append(
+                Finding(
+                    "warn", "allowed", f"allowed: reads {chain.protocol!r} ({top}'s backing)",
+                    subject=chain.protocol,
+                )
+            )  # fmt: skip
         else:
             findings.append(
                 refuse(
@@ -444,7 +449,9 @@ def _file_access(
     if not code:
         return []
     if is_allowed(path, allow):
-        return [warn("allowed", f"allowed: reads {path} ({role}), which {why}")]
+        return [
+            Finding("warn", "allowed", f"allowed: reads {path} ({role}), which {why}", subject=path)
+        ]
     return [
         refuse(
             code,

@@ -91,7 +91,8 @@ class Ops(QObject):
         if info is None:
             return
         defaults = self.settings.overlay_defaults()
-        dialog = OverlayDialog(info, defaults, self._taken(), self.window)
+        root = self.session.snapshot.root if self.session.snapshot else ""
+        dialog = OverlayDialog(info, defaults, self._taken(), self.window, root=root)
 
         def accepted(d: OverlayDialog) -> None:
             if (chosen := d.chosen_defaults(defaults)) is not None:
@@ -124,7 +125,8 @@ class Ops(QObject):
         info = self.current()
         if info is None:
             return
-        dialog = FlattenDialog(info, self._taken(), self.window)
+        root = self.session.snapshot.root if self.session.snapshot else ""
+        dialog = FlattenDialog(info, self._taken(), self.window, root=root)
         self._open(
             dialog,
             lambda d: self.run_plan(
@@ -191,7 +193,8 @@ class Ops(QObject):
         if info is None:
             return
         path = info.path
-        job = Job(f"Check {info.name}", lambda p, c: plan_check(path).run(p, c))
+        roots = (self.session.snapshot.root,) if self.session.snapshot else ()
+        job = Job(f"Check {info.name}", lambda p, c: plan_check(path, roots=roots).run(p, c))
 
         def done(state: str, payload: object) -> None:
             if state == "done":

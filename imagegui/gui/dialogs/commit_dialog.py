@@ -149,7 +149,8 @@ class CommitDialog(PlanDialog):
 
     def planner(self) -> Callable[[], Plan] | str:
         image, force, roots = self.image.path, self.force.isChecked(), (self.root,)
-        return lambda: plan_commit(image, force=force, roots=roots)
+        allow = self.allowed_files()
+        return lambda: plan_commit(image, force=force, roots=roots, allow=allow)
 
 
 def _images(n: int) -> str:

@@ -11,13 +11,16 @@ from imagegui.core.model import ImageInfo
 from imagegui.core.operations import Plan, plan_flatten
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.fields import PathField, unique_path
-from imagegui.gui.dialogs.plan_dialog import PlanDialog
+from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
 
 
 class FlattenDialog(PlanDialog):
-    def __init__(self, image: ImageInfo, taken: set[str], parent: QWidget | None = None):
+    def __init__(
+        self, image: ImageInfo, taken: set[str], parent: QWidget | None = None, root: str = ""
+    ):
         super().__init__("Flatten", "Flatten", parent)
         self.image = image
+        self.root = root
         self.intro.setText(
             f"Write everything <b>{display_path(image.name)}</b> shows - its own data and its "
             "whole backing chain - into one new qcow2 with no backing file. Nothing existing is "
@@ -43,5 +46,5 @@ class FlattenDialog(PlanDialog):
         out = self.target.path()
         if not out:
             return "Enter a name for the flattened image."
-        image = self.image.path
-        return lambda: plan_flatten(image, out)
+        image, roots, allow = self.image.path, scan_roots(self.root), self.allowed_files()
+        return lambda: plan_flatten(image, out, roots=roots, allow=allow)

@@ -120,4 +120,5 @@ class LaunchDialog(PlanDialog):
         if self.overlays and self.disk.value() == "writable":
             return "A base with overlays starts only as a snapshot or read-only."
         image, opts, roots = self.image.path, self.options(), (self.root,)
-        return lambda: plan_launch(image, opts, roots)
+        allow = self.allowed_files()
+        return lambda: plan_launch(image, opts, roots, allow=allow)

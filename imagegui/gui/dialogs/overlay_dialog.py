@@ -11,7 +11,7 @@ from imagegui.core.model import ImageInfo
 from imagegui.core.operations import Plan, plan_overlay
 from imagegui.core.units import display_path, human_size, parse_size
 from imagegui.gui.dialogs.fields import PathField, backing_choice, unique_path
-from imagegui.gui.dialogs.plan_dialog import PlanDialog
+from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
 from imagegui.gui.settings import OverlayDefaults
 
 
@@ -33,9 +33,11 @@ class OverlayDialog(PlanDialog):
         defaults: OverlayDefaults,
         taken: set[str],
         parent: QWidget | None = None,
+        root: str = "",
     ):
         super().__init__("Create Overlay", "Create", parent)
         self.base = base
+        self.root = root
         self.intro.setText(
             f"A new qcow2 image that starts empty, shows everything <b>{display_path(base.name)}"
             "</b> contains, and stores only what the guest changes. The base must stay unchanged "
@@ -80,7 +82,8 @@ class OverlayDialog(PlanDialog):
                 return str(exc)
         base = self.base.path
         absolute = self.backing.value() == "absolute"
-        return lambda: plan_overlay(base, new, size, absolute)
+        roots, allow = scan_roots(self.root), self.allowed_files()
+        return lambda: plan_overlay(base, new, size, absolute, roots=roots, allow=allow)
 
     def chosen_defaults(self, current: OverlayDefaults) -> OverlayDefaults | None:
         """New defaults to remember, if the user asked."""

@@ -20,6 +20,7 @@ from html import escape
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.guards import Finding
+from imagegui.core.guards import ACCESS_CODES, Finding
 from imagegui.core.jobs import Job
 from imagegui.core.operations import Plan
 from imagegui.core.units import display_path
@@ -41,7 +42,14 @@ from imagegui.gui.dialogs.fit import fit_to_contents
 from imagegui.gui.workers import start_job
 
 DEBOUNCE_MS = 250
+#: Refusals (and their "allowed" notes) that name one file the user may allow explicitly.
+_ALLOW_CODES = (*ACCESS_CODES, "allowed")
 _LEVEL_ICON = {"refuse": "state-error", "warn": "state-warning", "info": "state-ok"}
+
+
+def scan_roots(root: str) -> tuple[str, ...]:
+    """The scanned folder as the plans' ``roots`` (none when the dialog was opened without)."""
+    return (root,) if root else ()
 
 
 def forced_findings(plan: Plan) -> list[Finding]:
@@ -165,11 +173,21 @@ class PlanDialog(QDialog):
         row.addWidget(self.confirm_label, 1)
         row.addWidget(self.confirm, 1)
         self.confirm_row.hide()
+        # One deliberate, unchecked box per file the plan refuses to read (outside the folder,
+        # a device, another user's private file, a network source), naming it.
+        self.allowed: set[str] = set()
+        self.allow_boxes: dict[str, QCheckBox] = {}
+        self.allow_row = QWidget()
+        self.allow_row.setObjectName("allowFiles")
+        self._allow_layout = QVBoxLayout(self.allow_row)
+        self._allow_layout.setContentsMargins(0, 0, 0, 0)
+        self.allow_row.hide()
         box = QVBoxLayout(self)
         box.addWidget(self.intro)
         box.addLayout(self.form)
         box.addWidget(self.verdict)
         box.addWidget(self.confirm_row)
+        box.addWidget(self.allow_row)
         box.addWidget(self.preview, 1)
         box.addWidget(self.buttons)
         self._debounce = QTimer(self)
@@ -220,6 +238,37 @@ class PlanDialog(QDialog):
         self._update_run_button()
         self.refit()
 
+    def allowed_files(self) -> tuple[str, ...]:
+        """The files the user ticked "Allow reading" for: pass them to the planner (``allow``)."""
+        return tuple(sorted(self.allowed))
+
+    def _show_allow_boxes(self, plan: Plan) -> None:
+        wanted = [f.subject for f in plan.findings if f.subject and f.code in _ALLOW_CODES]
+        wanted += [s for s in sorted(self.allowed) if s not in wanted]
+        for subject in list(self.allow_boxes):
+            if subject not in wanted:
+                self.allow_boxes.pop(subject).deleteLater()
+        for subject in wanted:
+            if subject in self.allow_boxes:
+                continue
+            check = QCheckBox(f"Allow reading {display_path(subject)}")
+            check.setToolTip(
+                "Only if you trust this file: the images will read it although it is outside "
+                "the folder, a device, private to another user or on the network"
+            )
+            check.setChecked(subject in self.allowed)
+            check.toggled.connect(lambda on, s=subject: self._on_allow_toggled(s, on))
+            self.allow_boxes[subject] = check
+            self._allow_layout.addWidget(check)
+        self.allow_row.setVisible(bool(self.allow_boxes))
+
+    def _on_allow_toggled(self, subject: str, on: bool) -> None:
+        if on:
+            self.allowed.add(subject)
+        else:
+            self.allowed.discard(subject)
+        self.fields_changed()
+
     def planner(self) -> Callable[[], Plan] | str:
         """A callable that makes the plan from the current fields (it runs on a worker, so it
         must capture plain values, not widgets), or a message saying what is wrong."""
@@ -267,6 +316,7 @@ class PlanDialog(QDialog):
         self.planning = False
         self.plan = plan
         self.preview.setHtml(plan_html(plan, self.describe_finding))
+        self._show_allow_boxes(plan)
         self.copy_button.setEnabled(bool(plan.commands))
         if plan.blocking():
             self._set_verdict("refused", self.refused_text(plan))

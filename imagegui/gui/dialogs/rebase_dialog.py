@@ -128,4 +128,7 @@ class RebaseDialog(PlanDialog):
         unsafe = self.mode.value() == "unsafe"
         absolute = self.store.value() == "absolute"
         image = self.image.path
-        return lambda: plan_rebase(image, new or None, unsafe=unsafe, absolute=absolute)
+        roots, allow = (self.root,), self.allowed_files()
+        return lambda: plan_rebase(
+            image, new or None, unsafe=unsafe, absolute=absolute, roots=roots, allow=allow
+        )

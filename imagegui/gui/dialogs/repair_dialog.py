@@ -110,4 +110,7 @@ class RepairDialog(PlanDialog):
                 return "No scanned image looks like the missing base: choose the file yourself."
             return "Choose where the base is now."
         image, absolute = self.image.path, self.store.value() == "absolute"
-        return lambda: plan_rebase(image, target, unsafe=True, absolute=absolute)
+        roots, allow = (self.root,), self.allowed_files()
+        return lambda: plan_rebase(
+            image, target, unsafe=True, absolute=absolute, roots=roots, allow=allow
+        )
