@@ -37,6 +37,7 @@ class Actions:
     zoom_fit: QAction
     zoom_reset: QAction
     show_selected: QAction
+    problems_only: QAction
     overlay: QAction
     rebase: QAction
     commit: QAction
@@ -85,6 +86,11 @@ def _action(
     return action
 
 
+def _checkable(action: QAction) -> QAction:
+    action.setCheckable(True)
+    return action
+
+
 def create_actions(parent: QWidget) -> Actions:
     a = _action
     return Actions(
@@ -110,6 +116,9 @@ def create_actions(parent: QWidget) -> Actions:
         zoom_reset=a(parent, "&Actual Size", None, "Ctrl+1", "Zoom to 100 %"),
         show_selected=a(parent, "&Show Selected", None, "Ctrl+.",
                         "Scroll the graph to the selected image"),
+        problems_only=_checkable(a(parent, "&Problems Only", "state-error", "Ctrl+Shift+P",
+                                   "Show only the chains with a problem or an unusable image "
+                                   "in the graph")),
         overlay=a(parent, "Create &Overlay…", "overlay-new", "Ctrl+N",
                   "Create a qcow2 overlay (linked clone) of the selected image"),
         rebase=a(parent, "Re&base…", "rebase", "Ctrl+B",
@@ -198,7 +207,7 @@ def update_enabled(actions: Actions, snapshot: Snapshot | None, node: str | None
     not in the tooltip and status tip of the others."""
     have = snapshot is not None
     for action in (actions.rescan, actions.zoom_in, actions.zoom_out, actions.zoom_fit,
-                   actions.zoom_reset):  # fmt: skip
+                   actions.zoom_reset, actions.problems_only):  # fmt: skip
         action.setEnabled(have)
     kind, info = (None, None)
     if have and node in snapshot.graph.nodes:

@@ -272,6 +272,16 @@ class ChainView(QGraphicsView):
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
+        scene = self.chain_scene
+        if scene.problems_only and scene.snapshot is not None and not scene.items_by_node:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(
+                self.viewport().rect(),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                "No problems: every chain opens.\nTurn off View ▸ Problems Only to see them all.",
+            )
+            painter.end()
         if self.hasFocus():
             painter = QPainter(self.viewport())
             pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), FOCUS_FRAME)

@@ -109,6 +109,8 @@ class MainWindow(QMainWindow):
         #: Directories removed again on exit (the demo): never offered as recent.
         self.transient_dirs: set[str] = set()
         self._connect()
+        self.actions.problems_only.setChecked(settings.problems_only())
+        self._apply_graph_settings()
         self._restore()
         self._refresh_recent()
         update_enabled(self.actions, None, None)
@@ -137,6 +139,7 @@ class MainWindow(QMainWindow):
         a.zoom_fit.triggered.connect(self.view.fit_all)
         a.zoom_reset.triggered.connect(self.view.zoom_reset)
         a.show_selected.triggered.connect(self._on_show_selected)
+        a.problems_only.toggled.connect(self._on_problems_only)
         a.overlay.triggered.connect(self.ops.create_overlay)
         a.rebase.triggered.connect(lambda: self.ops.rebase())
         a.commit.triggered.connect(self.ops.commit)
@@ -298,6 +301,19 @@ class MainWindow(QMainWindow):
         ]
         self.status.set_selection(snap, node, unavailable)
 
+    def _apply_graph_settings(self) -> None:
+        self.view.wheel_zooms = self.settings.wheel_zooms()
+
+    def _on_problems_only(self, on: bool) -> None:
+        """Rebuilds the graph with only the troubled chains (or all again), then fits it."""
+        self.settings.set_problems_only(on)
+        if self.scene.problems_only == on:
+            return
+        self._fit_on_build = True
+        if self.scene.snapshot is not None:
+            self.view.viewport().setUpdatesEnabled(False)  # as for a scan: no half-built paints
+        self.scene.set_problems_only(on)
+
     def _on_show_selected(self) -> None:
         if self.selection.node:
             self.view.show_node(self.selection.node)
@@ -335,6 +351,7 @@ class MainWindow(QMainWindow):
     def show_preferences(self) -> None:
         dialog = PreferencesDialog(self.settings, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(self._apply_graph_settings)
         self.ops.dialog = dialog
         dialog.open()
 

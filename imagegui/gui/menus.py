@@ -33,6 +33,8 @@ def build_menus(window: QMainWindow, actions: Actions, docks: list) -> QMenu:
         view.addAction(action)
     view.addAction(actions.show_selected)
     view.addSeparator()
+    view.addAction(actions.problems_only)
+    view.addSeparator()
     for dock in docks:
         view.addAction(dock.toggleViewAction())
 
@@ -64,7 +66,7 @@ def build_toolbar(window: QMainWindow, actions: Actions) -> QToolBar:
         actions.open, actions.rescan, None,
         actions.overlay, actions.rebase, actions.commit, actions.flatten, None,
         actions.check, actions.launch, actions.repair, None,
-        actions.zoom_in, actions.zoom_out, actions.zoom_fit,
+        actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.problems_only,
     ):  # fmt: skip
         if action is None:
             bar.addSeparator()

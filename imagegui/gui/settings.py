@@ -121,6 +121,20 @@ class Settings:
     def set_appearance(self, value: str) -> None:
         self.q.setValue("ui/appearance", value)
 
+    def problems_only(self) -> bool:
+        """The graph shows only the chains with a problem or an unusable image."""
+        return self._bool("graph/problems_only", False)
+
+    def set_problems_only(self, value: bool) -> None:
+        self.q.setValue("graph/problems_only", bool(value))
+
+    def wheel_zooms(self) -> bool:
+        """The mouse wheel zooms the graph (and Ctrl+wheel scrolls) instead of the other way."""
+        return self._bool("graph/wheel_zooms", False)
+
+    def set_wheel_zooms(self, value: bool) -> None:
+        self.q.setValue("graph/wheel_zooms", bool(value))
+
     def sync(self) -> None:
         self.q.sync()
 

@@ -12,6 +12,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QMenu
 
+from imagegui.core.nodestate import State
+from imagegui.gui import theme
 from imagegui.gui.cards import LOD_DETAIL, card_reason, compact_size
 
 NAMES = ("centos9", "debian-12", "ubuntu-22.04-server", "win2022-datacenter", "alpine")
@@ -208,7 +210,11 @@ def test_wheel_scrolls_and_ctrl_wheel_zooms(qtbot, window, open_dir, labs):
     assert view.scale_factor == 1.0 and bar.value() > before
     wheel(view, 120, Qt.KeyboardModifier.ControlModifier)  # Ctrl+wheel: zooms in
     assert view.scale_factor > 1.0
-    view.wheel_zooms = True  # the preference: the wheel zooms, Ctrl+wheel scrolls
+    window.show_preferences()  # the preference: the wheel zooms, Ctrl+wheel scrolls
+    dialog = window.ops.dialog
+    dialog.wheel_zooms.setChecked(True)
+    dialog.accept()
+    assert view.wheel_zooms and window.settings.wheel_zooms()
     scale = view.scale_factor
     wheel(view, -120)
     assert view.scale_factor < scale
@@ -238,3 +244,82 @@ def test_a_broken_card_says_why_in_one_line(qtbot, window, open_dir, make, tmp_p
     assert card_reason(window.session.snapshot, healthy) is None
     window.view.set_scale(1.0)
     window.view.viewport().grab()  # paints the reason without a warning
+
+
+def broken_lab(make, tmp_path) -> dict[str, str]:
+    p = lambda name: str(tmp_path / name)  # noqa: E731
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("fine.qcow2", "base.qcow2")
+    make.create("alone.raw", "raw", "1M")
+    make.overlay("lost.qcow2", "gone.qcow2")
+    make.create("b0.qcow2", "qcow2", "1G")
+    b1 = make.overlay("b1.qcow2", "b0.qcow2")
+    make.overlay("b2.qcow2", "b1.qcow2")
+    make.overlay("b3.qcow2", "b2.qcow2")
+    b1.unlink()  # a hole in the middle: b2 is broken, b3 unusable
+    return {
+        "healthy": [p("base.qcow2"), p("fine.qcow2"), p("alone.raw"), p("b0.qcow2")],
+        "troubled": [p(f"{n}.qcow2") for n in ("lost", "gone", "b1", "b2", "b3")],
+    }
+
+
+def test_problems_only_hides_healthy_chains(qtbot, window, open_dir, make, tmp_path, settings):
+    nodes = broken_lab(make, tmp_path)
+    open_dir(tmp_path)
+    scene, view, action = window.scene, window.view, window.actions.problems_only
+    assert action.isEnabled() and not action.isChecked()
+    assert set(nodes["healthy"]) <= set(scene.items_by_node)
+    with qtbot.waitSignal(window.ready):
+        action.trigger()
+    assert settings.problems_only()
+    shown = set(scene.items_by_node)
+    assert not shown & set(nodes["healthy"])  # not dimmed: gone from the scene
+    assert set(nodes["troubled"]) <= shown
+    inside = view.viewport().rect()
+    assert all(inside.contains(card_on_screen(view, n)) for n in shown)  # and fitted
+    layout = scene.layout
+    assert layout.width < window.session.snapshot.layout.width or (
+        layout.height < window.session.snapshot.layout.height
+    )  # packed without the holes
+    with qtbot.waitSignal(window.ready):
+        action.trigger()
+    assert set(nodes["healthy"]) <= set(scene.items_by_node)
+    assert not settings.problems_only()
+
+
+def test_problems_only_is_remembered(qtbot, settings, make, tmp_path):
+    from imagegui.gui.main_window import MainWindow
+
+    settings.set_problems_only(True)
+    w = MainWindow(settings)
+    w.ask_before_closing = False
+    qtbot.addWidget(w)
+    assert w.actions.problems_only.isChecked() and w.scene.problems_only
+    w.session.stop()
+
+
+def test_broken_cards_are_marked_zoomed_out(qtbot, window, open_dir, make, tmp_path):
+    nodes = broken_lab(make, tmp_path)
+    open_dir(tmp_path)
+    scene, view = window.scene, window.view
+    view.set_scale(0.02)  # 10,000 images fitted look like this: cards a few pixels wide
+    markers = scene.markers
+    assert markers is not None and markers.isVisible()
+    assert markers.count() == len(nodes["troubled"])
+    red = theme.current().card(State.ERROR).border
+
+    def colour_at(node):
+        view.centerOn(scene.node_rect(node).center())
+        image = view.viewport().grab().toImage()
+        return image.pixelColor(view.mapFromScene(scene.node_rect(node).center()))
+
+    for node in nodes["troubled"]:
+        assert colour_at(node) == red, node  # a dot, whatever the card's size
+    view.set_scale(0.25)  # cards apart by more than a dot: only the troubled ones have one
+    assert markers.isVisible()
+    for node in nodes["troubled"]:
+        assert colour_at(node) == red, node
+    for node in nodes["healthy"]:
+        assert colour_at(node) != red, node
+    view.set_scale(1.0)
+    assert not markers.isVisible()

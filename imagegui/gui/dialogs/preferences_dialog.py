@@ -67,9 +67,12 @@ class PreferencesDialog(QDialog):
         form = QFormLayout(overlays)
         form.addRow("Name:", self.pattern)
         form.addRow("Backing path:", self.backing)
+        self.wheel_zooms = QCheckBox("The mouse wheel zooms the graph (Ctrl+wheel scrolls)")
+        self.wheel_zooms.setChecked(settings.wheel_zooms())
         look = QGroupBox("Window")
         form = QFormLayout(look)
         form.addRow("Appearance:", self.appearance)
+        form.addRow(self.wheel_zooms)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -92,6 +95,7 @@ class PreferencesDialog(QDialog):
         pattern = self.pattern.text().strip() or OverlayDefaults.pattern
         s.set_overlay_defaults(OverlayDefaults(self.backing.value() == "absolute", pattern))
         s.set_auto_rescan(self.auto.isChecked())
+        s.set_wheel_zooms(self.wheel_zooms.isChecked())
         appearance = self.appearance.currentData()
         if appearance != s.appearance():
             s.set_appearance(appearance)
