@@ -68,3 +68,31 @@ def test_enter_in_repair_points_nowhere(qtbot, window, open_dir, wait_plan, make
     qtbot.waitUntil(lambda: not dialog.isVisible())
     assert window.jobs.records == []
     assert qemu_info(clone)["backing-filename"] == "../images/base.qcow2"
+
+
+def test_enter_never_runs_the_undo_of_an_unsafe_rebase(
+    qtbot, window, open_dir, wait_plan, make, tmp_path
+):
+    make.create("old.qcow2", "qcow2", "64M")
+    make.create("new.qcow2", "qcow2", "64M")
+    top = str(make.overlay("top.qcow2", "old.qcow2"))
+    open_dir(tmp_path)
+    window.selection.set(top)
+    window.ops.rebase(str(tmp_path / "new.qcow2"), unsafe=True)
+    dialog = window.ops.dialog
+    assert not wait_plan(dialog).refused
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        dialog.accept()  # a click on the run button: it runs
+    assert qemu_info(top)["backing-filename"] == "new.qcow2"
+
+    window.selection.set(top)
+    window.ops.undo_rebase()
+    dialog = window.ops.dialog
+    qtbot.waitExposed(dialog)
+    plan = wait_plan(dialog)
+    assert not plan.refused and plan.unsafe  # restoring the pointer copies nothing either
+    assert dialog.cancel_button.isDefault() and not dialog.ok_button.isDefault()
+    QTest.keyClick(dialog, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+    assert len(window.jobs.records) == 1
+    assert qemu_info(top)["backing-filename"] == "new.qcow2"

@@ -84,7 +84,7 @@ class CommitDialog(PlanDialog):
 
     def _update_counts(self) -> None:
         n = self.others.count()
-        rows = max(1, min(n, 6))
+        rows = max(1, min(n, 10))
         self.others.setFixedHeight(rows * self.others.fontMetrics().height() * 3 // 2 + 8)
         self.warning.setText(
             f"{_images(n)} other than this one also read from "

@@ -43,5 +43,9 @@ def fit_to_contents(dialog: QWidget, min_width: int = 0) -> None:
     if dialog.isVisible():
         if dialog.height() < want_h or dialog.width() < want_w:
             dialog.resize(want_w, max(dialog.height(), want_h))
+            if screen is not None:  # grown past the screen's bottom: move up
+                extra = dialog.y() + dialog.frameGeometry().height() - screen.bottom()
+                if extra > 0:
+                    dialog.move(dialog.x(), max(screen.top(), dialog.y() - extra))
     else:
         dialog.resize(want_w, want_h)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from html import escape
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -115,6 +115,23 @@ class ConfirmField(QLineEdit):
         super().keyPressEvent(event)
 
 
+class PlanPreview(QTextBrowser):
+    """The plan's text; it asks for the height of the whole plan (up to ``MAX_HEIGHT``), so the
+    dialog opens or grows to show all of it, and scrolls beyond that."""
+
+    MIN_HEIGHT = 220
+    MAX_HEIGHT = 480
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint = super().sizeHint()
+        doc = self.document().size().height() + 2 * self.frameWidth() + 8
+        return QSize(hint.width(), int(min(self.MAX_HEIGHT, max(self.MIN_HEIGHT, doc))))
+
+    def setHtml(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setHtml(text)
+        self.updateGeometry()
+
+
 class PlanDialog(QDialog):
     #: The fresh plan (None while the fields are invalid); tests wait for it.
     planReady = Signal(object)
@@ -137,9 +154,9 @@ class PlanDialog(QDialog):
         self.verdict = QLabel("Checking…")
         self.verdict.setObjectName("verdict")
         self.verdict.setWordWrap(True)
-        self.preview = QTextBrowser()
+        self.preview = PlanPreview()
         self.preview.setOpenLinks(False)
-        self.preview.setMinimumHeight(220)
+        self.preview.setMinimumHeight(PlanPreview.MIN_HEIGHT)
         # The code block's and links' colours come from the palette (gui/theme.py).
         self.preview.document().setDefaultStyleSheet(theme.current().html_css())
         theme.watcher().changed.connect(self._on_theme_changed)
