@@ -419,18 +419,21 @@ def dark_palette() -> QPalette:
 
 
 def light_palette() -> QPalette:
-    """Fusion's own light palette, with links dark enough for 4.5:1 on white."""
+    """Fusion's own light palette, with links, the selection and placeholder texts reaching
+    4.5:1 (Fusion's selection blue gives white text 3.7:1, its placeholder grey about 4:1)."""
     pal = QApplication.style().standardPalette() if QApplication.instance() else QPalette()
     if pal.color(QPalette.ColorRole.Window).lightnessF() < 0.5:
         pal = QPalette(QColor("#efefef"))
         _fill(pal, {QPalette.ColorRole.Base: "#ffffff", QPalette.ColorRole.Text: "#000000"})
         pal.setColor(QPalette.ColorRole.AlternateBase, QColor("#f7f7f7"))
     pal.setColor(QPalette.ColorRole.Link, QColor(_HUES["link"][0]))
-    # Fusion's selection blue (#308cc6) gives white text only 3.7:1.
     highlight = pal.color(QPalette.ColorRole.Highlight)
     selected = pal.color(QPalette.ColorRole.HighlightedText)
+    base = pal.color(QPalette.ColorRole.Base)
+    placeholder = pal.color(QPalette.ColorRole.PlaceholderText)
     for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
         pal.setColor(group, QPalette.ColorRole.Highlight, readable(highlight, selected))
+        pal.setColor(group, QPalette.ColorRole.PlaceholderText, readable(placeholder, base))
     return pal
 
 

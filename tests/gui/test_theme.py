@@ -510,3 +510,22 @@ def test_every_derived_text_colour_is_readable_on_desktop_palettes(qapp, pal):
         assert theme.contrast(card.text, card.fill) >= theme.MIN_CONTRAST, state
         assert theme.contrast(card.subtext, card.fill) >= theme.MIN_CONTRAST, state
     assert theme.contrast(t.icon_ink, t.window) >= 3.0
+
+
+@pytest.mark.parametrize("make_palette", [theme.light_palette, theme.dark_palette])
+def test_own_palettes_read(qapp, make_palette):
+    """The palettes Light and Dark install: text, selected text, placeholders, tooltips."""
+    pal = make_palette()
+    R = QPalette.ColorRole
+    for fg, bg in (
+        (R.Text, R.Base),
+        (R.Text, R.AlternateBase),
+        (R.WindowText, R.Window),
+        (R.ButtonText, R.Button),
+        (R.HighlightedText, R.Highlight),
+        (R.PlaceholderText, R.Base),
+        (R.ToolTipText, R.ToolTipBase),
+        (R.Link, R.Base),
+    ):
+        ratio = theme.contrast(pal.color(fg), pal.color(bg))
+        assert ratio >= theme.MIN_CONTRAST, f"{fg.name} on {bg.name}: {ratio:.2f}"
