@@ -84,6 +84,7 @@ class CheckPlan(Plan):
         problems = check_problems(self.image, res.returncode, res.stdout)
         if res.returncode == 1 and not res.stdout.strip():
             raise qemuimg.map_error(res.argv, res.returncode, res.stderr)
+        problems += _flag_problems(self.image, problems)
         verdict = "no problems" if not problems else f"{len(problems)} problem(s)"
         return OpResult(
             "check",
@@ -97,6 +98,29 @@ class CheckPlan(Plan):
                 "store_note": store_note,
             },
         )
+
+
+def _flag_problems(path: str, found: list[CheckProblem]) -> list[CheckProblem]:
+    """The header's corrupt flag, read after the check: qemu-img check counts damage, not the
+    flag, so an image qemu will only open read-only could otherwise be called "no problems"."""
+    from imagegui.core.probe import ProbeError, probe_image
+
+    if any(p.kind == "corrupt" for p in found):
+        return []
+    try:
+        flags = probe_image(path).flags
+    except ProbeError:
+        return []
+    if not flags.get("corrupt"):
+        return []
+    return [
+        CheckProblem(
+            "corrupt", "error", path,
+            "qemu marked this image corrupt (header flag), so it opens only read-only; the check "
+            "found no damage now - repairing everything clears the flag",
+            f"imagegui check-image --repair all {path}",
+        )
+    ]  # fmt: skip
 
 
 def _json_or_none(text: str) -> Any:

@@ -245,17 +245,19 @@ def rebaseable(img: ImageInfo) -> Finding | None:
     )
 
 
-def free_space(directory: str, needed: int) -> Finding | None:
-    """Refuses when the file system holding ``directory`` has less than ``needed`` (+ margin)."""
+def free_space(directory: str, needed: int) -> Finding:
+    """Refuses when the file system holding ``directory`` has less than ``needed`` plus the
+    margin; either way the finding says the figures, margin included."""
     st = os.statvfs(directory)
     free = st.f_bavail * st.f_frsize
     want = int(needed * (1 + SPACE_MARGIN))
+    needs = f"needs {human_size(needed)} plus a {SPACE_MARGIN:.0%} margin ({human_size(want)})"
     if free >= want:
-        return None
+        return info("space", f"{needs}; {human_size(free)} is free in {directory}")
     return refuse(
         "no-space",
-        f"needs {human_size(needed)} but only {human_size(free)} is free in {directory}: free "
-        "some space or choose another directory",
+        f"{needs} but only {human_size(free)} is free in {directory}: free some space or choose "
+        "another directory",
     )
 
 

@@ -14,7 +14,7 @@ from types import ModuleType
 
 from imagegui.core import backing
 from imagegui.core.formats import qcow2
-from imagegui.core.formats.base import BoundedReader, Header, ParseError
+from imagegui.core.formats.base import BoundedReader, Header, ParseError, check_virtual_size
 from imagegui.core.locks import lock_state_fd
 from imagegui.core.model import ImageInfo
 
@@ -46,6 +46,7 @@ _CANDIDATES: dict[int, tuple[str, ...]] = {
     ord("K"): ("vmdk",),
     ord("C"): ("vmdk",),  # VMware 3 "COWD"
     ord("#"): ("vmdk",),  # "# Disk DescriptorFile"
+    ord("L"): ("luks",),  # "LUKS\\xba\\xbe": a raw LUKS volume, which qemu opens as luks
     ord(" "): ("vmdk",),  # a descriptor may open with blank lines of spaces
 }
 
@@ -113,7 +114,7 @@ def probe_fd(
     ext = extension(path)
     try:
         if mod is not None:
-            header = mod.parse(reader)
+            header = check_virtual_size(mod.parse(reader))
         else:
             header = _no_magic(reader, path, ext, raw_ok, st.st_size)
             if header is None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
-_SUFFIX = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_SUFFIX = {
+    "": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50,
+    "e": 1 << 60,
+}  # fmt: skip
+#: The largest size qemu accepts (INT64_MAX: "Image size must be less than 8 EiB").
+MAX_SIZE = (1 << 63) - 1
 
 
 def human_size(n: int) -> str:
@@ -22,12 +27,24 @@ def human_size(n: int) -> str:
 
 
 def parse_size(text: str) -> int:
-    """qemu-img's size syntax: ``10G``, ``512M``, ``1.5T``, ``4096`` (bytes), ``20GiB``."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgtp]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    """qemu-img's size syntax: ``10G``, ``512M``, ``1.5T``, ``4096`` (bytes), ``20GiB``.
+
+    Exact integer arithmetic (a float turned 9223372036854775807 into ...808); like qemu, a
+    fraction needs a unit, a fraction of a byte is cut off, and 8 EiB or more is refused.
+    """
+    m = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?\s*([bkmgtpe]?)(?:i?b)?\s*", text, re.IGNORECASE)
     if not m:
         raise ValueError(f"not a size: {text!r} (use e.g. 10G, 512M, 4096)")
-    number, suffix = m.groups()
-    return int(float(number) * _SUFFIX[suffix.lower()])
+    whole, fraction, suffix = m.groups()
+    mul = _SUFFIX[suffix.lower()]
+    if fraction and mul == 1:
+        raise ValueError(f"not a size: {text!r} (a fraction needs a unit, e.g. 1.5G)")
+    value = int(whole) * mul
+    if fraction:
+        value += int(fraction) * mul // 10 ** len(fraction)
+    if value > MAX_SIZE:
+        raise ValueError(f"too large: {text!r} (qemu's limit is just under 8 EiB)")
+    return value
 
 
 def display_path(path: str) -> str:

@@ -39,6 +39,21 @@ class Header:
     also_opens_as: tuple[str, ...] = ()
 
 
+#: qemu's bdrv_getlength refuses a length of INT64_MAX / 512 sectors or more ("File too large").
+MAX_VIRTUAL_SIZE = ((1 << 63) - 1) // 512 * 512
+
+
+def check_virtual_size(header: Header) -> Header:
+    """Refuses what qemu cannot open whatever the format: a size past 8 EiB (a size field of
+    2^64-1 passes qcow2's own checks, its L1 arithmetic wraps, but not qemu's generic one)."""
+    if header.virtual_size > MAX_VIRTUAL_SIZE:
+        raise ParseError(
+            f"{header.format} header: virtual size {header.virtual_size:,} bytes is past qemu's "
+            "limit of 8 EiB (qemu: File too large)"
+        )
+    return header
+
+
 class BoundedReader:
     """Positional reads from an open file, capped at ``budget`` bytes in total.
 
