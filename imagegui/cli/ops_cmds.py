@@ -174,7 +174,12 @@ def _overlay(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise _usage_error(str(exc)) from None
     plan = plan_overlay(
-        args.base, args.new, size, absolute=args.absolute, allow=tuple(args.allow_file)
+        args.base,
+        args.new,
+        size,
+        absolute=args.absolute,
+        roots=tuple(args.root),
+        allow=tuple(args.allow_file),
     )
     return execute(plan, args)
 
@@ -188,7 +193,7 @@ def _rebase(args: argparse.Namespace) -> int:
         raise _usage_error('rebase needs NEW_BACKING (or "" to make IMAGE independent)')
     plan = plan_rebase(
         args.image, args.new_backing, unsafe=args.unsafe, absolute=args.absolute,
-        allow=tuple(args.allow_file), force=args.force,
+        roots=tuple(args.root), allow=tuple(args.allow_file), force=args.force,
     )  # fmt: skip
     return execute(plan, args)
 
@@ -201,7 +206,8 @@ def _commit(args: argparse.Namespace) -> int:
 
 
 def _flatten(args: argparse.Namespace) -> int:
-    return execute(plan_flatten(args.image, args.out, allow=tuple(args.allow_file)), args)
+    plan = plan_flatten(args.image, args.out, roots=tuple(args.root), allow=tuple(args.allow_file))
+    return execute(plan, args)
 
 
 def _check_image(args: argparse.Namespace) -> int:
@@ -222,7 +228,10 @@ def _check_image(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  [{p.severity}] {p.kind}: {printable(p.cli_text)}")
 
-    plan = plan_check(args.image, args.repair, allow=tuple(args.allow_file), force=args.force)
+    plan = plan_check(
+        args.image, args.repair, roots=tuple(args.root), allow=tuple(args.allow_file),
+        force=args.force,
+    )  # fmt: skip
     status = execute(plan, args, report)
     if status == EXIT_OK and outcome["problems"]:
         return EXIT_FAILED  # like `imagegui check`: problems found -> 1
@@ -345,7 +354,6 @@ def _vms(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    import os
 
     from imagegui.core.guards import same_file
     from imagegui.core.vms import VmControlError, find_vms
@@ -354,7 +362,9 @@ def _stop(args: argparse.Namespace) -> int:
     if args.vm.isdigit():
         matches = [v for v in found if v.pid == int(args.vm)]
     else:
-        target = os.path.abspath(args.vm)
+        from imagegui.core.backing import canonical
+
+        target = canonical(args.vm)
         matches = [v for v in found if v.image and same_file(v.image, target)]
     if not matches:
         raise _usage_error(
@@ -388,6 +398,17 @@ def _stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_read_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="the chain may also read files under DIR (without it: the images' folders and "
+        "their parents; anything else needs --allow-file)",
+    )
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run",
@@ -417,6 +438,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("new")
     p.add_argument("--size", help="virtual size, larger than the base's (e.g. 40G)")
     p.add_argument("--absolute", action="store_true", help="store the base's absolute path")
+    _add_read_root(p)
     _add_common(p)
     p.set_defaults(func=_overlay)
 
@@ -433,6 +455,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--absolute", action="store_true", help="store the absolute path")
     p.add_argument("--undo", action="store_true", help="undo the last rebase of IMAGE")
     p.add_argument("--force", action="store_true", help="write IMAGE even if made read-only")
+    _add_read_root(p)
     _add_common(p)
     p.set_defaults(func=_rebase)
 
@@ -444,7 +467,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image")
     p.add_argument("--force", action="store_true", help="commit even into a shared base")
-    p.add_argument("--root", action="append", default=[], help="also look here for other overlays")
+    p.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        help="also look here for other overlays (and let the chain read files here)",
+    )
     _add_common(p)
     p.set_defaults(func=_commit)
 
@@ -456,6 +484,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image")
     p.add_argument("out")
+    _add_read_root(p)
     _add_common(p)
     p.set_defaults(func=_flatten)
 
@@ -468,6 +497,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repair", choices=("leaks", "all"), help="repair (writes the image)")
     p.add_argument("--force", action="store_true", help="repair even a read-only image")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_read_root(p)
     _add_common(p)
     p.set_defaults(func=_check_image)
 
@@ -488,7 +518,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--headless", action="store_true", help="no display window")
     p.add_argument("--accel", choices=("kvm", "tcg"), help="default: kvm when usable")
     p.add_argument("--stop-timeout", type=float, default=60.0, metavar="SECONDS")
-    p.add_argument("--root", action="append", default=[], help="also look here for overlays")
+    p.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        help="also look here for overlays (and let the chain read files here)",
+    )
     _add_common(p)
     p.set_defaults(func=_launch)
 

@@ -21,6 +21,8 @@ import os
 import time
 from dataclasses import MISSING, asdict, dataclass
 
+from imagegui.core.backing import canonical
+
 #: Bytes of the image hashed into its fingerprint: every format's header and backing name.
 HEAD_BYTES = 65536
 
@@ -185,7 +187,7 @@ def entries(image: str | None = None, notes: list[str] | None = None) -> list[Re
             notes.append(f"the journal {path} cannot be read: {exc.strerror}")
         return []
     key = _file_key(image) if image else ""
-    norm = os.path.normpath(os.path.abspath(image)) if image else ""
+    norm = canonical(image) if image else ""  # "..": the kernel's way, as plans store it
     out = []
     fields = RebaseEntry.__dataclass_fields__
     required = [n for n, f in fields.items() if f.default is MISSING]

@@ -267,3 +267,20 @@ def test_flatten_partial_is_created_exclusively(tmp_path: Path, monkeypatch):
         plan.run()
     assert Path(plan.partial).read_bytes() == b"not ours"  # neither overwritten nor removed
     assert not out.exists()
+
+
+def test_root_lets_a_chain_read_a_folder_of_bases_elsewhere(tmp_path: Path, capsys):
+    """A library of bases kept elsewhere is named once with --root, not file by file."""
+    base = create(tmp_path / "library" / "bases" / "base.qcow2")
+    vms = tmp_path / "srv" / "vms"
+    vms.mkdir(parents=True)
+    top = vms / "top.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top)
+    out = vms / "out.qcow2"
+    assert run_cli(["flatten", "--dry-run", str(top), str(out)]) == 2
+    assert "outside-roots" not in capsys.readouterr().err  # prose, not codes
+    assert (
+        run_cli(["flatten", "--dry-run", "--root", str(tmp_path / "library"), str(top), str(out)])
+        == 0
+    )
+    assert run_cli(["flatten", "--dry-run", "--allow-file", str(base), str(top), str(out)]) == 0

@@ -139,3 +139,15 @@ def test_a_backing_name_ending_in_a_slash_is_missing_with_qemus_reason(tmp_path:
     plan = plan_flatten(str(top), str(tmp_path / "out.qcow2"))
     refusal = [f for f in plan.blocking() if f.code == "missing-backing"]
     assert refusal and "Not a directory" in refusal[0].message
+
+
+def test_journal_lookup_by_a_dotdot_path_finds_the_file_the_kernel_opens(tree, tmp_path: Path):
+    """``rebase --undo vms/clones/../x`` is about data/x, never about a vms/x beside it."""
+    from imagegui.core import journal
+
+    vms_x = overlay(tmp_path / "vms" / "x.qcow2", tree["vms_base"])
+    data_x = overlay(tmp_path / "data" / "x.qcow2", tree["data_base"])
+    for image, base in ((vms_x, tree["vms_base"]), (data_x, tree["data_base"])):
+        plan_rebase(str(image), str(base), unsafe=True).run()
+    found = journal.entries(str(tmp_path / "vms" / "clones" / ".." / "x.qcow2"))
+    assert [e.image for e in found] == [str(data_x)]
