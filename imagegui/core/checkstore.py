@@ -21,6 +21,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import shlex
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -89,6 +90,10 @@ class CheckRecord:
         when = dt.datetime.fromtimestamp(self.checked_at).strftime("%Y-%m-%d %H:%M")
         out = []
         errors = []
+        repair_all = (
+            f"copy the data out (imagegui flatten), then imagegui check-image --repair all "
+            f"{shlex.quote(path)}"
+        )
         if self.corruptions:
             errors.append(f"{_n(self.corruptions, 'corruption')} in its metadata")
         if self.check_errors:
@@ -100,6 +105,7 @@ class CheckRecord:
                     Severity.ERROR,
                     path,
                     f"The check of {when} found {' and '.join(errors)}.",
+                    repair_all,
                 )
             )
         if self.failure:
@@ -119,6 +125,7 @@ class CheckRecord:
                     path,
                     f"The check of {when} found {_n(self.leaks, 'leaked cluster')}: space "
                     "allocated in the file that nothing uses.",
+                    f"imagegui check-image --repair leaks {shlex.quote(path)}",
                 )
             )
         return out

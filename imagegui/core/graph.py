@@ -73,6 +73,7 @@ _BREAK_ORDER = (
     Kind.UNREADABLE,
     Kind.MISSING_EXTENT,
     Kind.CORRUPT,
+    Kind.CHECK_ERRORS,
     Kind.BACKING_FORMAT_MISMATCH,
 )
 

@@ -48,6 +48,8 @@ KIND_TITLES: dict[Kind, str] = {
     Kind.EXTERNAL_DATA_FILE: "External data file",
     Kind.MISSING_EXTENT: "Missing data file",
     Kind.LEFTOVER: "Leftover temporary file",
+    Kind.CHECK_ERRORS: "Damaged metadata",
+    Kind.LEAKED_CLUSTERS: "Leaked clusters",
 }
 
 #: What each kind means and what fixes it: the details panel and ``check`` explain with these.

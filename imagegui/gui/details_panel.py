@@ -31,6 +31,8 @@ FIXES: dict[Kind, tuple[str, str]] = {
     Kind.DIRTY: ("check", "Check the image"),
     Kind.CORRUPT: ("check", "Check the image"),
     Kind.BACKING_OUTSIDE_ROOT: ("flatten", "Flatten into an independent image…"),
+    Kind.CHECK_ERRORS: ("repair-all", "Repair all…"),
+    Kind.LEAKED_CLUSTERS: ("repair-leaks", "Repair leaks…"),
 }
 _MAX_LISTED = 25
 #: A chain longer than head + tail rows is shown with its middle elided: a 3,000-row table took

@@ -337,6 +337,8 @@ class MainWindow(QMainWindow):
             "record-format": self.ops.record_format,
             "check": self.ops.check,
             "flatten": self.ops.flatten,
+            "repair-leaks": lambda: self.ops.repair_check("leaks"),
+            "repair-all": lambda: self.ops.repair_check("all"),
         }.get(name)
         if handler is not None:
             handler()

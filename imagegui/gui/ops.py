@@ -13,14 +13,16 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QDialog, QMainWindow
+from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox
 
 from imagegui.core.checkimage import plan_check
+from imagegui.core.checkstore import CheckRecord
 from imagegui.core.graph import ChainGraph
 from imagegui.core.jobs import Job
 from imagegui.core.model import ImageInfo
 from imagegui.core.operations import OpResult, Plan
 from imagegui.core.units import display_path
+from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
 from imagegui.gui.dialogs.commit_dialog import CommitDialog
 from imagegui.gui.dialogs.flatten_dialog import FlattenDialog
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
@@ -188,7 +190,8 @@ class Ops(QObject):
             self.last_box = failure_box(self.window, "Launch", payload, hint)
 
     def check(self) -> None:
-        """Read-only: no confirmation; the result opens in a box when qemu-img is done."""
+        """Read-only: no confirmation; the result opens in a box when qemu-img is done, and
+        becomes the image's problems (kept by core.checkstore) once the rescan it starts ends."""
         info = self.current()
         if info is None:
             return
@@ -197,12 +200,55 @@ class Ops(QObject):
         job = Job(f"Check {info.name}", lambda p, c: plan_check(path, roots=roots).run(p, c))
 
         def done(state: str, payload: object) -> None:
+            if state in ("done", "failed"):
+                self.session.rescan()  # on a worker: the findings show as problems
             if state == "done":
                 self.last_box = check_result_box(self.window, payload)
+                self._offer_repair(self.last_box, payload, path)
             elif state == "failed":
                 self.last_box = failure_box(self.window, "Check", payload)
 
         self.jobs.start(job, done)
+
+    def _offer_repair(self, box: QMessageBox, result: object, path: str) -> None:
+        """Repair Leaks… / Repair All… right in the result box, when the check found that."""
+        data = getattr(result, "data", {})
+        rec: CheckRecord | None = data.get("record")
+        notes = [n for n in (data.get("store_note"),) if n]
+        if rec is None and data.get("problems"):
+            notes.append(
+                "The image changed while it was checked (a running VM?), so this result is not "
+                "kept: check it again when it is idle."
+            )
+        if notes:
+            box.setInformativeText(
+                "\n\n".join([box.informativeText(), *map(display_path, notes)]).strip()
+            )
+        if rec is None:
+            return
+        offers = []
+        if rec.leaks:
+            offers.append(("leaks", "Repair Leaks…"))
+        if rec.corruptions or rec.check_errors:
+            offers.append(("all", "Repair All…"))
+        for mode, label in offers:
+            button = box.addButton(label, QMessageBox.ButtonRole.ActionRole)
+            button.clicked.connect(lambda _=False, m=mode: self.repair_check(m, path))
+
+    def repair_check(self, mode: str = "leaks", path: str | None = None) -> None:
+        """Repair what a check found (``mode`` "leaks" or "all"), through plan and preview."""
+        graph = self.graph
+        node = path or self.selection.node
+        info = graph.image(node) if graph is not None and node else None
+        if info is None:
+            return
+        dialog = CheckRepairDialog(info, graph.problems_for(info.path), mode, self.window)
+        self._open(
+            dialog,
+            lambda d: self.run_plan(
+                d.plan, f"{'Repair leaks of' if d.repair_mode == 'leaks' else 'Repair'} {info.name}"
+            ),
+        )
 
     # -- running
 

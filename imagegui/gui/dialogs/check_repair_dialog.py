@@ -1,0 +1,97 @@
+"""Repair Leaks… / Repair All…: fix what a check found, shown before it runs.
+
+Repairing leaks only gives back clusters nothing uses: no guest data changes. Repairing all also
+rewrites damaged metadata, which can lose the damaged parts of the guest's disk for good, so that
+choice is never the easy one: Cancel is the default button (Enter runs nothing) and the run button
+says what it does. The repair runs ``qemu-img check`` with repair on a worker; its report replaces
+the kept findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+
+from PySide6.QtWidgets import QWidget
+
+from imagegui.core.checkimage import plan_check
+from imagegui.core.model import ImageInfo
+from imagegui.core.operations import Plan
+from imagegui.core.problems import Kind, Problem
+from imagegui.core.units import display_path
+from imagegui.gui.dialogs.fields import Choice
+from imagegui.gui.dialogs.plan_dialog import PlanDialog
+
+#: The problem kinds this dialog repairs.
+CHECK_KINDS = (Kind.CHECK_ERRORS, Kind.LEAKED_CLUSTERS)
+
+RUN_TEXT = {"leaks": "Repair Leaks", "all": "Repair All (may lose damaged data)"}
+
+
+class CheckRepairDialog(PlanDialog):
+    def __init__(
+        self,
+        image: ImageInfo,
+        problems: list[Problem],
+        mode: str = "leaks",
+        parent: QWidget | None = None,
+    ):
+        super().__init__("Repair Image", RUN_TEXT[mode], parent)
+        self.image = image
+        found = [p for p in problems if p.kind in CHECK_KINDS]
+        listed = "".join(f"<li>{escape(display_path(p.message))}</li>" for p in found)
+        self.intro.setText(
+            f"<b>{escape(display_path(image.name))}</b>"
+            + (f": <ul style='margin:2px'>{listed}</ul>" if listed else "")
+            + "Repairing rewrites the image's metadata in place. Only a VM that is shut down "
+            "can be repaired."
+        )
+        self.mode = Choice(
+            [
+                (
+                    "leaks",
+                    "Repair leaks: give back clusters nothing uses (no guest data changes)",
+                    "Frees space that is allocated in the file but used by nothing",
+                ),
+                (
+                    "all",
+                    "Repair all: also rewrite damaged metadata (damaged parts may be lost)",
+                    "Makes the image consistent again; what the damaged metadata described may "
+                    "be gone for good. Flatten a copy first if the data matters",
+                ),
+            ],
+            mode,
+        )
+        self.form.addRow("Repair:", self.mode)
+        self.mode.changed.connect(self._on_mode_changed)
+        self._set_safe_default()
+        self.replan()
+
+    @property
+    def repair_mode(self) -> str:
+        return self.mode.value()
+
+    def destructive_fields(self) -> bool:
+        """Repair all may drop what damaged metadata described: never the default action."""
+        return self.repair_mode == "all"
+
+    def run_text(self, plan: Plan | None) -> str:
+        return RUN_TEXT.get(self.repair_mode, "Repair")
+
+    def _on_mode_changed(self) -> None:
+        self.ok_button.setText(self.run_text(self.plan))
+        self._set_safe_default()
+        self.fields_changed()
+
+    def _set_safe_default(self) -> None:
+        """Enter presses Cancel when the repair may lose data, Repair otherwise."""
+        cancel = self.buttons.button(self.buttons.StandardButton.Cancel)
+        risky = self.destructive_fields()
+        self.ok_button.setAutoDefault(not risky)
+        self.ok_button.setDefault(not risky)
+        cancel.setAutoDefault(risky)
+        cancel.setDefault(risky)
+
+    def planner(self) -> Callable[[], Plan] | str:
+        image, mode = self.image.path, self.repair_mode
+        return lambda: plan_check(image, mode)
