@@ -37,6 +37,7 @@ class CheckRepairDialog(PlanDialog):
         parent: QWidget | None = None,
     ):
         super().__init__("Repair Image", RUN_TEXT[mode], parent)
+        self._initial_mode = mode
         self.image = image
         found = [p for p in problems if p.kind in CHECK_KINDS]
         listed = "".join(f"<li>{escape(display_path(p.message))}</li>" for p in found)
@@ -64,12 +65,12 @@ class CheckRepairDialog(PlanDialog):
         )
         self.form.addRow("Repair:", self.mode)
         self.mode.changed.connect(self._on_mode_changed)
-        self._set_safe_default()
         self.replan()
 
     @property
     def repair_mode(self) -> str:
-        return self.mode.value()
+        mode = getattr(self, "mode", None)  # PlanDialog asks before the fields exist
+        return mode.value() if mode is not None else getattr(self, "_initial_mode", "leaks")
 
     def destructive_fields(self) -> bool:
         """Repair all may drop what damaged metadata described: never the default action."""
@@ -80,17 +81,7 @@ class CheckRepairDialog(PlanDialog):
 
     def _on_mode_changed(self) -> None:
         self.ok_button.setText(self.run_text(self.plan))
-        self._set_safe_default()
-        self.fields_changed()
-
-    def _set_safe_default(self) -> None:
-        """Enter presses Cancel when the repair may lose data, Repair otherwise."""
-        cancel = self.buttons.button(self.buttons.StandardButton.Cancel)
-        risky = self.destructive_fields()
-        self.ok_button.setAutoDefault(not risky)
-        self.ok_button.setDefault(not risky)
-        cancel.setAutoDefault(risky)
-        cancel.setDefault(risky)
+        self.fields_changed()  # Cancel becomes the default for Repair all
 
     def planner(self) -> Callable[[], Plan] | str:
         image, mode = self.image.path, self.repair_mode
