@@ -24,11 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from imagegui.core.checkimage import CheckProblem
 from imagegui.core.guards import GuardRefused, refuse
 from imagegui.core.operations import OpResult
 from imagegui.core.problems import Kind, Problem, Severity
 from imagegui.core.qemuimg import QemuImgError
 from imagegui.gui.dialogs import messages
+from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
 from imagegui.gui.dialogs.commit_dialog import CommitDialog
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
@@ -166,6 +168,29 @@ def check_result(window, lab):
     return messages.check_result_box(window, result)
 
 
+def check_repair_all(window, lab):
+    top = lab / "top.qcow2"
+    problems = [
+        Problem(Kind.CHECK_ERRORS, Severity.ERROR, str(top), "The check found 3 corruptions."),
+        Problem(Kind.LEAKED_CLUSTERS, Severity.WARNING, str(top), "It found 1 leaked cluster."),
+    ]
+    dialog = CheckRepairDialog(_info(window, top), problems, "all", window)
+    dialog.open()
+    return dialog
+
+
+def check_result_with_repairs(window, lab):
+    from imagegui.core.checkstore import CheckRecord, Fingerprint
+
+    top = str(lab / "top.qcow2")
+    rec = CheckRecord(top, Fingerprint.of(top), 1.0, "qcow2", corruptions=3, leaks=1)
+    problems = [CheckProblem("corrupt", "error", top, "3 corruption(s): copy the data out")]
+    result = OpResult("check", f"{top}: 1 problem(s)", data={"problems": problems, "record": rec})
+    box = messages.check_result_box(window, result)
+    window.ops._offer_repair(box, result, top)
+    return box
+
+
 DIALOGS: dict[str, Callable] = {
     f.__name__: f
     for f in (
@@ -184,6 +209,8 @@ DIALOGS: dict[str, Callable] = {
         failure_refused,
         failure_qemu,
         check_result,
+        check_repair_all,
+        check_result_with_repairs,
     )
 }
 
