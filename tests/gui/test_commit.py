@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import qemu_info
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QLabel, QListWidget, QTextBrowser
 
@@ -137,6 +137,8 @@ def test_a_commit_refusal_names_each_victim_once(
     assert plan.refused
     assert dialog.verdict.property("verdict") == "refused"
     assert dialog.verdict.text() == "Refused: committing would corrupt the 3 images listed above."
+    QCoreApplication.sendPostedEvents()
+    assert dialog.others.verticalScrollBar().maximum() == 0  # every victim in view, no scrolling
     for forced in (False, True):
         dialog.force.setChecked(forced)
         wait_plan(dialog)
@@ -165,3 +167,15 @@ def test_enter_commits_nothing_even_into_an_unshared_base(
     qtbot.waitUntil(lambda: not dialog.isVisible())
     assert window.jobs.records == []
     assert base.read_bytes() == before
+
+
+def test_a_long_base_name_is_elided_on_the_run_button(
+    qtbot, window, open_dir, wait_plan, make, tmp_path
+):
+    name = "5c3dacc3ffb35db736514b4f08656bf25f877352"  # a Nova _base file
+    make.create(name, "raw", "64M")
+    top = str(make.overlay("top.qcow2", name, "raw"))
+    dialog = open_commit(window, open_dir, tmp_path, top)
+    assert not wait_plan(dialog).refused
+    assert dialog.ok_button.text() == "Commit into 5c3dacc3ffb35…56bf25f877352"
+    dialog.reject()

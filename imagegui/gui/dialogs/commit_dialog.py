@@ -85,7 +85,8 @@ class CommitDialog(PlanDialog):
     def _update_counts(self) -> None:
         n = self.others.count()
         rows = max(1, min(n, 10))
-        self.others.setFixedHeight(rows * self.others.fontMetrics().height() * 3 // 2 + 8)
+        row = max(self.others.sizeHintForRow(0), self.others.fontMetrics().height() + 6)
+        self.others.setFixedHeight(rows * row + 2 * self.others.frameWidth() + 2)
         self.warning.setText(
             f"{_images(n)} other than this one also read from "
             f"{display_path(self.base_name)} and would silently change:"
@@ -117,7 +118,7 @@ class CommitDialog(PlanDialog):
         return True  # a commit rewrites its base, whatever the guards say
 
     def run_text(self, plan: Plan | None) -> str:
-        text = f"Commit into {display_path(self.base_name)}"
+        text = f"Commit into {_short(display_path(self.base_name))}"
         if self.force.isChecked() and self.others.count():
             text += f" and corrupt {_images(self.others.count())}"
         return text
@@ -151,6 +152,14 @@ class CommitDialog(PlanDialog):
         image, force, roots = self.image.path, self.force.isChecked(), (self.root,)
         allow = self.allowed_files()
         return lambda: plan_commit(image, force=force, roots=roots, allow=allow)
+
+
+def _short(name: str, limit: int = 28) -> str:
+    """A long name (a Nova base is 40 hex digits) elided in the middle for a button."""
+    if len(name) <= limit:
+        return name
+    half = (limit - 1) // 2
+    return f"{name[:half]}…{name[-half:]}"
 
 
 def _images(n: int) -> str:

@@ -180,6 +180,8 @@ class PlanDialog(QDialog):
         self.confirm_name: str | None = None
         self.confirm_label = QLabel()
         self.confirm_label.setWordWrap(True)
+        # Selectable: a 40-digit Nova base name may be copied, still a step of its own.
+        self.confirm_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.confirm = ConfirmField()
         self.confirm.setObjectName("confirmName")
         self.confirm.textChanged.connect(self._update_run_button)
