@@ -233,3 +233,36 @@ def latest(image: str) -> RebaseEntry | None:
     """The last entry (rebase or undo) written about ``image``: the state it should be in now."""
     found = entries(image)
     return found[-1] if found else None
+
+
+# --------------------------------------------------------------------------- the undo on offer
+
+
+@dataclass(frozen=True)
+class UndoTarget:
+    """What an Undo would act on: the journal's last entry when it is a rebase not yet undone.
+    Only the very last change is offered (whatever image it was on), as an editor's Undo does;
+    ``reason`` says why nothing is (the journal is empty, or its last entry is an undo)."""
+
+    entry: RebaseEntry | None
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.entry.image) if self.entry else ""
+
+
+def undo_target() -> UndoTarget:
+    """Reads the journal (a small file: call it on a worker, e.g. with the scan) for the Undo."""
+    notes: list[str] = []
+    found = entries(notes=notes)
+    if not found:
+        if notes:
+            return UndoTarget(None, f"nothing can be undone: {notes[0]}")
+        return UndoTarget(None, "nothing to undo: no rebase has been recorded yet")
+    last = found[-1]
+    if last.undo_of:
+        undone = next((e for e in found if e.id == last.undo_of), last)
+        name = os.path.basename(undone.image)
+        return UndoTarget(None, f"nothing to undo: the last rebase ({name}) was already undone")
+    return UndoTarget(last)

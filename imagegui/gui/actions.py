@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from imagegui.core.graph import EXTERNAL, IMAGE
+from imagegui.core.journal import UndoTarget
 from imagegui.core.nodestate import short_name
 from imagegui.core.problems import Kind
 from imagegui.core.repair import missing_backing
@@ -20,6 +21,7 @@ from imagegui.gui import resources
 from imagegui.gui.snapshot import Snapshot
 
 Std = QKeySequence.StandardKey
+UNDO_TIP = "Put back the backing file the last rebased image had, as the journal recorded it"
 
 
 @dataclass
@@ -108,8 +110,7 @@ def create_actions(parent: QWidget) -> Actions:
                     "Copy the selected image's full path"),
         find=a(parent, "&Filter…", "filter", Std.Find,
                "Filter the chains list by name, format, state or problem"),
-        undo_rebase=a(parent, "&Undo Last Rebase…", "edit-undo", Std.Undo,
-                      "Restore the backing file the selected image had before its last rebase"),
+        undo_rebase=a(parent, "&Undo Rebase…", "edit-undo", Std.Undo, UNDO_TIP),
         zoom_in=a(parent, "Zoom &In", "zoom-in", ["Ctrl++", "Ctrl+="], "Zoom into the graph"),
         zoom_out=a(parent, "Zoom &Out", "zoom-out", "Ctrl+-", "Zoom out of the graph"),
         zoom_fit=a(parent, "&Fit All", "zoom-fit", "Ctrl+0", "Show the whole graph"),
@@ -150,6 +151,28 @@ _UNOPENABLE = frozenset(
         Kind.BACKING_FORMAT_MISMATCH,
     }
 )
+
+
+def update_undo(actions: Actions, target: UndoTarget | None) -> None:
+    """Names the change Undo would revert ("Undo rebase of web06.qcow2"), whatever is selected;
+    disabled, saying why, when there is none (``target`` None: the journal is not read yet)."""
+    action = actions.undo_rebase
+    keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+    if target is None or target.entry is None:
+        why = target.reason if target is not None else "the rebase journal is being read"
+        action.setText("&Undo Rebase…")
+        action.setEnabled(False)
+        action.setToolTip(f"{UNDO_TIP} ({keys})\nUnavailable: {why}")
+        action.setStatusTip(f"Unavailable: {why}")
+        return
+    action.setText(f"&Undo rebase of {display_path(target.name).replace('&', '&&')}…")
+    tip = (
+        f"Put back the backing file {display_path(target.entry.image)} had before its last "
+        "rebase, exactly as the journal recorded it"
+    )
+    action.setEnabled(True)
+    action.setToolTip(f"{tip} ({keys})")
+    action.setStatusTip(tip)
 
 
 def _set(action: QAction, enabled: bool, why_not: str | None) -> None:
@@ -212,11 +235,8 @@ def update_enabled(actions: Actions, snapshot: Snapshot | None, node: str | None
     kind, info = (None, None)
     if have and node in snapshot.graph.nodes:
         kind, info = snapshot.graph.nodes[node]
-    image = info is not None and kind in (IMAGE, EXTERNAL)
-    rebaseable = image and info.format in ("qcow2", "qed")
     for name, why in disabled_reasons(snapshot, node).items():
         _set(getattr(actions, name), why is None, why)
-    actions.undo_rebase.setEnabled(rebaseable)
     actions.copy_path.setEnabled(kind is not None)
     actions.reveal.setEnabled(kind is not None and "://" not in (node or ""))
     actions.show_selected.setEnabled(kind is not None)

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox
 
+from imagegui.core import journal
 from imagegui.core.checkimage import plan_check
 from imagegui.core.checkstore import CheckRecord
 from imagegui.core.graph import ChainGraph
@@ -22,6 +23,7 @@ from imagegui.core.jobs import Job
 from imagegui.core.model import ImageInfo
 from imagegui.core.operations import OpResult, Plan
 from imagegui.core.units import display_path
+from imagegui.gui.actions import update_undo
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
 from imagegui.gui.dialogs.commit_dialog import CommitDialog
 from imagegui.gui.dialogs.flatten_dialog import FlattenDialog
@@ -35,10 +37,13 @@ from imagegui.gui.jobs_panel import JobsPanel
 from imagegui.gui.session import Selection, Session
 from imagegui.gui.settings import Settings
 from imagegui.gui.vms_panel import VmsPanel
+from imagegui.gui.workers import start_job
 
 
 class Ops(QObject):
     dialogOpened = Signal(object)
+    #: The Undo on offer changed (a ``journal.UndoTarget``).
+    undoChanged = Signal(object)
     #: A message for the status bar.
     message = Signal(str)
 
@@ -62,6 +67,13 @@ class Ops(QObject):
         #: Select this path once the next scan shows it (a new overlay, a flattened copy).
         self.select_after_scan: str | None = None
         self.last_box = None
+        #: What Undo acts on: the journal's last change, read with each scan and after each job.
+        self.undo: journal.UndoTarget | None = None
+        for sig in (jobs.jobFinished, jobs.jobFailed, jobs.jobCancelled):
+            sig.connect(lambda *_: self.refresh_undo())
+        session.snapshotReady.connect(lambda snap: self.set_undo(snap.undo))
+        update_undo(window.actions, None)  # disabled until the journal has been read
+        self.refresh_undo()
 
     # -- what the actions act on
 
@@ -144,11 +156,33 @@ class Ops(QObject):
         self._open(dialog, lambda d: self.run_plan(d.plan, f"Repair {info.name}"))
 
     def undo_rebase(self) -> None:
-        info = self.current()
-        if info is None:
+        """Undoes the journal's last change, whichever image is selected (it is named)."""
+        target = self.undo
+        if target is None or target.entry is None:
             return
-        dialog = UndoRebaseDialog(info.path, self.window)
-        self._open(dialog, lambda d: self.run_plan(d.plan, f"Undo rebase of {info.name}"))
+        entry = target.entry
+        dialog = UndoRebaseDialog(entry, self.window)
+        self._open(
+            dialog,
+            lambda d: self.run_plan(d.plan, f"Undo rebase of {target.name}", entry.image),
+        )
+
+    # -- the undo on offer
+
+    def refresh_undo(self) -> None:
+        """Reads the journal again on a worker (an operation may have written it)."""
+        start_job(
+            Job("read the rebase journal", lambda p, c: journal.undo_target()),
+            finished=self.set_undo,
+            parent=self,
+        )
+
+    def set_undo(self, target: journal.UndoTarget | None) -> None:
+        if target is None:
+            return
+        self.undo = target
+        update_undo(self.window.actions, target)
+        self.undoChanged.emit(target)
 
     def launch(self) -> None:
         info, graph, snap = self.current(), self.graph, self.session.snapshot

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QPainterPath
 
-from imagegui.core import gcpause
+from imagegui.core import gcpause, journal
 from imagegui.core.backing import canonical
 from imagegui.core.graph import ChainGraph
 from imagegui.core.jobs import CancelToken, Job, ProgressFn
@@ -61,6 +61,8 @@ class Snapshot:
     #: on their own (None when that is every chain: the full layout serves).
     problem_layout: Layout | None = None
     problem_paths: list[ComponentPaths] | None = None
+    #: What Undo would act on, read from the rebase journal with the scan (None: not read).
+    undo: journal.UndoTarget | None = None
 
     @property
     def image_count(self) -> int:
@@ -122,6 +124,7 @@ def make_scan_job(
         snap = Snapshot(path, graph, layout, status, paths, tables, select, timings)
         add_problem_layout(snap, aspect)
         timings["layout"] = time.perf_counter() - t
+        snap.undo = journal.undo_target()  # a small file: read here, never in a slot
         return snap
 
     return Job(f"Scanning {target}", run)

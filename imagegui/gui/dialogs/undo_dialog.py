@@ -1,23 +1,40 @@
-"""Undo Last Rebase…: restore the backing pointer the journal recorded before the last rebase."""
+"""Undo: put back the backing pointer the journal recorded before the last rebase.
+
+It acts on the journal's last change, named in the title, whatever image is selected; the plan
+(verified against the image's fingerprint by the core) is shown before anything runs.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
+from html import escape
 
 from PySide6.QtWidgets import QWidget
 
+from imagegui.core.journal import RebaseEntry
 from imagegui.core.operations import Plan, plan_undo_rebase
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 
 
 class UndoRebaseDialog(PlanDialog):
-    def __init__(self, image: str, parent: QWidget | None = None):
-        super().__init__("Undo Last Rebase", "Restore", parent)
-        self.image = image
+    def __init__(self, entry: RebaseEntry, parent: QWidget | None = None):
+        name = os.path.basename(entry.image)
+        super().__init__(f"Undo rebase of {display_path(name)}", "Undo", parent)
+        self.entry = entry
+        self.image = entry.image
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.time))
+        mode = "pointer only" if entry.mode == "unsafe" else "data kept"
+        old = display_path(entry.old_backing) if entry.old_backing else "no backing file"
+        new = display_path(entry.new_backing) if entry.new_backing else "no backing file"
         self.intro.setText(
-            f"Restore the backing file <b>{display_path(image)}</b> had before its last rebase, "
-            "exactly as the journal recorded it (name and format)."
+            f"The last change recorded: on {when}, <b>{escape(display_path(entry.image))}</b> "
+            f"was rebased ({mode}) from <tt>{escape(old)}</tt> onto <tt>{escape(new)}</tt>. "
+            f"Undo puts back <tt>{escape(old)}</tt>"
+            + (f" (format {escape(entry.old_format)})" if entry.old_format else "")
+            + " exactly as the journal recorded it."
         )
         self.replan()
 
