@@ -129,7 +129,14 @@ def repair(window, lab):
 
 
 def undo_refused(window, lab):
-    dialog = UndoRebaseDialog(str(lab / "top.qcow2"), window)
+    from imagegui.core.journal import RebaseEntry
+
+    # An entry the journal does not hold: the plan refuses it.
+    entry = RebaseEntry(
+        "not-journalled", 0.0, str(lab / "top.qcow2"), "base.qcow2", "qcow2",
+        "lonely-base.qcow2", "qcow2", "unsafe",
+    )  # fmt: skip
+    dialog = UndoRebaseDialog(entry, window)
     dialog.open()
     return dialog
 
