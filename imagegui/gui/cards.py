@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 #: detail lines from ``LOD_DETAIL``.
 LOD_NAME = 0.18
 LOD_DETAIL = 0.6
-#: Below this zoom a card is too small to find by its colour: broken ones get a marker.
-LOD_MARKER = 0.3
+#: Below this zoom a card is too small to find by its colour and shows no name: broken ones get
+#: a marker (above it the marker would cover the name).
+LOD_MARKER = LOD_NAME
 #: The on-screen pixel size the name's font aims for between ``LOD_NAME`` and ``LOD_DETAIL``.
 NAME_PX = 9.0
 #: Name font sizes (scene units) the compact card uses: a few, so elided texts can be cached.
@@ -87,8 +88,13 @@ def compact_size(lod: float) -> int:
 
 
 def card_reason(snapshot, node: str) -> str | None:
-    """Why a broken card's chain cannot be opened, in one line (None while it can)."""
-    return snapshot.status[node].chain_reason(node)
+    """Why a broken card's chain cannot be opened, in one short line (None while it can): the
+    chain state's reason, without the kind for an image above the break (the tooltip and the
+    details say it; the card has room for where, and where is what the user looks for)."""
+    status = snapshot.status[node]
+    if status.state is State.UNUSABLE and status.broken_at is not None:
+        return f"chain broken below: {short_name(status.broken_at)}"
+    return status.chain_reason(node)
 
 
 def key_has_reason(cache: dict, node: str, px: int) -> bool:
@@ -177,7 +183,7 @@ class CardLayer(QGraphicsItem):
                 _, small = _compact_font(int(px * 0.8))
                 lines = (
                     fm.elidedText(name, Qt.TextElideMode.ElideMiddle, width),
-                    small.elidedText(reason, Qt.TextElideMode.ElideRight, width),
+                    small.elidedText(reason, Qt.TextElideMode.ElideMiddle, width),
                 )
                 self._compact_cache[(node, -px)] = ("reason",)
             else:
@@ -327,9 +333,10 @@ class MarkerLayer(QGraphicsItem):
         t = theme.current()
         red, halo = t.card(State.ERROR).border, t.base
         self._pens = []
-        for points, size in ((self.above, 9.0), (self.breaks, 13.0)):
-            for colour, width in ((halo, size + 4), (red, size)):
-                pen = QPen(colour, width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
+        # Every halo first, then every dot: a neighbour's halo never hides a dot.
+        for colour, grow in ((halo, 3.0), (red, 0.0)):
+            for points, size in ((self.above, 7.0), (self.breaks, 11.0)):
+                pen = QPen(colour, size + grow, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
                 pen.setCosmetic(True)
                 self._pens.append((points, pen))
         self.update()

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsView, QToolTip
 
 from imagegui.gui.cards import LOD_MARKER, LOD_NAME
 from imagegui.gui.chain_scene import ChainScene
+from imagegui.gui.minimap import Minimap
 from imagegui.gui.models import tooltip
 
 MIN_SCALE = 0.004
@@ -69,6 +70,8 @@ class ChainView(QGraphicsView):
         #: The wheel zooms and Ctrl+wheel scrolls (a preference); by default the other way.
         self.wheel_zooms = False
         scene.built.connect(self._on_built)
+        #: The overview in the bottom-right corner while only part of the graph is in view.
+        self.minimap = Minimap(self)
 
     # -- zoom
 
@@ -307,6 +310,10 @@ class ChainView(QGraphicsView):
 
     def _on_built(self) -> None:
         self.viewport().update()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.minimap.follow()
 
 
 _NAV_KEYS = (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down)

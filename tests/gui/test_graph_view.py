@@ -315,7 +315,7 @@ def test_broken_cards_are_marked_zoomed_out(qtbot, window, open_dir, make, tmp_p
 
     for node in nodes["troubled"]:
         assert colour_at(node) == red, node  # a dot, whatever the card's size
-    view.set_scale(0.25)  # cards apart by more than a dot: only the troubled ones have one
+    view.set_scale(0.15)  # cards apart by more than a dot: only the troubled ones have one
     assert markers.isVisible()
     for node in nodes["troubled"]:
         assert colour_at(node) == red, node
@@ -323,3 +323,32 @@ def test_broken_cards_are_marked_zoomed_out(qtbot, window, open_dir, make, tmp_p
         assert colour_at(node) != red, node
     view.set_scale(1.0)
     assert not markers.isVisible()
+
+
+def test_overview_shows_where_the_view_is_and_moves_it(qtbot, window, open_dir, make, tmp_path):
+    nodes = broken_lab(make, tmp_path)
+    open_dir(tmp_path)
+    view, scene = window.view, window.scene
+    minimap = view.minimap
+    window.actions.zoom_fit.trigger()
+    qtbot.waitUntil(lambda: minimap._pixmap is not None)
+    assert not minimap.isVisible()  # everything is in view: no overview needed
+    view.set_scale(2.5)
+    view.centerOn(scene.node_rect(nodes["healthy"][0]).center())
+    qtbot.waitUntil(minimap.isVisible)
+    assert view.viewport().geometry().contains(minimap.geometry())  # in the view's corner
+    frame = minimap.frame_rect()
+    assert 0 < frame.width() < minimap.width() or 0 < frame.height() < minimap.height()
+
+    red = theme.current().card(State.ERROR).border
+    image = minimap._pixmap.toImage()
+    for node in nodes["troubled"]:  # trouble is marked on the overview
+        centre = scene.node_rect(node).center()
+        at = (centre - minimap._source.topLeft()) * minimap._scale
+        assert image.pixelColor(at.toPoint()) == red, node
+
+    target = scene.node_rect(nodes["troubled"][-1]).center()
+    click = ((target - minimap._source.topLeft()) * minimap._scale).toPoint()
+    qtbot.mouseClick(minimap, Qt.MouseButton.LeftButton, pos=click)
+    centre = view.mapToScene(view.viewport().rect().center())
+    assert abs(centre.x() - target.x()) < 40 and abs(centre.y() - target.y()) < 40
