@@ -509,6 +509,16 @@ def plan_undo_rebase(image: str) -> RebasePlan:
         _add(plan.findings, _undo_unverified(plan.image, entry))
         if entry.mode == "unsafe" and entry.old_backing:
             _add(plan.findings, _undo_changes_guest_view(plan.image, entry))
+        if any(f.code == "format" for f in plan.findings):
+            # Unlike a missing file (qemu refuses to open it), a wrong format opens fine and the
+            # guest silently reads other bytes.
+            plan.findings.append(
+                refuse(
+                    "guest-data",
+                    f"undoing would record the backing format {entry.old_format} again, which is "
+                    "not the file's real format: the guest would silently read the wrong data",
+                )
+            )
     plan.findings.extend(warn("journal-line", n) for n in notes)
     return plan
 

@@ -160,3 +160,15 @@ def test_malformed_journal_lines_are_skipped_with_a_note(tmp_path: Path, _journa
     assert run_cli(["rebase", str(top), "--undo"]) == 0
     assert "journal line 2 skipped" in capsys.readouterr().err
     assert qemu_info(top)["backing-filename"] == "base.qcow2"
+
+
+def test_undo_that_would_record_a_wrong_format_again_is_refused(tmp_path: Path):
+    base = create(tmp_path / "base.qcow2")
+    qemu_io(base, "write -P 0x11 0 1M")
+    top = overlay(tmp_path / "top.qcow2", base, base_fmt="raw")  # the guest reads garbage
+    plan_rebase(str(top), str(base), unsafe=True).run()  # the repair: record qcow2
+    assert pattern_at(top, 0x11, 0, "1M")
+    plan = plan_undo_rebase(str(top))
+    assert "guest-data" in refusals(plan)
+    assert run_cli(["rebase", str(top), "--undo"]) == 2
+    assert qemu_info(top)["backing-filename-format"] == "qcow2"
