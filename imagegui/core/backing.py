@@ -152,4 +152,6 @@ def is_inside(path: str, root: str) -> bool:
     through a symlink, a backing resolved through a real directory)."""
     if is_within(path, root):
         return True
+    if not path or not root:
+        return False
     return is_within(os.path.realpath(path), os.path.realpath(root))

@@ -467,7 +467,7 @@ class ChainGraph:
                     f"Its data file {extent} does not exist; qemu cannot open the image. Put "
                     "that file back (it holds the guest's data).",
                 )
-            if not backing.is_within(extent, os.path.dirname(path)):
+            if not backing.is_inside(extent, os.path.dirname(path)):
                 self._add(
                     Kind.BACKING_OUTSIDE_ROOT,
                     err,
@@ -514,7 +514,7 @@ class ChainGraph:
                 path,
                 f"Backing file {target} exists but is not a readable image{detail}.",
             )
-        if not backing.is_within(info.backing_path or "", self.root):
+        if not backing.is_inside(info.backing_path or "", self.root):
             self._add(
                 Kind.BACKING_OUTSIDE_ROOT,
                 warn,

@@ -151,3 +151,18 @@ def test_journal_lookup_by_a_dotdot_path_finds_the_file_the_kernel_opens(tree, t
         plan_rebase(str(image), str(base), unsafe=True).run()
     found = journal.entries(str(tmp_path / "vms" / "clones" / ".." / "x.qcow2"))
     assert [e.image for e in found] == [str(data_x)]
+
+
+def test_a_root_opened_through_a_symlink_keeps_its_dotdot_backings_inside(tmp_path: Path):
+    """``..`` is resolved through the real directory; that is still inside a root reached
+    through a link to it, so no false "outside the root" warning."""
+    real = tmp_path / "real"
+    base = create(real / "base.qcow2")
+    top = real / "sub" / "top.qcow2"
+    top.parent.mkdir()
+    qemu_img("create", "-q", "-f", "qcow2", "-b", "../base.qcow2", "-F", "qcow2", top)
+    os.symlink(real, tmp_path / "link")
+    graph = ChainGraph.build(scan_directory(str(tmp_path / "link")))
+    node = graph.resolve(str(tmp_path / "link" / "sub" / "top.qcow2"))
+    assert os.path.samefile(graph.backing_of(node), base)
+    assert [p.kind for p in graph.problems if p.path == node] == []
