@@ -5,9 +5,9 @@ says where that corner is and where the trouble is (broken and unusable cards as
 size), and a click or a drag on it moves the view there. It is shown only while the view does not
 show everything.
 
-The picture is rendered once per built scene (``QGraphicsScene.render`` into a pixmap: Qt paints
-the card boxes in C++, the card layers skip themselves at this size), on a zero-timer after the
-scene says it is built; moving the view only repaints the frame.
+The picture is rendered once per built scene, and only once it is needed (the view shows part of
+the graph): ``QGraphicsScene.render`` into a pixmap, Qt painting the card boxes in C++ and the card
+layers skipping themselves at this size, on a zero-timer; moving the view only repaints the frame.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from PySide6.QtGui import (
     QPolygonF,
 )
 from PySide6.QtWidgets import QWidget
+from shiboken6 import isValid
 
 from imagegui.core.nodestate import State
 from imagegui.gui import theme
@@ -43,6 +44,8 @@ class Minimap(QWidget):
         super().__init__(view)
         self.view = view
         self._pixmap: QPixmap | None = None
+        #: The scene changed since the picture was made.
+        self._stale = True
         #: Scene rect the pixmap shows, and the scale from scene to overview pixels.
         self._source = QRectF()
         self._scale = 1.0
@@ -55,24 +58,29 @@ class Minimap(QWidget):
         self.setAccessibleName("Graph overview")
         self.hide()
         scene = view.chain_scene
-        scene.built.connect(self.schedule_render)
-        theme.watcher().changed.connect(self.schedule_render)
+        scene.built.connect(self.invalidate)
+        theme.watcher().changed.connect(self.invalidate)
         view.horizontalScrollBar().valueChanged.connect(self.follow)
         view.verticalScrollBar().valueChanged.connect(self.follow)
         view.zoomChanged.connect(self.follow)
 
     # -- the picture
 
-    def schedule_render(self) -> None:
+    def invalidate(self) -> None:
+        """The scene was rebuilt or recoloured: a new picture when one is next needed."""
         self._pixmap = None
-        self._render_timer.start()
+        self._stale = True
+        self.follow()
 
     def _render(self) -> None:
         scene = self.view.chain_scene
+        if not isValid(scene):
+            return
         source = scene.sceneRect()
+        self._stale = False
         if scene.layout is None or not scene.items_by_node or source.isEmpty():
             self._pixmap = None
-            self.follow()
+            self.hide()
             return
         scale = min(MAX_SIZE.width() / source.width(), MAX_SIZE.height() / source.height())
         size = QSize(
@@ -120,10 +128,18 @@ class Minimap(QWidget):
 
     def follow(self, *_args) -> None:
         """Shows the overview while the view shows part of the graph; places it; repaints."""
-        whole = self._pixmap is not None and self.visible_scene_rect().contains(
-            self._source.adjusted(20, 20, -20, -20)
-        )
-        if self._pixmap is None or whole:
+        scene = self.view.chain_scene
+        if not isValid(scene):  # the window is closing: its scene goes before the view
+            return
+        source = scene.sceneRect()
+        whole = self.visible_scene_rect().contains(source.adjusted(20, 20, -20, -20))
+        if whole or scene.building or not scene.items_by_node:
+            self.hide()
+            return
+        if self._stale:
+            self._render_timer.start()  # shown once the picture is made
+            return
+        if self._pixmap is None:
             self.hide()
             return
         area = self.view.viewport().geometry()
