@@ -388,7 +388,7 @@ class ChainGraph:
                 names = " -> ".join(os.path.basename(p) for p in [*loop, loop[0]])
                 what += f": {names})"
             else:
-                what += ", listed once under loops)"
+                what += ")"  # the loop itself is listed once: check --json "loops", #N = loops[N-1]
             message = (
                 f"Backing chain loops back on itself, part of {what}; qemu cannot open it. "
                 "Rebase one image in the loop onto the real base."
