@@ -188,7 +188,8 @@ def _rebase(args: argparse.Namespace) -> int:
     if args.undo:
         if args.new_backing is not None:
             raise _usage_error("--undo takes only IMAGE")
-        return execute(plan_undo_rebase(args.image), args)  # names only what it restores
+        plan = plan_undo_rebase(args.image, roots=tuple(args.root), allow=tuple(args.allow_file))
+        return execute(plan, args)
     if args.new_backing is None:
         raise _usage_error('rebase needs NEW_BACKING (or "" to make IMAGE independent)')
     plan = plan_rebase(

@@ -487,7 +487,9 @@ def plan_rebase(
     )  # fmt: skip
 
 
-def plan_undo_rebase(image: str) -> RebasePlan:
+def plan_undo_rebase(
+    image: str, roots: tuple[str, ...] = (), allow: tuple[str, ...] = ()
+) -> RebasePlan:
     """Restores the backing name and format recorded by the last rebase of ``image`` - only on
     the very file that rebase left, unchanged since, and only when the guest keeps its data."""
     notes: list[str] = []
@@ -499,11 +501,12 @@ def plan_undo_rebase(image: str) -> RebasePlan:
         )
     elif not entry.old_backing:
         # It was independent: a safe rebase onto nothing restores that without loss.
-        plan = plan_rebase(image, None, unsafe=False, undo_of=entry.id)
+        plan = plan_rebase(image, None, unsafe=False, undo_of=entry.id, roots=roots, allow=allow)
     else:
         plan = plan_rebase(
             image, entry.old_backing, unsafe=entry.mode == "unsafe",
-            literal=(entry.old_backing, entry.old_format), undo_of=entry.id,
+            literal=(entry.old_backing, entry.old_format), undo_of=entry.id, roots=roots,
+            allow=allow,
         )  # fmt: skip
     if entry is not None:
         _add(plan.findings, _undo_unverified(plan.image, entry))
