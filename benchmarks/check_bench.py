@@ -10,6 +10,7 @@
 Each run gets its own store (``IMAGEGUI_CHECKS``); nothing touches the user's.
 
     .venv/bin/python benchmarks/check_bench.py [--count 200] [--scan-count 10000] [--keep DIR]
+        [--only deep|scan]
 """
 
 from __future__ import annotations
@@ -112,14 +113,17 @@ def main() -> int:
     ap.add_argument("--scan-count", type=int, default=10_000, help="images for the scan")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", help="build the images here and keep them (reused if there)")
+    ap.add_argument("--only", choices=("deep", "scan"), help="run one of the two parts")
     args = ap.parse_args()
     root = args.keep or tempfile.mkdtemp(prefix="imagegui-check-bench-")
     try:
         if not os.path.isdir(os.path.join(root, "images")):
             os.makedirs(root, exist_ok=True)
             make_checked_images(root, args.count)
-        deep_bench(root, args.count, args.runs)
-        scan_bench(root, args.scan_count, max(5, args.runs))
+        if args.only != "scan":
+            deep_bench(root, args.count, args.runs)
+        if args.only != "deep":
+            scan_bench(root, args.scan_count, max(5, args.runs))
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

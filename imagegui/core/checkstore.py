@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
 import os
 import shlex
@@ -87,13 +88,9 @@ class CheckRecord:
         """The findings as problems of ``path`` (the graph's node; the file may have been
         reached through another name)."""
         path = path or self.path
-        when = dt.datetime.fromtimestamp(self.checked_at).strftime("%Y-%m-%d %H:%M")
+        when = _minute(int(self.checked_at // 60))
         out = []
         errors = []
-        repair_all = (
-            f"copy the data out (imagegui flatten), then imagegui check-image --repair all "
-            f"{shlex.quote(path)}"
-        )
         if self.corruptions:
             errors.append(f"{_n(self.corruptions, 'corruption')} in its metadata")
         if self.check_errors:
@@ -105,7 +102,8 @@ class CheckRecord:
                     Severity.ERROR,
                     path,
                     f"The check of {when} found {' and '.join(errors)}.",
-                    repair_all,
+                    "copy the data out (imagegui flatten), then imagegui check-image --repair "
+                    f"all {shlex.quote(path)}",
                 )
             )
         if self.failure:
@@ -137,33 +135,29 @@ class CheckRecord:
 
     @classmethod
     def from_json(cls, d: dict[str, object]) -> CheckRecord:
-        fp = Fingerprint(*(_int(d[k]) for k in ("dev", "ino", "size", "mtime_ns")))
-        path, fmt, failure = d["path"], d.get("format", ""), d.get("failure", "")
-        if not isinstance(path, str) or not isinstance(fmt, str) or not isinstance(failure, str):
+        """One stored entry, checked field by field (a hand-edited or damaged store)."""
+        get = d.get
+        ints = (d["dev"], d["ino"], d["size"], d["mtime_ns"])
+        counts = (get("corruptions", 0), get("leaks", 0), get("check_errors", 0))
+        if not all(type(v) is int for v in (*ints, *counts)):
+            raise ValueError("identity, stamp and counts must be integers")
+        path, fmt, failure = d["path"], get("format", ""), get("failure", "")
+        if not (type(path) is str and type(fmt) is str and type(failure) is str):
             raise ValueError("path, format and failure must be strings")
         checked_at = d["checked_at"]
-        if not isinstance(checked_at, int | float) or isinstance(checked_at, bool):
+        if type(checked_at) not in (int, float):
             raise ValueError("checked_at must be a number")
-        return cls(
-            path,
-            fp,
-            float(checked_at),
-            fmt,
-            _int(d.get("corruptions", 0)),
-            _int(d.get("leaks", 0)),
-            _int(d.get("check_errors", 0)),
-            failure,
-        )
+        return cls(path, Fingerprint(*ints), float(checked_at), fmt, *counts, failure)
+
+
+@functools.lru_cache(maxsize=64)
+def _minute(minute: int) -> str:
+    """The local time of a check, to the minute (a deep check's thousands share a few)."""
+    return dt.datetime.fromtimestamp(minute * 60).strftime("%Y-%m-%d %H:%M")
 
 
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'s' * (count != 1)}"
-
-
-def _int(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"not an integer: {value!r}")
-    return value
 
 
 class CheckStore:
@@ -234,7 +228,7 @@ def _parse(path: str, data: bytes) -> CheckStore:
     for item in doc["records"]:
         try:
             records.append(CheckRecord.from_json(item))
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             bad += 1
     entries = "1 damaged entry" if bad == 1 else f"{bad} damaged entries"
     note = _note(path, f"{entries} ignored") if bad else None

@@ -355,20 +355,20 @@ class ChainGraph:
     def _add_check_problems(self, checks: CheckStore | None) -> None:
         """What earlier ``qemu-img check`` runs found, for images still in the state checked.
 
-        The store holds only damaged images, so this costs one dict lookup and one ``stat`` per
-        stored finding, nothing per healthy image. (``_find_problems`` sorts and indexes these
-        with the rest.)
+        The store holds only damaged images, so this costs one dict lookup per stored finding
+        (the scan's own ``stat`` says whether the file changed since), nothing per healthy image.
+        (``_find_problems`` sorts and indexes these with the rest.)
         """
         if checks is None:
             checks = checkstore.load()
         #: Why stored check results could not be read, for the CLI and the window to mention.
         self.checks_note = checks.note
-        nodes = self.nodes
+        nodes, by_id = self.nodes, self._by_id
         for rec in checks:
-            path = self._by_id.get(rec.fingerprint.file_id)
-            if path is None or nodes[path][1] is None:
-                continue
-            if checkstore.Fingerprint.of(path) == rec.fingerprint:
+            fp = rec.fingerprint
+            path = by_id.get((fp.dev, fp.ino))
+            info = nodes[path][1] if path is not None else None
+            if info is not None and info.stamp == (fp.size, fp.mtime_ns):
                 self.problems.extend(rec.problems(path))
 
     def _find_problems(self) -> None:

@@ -41,6 +41,9 @@ class ImageInfo:
     #: through symlinks, hard links and ``..``.
     file_id: tuple[int, int] = (0, 0)
     is_symlink: bool = False
+    #: (st_size, st_mtime_ns) as scanned: whether kept check results still describe this file
+    #: (``core.checkstore``) without a second ``stat``. Internal, like ``file_id``.
+    stamp: tuple[int, int] = (0, 0)
 
     @property
     def name(self) -> str:
@@ -52,7 +55,7 @@ class ImageInfo:
 
 
 #: The fields of an image in JSON output, in order (the file id is an internal matching key).
-JSON_FIELDS = tuple(n for n in ImageInfo.__dataclass_fields__ if n != "file_id")
+JSON_FIELDS = tuple(n for n in ImageInfo.__dataclass_fields__ if n not in ("file_id", "stamp"))
 _json_values = attrgetter(*JSON_FIELDS)
 
 

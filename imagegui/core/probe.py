@@ -190,6 +190,7 @@ def _info(
         st.st_mtime,
         (st.st_dev, st.st_ino),
         is_symlink,
+        (st.st_size, st.st_mtime_ns),
     )
 
 
