@@ -248,6 +248,8 @@ class MainWindow(QMainWindow):
         self.problems.set_snapshot(snapshot)
         self.problems_dock.setWindowTitle(f"Problems ({snapshot.problem_count})")
         self.status.set_summary(snapshot)
+        if note := snapshot.graph.checks_note:  # kept check results unreadable: say so once
+            self.status.showMessage(display_path(note), 15_000)
         self.selection.node = None  # re-announce it: the models are new
         self.selection.set(current)
         if current is None:

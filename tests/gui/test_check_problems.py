@@ -4,6 +4,7 @@ offered through plan, preview and a worker."""
 from __future__ import annotations
 
 import json
+import os
 
 from damaged import check_report, leaky_qcow2, truncated_qcow2
 from PySide6.QtCore import Qt
@@ -43,7 +44,9 @@ def problem_groups(window) -> dict[str, list[str]]:
     return groups
 
 
-def test_check_of_a_truncated_image_shows_as_its_problem(qtbot, window, open_dir, make, tmp_path):
+def test_check_of_a_truncated_image_shows_as_its_problem(
+    qtbot, window, open_dir, wait_plan, make, tmp_path
+):
     img = str(truncated_qcow2(tmp_path / "trunc.qcow2"))
     top = str(make.overlay("top.qcow2", "trunc.qcow2"))
     open_dir(tmp_path)
@@ -71,6 +74,8 @@ def test_check_of_a_truncated_image_shows_as_its_problem(qtbot, window, open_dir
     assert isinstance(dialog, CheckRepairDialog) and dialog.repair_mode == "all"
     cancel = dialog.buttons.button(dialog.buttons.StandardButton.Cancel)
     assert cancel.isDefault() and not dialog.ok_button.isDefault()
+    wait_plan(dialog)
+    assert "may be lost" in dialog.verdict.text()
     dialog.reject()
 
 
@@ -113,3 +118,13 @@ def test_switching_to_repair_all_makes_cancel_the_default(qtbot, window, open_di
     assert "may lose" in dialog.ok_button.text()
     qtbot.keyClick(dialog, Qt.Key.Key_Return)  # Enter presses Cancel: nothing runs
     assert not dialog.isVisible() and window.jobs.active_count() == 0
+
+
+def test_a_damaged_store_is_a_note_in_the_status_bar(qtbot, window, open_dir, tmp_path):
+    img = str(truncated_qcow2(tmp_path / "trunc.qcow2"))
+    with open(os.environ["IMAGEGUI_CHECKS"], "w") as f:  # the test's own scratch store
+        f.write("{damaged")
+    open_dir(tmp_path)
+    assert "could not be read" in window.status.currentMessage()
+    run_check(qtbot, window, img).close()  # the check rewrites the store whole
+    assert [p.kind for p in window.session.snapshot.graph.problems_for(img)] == [Kind.CHECK_ERRORS]

@@ -79,6 +79,15 @@ class CheckRepairDialog(PlanDialog):
     def run_text(self, plan: Plan | None) -> str:
         return RUN_TEXT.get(self.repair_mode, "Repair")
 
+    def ready_text(self, plan: Plan) -> str:
+        base = super().ready_text(plan)
+        if self.repair_mode != "all":
+            return base
+        return (
+            base.split(":")[0] + ": the damaged metadata will be rewritten, and what it described "
+            "may be lost. Flatten a copy first if the data matters."
+        )
+
     def _on_mode_changed(self) -> None:
         self.ok_button.setText(self.run_text(self.plan))
         self.fields_changed()  # Cancel becomes the default for Repair all
