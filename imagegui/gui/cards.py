@@ -97,6 +97,13 @@ def card_reason(snapshot, node: str) -> str | None:
     return status.chain_reason(node)
 
 
+def fit_reason(reason: str, fm: QFontMetricsF, width: float) -> str:
+    """The reason in ``width``: "chain broken below: X" loses "chain " first, then the middle."""
+    if fm.horizontalAdvance(reason) > width and reason.startswith("chain broken below: "):
+        reason = reason[len("chain ") :]
+    return fm.elidedText(reason, Qt.TextElideMode.ElideMiddle, width)
+
+
 def key_has_reason(cache: dict, node: str, px: int) -> bool:
     """Whether ``compact_lines`` made the second line a reason (noted under ``-px``)."""
     return (node, -px) in cache
@@ -183,7 +190,7 @@ class CardLayer(QGraphicsItem):
                 _, small = _compact_font(int(px * 0.8))
                 lines = (
                     fm.elidedText(name, Qt.TextElideMode.ElideMiddle, width),
-                    small.elidedText(reason, Qt.TextElideMode.ElideMiddle, width),
+                    fit_reason(reason, small, width),
                 )
                 self._compact_cache[(node, -px)] = ("reason",)
             else:
@@ -276,10 +283,11 @@ class CardLayer(QGraphicsItem):
             _, _, _, small_fm = _fonts()
             line1, line2 = _detail_lines(node, snap.graph.nodes[node], status)
             reason = card_reason(snap, node)
-            if reason:
-                line2 = reason
             width = NODE_W - 20 - 19 * _badge_count(status)
-            line2 = small_fm.elidedText(line2, Qt.TextElideMode.ElideMiddle, width)
+            if reason:
+                line2 = fit_reason(reason, small_fm, width)
+            else:
+                line2 = small_fm.elidedText(line2, Qt.TextElideMode.ElideMiddle, width)
             cached = line1 + "\0" + line2 + "\0" + ("1" if reason else "")
             self._elided[key] = cached
         line1, line2, broken = cached.split("\0")
