@@ -50,10 +50,9 @@ class ItemTree(QTreeView):
             return
         if index.row() != current.row() or index.parent() != current.parent():
             return
-        pal = self.palette()
-        selected = self.selectionModel().isRowSelected(index.row(), index.parent())
-        role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Highlight
-        pen = QPen(pal.color(QPalette.ColorGroup.Active, role), 2)
+        # In the text colour: it stands out from the rows around (text is readable on them) and
+        # from the selection's highlight, in a light palette as in a dark one.
+        pen = QPen(self.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Text), 2)
         pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
         painter.save()
         painter.setPen(pen)

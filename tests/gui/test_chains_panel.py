@@ -107,11 +107,11 @@ def test_menu_keys_open_the_current_rows_menu(
 
 
 def _frame_share(tree, index, colour: QColor) -> float:
-    """The share of the row's top and bottom edge lines (1 px inside) painted ``colour``."""
+    """The share of the row's top and bottom edge lines painted ``colour``."""
     image: QImage = tree.viewport().grab().toImage()
     rect = tree.visualRect(index.siblingAtColumn(NAME))
     xs = range(6, tree.viewport().width() - 6)
-    ys = (rect.top() + 1, rect.bottom() - 1)
+    ys = (rect.top(), rect.bottom())
     hits = sum(1 for y in ys for x in xs if QColor(image.pixel(x, y)) == colour)
     return hits / (len(xs) * len(ys))
 
@@ -131,10 +131,14 @@ def test_the_current_row_is_framed_while_the_list_has_focus(
         window.activateWindow()
         tree.setFocus()
         qtbot.waitUntil(tree.hasFocus)
-        # The frame is in the palette's selected-text colour, on the selected row's highlight.
-        ink = tree.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.HighlightedText)
-        fill = tree.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
-        assert theme.contrast(ink, fill) >= 3
+        # The frame is in the palette's text colour: it stands out from the rows around it and
+        # from the selected row's highlight.
+        pal = tree.palette()
+        ink = pal.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Text)
+        fill = pal.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Highlight)
+        base = pal.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Base)
+        assert theme.contrast(ink, base) >= theme.MIN_CONTRAST
+        assert theme.contrast(ink, fill) >= 2
         assert _frame_share(tree, index, ink) > 0.9
         window.chains.filter.setFocus()
         qtbot.waitUntil(lambda: not tree.hasFocus())
