@@ -21,6 +21,9 @@ from imagegui.gui import resources
 from imagegui.gui.jobs_panel import JobRecord, JobsPanel
 from imagegui.gui.snapshot import Snapshot
 
+#: The job indicator's name is elided in the middle past this width (pixels).
+LABEL_WIDTH = 260
+
 
 class JobIndicator(QWidget):
     """The newest running operation: its name, a small progress bar and Cancel; hidden when
@@ -33,7 +36,7 @@ class JobIndicator(QWidget):
         self.record: JobRecord | None = None
         self.label = QLabel()
         self.label.setTextFormat(Qt.TextFormat.PlainText)
-        self.label.setMaximumWidth(260)
+        self.label.setMaximumWidth(LABEL_WIDTH)
         self.label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(120)
@@ -44,6 +47,7 @@ class JobIndicator(QWidget):
         self.cancel.setText("Cancel")
         self.cancel.setAccessibleName("Cancel the running operation")
         self.cancel.setAutoRaise(True)
+        self.cancel.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.cancel.clicked.connect(self._on_cancel_clicked)
         box = QHBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
@@ -68,7 +72,10 @@ class JobIndicator(QWidget):
         title = display_path(record.handle.title)
         running = self.jobs.active_count() if self.jobs is not None else 1
         more = f" (+{running - 1} more)" if running > 1 else ""
-        self.label.setText(title + more)
+        metrics = self.label.fontMetrics()
+        self.label.setText(
+            metrics.elidedText(title + more, Qt.TextElideMode.ElideMiddle, LABEL_WIDTH)
+        )
         self.label.setToolTip(title)
         self.cancel.setToolTip(f"Cancel {title} (nothing half-done stays)")
         self.cancel.setEnabled(True)
