@@ -110,6 +110,8 @@ def test_enter_never_runs_a_forced_commit(qtbot, window, open_dir, wait_plan, ma
     assert not dialog.ok_button.isEnabled()
     dialog.accept()  # as a test (or a stray signal) would: nothing without the typed name
     assert dialog.isVisible()
+    dialog.done(dialog.DialogCode.Accepted)  # nor by going round accept()
+    assert dialog.isVisible()
     dialog.confirm.setText("base")
     assert not dialog.ok_button.isEnabled()
     QTest.keyClick(dialog.confirm, Qt.Key.Key_Return)  # Enter in the name field: nothing

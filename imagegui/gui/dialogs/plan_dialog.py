@@ -425,6 +425,9 @@ class PlanDialog(QDialog):
         super().accept()
 
     def done(self, result: int) -> None:
+        # done(Accepted) skips accept(): the same gate, so no path runs an unconfirmed plan.
+        if result == QDialog.DialogCode.Accepted and not self.runnable():
+            return
         self._debounce.stop()
         self._generation += 1  # drop any plan still on its way
         super().done(result)
