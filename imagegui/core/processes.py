@@ -217,6 +217,12 @@ def holders(path: str, proc: str = "/proc") -> list[Holder]:
     return found
 
 
+def holder_names(path: str) -> str:
+    """``the VM "web01" (PID 4242, qemu-system-x86_64)``, several joined, or "" when no holder
+    is visible to this user. Walks /proc: call it from a worker in the window."""
+    return ", ".join(h.describe() for h in holders(path))
+
+
 def describe_holders(path: str) -> str:
     """``in use by the VM "web01" (PID 4242, qemu-system-x86_64)`` or a hint when the holder
     is not visible."""

@@ -50,6 +50,9 @@ class DetailsPanel(QTextBrowser):
         self.setOpenExternalLinks(False)
         self.anchorClicked.connect(self._on_anchor_clicked)
         self._links: list[str] = []
+        #: Who holds an in-use image ("the VM "web01" (PID 42, …)"), found on a worker.
+        self._holders: dict[str, str] = {}
+        self._asked: set[str] = set()
         self.snapshot: Snapshot | None = None
         self.node: str | None = None
         self.show_node(None, None)
@@ -59,6 +62,8 @@ class DetailsPanel(QTextBrowser):
         self.show_node(self.snapshot, self.node)
 
     def show_node(self, snapshot: Snapshot | None, node: str | None) -> None:
+        if snapshot is not self.snapshot:
+            self._holders, self._asked = {}, set()  # a rescan: VMs may have come or gone
         self.snapshot, self.node = snapshot, node
         self._links = []
         # Colours come from classes (muted, error, ...) filled from the palette: gui/theme.py.
@@ -121,6 +126,38 @@ class DetailsPanel(QTextBrowser):
         if info is not None:
             parts.append(self._fields(info))
         return "".join(parts)
+
+    def _in_use(self, info: ImageInfo) -> str:
+        if not info.in_use:
+            return "no"
+        how = "yes, written" if info.in_use_write else "yes, read"
+        who = self._holders.get(info.path)
+        if who is None:
+            self._find_holders(info.path)
+            return how
+        return f"{how} by {who}" if who else f"{how} by a process of another user"
+
+    def _find_holders(self, path: str) -> None:
+        from imagegui.core.jobs import Job
+        from imagegui.core.processes import holder_names
+        from imagegui.gui.workers import start_job
+
+        if path in self._asked:
+            return
+        self._asked.add(path)
+        snapshot = self.snapshot
+        start_job(
+            Job("who uses it", lambda p, c: (snapshot, path, holder_names(path))),
+            finished=self._on_holders,
+        )
+
+    def _on_holders(self, result: tuple[Snapshot | None, str, str]) -> None:
+        snapshot, path, who = result
+        if snapshot is not self.snapshot:
+            return
+        self._holders[path] = who
+        if self.node == path:
+            self.show_node(self.snapshot, self.node)
 
     def _broken(self, snap: Snapshot, node: str) -> str:
         """Why qemu cannot open this image, pointing at the image (or missing file) to fix."""
@@ -225,10 +262,7 @@ class DetailsPanel(QTextBrowser):
             ),
             ("Backing path (resolved)", info.backing_path or "—"),
             ("Protocol backing", "yes" if info.backing_protocol else "no"),
-            (
-                "In use",
-                ("yes, written" if info.in_use_write else "yes, read") if info.in_use else "no",
-            ),
+            ("In use", self._in_use(info)),
             ("Modified", dt.datetime.fromtimestamp(info.mtime).strftime("%Y-%m-%d %H:%M:%S")),
             ("Symbolic link", "yes" if info.is_symlink else "no"),
         ]

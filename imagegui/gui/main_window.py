@@ -42,7 +42,7 @@ from imagegui.gui.session import Selection, Session
 from imagegui.gui.settings import Settings
 from imagegui.gui.snapshot import Snapshot
 from imagegui.gui.status import StatusBar
-from imagegui.gui.vms_panel import VmsPanel
+from imagegui.gui.vms_panel import VmsPanel, vm_label
 from imagegui.gui.welcome import WelcomePage
 
 APP_NAME = "imagegui"
@@ -80,6 +80,8 @@ class MainWindow(QMainWindow):
         self.problems = ProblemsPanel()
         self.jobs = JobsPanel()
         self.vms = VmsPanel(self.jobs)
+        #: "Power off" was chosen on quit: the window closes once the VMs are off.
+        self._close_when_vms_off = False
         self.details_dock = self._dock(
             "Details", "detailsDock", self.details, Qt.DockWidgetArea.RightDockWidgetArea
         )
@@ -111,6 +113,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.actions.problems_only.setChecked(settings.problems_only())
         self._apply_graph_settings()
+        self.vms.discover()  # VMs kept running by an earlier session, or left by a crash
         self._restore()
         self._refresh_recent()
         update_enabled(self.actions, None, None)
@@ -174,7 +177,7 @@ class MainWindow(QMainWindow):
         self.ops.message.connect(lambda text: self.status.showMessage(text, 8000))
         self.jobs.activeChanged.connect(self._on_jobs_active_changed)
         self.status.job.watch(self.jobs)
-        self.vms.vmsChanged.connect(lambda: self.session.rescan_soon(600))
+        self.vms.vmsChanged.connect(self._on_vms_changed)
 
     # -- opening
 
@@ -404,7 +407,61 @@ class MainWindow(QMainWindow):
         self.settings.set_geometry("splitter", self.splitter.saveState())
         self.settings.sync()
 
+    def vm_quit_box(self, vms: list) -> QMessageBox:
+        """ "2 VMs running: Power off / Keep running / Cancel"; Cancel is the default (Enter and
+        Esc close nothing and stop nothing)."""
+        names = ", ".join(vm_label(r.vm) for r in vms)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Virtual machines running",
+            f"{len(vms)} VM{'s' * (len(vms) != 1)} running: {display_path(names)}",
+            parent=self,
+        )
+        box.setInformativeText(
+            "Power off asks each guest to shut down and closes the window once they are off. "
+            "VMs kept running are listed here again the next time imagegui starts, with Stop and "
+            "Force off."
+        )
+        box.addButton("Power off", QMessageBox.ButtonRole.AcceptRole).setObjectName("powerOff")
+        box.addButton("Keep running", QMessageBox.ButtonRole.DestructiveRole).setObjectName(
+            "keepRunning"
+        )
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+        return box
+
+    def ask_about_vms(self, vms: list) -> str:
+        """``power-off``, ``keep`` or ``cancel``."""
+        box = self.vm_quit_box(vms)
+        box.exec()
+        clicked = box.clickedButton()
+        name = clicked.objectName() if clicked is not None else ""
+        return {"powerOff": "power-off", "keepRunning": "keep"}.get(name, "cancel")
+
+    def _on_vms_changed(self) -> None:
+        self.session.rescan_soon(600)
+        if self._close_when_vms_off and not self.vms.running():
+            QTimer.singleShot(0, self.close)
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        vms = self.vms.running()
+        if vms and self.ask_before_closing and not self._close_when_vms_off:
+            choice = self.ask_about_vms(vms)
+            if choice == "cancel":
+                event.ignore()
+                return
+            if choice == "power-off":
+                event.ignore()
+                self._close_when_vms_off = True
+                self.vms.power_off_all()
+                self.status.showMessage(
+                    "Powering the VMs down; the window closes when they are off", 0
+                )
+                return
+        if self._close_when_vms_off and vms:  # closed again while they power down: wait
+            event.ignore()
+            return
         running = self.jobs.active_count()
         if running and self.ask_before_closing:
             answer = QMessageBox.question(
@@ -419,20 +476,6 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.jobs.cancel_all()
-        vms = self.vms.running()
-        if vms and self.ask_before_closing:
-            answer = QMessageBox.question(
-                self,
-                "Virtual machines running",
-                f"{len(vms)} virtual machine(s) started here are still running; they keep "
-                "running after imagegui closes (shut them down from the guest, or stop them "
-                "here first).",
-                QMessageBox.StandardButton.Cancel | QMessageBox.StandardButton.Close,
-                QMessageBox.StandardButton.Cancel,
-            )
-            if answer != QMessageBox.StandardButton.Close:
-                event.ignore()
-                return
         self.save_state()
         self.session.stop()
         # Cancelled jobs stop promptly (qemu-img is signalled); wait for them to clean up.

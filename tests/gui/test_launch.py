@@ -49,6 +49,13 @@ def test_launch_shows_the_vm_and_the_in_use_badge(
     assert record.state == "running"
     qtbot.waitUntil(lambda: window.session.snapshot.status[top].in_use, timeout=30_000)
     assert window.session.snapshot.status[top].writer
+    # The details name the VM that holds it (looked up on a worker), not just "in use".
+    window.selection.set(top)
+    qtbot.waitUntil(
+        lambda: f'yes, written by the VM "imagegui:top.qcow2" (PID {record.vm.pid}'
+        in window.details.toPlainText(),
+        timeout=30_000,
+    )
     with qtbot.waitSignal(window.vms.vmsChanged, timeout=60_000):
         record.stop.click()
     assert record.state == "stopped"
