@@ -20,6 +20,7 @@ from html import escape
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from shiboken6 import isValid
 
 from imagegui.core.jobs import Job
 from imagegui.core.units import display_path
@@ -159,7 +160,7 @@ class VmsPanel(QWidget):
         record.stopping = handle
 
     def _countdown(self, record: VmRecord, fraction: float) -> None:
-        if record.state != "stopping":
+        if record.state != "stopping" or not isValid(record.status):
             return
         left = max(0.0, STOP_TIMEOUT * (1.0 - fraction))
         record.status.setText(f"powering down… off in {left:.0f} s")
@@ -198,7 +199,7 @@ class VmsPanel(QWidget):
             self._poll.stop()
 
     def _ended(self, record: VmRecord, state: str, rc: object) -> None:
-        if record.state == "stopped":
+        if record.state == "stopped" or not isValid(record.status):  # the window went first
             return
         if state == "failed" and record.vm.running():
             # The control socket failed (another program talking to the VM?): it still runs.

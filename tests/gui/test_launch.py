@@ -52,8 +52,10 @@ def test_launch_shows_the_vm_and_the_in_use_badge(
     # The details name the VM that holds it (looked up on a worker), not just "in use".
     window.selection.set(top)
     qtbot.waitUntil(
-        lambda: f'yes, written by the VM "imagegui:top.qcow2" (PID {record.vm.pid}'
-        in window.details.toPlainText(),
+        lambda: (
+            f'yes, written by the VM "imagegui:top.qcow2" (PID {record.vm.pid}'
+            in window.details.toPlainText()
+        ),
         timeout=30_000,
     )
     with qtbot.waitSignal(window.vms.vmsChanged, timeout=60_000):
