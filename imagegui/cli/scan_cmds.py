@@ -105,6 +105,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             "problems": [p.to_json() for p in graph.problems],
             "loops": graph.loops,  # named once here; members' messages say "loop #N"
             "unusable": [{"path": path, **broken.to_json()} for path, broken in below],
+            "notes": _notes_json(graph),  # what was skipped and why: never in silence
         }
         if deep is not None:
             out["deep"] = deep_check.deep_json(deep, jobs)
@@ -122,8 +123,17 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
         if deep is not None:
             print("\n".join(deep_check.deep_text(deep, lambda p: _rel(graph, p))))
+        for e in graph.scan.errors:
+            if not e.looked_like_image:
+                print(f"{'note':<7} {'':<24} {_rel(graph, e.path)}: {printable(e.message)}")
         print(_summary(graph))
     return 1 if any(p.severity == Severity.ERROR for p in graph.problems) else 0
+
+
+def _notes_json(graph: ChainGraph) -> list[dict[str, str]]:
+    return [
+        {"path": e.path, "message": e.message} for e in graph.scan.errors if not e.looked_like_image
+    ]
 
 
 def _unusable_above_breaks(graph: ChainGraph) -> list[tuple[str, ChainBreak]]:
@@ -176,9 +186,7 @@ def scan_json(graph: ChainGraph, with_images: bool = True) -> dict[str, object]:
         "loops": graph.loops,
         "aliases": scan.aliases,
         "nova_bases": [b.to_json() for b in graph.nova_bases],
-        "notes": [
-            {"path": e.path, "message": e.message} for e in scan.errors if not e.looked_like_image
-        ],
+        "notes": _notes_json(graph),
         "files_seen": scan.files_seen,
         "scan_seconds": round(scan.seconds, 4),
     }

@@ -131,3 +131,16 @@ def test_a_chain_leaving_the_root_further_than_followed_is_a_note(make, tmp_path
     graph = ChainGraph(result)
     assert graph.chain(str(top))[-1] == note.path
     assert "not read: more than" in " ".join(p.message for p in graph.problems)
+
+
+def test_check_names_the_skips_too(make, tmp_path, capsys):
+    from imagegui.cli import run_cli
+
+    make.create("shallow.qcow2")
+    too_long = nest_past_path_max(tmp_path)
+    assert run_cli(["check", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("note ") and "longer than the system allows" in out
+    assert run_cli(["check", "--json", str(tmp_path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [n["path"] for n in doc["notes"]] == [str(tmp_path / too_long)]
