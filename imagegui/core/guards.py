@@ -118,6 +118,8 @@ class Chain:
     loop: bool = False
     #: A file in the chain that is not a readable image.
     unreadable: str | None = None
+    #: Why it cannot be read (permission denied, a device, no image header).
+    unreadable_why: str = ""
 
     @property
     def complete(self) -> bool:
@@ -137,13 +139,14 @@ def follow_chain(path: str, limit: int = 256) -> Chain:
     while current is not None and len(chain.images) < limit:
         try:
             img = probe_image(current)
-        except ProbeError:
+        except ProbeError as exc:
             if not os.path.lexists(current) and chain.images:
                 chain.missing = current
                 chain.missing_name = chain.images[-1].backing_file
                 chain.missing_in = chain.images[-1].path
             else:
                 chain.unreadable = current
+                chain.unreadable_why = str(exc)
             return chain
         if img.file_id in seen:
             chain.loop = True
@@ -172,7 +175,8 @@ def chain_problem(chain: Chain, what: str) -> Finding | None:
     if chain.loop:
         return refuse("backing-loop", f"the backing chain of {chain.images[0].path} loops")
     if chain.unreadable:
-        return refuse("unreadable", f"{chain.unreadable} is not a readable disk image")
+        why = f": {chain.unreadable_why}" if chain.unreadable_why else ""
+        return refuse("unreadable", f"{chain.unreadable} cannot be read as a disk image{why}")
     return None
 
 

@@ -284,3 +284,46 @@ def test_root_lets_a_chain_read_a_folder_of_bases_elsewhere(tmp_path: Path, caps
         == 0
     )
     assert run_cli(["flatten", "--dry-run", "--allow-file", str(base), str(top), str(out)]) == 0
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.mark.skipif(
+    not IS_ROOT or not os.access(SYSTEM_PYTHON, os.X_OK), reason="needs root to act as nobody"
+)
+def test_as_another_user_a_root_only_file_in_the_chain_is_refused_with_the_reason():
+    """A shadow-like file (root, 0600) named by an image of user nobody, flattened by nobody:
+    refused, saying why, and nothing written."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    nobody = 65534
+    d = Path(tempfile.mkdtemp(prefix="imagegui-nobody-", dir="/tmp"))
+    try:
+        d.chmod(0o755)
+        secret = d / "shadow.raw"
+        secret.write_bytes(b"root:$6$hash:19000::::::\n" * 100)
+        secret.chmod(0o600)
+        vms = d / "vms"
+        vms.mkdir()
+        top = vms / "top.qcow2"
+        qemu_img("create", "-q", "-f", "qcow2", "-b", secret, "-F", "raw", "-u", top, "1M")
+        for p in (vms, top):
+            os.chown(p, nobody, nobody)
+        repo = Path(__file__).resolve().parents[2]
+        env = {"PATH": os.environ["PATH"], "HOME": str(d), "PYTHONPATH": str(repo),
+               "IMAGEGUI_JOURNAL": str(d / "journal.jsonl")}  # fmt: skip
+        proc = subprocess.run(
+            [SYSTEM_PYTHON, "-m", "imagegui", "flatten", str(top), str(vms / "out.qcow2")],
+            user=nobody, group=nobody, extra_groups=[], env=env, capture_output=True,
+            text=True, cwd=str(d),
+        )  # fmt: skip
+        if "ModuleNotFoundError" in proc.stderr:
+            pytest.skip(f"the system python lacks a dependency: {proc.stderr.strip()[-200:]}")
+        assert proc.returncode == 2, proc.stderr
+        assert str(secret) in proc.stderr and "permission denied" in proc.stderr
+        assert sorted(os.listdir(vms)) == ["top.qcow2"]
+    finally:
+        shutil.rmtree(d)
