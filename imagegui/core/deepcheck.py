@@ -35,7 +35,7 @@ class DeepResult:
     records: list[CheckRecord] = field(default_factory=list)
     #: Images in a format qemu-img cannot check (raw, vpc, qcow): not run.
     skipped: list[str] = field(default_factory=list)
-    #: Images a running VM held while checked: findings there may be transient.
+    #: Images a running VM (or another program) held while checked: findings may be transient.
     shared: list[str] = field(default_factory=list)
     #: Images whose result was not kept: (path, why) - they changed during the check, vanished.
     unrecorded: list[tuple[str, str]] = field(default_factory=list)

@@ -132,3 +132,29 @@ def test_check_errors_break_the_chain_above(lab: Path, make, capsys):
     assert chains[str(lab / "on-trunc.qcow2")] == broken
     assert chains[str(lab / "top.qcow2")]["ok"] is True
     assert chains[str(lab / "sub" / "leak.qcow2")]["ok"] is True  # a warning breaks nothing
+
+
+def test_an_image_in_use_is_checked_through_a_shared_view_and_named(make, capsys):
+    """qemu-io holds the image open for writing, as a running VM would: --deep still checks it
+    (-U) and says which image was in use."""
+    busy = leaky_qcow2(make.root / "busy.qcow2")
+    make.create("idle.qcow2")
+    holder = subprocess.Popen(
+        ["qemu-io", "-f", "qcow2", str(busy)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        holder.stdin.write("info\n")
+        holder.stdin.flush()
+        assert "format name: qcow2" in holder.stdout.readline()  # answered: the image is open
+        status, out, _ = cli(capsys, "check", make.root, "--deep", "--json")
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    doc = json.loads(out)
+    assert doc["deep"]["shared"] == [str(busy)] and doc["deep"]["checked"] == 2
+    assert [(p["kind"], p["path"]) for p in doc["problems"]] == [("leaked-clusters", str(busy))]
+    assert status == 0

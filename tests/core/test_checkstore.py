@@ -9,7 +9,7 @@ from pathlib import Path
 from damaged import leaky_qcow2, truncated_qcow2
 
 from imagegui.core import checkstore
-from imagegui.core.checkimage import check_argv, plan_check
+from imagegui.core.checkimage import check_argv, check_record, plan_check
 from imagegui.core.checkstore import CheckRecord, CheckStore, Fingerprint
 from imagegui.core.graph import ChainGraph
 from imagegui.core.problems import EXPLANATIONS, Kind
@@ -168,3 +168,33 @@ def test_store_path_follows_xdg_state_home(monkeypatch, tmp_path: Path):
     monkeypatch.delenv("IMAGEGUI_CHECKS")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert checkstore.store_path() == str(tmp_path / "imagegui" / "checks.json")
+
+
+def test_what_a_check_run_leaves_to_remember(tmp_path: Path):
+    """check_record: the report of an unchanged file is kept; one that changed during a read-only
+    check is not (it mixes two states); after a repair, the repaired state is kept."""
+    img = truncated_qcow2(tmp_path / "trunc.qcow2")
+    fp = Fingerprint.of(str(img))
+    moved = Fingerprint(fp.dev, fp.ino, fp.size, fp.mtime_ns + 1)
+    report = json.dumps({"corruptions": 3, "leaks": 2, "check-errors": 1})
+    rec = check_record(str(img), "qcow2", 2, report, "", fp, fp)
+    assert (rec.corruptions, rec.leaks, rec.check_errors, rec.fingerprint) == (3, 2, 1, fp)
+    assert [p.kind for p in rec.problems()] == [Kind.CHECK_ERRORS, Kind.LEAKED_CLUSTERS]
+    assert check_record(str(img), "qcow2", 2, report, "", fp, moved) is None
+    assert check_record(str(img), "qcow2", 2, report, "", fp, None) is None
+    repaired = check_record(str(img), "qcow2", 0, "{}", "", fp, moved, repaired=True)
+    assert repaired.fingerprint == moved and not repaired.has_findings
+    unsupported = check_record(str(img), "raw", 63, "", "no checks", fp, fp)
+    assert not unsupported.has_findings
+    failed = check_record(
+        str(img),
+        "qcow2",
+        1,
+        "",
+        "qemu-img: Could not open 'json:{\"file\":{}}': Image is not in qcow2 format\n",
+        fp,
+        fp,
+    )
+    assert failed.failure == "Image is not in qcow2 format."
+    (p,) = failed.problems()
+    assert p.kind == Kind.CHECK_ERRORS and "could not open it: Image is not" in p.message
