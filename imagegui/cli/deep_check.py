@@ -79,7 +79,8 @@ def deep_text(result: DeepResult, rel) -> list[str]:
         )
     for path in result.shared:
         lines.append(
-            f"  {rel(path)}: in use by a running VM while checked; what was found may be transient"
+            f"  {rel(path)}: in use (a running VM or another program held it) while checked; "
+            "what was found there may be transient"
         )
     for path, why in result.unrecorded:
         lines.append(f"  {rel(path)}: result not kept: {printable(why)}")
