@@ -158,3 +158,32 @@ def test_an_image_in_use_is_checked_through_a_shared_view_and_named(make, capsys
     assert doc["deep"]["shared"] == [str(busy)] and doc["deep"]["checked"] == 2
     assert [(p["kind"], p["path"]) for p in doc["problems"]] == [("leaked-clusters", str(busy))]
     assert status == 0
+
+
+def test_a_terminal_sees_the_checks_counted(lab: Path):
+    """On a terminal (stderr a pty) the checks done are counted, and the line is cleared."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imagegui", "check", str(lab), "--deep", "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    out, _ = proc.communicate(timeout=120)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the pty's other side is closed and drained
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 1 and "check-errors" in out
+    text = seen.decode()
+    assert "checking... 0 of 4 images" in text and "checking... 4 of 4 images" in text
+    assert text.endswith("\r\033[K")
