@@ -292,6 +292,12 @@ class MainWindow(QMainWindow):
     def _on_list_selected(self, node: str) -> None:
         self.selection.set(node)
         self.view.show_node(node)
+        if self.scene.problems_only and not self.scene.building and not self.scene.shown(node):
+            self.status.showMessage(
+                "Its chain has no problem, so the graph does not show it: turn off "
+                "View ▸ Problems Only to see it there.",
+                8000,
+            )
 
     def _on_selection_changed(self, node: str | None) -> None:
         snap = self.session.snapshot

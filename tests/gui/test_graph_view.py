@@ -277,6 +277,8 @@ def test_problems_only_hides_healthy_chains(qtbot, window, open_dir, make, tmp_p
     assert set(nodes["troubled"]) <= shown
     inside = view.viewport().rect()
     assert all(inside.contains(card_on_screen(view, n)) for n in shown)  # and fitted
+    window.problems.nodeRequested.emit(nodes["healthy"][0])  # picked elsewhere: said why not here
+    assert "Problems Only" in window.status.currentMessage()
     layout = scene.layout
     assert layout.width < window.session.snapshot.layout.width or (
         layout.height < window.session.snapshot.layout.height
