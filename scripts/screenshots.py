@@ -8,7 +8,9 @@ again on a dark one (``-dark`` before the extension; ``--theme`` for only one of
   commit.png    Commit… on a clone whose base is shared: the siblings listed, refused
   repair.png    Repair missing backing…: the moved base found by name, the exact command
   launch.png    Launch in QEMU… on a base with overlays: snapshot only
-  overview.png  (with --big N) N images zoomed out, level-of-detail painting
+  overview.png  (with --big N) N images zoomed out, level-of-detail painting; every 97th chain
+                has a file deleted in its middle, so broken and unusable cards show as dots
+  overview-problems.png  the same with Problems Only: just the broken chains
 The dark set is shot in the same window after switching the palette, as a user would.
 """
 
@@ -145,11 +147,13 @@ def main() -> int:
 
     if args.big:
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from scan_bench import make_tree
+        from scan_bench import CHAIN_NAME, make_tree
 
         big = scratch / "big"
         big.mkdir()
         make_tree(str(big), args.big, 10)
+        for c in range(3, args.big // 10, 97):  # a hole in the middle of a few chains
+            (big / f"dir{c * 10 // 1000:04d}" / CHAIN_NAME.format(chain=c, depth=4)).unlink()
         window.open_directory(str(big))
         wait(window.ready, timeout=120_000)
         window.selection.set(None)
@@ -158,6 +162,14 @@ def main() -> int:
             suffix = "" if mode == "light" else "-dark"
             theme.apply_appearance(app, mode)
             shoot_window("overview.png")
+        window.actions.problems_only.setChecked(True)
+        wait(window.scene.built, timeout=120_000)
+        wait(ms=300)
+        for mode in themes:
+            suffix = "" if mode == "light" else "-dark"
+            theme.apply_appearance(app, mode)
+            shoot_window("overview-problems.png")
+        window.actions.problems_only.setChecked(False)
 
     window.close()
     app.processEvents()
