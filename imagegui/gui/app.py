@@ -37,7 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="imagegui",
         description="See every QEMU/KVM disk-image chain in a directory and work on it safely. "
         "Command-line subcommands: imagegui {scan,check,overlay,rebase,commit,flatten,"
-        "check-image,launch} --help.",
+        "check-image,launch,vms,stop} --help.",
     )
     p.add_argument("directory", nargs="?", help="directory to open (default: the last one)")
     p.add_argument("--demo", action="store_true", help="build a demo directory and open it")

@@ -246,3 +246,34 @@ def test_launch(tmp_path: Path, sig: int):
     assert not lock_state(str(img)).in_use
     if sig != signal.SIGKILL:
         assert "Ctrl-C again to force off" in err and "VM stopped" in out
+
+
+@pytest.mark.slow
+def test_vms_lists_a_vm_whose_launcher_is_gone_and_stop_stops_it(tmp_path: Path):
+    from imagegui.core.launch import LaunchOptions, plan_launch
+
+    img = create(tmp_path / "kept,running.qcow2")
+    vm = plan_launch(str(img), LaunchOptions(memory=64, accel="tcg")).start()
+    try:
+        vm.close()  # its launcher's handle is gone; the VM runs on
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "imagegui", *args], capture_output=True, text=True
+            )
+
+        listed = cli("vms", "--json")
+        assert listed.returncode == 0, listed.stderr
+        (entry,) = [v for v in json.loads(listed.stdout)["vms"] if v["pid"] == vm.pid]
+        assert entry["image"] == str(img) and entry["name"] == "imagegui:kept,running.qcow2"
+        assert f"PID {vm.pid}  imagegui:kept,running.qcow2" in cli("vms").stdout
+        missing = cli("stop", str(tmp_path / "other.qcow2"))
+        assert missing.returncode == 2 and "no VM started by imagegui runs" in missing.stderr
+        stopped = cli("stop", str(img), "--timeout", "0.5")  # SeaBIOS ignores the power-down
+        assert stopped.returncode == 0, stopped.stderr
+        assert "stopped" in stopped.stdout and "powering down" in stopped.stderr
+        assert vm.wait(10) == 0
+        assert not lock_state(str(img)).in_use
+        assert "no VM started by imagegui is running" in cli("vms").stdout
+    finally:
+        vm.stop(timeout=0)
