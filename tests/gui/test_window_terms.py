@@ -92,7 +92,10 @@ def test_every_text_the_window_shows_on_the_demo(qtbot, window, open_dir, wait_p
     healthy = next(
         n
         for n in snap.graph.nodes
-        if snap.graph.kind(n) == IMAGE and n not in troubled and snap.graph.backing_of(n)
+        if snap.graph.kind(n) == IMAGE
+        and n not in troubled
+        and snap.graph.backing_of(n)
+        and not snap.status[n].unusable
     )
     acts = window.actions
     for node in sorted(troubled) + [healthy]:
@@ -107,6 +110,36 @@ def test_every_text_the_window_shows_on_the_demo(qtbot, window, open_dir, wait_p
             where = f"{dialog.windowTitle()} on {node}"
             see(where, *_widget_texts(dialog), _preview_without_will_run(dialog))
             dialog.reject()
+
+    # Check's result box, and a journalled rebase: its status message, then the Undo's texts.
+    window.selection.set(healthy)
+    assert window.actions.check.isEnabled()
+    # The check ends, then the rescan it starts (its findings become problems).
+    with qtbot.waitSignals([window.jobs.jobFinished, window.ready], timeout=30_000):
+        window.actions.check.trigger()
+    box = window.ops.last_box
+    see("check result", box.text(), box.informativeText(), box.detailedText())
+    box.close()
+    clone = next(p.path for p in snap.graph.problems if p.kind == "missing-backing")
+    window.selection.set(clone)
+    window.actions.repair.trigger()
+    dialog = window.ops.dialog
+    wait_plan(dialog)
+    see("repair", *_widget_texts(dialog), _preview_without_will_run(dialog))
+    with qtbot.waitSignals([window.jobs.jobFinished, window.ready], timeout=30_000):
+        dialog.accept()
+    see("status after the repair", window.status.currentMessage())
+    undo = window.actions.undo_rebase
+    assert undo.isEnabled()
+    see("undo action", undo.text(), undo.toolTip(), undo.statusTip())
+    undo.trigger()
+    dialog = window.ops.dialog
+    wait_plan(dialog)
+    see("undo", *_widget_texts(dialog), _preview_without_will_run(dialog))
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        dialog.accept()
+    see("status after the undo", window.status.currentMessage())
+    see("undo action after", undo.text(), undo.toolTip(), undo.statusTip())
 
     found = [(where, text, cli_bits(text)) for where, text in shown if cli_bits(text)]
     assert not found, "\n".join(f"{w}: {b} in {t!r}" for w, t, b in found)
