@@ -12,6 +12,7 @@ images make a roughly 16:10 picture instead of a strip 10,000 rows tall.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from imagegui.core.graph import ChainGraph
@@ -231,24 +232,26 @@ def _place_tree(
 
 def _pack(components: list[Component], aspect: float) -> None:
     """Trees top to bottom in columns, columns left to right. The column height is chosen among
-    a few dozen candidates for the picture that fits a view of width / height ``aspect`` at the
-    largest scale (a greedy cut at the square root of the area leaves a half-empty last column
-    when the trees are wide and few)."""
+    a few dozen candidates around a perfect packing's for the picture that fits a view of width /
+    height ``aspect`` at the largest scale (a greedy cut at the square root of the area leaves a
+    half-empty last column when the trees are wide and few)."""
     if not components:
         return
     aspect = max(0.2, min(5.0, aspect))
     tallest = max(c.h for c in components)
     total = sum(c.h + COMPONENT_GAP_Y for c in components)
+    area = sum((c.w + COMPONENT_GAP_X) * (c.h + COMPONENT_GAP_Y) for c in components)
+    ideal = math.sqrt(area / aspect)  # the column height of a perfect packing
     best: tuple[float, float] | None = None
-    limit = tallest
+    limit = max(tallest, ideal / 2)
     while True:
         w, h = _columns(components, limit, place=False)
         scale = min(aspect / max(w, 1.0), 1.0 / max(h, 1.0))
         if best is None or scale > best[0]:
             best = (scale, limit)
-        if limit >= total:
+        if limit >= min(total, ideal * 2):
             break
-        limit = min(total, limit * 1.08 + 1.0)
+        limit = min(total, ideal * 2, limit * 1.04 + 1.0)
     _columns(components, best[1], place=True)
 
 
