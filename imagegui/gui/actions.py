@@ -140,17 +140,9 @@ def create_actions(parent: QWidget) -> Actions:
     )  # fmt: skip
 
 
-#: Break kinds that stop qemu opening even the image itself (a corrupt image or one with check
-#: errors still opens for a check, which is how it gets repaired).
-_UNOPENABLE = frozenset(
-    {
-        Kind.MISSING_BACKING,
-        Kind.BACKING_LOOP,
-        Kind.UNREADABLE,
-        Kind.MISSING_EXTENT,
-        Kind.BACKING_FORMAT_MISMATCH,
-    }
-)
+#: Problems of an image's own that stop even a check of it: a check reads the image alone (its
+#: backing chain is not opened), so a broken chain below, a loop or a wrong backing format do not.
+_UNCHECKABLE = frozenset({Kind.UNREADABLE, Kind.MISSING_EXTENT})
 
 
 def update_undo(actions: Actions, target: UndoTarget | None) -> None:
@@ -212,7 +204,7 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     why: dict[str, str | None] = dict.fromkeys(names)
     for name in ("overlay", "commit", "flatten", "launch"):
         why[name] = broken
-    if status.broken_kind in _UNOPENABLE:
+    if status.broken_at == node and status.broken_kind in _UNCHECKABLE:
         why["check"] = broken
     if info.format not in ("qcow2", "qed"):
         why["rebase"] = f"only qcow2 and qed images can be rebased; {label} is {info.format}"

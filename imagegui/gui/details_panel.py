@@ -171,7 +171,7 @@ class DetailsPanel(QTextBrowser):
             target = self._link(at) if at in snap.graph.nodes else escape(display_path(at))
             where = (
                 f"The chain breaks at {target}: select it to see how to fix it. Until then "
-                "this image cannot be launched, checked, committed, flattened or cloned."
+                "this image cannot be launched, committed, flattened or cloned."
             )
         return f"<h4>Cannot be opened</h4><p><b>{title}</b>. {where}</p>"
 
