@@ -40,4 +40,5 @@ class UndoRebaseDialog(PlanDialog):
 
     def planner(self) -> Callable[[], Plan] | str:
         image = self.image
-        return lambda: plan_undo_rebase(image)
+        allow = self.allowed_files()
+        return lambda: plan_undo_rebase(image, allow=allow)
