@@ -70,6 +70,7 @@ case "$mode" in
   test)
     .venv/bin/ruff check -q .
     .venv/bin/ruff format --check -q .
+    .venv/bin/mypy
     export QT_QPA_PLATFORM=offscreen
     exec .venv/bin/python -m pytest "$@"
     ;;

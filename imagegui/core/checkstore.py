@@ -26,6 +26,7 @@ import shlex
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from typing import cast
 
 from imagegui.core.problems import Kind, Problem, Severity
 
@@ -147,7 +148,18 @@ class CheckRecord:
         checked_at = d["checked_at"]
         if type(checked_at) not in (int, float):
             raise ValueError("checked_at must be a number")
-        return cls(path, Fingerprint(*ints), float(checked_at), fmt, *counts, failure)
+        dev, ino, size, mtime_ns = cast("tuple[int, int, int, int]", ints)
+        corruptions, leaks, check_errors = cast("tuple[int, int, int]", counts)
+        return cls(
+            path,
+            Fingerprint(dev, ino, size, mtime_ns),
+            float(cast(float, checked_at)),
+            fmt,
+            corruptions,
+            leaks,
+            check_errors,
+            failure,
+        )
 
 
 @functools.lru_cache(maxsize=64)

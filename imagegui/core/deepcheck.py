@@ -149,9 +149,9 @@ def check_all(
         interrupted.partial = result  # type: ignore[attr-defined]
         raise interrupted
     if cancel.cancelled:
-        exc = CancelledError(
+        stopped = CancelledError(
             f"cancelled after {done} of {total} checks; the finished ones are kept"
         )
-        exc.partial = result  # type: ignore[attr-defined]
-        raise exc
+        stopped.partial = result  # type: ignore[attr-defined]
+        raise stopped
     return result

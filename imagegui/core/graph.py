@@ -194,7 +194,7 @@ class ChainGraph:
             if start in state:
                 continue
             walk = []
-            node = start
+            node: str | None = start
             while node is not None and node not in state:
                 state[node] = 1
                 walk.append(node)
@@ -227,12 +227,13 @@ class ChainGraph:
 
     def chain(self, node: str) -> list[str]:
         """``node`` and its backing files, top to base; stops before repeating a loop."""
-        seen = set()
-        out = []
-        while node is not None and node not in seen:
-            seen.add(node)
-            out.append(node)
-            node = self.backing_of(node)
+        seen: set[str] = set()
+        out: list[str] = []
+        current: str | None = node
+        while current is not None and current not in seen:
+            seen.add(current)
+            out.append(current)
+            current = self.backing_of(current)
         return out
 
     def children(self, node: str) -> list[str]:
@@ -264,11 +265,11 @@ class ChainGraph:
         return len(self.chain(node)) - 1
 
     @cached_property
-    def g(self) -> networkx.DiGraph:
+    def g(self) -> networkx.DiGraph[str]:
         """The same graph as a networkx DiGraph (node attributes ``kind`` and ``info``)."""
         import networkx
 
-        g = networkx.DiGraph()
+        g: networkx.DiGraph[str] = networkx.DiGraph()
         g.add_nodes_from((n, {"kind": k, "info": i}) for n, (k, i) in self.nodes.items())
         g.add_edges_from(self._backing.items())
         return g
@@ -400,7 +401,7 @@ class ChainGraph:
         # (formats.base.shared_flags), so their verdict is worked out once per dict.
         inside = self.root.rstrip("/") + "/"
         clean_flags: dict[int, bool] = {}
-        backing_of = self._backing.get
+        edges = self._backing
         nodes = self.nodes
         for path, info in self._images():
             flags = info.flags
@@ -415,7 +416,7 @@ class ChainGraph:
             if clean and not info.extents:
                 if info.backing_file is None:
                     continue
-                base = nodes[backing_of(path)][1]
+                base = nodes[edges[path]][1]
                 fmt = info.backing_format
                 if (
                     base is not None
@@ -482,7 +483,7 @@ class ChainGraph:
 
     def _backing_problems(self, path: str, info: ImageInfo) -> None:
         err, warn = Severity.ERROR, Severity.WARNING
-        target = self.backing_of(path)
+        target = self._backing[path]  # an image with a backing file always has an edge
         kind = self.kind(target)
         name = info.backing_file
         if kind == PROTOCOL:
@@ -506,8 +507,8 @@ class ChainGraph:
                 f"imagegui rebase --unsafe '{path}' NEW_BASE",
             )
         elif kind == UNREADABLE:
-            why = self._errors.get(target)
-            detail = f": {why.message}" if why else ""
+            error = self._errors.get(target)
+            detail = f": {error.message}" if error else ""
             self._add(
                 Kind.MISSING_BACKING,
                 err,

@@ -450,7 +450,7 @@ async def _accept_or_exit(client: Any, pid: int) -> None:
     loop = asyncio.get_running_loop()
     exited: asyncio.Future[None] = loop.create_future()
     pidfd = os.pidfd_open(pid)
-    loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    loop.add_reader(pidfd, lambda: None if exited.done() else exited.set_result(None))
     accept = asyncio.ensure_future(client.accept())
     try:
         done, _ = await asyncio.wait({accept, exited}, return_when=asyncio.FIRST_COMPLETED)

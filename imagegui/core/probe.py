@@ -116,9 +116,10 @@ def probe_fd(
         if mod is not None:
             header = check_virtual_size(mod.parse(reader))
         else:
-            header = _no_magic(reader, path, ext, raw_ok, st.st_size)
-            if header is None:
+            guessed = _no_magic(reader, path, ext, raw_ok, st.st_size)
+            if guessed is None:
                 return None
+            header = guessed
     except ParseError as exc:
         message = str(exc)
         if st.st_size < 512 and "truncated" not in message:

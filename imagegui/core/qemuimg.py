@@ -20,6 +20,7 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.processes import describe_holders, popen
@@ -103,7 +104,7 @@ def map_error(
     """Turns qemu's stderr into the most specific exception, with a next step in the message."""
     program = os.path.basename(argv[0]) if argv else "qemu-img"
     text = " ".join(_qemu_lines(stderr, program)) or f"exit status {returncode}"
-    kw = {"argv": argv, "returncode": returncode, "stderr": stderr}
+    kw: dict[str, Any] = {"argv": argv, "returncode": returncode, "stderr": stderr}
     if m := _LOCK_RE.search(stderr):
         path = next((p.group(1) for r in _LOCK_PATH_RES if (p := r.search(stderr))), "image")
         full = os.path.join(cwd or os.getcwd(), path)

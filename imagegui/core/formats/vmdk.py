@@ -21,6 +21,7 @@ from __future__ import annotations
 import posixpath
 import re
 import struct
+from typing import cast
 
 from .base import BoundedReader, Header, ParseError, decode_name
 
@@ -122,7 +123,7 @@ def parse(r: BoundedReader) -> Header:
     header_extents, create_type, extents = _parse_descriptor(text)
     return _finish(
         text[:DESC_SIZE],
-        virtual_size=sum(e["sectors"] for e in extents) * 512,
+        virtual_size=_sectors(extents) * 512,
         create_type=create_type,
         version=_descriptor_version(text),
         extents=extents,
@@ -148,7 +149,7 @@ def _parse_vmdk4(r: BoundedReader) -> Header:
         names, create_type, extents = _parse_descriptor(text)
         return _finish(
             _read_c_text(r, SPARSE_DESC_OFFSET, DESC_SIZE, "embedded VMDK descriptor"),
-            virtual_size=sum(e["sectors"] for e in extents) * 512,
+            virtual_size=_sectors(extents) * 512,
             create_type=create_type,
             version=fields[0],
             extents=extents,
@@ -277,6 +278,11 @@ def _read_c_text(r: BoundedReader, offset: int, limit: int, what: str) -> bytes:
     return data[:limit]
 
 
+def _sectors(extents: list[dict[str, object]]) -> int:
+    """The descriptor's extents' total length in sectors (each ``sectors`` is a parsed int)."""
+    return sum(cast(int, e["sectors"]) for e in extents)
+
+
 def _parse_descriptor(text: bytes) -> tuple[tuple[str, ...], str, list[dict[str, object]]]:
     """createType and extents of a descriptor-only file (vmdk_open_desc_file)."""
     create_type = _description_value(text, b"createType", 128)
@@ -387,7 +393,7 @@ def _parse_extents(text: bytes) -> list[dict[str, object]]:
             _, sectors, etype, fname = vals[:4]
             offset = vals[4] if matches == 5 else None
             if etype == b"FLAT":
-                if matches != 5 or offset < 0:
+                if matches != 5 or offset is None or offset < 0:
                     raise _invalid_line(text[p:line_end])
             elif etype == b"VMFS":
                 if matches != 4:
