@@ -117,7 +117,7 @@ def create_actions(parent: QWidget) -> Actions:
         zoom_reset=a(parent, "&Actual Size", None, "Ctrl+1", "Zoom to 100 %"),
         show_selected=a(parent, "&Show Selected", None, "Ctrl+.",
                         "Scroll the graph to the selected image"),
-        problems_only=_checkable(a(parent, "&Problems Only", "state-error", "Ctrl+Shift+P",
+        problems_only=_checkable(a(parent, "&Problems Only", "problems-only", "Ctrl+Shift+P",
                                    "Show only the chains with a problem or an unusable image "
                                    "in the graph")),
         overlay=a(parent, "Create &Overlay…", "overlay-new", "Ctrl+N",

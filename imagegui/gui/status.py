@@ -117,7 +117,7 @@ class StatusBar(QStatusBar):
         self.job = JobIndicator()
         self.summary = QLabel()
         self.zoom = QLabel()
-        self.zoom.setToolTip("Zoom (Ctrl+wheel or the wheel; Ctrl+0 fits everything)")
+        self.zoom.setToolTip("Zoom: Ctrl+wheel (the wheel scrolls; Preferences can swap them), Ctrl+0 fits all")
         self.addWidget(self.progress)
         self.addWidget(self.scan_label)
         self.addWidget(self.selection, 1)
