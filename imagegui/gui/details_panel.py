@@ -165,8 +165,11 @@ class DetailsPanel(QTextBrowser):
         at = status.broken_at
         assert at is not None
         title = escape(str(status.chain_reason(node)))
-        if at == node:
-            where = "The problem is this image's own; see below."
+        if status.errors:  # its own problem (a missing backing file names that file)
+            where = (
+                "The problem is this image's own; see below. Until it is fixed this image "
+                "cannot be launched, committed, flattened or cloned."
+            )
         else:
             target = self._link(at) if at in snap.graph.nodes else escape(display_path(at))
             where = (

@@ -117,7 +117,9 @@ class StatusBar(QStatusBar):
         self.job = JobIndicator()
         self.summary = QLabel()
         self.zoom = QLabel()
-        self.zoom.setToolTip("Zoom: Ctrl+wheel (the wheel scrolls; Preferences can swap them), Ctrl+0 fits all")
+        self.zoom.setToolTip(
+            "Zoom: Ctrl+wheel (the wheel scrolls; Preferences can swap them), Ctrl+0 fits all"
+        )
         self.addWidget(self.progress)
         self.addWidget(self.scan_label)
         self.addWidget(self.selection, 1)

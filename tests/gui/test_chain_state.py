@@ -49,3 +49,18 @@ def test_no_selection_says_why_actions_are_off(window):
     window.selection.set(None)
     assert not window.actions.launch.isEnabled()
     assert "open a directory first" in window.actions.launch.toolTip()
+
+
+def test_details_point_at_the_image_to_fix(qtbot, window, open_dir, make, tmp_path):
+    """Above the break: a link to where it breaks; at the break: the image's own problem."""
+    make.create("base.qcow2", "qcow2", "64M")
+    make.overlay("mid.qcow2", "base.qcow2")
+    make.overlay("top.qcow2", "mid.qcow2")
+    (tmp_path / "base.qcow2").unlink()
+    open_dir(tmp_path)
+    window.selection.set(str(tmp_path / "top.qcow2"))
+    text = window.details.toPlainText()
+    assert "The chain breaks at base.qcow2" in text
+    window.selection.set(str(tmp_path / "mid.qcow2"))
+    text = window.details.toPlainText()
+    assert "this image's own" in text and "The chain breaks at" not in text
