@@ -25,6 +25,7 @@ _MODULES = {
     "launch": "ops_cmds",
     "vms": "ops_cmds",
     "stop": "ops_cmds",
+    "clean-leftovers": "ops_cmds",
 }
 SUBCOMMANDS = tuple(_MODULES)
 

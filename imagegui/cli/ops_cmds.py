@@ -399,6 +399,62 @@ def _stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- clean-leftovers
+
+
+def _clean_leftovers(args: argparse.Namespace) -> int:
+    """Lists the flatten temporary files under each DIR (and each FILE named), then removes the
+    ones that are safe to remove. 0 all removed (or none found), 2 one or more kept (open by a
+    process, not a leftover's name, just written), 1 a removal failed."""
+    import os
+
+    from imagegui.core.leftovers import found_leftovers, plan_clean_leftovers
+
+    paths: list[str] = []
+    for target in args.paths:
+        if os.path.isdir(target):
+            try:
+                paths += found_leftovers(target)
+            except OSError as exc:
+                raise _usage_error(f"{target}: {exc.strerror}") from None
+        elif os.path.lexists(target):
+            paths.append(target)
+        else:
+            raise _usage_error(f"{target}: no such file or directory")
+    plan = plan_clean_leftovers(paths)
+    if not paths:
+        print("no leftover temporary files found")
+        return EXIT_OK
+    if not args.dry_run:
+        for line in plan.changes:
+            print(printable(f"leftover: {line.removeprefix('removes ')}"))
+        for f in plan.kept:
+            _err(f"refused: {f.cli_text}")
+        if not plan.leftovers:
+            return EXIT_REFUSED
+    outcome = {"status": EXIT_OK}
+
+    def report(result: object) -> None:
+        data = result.data  # type: ignore[attr-defined]
+        for x in data["removed"]:
+            print(printable(f"removed {x.path} ({x.size:,} bytes)"))
+        for f in data["kept"]:
+            if f not in plan.kept:  # those were said above
+                _err(f"refused: {f.cli_text}")
+        for e in data["errors"]:
+            _err(f"cannot remove {e}")
+        print(printable(result.message))  # type: ignore[attr-defined]
+        if data["errors"]:
+            outcome["status"] = EXIT_FAILED
+        elif data["kept"]:
+            outcome["status"] = EXIT_REFUSED
+
+    status = execute(plan, args, report)
+    if status == EXIT_OK and args.dry_run and plan.kept:
+        return EXIT_REFUSED
+    return outcome["status"] if status == EXIT_OK else status
+
+
 def _add_read_root(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--root",
@@ -548,3 +604,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="turn it off now (no power-down)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS")
     p.set_defaults(func=_stop)
+
+    p = sub.add_parser(
+        "clean-leftovers",
+        help="remove the temporary files interrupted flattens left behind",
+        description="Lists every leftover temporary file (.NAME.<8 hex>.partial) of a flatten "
+        "under each DIR, with its size and age, and removes it. A file a process has open, one "
+        "written in the last few seconds or one whose name is not exactly a leftover's is kept. "
+        "Exit status 0 all removed (or none found), 2 something was kept, 1 a removal failed.",
+    )
+    p.add_argument("paths", nargs="+", metavar="DIR|FILE")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed and kept; remove nothing"
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    p.set_defaults(func=_clean_leftovers)

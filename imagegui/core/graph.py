@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -380,7 +381,8 @@ class ChainGraph:
                     Kind.UNREADABLE, err, error.path, f"Cannot read the image: {error.message}."
                 )
             elif error.leftover:
-                self._add(Kind.LEFTOVER, Severity.WARNING, error.path, error.message)
+                fix = f"imagegui clean-leftovers {shlex.quote(error.path)}"
+                self._add(Kind.LEFTOVER, Severity.WARNING, error.path, error.message, fix)
         for number, loop in enumerate(self.loops, 1):
             # One message per loop, shared by its members: a member naming every other member
             # made a 6,000-image loop 577 MB of JSON. Small loops still name theirs inline.
