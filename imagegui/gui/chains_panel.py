@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.gui import resources
+from imagegui.gui import a11y, resources
 from imagegui.gui.models import COLUMNS, DSIZE, FOLDER, FORMAT, NAME, VSIZE, ChainsModel
 from imagegui.gui.snapshot import Snapshot
 
@@ -100,6 +100,8 @@ class ChainsPanel(QWidget):
         )
         self.filter.setClearButtonEnabled(True)
         self.filter.addAction(resources.icon("filter"), QLineEdit.ActionPosition.LeadingPosition)
+        self.filter.setAccessibleName("Filter images")
+        a11y.name_line_edit_buttons(self.filter, "Clear the filter", "Filter")
         self.filter.setToolTip(
             "Shows the images whose name, folder, format, state or problem kind contain every "
             "word, with the chains they belong to (Ctrl+F)"
@@ -114,6 +116,9 @@ class ChainsPanel(QWidget):
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.setAllColumnsShowFocus(True)
         self.tree.setAccessibleName("Chains list")
+        self.tree.setAccessibleDescription(
+            "Every image by chain: a base file, and below it the overlays that use it"
+        )
         header = self.tree.header()
         header.setSortIndicatorClearable(True)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)

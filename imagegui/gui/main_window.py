@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 import imagegui
 from imagegui.core import gcpause
 from imagegui.core.units import display_path
-from imagegui.gui import resources
+from imagegui.gui import a11y, resources
 from imagegui.gui.actions import create_actions, disabled_reasons, update_enabled
 from imagegui.gui.chain_scene import ChainScene
 from imagegui.gui.chain_view import ChainView
@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: Settings, parent=None):
         super().__init__(parent)
+        a11y.install()
         self.settings = settings
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(resources.app_icon())
@@ -304,6 +305,7 @@ class MainWindow(QMainWindow):
         self.scene.select(node)
         self.chains.select(node)
         self.details.show_node(snap, node)
+        a11y.describe(self.view, a11y.selection_description(snap, node))
         update_enabled(self.actions, snap, node)
         unavailable = [
             self.actions.label(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
+from imagegui.gui import a11y
 from imagegui.gui.actions import Actions
 
 
@@ -78,4 +79,5 @@ def build_toolbar(window: QMainWindow, actions: Actions) -> QToolBar:
         if button is not None:
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
     window.addToolBar(bar)
+    a11y.name_toolbar_extension(bar)
     return bar

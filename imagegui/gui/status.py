@@ -42,6 +42,7 @@ class JobIndicator(QWidget):
         self.progress.setMaximumWidth(120)
         self.progress.setMaximumHeight(14)
         self.progress.setTextVisible(False)
+        self.progress.setAccessibleName("Progress of the running operation")
         self.cancel = QToolButton()
         self.cancel.setIcon(resources.icon("cancel"))
         self.cancel.setText("Cancel")
@@ -106,6 +107,7 @@ class StatusBar(QStatusBar):
         self.progress.setRange(0, 0)  # busy: a scan does not know its total in advance
         self.progress.setMaximumWidth(140)
         self.progress.setTextVisible(False)
+        self.progress.setAccessibleName("Scanning")
         self.progress.hide()
         self.scan_label = QLabel()
         self.scan_label.hide()

@@ -37,7 +37,7 @@ from imagegui.core.guards import ACCESS_CODES, Finding
 from imagegui.core.jobs import Job
 from imagegui.core.operations import Plan
 from imagegui.core.units import display_path
-from imagegui.gui import resources, theme
+from imagegui.gui import a11y, resources, theme
 from imagegui.gui.dialogs.fit import fit_to_contents
 from imagegui.gui.workers import start_job
 
@@ -184,6 +184,7 @@ class PlanDialog(QDialog):
         self.confirm_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.confirm = ConfirmField()
         self.confirm.setObjectName("confirmName")
+        self.confirm.setAccessibleName("Name to type to run it anyway")
         self.confirm.textChanged.connect(self._update_run_button)
         self.confirm_label.setBuddy(self.confirm)
         self.confirm_row = QWidget()
@@ -408,6 +409,7 @@ class PlanDialog(QDialog):
         fit_to_contents(self, self.MIN_WIDTH)
 
     def showEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
+        a11y.name_form_fields(self)
         fit_to_contents(self, self.MIN_WIDTH)
         super().showEvent(event)
 

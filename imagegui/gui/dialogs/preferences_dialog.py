@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.gui import theme
+from imagegui.gui import a11y, theme
 from imagegui.gui.dialogs.fields import PathField, backing_choice
 from imagegui.gui.settings import OverlayDefaults, Settings
 
@@ -85,6 +85,7 @@ class PreferencesDialog(QDialog):
         box.addWidget(self.auto)
         box.addStretch(1)
         box.addWidget(buttons)
+        a11y.name_form_fields(self)
 
     def accept(self) -> None:
         s = self.settings
