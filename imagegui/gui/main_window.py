@@ -170,6 +170,8 @@ class MainWindow(QMainWindow):
         self.chains.contextMenuRequested.connect(self._on_context_menu_requested)
         self.chains.filterApplied.connect(self.scene.set_matches)
         self.problems.nodeRequested.connect(self._on_list_selected)
+        self.problems.removeLeftoversRequested.connect(self.ops.remove_leftovers)
+        self.problems.message.connect(lambda text: self.status.showMessage(text, 8000))
         self.details.nodeRequested.connect(self._on_list_selected)
         self.details.actionRequested.connect(self._on_details_action)
         self.welcome.openRequested.connect(self.choose_directory)

@@ -28,6 +28,7 @@ from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
 from imagegui.gui.dialogs.commit_dialog import CommitDialog
 from imagegui.gui.dialogs.flatten_dialog import FlattenDialog
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
+from imagegui.gui.dialogs.leftovers_dialog import RemoveLeftoversDialog
 from imagegui.gui.dialogs.messages import check_result_box, failure_box
 from imagegui.gui.dialogs.overlay_dialog import OverlayDialog
 from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
@@ -166,6 +167,16 @@ class Ops(QObject):
             dialog,
             lambda d: self.run_plan(d.plan, f"Undo rebase of {target.name}", entry.image),
         )
+
+    def remove_leftovers(self, paths: list[str]) -> None:
+        """Leftover temporary files of interrupted flattens: confirm (Cancel is the default),
+        remove on a worker, rescan."""
+        if not paths:
+            return
+        dialog = RemoveLeftoversDialog(paths, self.window)
+        n = len(paths)
+        title = "Remove leftover file" if n == 1 else f"Remove {n} leftover files"
+        self._open(dialog, lambda d: self.run_plan(d.plan, title))
 
     # -- the undo on offer
 

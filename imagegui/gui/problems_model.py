@@ -78,6 +78,18 @@ class ProblemsModel(QAbstractItemModel):
             return None
         return self._groups[index.internalId() - 1][1][index.row()]
 
+    def group_kind(self, index: QModelIndex) -> Kind | None:
+        """The kind of a group row (None for a problem row)."""
+        if not index.isValid() or index.internalId() != 0:
+            return None
+        return self._groups[index.row()][0]
+
+    def group_paths(self, index: QModelIndex) -> list[str]:
+        """The paths of a group row's problems."""
+        if not index.isValid() or index.internalId() != 0:
+            return []
+        return [p.path for p in self._groups[index.row()][1]]
+
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None

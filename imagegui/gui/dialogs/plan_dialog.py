@@ -77,8 +77,9 @@ def count_paths(text: str) -> str:
 def plan_html(plan: Plan, describe: Callable[[Finding], str] | None = None) -> str:
     """The plan as the preview shows it: commands first, because that is what will run.
     ``describe`` words a finding (the commit dialog refers to its list of victims by count)."""
-    parts = ["<h4 style='margin-bottom:2px'>Will run</h4>"]
-    for line in plan.command_lines() or ["(nothing)"]:
+    # A plan that runs no program (removing leftover files) starts with what changes.
+    parts = ["<h4 style='margin-bottom:2px'>Will run</h4>"] if plan.commands else []
+    for line in plan.command_lines():
         parts.append(
             "<pre class='code' style='padding:6px; white-space:pre-wrap'>$ "
             f"{escape(display_path(line))}</pre>"
