@@ -8,10 +8,10 @@ badges. Computed for every node with the layout, off the GUI thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from imagegui.core.graph import EXTERNAL, IMAGE, MISSING, PROTOCOL, UNREADABLE, ChainGraph
 from imagegui.core.problems import KIND_TITLES, Kind, Severity
+from imagegui.core.strenum import StrEnum
 
 
 class State(StrEnum):

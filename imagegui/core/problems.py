@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from imagegui.core.strenum import StrEnum
 
 
 class Severity(StrEnum):
