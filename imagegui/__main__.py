@@ -1,4 +1,8 @@
-"""Entry point: ``imagegui SUBCOMMAND ...`` is the command line, anything else opens the window."""
+"""Entry point: ``imagegui SUBCOMMAND ...`` is the command line, anything else opens the window.
+
+Only opening the window imports Qt: subcommands, ``--help``, ``--version`` and mistakes are
+answered by the command-line parsers first (a server without Qt's libraries runs them all).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,25 @@ def main(argv: list[str] | None = None) -> int:
 
     if args and args[0] in SUBCOMMANDS:
         return run_cli(args)
-    from imagegui.gui.app import main as gui_main
+    from imagegui.cli.window_args import parse_args, unknown_command
 
-    return gui_main(args)
+    message = unknown_command(args)
+    if message:
+        from imagegui.core.units import printable
+
+        print(printable(message), file=sys.stderr)
+        return 2
+    namespace = parse_args(args)  # --help and --version exit here
+    try:
+        from imagegui.gui.app import main as gui_main
+    except ImportError as exc:
+        print(
+            f"imagegui: the window cannot start: {exc}. The command line works without it "
+            "(imagegui scan DIR; imagegui --help).",
+            file=sys.stderr,
+        )
+        return 1
+    return gui_main(namespace)
 
 
 if __name__ == "__main__":

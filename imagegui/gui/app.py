@@ -22,6 +22,7 @@ from PySide6.QtCore import QSettings, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
 
 import imagegui
+from imagegui.cli.window_args import parse_args
 from imagegui.core.demo import build_demo
 from imagegui.core.jobs import Job
 from imagegui.gui import resources, theme
@@ -30,27 +31,6 @@ from imagegui.gui.workers import start_job
 
 #: Seconds --screenshot waits for the graph before giving up.
 SCREENSHOT_TIMEOUT = 120
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="imagegui",
-        description="See every QEMU/KVM disk-image chain in a directory and work on it safely. "
-        "Command-line subcommands: imagegui {scan,check,overlay,rebase,commit,flatten,"
-        "check-image,launch,vms,stop} --help.",
-    )
-    p.add_argument("directory", nargs="?", help="directory to open (default: the last one)")
-    p.add_argument("--demo", action="store_true", help="build a demo directory and open it")
-    p.add_argument("--screenshot", metavar="PATH", help="save a PNG of the window and exit")
-    p.add_argument("--size", default="1440x900", help="window size for --screenshot (WxH)")
-    p.add_argument(
-        "--theme",
-        choices=theme.APPEARANCES,
-        help="colours for this run: the desktop's (system), light or dark "
-        "(default: the Appearance preference; also IMAGEGUI_THEME)",
-    )
-    p.add_argument("--version", action="version", version=f"imagegui {imagegui.__version__}")
-    return p.parse_args(argv)
 
 
 def has_display() -> bool:
@@ -163,8 +143,9 @@ class Launcher:
         self.app.quit()
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | argparse.Namespace) -> int:
+    """Opens the window; ``argv`` already parsed by ``imagegui.__main__`` (or a list to parse)."""
+    args = argv if isinstance(argv, argparse.Namespace) else parse_args(argv)
     if args.screenshot and not has_display():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     elif not has_display():
