@@ -1,13 +1,16 @@
-"""The one place that knows where ``resources/`` is: icons, the style sheet, the app icon.
+"""The one place that knows where the resources are: icons, the style sheet, the app icon.
 
-The package is installed editable, so ``resources/`` sits at the repository root beside the
-package: ``Path(imagegui.__file__).parents[1] / "resources"``. A wheel that ships the directory
-inside the package (``imagegui/resources``) is looked at first.
+They are package data, found with ``importlib.resources`` whatever the install: in the repository
+``imagegui/resources`` is a symlink to the top-level ``resources/`` (an editable install, or a
+worktree on PYTHONPATH, reads its own copy), and a wheel or sdist carries the files themselves in
+``imagegui/resources/`` (pip, pipx). Qt wants file names, so the package must live on a file
+system (not in a zip), which pip and pipx always do.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from importlib import resources as _importlib_resources
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QRect, QSize, Qt
@@ -15,17 +18,19 @@ from PySide6.QtGui import QIcon, QIconEngine, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication, QStyleOption
 
-import imagegui
 from imagegui.gui import theme
 
 
 @cache
 def resources_dir() -> Path:
-    package = Path(imagegui.__file__).resolve().parent
-    for candidate in (package / "resources", package.parent / "resources"):
-        if (candidate / "icons").is_dir():
-            return candidate
-    raise FileNotFoundError(f"imagegui's resources/ directory is missing (looked beside {package})")
+    found = _importlib_resources.files("imagegui") / "resources"
+    path = Path(str(found))
+    if not isinstance(found, Path) or not (path / "icons").is_dir():
+        raise FileNotFoundError(
+            f"imagegui's resources are missing: {found} has no icons/ (a broken install; "
+            "reinstall imagegui)"
+        )
+    return path
 
 
 def icon_path(name: str) -> Path:
