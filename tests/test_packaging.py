@@ -60,3 +60,14 @@ def test_sdist_carries_the_whole_project():
     for line in ("graft resources", "graft tests", "graft scripts"):
         assert line in manifest
     assert any(line.startswith("include ") and "LICENSE" in line.split() for line in manifest)
+
+
+def test_only_the_aborting_pyside6_is_excluded(pyproject):
+    from packaging.requirements import Requirement
+
+    (pin,) = [
+        Requirement(d) for d in pyproject["project"]["dependencies"] if d.startswith("PySide6")
+    ]
+    # 6.12.0 aborts Python 3.11 (gui/qtfix.py); a fixed 6.12.x must stay installable.
+    assert "6.12.0" not in pin.specifier
+    assert all(v in pin.specifier for v in ("6.5.0", "6.11.3", "6.12.1", "6.13.0"))

@@ -3,8 +3,15 @@
 PySide6 6.12.0's generated wrappers return ``None`` from every ``void`` C++ method without taking a
 reference to it (harmless from Python 3.12 on, where ``None`` is immortal). On 3.11 each such call
 (``setPos``, ``update``, ``setText``, ...) drops ``None``'s reference count by one, and after a few
-thousand calls the interpreter aborts with "Fatal Python error: none_dealloc". 6.11.x does not
-have the bug.
+thousand calls the interpreter aborts with "Fatal Python error: none_dealloc" (reproduced: a loop
+of ``QObject.setObjectName`` under 6.12.0 on 3.11.7 aborts, exit 134). 6.11.x does not have the
+bug.
+
+Why both a pin and this guard: ``pyproject.toml`` excludes exactly 6.12.0 (``!=6.12.0``), so pip
+never picks it, while a fixed 6.12.x and Python 3.12+ users are not held back by a ``<6.12`` cap.
+But 6.12.0 can still arrive - a distribution's package, ``pip install --no-deps``, a constraints
+file, an environment made before the pin - and then this guard keeps the window alive (the GUI
+tests pass under 6.12.0 on 3.11 with it).
 
 The fix is to make ``None`` effectively immortal, as 3.12 does: its count is raised by 2**48 once,
 which no program can call its way through. It is applied only when the leak is measured, so a
