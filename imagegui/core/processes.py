@@ -21,6 +21,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -94,16 +95,42 @@ class _Spawner:
 _spawner = _Spawner()
 
 
+#: ``Popen(process_group=...)`` is new in Python 3.11; on 3.10 the child calls ``setpgid`` itself.
+_POPEN_HAS_PROCESS_GROUP = sys.version_info >= (3, 11)
+
+
+def _setpgid(group: int) -> Callable[[], None]:
+    def preexec() -> None:
+        os.setpgid(0, group)
+
+    return preexec
+
+
+def _chain(steps: list[Callable[[], None]]) -> Callable[[], None]:
+    def preexec() -> None:
+        for step in steps:
+            step()
+
+    return preexec
+
+
 def popen(
     argv: Sequence[str], *, die_with_us: bool = True, sig: int = signal.SIGTERM, **kw: Any
 ) -> subprocess.Popen:
     """``subprocess.Popen`` in a new process group; with ``die_with_us`` the child gets ``sig``
     when this process dies, however it dies (SIGKILL included)."""
-    kw.setdefault("process_group", 0)
-    if not die_with_us:
-        return subprocess.Popen(list(argv), **kw)
-    kw["preexec_fn"] = _die_with(os.getpid(), sig)
-    if threading.current_thread() is threading.main_thread():
+    group = kw.pop("process_group", 0)
+    steps: list[Callable[[], None]] = []
+    if group is not None:
+        if _POPEN_HAS_PROCESS_GROUP:
+            kw["process_group"] = group
+        else:
+            steps.append(_setpgid(group))
+    if die_with_us:
+        steps.append(_die_with(os.getpid(), sig))
+    if steps:
+        kw["preexec_fn"] = _chain(steps)
+    if not die_with_us or threading.current_thread() is threading.main_thread():
         return subprocess.Popen(list(argv), **kw)
     return _spawner.call(lambda: subprocess.Popen(list(argv), **kw))
 

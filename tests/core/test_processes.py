@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import select
 import signal
@@ -9,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 
-from imagegui.core.processes import Holder, split_qemu_opts, vm_name
+import pytest
+
+from imagegui.core.processes import Holder, popen, split_qemu_opts, vm_name
 
 
 def test_qemu_option_lists_split_with_doubled_commas():
@@ -86,3 +89,25 @@ def test_a_child_started_from_a_short_lived_thread_dies_only_with_the_process(tm
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("die_with_us", [True, False])
+@pytest.mark.parametrize("in_thread", [False, True])
+def test_popen_child_leads_its_own_process_group(die_with_us, in_thread):
+    """Ctrl-C in the terminal must not reach qemu-img directly (we cancel it ourselves), on every
+    Python: 3.10's Popen has no ``process_group``, the child sets it itself there."""
+
+    def start():
+        return popen(
+            [sys.executable, "-c", "import os; print(os.getpgid(0))"],
+            die_with_us=die_with_us, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    if in_thread:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            proc = pool.submit(start).result()
+    else:
+        proc = start()
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert int(out) == proc.pid != os.getpgid(0)
