@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# CI's packaging check: builds the sdist and the wheel from it (as pip and pipx do), checks that
+# the sdist carries the whole project and the wheel the resources, installs the wheel into a fresh
+# venv (its dependencies come from pip's cache) and starts the window from that install offscreen
+# on the demo directory. Fails if the installed program cannot draw its window.
+#   bash scripts/check_wheel.sh [PYTHON]     PYTHON has `build` (default .venv/bin/python)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${1:-.venv/bin/python}
+root=$PWD
+work=$(mktemp -d "${TMPDIR:-/tmp}/imagegui-wheel.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+fail() {
+  echo "imagegui: wheel check: $*" >&2
+  exit 1
+}
+step() {  # step NAME COMMAND...: runs it with its output in a log, shown only when it fails
+  local name=$1 start=$SECONDS
+  shift
+  if ! "$@" >"$work/$name.log" 2>&1; then
+    cat "$work/$name.log" >&2
+    fail "$name failed (output above)"
+  fi
+  echo "imagegui: wheel check: $name $((SECONDS - start)) s" >&2
+}
+
+total=$SECONDS
+step build "$python" -m build --outdir "$work/dist" "$root"
+sdist=$(echo "$work"/dist/imagegui-*.tar.gz)
+wheel=$(echo "$work"/dist/imagegui-*.whl)
+[ -f "$sdist" ] && [ -f "$wheel" ] || fail "no sdist or wheel in $work/dist"
+
+# The sdist is the whole project, the wheel the program and its resources.
+name=$(basename "$sdist" .tar.gz)
+tar tzf "$sdist" >"$work/sdist.txt"
+for f in LICENSE README.md pyproject.toml tests/conftest.py scripts/bootstrap.sh \
+         resources/style.qss resources/icons/commit.svg imagegui/resources/style.qss; do
+  grep -qx "$name/$f" "$work/sdist.txt" || fail "the sdist lacks $f"
+done
+"$python" -m zipfile -l "$wheel" >"$work/wheel.txt"
+for f in imagegui/resources/style.qss imagegui/resources/imagegui.svg \
+         imagegui/resources/icons/commit.svg; do
+  grep -q "$f" "$work/wheel.txt" || fail "the wheel lacks $f"
+done
+grep -q "dist-info/licenses/LICENSE" "$work/wheel.txt" || fail "the wheel lacks its LICENSE"
+! grep -q "resources/screenshots" "$work/wheel.txt" || fail "the wheel carries the screenshots"
+
+# A fresh venv with nothing but the wheel and its dependencies; run from an empty directory with
+# no PYTHONPATH, so nothing of the source tree can be imported.
+base=$("$python" -c 'import sys; print(sys._base_executable)')
+step venv "$base" -m venv "$work/venv"
+step install "$work/venv/bin/python" -m pip install "$wheel"
+mkdir "$work/run"
+cd "$work/run"
+installed=$(env -u PYTHONPATH "$work/venv/bin/python" -c \
+  'import imagegui, pathlib; print(pathlib.Path(imagegui.__file__).parent)')
+case "$installed" in
+  "$work/venv/"*) ;;
+  *) fail "imagegui was imported from $installed, not from the installed wheel" ;;
+esac
+version=$(env -u PYTHONPATH "$work/venv/bin/imagegui" --version)
+[ "$version" = "imagegui ${name#imagegui-}" ] || fail "--version says '$version'"
+step screenshot env -u PYTHONPATH QT_QPA_PLATFORM=offscreen HOME="$work/run" \
+  XDG_CONFIG_HOME="$work/run/config" "$work/venv/bin/imagegui" --demo --screenshot "$work/demo.png"
+[ "$(head -c 8 "$work/demo.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+  fail "the window's screenshot is not a PNG"
+echo "imagegui: wheel check passed ($(basename "$wheel"), window drawn from the installed wheel," \
+     "$((SECONDS - total)) s)" >&2
