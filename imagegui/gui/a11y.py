@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
+    QTextEdit,
     QToolBar,
     QToolButton,
     QWidget,
@@ -124,6 +126,30 @@ def name_form_fields(root: QWidget) -> None:
                     editor.setAccessibleName(text)
     for edit in root.findChildren(QLineEdit):
         name_line_edit_buttons(edit, "Clear " + (edit.accessibleName() or "the field").lower())
+
+
+def name_dialog(root: QWidget) -> None:
+    """What every dialog needs before it shows: its form fields named (``name_form_fields``),
+    each combo box's drop-down list named after the combo box, and a message box's Show
+    Details text called "Details"."""
+    name_form_fields(root)
+    for combo in root.findChildren(QComboBox):
+        view = combo.view()
+        if view is not None and not view.accessibleName():
+            label = combo.accessibleName() or _label_text(root, combo)
+            view.setAccessibleName(f"{label} choices" if label else "Choices")
+    if isinstance(root, QMessageBox):
+        for text in root.findChildren(QTextEdit):
+            if not text.accessibleName():
+                text.setAccessibleName("Details")
+
+
+def _label_text(root: QWidget, field: QWidget) -> str:
+    for form in root.findChildren(QFormLayout):
+        label = form.labelForField(field)
+        if isinstance(label, QLabel):
+            return label.text().replace("&", "").rstrip(": ")
+    return ""
 
 
 def name_toolbar_extension(toolbar: QToolBar) -> None:

@@ -90,6 +90,8 @@ class VmsPanel(QWidget):
         )
         force = self._button("stop", "Force off")
         force.setToolTip("Turn the VM off now, without asking the guest (like pulling the plug)")
+        stop.setAccessibleName(f"Stop {vm_label(vm)}")
+        force.setAccessibleName(f"Force off {vm_label(vm)}")
         line = QHBoxLayout(row)
         line.setContentsMargins(8, 6, 8, 6)
         line.addWidget(QLabel(pixmap=resources.pixmap("vm", 20)))

@@ -48,6 +48,7 @@ class CommitDialog(PlanDialog):
         # The one place the victims are named; the verdict and the checks refer to it by count.
         self.others = QListWidget()
         self.others.setObjectName("victims")
+        self.others.setAccessibleName("Other images on this backing file")
         self.warning = QLabel()
         self.warning.setObjectName("danger")  # red and bold from the style sheet (gui/theme.py)
         self.warning.setWordWrap(True)

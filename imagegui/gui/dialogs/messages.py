@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from imagegui.core.guards import GuardRefused
 from imagegui.core.units import display_path
+from imagegui.gui import a11y
 
 #: A box lists at most this many lines, the rest under Show Details: it never outgrows the screen.
 MAX_LINES = 12
@@ -49,6 +50,7 @@ def failure_box(parent: QWidget | None, title: str, exc: object, hint: str = "")
         box.setDetailedText(display_path("\n".join(details)))
     box.setStandardButtons(QMessageBox.StandardButton.Close)
     box.setModal(False)
+    a11y.name_dialog(box)
     box.open()
     return box
 
@@ -71,6 +73,7 @@ def info_box(
             box.setDetailedText("\n".join(details))
     box.setStandardButtons(QMessageBox.StandardButton.Close)
     box.setModal(False)
+    a11y.name_dialog(box)
     box.open()
     return box
 

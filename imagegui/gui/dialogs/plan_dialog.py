@@ -157,6 +157,7 @@ class PlanDialog(QDialog):
         self.verdict.setWordWrap(True)
         self.preview = PlanPreview()
         self.preview.setOpenLinks(False)
+        self.preview.setAccessibleName("What will be done")
         self.preview.setMinimumHeight(PlanPreview.MIN_HEIGHT)
         # The code block's and links' colours come from the palette (gui/theme.py).
         self.preview.document().setDefaultStyleSheet(theme.current().html_css())
@@ -410,7 +411,7 @@ class PlanDialog(QDialog):
         fit_to_contents(self, self.MIN_WIDTH)
 
     def showEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt's name)
-        a11y.name_form_fields(self)
+        a11y.name_dialog(self)
         fit_to_contents(self, self.MIN_WIDTH)
         super().showEvent(event)
 

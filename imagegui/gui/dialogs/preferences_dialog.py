@@ -85,7 +85,7 @@ class PreferencesDialog(QDialog):
         box.addWidget(self.auto)
         box.addStretch(1)
         box.addWidget(buttons)
-        a11y.name_form_fields(self)
+        a11y.name_dialog(self)
 
     def accept(self) -> None:
         s = self.settings

@@ -58,6 +58,7 @@ class RebaseDialog(PlanDialog):
         browse = QToolButton()
         browse.setIcon(resources.icon("document-open"))
         browse.setToolTip("Choose a backing file with a file dialog")
+        browse.setAccessibleName("Browse for the backing file")
         browse.clicked.connect(self._on_browse_clicked)
         row = QWidget()
         line = QHBoxLayout(row)

@@ -39,6 +39,7 @@ class RepairDialog(PlanDialog):
         )
         self.candidates: list[Candidate] = repair_candidates(graph, image.path)
         self.tree = QTreeWidget()
+        self.tree.setAccessibleName("Candidates for the missing backing file")
         self.tree.setHeaderLabels(["Candidate", "Why", "Format", "Virtual size"])
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
