@@ -177,6 +177,16 @@ def chain_problem(chain: Chain, what: str) -> Finding | None:
     if chain.unreadable:
         why = f": {chain.unreadable_why}" if chain.unreadable_why else ""
         return refuse("unreadable", f"{chain.unreadable} cannot be read as a disk image{why}")
+    # A VMDK extent or a qcow2 data file that is gone breaks the chain as a missing backing
+    # file does (the scan's missing-extent): qemu would fail to open it after an "ok to run".
+    for img in chain.images:
+        for extent in img.extents:
+            if extent != img.path and not os.path.lexists(extent):
+                return refuse(
+                    "missing-extent",
+                    f"{img.path} keeps its data in {extent}, which does not exist; {what} needs "
+                    "the whole chain. Put that file back (it holds the guest's data)",
+                )
     return None
 
 

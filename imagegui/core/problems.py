@@ -124,5 +124,9 @@ class Problem:
 
 
 def cli_text(message: str, fix_cli: str) -> str:
-    """``message`` followed by its command-line fix (``Fix: imagegui rebase …``)."""
-    return f"{message} Fix: {fix_cli}" if fix_cli else message
+    """``message`` followed by its command-line fix (``Fix: imagegui rebase …``), as a sentence
+    of its own: refusals end without a full stop and read run together with it."""
+    if not fix_cli:
+        return message
+    end = "" if message.rstrip().endswith((".", "!", "?", ":")) else "."
+    return f"{message.rstrip()}{end} Fix: {fix_cli}"

@@ -13,6 +13,11 @@ _SUFFIX = {
 MAX_SIZE = (1 << 63) - 1
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 error``, ``3 errors``, ``1,204 images``: a count a reader need not correct."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def human_size(n: int) -> str:
     """``1073741824`` -> ``1 GiB``; ``200704`` -> ``196 KiB`` (three significant figures)."""
     value = float(n)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 import imagegui
 from imagegui.core import gcpause
-from imagegui.core.units import display_path
+from imagegui.core.units import counted, display_path
 from imagegui.gui import a11y, resources
 from imagegui.gui.actions import create_actions, disabled_reasons, update_enabled
 from imagegui.gui.chain_scene import ChainScene
@@ -230,8 +230,8 @@ class MainWindow(QMainWindow):
             self._refresh_recent()
         name = os.path.basename(snapshot.root) or snapshot.root
         self.setWindowTitle(
-            f"{display_path(name)} — {snapshot.image_count} images, "
-            f"{snapshot.problem_count} problems — {APP_NAME}"
+            f"{display_path(name)} — {counted(snapshot.image_count, 'image')}, "
+            f"{counted(snapshot.problem_count, 'problem')} — {APP_NAME}"
         )
         current = snapshot.select or self.ops.select_after_scan or self.selection.node
         self.ops.select_after_scan = None
@@ -401,7 +401,10 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1440, 900)
+            # Never larger than the screen's free area less a title bar: a 1440x900 window on
+            # a 1440x900 screen put the status bar below the edge.
+            free = self.screen().availableGeometry()
+            self.resize(min(1440, free.width() - 32), min(900, free.height() - 64))
             self.resizeDocks([self.details_dock], [330], Qt.Orientation.Horizontal)
             self.resizeDocks([self.problems_dock], [190], Qt.Orientation.Vertical)
         state = self.settings.geometry("state")

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from imagegui.core.nodestate import short_name
 from imagegui.core.problems import Severity
-from imagegui.core.units import display_path
+from imagegui.core.units import counted, display_path
 from imagegui.gui import resources
 from imagegui.gui.jobs_panel import JobRecord, JobsPanel
 from imagegui.gui.snapshot import Snapshot
@@ -152,8 +152,8 @@ class StatusBar(QStatusBar):
         seconds = sum(snapshot.timings.values())
         unusable = sum(1 for st in snapshot.status.values() if st.unusable and not st.placeholder)
         self.summary.setText(
-            f"{snapshot.image_count:,} images · {errors} errors · {warnings} warnings · "
-            f"{unusable:,} unusable"
+            f"{counted(snapshot.image_count, 'image')} · {counted(errors, 'error')} · "
+            f"{counted(warnings, 'warning')} · {unusable:,} unusable"
         )
         self.summary.setToolTip(
             f"{snapshot.graph.scan.files_seen:,} files looked at in {seconds:.2f} s "

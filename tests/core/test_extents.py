@@ -45,3 +45,26 @@ def test_qcow2_with_its_data_file_deleted_is_an_error(make, tmp_path, capsys):
     [message] = missing_extents(tmp_path, image)
     assert str(tmp_path / "q.data") in message
     assert run_cli(["check", str(tmp_path)]) == 1
+
+
+def test_plans_over_a_missing_data_file_are_refused(make, tmp_path):
+    """Same class as a missing backing file: a plan that opens the chain whole (launch,
+    overlay, flatten) is refused naming the data file, never 'ok to run' then a qemu error."""
+    from imagegui.core.launch import LaunchOptions, plan_launch
+    from imagegui.core.operations import plan_flatten, plan_overlay
+
+    make.create("d.qcow2", "qcow2", "8M", f"data_file={tmp_path / 'd.data'}")
+    top = str(make.overlay("top.qcow2", "d.qcow2"))
+    assert not plan_launch(top, LaunchOptions(snapshot=True, headless=True)).refused
+    os.unlink(tmp_path / "d.data")
+    for plan in (
+        plan_launch(top, LaunchOptions(snapshot=True, headless=True)),
+        plan_overlay(top, str(tmp_path / "new.qcow2")),
+        plan_flatten(top, str(tmp_path / "flat.qcow2")),
+    ):
+        refused = [f for f in plan.blocking() if f.code == "missing-extent"]
+        assert refused, plan.describe()
+        assert str(tmp_path / "d.data") in refused[0].message
+        assert "backing file 'd.data'" not in plan.describe()
+    assert run_cli(["overlay", top, str(tmp_path / "new.qcow2")]) == 2
+    assert not (tmp_path / "new.qcow2").exists()

@@ -42,7 +42,8 @@ def test_opening_a_directory_fills_the_model(qtbot, window, open_dir, make, tmp_
     index = model.index_of(str(tmp_path / "top.qcow2"))
     assert index.data(Qt.ItemDataRole.UserRole + 1) == str(tmp_path / "top.qcow2")
     assert model.index(0, DSIZE).data().endswith("B")
-    assert window.windowTitle() == f"{tmp_path.name} — 6 images, 1 problems — imagegui"
+    assert window.windowTitle() == f"{tmp_path.name} — 6 images, 1 problem — imagegui"
+    assert window.status.summary.text() == "6 images · 1 error · 0 warnings · 1 unusable"
     # One card per node (six images and the missing placeholder) and a problems entry.
     assert len(window.scene.items_by_node) == 7
     assert window.problems.model.problem_count() == 1

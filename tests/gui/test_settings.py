@@ -39,6 +39,20 @@ def test_geometry_splitter_and_docks_survive_a_restart(qtbot, settings):
     assert not second.problems_dock.isVisible()
 
 
+def test_a_first_start_opens_inside_the_screen(qtbot, settings):
+    """With nothing remembered the window opens smaller than the screen's free area, leaving
+    room for the window manager's title bar: on a 1440x900 laptop a 1440x900 window put its
+    status bar (summary, selection, Cancel of a running job) below the screen's edge."""
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    free = window.screen().availableGeometry()
+    assert window.width() < free.width() and window.height() < free.height(), (
+        window.size(),
+        free,
+    )
+    assert free.height() - window.height() >= 48  # a title bar and a panel still fit
+
+
 def test_preferences_are_saved(qtbot, settings, monkeypatch):
     monkeypatch.delenv("IMAGEGUI_QEMU_IMG", raising=False)
     dialog = PreferencesDialog(settings)
