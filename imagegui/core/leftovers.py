@@ -18,7 +18,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 
-from imagegui.core.guards import Finding, refuse
+from imagegui.core.guards import Finding, overlays_of, refuse, search_roots
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.operations import OpResult, Plan
 from imagegui.core.scan import LEFTOVER_RE
@@ -28,7 +28,7 @@ from imagegui.core.units import human_size
 SETTLE_SECONDS = 5.0
 
 #: Per-file refusals: they keep that file, not the whole plan (the others are still removed).
-FILE_REFUSALS = ("in-use", "not-leftover", "too-new", "changed", "gone")
+FILE_REFUSALS = ("in-use", "has-overlays", "not-leftover", "too-new", "changed", "gone")
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,14 @@ def examine(path: str, now: float | None = None) -> Leftover | Finding:
         who = ", ".join(h.describe() for h in users)
         return refuse(
             "in-use", f"{path} is open by {who} (a flatten still writing it?); kept", paths=(path,)
+        )
+    # A flatten's temporary file backs nothing; a file some image backs onto is a base that
+    # only looks like one (renamed by hand, or a crafted name), and removing it loses data.
+    if users := overlays_of(path, search_roots(path)):
+        return refuse(
+            "has-overlays",
+            f"{path} is the backing file of {', '.join(users)}: not a leftover; kept",
+            paths=(path,),
         )
     age = (now or time.time()) - st.st_mtime
     if age < SETTLE_SECONDS:

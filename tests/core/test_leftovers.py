@@ -36,3 +36,17 @@ def test_nothing_removable_refuses_the_plan(tmp_path: Path):
 
 def test_human_age():
     assert [human_age(s) for s in (3, 600, 7200, 5 * 86400)] == ["3 s", "10 min", "2 h", "5 days"]
+
+
+def test_a_file_that_is_some_images_backing_file_is_kept(tmp_path: Path, make):
+    """A real base that merely has a leftover's name (renamed by hand, or a crafted name) must
+    not be deleted: another image backs onto it, and qemu opens that image through it."""
+    base = make.create(".base.qcow2.1234abcd.partial", "qcow2", "64M")
+    make.overlay("vm.qcow2", base.name)
+    then = time.time() - 7200
+    os.utime(base, (then, then))
+    plan = plan_clean_leftovers([base])
+    assert plan.refused and plan.leftovers == [], plan.describe()
+    kept = [f for f in plan.kept if f.code == "has-overlays"]
+    assert kept and str(tmp_path / "vm.qcow2") in kept[0].message, plan.describe()
+    assert base.exists()
