@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,6 +242,44 @@ def holders(path: str, proc: str = "/proc") -> list[Holder]:
                 found.append(Holder(pid, comm, cmdline(pid, proc)))
                 break
     return found
+
+
+def holders_by_path(paths: Iterable[str], proc: str = "/proc") -> dict[str, tuple[Holder, ...]]:
+    """:func:`holders` for many files in one walk of ``/proc`` (a scan with many images in use
+    looks once, not once per image). Only the paths some other process holds are keys."""
+    wanted: dict[tuple[int, int], list[str]] = {}
+    for path in paths:
+        ident = file_id(path)
+        if ident is not None:
+            wanted.setdefault(ident, []).append(path)
+    found: dict[str, list[Holder]] = {}
+    if not wanted:
+        return {}
+    me = os.getpid()
+    try:
+        pids = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
+    except OSError:
+        return {}
+    for pid in pids:
+        if pid == me:
+            continue
+        fd_dir = f"{proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        hits: set[tuple[int, int]] = set()
+        for fd in fds:
+            ident = file_id(f"{fd_dir}/{fd}")
+            if ident in wanted:
+                hits.add(ident)
+        if hits:
+            comm = _read(f"{proc}/{pid}/comm").decode(errors="replace").strip()
+            holder = Holder(pid, comm, cmdline(pid, proc))
+            for ident in hits:
+                for path in wanted[ident]:
+                    found.setdefault(path, []).append(holder)
+    return {path: tuple(hs) for path, hs in found.items()}
 
 
 def holder_names(path: str) -> str:

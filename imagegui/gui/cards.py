@@ -23,6 +23,7 @@ from imagegui.core.nodestate import NodeStatus, State, short_name
 from imagegui.core.units import display_path, human_size
 from imagegui.gui import resources, theme
 from imagegui.gui.models import STATE_ICON
+from imagegui.gui.snapshot import holder_label
 
 if TYPE_CHECKING:
     from imagegui.gui.chain_scene import ChainScene
@@ -282,6 +283,8 @@ class CardLayer(QGraphicsItem):
             status = snap.status[node]
             _, _, _, small_fm = _fonts()
             line1, line2 = _detail_lines(node, snap.graph.nodes[node], status)
+            if status.in_use and (who := holder_label(snap.holders.get(node))):
+                line2 = f"in use ({'rw' if status.writer else 'ro'}) by {display_path(who)}"
             reason = card_reason(snap, node)
             width = NODE_W - 20 - 19 * _badge_count(status)
             if reason:

@@ -324,7 +324,10 @@ def _tooltip(snapshot: Snapshot, node: str) -> str:
     if reason is not None:
         lines.append(f"<b>qemu cannot open it</b>: {escape(display_path(reason))}")
     if st.in_use:
-        lines.append("in use by a running VM" + (" (writing)" if st.writer else " (reading)"))
+        held = snapshot.holders.get(node)
+        who = ", ".join(h.describe() for h in held) if held else "a process of another user"
+        how = "written" if st.writer else "read"
+        lines.append(escape(display_path(f"in use: {how} by {who}")))
     nova = graph.nova_base(node)
     if nova is not None:
         lines.append(

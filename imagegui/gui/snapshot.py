@@ -29,6 +29,7 @@ from imagegui.core.layout import (
     tree_tables,
 )
 from imagegui.core.nodestate import NodeStatus, State, all_statuses
+from imagegui.core.processes import Holder, holders_by_path
 from imagegui.core.scan import scan_directory
 
 #: Length of an arrow head at the backing end of an edge, in scene units.
@@ -63,6 +64,10 @@ class Snapshot:
     problem_paths: list[ComponentPaths] | None = None
     #: What Undo would act on, read from the rebase journal with the scan (None: not read).
     undo: journal.UndoTarget | None = None
+    #: Who holds each image in use (a VM by its name, and its PID), looked up in /proc with the
+    #: scan so the list's tooltips and the cards never walk /proc in a paint or ``data()``. An
+    #: image in use but missing here is held by a process this user cannot see.
+    holders: dict[str, tuple[Holder, ...]] = field(default_factory=dict)
 
     @property
     def image_count(self) -> int:
@@ -125,6 +130,8 @@ def make_scan_job(
         add_problem_layout(snap, aspect)
         timings["layout"] = time.perf_counter() - t
         snap.undo = journal.undo_target()  # a small file: read here, never in a slot
+        in_use = [n for n, (_, info) in graph.nodes.items() if info is not None and info.in_use]
+        snap.holders = holders_by_path(in_use) if in_use else {}
         return snap
 
     return Job(f"Scanning {target}", run)
@@ -193,3 +200,12 @@ def _component_paths(layout: Layout, comp: Component) -> ComponentPaths:
         arrows.lineTo(right + ARROW, y2 + ARROW * 0.55)
         arrows.closeSubpath()
     return ComponentPaths(edges, arrows, loops)
+
+
+def holder_label(holders: tuple[Holder, ...] | None) -> str:
+    """``web01 (PID 4242)`` (a VM by its name), ``PID 77 (qemu-img)``, several joined; "" when
+    no holder is known (not visible to this user)."""
+    return ", ".join(
+        f"{h.vm} (PID {h.pid})" if h.vm else f"PID {h.pid} ({h.program_name})"
+        for h in holders or ()
+    )
