@@ -68,6 +68,9 @@ def test_shift_f10_on_a_leftover_removes_it_after_a_confirmation(
     preview = dialog.preview.toPlainText()
     assert f"removes {partial} (195 KiB, last written 2 h ago)" in preview
     assert "Will run" not in preview  # no program runs; the file is simply removed
+    from gui.test_a11y import unnamed_controls
+
+    assert unnamed_controls(dialog) == []
     assert dialog.cancel_button.isDefault() and not dialog.ok_button.isDefault()
     assert dialog.ok_button.isEnabled() and dialog.ok_button.text() == "Remove File"
     assert os.path.exists(partial)  # nothing happens before the confirmation
