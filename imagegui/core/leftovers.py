@@ -99,10 +99,10 @@ def examine(path: str, now: float | None = None) -> Leftover | Finding:
         )
     # A flatten's temporary file backs nothing; a file some image backs onto is a base that
     # only looks like one (renamed by hand, or a crafted name), and removing it loses data.
-    if users := overlays_of(path, search_roots(path)):
+    if overlays := overlays_of(path, search_roots(path)):
         return refuse(
             "has-overlays",
-            f"{path} is the backing file of {', '.join(users)}: not a leftover; kept",
+            f"{path} is the backing file of {', '.join(overlays)}: not a leftover; kept",
             paths=(path,),
         )
     age = (now or time.time()) - st.st_mtime
