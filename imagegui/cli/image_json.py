@@ -2,8 +2,14 @@
 
 ``scan --json`` of 100,000 images spent a third of its time in the generic encoder; this writes
 each record from a fixed template with the C string escaper, and encodes each shared flags dict
-(``formats.base.shared_flags``) once. The output is exactly ``json.dumps(info.to_json())``
+(``formats.base.shared_flags``) once. The output is exactly ``json.dumps(image_record(info))``
 (tests/cli/test_scan_cli.py holds it to that).
+
+Names that are not valid UTF-8 (Linux allows any bytes but ``/`` and NUL) arrive here as lone
+surrogates (``surrogateescape``), which strict JSON readers reject. ``names_json`` writes such a
+string in its display form (each bad byte as the four characters ``\\xNN``, as the text output
+shows it) and, for the one-name fields in ``BYTES_FIELDS``, adds ``<field>_bytes``: the exact
+name as hex, present only then. Documented in the README and imagegui/schemas/scan.schema.json.
 """
 
 from __future__ import annotations
@@ -13,6 +19,50 @@ from json.encoder import encode_basestring_ascii as _esc  # type: ignore[attr-de
 
 from imagegui.core.formats.base import shared_flag_ids
 from imagegui.core.model import JSON_FIELDS, ImageInfo
+from imagegui.core.units import display_path
+
+#: Fields holding one file name: when it is not valid UTF-8, ``<field>_bytes`` follows it.
+BYTES_FIELDS = frozenset({"root", "path", "backing_file", "backing_path", "broken_at"})
+
+
+def not_utf8(text: str) -> bool:
+    """True for a name decoded with ``surrogateescape`` from bytes that are not UTF-8."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def names_json(value: object) -> object:
+    """``value`` (a JSON-ready dict/list tree) with every non-UTF-8 string in its display form
+    and ``<field>_bytes`` (hex) after each such one-name field. Returns ``value`` itself when
+    nothing needs it, so clean documents cost one walk and no copy."""
+    if isinstance(value, str):
+        return display_path(value) if not_utf8(value) else value
+    if isinstance(value, list):
+        out = [names_json(v) for v in value]
+        return value if all(a is b for a, b in zip(out, value, strict=True)) else out
+    if isinstance(value, dict):
+        changed = False
+        new: dict[str, object] = {}
+        for key, v in value.items():
+            k = names_json(key)
+            nv = names_json(v)
+            changed |= k is not key or nv is not v
+            new[k] = nv  # type: ignore[index]
+            if key in BYTES_FIELDS and isinstance(v, str) and nv is not v:
+                new[f"{key}_bytes"] = v.encode("utf-8", "surrogateescape").hex()
+        return new if changed else value
+    return value
+
+
+def image_record(info: ImageInfo) -> dict[str, object]:
+    """An image's JSON fields, names made valid (``names_json``)."""
+    return names_json(info.to_json())  # type: ignore[return-value]
+
 
 _FIELDS = (
     "path",
@@ -63,7 +113,7 @@ class ImageJSON:
         return text
 
     def encode(self, i: ImageInfo) -> str:
-        return _TEMPLATE % (
+        text = _TEMPLATE % (
             _esc(i.path),
             _esc(i.format),
             int(i.virtual_size),
@@ -80,3 +130,8 @@ class ImageJSON:
             float.__repr__(float(i.mtime)),
             _bool(i.is_symlink),
         )
+        # A lone surrogate is escaped as \udcNN: rare, so the record is redone the slow way
+        # (a valid non-BMP character's pair also lands here; the slow way writes it the same).
+        if "\\ud" in text:
+            return _encode(image_record(i))
+        return text

@@ -7,13 +7,17 @@ import json
 import sys
 from typing import TextIO
 
-from imagegui.cli.image_json import ImageJSON
+from imagegui.cli.image_json import ImageJSON, image_record, names_json
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, ChainGraph
 from imagegui.core.model import ImageInfo
 from imagegui.core.problems import Severity
 from imagegui.core.scan import scan_directory
 from imagegui.core.units import human_size, printable
+
+#: ``"schema"`` of ``scan --json``: raised when a field changes meaning or goes away (new fields
+#: may appear without it). imagegui/schemas/scan.schema.json describes every field.
+SCAN_SCHEMA = 1
 
 _MARK = {Severity.ERROR: "✗", Severity.WARNING: "!"}
 
@@ -109,7 +113,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         }
         if deep is not None:
             out["deep"] = deep_check.deep_json(deep, jobs)
-        sys.stdout.write(json.dumps(out, indent=1) + "\n")
+        sys.stdout.write(json.dumps(names_json(out), indent=1) + "\n")
     else:
         for p in graph.problems:
             print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {printable(p.cli_text)}")
@@ -152,7 +156,7 @@ def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
     ~100 MB held twice in memory."""
     encode = json.JSONEncoder(check_circular=False).encode
     doc = scan_json(graph, with_images=False)
-    head = encode({"root": doc.pop("root")})
+    head = encode({k: doc.pop(k) for k in ("schema", "root", "root_bytes") if k in doc})
     out.write(head[:-1] + ', "images": [')
     images = list(graph.scan.images.values())
     image_json = ImageJSON().encode
@@ -161,7 +165,10 @@ def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
 
     def record(info: ImageInfo) -> str:
         broken = breaks(info.path)
-        tail = chain_ok if broken is None else ', "chain": ' + encode(broken.to_json()) + "}"
+        if broken is None:
+            tail = chain_ok
+        else:
+            tail = ', "chain": ' + encode(names_json(broken.to_json())) + "}"
         return image_json(info)[:-1] + tail
 
     for start in range(0, len(images), batch):
@@ -176,11 +183,13 @@ def scan_json(graph: ChainGraph, with_images: bool = True) -> dict[str, object]:
 
     def record(info: ImageInfo) -> dict[str, object]:
         broken = graph.chain_break(info.path)
-        return {**info.to_json(), "chain": CHAIN_OK_JSON if broken is None else broken.to_json()}
+        chain = CHAIN_OK_JSON if broken is None else names_json(broken.to_json())
+        return {**image_record(info), "chain": chain}
 
-    return {
-        "root": graph.root,
-        **({"images": [record(info) for info in scan.images.values()]} if with_images else {}),
+    head: dict[str, object] = {"schema": SCAN_SCHEMA, **names_json({"root": graph.root})}  # type: ignore[dict-item]
+    if with_images:
+        head["images"] = [record(info) for info in scan.images.values()]
+    rest = {
         "external_images": [record(info) for info in scan.external.values()],
         "problems": [p.to_json() for p in graph.problems],
         "loops": graph.loops,
@@ -190,6 +199,7 @@ def scan_json(graph: ChainGraph, with_images: bool = True) -> dict[str, object]:
         "files_seen": scan.files_seen,
         "scan_seconds": round(scan.seconds, 4),
     }
+    return head | names_json(rest)  # type: ignore[operator]
 
 
 def _summary(graph: ChainGraph) -> str:

@@ -122,14 +122,14 @@ _names = st.one_of(
     bools=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
 )
 def test_fast_image_json_equals_json_dumps(path, backing, fmt, flags, extents, mtime, sizes, bools):
-    from imagegui.cli.image_json import ImageJSON
+    from imagegui.cli.image_json import ImageJSON, image_record
     from imagegui.core.model import ImageInfo
 
     info = ImageInfo(
         path, "qcow2", sizes[0], sizes[1], backing, fmt, backing, bools[0], bools[1], bools[2],
         flags, extents, ["vpc"] if bools[3] else [], mtime, (1, 2), bools[3],
     )  # fmt: skip
-    assert ImageJSON().encode(info) == json.dumps(info.to_json())
+    assert ImageJSON().encode(info) == json.dumps(image_record(info))
 
 
 def test_terminal_count_shows_progress_and_clears_it():
