@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 import imagegui
 from imagegui.cli.window_args import parse_args
+from imagegui.appid import APP_ID
 from imagegui.core.demo import build_demo
 from imagegui.core.jobs import Job
 from imagegui.gui import resources, theme
@@ -46,7 +47,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("imagegui")
     app.setApplicationName("imagegui")
     app.setApplicationVersion(imagegui.__version__)
-    app.setDesktopFileName("imagegui")
+    app.setDesktopFileName(APP_ID)  # Wayland matches the window to the desktop file by it
     app.setWindowIcon(resources.app_icon())
     theme.install(app, resources.stylesheet())
     return app
