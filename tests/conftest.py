@@ -22,6 +22,29 @@ QEMU_IMG = shutil.which("qemu-img")
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _isolated_log(tmp_path_factory: pytest.TempPathFactory):
+    """The log of this test run (and of every imagegui it starts) goes to a file of its own,
+    never to the user's ``$XDG_STATE_HOME/imagegui/imagegui.log``; ``log_file`` gives a test
+    a fresh one."""
+    path = tmp_path_factory.mktemp("log") / "imagegui.log"
+    old = os.environ.get("IMAGEGUI_LOG")
+    os.environ["IMAGEGUI_LOG"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("IMAGEGUI_LOG", None)
+    else:
+        os.environ["IMAGEGUI_LOG"] = old
+
+
+@pytest.fixture
+def log_file(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, not yet existing log file for this test (``IMAGEGUI_LOG``)."""
+    path = tmp_path_factory.mktemp("log") / "imagegui.log"
+    monkeypatch.setenv("IMAGEGUI_LOG", str(path))
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _isolated_check_store(tmp_path_factory: pytest.TempPathFactory):
     """Check results never go to the user's real store (session-wide, so hypothesis tests are
     covered too; ``check_store`` gives a test a fresh one of its own)."""

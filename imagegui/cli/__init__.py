@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import shlex
 import sys
 
 #: Subcommand -> the module that implements it. Only the module a command needs is imported, so
@@ -45,21 +47,42 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     wanted = [_MODULES[command]] if command in _MODULES else sorted(set(_MODULES.values()))
     for name in dict.fromkeys(wanted):
         importlib.import_module(f"imagegui.cli.{name}").register(sub)
+    for p in (parser, *sub.choices.values()):
+        p.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0 if p is parser else argparse.SUPPRESS,
+            help="log to stderr too: -v what is run and found, -vv debugging detail "
+            "(the log file is $XDG_STATE_HOME/imagegui/imagegui.log)",
+        )
     return parser
 
 
 def run_cli(argv: list[str]) -> int:
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        from imagegui.core.units import printable
+    from imagegui import logsetup
 
+    logsetup.setup(getattr(args, "verbose", 0))
+    log = logging.getLogger("imagegui.cli")
+    from imagegui.core.units import printable
+
+    log.info("imagegui %s", printable(shlex.join(argv)))
+    try:
+        code = args.func(args)
+        log.info("imagegui %s: exit status %s", args.command, code)
+        return code
+    except UsageError as exc:
+        log.info("imagegui %s refused: %s", args.command, printable(str(exc)))
         print(f"imagegui: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        log.warning("imagegui %s cancelled (Ctrl-C)", args.command)
         print("imagegui: cancelled", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
+    except Exception:
+        log.exception("imagegui %s failed", args.command)
+        raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -35,6 +36,8 @@ from imagegui.core.operations import (
 from imagegui.core.problems import cli_text
 from imagegui.core.qemuimg import QemuImgError
 from imagegui.core.units import parse_size, printable
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 130
 #: The signals that cancel like Ctrl-C; the exit status is 128 + the first one received.
@@ -111,6 +114,9 @@ def execute(
     plan: Plan, args: argparse.Namespace, report: Callable[[object], None] | None = None
 ) -> int:
     """Prints (dry run) or runs a plan; maps the outcome onto the exit status."""
+    log.info(
+        "plan %s%s: %s", printable(plan.title), " (dry run)" if args.dry_run else "", plan.verdict()
+    )
     if args.dry_run:
         if getattr(args, "json", False):
             print(json.dumps(plan.to_json(), indent=2))

@@ -36,6 +36,13 @@ def build_parser(subcommands: tuple[str, ...] = ()) -> argparse.ArgumentParser:
         help="colours for this run: the desktop's (system), light or dark "
         "(default: the Appearance preference; also IMAGEGUI_THEME)",
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log to stderr too: -v what is run and found, -vv debugging detail",
+    )
     p.add_argument("--version", action="version", version=f"imagegui {imagegui.__version__}")
     return p
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
+import shlex
 import subprocess
 import tempfile
 import threading
@@ -37,7 +39,10 @@ from imagegui.core.jobs import CancelToken, ProgressFn, no_progress
 from imagegui.core.operations import OpResult, Plan, _abs, _add, _probe
 from imagegui.core.processes import popen, qemu_opt, vm_name
 from imagegui.core.qemuimg import QemuImgError, QemuNotFoundError, executable, map_error
+from imagegui.core.units import printable
 from imagegui.core.vms import RuntimeDirError, check_private, runtime_dir, socket_paths
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -267,6 +272,7 @@ class RunningVM:
         stderr: Any,
     ) -> None:
         self.proc = proc
+        self._exit_logged = False
         self.image = image
         self.qmp_socket = qmp_socket
         self.control_socket = control_socket(qmp_socket)
@@ -320,9 +326,11 @@ class RunningVM:
                     stderr=stderr,
                 )
             except FileNotFoundError as exc:
+                log.error("cannot run %s: %s", printable(shlex.join(real)), exc.strerror)
                 raise QemuNotFoundError(
                     f"{argv[0]} is not installed (Debian/Ubuntu: apt install qemu-system-x86)"
                 ) from exc
+            log.info("run (pid %d): %s", proc.pid, printable(shlex.join(real)))
             try:
                 loop.call(_accept_or_exit(client, proc.pid), timeout)
             except BaseException as exc:
@@ -331,6 +339,10 @@ class RunningVM:
                 rc = proc.wait()
                 stderr.seek(0)
                 text = stderr.read().decode(errors="replace")
+                log.warning(
+                    "the VM did not start (pid %d, exit status %d): %s",
+                    proc.pid, rc, printable(text.strip()[-2000:]),
+                )  # fmt: skip
                 if rc != 0 and text:
                     err = map_error(argv, rc, text)
                     raise LaunchError(f"the VM did not start: {err}", argv, rc, text) from exc
@@ -376,9 +388,16 @@ class RunningVM:
     def wait(self, timeout: float | None = None) -> int | None:
         """Blocks until qemu exits (the guest powered off); None after ``timeout``."""
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        self._log_exit(rc)
+        return rc
+
+    def _log_exit(self, rc: int) -> None:
+        if not self._exit_logged:
+            self._exit_logged = True
+            log.info("VM exited (pid %d): exit status %d", self.proc.pid, rc)
 
     # -- stopping
 
@@ -412,6 +431,7 @@ class RunningVM:
             if self.wait(10) is None:
                 self.proc.kill()
         rc = self.proc.wait()
+        self._log_exit(rc)
         self.close()
         return rc
 

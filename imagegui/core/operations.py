@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import secrets
 import shlex
@@ -27,6 +28,8 @@ from imagegui.core.guards import Finding, GuardRefused, info, refuse, warn
 from imagegui.core.jobs import CancelledError, CancelToken, Job, ProgressFn, no_progress
 from imagegui.core.model import ImageInfo
 from imagegui.core.units import human_size, printable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +67,14 @@ class Plan:
     @property
     def refused(self) -> bool:
         return bool(self.blocking())
+
+    def verdict(self) -> str:
+        """One line for the log: refused and why, or how many warnings it runs with."""
+        blocking = self.blocking()
+        if blocking:
+            return "refused: " + "; ".join(printable(f.message) for f in blocking)
+        warns = sum(1 for f in self.findings if f.level != "info")
+        return f"may run ({len(self.commands)} commands, {warns} warnings)"
 
     def command_lines(self) -> list[str]:
         return [shlex.join(argv) for argv in self.commands]
@@ -113,14 +124,34 @@ class Plan:
         progress = progress or no_progress
         cancel = cancel or CancelToken()
         fresh = self.replan()
+        title = printable(self.title)
         if fresh.blocking():
+            log.warning(
+                "plan %s refused: %s",
+                title,
+                "; ".join(printable(f.message) for f in fresh.blocking()),
+            )
             raise GuardRefused(fresh.blocking())
         if fresh.commands != self.commands:
+            log.warning("plan %s refused: the images changed since it was made", title)
             raise GuardRefused(
                 [refuse("changed", "the images changed since this plan was made; review it again")]
             )
-        cancel.raise_if_cancelled("nothing was changed")
-        return self._execute(progress, cancel)
+        log.info(
+            "plan %s: runs (%d commands%s; %d findings)",
+            title, len(self.commands), ", forced" if self.force else "", len(fresh.findings),
+        )  # fmt: skip
+        try:
+            cancel.raise_if_cancelled("nothing was changed")
+            result = self._execute(progress, cancel)
+        except CancelledError as exc:
+            log.warning("plan %s cancelled: %s", title, printable(str(exc)))
+            raise
+        except Exception as exc:
+            log.warning("plan %s failed: %s", title, printable(str(exc)))
+            raise
+        log.info("plan %s done: %s", title, printable(getattr(result, "message", "")))
+        return result
 
     def job(self) -> Job[OpResult]:
         return Job(self.title, self.run)

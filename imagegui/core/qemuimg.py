@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import selectors
+import shlex
 import shutil
 import signal
 import subprocess
@@ -24,6 +26,9 @@ from typing import Any
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.processes import describe_holders, popen
+from imagegui.core.units import printable
+
+log = logging.getLogger(__name__)
 
 #: Seconds between SIGTERM and SIGKILL when a run is cancelled.
 GRACE_SECONDS = 5.0
@@ -214,7 +219,9 @@ def run(
             env=env,
         )
     except FileNotFoundError as exc:
+        log.error("cannot run %s: %s", printable(shlex.join(real)), exc.strerror)
         raise QemuNotFoundError(f"cannot run {real[0]}: {exc.strerror}", argv=argv) from exc
+    log.info("run (pid %d): %s", proc.pid, printable(shlex.join(real)))
 
     killer = threading.Timer(grace, _kill, args=(proc,))
     killer.daemon = True
@@ -235,9 +242,14 @@ def run(
             _kill(proc)
             proc.wait()
     if rc in ok_codes:
+        log.info("exit status %d (pid %d): %s", rc, proc.pid, argv[0])
         return Result(argv, rc, out, err)
     if cancel.cancelled:
+        log.warning("cancelled (pid %d, exit status %d): %s", proc.pid, rc, argv[0])
         raise CancelledError("cancelled")
+    log.warning(
+        "exit status %d (pid %d): %s: %s", rc, proc.pid, argv[0], printable(err.strip()[-2000:])
+    )
     raise map_error(argv, rc, err, cwd=cwd)
 
 

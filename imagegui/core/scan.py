@@ -10,6 +10,7 @@ UTF-8) becomes a :class:`ScanError` and the walk goes on. No file costs more tha
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import stat
@@ -28,7 +29,9 @@ from imagegui.core.probe import (
     open_regular,
     probe_fd,
 )
-from imagegui.core.units import human_size
+from imagegui.core.units import human_size, printable
+
+log = logging.getLogger(__name__)
 
 #: How far to follow backing pointers that leave the scanned directory.
 MAX_EXTERNAL_DEPTH = 64
@@ -247,7 +250,12 @@ def scan_directory(root: str, progress: Callable[[int], None] | None = None) -> 
         _adopt_backing_files(walker)
         _drop_extents(walker.result)
     walker.result.seconds = time.perf_counter() - started
-    return walker.result
+    r = walker.result
+    log.info(
+        "scanned %s: %d images, %d outside it, %d not readable or skipped, %d files in %.3f s",
+        printable(root), len(r.images), len(r.external), len(r.errors), r.files_seen, r.seconds,
+    )  # fmt: skip
+    return r
 
 
 def _adopt_backing_files(walker: _Walker) -> None:

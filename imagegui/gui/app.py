@@ -147,6 +147,9 @@ class Launcher:
 def main(argv: list[str] | argparse.Namespace) -> int:
     """Opens the window; ``argv`` already parsed by ``imagegui.__main__`` (or a list to parse)."""
     args = argv if isinstance(argv, argparse.Namespace) else parse_args(argv)
+    from imagegui import logsetup
+
+    logsetup.setup(getattr(args, "verbose", 0), "imagegui window")
     if args.screenshot and not has_display():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     elif not has_display():

@@ -10,12 +10,15 @@ called from the GUI thread and only sets the token; the token's callbacks stop q
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from imagegui.core.jobs import CancelledError, CancelToken, Job, Throttle
+
+log = logging.getLogger(__name__)
 
 #: Minimum seconds between two progress signals.
 PROGRESS_INTERVAL = 0.05
@@ -50,8 +53,10 @@ class JobRunnable(QRunnable):
         try:
             result = self._job.run(progress, self._token)
         except CancelledError as exc:
+            log.warning("%s cancelled: %s", self._job.title, exc)
             signals.cancelled.emit(str(exc))
         except Exception as exc:  # noqa: BLE001 - every failure must reach the GUI, not the pool
+            log.error("%s failed", self._job.title, exc_info=exc)
             signals.failed.emit(exc)
         else:
             signals.finished.emit(result)

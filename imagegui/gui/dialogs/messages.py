@@ -5,8 +5,20 @@ from __future__ import annotations
 
 import shlex
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QFontDatabase, QTextCursor
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from imagegui import logsetup
 from imagegui.core.guards import GuardRefused
 from imagegui.core.units import display_path
 from imagegui.gui import a11y
@@ -49,10 +61,52 @@ def failure_box(parent: QWidget | None, title: str, exc: object, hint: str = "")
     if details:
         box.setDetailedText(display_path("\n".join(details)))
     box.setStandardButtons(QMessageBox.StandardButton.Close)
+    add_show_log(box, parent)
     box.setModal(False)
     a11y.name_dialog(box)
     box.open()
     return box
+
+
+#: The button every failure box has: what the program did before it failed is in the log.
+SHOW_LOG = "Show Log"
+
+
+def add_show_log(box: QMessageBox, parent: QWidget | None) -> QPushButton:
+    button = box.addButton(SHOW_LOG, QMessageBox.ButtonRole.ActionRole)
+    button.setToolTip("What imagegui did before this happened, from its log file")
+    button.clicked.connect(lambda: log_dialog(parent))
+    return button
+
+
+def log_dialog(parent: QWidget | None) -> QDialog:
+    """The end of the log file in a window (scrolled to the newest line), with a button that
+    opens the whole file in the desktop's text viewer."""
+    path = logsetup.log_path()
+    dialog = QDialog(parent)
+    dialog.setWindowTitle("Log")
+    layout = QVBoxLayout(dialog)
+    where = QLabel(f"The newest entries of {display_path(str(path))}:")
+    where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    layout.addWidget(where)
+    text = QPlainTextEdit(dialog)
+    text.setObjectName("logText")
+    text.setReadOnly(True)
+    text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+    text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+    text.setPlainText(logsetup.tail(path) if path.exists() else "Nothing has been logged yet.")
+    text.moveCursor(QTextCursor.MoveOperation.End)
+    layout.addWidget(text)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
+    open_file = buttons.addButton("Open Log File", QDialogButtonBox.ButtonRole.ActionRole)
+    open_file.setEnabled(path.exists())
+    open_file.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
+    buttons.rejected.connect(dialog.reject)
+    layout.addWidget(buttons)
+    dialog.resize(900, 500)
+    dialog.setModal(False)
+    dialog.open()
+    return dialog
 
 
 def info_box(

@@ -1,0 +1,92 @@
+"""Logging for the command line and the window: a rotating file always, stderr on request.
+
+What is logged (loggers under ``imagegui``): each scan (root, counts, seconds), each plan run
+and its verdict, every qemu-img / qemu-system command line and its exit status, cancellations,
+and errors with their tracebacks. The file is what a bug report needs after the fact, so it
+takes INFO and up whatever ``-v`` says; ``-v`` copies INFO to stderr, ``-vv`` DEBUG to both.
+
+Qt-free (the CLI must not import Qt). A log file that cannot be opened (read-only home) is
+skipped with one line on stderr: logging never stops the program.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+#: A few hundred KB per file, the current one and three older: enough for a day of work,
+#: never a disk filler.
+MAX_BYTES = 300_000
+BACKUPS = 3
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_installed: list[logging.Handler] = []
+
+
+def log_path() -> Path:
+    """``$IMAGEGUI_LOG``, else ``$XDG_STATE_HOME/imagegui/imagegui.log`` (~/.local/state)."""
+    if override := os.environ.get("IMAGEGUI_LOG"):
+        return Path(override)
+    state = os.environ.get("XDG_STATE_HOME")
+    base = Path(state) if state and os.path.isabs(state) else Path.home() / ".local" / "state"
+    return base / "imagegui" / "imagegui.log"
+
+
+def close() -> None:
+    """Removes (and closes) the handlers ``setup`` installed."""
+    logger = logging.getLogger("imagegui")
+    for handler in _installed:
+        logger.removeHandler(handler)
+        handler.close()
+    _installed.clear()
+
+
+def setup(verbosity: int = 0, program: str = "imagegui") -> Path | None:
+    """Installs the handlers on the ``imagegui`` logger (again: replaces them). Returns the log
+    file's path, or None when it could not be opened."""
+    close()
+    logger = logging.getLogger("imagegui")
+    level = logging.DEBUG if verbosity >= 2 else logging.INFO
+    logger.setLevel(level)
+    logger.propagate = False
+    formatter = logging.Formatter(FORMAT)
+    if verbosity >= 1:
+        err = logging.StreamHandler(sys.stderr)
+        err.setLevel(level)
+        err.setFormatter(logging.Formatter("imagegui: %(levelname)s: %(message)s"))
+        _installed.append(err)
+    path: Path | None = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = logging.handlers.RotatingFileHandler(
+            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", errors="replace"
+        )
+    except OSError as exc:
+        print(f"imagegui: note: no log file ({path}: {exc.strerror})", file=sys.stderr)
+        path = None
+    else:
+        file.setLevel(level)
+        file.setFormatter(formatter)
+        _installed.append(file)
+    for handler in _installed:
+        logger.addHandler(handler)
+    logger.debug("%s started (pid %d): %s", program, os.getpid(), " ".join(sys.argv))
+    return path
+
+
+def tail(path: Path, max_bytes: int = 64_000) -> str:
+    """The end of the log (the part a failure just wrote), whole lines only."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError as exc:
+        return f"The log {path} cannot be read: {exc.strerror}."
+    if size > max_bytes:
+        data = data.split(b"\n", 1)[-1]
+    return data.decode("utf-8", "replace")
