@@ -40,7 +40,10 @@ for f in LICENSE README.md pyproject.toml tests/conftest.py scripts/bootstrap.sh
 done
 "$python" -m zipfile -l "$wheel" >"$work/wheel.txt"
 for f in imagegui/resources/style.qss imagegui/resources/imagegui.svg \
-         imagegui/resources/icons/commit.svg; do
+         imagegui/resources/icons/commit.svg imagegui/schemas/scan.schema.json \
+         imagegui/resources/io.github.imagegui.ImageGui.desktop \
+         imagegui/resources/io.github.imagegui.ImageGui.metainfo.xml \
+         imagegui/resources/icons/hicolor/256x256/apps/io.github.imagegui.ImageGui.png; do
   grep -q "$f" "$work/wheel.txt" || fail "the wheel lacks $f"
 done
 grep -q "dist-info/licenses/LICENSE" "$work/wheel.txt" || fail "the wheel lacks its LICENSE"
@@ -65,5 +68,16 @@ step screenshot env -u PYTHONPATH QT_QPA_PLATFORM=offscreen HOME="$work/run" \
   XDG_CONFIG_HOME="$work/run/config" "$work/venv/bin/imagegui" --demo --screenshot "$work/demo.png"
 [ "$(head -c 8 "$work/demo.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
   fail "the window's screenshot is not a PNG"
+# The app menu from the installed wheel: what install-desktop writes passes the desktop's own
+# validators, and --uninstall leaves the data directory as it found it.
+data="$work/run/data"
+step install-desktop env -u PYTHONPATH XDG_DATA_HOME="$data" "$work/venv/bin/imagegui" install-desktop
+grep -q "^Exec=$work/venv/bin/imagegui " "$data/applications/io.github.imagegui.ImageGui.desktop" ||
+  fail "the desktop file does not start the installed imagegui"
+step desktop-file-validate desktop-file-validate "$data/applications/io.github.imagegui.ImageGui.desktop"
+step appstreamcli appstreamcli validate --no-net "$data/metainfo/io.github.imagegui.ImageGui.metainfo.xml"
+step uninstall-desktop env -u PYTHONPATH XDG_DATA_HOME="$data" "$work/venv/bin/imagegui" \
+  install-desktop --uninstall
+[ -z "$(find "$data" -type f ! -name mimeinfo.cache)" ] || fail "--uninstall left files in $data"
 echo "imagegui: wheel check passed ($(basename "$wheel"), window drawn from the installed wheel," \
      "$((SECONDS - total)) s)" >&2

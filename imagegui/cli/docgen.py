@@ -17,18 +17,6 @@ import re
 
 import imagegui
 
-#: The window's own options (``imagegui [DIR]``); its parser lives with the GUI, which the
-#: command line must not import (Qt), so they are listed here (test_docgen compares the two).
-GUI_OPTIONS: list[tuple[str, str]] = [
-    ("DIR", "directory to open (a file: its directory, with the file selected)"),
-    ("--demo", "build a demo directory and open it"),
-    ("--screenshot PATH", "save a PNG of the window and exit"),
-    ("--size WxH", "window size for --screenshot"),
-    ("--theme system|light|dark", "colours for this run (default: the Appearance preference)"),
-    ("-v, --verbose", "log to stderr too: -v informational messages, -vv debugging ones"),
-    ("--version", "print the version and exit"),
-]
-
 EXIT_STATUS = [
     ("0", "done"),
     ("1", "failed, or problems found by check"),
@@ -41,6 +29,14 @@ FILES = [
     ("$XDG_STATE_HOME/imagegui/journal.jsonl", "every rebase, for rebase --undo"),
     ("$XDG_STATE_HOME/imagegui/checks.json", "findings of qemu-img check, until an image changes"),
 ]
+
+
+def _window_parser() -> argparse.ArgumentParser:
+    """The window's own options (``imagegui [DIR] ...``): parsed without Qt, like the rest."""
+    from imagegui.cli import SUBCOMMANDS
+    from imagegui.cli.window_args import build_parser
+
+    return build_parser(SUBCOMMANDS)
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, argparse.ArgumentParser]]:
@@ -92,8 +88,13 @@ def man_page(parser: argparse.ArgumentParser) -> str:
         "Without a command, imagegui opens its window on DIR (default: the last directory).",
         ".SH WINDOW OPTIONS",
     ]
-    for name, text in GUI_OPTIONS:
-        out += [".TP", f"\\fB{_roff(name)}\\fR", _roff(text)]
+    for a in _window_parser()._actions:
+        if a.dest == "help":
+            continue
+        label = ", ".join(a.option_strings) or _metavar(a)
+        mv = _metavar(a) if a.option_strings else ""
+        out += [".TP", f"\\fB{_roff(label)}\\fR" + (f" \\fI{_roff(mv)}\\fR" if mv else "")]
+        out.append(_roff(a.help or ""))
     out.append(".SH COMMANDS")
     for name, (summary, p) in subcommands(parser).items():
         usage = p.format_usage().removeprefix("usage: ").strip()
@@ -138,7 +139,7 @@ def _words(actions: list[argparse.Action]) -> str:
 
 def bash_completion(parser: argparse.ArgumentParser) -> str:
     cmds = subcommands(parser)
-    gui = "--demo --screenshot --size --theme --verbose -v --version --help -h"
+    gui = _words(_options(_window_parser()))
     cases = []
     choices = []
     for name, (_, p) in cmds.items():

@@ -22,8 +22,8 @@ from PySide6.QtCore import QSettings, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
 
 import imagegui
-from imagegui.cli.window_args import parse_args
 from imagegui.appid import APP_ID
+from imagegui.cli.window_args import parse_args
 from imagegui.core.demo import build_demo
 from imagegui.core.jobs import Job
 from imagegui.gui import resources, theme

@@ -61,15 +61,11 @@ def test_zsh_completion_parses(tmp_path):
     assert "(install-desktop)" in script.read_text()
 
 
-def test_window_options_listed_match_the_window_parser():
-    """The man page lists the window's options by hand (the CLI must not import Qt)."""
-    pytest.importorskip("PySide6")
-    import imagegui.gui.app as app
+def test_man_page_and_completion_carry_the_window_options(tmp_path):
+    from imagegui.cli.window_args import build_parser as window_parser
 
-    listed = {w for name, _ in docgen.GUI_OPTIONS for w in name.replace(",", "").split()}
-    parser_opts = set()
-    src = app.parse_args.__code__.co_consts
-    for const in src:
-        if isinstance(const, str) and const.startswith("--"):
-            parser_opts.add(const)
-    assert parser_opts <= listed
+    page = docgen.man_page(build_parser())
+    bash = docgen.bash_completion(build_parser())
+    for action in [a for a in window_parser()._actions if a.dest != "help"]:
+        for option in action.option_strings:
+            assert docgen._roff(option) in page and option in bash, option
