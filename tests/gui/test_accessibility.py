@@ -141,12 +141,22 @@ def test_every_control_of_the_main_window_has_a_name(trees):
     assert unnamed_controls(main_window(trees["main"])) == []
 
 
+WEB06 = (
+    "web06.qcow2, qcow2, unusable (missing backing file below): "
+    "chain broken below: base.qcow2 — missing backing file"
+)
+
+
 def test_graph_says_what_is_selected(trees):
     graph = find(main_window(trees["selected"]), "canvas", "Chain graph")
-    assert graph["description"] == (
-        "web06.qcow2, qcow2, unusable (missing backing file below): "
-        "chain broken below: base.qcow2 — missing backing file"
-    )
+    assert graph["description"] == WEB06
+
+
+def test_screen_reader_is_told_when_the_selection_changes(trees):
+    heard = trees["announced"]
+    assert heard["event"] == "object:property-change:accessible-description"
+    assert (heard["role"], heard["name"]) == ("canvas", "Chain graph")
+    assert heard["data"] == WEB06
 
 
 def test_create_overlay_dialog_found_and_every_control_named(trees):

@@ -12,6 +12,10 @@ walked iteratively (no recursion limit) with a cap on depth and count. ``--until
 has such an accessible. AT-SPI offers no "tree settled" event a separate process can wait on
 for a whole subtree, so the wait re-reads the tree until the condition holds
 or ``--timeout`` passes (exit 3, with the last tree, so a failure shows what was there).
+
+``--event TYPE --until ROLE~GLOB`` listens instead, as a screen reader does: it prints "ready"
+once registered, then the first such event from a matching accessible as JSON (exit 3 when none
+came within ``--timeout``).
 """
 
 from __future__ import annotations
@@ -86,12 +90,48 @@ def matches(node: dict, cond: str) -> bool:
     return fnmatch.fnmatchcase(node["name" if sep == "=" else "description"], pattern)
 
 
+def listen(event: str, cond: str, timeout: float) -> int:
+    """Waits for ``event`` (an AT-SPI event type) from an accessible matching ``cond``, as a
+    screen reader hears it: prints "ready" once listening, then the event as JSON."""
+    from gi.repository import GLib
+
+    heard: list[dict] = []
+
+    def on_event(ev) -> None:
+        try:
+            src = ev.source
+            node = {
+                "event": ev.type,
+                "role": src.getRoleName(),
+                "name": src.name or "",
+                "description": src.description or "",
+                "data": str(ev.any_data),
+            }
+        except Exception:  # the source went away
+            return
+        if matches(node, cond):
+            heard.append(node)
+            pyatspi.Registry.stop()
+
+    pyatspi.Registry.registerEventListener(on_event, event)
+    GLib.timeout_add(int(timeout * 1000), pyatspi.Registry.stop)
+    print("ready", flush=True)
+    pyatspi.Registry.start()
+    if not heard:
+        return 3
+    print(json.dumps(heard[0]), flush=True)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--app", required=True, help="the application's accessible name")
-    p.add_argument("--until", action="append", default=[], metavar="ROLE=NAME")
+    p.add_argument("--until", action="append", default=[], metavar="ROLE=GLOB")
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--event", help="instead: wait for this AT-SPI event from --until's accessible")
     args = p.parse_args()
+    if args.event:
+        return listen(args.event, args.until[0], args.timeout)
     deadline = time.monotonic() + args.timeout
     nodes: list[dict] = []
     while True:

@@ -1,8 +1,9 @@
 """Opens the real window on a directory and reads it as a screen reader would, three times:
 once scanned, once an image (``--describe``) is clicked in the chains list, once another
 (``--overlay-of``) is clicked and Create Overlay is opened with its keyboard shortcut. Writes
-``{"main": [...], "selected": [...], "dialog": [...]}`` (nodes as ``atspi_reader.py`` prints
-them) to ``--out`` (not stdout: the bus's daemons inherit it and talk there).
+``{"main": [...], "selected": [...], "announced": {...}, "dialog": [...]}`` to ``--out``: trees
+as ``atspi_reader.py`` prints them, and the description-changed event the click caused (not on
+stdout: the bus's daemons inherit it and talk there).
 
 Run by tests/gui/test_accessibility.py inside ``dbus-run-session`` (a private session bus):
 
@@ -153,14 +154,27 @@ def run(directory: str, describe: str, overlay_of: str, scratch: str) -> dict:
     )
     try:
         main = read_tree(f"table cell={describe}", f"table cell={overlay_of}", "label=* images · *")
+        # A screen reader is told when the graph's description changes with the selection.
+        listener = subprocess.Popen(
+            [SYSTEM_PYTHON, str(READER), "--app", "imagegui", "--timeout", "30",
+             "--event", "object:property-change:accessible-description",
+             "--until", f"canvas~{describe}, *"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert listener.stdout is not None
+        if listener.stdout.readline().strip() != "ready":
+            raise Failed("the event listener did not start")
         click(main, "table cell", describe)
-        # The graph's description follows the selection: the sign the click arrived.
+        heard, _ = listener.communicate(timeout=60)
+        if listener.returncode != 0:
+            raise Failed("no description-changed event came from the graph after the click")
+        announced = json.loads(heard)
         selected = read_tree(f"*~{describe}, *", timeout=30)
         click(selected, "table cell", overlay_of)
         read_tree(f"*~{overlay_of}, *", timeout=30)
         xdotool("key", "ctrl+n")
         dialog = read_tree("dialog=Create Overlay*", timeout=30)
-        return {"main": main, "selected": selected, "dialog": dialog}
+        return {"main": main, "selected": selected, "announced": announced, "dialog": dialog}
     finally:
         app.terminate()
         try:
