@@ -33,6 +33,7 @@ FIXES: dict[Kind, tuple[str, str]] = {
     Kind.BACKING_OUTSIDE_ROOT: ("flatten", "Flatten into an independent image…"),
     Kind.CHECK_ERRORS: ("repair-all", "Repair all…"),
     Kind.LEAKED_CLUSTERS: ("repair-leaks", "Repair leaks…"),
+    Kind.LEFTOVER: ("remove-leftover", "Remove leftover file…"),
 }
 _MAX_LISTED = 25
 #: A chain longer than head + tail rows is shown with its middle elided: a 3,000-row table took
@@ -69,6 +70,10 @@ class DetailsPanel(QTextBrowser):
         self._links = []
         # Colours come from classes (muted, error, ...) filled from the palette: gui/theme.py.
         self.document().setDefaultStyleSheet(theme.current().html_css())
+        notes = snapshot.graph.problems_for(node) if snapshot is not None and node else []
+        if notes and node not in snapshot.graph.nodes:  # a leftover file: not an image
+            self.setHtml(self._note_html(node, notes))
+            return
         if snapshot is None or node is None or node not in snapshot.graph.nodes:
             self.setHtml(
                 "<p class='muted'>Select an image in the graph or the list to see its "
@@ -76,6 +81,14 @@ class DetailsPanel(QTextBrowser):
             )
             return
         self.setHtml(self._html(snapshot, node))
+
+    def _note_html(self, path: str, notes: list[Problem]) -> str:
+        """A file the scan noted that is no image (a flatten's leftover temporary file)."""
+        head = (
+            f"<h3>{escape(display_path(short_name(path)))}</h3>"
+            f"<p class='muted'>{escape(display_path(path))}<br>Not an image</p>"
+        )
+        return head + "".join(self._problem(p) for p in notes)
 
     def _link(self, node: str) -> str:
         self._links.append(node)

@@ -354,6 +354,9 @@ class MainWindow(QMainWindow):
             "flatten": self.ops.flatten,
             "repair-leaks": lambda: self.ops.repair_check("leaks"),
             "repair-all": lambda: self.ops.repair_check("all"),
+            "remove-leftover": lambda: self.ops.remove_leftovers(
+                [self.details.node] if self.details.node else []
+            ),
         }.get(name)
         if handler is not None:
             handler()

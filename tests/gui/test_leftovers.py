@@ -145,3 +145,24 @@ def test_right_click_opens_the_same_menu(
         assert [a.text() for a in menu.actions()][0] == "Remove Leftover File…"
     else:
         assert shown == []
+
+
+def test_the_details_of_a_leftover_link_to_its_removal(qtbot, window, open_dir, make, tmp_path):
+    from PySide6.QtCore import QUrl
+
+    make.create("base.qcow2")
+    partial = str(leftover(tmp_path / ".flat.qcow2.0badcafe.partial"))
+    open_dir(tmp_path)
+    panel = window.problems
+    panel.tree.setCurrentIndex(rows(panel)[partial])
+    panel.tree.setFocus()
+    qtbot.keyClick(panel.tree, Qt.Key.Key_Return)  # Enter: show it, as for an image
+    text = window.details.toPlainText()
+    assert "Not an image" in text and "Remove leftover file…" in text
+    assert "leftover temporary file" in text
+    with qtbot.waitSignal(window.ops.dialogOpened) as opened:
+        window.details.anchorClicked.emit(QUrl("action:remove-leftover"))
+    dialog = opened.args[0]
+    assert dialog.paths == (partial,)
+    dialog.reject()
+    assert os.path.exists(partial)
