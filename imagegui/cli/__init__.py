@@ -14,6 +14,8 @@ import logging
 import shlex
 import sys
 
+from imagegui.cli.parser import Parser
+
 #: Subcommand -> the module that implements it. Only the module a command needs is imported, so
 #: ``imagegui scan`` does not pay for the operations engine's imports.
 _MODULES = {
@@ -39,7 +41,7 @@ class UsageError(Exception):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for ``command`` (every command when None: help, tests)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="imagegui",
         description="See and safely work with QEMU/KVM disk-image backing chains.",
     )

@@ -12,6 +12,7 @@ import difflib
 import os
 
 import imagegui
+from imagegui.cli.parser import Parser
 
 #: The Appearance choices (``gui.theme.APPEARANCES``; a test keeps the two equal). Repeated here
 #: because the theme module is Qt through and through.
@@ -19,7 +20,7 @@ APPEARANCES = ("system", "light", "dark")
 
 
 def build_parser(subcommands: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="imagegui",
         description="See every QEMU/KVM disk-image chain in a directory and work on it safely.",
         epilog="Command line: imagegui COMMAND --help, COMMAND one of "

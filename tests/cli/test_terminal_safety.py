@@ -74,3 +74,17 @@ def test_dry_runs_and_refusals_escape_names(evil: Path, tmp_path: Path):
         lines = (proc.stdout + proc.stderr).splitlines()
         assert not any(line.startswith("verdict: ok to run") for line in lines[1:-1]), args
     assert not os.path.lexists(new)
+
+
+def test_argument_errors_escape_what_was_typed(tmp_path):
+    """argparse repeats unknown arguments in its error: they are escaped like any output."""
+    for argv in (
+        ["scan", str(tmp_path), "--bogus", "\x1b]0;pwned\x07"],
+        ["--theme", "\x1b[2J"],  # an invalid choice is quoted back
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "imagegui", *argv], capture_output=True, text=True
+        )
+        assert proc.returncode == 2
+        assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr, proc.stderr
+        assert "\\x1b" in proc.stderr
