@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 #: The overview's largest size in pixels, and its distance from the view's corner.
 MAX_SIZE = QSize(220, 150)
 INSET = 10
+#: Above this share of the view's area the overview would hide more than it helps (a small
+#: window: the selected card ended up underneath it), so it stays hidden.
+MAX_SHARE = 0.12
 
 
 class Minimap(QWidget):
@@ -143,6 +146,9 @@ class Minimap(QWidget):
             self.hide()
             return
         area = self.view.viewport().geometry()
+        if self.width() * self.height() > MAX_SHARE * area.width() * area.height():
+            self.hide()
+            return
         self.move(
             area.right() - self.width() - INSET + 1,
             area.bottom() - self.height() - INSET + 1,

@@ -353,3 +353,19 @@ def test_overview_shows_where_the_view_is_and_moves_it(qtbot, window, open_dir, 
     qtbot.mouseClick(minimap, Qt.MouseButton.LeftButton, pos=click)
     centre = view.mapToScene(view.viewport().rect().center())
     assert abs(centre.x() - target.x()) < 40 and abs(centre.y() - target.y()) < 40
+
+
+def test_overview_stays_out_of_a_small_window(qtbot, window, open_dir, make, tmp_path):
+    """In a small window the overview would cover the card the user is looking at."""
+    nodes = broken_lab(make, tmp_path)
+    open_dir(tmp_path)
+    view, scene, minimap = window.view, window.scene, window.view.minimap
+    view.set_scale(2.5)
+    view.centerOn(scene.node_rect(nodes["healthy"][0]).center())
+    qtbot.waitUntil(minimap.isVisible)
+    window.resize(800, 560)
+    qtbot.waitUntil(lambda: view.viewport().width() < 500)
+    view.centerOn(scene.node_rect(nodes["healthy"][-1]).center())  # scrolling re-places it
+    area = view.viewport().width() * view.viewport().height()
+    assert minimap.width() * minimap.height() > 0.12 * area
+    assert not minimap.isVisible()
