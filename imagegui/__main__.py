@@ -6,6 +6,7 @@ answered by the command-line parsers first (a server without Qt's libraries runs
 
 from __future__ import annotations
 
+import re
 import sys
 
 
@@ -15,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args and args[0] in SUBCOMMANDS:
         return run_cli(args)
+    lead = _leading_verbose(args)
+    if lead and len(args) > lead and args[lead] in SUBCOMMANDS:
+        # ``imagegui -v scan DIR`` as well as ``imagegui scan -v DIR``.
+        return run_cli([args[lead], *args[:lead], *args[lead + 1 :]])
     from imagegui.cli.window_args import parse_args, unknown_command
 
     message = unknown_command(args)
@@ -34,6 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return gui_main(namespace)
+
+
+def _leading_verbose(args: list[str]) -> int:
+    """How many of the first words are ``-v``, ``-vv``, ... or ``--verbose``."""
+    n = 0
+    while n < len(args) and (args[n] == "--verbose" or re.fullmatch("-v+", args[n])):
+        n += 1
+    return n
 
 
 if __name__ == "__main__":

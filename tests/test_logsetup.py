@@ -28,11 +28,13 @@ def test_verbose_prints_log_lines_to_stderr_and_quiet_does_not(make, tmp_path, l
     assert loud.returncode == 0
     assert f"imagegui: INFO: scanned {tmp_path}: 1 images" in loud.stderr
     assert "DEBUG" not in loud.stderr
+    before = run("-v", "scan", str(tmp_path))  # before the command works too
+    assert before.returncode == 0 and "INFO: scanned" in before.stderr
     louder = run("scan", "-vv", str(tmp_path))
     assert "imagegui: DEBUG: imagegui started" in louder.stderr
     # The file got all three runs (INFO and up), stdout stayed the tree alone.
     text = log_file.read_text()
-    assert text.count(f"scanned {tmp_path}") == 3
+    assert text.count(f"scanned {tmp_path}") == 4
     assert "INFO" not in loud.stdout
 
 

@@ -36,6 +36,9 @@ def test_a_failed_operation_box_has_show_log_with_the_command_in_it(
         show.click()
         [log_view] = [d for d in window.findChildren(QDialog) if d not in before and d.isVisible()]
         text = log_view.findChild(QPlainTextEdit, "logText").toPlainText()
+        from gui.test_a11y import unnamed_controls
+
+        assert unnamed_controls(box) == [] and unnamed_controls(log_view) == []
         assert "create -f qcow2 -b base.qcow2 -F qcow2" in text
         assert "exit status 1" in text and "I/O error" in text
         assert "failed" in text  # the job's failure, with its traceback

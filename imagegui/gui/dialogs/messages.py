@@ -91,6 +91,7 @@ def log_dialog(parent: QWidget | None) -> QDialog:
     layout.addWidget(where)
     text = QPlainTextEdit(dialog)
     text.setObjectName("logText")
+    text.setAccessibleName("Log")
     text.setReadOnly(True)
     text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
     text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -105,6 +106,7 @@ def log_dialog(parent: QWidget | None) -> QDialog:
     layout.addWidget(buttons)
     dialog.resize(900, 500)
     dialog.setModal(False)
+    a11y.name_dialog(dialog)
     dialog.open()
     return dialog
 
