@@ -19,7 +19,7 @@ apt_packages=(
   qemu-utils qemu-system-x86
   xvfb xauth
   dbus at-spi2-core python3-pyatspi xdotool  # the window read as a screen reader reads it (tests)
-  desktop-file-utils appstream
+  desktop-file-utils appstream man-db zsh  # install-desktop tests: validators, man -l, zsh -n
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-image0
   libxcb-render-util0 libxcb-xkb1 libxcb-randr0 libxcb-shape0 libxcb-xinerama0
   libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0

@@ -54,7 +54,7 @@ def test_bash_completion_parses_and_completes_subcommands_and_choices(tmp_path):
 def test_zsh_completion_parses(tmp_path):
     zsh = shutil.which("zsh")
     if zsh is None:
-        pytest.skip("zsh is not installed")
+        pytest.fail("zsh is not installed: run scripts/bootstrap.sh setup")
     script = tmp_path / "_imagegui"
     script.write_text(docgen.zsh_completion(build_parser()))
     assert subprocess.run([zsh, "-n", str(script)]).returncode == 0
