@@ -12,9 +12,11 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QAbstractSpinBox,
     QAccessibleWidget,
     QComboBox,
+    QDockWidget,
     QFormLayout,
     QLabel,
     QLineEdit,
@@ -57,7 +59,8 @@ def describe(widget: QWidget, text: str) -> None:
 
 #: Widget classes (by class name) whose role Qt would get wrong: the graph is a QGraphicsView,
 #: which Qt reports as a bare "filler" that screen readers skip; it is a drawing of the chains.
-ROLES = {"ChainView": QAccessible.Role.Canvas}
+#: The overview in its corner is a drawing too, one the user clicks to move the view.
+ROLES = {"ChainView": QAccessible.Role.Canvas, "Minimap": QAccessible.Role.Canvas}
 
 
 def _factory(key: str, obj: QObject):
@@ -150,6 +153,15 @@ def _label_text(root: QWidget, field: QWidget) -> str:
         if isinstance(label, QLabel):
             return label.text().replace("&", "").rstrip(": ")
     return ""
+
+
+def name_dock_buttons(dock: QDockWidget, title: str) -> None:
+    """A dock's Close and Float buttons say which panel they close: four docks, otherwise four
+    buttons all called "Close"."""
+    for suffix, verb in (("closebutton", "Close"), ("floatbutton", "Float")):
+        button = dock.findChild(QAbstractButton, f"qt_dockwidget_{suffix}")
+        if button is not None:
+            button.setAccessibleName(f"{verb} the {title} panel")
 
 
 def name_toolbar_extension(toolbar: QToolBar) -> None:

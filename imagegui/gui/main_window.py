@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         dock.setObjectName(name)
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        a11y.name_dock_buttons(dock, title)
         return dock
 
     # -- wiring

@@ -18,6 +18,7 @@ class WelcomePage(QWidget):
         super().__init__(parent)
         self.setObjectName("welcome")
         logo = QLabel(pixmap=resources.app_icon().pixmap(96, 96))
+        logo.setAccessibleName("imagegui logo")
         logo.setAlignment(Qt.AlignmentFlag.AlignCenter)
         title = QLabel("<h2>imagegui</h2>")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtGui import QAccessible
-from PySide6.QtWidgets import QDialog, QFormLayout, QHBoxLayout, QLineEdit, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QToolButton,
+    QWidget,
+)
 
 from imagegui.gui import a11y
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
@@ -31,6 +39,11 @@ def test_graph_is_a_named_canvas_describing_the_selection(window, open_dir, make
     assert iface.role() == QAccessible.Role.Canvas
     assert iface.text(QAccessible.Text.Name) == "Chain graph"
     assert iface.text(QAccessible.Text.Description) == a11y.NOTHING_SELECTED
+    overview = _iface(window.view.minimap)
+    assert (overview.role(), overview.text(QAccessible.Text.Name)) == (
+        QAccessible.Role.Canvas,
+        "Graph overview",
+    )
     window.selection.set(str(make.root / "web06.qcow2"))
     assert iface.text(QAccessible.Text.Description) == (
         "web06.qcow2, qcow2, unusable (missing backing file below): "
@@ -185,3 +198,18 @@ def test_vm_rows_name_their_buttons_after_the_vm(qtbot, window, tmp_path):
         assert unnamed_controls(window.vms) == []
     finally:
         vm.stop(timeout=0)
+
+
+def test_visible_buttons_of_the_window_have_distinct_names(window, make, open_dir):
+    """Four "Close" buttons (one per panel) would all read alike: each says what it is for."""
+    make.create("base.qcow2")
+    open_dir(make.root)
+    names = [
+        b.accessibleName() or b.text()
+        for b in window.findChildren(QAbstractButton)
+        if b.isVisible()
+    ]
+    assert len(names) > 10
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+    close = window.problems_dock.findChild(QAbstractButton, "qt_dockwidget_closebutton")
+    assert _iface(close).text(QAccessible.Text.Name) == "Close the Problems panel"

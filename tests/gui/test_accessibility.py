@@ -129,6 +129,7 @@ def test_main_window_parts_found_by_role_and_name(trees):
     assert find(rows, "table cell", "web06.qcow2")
     assert find(rows, "table column header", "State")
     find(win, "canvas", "Chain graph")
+    find(win, "canvas", "Graph overview")
     find(win, {"tree table", "tree"}, "Problems")
     toolbar = subtree(win, "tool bar", "Main toolbar")
     for name in ("Open Directory", "Rescan", "Create Overlay", "Rebase", "Commit", "Flatten"):
