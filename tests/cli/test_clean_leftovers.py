@@ -130,3 +130,29 @@ def test_the_leftover_of_a_killed_flatten_is_removed(tmp_path: Path):
     assert not partial.exists()
     assert "leftover-file" not in imagegui("check", tmp_path).stdout
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".") or n == "flat.qcow2"]
+
+
+@pytest.fixture
+def locked_dir(tmp_path: Path):
+    """A directory whose entries cannot be removed: read-only for a user, immutable for root."""
+    d = tmp_path / "locked"
+    d.mkdir()
+    leftover(d / NAME)
+    if os.geteuid() != 0:
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(d)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a directory immutable here (chattr)")
+    try:
+        yield d
+    finally:
+        subprocess.run(["chattr", "-i", str(d)], check=True)
+
+
+def test_a_removal_that_fails_exits_1(locked_dir: Path, capsys):
+    status, out, err = cli(capsys, "clean-leftovers", locked_dir)
+    assert status == 1, (out, err)
+    assert f"cannot remove {locked_dir / NAME}: " in err
+    assert (locked_dir / NAME).exists()
