@@ -27,11 +27,17 @@ class RemoveLeftoversDialog(PlanDialog):
         title = "Remove Leftover File" if n == 1 else f"Remove {n} Leftover Files"
         super().__init__(title, "Remove", parent)
         what = f"<b>{escape(display_path(self.paths[0]))}</b>" if n == 1 else f"these {n} files"
-        self.intro.setText(
-            f"Removes {what}: temporary file(s) of a flatten that was interrupted. They are not "
-            "images of yours and nothing uses them. A file that a program has open, or that was "
-            "written in the last few seconds, is kept."
+        files = "a temporary file" if n == 1 else "temporary files"
+        them = (
+            "It is not an image of yours and nothing uses it"
+            if n == 1
+            else "They are not images of yours and nothing uses them"
         )
+        self.intro.setText(
+            f"Removes {what}: {files} of a flatten that was interrupted. {them}. A file that "
+            "a program has open, or that was written in the last few seconds, is kept."
+        )
+        self.copy_button.hide()  # no program runs: there is no command to copy
         self.replan()
 
     def destructive_fields(self) -> bool:
