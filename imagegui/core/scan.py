@@ -262,6 +262,7 @@ def _adopt_backing_files(walker: _Walker) -> None:
     """Files without magic that an image names as backing are raw images after all; backing files
     outside the root are probed (never walked) so formats and chains can be checked."""
     result = walker.result
+    leftovers = {e.path: e for e in result.errors if e.leftover}
     pending = list(result.images.values())
     depth = 0
     while pending and depth <= MAX_EXTERNAL_DEPTH:
@@ -279,6 +280,15 @@ def _adopt_backing_files(walker: _Walker) -> None:
             if key in walker.by_id:
                 continue
             inside = backing.is_within(target, result.root)
+            if target in leftovers and stat.S_ISREG(st.st_mode):
+                # Named like a flatten's temporary file, yet an image backs onto it: a real
+                # base (kept or renamed under that name), never a leftover to remove.
+                adopted = _probe_external(target, walker)
+                if adopted is not None:
+                    result.errors.remove(leftovers.pop(target))
+                    result.images[adopted.path] = adopted
+                    found.append(adopted)
+                continue
             if key in walker.unclaimed:
                 adopted = walker._file(walker.unclaimed.pop(key), os.path.islink(target), True)
                 if adopted is not None:

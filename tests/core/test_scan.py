@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -303,3 +304,22 @@ def test_a_flattens_leftover_temporary_file_is_a_note_and_a_warning_not_an_image
     assert [(p.kind, p.severity, p.path) for p in problems] == [
         ("leftover-file", "warning", partial)
     ]
+
+
+def test_a_base_named_like_a_leftover_is_an_image(make, tmp_path):
+    """A file named like a flatten's temporary file that an image backs onto is a real base:
+    the scan must not call it a leftover (nor its overlay broken), whatever its name."""
+    from imagegui.core.graph import ChainGraph
+
+    base = make.create(".base.qcow2.1234abcd.partial", "qcow2", "64M")
+    make.overlay("vm.qcow2", base.name)
+    old = time.time() - 7200
+    os.utime(base, (old, old))
+    stray = make.create(".other.qcow2.deadbeef.partial", "qcow2", "64M")  # nothing uses it
+    os.utime(stray, (old, old))
+    result = scan_directory(str(tmp_path))
+    assert str(base) in result.images
+    assert [e.path for e in result.errors if e.leftover] == [str(stray)]
+    graph = ChainGraph(result)
+    assert graph.chain_break(str(tmp_path / "vm.qcow2")) is None
+    assert [(p.kind, p.path) for p in graph.problems] == [("leftover-file", str(stray))]
