@@ -11,7 +11,7 @@ from imagegui.cli.image_json import ImageJSON, image_record, names_json
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, ChainGraph
 from imagegui.core.model import ImageInfo
-from imagegui.core.problems import Severity
+from imagegui.core.problems import Kind, Severity
 from imagegui.core.scan import scan_directory
 from imagegui.core.units import human_size, printable
 
@@ -128,7 +128,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if deep is not None:
             print("\n".join(deep_check.deep_text(deep, lambda p: _rel(graph, p))))
         for e in graph.scan.errors:
-            if not e.looked_like_image:
+            if not e.looked_like_image and not e.leftover:  # a leftover is a warning above
                 print(f"{'note':<7} {'':<24} {_rel(graph, e.path)}: {printable(e.message)}")
         print(_summary(graph))
     return 1 if any(p.severity == Severity.ERROR for p in graph.problems) else 0
@@ -288,12 +288,18 @@ def print_tree(graph: ChainGraph, out: TextIO) -> None:
             for node in loop:
                 if node not in shown:
                     walk(node, "  ")
-    notes = [e for e in graph.scan.errors if not e.looked_like_image]
+    notes = [e for e in graph.scan.errors if not e.looked_like_image and not e.leftover]
     if notes:
         out.write("\nNotes:\n")
         for e in notes:
             out.write(f"  {_rel(graph, e.path)}: {printable(e.message)}\n")
-    unreadable = [p for p in graph.problems if p.path not in graph.nodes]
+    outside = [p for p in graph.problems if p.path not in graph.nodes]
+    leftovers = [p for p in outside if p.kind == Kind.LEFTOVER]
+    unreadable = [p for p in outside if p.kind != Kind.LEFTOVER]
+    if leftovers:
+        out.write("\nLeftovers of interrupted operations (not images):\n")
+        for p in leftovers:
+            out.write(f"  ! {_rel(graph, p.path)}: {printable(p.cli_text)}\n")
     if unreadable:
         out.write("\nNot readable as images:\n")
         for p in unreadable:

@@ -156,3 +156,11 @@ def test_a_removal_that_fails_exits_1(locked_dir: Path, capsys):
     assert status == 1, (out, err)
     assert f"cannot remove {locked_dir / NAME}: " in err
     assert (locked_dir / NAME).exists()
+
+
+def test_scan_and_check_name_a_leftover_once(tmp_path: Path, capsys):
+    partial = leftover(tmp_path / NAME)
+    for command in ("scan", "check"):
+        _, out, _ = cli(capsys, command, tmp_path)
+        lines = [line for line in out.splitlines() if partial.name in line]
+        assert len(lines) == 1, out  # not also as a note and as "not readable"
