@@ -239,7 +239,11 @@ def writable(path: str, role: str = "image") -> Finding | None:
             "read-only",
             f"{role} {path} is read-only (mode {stat.S_IMODE(mode):04o}): its owner protected "
             "it from writes"
-            + ("; force to write it anyway" if can else "; make it writable first"),
+            + (
+                "; make it writable first, or override this check where the operation offers it"
+                if can
+                else "; make it writable first"
+            ),
             overridable=can,
             fix_cli="add --force to the same command" if can else f"chmod u+w {path}",
         )
