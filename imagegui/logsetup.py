@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from imagegui.core.statefiles import state_file
+
 #: A few hundred KB per file, the current one and three older: enough for a day of work,
 #: never a disk filler.
 MAX_BYTES = 300_000
@@ -28,11 +30,7 @@ _installed: list[logging.Handler] = []
 
 def log_path() -> Path:
     """``$IMAGEGUI_LOG``, else ``$XDG_STATE_HOME/imagegui/imagegui.log`` (~/.local/state)."""
-    if override := os.environ.get("IMAGEGUI_LOG"):
-        return Path(override)
-    state = os.environ.get("XDG_STATE_HOME")
-    base = Path(state) if state and os.path.isabs(state) else Path.home() / ".local" / "state"
-    return base / "imagegui" / "imagegui.log"
+    return Path(state_file("imagegui.log", "IMAGEGUI_LOG"))
 
 
 def close() -> None:

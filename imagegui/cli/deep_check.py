@@ -4,30 +4,19 @@ image, reported in the same text and JSON as ``check``."""
 from __future__ import annotations
 
 import sys
-from typing import TextIO
 
+from imagegui.cli.scan_cmds import TerminalLine
 from imagegui.core.deepcheck import DeepResult, check_all
 from imagegui.core.graph import ChainGraph
 from imagegui.core.jobs import CancelledError
 from imagegui.core.units import printable
 
 
-class _TerminalChecks:
-    """``checking... 12 of 200 images`` on a terminal's stderr while the checks run."""
-
-    def __init__(self, out: TextIO):
-        self.out = out
-        self.shown = False
+class _TerminalChecks(TerminalLine):
+    """``checking... 12 of 200 images`` while the checks run."""
 
     def __call__(self, done: int, total: int) -> None:
-        self.out.write(f"\rchecking... {done:,} of {total:,} images")
-        self.out.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            self.out.write("\r\033[K")
-            self.out.flush()
+        self.show(f"checking... {done:,} of {total:,} images")
 
 
 def run_deep(graph: ChainGraph, jobs: int | None) -> tuple[ChainGraph, DeepResult]:

@@ -60,23 +60,30 @@ def load(directory: str) -> ChainGraph:
     return graph
 
 
-class _TerminalCount:
-    """``scanning... 12,345 files`` on a terminal's stderr while a big directory is read."""
+class TerminalLine:
+    """One line of progress on a terminal's stderr, rewritten in place and cleared at the end."""
 
     def __init__(self, out: TextIO):
         self.out = out
         self.shown = False
 
-    def __call__(self, files_seen: int) -> None:
-        if files_seen % 4096 == 0:
-            self.out.write(f"\rscanning... {files_seen:,} files")
-            self.out.flush()
-            self.shown = True
+    def show(self, text: str) -> None:
+        self.out.write(f"\r{text}")
+        self.out.flush()
+        self.shown = True
 
     def clear(self) -> None:
         if self.shown:
             self.out.write("\r\033[K")
             self.out.flush()
+
+
+class _TerminalCount(TerminalLine):
+    """``scanning... 12,345 files`` while a big directory is read."""
+
+    def __call__(self, files_seen: int) -> None:
+        if files_seen % 4096 == 0:
+            self.show(f"scanning... {files_seen:,} files")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -29,16 +29,14 @@ from dataclasses import asdict, dataclass
 from typing import cast
 
 from imagegui.core.problems import Kind, Problem, Severity
+from imagegui.core.statefiles import state_file
 
 ENV = "IMAGEGUI_CHECKS"
 VERSION = 1
 
 
 def store_path() -> str:
-    if override := os.environ.get(ENV):
-        return override
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return os.path.join(state, "imagegui", "checks.json")
+    return state_file("checks.json", ENV)
 
 
 @dataclass(frozen=True)

@@ -22,16 +22,14 @@ import time
 from dataclasses import MISSING, asdict, dataclass
 
 from imagegui.core.backing import canonical
+from imagegui.core.statefiles import state_file
 
 #: Bytes of the image hashed into its fingerprint: every format's header and backing name.
 HEAD_BYTES = 65536
 
 
 def journal_path() -> str:
-    if override := os.environ.get("IMAGEGUI_JOURNAL"):
-        return override
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return os.path.join(state, "imagegui", "journal.jsonl")
+    return state_file("journal.jsonl", "IMAGEGUI_JOURNAL")
 
 
 @dataclass(frozen=True)

@@ -219,29 +219,7 @@ def cmdline(pid: int, proc: str = "/proc") -> tuple[str, ...]:
 
 def holders(path: str, proc: str = "/proc") -> list[Holder]:
     """Processes (other than this one) holding ``path`` open, in PID order."""
-    target = file_id(path)
-    if target is None:
-        return []
-    me = os.getpid()
-    found: list[Holder] = []
-    try:
-        pids = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
-    except OSError:
-        return []
-    for pid in pids:
-        if pid == me:
-            continue
-        fd_dir = f"{proc}/{pid}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            if file_id(f"{fd_dir}/{fd}") == target:
-                comm = _read(f"{proc}/{pid}/comm").decode(errors="replace").strip()
-                found.append(Holder(pid, comm, cmdline(pid, proc)))
-                break
-    return found
+    return list(holders_by_path([path], proc).get(path, ()))
 
 
 def holders_by_path(paths: Iterable[str], proc: str = "/proc") -> dict[str, tuple[Holder, ...]]:
@@ -280,12 +258,6 @@ def holders_by_path(paths: Iterable[str], proc: str = "/proc") -> dict[str, tupl
                 for path in wanted[ident]:
                     found.setdefault(path, []).append(holder)
     return {path: tuple(hs) for path, hs in found.items()}
-
-
-def holder_names(path: str) -> str:
-    """``the VM "web01" (PID 4242, qemu-system-x86_64)``, several joined, or "" when no holder
-    is visible to this user. Walks /proc: call it from a worker in the window."""
-    return ", ".join(h.describe() for h in holders(path))
 
 
 def describe_holders(path: str) -> str:

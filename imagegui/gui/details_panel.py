@@ -52,9 +52,6 @@ class DetailsPanel(QTextBrowser):
         self.setOpenExternalLinks(False)
         self.anchorClicked.connect(self._on_anchor_clicked)
         self._links: list[str] = []
-        #: Who holds an in-use image ("the VM "web01" (PID 42, …)"), found on a worker.
-        self._holders: dict[str, str] = {}
-        self._asked: set[str] = set()
         self.snapshot: Snapshot | None = None
         self.node: str | None = None
         self.show_node(None, None)
@@ -64,8 +61,6 @@ class DetailsPanel(QTextBrowser):
         self.show_node(self.snapshot, self.node)
 
     def show_node(self, snapshot: Snapshot | None, node: str | None) -> None:
-        if snapshot is not self.snapshot:
-            self._holders, self._asked = {}, set()  # a rescan: VMs may have come or gone
         self.snapshot, self.node = snapshot, node
         self._links = []
         # Colours come from classes (muted, error, ...) filled from the palette: gui/theme.py.
@@ -145,33 +140,10 @@ class DetailsPanel(QTextBrowser):
         if not info.in_use:
             return "no"
         how = "yes, written" if info.in_use_write else "yes, read"
-        who = self._holders.get(info.path)
-        if who is None:
-            self._find_holders(info.path)
-            return how
+        # Looked up with the scan, on its worker (Snapshot.holders): never /proc from here.
+        found = self.snapshot.holders.get(info.path, ()) if self.snapshot is not None else ()
+        who = ", ".join(h.describe() for h in found)
         return f"{how} by {who}" if who else f"{how} by a process of another user"
-
-    def _find_holders(self, path: str) -> None:
-        from imagegui.core.jobs import Job
-        from imagegui.core.processes import holder_names
-        from imagegui.gui.workers import start_job
-
-        if path in self._asked:
-            return
-        self._asked.add(path)
-        snapshot = self.snapshot
-        start_job(
-            Job("who uses it", lambda p, c: (snapshot, path, holder_names(path))),
-            finished=self._on_holders,
-        )
-
-    def _on_holders(self, result: tuple[Snapshot | None, str, str]) -> None:
-        snapshot, path, who = result
-        if snapshot is not self.snapshot:
-            return
-        self._holders[path] = who
-        if self.node == path:
-            self.show_node(self.snapshot, self.node)
 
     def _broken(self, snap: Snapshot, node: str) -> str:
         """Why qemu cannot open this image, pointing at the image (or missing file) to fix."""
