@@ -30,8 +30,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from scan_bench import best_of, make_tree  # noqa: E402  (the scan bench's tree of chains)
 
-from imagegui.core import checkstore  # noqa: E402
-from imagegui.core.checkstore import CheckRecord, Fingerprint  # noqa: E402
+from imagegui.core.chains import checkstore  # noqa: E402
+from imagegui.core.chains.checkstore import CheckRecord, Fingerprint  # noqa: E402
 
 
 def make_checked_images(root: str, count: int) -> None:

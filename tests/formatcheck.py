@@ -9,7 +9,7 @@ from types import ModuleType
 
 from conftest import qemu_img, qemu_info
 
-from imagegui.core.formats.base import BoundedReader, Header, ParseError
+from imagegui.core.read.formats.base import BoundedReader, Header, ParseError
 
 HEAD = 4096
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 
 from imagegui.cli.scan_cmds import TerminalLine
-from imagegui.core.deepcheck import DeepResult, check_all
-from imagegui.core.graph import ChainGraph
+from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.jobs import CancelledError
+from imagegui.core.ops.deepcheck import DeepResult, check_all
 from imagegui.core.units import printable
 
 

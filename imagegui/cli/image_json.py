@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from json.encoder import encode_basestring_ascii as _esc  # type: ignore[attr-defined]
 
-from imagegui.core.formats.base import shared_flag_ids
-from imagegui.core.model import JSON_FIELDS, ImageInfo
+from imagegui.core.read.formats.base import shared_flag_ids
+from imagegui.core.read.model import JSON_FIELDS, ImageInfo
 from imagegui.core.units import display_path
 
 #: Fields holding one file name: when it is not valid UTF-8, ``<field>_bytes`` follows it.

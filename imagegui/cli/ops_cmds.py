@@ -5,7 +5,7 @@ the guards' findings) and changes nothing. A run prints warnings, then a progres
 when it is a terminal. Ctrl-C, SIGTERM and SIGHUP (the terminal closed) all cancel in order:
 qemu-img is stopped, half-written files are removed, and the message says what state the images
 are in. Should imagegui be killed outright (SIGKILL), its children die with it (see
-``core.processes``) and the next scan notes any temporary file left behind.
+``core.qemu.processes``) and the next scan notes any temporary file left behind.
 Exit status: 0 done, 1 qemu failed, 2 refused by a guard or bad argument, 128 + the signal when
 cancelled by one: 130 Ctrl-C (SIGINT), 129 SIGHUP, 143 SIGTERM.
 """
@@ -22,10 +22,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TextIO
 
-from imagegui.core.checkimage import plan_check
-from imagegui.core.guards import GuardRefused
+from imagegui.core.chains.diagnose import cli_text
 from imagegui.core.jobs import CancelledError, CancelToken, Throttle, no_progress
-from imagegui.core.operations import (
+from imagegui.core.ops.check import plan_check
+from imagegui.core.ops.guards import GuardRefused
+from imagegui.core.ops.operations import (
     Plan,
     plan_commit,
     plan_flatten,
@@ -33,8 +34,7 @@ from imagegui.core.operations import (
     plan_rebase,
     plan_undo_rebase,
 )
-from imagegui.core.problems import cli_text
-from imagegui.core.qemuimg import QemuImgError
+from imagegui.core.qemu.qemuimg import QemuImgError
 from imagegui.core.units import parse_size, printable
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def _say(message: str, stream: TextIO | None = None) -> None:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from imagegui.core.launch import LaunchError, LaunchOptions, plan_launch
+    from imagegui.core.ops.launch import LaunchError, LaunchOptions, plan_launch
 
     if args.memory < 16 or args.cpus < 1:
         raise _usage_error("--memory must be at least 16 (MB) and --cpus at least 1")
@@ -339,7 +339,7 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def _vms(args: argparse.Namespace) -> int:
-    from imagegui.core.vms import RuntimeDirError, find_vms, runtime_dir
+    from imagegui.core.qemu.vms import RuntimeDirError, find_vms, runtime_dir
 
     try:
         directory = runtime_dir(create=False)
@@ -362,14 +362,14 @@ def _vms(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
 
-    from imagegui.core.guards import same_file
-    from imagegui.core.vms import VmControlError, find_vms
+    from imagegui.core.ops.guards import same_file
+    from imagegui.core.qemu.vms import VmControlError, find_vms
 
     found = find_vms()
     if args.vm.isdigit():
         matches = [v for v in found if v.pid == int(args.vm)]
     else:
-        from imagegui.core.backing import canonical
+        from imagegui.core.read.backing import canonical
 
         target = canonical(args.vm)
         matches = [v for v in found if v.image and same_file(v.image, target)]
@@ -414,7 +414,7 @@ def _clean_leftovers(args: argparse.Namespace) -> int:
     process, not a leftover's name, just written), 1 a removal failed."""
     import os
 
-    from imagegui.core.leftovers import found_leftovers, plan_clean_leftovers
+    from imagegui.core.ops.leftovers import found_leftovers, plan_clean_leftovers
 
     paths: list[str] = []
     for target in args.paths:

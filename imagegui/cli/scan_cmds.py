@@ -8,11 +8,11 @@ import sys
 from typing import TextIO
 
 from imagegui.cli.image_json import ImageJSON, image_record, names_json
+from imagegui.core.chains.diagnose import Kind, Severity
+from imagegui.core.chains.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, ChainGraph
 from imagegui.core.gcpause import paused_gc
-from imagegui.core.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, ChainGraph
-from imagegui.core.model import ImageInfo
-from imagegui.core.problems import Kind, Severity
-from imagegui.core.scan import scan_directory
+from imagegui.core.read.model import ImageInfo
+from imagegui.core.read.scan import scan_directory
 from imagegui.core.units import human_size, printable
 
 #: ``"schema"`` of ``scan --json``: raised when a field changes meaning or goes away (new fields
@@ -105,7 +105,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     deep = None
     if args.deep:
         from imagegui.cli import deep_check
-        from imagegui.core.deepcheck import default_jobs
+        from imagegui.core.ops.deepcheck import default_jobs
 
         jobs = args.jobs or default_jobs()
         graph, deep = deep_check.run_deep(graph, jobs)

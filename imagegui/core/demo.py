@@ -24,8 +24,8 @@ import tempfile
 import time
 import uuid
 
-from imagegui.core import qemuimg
 from imagegui.core.jobs import CancelToken, ProgressFn, no_progress
+from imagegui.core.qemu import qemuimg
 
 GiB = 1 << 30
 _DEMO_NS = uuid.UUID("6f0c1f5e-1d2b-4f4e-9b7a-2c9e5d0b1a77")

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.nodestate import short_name
+from imagegui.core.chains.nodestate import short_name
 
 #: The view's description while nothing is selected.
 NOTHING_SELECTED = (

@@ -11,11 +11,11 @@ from dataclasses import dataclass, fields
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.graph import EXTERNAL, IMAGE
-from imagegui.core.journal import UndoTarget
-from imagegui.core.nodestate import short_name
-from imagegui.core.problems import Kind
-from imagegui.core.repair import missing_backing
+from imagegui.core.chains.diagnose import Kind
+from imagegui.core.chains.graph import EXTERNAL, IMAGE
+from imagegui.core.chains.nodestate import short_name
+from imagegui.core.chains.repair import missing_backing
+from imagegui.core.ops.journal import UndoTarget
 from imagegui.core.units import display_path
 from imagegui.gui import resources
 from imagegui.gui.snapshot import Snapshot

@@ -28,22 +28,22 @@ from imagegui.core import gcpause
 from imagegui.core.units import counted, display_path
 from imagegui.gui import a11y, resources
 from imagegui.gui.actions import create_actions, disabled_reasons, update_enabled
-from imagegui.gui.chain_scene import ChainScene
-from imagegui.gui.chain_view import ChainView
-from imagegui.gui.chains_panel import ChainsPanel
-from imagegui.gui.details_panel import DetailsPanel
 from imagegui.gui.dialogs.messages import info_box
 from imagegui.gui.dialogs.preferences_dialog import PreferencesDialog
-from imagegui.gui.jobs_panel import JobsPanel
+from imagegui.gui.graph.scene import ChainScene
+from imagegui.gui.graph.view import ChainView
 from imagegui.gui.menus import build_menus, build_toolbar, fill_image_menu
 from imagegui.gui.ops import Ops
-from imagegui.gui.problems_panel import ProblemsPanel
+from imagegui.gui.panels.chains import ChainsPanel
+from imagegui.gui.panels.details import DetailsPanel
+from imagegui.gui.panels.jobs import JobsPanel
+from imagegui.gui.panels.problems import ProblemsPanel
+from imagegui.gui.panels.status import StatusBar
+from imagegui.gui.panels.vms import VmsPanel, vm_label
+from imagegui.gui.panels.welcome import WelcomePage
 from imagegui.gui.session import Selection, Session
 from imagegui.gui.settings import Settings
 from imagegui.gui.snapshot import Snapshot
-from imagegui.gui.status import StatusBar
-from imagegui.gui.vms_panel import VmsPanel, vm_label
-from imagegui.gui.welcome import WelcomePage
 
 APP_NAME = "imagegui"
 

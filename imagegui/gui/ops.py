@@ -15,13 +15,13 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox
 
-from imagegui.core import journal
-from imagegui.core.checkimage import plan_check
-from imagegui.core.checkstore import CheckRecord
-from imagegui.core.graph import ChainGraph
+from imagegui.core.chains.checkstore import CheckRecord
+from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.jobs import Job
-from imagegui.core.model import ImageInfo
-from imagegui.core.operations import OpResult, Plan
+from imagegui.core.ops import journal
+from imagegui.core.ops.check import plan_check
+from imagegui.core.ops.operations import OpResult, Plan
+from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui.actions import update_undo
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
@@ -34,10 +34,10 @@ from imagegui.gui.dialogs.overlay_dialog import OverlayDialog
 from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
 from imagegui.gui.dialogs.repair_dialog import RepairDialog
 from imagegui.gui.dialogs.undo_dialog import UndoRebaseDialog
-from imagegui.gui.jobs_panel import JobsPanel
+from imagegui.gui.panels.jobs import JobsPanel
+from imagegui.gui.panels.vms import VmsPanel
 from imagegui.gui.session import Selection, Session
 from imagegui.gui.settings import Settings
-from imagegui.gui.vms_panel import VmsPanel
 from imagegui.gui.workers import start_job
 
 
@@ -236,7 +236,8 @@ class Ops(QObject):
 
     def check(self) -> None:
         """Read-only: no confirmation; the result opens in a box when qemu-img is done, and
-        becomes the image's problems (kept by core.checkstore) once the rescan it starts ends."""
+        becomes the image's problems (kept by core.chains.checkstore) once the rescan it starts
+        ends."""
         info = self.current()
         if info is None:
             return

@@ -154,7 +154,8 @@ class Settings:
 
 
 def apply_qemu_img(path: str) -> None:
-    """The operations engine runs ``$IMAGEGUI_QEMU_IMG`` when set (``core.qemuimg.executable``)."""
+    """The operations engine runs ``$IMAGEGUI_QEMU_IMG`` when set
+    (``core.qemu.qemuimg.executable``)."""
     if path:
         os.environ["IMAGEGUI_QEMU_IMG"] = path
     else:

@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QPainterPath
 
-from imagegui.core import gcpause, journal
-from imagegui.core.backing import canonical
-from imagegui.core.graph import ChainGraph
-from imagegui.core.jobs import CancelToken, Job, ProgressFn
-from imagegui.core.layout import (
+from imagegui.core import gcpause
+from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.layout import (
     ASPECT,
     NODE_H,
     NODE_W,
@@ -28,9 +26,12 @@ from imagegui.core.layout import (
     compute_layout,
     tree_tables,
 )
-from imagegui.core.nodestate import NodeStatus, State, all_statuses
-from imagegui.core.processes import Holder, holders_by_path
-from imagegui.core.scan import scan_directory
+from imagegui.core.chains.nodestate import NodeStatus, State, all_statuses
+from imagegui.core.jobs import CancelToken, Job, ProgressFn
+from imagegui.core.ops import journal
+from imagegui.core.read.backing import canonical
+from imagegui.core.read.holders import Holder, holders_by_path
+from imagegui.core.read.scan import scan_directory
 
 #: Length of an arrow head at the backing end of an edge, in scene units.
 ARROW = 9.0
@@ -53,7 +54,7 @@ class Snapshot:
     layout: Layout
     status: dict[str, NodeStatus]
     paths: list[ComponentPaths]
-    #: The chains list's rows, unfiltered (see ``core.layout.TreeTables``).
+    #: The chains list's rows, unfiltered (see ``core.chains.layout.TreeTables``).
     tables: TreeTables
     #: A file to select once shown (a file was opened or dropped instead of a directory).
     select: str | None = None

@@ -25,7 +25,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QGuiApplication, QPalette, QPen
 from PySide6.QtWidgets import QApplication, QWidget
 
-from imagegui.core.nodestate import State
+from imagegui.core.chains.nodestate import State
 
 #: WCAG 2 AA minimum contrast for normal text.
 MIN_CONTRAST = 4.5

@@ -16,7 +16,7 @@ from opshelpers import create, fake_qemu_img, overlay, pattern_at, qemu_io, same
 
 from imagegui.cli import run_cli
 from imagegui.cli.ops_cmds import ProgressBar
-from imagegui.core.locks import lock_state
+from imagegui.core.read.locks import lock_state
 
 
 @pytest.fixture(autouse=True)

@@ -82,8 +82,8 @@ def test_streamed_json_equals_the_document(make, tmp_path):
     import io
 
     from imagegui.cli.scan_cmds import scan_json, write_scan_json
-    from imagegui.core.graph import ChainGraph
-    from imagegui.core.scan import scan_directory
+    from imagegui.core.chains.graph import ChainGraph
+    from imagegui.core.read.scan import scan_directory
 
     for i in range(5):
         make.create(f"img{i}.qcow2", "qcow2", "1M")
@@ -123,7 +123,7 @@ _names = st.one_of(
 )
 def test_fast_image_json_equals_json_dumps(path, backing, fmt, flags, extents, mtime, sizes, bools):
     from imagegui.cli.image_json import ImageJSON, image_record
-    from imagegui.core.model import ImageInfo
+    from imagegui.core.read.model import ImageInfo
 
     info = ImageInfo(
         path, "qcow2", sizes[0], sizes[1], backing, fmt, backing, bools[0], bools[1], bools[2],

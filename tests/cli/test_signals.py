@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 from opshelpers import create, fake_qemu_img, overlay, pattern_at, qemu_io
 
-from imagegui.core import journal, qemuimg
-from imagegui.core.locks import lock_state
-from imagegui.core.probe import probe_image
+from imagegui.core.ops import journal
+from imagegui.core.qemu import qemuimg
+from imagegui.core.read.locks import lock_state
+from imagegui.core.read.probe import probe_image
 
 SIGNALS = [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL]
 _PERCENT = re.compile(rb"(\d+\.\d)%")
@@ -256,7 +257,7 @@ def test_launch(tmp_path: Path, sig: int):
 
 @pytest.mark.slow
 def test_vms_lists_a_vm_whose_launcher_is_gone_and_stop_stops_it(tmp_path: Path):
-    from imagegui.core.launch import LaunchOptions, plan_launch
+    from imagegui.core.ops.launch import LaunchOptions, plan_launch
 
     img = create(tmp_path / "kept,running.qcow2")
     vm = plan_launch(str(img), LaunchOptions(memory=64, accel="tcg")).start()

@@ -6,9 +6,9 @@ from collections import Counter
 
 from conftest import qemu_info
 
+from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.demo import build_demo, instance_uuid, nova_name
-from imagegui.core.graph import ChainGraph
-from imagegui.core.scan import scan_directory
+from imagegui.core.read.scan import scan_directory
 
 
 def test_demo_has_every_kind_of_trouble(tmp_path):

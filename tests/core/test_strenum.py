@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from imagegui.core.nodestate import State
-from imagegui.core.problems import Kind, Severity
+from imagegui.core.chains.diagnose import Kind, Severity
+from imagegui.core.chains.nodestate import State
 
 MEMBERS = [*State, *Severity, *Kind]
 

@@ -186,7 +186,7 @@ def test_every_control_of_every_dialog_is_named(name, qtbot, window, lab, wait_p
 def test_vm_rows_name_their_buttons_after_the_vm(qtbot, window, tmp_path):
     from opshelpers import create
 
-    from imagegui.core.launch import LaunchOptions, plan_launch
+    from imagegui.core.ops.launch import LaunchOptions, plan_launch
 
     vm = plan_launch(
         str(create(tmp_path / "guest.qcow2")), LaunchOptions(memory=64, accel="tcg")

@@ -3,8 +3,8 @@ actions that need an openable chain are disabled with the reason."""
 
 from __future__ import annotations
 
-from imagegui.core.nodestate import State
-from imagegui.gui.models import STATE
+from imagegui.core.chains.nodestate import State
+from imagegui.gui.panels.chains_model import STATE
 
 
 def test_images_above_a_hole_are_unusable_everywhere(qtbot, window, open_dir, make, tmp_path):

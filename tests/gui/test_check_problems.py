@@ -10,9 +10,9 @@ from damaged import check_report, leaky_qcow2, truncated_qcow2
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from imagegui.core.problems import Kind
+from imagegui.core.chains.diagnose import Kind
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
-from imagegui.gui.models import COLUMNS
+from imagegui.gui.panels.chains_model import COLUMNS
 
 STATE = COLUMNS.index("State")
 

@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.checkimage import CheckProblem
-from imagegui.core.guards import GuardRefused, refuse
-from imagegui.core.operations import OpResult
-from imagegui.core.problems import Kind, Problem, Severity
-from imagegui.core.qemuimg import QemuImgError
+from imagegui.core.chains.diagnose import Kind, Problem, Severity
+from imagegui.core.ops.check import CheckProblem
+from imagegui.core.ops.guards import GuardRefused, refuse
+from imagegui.core.ops.operations import OpResult
+from imagegui.core.qemu.qemuimg import QemuImgError
 from imagegui.gui.dialogs import messages
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
 from imagegui.gui.dialogs.commit_dialog import CommitDialog
@@ -129,7 +129,7 @@ def repair(window, lab):
 
 
 def undo_refused(window, lab):
-    from imagegui.core.journal import RebaseEntry
+    from imagegui.core.ops.journal import RebaseEntry
 
     # An entry the journal does not hold: the plan refuses it.
     entry = RebaseEntry(
@@ -187,7 +187,7 @@ def check_repair_all(window, lab):
 
 
 def check_result_with_repairs(window, lab):
-    from imagegui.core.checkstore import CheckRecord, Fingerprint
+    from imagegui.core.chains.checkstore import CheckRecord, Fingerprint
 
     top = str(lab / "top.qcow2")
     rec = CheckRecord(top, Fingerprint.of(top), 1.0, "qcow2", corruptions=3, leaks=1)

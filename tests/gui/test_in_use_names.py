@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from imagegui.core.locks import lock_state
+from imagegui.core.read.locks import lock_state
 from imagegui.gui.snapshot import holder_label
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagegui.gui import vms_panel
+from imagegui.gui.panels import vms as vms_panel
 
 
 def test_a_base_with_overlays_launches_only_as_a_snapshot(

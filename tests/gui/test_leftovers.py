@@ -13,7 +13,7 @@ from PySide6.QtCore import QModelIndex, QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMenu
 
-from imagegui.core.problems import Kind
+from imagegui.core.chains.diagnose import Kind
 
 
 def leftover(path: Path, size: int = 200_000) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, Qt
 
-from imagegui.gui.models import DSIZE, FORMAT, NAME, STATE, VSIZE
+from imagegui.gui.panels.chains_model import DSIZE, FORMAT, NAME, STATE, VSIZE
 
 
 def rows(model, parent=None, depth=0):

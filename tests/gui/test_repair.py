@@ -6,7 +6,7 @@ import shutil
 
 from conftest import qemu_info
 
-from imagegui.core.problems import Kind
+from imagegui.core.chains.diagnose import Kind
 
 
 def test_problems_panel_lists_a_missing_backing_and_repair_fixes_it(

@@ -10,8 +10,8 @@ import re
 
 from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget
 
+from imagegui.core.chains.graph import IMAGE
 from imagegui.core.demo import build_demo
-from imagegui.core.graph import IMAGE
 
 _SUBCOMMANDS = "scan|check|check-image|overlay|rebase|commit|flatten|launch|vms|stop"
 _QEMU_IMG = "create|rebase|commit|convert|check|info|measure|amend|resize|map|snapshot"

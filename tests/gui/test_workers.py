@@ -12,9 +12,9 @@ import pytest  # noqa: E402
 from opshelpers import big_chain  # noqa: E402
 from PySide6.QtCore import QThread, QThreadPool  # noqa: E402
 
-from imagegui.core.guards import GuardRefused, refuse  # noqa: E402
 from imagegui.core.jobs import CancelToken, Job, ProgressFn  # noqa: E402
-from imagegui.core.operations import OpResult, plan_flatten  # noqa: E402
+from imagegui.core.ops.guards import GuardRefused, refuse  # noqa: E402
+from imagegui.core.ops.operations import OpResult, plan_flatten  # noqa: E402
 from imagegui.gui import workers  # noqa: E402
 from imagegui.gui.workers import JobHandle, start_job  # noqa: E402
 

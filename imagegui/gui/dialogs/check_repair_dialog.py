@@ -14,10 +14,10 @@ from html import escape
 
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.checkimage import plan_check
-from imagegui.core.model import ImageInfo
-from imagegui.core.operations import Plan
-from imagegui.core.problems import Kind, Problem
+from imagegui.core.chains.diagnose import Kind, Problem
+from imagegui.core.ops.check import plan_check
+from imagegui.core.ops.operations import Plan
+from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.fields import Choice
 from imagegui.gui.dialogs.plan_dialog import PlanDialog

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QLabel, QListWidget, QWidget
 
-from imagegui.core.guards import Finding
-from imagegui.core.model import ImageInfo
-from imagegui.core.operations import Plan, plan_commit
+from imagegui.core.ops.guards import Finding
+from imagegui.core.ops.operations import Plan, plan_commit
+from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui import resources
 from imagegui.gui.dialogs.plan_dialog import PlanDialog

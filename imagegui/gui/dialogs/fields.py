@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.backing import canonical
+from imagegui.core.read.backing import canonical
 from imagegui.gui import resources
 
 

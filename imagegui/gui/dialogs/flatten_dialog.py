@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.model import ImageInfo
-from imagegui.core.operations import Plan, plan_flatten
+from imagegui.core.ops.operations import Plan, plan_flatten
+from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.fields import PathField, unique_path
 from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from imagegui import logsetup
-from imagegui.core.guards import GuardRefused
+from imagegui.core.ops.guards import GuardRefused
 from imagegui.core.units import display_path
 from imagegui.gui import a11y
 

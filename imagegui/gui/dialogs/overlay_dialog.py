@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QCheckBox, QLineEdit, QWidget
 
-from imagegui.core.model import ImageInfo
-from imagegui.core.operations import Plan, plan_overlay
+from imagegui.core.ops.operations import Plan, plan_overlay
+from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path, human_size, parse_size
 from imagegui.gui.dialogs.fields import PathField, backing_choice, unique_path
 from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots

@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.guards import ACCESS_CODES, Finding
 from imagegui.core.jobs import Job
-from imagegui.core.operations import Plan
+from imagegui.core.ops.guards import ACCESS_CODES, Finding
+from imagegui.core.ops.operations import Plan
 from imagegui.core.units import display_path
 from imagegui.gui import a11y, resources, theme
 from imagegui.gui.dialogs.fit import fit_to_contents

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from PySide6.QtCore import QStringListModel, Qt
 from PySide6.QtWidgets import QComboBox, QCompleter, QFileDialog, QHBoxLayout, QToolButton, QWidget
 
-from imagegui.core.backing import canonical
-from imagegui.core.model import ImageInfo
-from imagegui.core.operations import Plan, plan_rebase
+from imagegui.core.ops.operations import Plan, plan_rebase
+from imagegui.core.read.backing import canonical
+from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui import resources
 from imagegui.gui.dialogs.fields import Choice, backing_choice

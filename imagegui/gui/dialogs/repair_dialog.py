@@ -1,8 +1,8 @@
 """Repair missing backing…: find where the base went and point the overlay at it.
 
 Candidates come from the scan (same file name, same virtual size, the recorded format; best first,
-:mod:`imagegui.core.repair`). The repair is an unsafe rebase - only the pointer is rewritten - and
-is journalled, so *Edit ▸ Undo* restores the old pointer.
+:mod:`imagegui.core.chains.repair`). The repair is an unsafe rebase - only the pointer is
+rewritten - and is journalled, so *Edit ▸ Undo* restores the old pointer.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QPushButton, QTreeWidget, QTreeWidgetItem, QWidget
 
-from imagegui.core.backing import canonical
-from imagegui.core.model import ImageInfo
-from imagegui.core.operations import Plan, plan_rebase
-from imagegui.core.repair import Candidate, repair_candidates
+from imagegui.core.chains.repair import Candidate, repair_candidates
+from imagegui.core.ops.operations import Plan, plan_rebase
+from imagegui.core.read.backing import canonical
+from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path, human_size
 from imagegui.gui import resources
 from imagegui.gui.dialogs.fields import backing_choice

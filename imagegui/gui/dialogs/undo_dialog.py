@@ -13,8 +13,8 @@ from html import escape
 
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.journal import RebaseEntry
-from imagegui.core.operations import Plan, plan_undo_rebase
+from imagegui.core.ops.journal import RebaseEntry
+from imagegui.core.ops.operations import Plan, plan_undo_rebase
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 

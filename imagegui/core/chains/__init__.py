@@ -1,0 +1,1 @@
+"""The chain graph (networkx) and what it says: problems, state, layout."""

@@ -1,0 +1,1 @@
+"""Operations as plans: guards, preview, run with progress, undo journal."""

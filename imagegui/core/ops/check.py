@@ -1,0 +1,261 @@
+"""check-image: ``qemu-img check --output=json`` surfaced as problems with a next step each.
+
+Read-only unless a repair is asked for; an image a VM is writing is checked through a shared view
+(``-U``) with a warning, since its metadata may be mid-update, and never repaired. Only the image's
+own metadata is checked: its backing chain is not opened (``"backing": null``), so an overlay whose
+base is missing is still checked, and a broken base is not reported against every overlay.
+
+Each finished check is remembered (:mod:`imagegui.core.chains.checkstore`): its findings become the
+image's ``check-errors`` / ``leaked-clusters`` problems until the file changes or is checked again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from imagegui.core.chains import checkstore
+from imagegui.core.chains.checkstore import CheckRecord, Fingerprint
+from imagegui.core.chains.diagnose import cli_text
+from imagegui.core.jobs import CancelToken, ProgressFn
+from imagegui.core.ops import guards
+from imagegui.core.ops.guards import Finding, warn
+from imagegui.core.ops.operations import OpResult, Plan, _abs, _add, _probe
+from imagegui.core.qemu import qemuimg
+
+
+@dataclass(frozen=True)
+class CheckProblem:
+    """One thing ``qemu-img check`` found, phrased like the scanner's problems."""
+
+    kind: str  # "corrupt" | "leaks" | "check-error" | "unsupported"
+    severity: str  # "error" | "warning" | "info"
+    path: str
+    message: str
+    #: The repair command, for the command line's text only (the window offers Repair).
+    fix_cli: str = ""
+
+    @property
+    def cli_text(self) -> str:
+        return cli_text(self.message, self.fix_cli)
+
+    def to_json(self) -> dict[str, str]:
+        d = {
+            "kind": self.kind,
+            "severity": self.severity,
+            "path": self.path,
+            "message": self.message,
+        }
+        if self.fix_cli:
+            d["fix_cli"] = self.fix_cli
+        return d
+
+
+@dataclass
+class CheckPlan(Plan):
+    image: str = ""
+    repair: str | None = None
+    format: str = ""
+    roots: tuple[str, ...] = ()
+
+    def replan(self) -> Plan:
+        return plan_check(
+            self.image, self.repair, roots=self.roots, allow=self.allow, force=self.force
+        )
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        before = Fingerprint.of(self.image)
+        res = qemuimg.run(self.commands[0], cancel=cancel, ok_codes=tuple(qemuimg.CHECK_EXIT))
+        progress(1.0)
+        rec = check_record(
+            self.image,
+            self.format,
+            res.returncode,
+            res.stdout,
+            res.stderr,
+            before,
+            Fingerprint.of(self.image),
+            repaired=bool(self.repair),
+        )
+        store_note = None
+        if rec is not None:
+            store_note = checkstore.record([rec]).note
+        problems = check_problems(self.image, res.returncode, res.stdout)
+        if res.returncode == 1 and not res.stdout.strip():
+            raise qemuimg.map_error(res.argv, res.returncode, res.stderr)
+        problems += _flag_problems(self.image, problems)
+        verdict = "no problems" if not problems else f"{len(problems)} problem(s)"
+        return OpResult(
+            "check",
+            f"{self.image}: {verdict}",
+            [self.image] if self.repair else [],
+            {
+                "problems": problems,
+                "returncode": res.returncode,
+                "report": _json_or_none(res.stdout),
+                "record": rec,
+                "store_note": store_note,
+            },
+        )
+
+
+def _flag_problems(path: str, found: list[CheckProblem]) -> list[CheckProblem]:
+    """The header's corrupt flag, read after the check: qemu-img check counts damage, not the
+    flag, so an image qemu will only open read-only could otherwise be called "no problems"."""
+    from imagegui.core.read.probe import ProbeError, probe_image
+
+    if any(p.kind == "corrupt" for p in found):
+        return []
+    try:
+        flags = probe_image(path).flags
+    except ProbeError:
+        return []
+    if not flags.get("corrupt"):
+        return []
+    return [
+        CheckProblem(
+            "corrupt", "error", path,
+            "qemu marked this image corrupt (header flag), so it opens only read-only; the check "
+            "found no damage now - repairing everything clears the flag",
+            f"imagegui check-image --repair all {path}",
+        )
+    ]  # fmt: skip
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem]:
+    """Turns ``qemu-img check --output=json`` into problems with a next step each."""
+    if returncode == 63:
+        return [CheckProblem("unsupported", "info", path, "this format has no consistency check")]
+    report = _json_or_none(stdout) or {}
+    out = []
+    if n := report.get("corruptions", 0):
+        out.append(
+            CheckProblem(
+                "corrupt", "error", path,
+                f"{n} corruption(s): copy the data out first (flatten it), then repair "
+                "everything the check found",
+                f"imagegui check-image --repair all {path}",
+            )
+        )  # fmt: skip
+    if n := report.get("leaks", 0):
+        out.append(
+            CheckProblem(
+                "leaks", "warning", path,
+                f"{n} leaked cluster(s) waste space but harm no data; repairing the leaks "
+                "reclaims it",
+                f"imagegui check-image --repair leaks {path}",
+            )
+        )  # fmt: skip
+    if n := report.get("check-errors", 0):
+        out.append(
+            CheckProblem("check-error", "error", path, f"{n} error(s) while checking (I/O?)")
+        )
+    if returncode == 1 and not report:
+        out.append(CheckProblem("check-error", "error", path, "the check itself failed"))
+    return out
+
+
+def check_record(
+    path: str,
+    fmt: str,
+    returncode: int,
+    stdout: str,
+    stderr: str,
+    before: Fingerprint | None,
+    after: Fingerprint | None,
+    repaired: bool = False,
+) -> CheckRecord | None:
+    """What to remember of one ``qemu-img check`` run, or None when it says nothing reliable:
+    the file vanished, or changed while a read-only check ran (the report mixes two states).
+    After a repair the report describes the repaired file, so the state after it is kept."""
+    if after is None or (not repaired and before != after):
+        return None
+    if returncode == 63:  # no consistency check for this format: nothing found
+        return CheckRecord(path, after, time.time(), fmt)
+    report = _json_or_none(stdout)
+    if not isinstance(report, dict):
+        if returncode != 1:
+            return None
+        return CheckRecord(path, after, time.time(), fmt, failure=failure_text(stderr))
+    return CheckRecord(
+        path,
+        after,
+        time.time(),
+        fmt,
+        corruptions=_count(report, "corruptions"),
+        leaks=_count(report, "leaks"),
+        check_errors=_count(report, "check-errors"),
+    )
+
+
+def _count(report: dict[str, Any], key: str) -> int:
+    value = report.get(key, 0)
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def failure_text(stderr: str) -> str:
+    """qemu-img's reason in one line, without the ``json:{...}`` name it was given."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    text = lines[-1] if lines else "qemu-img check failed without a message"
+    text = re.sub(r"^qemu-img: ", "", text)
+    text = re.sub(r"^Could not open '(?:[^']|'(?!: ))*': ", "", text)
+    return text if text.endswith(".") else text + "."
+
+
+def check_argv(
+    image: str, image_format: str, repair: str | None = None, force_share: bool = False
+) -> list[str]:
+    """``qemu-img check`` of the image's own metadata: the backing file is not opened."""
+    target = {"file": {"driver": "file", "filename": image}, "backing": None}
+    argv = ["qemu-img", "check", "--output=json", "-f", image_format]
+    if repair:
+        argv += ["-r", repair]
+    if force_share:
+        argv.append("-U")
+    argv.append("json:" + json.dumps(target, separators=(",", ":")))
+    return argv
+
+
+def plan_check(
+    image: str,
+    repair: str | None = None,
+    roots: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
+    force: bool = False,
+) -> CheckPlan:
+    """The check opens the image without its backing file (a network backing is never
+    contacted), but with its own extents and data file: those are guarded like any other
+    operation's reads (``roots``/``allow``)."""
+    image = _abs(image)
+    findings: list[Finding] = []
+    img = _probe(image, "image", findings)
+    force_share = False
+    if img:
+        own = guards.Chain(images=[img])
+        findings += guards.chain_access(own, guards.access_roots(image, extra=roots), allow)
+        state_finding = guards.not_in_use(image, "image", writers_only=repair is None)
+        if repair:
+            _add(findings, state_finding, guards.writable(image))
+        elif state_finding:
+            force_share = True
+            findings.append(
+                warn("in-use", state_finding.message.split(";")[0] + "; checking a shared view "
+                     "(-U), results may be inconsistent")
+            )  # fmt: skip
+    fmt = img.format if img else "?"
+    argv = check_argv(image, fmt, repair, force_share)
+    changes = [f"{image}: repairs {repair} (rewrites metadata)"] if repair else []
+    return CheckPlan(
+        "check", f"check: {image}", [argv], changes, findings, force=force, allow=tuple(allow),
+        image=image, repair=repair, format=fmt, roots=tuple(roots),
+    )  # fmt: skip

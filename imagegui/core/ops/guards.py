@@ -1,0 +1,511 @@
+"""The safety checks every writing operation runs, each returning a finding a user can act on.
+
+An operation's plan collects these findings before anything runs (``--dry-run`` and the GUI's
+confirmation show them) and checks them again right before running, because a VM can start in
+between. Guards read headers natively (``probe_image``) and ask the kernel about qemu's locks
+(``lock_state``); they never open an image with qemu, so checking is cheap and has no side effects.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from imagegui.core.chains.diagnose import cli_text
+from imagegui.core.read.backing import canonical, is_inside, is_protocol, open_error
+from imagegui.core.read.fileid import file_id
+from imagegui.core.read.holders import describe_holders
+from imagegui.core.read.locks import lock_state
+from imagegui.core.read.model import ImageInfo
+from imagegui.core.units import human_size
+
+#: Formats whose backing pointer ``qemu-img rebase`` can rewrite.
+REBASEABLE = ("qcow2", "qed")
+#: Keep this much on top of ``qemu-img measure``'s figure: metadata growth, other writers.
+SPACE_MARGIN = 0.02
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One guard's verdict. ``refuse`` blocks the run (``force`` lifts it when ``overridable``)."""
+
+    level: str  # "refuse" | "warn" | "info"
+    code: str
+    #: Prose for the window and the terminal alike: no command lines or flags.
+    message: str
+    overridable: bool = False
+    #: The command that fixes it, added only by the command line's text (see ``cli_text``).
+    fix_cli: str = ""
+    #: The images the finding is about (a shared base's other overlays), so a window can list
+    #: them once and refer to them by count; not part of the JSON.
+    paths: tuple[str, ...] = field(default=(), compare=False)
+    #: The one file (or protocol source) the finding is about, when allowing exactly that file
+    #: explicitly lifts it (``ACCESS_CODES``).
+    subject: str | None = None
+
+    @property
+    def cli_text(self) -> str:
+        return cli_text(self.message, self.fix_cli)
+
+    @property
+    def allowable(self) -> bool:
+        return self.level == "refuse" and self.code in ACCESS_CODES and self.subject is not None
+
+    def to_json(self) -> dict[str, object]:
+        d: dict[str, object] = {
+            "level": self.level,
+            "code": self.code,
+            "message": self.message,
+            "overridable": self.overridable,
+        }
+        if self.fix_cli:
+            d["fix_cli"] = self.fix_cli
+        if self.subject is not None:
+            d["file"] = self.subject
+        return d
+
+
+#: Refusals lifted by allowing the named file explicitly (``--allow-file``, the dialogs'
+#: "Allow reading ..." box), never by ``force``.
+ACCESS_CODES = ("outside-roots", "device-file", "private-file", "protocol-backing")
+
+
+def refuse(
+    code: str,
+    message: str,
+    overridable: bool = False,
+    fix_cli: str = "",
+    paths: tuple[str, ...] = (),
+    subject: str | None = None,
+) -> Finding:
+    return Finding("refuse", code, message, overridable, fix_cli, paths, subject)
+
+
+def warn(code: str, message: str, fix_cli: str = "") -> Finding:
+    return Finding("warn", code, message, fix_cli=fix_cli)
+
+
+def info(code: str, message: str, fix_cli: str = "") -> Finding:
+    return Finding("info", code, message, fix_cli=fix_cli)
+
+
+class GuardRefused(Exception):
+    """A guard said no; the message lists every reason (exit status 2 on the command line)."""
+
+    def __init__(self, findings: Sequence[Finding]):
+        self.findings = list(findings)
+        super().__init__("; ".join(f.message for f in self.findings))
+
+
+# --------------------------------------------------------------------------- chains
+
+
+@dataclass
+class Chain:
+    """An image and its backing files as the headers say, top first, read without qemu."""
+
+    images: list[ImageInfo] = field(default_factory=list)
+    #: The resolved path of a backing file that does not exist (the chain ends there).
+    missing: str | None = None
+    #: The stored name the missing file came from, and the image that stores it.
+    missing_name: str | None = None
+    missing_in: str | None = None
+    #: A backing name that is a protocol (nbd:, json:): the chain cannot be followed.
+    protocol: str | None = None
+    loop: bool = False
+    #: A file in the chain that is not a readable image.
+    unreadable: str | None = None
+    #: Why it cannot be read (permission denied, a device, no image header).
+    unreadable_why: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return not (self.missing or self.protocol or self.loop or self.unreadable)
+
+    def file_ids(self) -> set[tuple[int, int]]:
+        return {i.file_id for i in self.images}
+
+
+def follow_chain(path: str, limit: int = 256) -> Chain:
+    """Reads ``path`` and each backing file in turn; stops at a missing file, a loop, a protocol."""
+    from imagegui.core.read.probe import ProbeError, probe_image
+
+    chain = Chain()
+    seen: set[tuple[int, int]] = set()
+    current: str | None = path
+    while current is not None and len(chain.images) < limit:
+        try:
+            img = probe_image(current)
+        except ProbeError as exc:
+            if not os.path.lexists(current) and chain.images:
+                chain.missing = current
+                chain.missing_name = chain.images[-1].backing_file
+                chain.missing_in = chain.images[-1].path
+            else:
+                chain.unreadable = current
+                chain.unreadable_why = str(exc)
+            return chain
+        if img.file_id in seen:
+            chain.loop = True
+            return chain
+        seen.add(img.file_id)
+        chain.images.append(img)
+        if img.backing_protocol:
+            chain.protocol = img.backing_file
+            return chain
+        current = img.backing_path
+    return chain
+
+
+def chain_problem(chain: Chain, what: str) -> Finding | None:
+    """A refusal when a chain that must be read whole is broken, naming the repair. (A protocol
+    backing is not broken: :func:`chain_access` refuses it unless allowed.)"""
+    if chain.missing:
+        why = open_error(chain.missing) or "No such file or directory"
+        return refuse(
+            "missing-backing",
+            f"{chain.missing_in} backs onto {chain.missing_name!r}, which cannot be opened "
+            f"({chain.missing}: {why}); {what} needs the whole chain. If the base was moved or "
+            "renamed, repair the pointer first",
+            fix_cli=f"imagegui rebase --unsafe {chain.missing_in} NEW_LOCATION",
+        )
+    if chain.loop:
+        return refuse("backing-loop", f"the backing chain of {chain.images[0].path} loops")
+    if chain.unreadable:
+        why = f": {chain.unreadable_why}" if chain.unreadable_why else ""
+        return refuse("unreadable", f"{chain.unreadable} cannot be read as a disk image{why}")
+    # A VMDK extent or a qcow2 data file that is gone breaks the chain as a missing backing
+    # file does (the scan's missing-extent): qemu would fail to open it after an "ok to run".
+    for img in chain.images:
+        for extent in img.extents:
+            if extent != img.path and not os.path.lexists(extent):
+                return refuse(
+                    "missing-extent",
+                    f"{img.path} keeps its data in {extent}, which does not exist; {what} needs "
+                    "the whole chain. Put that file back (it holds the guest's data)",
+                )
+    return None
+
+
+# --------------------------------------------------------------------------- guards
+
+
+def target_free(path: str, role: str = "target") -> Finding | None:
+    """Never overwrite: qemu-img create/convert would silently truncate an existing file."""
+    if os.path.lexists(path):
+        return refuse(
+            "target-exists",
+            f"{role} {path} already exists; imagegui never overwrites a file: choose another "
+            "name or remove it yourself",
+        )
+    parent = os.path.dirname(canonical(path))
+    if not os.path.isdir(parent):
+        return refuse("no-directory", f"directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return refuse("not-writable", f"cannot create files in {parent} (permission denied)")
+    return None
+
+
+def not_in_use(path: str, role: str = "image", writers_only: bool = False) -> Finding | None:
+    """Refuses when a running QEMU holds ``path``.
+
+    A VM holds write locks on the image it runs and read locks on that image's backing files; either
+    way writing the file changes a disk under a running guest. ``writers_only`` is for reads that
+    only need the data to hold still.
+    """
+    state = lock_state(path)
+    if not state.in_use or (writers_only and not state.writer):
+        return None
+    how = "a running VM writes it" if state.writer else "it is a backing file of a running VM"
+    return refuse(
+        "in-use",
+        f"{role} {path} is {describe_holders(path)} ({how}); shut that VM down first",
+    )
+
+
+def writable(path: str, role: str = "image") -> Finding | None:
+    """Refuses a file this user cannot write, and one its owner made read-only (no write bit
+    for anyone): root could write it, but the owner said not to (``force`` lifts that)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0o200
+    can = os.access(path, os.W_OK)
+    if not mode & 0o222:
+        return refuse(
+            "read-only",
+            f"{role} {path} is read-only (mode {stat.S_IMODE(mode):04o}): its owner protected "
+            "it from writes"
+            + (
+                "; make it writable first, or override this check where the operation offers it"
+                if can
+                else "; make it writable first"
+            ),
+            overridable=can,
+            fix_cli="add --force to the same command" if can else f"chmod u+w {path}",
+        )
+    if not can:
+        return refuse("not-writable", f"{role} {path} is not writable by this user")
+    return None
+
+
+def rebaseable(img: ImageInfo) -> Finding | None:
+    if img.format in REBASEABLE:
+        return None
+    return refuse(
+        "format-cannot-rebase",
+        f"{img.path} is a {img.format} image: only qcow2 and qed store a backing pointer that "
+        "a rebase can rewrite (flatten it into a qcow2 first)",
+        fix_cli=f"imagegui flatten {img.path} NEW.qcow2",
+    )
+
+
+def free_space(directory: str, needed: int) -> Finding:
+    """Refuses when the file system holding ``directory`` has less than ``needed`` plus the
+    margin; either way the finding says the figures, margin included."""
+    st = os.statvfs(directory)
+    free = st.f_bavail * st.f_frsize
+    want = int(needed * (1 + SPACE_MARGIN))
+    needs = f"needs {human_size(needed)} plus a {SPACE_MARGIN:.0%} margin ({human_size(want)})"
+    if free >= want:
+        return info("space", f"{needs}; {human_size(free)} is free in {directory}")
+    return refuse(
+        "no-space",
+        f"{needs} but only {human_size(free)} is free in {directory}: free some space or choose "
+        "another directory",
+    )
+
+
+def backing_format_recorded(img: ImageInfo, backing: ImageInfo) -> Finding | None:
+    """A commit writes the base with the *recorded* format; a wrong one destroys the base."""
+    if img.backing_format is None:
+        return refuse(
+            "no-backing-format",
+            f"{img.path} does not record its backing file's format; record it first (an "
+            "unsafe rebase onto the same file)",
+            fix_cli=f"imagegui rebase --unsafe {img.path} {backing.path}",
+        )
+    if img.backing_format != backing.format:
+        return refuse(
+            "backing-format-mismatch",
+            f"{img.path} records its backing file as {img.backing_format} but it is a "
+            f"{backing.format} image; writing through the wrong format would destroy it. Record "
+            "the real format first (an unsafe rebase onto the same file)",
+            fix_cli=f"imagegui rebase --unsafe {img.path} {backing.path}",
+        )
+    return None
+
+
+def same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return canonical(a) == canonical(b)
+
+
+# --------------------------------------------------------------------------- who else uses a base
+
+
+def search_roots(*paths: str, extra: Iterable[str] = (), widen: bool = False) -> list[str]:
+    """Directories to scan for other users of a base: the given files' directories, the user's
+    ``--root``s and, for an OpenStack ``_base`` directory, the instances directory above it.
+    ``widen`` adds each directory's parent too (templates/ has clones in ../vms/) where a
+    mistake is costly, as booting a base writable is."""
+    roots: list[str] = []
+    for p in paths:
+        d = os.path.dirname(canonical(p))
+        roots.append(d)
+        if os.path.basename(d) == "_base":
+            roots.append(os.path.dirname(d))
+    if widen:
+        roots += [os.path.dirname(d) for d in roots if os.path.dirname(d) not in _too_wide()]
+    # Overlay and base in sibling folders (templates/ and clones/): clones of the same base
+    # often sit in a third sibling (vms/), so their common parent is searched too - when it is
+    # close by, and neither the file system's root nor the home directory.
+    common = os.path.commonpath(roots) if roots else "/"
+    if (
+        common not in roots
+        and common not in _too_wide()
+        and all(_levels_below(r, common) <= 2 for r in roots)
+    ):
+        roots.append(common)
+    roots += [canonical(r) for r in extra]
+    # Drop roots inside another root: the scan is recursive.
+    roots = sorted(set(roots), key=len)
+    kept: list[str] = []
+    for r in roots:
+        if not any(r == k or r.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(r)
+    return kept
+
+
+def _too_wide() -> tuple[str, ...]:
+    """Directories never scanned on a guess: the whole file system, the home directory."""
+    return ("/", os.path.expanduser("~"))
+
+
+def _levels_below(path: str, parent: str) -> int:
+    return len(os.path.relpath(path, parent).split(os.sep))
+
+
+def overlays_of(base: str, roots: Sequence[str]) -> list[str]:
+    """Images found under ``roots`` whose backing file is ``base`` (through links and ``..``)."""
+    from imagegui.core.chains.graph import ChainGraph
+    from imagegui.core.read.scan import scan_directory
+
+    found: set[str] = set()
+    for root in roots:
+        graph = ChainGraph.build(scan_directory(root))
+        node = graph.resolve(base)
+        if node is not None:
+            found.update(graph.children(node))
+    # The same file reached under two names (a symlink) counts once.
+    unique: dict[tuple[int, int] | str, str] = {}
+    for p in sorted(found):
+        unique.setdefault(file_id(p) or p, p)
+    return sorted(unique.values())
+
+
+# --------------------------------------------------------------------------- what a chain reads
+
+
+def access_roots(*paths: str, extra: Iterable[str] = ()) -> list[str]:
+    """The directories a plan may read from without asking: those of the files the user named,
+    their parents (not ``/`` nor the home directory), the scanned roots (``extra``)."""
+    return search_roots(*paths, extra=extra, widen=True)
+
+
+def is_allowed(name: str, allow: Iterable[str]) -> bool:
+    """``name`` (a path or a protocol source) is one the user allowed explicitly."""
+    for a in allow:
+        if a == name:
+            return True
+        if is_protocol(a) or is_protocol(name):
+            continue
+        if canonical(a) == canonical(name) or same_file(a, name):
+            return True
+    return False
+
+
+def chain_access(chain: Chain, roots: Sequence[str], allow: Iterable[str] = ()) -> list[Finding]:
+    """Refusals for what running the plan would make qemu read beyond the files the user named:
+    a backing file or extent outside ``roots``, a device, a file the user would not otherwise
+    read, a protocol source (the network). A crafted header can name any of these, and a flatten
+    or a VM then copies the host's file out; each is refused unless allowed by name."""
+    allow = tuple(allow)
+    findings: list[Finding] = []
+    euid = os.geteuid()
+    for i, img in enumerate(chain.images):
+        owner = _owner(img.path)
+        if i > 0:
+            prev = chain.images[i - 1]
+            findings += _file_access(
+                img.path, f"the backing file of {prev.path}", roots, allow, euid, _owner(prev.path)
+            )
+        for extent in img.extents:
+            if extent != img.path:
+                findings += _file_access(
+                    extent, f"a data file of {img.path}", roots, allow, euid, owner
+                )
+    if chain.protocol:
+        top = chain.images[-1].path if chain.images else "the image"
+        if is_allowed(chain.protocol, allow):
+            findings.append(
+                Finding(
+                    "warn", "allowed", f"allowed: reads {chain.protocol!r} ({top}'s backing)",
+                    subject=chain.protocol,
+                )
+            )  # fmt: skip
+        else:
+            findings.append(
+                refuse(
+                    "protocol-backing",
+                    f"{top} reads its backing from {chain.protocol!r}, a network or protocol "
+                    "source that imagegui cannot check: running this would contact it. Refused "
+                    "unless you allow that source explicitly",
+                    fix_cli=f"add --allow-file {shlex.quote(chain.protocol)} to the same command",
+                    subject=chain.protocol,
+                )
+            )
+    return findings
+
+
+def _owner(path: str) -> int | None:
+    try:
+        return os.stat(path).st_uid
+    except OSError:
+        return None
+
+
+def _file_access(
+    path: str,
+    role: str,
+    roots: Sequence[str],
+    allow: tuple[str, ...],
+    euid: int,
+    referrer_uid: int | None,
+) -> list[Finding]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []  # missing: the chain and the scan report it
+    code = why = ""
+    if not stat.S_ISREG(st.st_mode):
+        from imagegui.core.read.probe import file_kind
+
+        code, why = "device-file", f"is {file_kind(st.st_mode)}, not a file"
+    elif not os.access(path, os.R_OK):
+        code, why = "private-file", "is not readable by you"
+    elif st.st_uid not in (euid, referrer_uid) and not st.st_mode & stat.S_IROTH:
+        code, why = (
+            "private-file",
+            (f"belongs to {_user_name(st.st_uid)} and is not readable by others"),
+        )
+    elif not any(is_inside(path, r) for r in roots):
+        code, why = "outside-roots", f"lies outside {', '.join(roots)}"
+    if not code:
+        return []
+    if is_allowed(path, allow):
+        return [
+            Finding("warn", "allowed", f"allowed: reads {path} ({role}), which {why}", subject=path)
+        ]
+    return [
+        refuse(
+            code,
+            f"{path}, {role}, {why}: a crafted image can make qemu read any host file this way "
+            "and copy it into a new image or hand it to a VM. Refused unless you allow this "
+            "file explicitly",
+            fix_cli=f"add --allow-file {shlex.quote(path)} to the same command",
+            subject=path,
+        )
+    ]
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"user {uid}"
+
+
+def new_file_mode(chain: Chain) -> int:
+    """Permissions for a file that will hold (or expose) ``chain``'s data: the narrowest of the
+    sources' modes, or 0600 when a source belongs to someone else; never wider (the umask
+    narrows it further). The owner keeps read and write, which qemu needs."""
+    euid = os.geteuid()
+    mode = 0o666
+    for img in chain.images:
+        for path in (img.path, *img.extents):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if st.st_uid != euid:
+                return 0o600
+            mode &= st.st_mode
+    return (mode & 0o666) | 0o600

@@ -1,0 +1,266 @@
+"""The rebase journal: every backing pointer imagegui rewrote, so each change can be undone.
+
+A rebase replaces the only record of where an overlay's data comes from; after an unsafe rebase
+onto the wrong file nothing in the image says what it pointed at before. One JSON object per line
+in ``$XDG_STATE_HOME/imagegui/journal.jsonl`` (default ``~/.local/state/imagegui``), appended with a
+single ``write`` and fsynced, so concurrent imagegui processes and crashes cannot interleave or lose
+half an entry. ``IMAGEGUI_JOURNAL`` points it elsewhere.
+
+Each entry carries a *fingerprint* of the image as the rebase left it (file identity, size,
+mtime, a hash of its first 64 KiB: the header and backing name). An undo applies only to the very
+file in that very state: an inode reused by an unrelated image, or an overlay committed or written
+since, no longer matches, and the undo is refused with the difference named. A line that cannot be
+read (torn by a crash, edited by hand) is skipped with a note instead of stopping the undo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import MISSING, asdict, dataclass
+
+from imagegui.core.read.backing import canonical
+from imagegui.core.statefiles import state_file
+
+#: Bytes of the image hashed into its fingerprint: every format's header and backing name.
+HEAD_BYTES = 65536
+
+
+def journal_path() -> str:
+    return state_file("journal.jsonl", "IMAGEGUI_JOURNAL")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """An image file as one rebase left it: which file (dev, ino) and its exact state."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    head_sha256: str
+
+    @classmethod
+    def of(cls, path: str) -> Fingerprint | None:
+        """The file's fingerprint now, or None when it cannot be read."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            head = os.pread(fd, HEAD_BYTES, 0)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        digest = hashlib.sha256(head).hexdigest()
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest)
+
+    @classmethod
+    def from_json(cls, data: object) -> Fingerprint | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        except (KeyError, TypeError):
+            return None
+
+    def differences(self, now: Fingerprint | None) -> list[str]:
+        """What changed between this fingerprint and ``now``, in words (empty: unchanged)."""
+        if now is None:
+            return ["the file is gone or cannot be read"]
+        if (now.dev, now.ino) != (self.dev, self.ino):
+            return ["it is a different file now (deleted and replaced, or its inode reused)"]
+        out = []
+        if now.size != self.size:
+            out.append(f"its size changed ({self.size:,} -> {now.size:,} bytes)")
+        if now.mtime_ns != self.mtime_ns:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now.mtime_ns / 1e9))
+            out.append(f"it was written since (modified {when})")
+        if now.head_sha256 != self.head_sha256:
+            out.append("its header changed")
+        return out
+
+
+@dataclass(frozen=True)
+class RebaseEntry:
+    """One rewritten pointer: the stored names exactly as they were and became."""
+
+    id: str
+    time: float
+    image: str
+    old_backing: str | None
+    old_format: str | None
+    new_backing: str | None
+    new_format: str | None
+    #: "safe" (data copied, guest view kept) or "unsafe" (pointer only).
+    mode: str
+    #: The ``id`` of the entry this one undid, if it is an undo.
+    undo_of: str | None = None
+    #: The image as this rebase left it (``Fingerprint`` fields); None in entries written before
+    #: fingerprints existed.
+    fingerprint: dict | None = None
+
+    @property
+    def state(self) -> Fingerprint | None:
+        return Fingerprint.from_json(self.fingerprint)
+
+
+class JournalError(Exception):
+    """The journal cannot be written: a rebase must not run, since it could not be undone."""
+
+
+def _file_key(path: str) -> str:
+    try:
+        st = os.stat(path)
+        return f"{st.st_dev}:{st.st_ino}"
+    except OSError:
+        return ""
+
+
+def open_for_append() -> int:
+    """The journal opened for appending (created if need be). Called *before* an image is
+    written, so an unwritable journal refuses the rebase instead of failing after it."""
+    path = journal_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise JournalError(
+            f"the rebase journal {path} cannot be written ({exc.strerror}), so the rebase could "
+            "not be undone; fix that or point IMAGEGUI_JOURNAL at a writable file"
+        ) from None
+
+
+def writable_problem() -> str | None:
+    """Why the journal cannot be written now, or None when it can."""
+    try:
+        os.close(open_for_append())
+    except JournalError as exc:
+        return str(exc)
+    return None
+
+
+def record(entry: RebaseEntry, fd: int | None = None) -> None:
+    """Appends ``entry`` (to ``fd`` from :func:`open_for_append`, which it closes, if given)."""
+    data = asdict(entry)
+    data["op"] = "rebase"
+    data["file_key"] = _file_key(entry.image)
+    line = (json.dumps(data, sort_keys=True) + "\n").encode()
+    if fd is None:
+        fd = open_for_append()
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    except OSError as exc:
+        raise JournalError(
+            f"could not record the rebase in {journal_path()} ({exc.strerror}); to undo it by "
+            f"hand: the image pointed at {entry.old_backing!r} (format {entry.old_format})"
+        ) from None
+    finally:
+        os.close(fd)
+
+
+_OPTIONAL_TEXT = ("old_backing", "old_format", "new_backing", "new_format", "undo_of")
+
+
+def new_id() -> str:
+    return f"{time.time_ns():x}-{os.getpid():x}"
+
+
+def entries(image: str | None = None, notes: list[str] | None = None) -> list[RebaseEntry]:
+    """Journal entries, oldest first; for ``image`` those about that file (by path or inode).
+    Lines that cannot be read are skipped; ``notes`` (if given) gets one sentence for each."""
+    path = journal_path()
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        if notes is not None:
+            notes.append(f"the journal {path} cannot be read: {exc.strerror}")
+        return []
+    key = _file_key(image) if image else ""
+    norm = canonical(image) if image else ""  # "..": the kernel's way, as plans store it
+    out = []
+    fields = RebaseEntry.__dataclass_fields__
+    required = [n for n, f in fields.items() if f.default is MISSING]
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            if data.get("op") != "rebase":
+                continue
+            missing = [n for n in required if n not in data]
+            if missing:
+                raise ValueError(f"no {', '.join(missing)}")
+            for name in ("id", "image", "mode", *_OPTIONAL_TEXT):
+                value = data.get(name)
+                if not isinstance(value, str) and (value is not None or name not in _OPTIONAL_TEXT):
+                    raise ValueError(f"{name} is not text")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if notes is not None:
+                why = "not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                notes.append(f"journal line {number} skipped ({why}): {path}")
+            continue
+        if image and data.get("image") != norm and (not key or data.get("file_key") != key):
+            continue
+        out.append(RebaseEntry(**{k: v for k, v in data.items() if k in fields}))
+    return out
+
+
+def last_undoable(image: str, notes: list[str] | None = None) -> RebaseEntry | None:
+    """The most recent rebase of ``image`` not yet undone (undos stack, like an editor's)."""
+    stack: list[RebaseEntry] = []
+    for e in entries(image, notes):
+        if e.undo_of:
+            stack = [s for s in stack if s.id != e.undo_of]
+        else:
+            stack.append(e)
+    return stack[-1] if stack else None
+
+
+def latest(image: str) -> RebaseEntry | None:
+    """The last entry (rebase or undo) written about ``image``: the state it should be in now."""
+    found = entries(image)
+    return found[-1] if found else None
+
+
+# --------------------------------------------------------------------------- the undo on offer
+
+
+@dataclass(frozen=True)
+class UndoTarget:
+    """What an Undo would act on: the journal's last entry when it is a rebase not yet undone.
+    Only the very last change is offered (whatever image it was on), as an editor's Undo does;
+    ``reason`` says why nothing is (the journal is empty, or its last entry is an undo)."""
+
+    entry: RebaseEntry | None
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.entry.image) if self.entry else ""
+
+
+def undo_target() -> UndoTarget:
+    """Reads the journal (a small file: call it on a worker, e.g. with the scan) for the Undo."""
+    notes: list[str] = []
+    found = entries(notes=notes)
+    if not found:
+        if notes:
+            return UndoTarget(None, f"nothing can be undone: {notes[0]}")
+        return UndoTarget(None, "nothing to undo: no rebase has been recorded yet")
+    last = found[-1]
+    if last.undo_of:
+        undone = next((e for e in found if e.id == last.undo_of), last)
+        name = os.path.basename(undone.image)
+        return UndoTarget(None, f"nothing to undo: the last rebase ({name}) was already undone")
+    return UndoTarget(last)

@@ -1,0 +1,206 @@
+"""Removing the temporary files an interrupted flatten left behind (``leftover-file`` problems).
+
+A flatten writes ``.OUT.<8 hex>.partial`` beside OUT and renames it when done; a killed imagegui
+(or a power cut) leaves it behind, and the scan reports it as a leftover. Removing it is the only
+deletion imagegui offers, so it is narrow on purpose: only a regular file (never a symbolic link)
+whose name matches the pattern exactly, that no process has open and that did not change in the
+last seconds (a flatten that is just starting has created the file but qemu-img may not have
+opened it yet). Each file is checked again right before it is unlinked, and it must still be the
+very file the plan listed (same inode, size and modification time); anything else is kept with
+the reason. Plan first (the CLI's dry run, the window's confirmation), then run, like the other
+operations.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+
+from imagegui.core.jobs import CancelToken, ProgressFn
+from imagegui.core.ops.guards import Finding, overlays_of, refuse, search_roots
+from imagegui.core.ops.operations import OpResult, Plan
+from imagegui.core.read.scan import LEFTOVER_RE
+from imagegui.core.units import human_size
+
+#: A file changed this recently may belong to a flatten that is starting (created, not yet open).
+SETTLE_SECONDS = 5.0
+
+#: Per-file refusals: they keep that file, not the whole plan (the others are still removed).
+FILE_REFUSALS = ("in-use", "has-overlays", "not-leftover", "too-new", "changed", "gone")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One temporary file as the plan saw it."""
+
+    path: str
+    size: int
+    mtime: float
+    #: (st_dev, st_ino, st_size, st_mtime_ns): the file removed must still be this one.
+    stamp: tuple[int, int, int, int]
+
+    @property
+    def out(self) -> str:
+        """The image the interrupted flatten was writing."""
+        m = LEFTOVER_RE.match(os.path.basename(self.path))
+        return os.path.join(os.path.dirname(self.path), m[1]) if m else ""
+
+    def age(self, now: float | None = None) -> str:
+        return human_age((now or time.time()) - self.mtime)
+
+    def describe(self, now: float | None = None) -> str:
+        return f"{self.path} ({human_size(self.size)}, last written {self.age(now)} ago)"
+
+
+def human_age(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``3 h``, ``12 days``: how old a leftover is, roughly."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def examine(path: str, now: float | None = None) -> Leftover | Finding:
+    """The file as a removable leftover, or the refusal that keeps it."""
+    from imagegui.core.read.holders import holders
+
+    name = os.path.basename(path)
+    if not (name.endswith(".partial") and LEFTOVER_RE.match(name)):
+        return refuse(
+            "not-leftover",
+            f"{path} is not a temporary file of imagegui's (.NAME.<8 hex digits>.partial); kept",
+            paths=(path,),
+        )
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return refuse("gone", f"{path} no longer exists", paths=(path,))
+    except OSError as exc:
+        return refuse("gone", f"{path} cannot be read: {exc.strerror}", paths=(path,))
+    if not stat.S_ISREG(st.st_mode):
+        return refuse(
+            "not-leftover", f"{path} is not a regular file (a link or special file); kept",
+            paths=(path,),
+        )  # fmt: skip
+    if users := holders(path):
+        who = ", ".join(h.describe() for h in users)
+        return refuse(
+            "in-use", f"{path} is open by {who} (a flatten still writing it?); kept", paths=(path,)
+        )
+    # A flatten's temporary file backs nothing; a file some image backs onto is a base that
+    # only looks like one (renamed by hand, or a crafted name), and removing it loses data.
+    if overlays := overlays_of(path, search_roots(path)):
+        return refuse(
+            "has-overlays",
+            f"{path} is the backing file of {', '.join(overlays)}: not a leftover; kept",
+            paths=(path,),
+        )
+    age = (now or time.time()) - st.st_mtime
+    if age < SETTLE_SECONDS:
+        return refuse(
+            "too-new",
+            f"{path} changed {age:.0f} s ago and may belong to a flatten that is starting; kept "
+            "(try again in a moment)",
+            paths=(path,),
+        )
+    return Leftover(path, st.st_size, st.st_mtime, _stamp(st))
+
+
+@dataclass
+class CleanLeftoversPlan(Plan):
+    paths: tuple[str, ...] = ()
+    leftovers: list[Leftover] = field(default_factory=list)
+
+    def blocking(self) -> list[Finding]:
+        # A kept file keeps only itself: the others are still removed (the CLI exits 2 after).
+        # With nothing left to remove, the plan as a whole is refused.
+        every = super().blocking()
+        return [f for f in every if f.code not in FILE_REFUSALS] if self.leftovers else every
+
+    @property
+    def kept(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "refuse" and f.code in FILE_REFUSALS]
+
+    def replan(self) -> Plan:
+        return plan_clean_leftovers(self.paths)
+
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        removed: list[Leftover] = []
+        kept: list[Finding] = list(self.kept)
+        errors: list[str] = []
+        for i, planned in enumerate(self.leftovers):
+            if cancel.cancelled:
+                kept.append(refuse("cancelled", f"{planned.path}: not removed (cancelled)"))
+                continue
+            now = examine(planned.path)  # again, right before the unlink
+            if isinstance(now, Finding):
+                kept.append(now)
+            elif now.stamp != planned.stamp:
+                kept.append(
+                    refuse(
+                        "changed",
+                        f"{planned.path} was replaced or written since the plan; kept",
+                        paths=(planned.path,),
+                    )
+                )
+            else:
+                try:
+                    os.unlink(planned.path)
+                except FileNotFoundError:
+                    kept.append(refuse("gone", f"{planned.path} no longer exists"))
+                except OSError as exc:
+                    errors.append(f"{planned.path}: {exc.strerror}")
+                else:
+                    removed.append(planned)
+            progress((i + 1) / len(self.leftovers))
+        freed = sum(x.size for x in removed)
+        message = f"removed {len(removed)} leftover file(s), {human_size(freed)} freed"
+        if kept:
+            message += f"; kept {len(kept)}"
+        if errors:
+            message += f"; {len(errors)} could not be removed"
+        return OpResult(
+            "clean-leftovers",
+            message,
+            [x.path for x in removed],
+            data={"removed": removed, "kept": kept, "errors": errors, "freed": freed},
+        )
+
+
+def plan_clean_leftovers(paths: list[str] | tuple[str, ...]) -> CleanLeftoversPlan:
+    """Plans removing ``paths`` (leftovers the scan reported, or files the user named)."""
+    paths = tuple(dict.fromkeys(os.path.abspath(p) for p in paths))
+    now = time.time()
+    leftovers: list[Leftover] = []
+    findings: list[Finding] = []
+    for path in paths:
+        got = examine(path, now)
+        if isinstance(got, Finding):
+            findings.append(got)
+        else:
+            leftovers.append(got)
+    changes = [f"removes {x.describe(now)}" for x in leftovers]
+    total = sum(x.size for x in leftovers)
+    title = f"remove {len(leftovers)} leftover file(s) ({human_size(total)})"
+    return CleanLeftoversPlan(
+        "clean-leftovers", title, [], changes, findings, paths=paths, leftovers=leftovers
+    )
+
+
+def found_leftovers(root: str) -> list[str]:
+    """Every flatten temporary file the scan of ``root`` found: left over or still being
+    written (the plan keeps the latter and says who writes it)."""
+    from imagegui.core.read.scan import scan_directory
+
+    result = scan_directory(root)
+    return sorted(e.path for e in result.errors if LEFTOVER_RE.match(os.path.basename(e.path)))

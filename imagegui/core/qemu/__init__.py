@@ -1,0 +1,1 @@
+"""Running qemu: qemu-img with progress and cancel, qemu-system VMs, processes."""

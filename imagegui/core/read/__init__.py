@@ -1,0 +1,1 @@
+"""What is on disk: headers, backing names resolved as qemu does, the walk."""

@@ -1,0 +1,365 @@
+"""Walk a directory safely and probe every image in it.
+
+Safety rules: FIFOs, sockets and devices are never opened; directory symlinks are followed only
+once (a loop is reported, never walked); a symlinked image is listed at its link path; every
+failure (dangling link, permission, a file that vanishes or changes while read, a name that is not
+UTF-8) becomes a :class:`ScanError` and the walk goes on. No file costs more than
+``formats.base.MAX_READ`` bytes of reading.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from imagegui.core.gcpause import paused_gc
+from imagegui.core.read import backing
+from imagegui.core.read.model import ImageInfo, ScanError
+from imagegui.core.read.probe import (
+    OPEN_FLAGS,
+    ProbeError,
+    file_kind,
+    has_image_extension,
+    open_regular,
+    probe_fd,
+)
+from imagegui.core.units import human_size, printable
+
+log = logging.getLogger(__name__)
+
+#: How far to follow backing pointers that leave the scanned directory.
+MAX_EXTERNAL_DEPTH = 64
+
+#: flatten's temporary file (``operations.plan_flatten``): ``.OUT.<8 hex>.partial``.
+LEFTOVER_RE = re.compile(r"\.(.+)\.[0-9a-f]{8}\.partial\Z", re.S)
+
+
+def leftover_note(path: str, out: str) -> tuple[str, bool]:
+    """What a flatten's temporary file is: being written now (a process has it open: only a
+    note) or left behind by a flatten that was interrupted (killed, power loss: also a warning).
+    """
+    from imagegui.core.read.holders import holders
+
+    writers = holders(path)
+    if writers:
+        who = ", ".join(h.describe() for h in writers)
+        return f"temporary file of a flatten into {out} now running ({who}); not an image", False
+    try:
+        size = human_size(os.lstat(path).st_size)
+    except OSError:
+        size = "?"
+    message = (
+        f"leftover temporary file ({size}) of an interrupted flatten into {out}; not an image: "
+        "nothing uses it, remove it"
+    )
+    return message, True
+
+
+@dataclass
+class ScanResult:
+    root: str
+    #: Images under the root, keyed by their absolute listed path.
+    images: dict[str, ImageInfo] = field(default_factory=dict)
+    #: Backing files outside the root that scanned images point at (probed, never walked).
+    external: dict[str, ImageInfo] = field(default_factory=dict)
+    errors: list[ScanError] = field(default_factory=list)
+    #: Other names of scanned images (hard links, symlinks to them): alias path -> image path.
+    aliases: dict[str, str] = field(default_factory=dict)
+    files_seen: int = 0
+    seconds: float = 0.0
+
+
+def _utf8_problem(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class _Walker:
+    def __init__(self, root: str, progress: Callable[[int], None] | None):
+        self.result = ScanResult(root)
+        self.progress = progress
+        #: Files without magic that might still be raw bases: file id -> path.
+        self.unclaimed: dict[tuple[int, int], str] = {}
+        self.by_id: dict[tuple[int, int], str] = {}
+
+    def error(self, path: str, message: str, image_like: bool) -> None:
+        self.result.errors.append(ScanError(path, message, image_like))
+
+    def walk(self) -> None:
+        """Depth-first in name order. Real directories come first; directories reached through
+        symlinks are walked last and only if not already seen, so an image is listed at its real
+        path when the root contains it, and a link loop is never followed."""
+        root = self.result.root
+        st = os.stat(root)
+        visited = {(st.st_dev, st.st_ino)}
+        stack = [root]
+        linked: list[tuple[str, tuple[int, int]]] = []
+        while stack or linked:
+            if not stack:
+                path, key = linked.pop(0)
+                if key in visited:
+                    self.error(path, "link to a directory already scanned; not followed", False)
+                    continue
+                visited.add(key)
+                stack.append(path)
+            directory = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError as exc:
+                self.error(directory, f"cannot list this directory: {exc.strerror}", False)
+                continue
+            entries.sort(key=lambda e: e.name)
+            subdirs = []
+            for entry in entries:
+                sub = self._entry(entry, linked)
+                if sub:
+                    try:
+                        st = os.stat(sub)
+                    except OSError as exc:  # listed but not enterable: never skip in silence
+                        self.error(sub, _unenterable(sub, exc), False)
+                        continue
+                    key = (st.st_dev, st.st_ino)
+                    if key not in visited:
+                        visited.add(key)
+                        subdirs.append(sub)
+            stack.extend(reversed(subdirs))
+
+    def _entry(self, entry: os.DirEntry, linked: list) -> str | None:
+        """Handle one directory entry; returns a real directory to descend into, if any."""
+        path = entry.path
+        if not path.isascii() and _utf8_problem(path):
+            self.error(
+                path, "file name is not valid UTF-8; shown with replacement characters", False
+            )
+        try:
+            if entry.is_symlink():
+                self._symlink(path, linked)
+            elif entry.is_dir(follow_symlinks=False):
+                return path
+            elif entry.is_file(follow_symlinks=False):
+                self._file(path, False)
+            elif has_image_extension(path):
+                mode = entry.stat(follow_symlinks=False).st_mode
+                self.error(path, f"not a regular file ({file_kind(mode)}); not read", True)
+        except OSError as exc:
+            self._os_error(path, exc)
+        return None
+
+    def _symlink(self, path: str, linked: list) -> None:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            target = _readlink(path)
+            if exc.errno == errno.ELOOP:
+                msg = f"symbolic link loop ({path} -> {target}): never reaches a file"
+            else:
+                msg = f"broken symbolic link: its target {target} does not exist"
+            self.error(path, msg, has_image_extension(path))
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            linked.append((path, (st.st_dev, st.st_ino)))
+            return
+        if stat.S_ISREG(st.st_mode):
+            self._file(path, True)
+        elif has_image_extension(path):
+            self.error(
+                path, f"links to {file_kind(st.st_mode)}, not a regular file; not read", True
+            )
+
+    def _file(self, path: str, is_symlink: bool, raw_ok: bool | None = None) -> ImageInfo | None:
+        self.result.files_seen += 1
+        if self.progress is not None and self.result.files_seen % 256 == 0:
+            self.progress(self.result.files_seen)
+        if path.endswith(".partial") and (m := LEFTOVER_RE.match(os.path.basename(path))):
+            message, left = leftover_note(path, m[1])
+            self.result.errors.append(ScanError(path, message, False, left))
+            return None
+        try:
+            fd = os.open(path, OPEN_FLAGS)
+        except OSError as exc:
+            self._os_error(path, exc)
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # replaced by something else since the listing
+                self.error(path, f"changed into {file_kind(st.st_mode)} during the scan", False)
+                return None
+            try:
+                info = probe_fd(fd, path, st, raw_ok, is_symlink)
+            except ProbeError as exc:
+                self.error(path, str(exc), True)
+                return None
+            after = os.fstat(fd)
+            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                self.error(path, "changed while it was being read; rescan to see it", True)
+                return None
+        except OSError as exc:
+            self._os_error(path, exc)
+            return None
+        finally:
+            os.close(fd)
+        if info is None:
+            self.unclaimed[(st.st_dev, st.st_ino)] = path
+            return None
+        first = self.by_id.get(info.file_id)
+        if first is not None:
+            # The same file under a second name (hard link, or a link to a scanned image): one
+            # node, so every overlay of it is counted as a sibling; the real path wins.
+            if self.result.images[first].is_symlink and not is_symlink:
+                del self.result.images[first]
+                self.result.aliases[first] = path
+            else:
+                self.result.aliases[path] = first
+                return self.result.images[first]
+        self.by_id[info.file_id] = path
+        self.result.images[path] = info
+        return info
+
+    def _os_error(self, path: str, exc: OSError) -> None:
+        if exc.errno == errno.ENOENT:
+            self.error(path, "vanished during the scan", False)
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            self.error(path, "permission denied: cannot read it as this user", True)
+        else:
+            self.error(path, f"cannot read: {exc.strerror}", has_image_extension(path))
+
+
+def scan_directory(root: str, progress: Callable[[int], None] | None = None) -> ScanResult:
+    """Every image under ``root``; ``progress(files_seen)`` is called now and then.
+
+    Raises NotADirectoryError / FileNotFoundError / PermissionError for a bad root only.
+    """
+    started = time.perf_counter()
+    root = backing.canonical(root)
+    if not os.path.isdir(root):
+        if not os.path.exists(root):
+            raise FileNotFoundError(errno.ENOENT, "no such directory", root)
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", root)
+    walker = _Walker(root, progress)
+    with paused_gc():
+        walker.walk()
+        _adopt_backing_files(walker)
+        _drop_extents(walker.result)
+    walker.result.seconds = time.perf_counter() - started
+    r = walker.result
+    log.info(
+        "scanned %s: %d images, %d outside it, %d not readable or skipped, %d files in %.3f s",
+        printable(root), len(r.images), len(r.external), len(r.errors), r.files_seen, r.seconds,
+    )  # fmt: skip
+    return r
+
+
+def _adopt_backing_files(walker: _Walker) -> None:
+    """Files without magic that an image names as backing are raw images after all; backing files
+    outside the root are probed (never walked) so formats and chains can be checked."""
+    result = walker.result
+    leftovers = {e.path: e for e in result.errors if e.leftover}
+    pending = list(result.images.values())
+    depth = 0
+    while pending and depth <= MAX_EXTERNAL_DEPTH:
+        depth += 1
+        found: list[ImageInfo] = []
+        for info in pending:
+            target = info.backing_path
+            if target is None or target in result.images or target in result.external:
+                continue
+            try:
+                st = os.stat(target)
+            except OSError:
+                continue  # missing: the graph shows a placeholder
+            key = (st.st_dev, st.st_ino)
+            if key in walker.by_id:
+                continue
+            inside = backing.is_within(target, result.root)
+            if target in leftovers and stat.S_ISREG(st.st_mode):
+                # Named like a flatten's temporary file, yet an image backs onto it: a real
+                # base (kept or renamed under that name), never a leftover to remove.
+                adopted = _probe_external(target, walker)
+                if adopted is not None:
+                    result.errors.remove(leftovers.pop(target))
+                    result.images[adopted.path] = adopted
+                    found.append(adopted)
+                continue
+            if key in walker.unclaimed:
+                adopted = walker._file(walker.unclaimed.pop(key), os.path.islink(target), True)
+                if adopted is not None:
+                    found.append(adopted)
+            elif not inside and stat.S_ISREG(st.st_mode):
+                ext = _probe_external(target, walker)
+                if ext is not None:
+                    result.external[ext.path] = ext
+                    found.append(ext)
+        pending = found
+    for info in pending:  # the depth limit was reached: say where the scan stopped following
+        target = info.backing_path
+        if target and target not in result.images and target not in result.external:
+            walker.error(
+                target,
+                f"not read: more than {MAX_EXTERNAL_DEPTH} backing files in a row outside the "
+                "scanned directory; scan their directory to see the rest of the chain",
+                False,
+            )
+
+
+def _probe_external(path: str, walker: _Walker) -> ImageInfo | None:
+    """A backing file outside the root; if it cannot be read, say why (its overlays need it)."""
+    try:
+        fd, st = open_regular(path)
+    except ProbeError as exc:
+        walker.error(path, str(exc), True)
+        return None
+    try:
+        info = probe_fd(fd, path, st, True, os.path.islink(path))
+    except (ProbeError, OSError) as exc:
+        walker.error(path, str(exc), True)
+        return None
+    finally:
+        os.close(fd)
+    if info is not None:
+        walker.by_id.setdefault(info.file_id, path)
+    return info
+
+
+def _drop_extents(result: ScanResult) -> None:
+    """Extent files belong to their VMDK descriptor: they are not images of their own."""
+    extents = {
+        e
+        for p, info in result.images.items()
+        if info.format == "vmdk"
+        for e in info.extents
+        if e != p
+    }
+    for path in extents:
+        result.images.pop(path, None)
+    result.errors = [e for e in result.errors if e.path not in extents]
+
+
+def _unenterable(path: str, exc: OSError) -> str:
+    """Why a listed directory cannot be scanned, in a user's words."""
+    if exc.errno == errno.ENAMETOOLONG:
+        limit = os.pathconf("/", "PC_PATH_MAX")
+        return (
+            f"not scanned: its path is longer than the system allows ({len(os.fsencode(path)):,} "
+            f"bytes, the limit is {limit}); qemu cannot open images there either"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "not scanned: permission denied (its parent can be listed but not entered)"
+    if exc.errno == errno.ENOENT:
+        return "vanished during the scan"
+    return f"not scanned: {exc.strerror}"
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"

@@ -1,0 +1,1 @@
+"""The chain graph on screen: scene, view, cards, minimap."""

@@ -1,0 +1,319 @@
+"""The view onto the chain scene: zoom, pan, select, tooltips and keyboard navigation.
+
+Selection is the window's single "current image", not Qt's item selection: the view reports a
+click through ``nodeClicked`` and the window tells the scene and the list what is current, so the
+graph and the list can never disagree.
+
+The wheel scrolls and Ctrl+wheel zooms (``wheel_zooms`` swaps them, a preference). The arrow keys
+follow the drawing: Left to the backing file, Right to the topmost overlay, Up and Down to the
+card drawn just above or below; Shift+F10 and the Menu key open the selected card's menu. While
+the view has the focus a frame runs round it and a dashed ring round the current card.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPalette,
+    QPen,
+    QRegion,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QFrame, QGraphicsView, QToolTip
+
+from imagegui.gui.graph.cards import LOD_MARKER, LOD_NAME
+from imagegui.gui.graph.minimap import Minimap
+from imagegui.gui.graph.scene import ChainScene
+from imagegui.gui.panels.chains_model import tooltip
+
+MIN_SCALE = 0.004
+MAX_SCALE = 4.0
+STEP = 1.2
+#: Below this scale antialiasing costs more than it shows.
+ANTIALIAS_FROM = 0.3
+#: Width of the focus frame round the viewport, in pixels.
+FOCUS_FRAME = 2
+
+
+class ChainView(QGraphicsView):
+    nodeClicked = Signal(str)
+    nodeActivated = Signal(str)
+    #: (node, global position): the window shows the image context menu.
+    contextMenuRequested = Signal(str, QPoint)
+    #: Scale after a zoom, 1.0 = 100 %.
+    zoomChanged = Signal(float)
+
+    def __init__(self, scene: ChainScene, parent=None):
+        super().__init__(scene, parent)
+        self.chain_scene = scene
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState)
+        self.setRenderHints(
+            QPainter.RenderHint.Antialiasing
+            | QPainter.RenderHint.TextAntialiasing
+            | QPainter.RenderHint.SmoothPixmapTransform
+        )
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setToolTip("")  # tooltips come from viewportEvent, per card
+        self.setAccessibleName("Chain graph")
+        #: The wheel zooms and Ctrl+wheel scrolls (a preference); by default the other way.
+        self.wheel_zooms = False
+        scene.built.connect(self._on_built)
+        #: The overview in the bottom-right corner while only part of the graph is in view.
+        self.minimap = Minimap(self)
+
+    # -- zoom
+
+    @property
+    def scale_factor(self) -> float:
+        return self.transform().m11()
+
+    def set_scale(self, scale: float, anchor_mouse: bool = False) -> None:
+        scale = max(MIN_SCALE, min(MAX_SCALE, scale))
+        factor = scale / self.scale_factor
+        if abs(factor - 1.0) < 1e-9:
+            return
+        if not anchor_mouse:
+            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.scale(factor, factor)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self._zoomed()
+
+    def zoom_in(self) -> None:
+        self.set_scale(self.scale_factor * STEP)
+
+    def zoom_out(self) -> None:
+        self.set_scale(self.scale_factor / STEP)
+
+    def zoom_reset(self) -> None:
+        self.set_scale(1.0)
+
+    def fit_all(self) -> None:
+        """Shows every card, whatever the count (the cards write their names larger as the zoom
+        shrinks, so a hundred stay legible); never zooms in past 100 %."""
+        if self.chain_scene.layout is None:
+            return
+        rect = self.chain_scene.sceneRect()  # the cards plus a margin: no scroll bar needed
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        if self.scale_factor > 1.0:
+            self.set_scale(1.0)
+        self.centerOn(rect.center())
+        self._zoomed()
+
+    def aspect(self) -> float:
+        size = self.viewport().size()
+        return size.width() / max(1, size.height())
+
+    def _zoomed(self) -> None:
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, self.scale_factor >= ANTIALIAS_FROM)
+        self.chain_scene.set_details_visible(self.scale_factor >= LOD_NAME)
+        self.chain_scene.set_markers_visible(self.scale_factor < LOD_MARKER)
+        self.zoomChanged.emit(self.scale_factor)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        """The wheel scrolls (Shift: sideways) and Ctrl+wheel zooms, or the other way round."""
+        delta = event.angleDelta().y()
+        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if delta != 0 and ctrl != self.wheel_zooms:
+            self.set_scale(self.scale_factor * STEP ** (delta / 120), anchor_mouse=True)
+            event.accept()
+            return
+        if ctrl:  # Ctrl would make the scroll bars jump by pages: scroll as a plain wheel does
+            event = QWheelEvent(
+                event.position(),
+                event.globalPosition(),
+                event.pixelDelta(),
+                event.angleDelta(),
+                event.buttons(),
+                event.modifiers() & ~Qt.KeyboardModifier.ControlModifier,
+                event.phase(),
+                event.inverted(),
+            )
+        super().wheelEvent(event)
+
+    # -- showing a node
+
+    def show_node(self, node: str) -> None:
+        """Scrolls so the card is visible (zooming in first when cards are unreadably small)."""
+        rect = self.chain_scene.node_rect(node)
+        if rect is None:
+            return
+        if self.scale_factor < LOD_NAME:  # nothing legible yet: zoom in to where sizes show
+            self.set_scale(0.8)
+            self.centerOn(rect.center())
+        else:
+            self.ensureVisible(rect, 80, 60)
+
+    # -- mouse
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        node = self.chain_scene.node_at(self.mapToScene(event.position().toPoint()))
+        if node is not None and event.button() in (
+            Qt.MouseButton.LeftButton,
+            Qt.MouseButton.RightButton,
+        ):
+            self.nodeClicked.emit(node)
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        node = self.chain_scene.node_at(self.mapToScene(event.position().toPoint()))
+        if node is not None:
+            self.nodeActivated.emit(node)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        if event.reason() != event.Reason.Mouse:  # the Menu key: the selected card's menu
+            self.open_menu_for_selected()
+            event.accept()
+            return
+        node = self.chain_scene.node_at(self.mapToScene(event.pos()))
+        if node is not None:
+            self.nodeClicked.emit(node)
+            self.contextMenuRequested.emit(node, event.globalPos())
+
+    def open_menu_for_selected(self) -> bool:
+        """Asks for the selected card's menu, at the card (scrolled into view first)."""
+        node = self.chain_scene.selected
+        rect = self.chain_scene.node_rect(node) if node else None
+        if node is None or rect is None:
+            return False
+        self.show_node(node)
+        inside = self.mapFromScene(rect.center())
+        inside.setX(max(0, min(self.viewport().width() - 1, inside.x())))
+        inside.setY(max(0, min(self.viewport().height() - 1, inside.y())))
+        self.contextMenuRequested.emit(node, self.viewport().mapToGlobal(inside))
+        return True
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip:
+            snap = self.chain_scene.snapshot
+            node = self.chain_scene.node_at(self.mapToScene(event.pos()))
+            if node is None or snap is None:
+                QToolTip.hideText()
+                event.ignore()
+                return True
+            QToolTip.showText(event.globalPos(), tooltip(snap, node), self.viewport())
+            return True
+        return super().viewportEvent(event)
+
+    # -- keyboard
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        shift = event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        menu_key = key == Qt.Key.Key_Menu or (key == Qt.Key.Key_F10 and shift)
+        if menu_key and self.open_menu_for_selected():
+            event.accept()
+            return
+        if key in _NAV_KEYS and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            target = self.neighbour(key)
+            if target is not None:
+                self.nodeClicked.emit(target)
+                self.show_node(target)
+                event.accept()
+                return
+            if self.chain_scene.selected in self._positions():
+                event.accept()  # at the edge of the drawing: stay, do not scroll away
+                return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.chain_scene.selected:
+            self.nodeActivated.emit(self.chain_scene.selected)
+            return
+        super().keyPressEvent(event)
+
+    def _positions(self) -> dict[str, tuple[float, float]]:
+        layout = self.chain_scene.layout
+        return layout.positions if layout is not None else {}
+
+    def neighbour(self, key: int) -> str | None:
+        """The card an arrow key moves to, as drawn: Left the backing file, Right the topmost
+        overlay, Up / Down the nearest card above / below in the same column."""
+        layout = self.chain_scene.layout
+        if layout is None or not layout.components:
+            return None
+        pos = layout.positions
+        node = self.chain_scene.selected
+        if node not in pos:
+            return layout.components[0].root if key in _NAV_KEYS else None
+        forest = layout.forest
+        if key == Qt.Key.Key_Left:
+            return forest.parent.get(node)
+        if key == Qt.Key.Key_Right:
+            kids = [k for k in forest.kids(node) if k in pos]
+            return min(kids, key=lambda k: pos[k][1]) if kids else None
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            x, y = pos[node]
+            column = self.chain_scene.column(x)
+            i = bisect.bisect_left(column, (y, node))
+            j = i + 1 if key == Qt.Key.Key_Down else i - 1
+            return column[j][1] if 0 <= j < len(column) else None
+        return None
+
+    # -- focus: a frame round the view, a dashed ring round the current card
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.chain_scene.set_focus_visible(True)
+        self.viewport().update()
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.chain_scene.set_focus_visible(False)
+        self.viewport().update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        scene = self.chain_scene
+        if scene.problems_only and scene.snapshot is not None and not scene.items_by_node:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(
+                self.viewport().rect(),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                "No problems: every chain opens.\nTurn off View ▸ Problems Only to see them all.",
+            )
+            painter.end()
+        if self.hasFocus():
+            painter = QPainter(self.viewport())
+            pen = QPen(self.palette().color(QPalette.ColorRole.Highlight), FOCUS_FRAME)
+            pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+            painter.setPen(pen)
+            half = FOCUS_FRAME / 2
+            painter.drawRect(QRectF(self.viewport().rect()).adjusted(half, half, -half, -half))
+            painter.end()
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        if self.hasFocus():  # the scrolled pixels carried the frame inwards: paint the edges
+            r = self.viewport().rect()
+            w = FOCUS_FRAME + abs(dx) + 1
+            h = FOCUS_FRAME + abs(dy) + 1
+            edges = QRegion(QRect(0, 0, r.width(), h)) + QRegion(
+                QRect(0, r.height() - h, r.width(), h)
+            )
+            edges += QRegion(QRect(0, 0, w, r.height())) + QRegion(
+                QRect(r.width() - w, 0, w, r.height())
+            )
+            self.viewport().update(edges)
+
+    def _on_built(self) -> None:
+        self.viewport().update()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.minimap.follow()
+
+
+_NAV_KEYS = (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down)

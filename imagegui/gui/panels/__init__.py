@@ -1,0 +1,1 @@
+"""The window's docks and bars: chains, problems, details, jobs, VMs, status."""

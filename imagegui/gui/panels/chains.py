@@ -1,0 +1,250 @@
+"""The chains list: a filter box over a tree of base → overlays, sortable by any column.
+
+Names and folders are elided in the middle (the start and the ``.qcow2`` end both matter), the full
+path is in the tooltip. With the keyboard: the current row has a visible frame while the list has
+focus, and the Menu key or Shift+F10 opens the context menu of the current row.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QPainter, QPalette, QPen, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLineEdit,
+    QStyleOptionViewItem,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from imagegui.gui import a11y, resources
+from imagegui.gui.panels.chains_model import (
+    COLUMNS,
+    DSIZE,
+    FOLDER,
+    FORMAT,
+    NAME,
+    VSIZE,
+    ChainsModel,
+)
+from imagegui.gui.snapshot import Snapshot
+
+#: Expand every chain when there are at most this many rows (expandAll asks the model per row).
+EXPAND_ALL_LIMIT = 3000
+FILTER_DEBOUNCE_MS = 200
+
+
+def is_menu_key(event: QKeyEvent) -> bool:
+    """The keyboard's way to ask for a context menu: the Menu key, or Shift+F10."""
+    key, mods = event.key(), event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    if key == Qt.Key.Key_Menu and mods == Qt.KeyboardModifier.NoModifier:
+        return True
+    return key == Qt.Key.Key_F10 and mods == Qt.KeyboardModifier.ShiftModifier
+
+
+class ItemTree(QTreeView):
+    """A tree whose current row is framed while it has focus (a selected row's highlight alone
+    does not say where the keyboard is), and whose menu keys ask for the current row's menu."""
+
+    #: The Menu key or Shift+F10 on the current row: its index and where the menu goes (global).
+    menuKeyPressed = Signal(QModelIndex, QPoint)
+
+    def drawRow(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().drawRow(painter, option, index)
+        current = self.currentIndex()
+        if not (self.hasFocus() and current.isValid()):
+            return
+        if index.row() != current.row() or index.parent() != current.parent():
+            return
+        # In the text colour: it stands out from the rows around (text is readable on them) and
+        # from the selection's highlight, in a light palette as in a dark one.
+        pen = QPen(self.palette().color(QPalette.ColorGroup.Active, QPalette.ColorRole.Text), 2)
+        pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+        painter.save()
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        rect = QRect(option.rect)
+        rect.setLeft(0)
+        rect.setRight(self.viewport().width() - 1)
+        painter.drawRect(rect.adjusted(1, 1, -1, -1))
+        painter.restore()
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.viewport().update()
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.viewport().update()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if is_menu_key(event):
+            index = self.currentIndex()
+            if index.isValid():
+                self.scrollTo(index)
+                rect = self.visualRect(index)
+                self.menuKeyPressed.emit(index, self.viewport().mapToGlobal(rect.bottomLeft()))
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+class ChainsPanel(QWidget):
+    nodeSelected = Signal(str)
+    nodeActivated = Signal(str)
+    contextMenuRequested = Signal(str, QPoint)
+    #: The filter's matches (a set of nodes), or None when the filter is empty.
+    filterApplied = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = ChainsModel(self)
+        self.filter = QLineEdit()
+        self.filter.setObjectName("filterBox")
+        self.filter.setPlaceholderText(
+            "Filter: name, folder, format, state or problem (e.g. missing)"
+        )
+        self.filter.setClearButtonEnabled(True)
+        self.filter.addAction(resources.icon("filter"), QLineEdit.ActionPosition.LeadingPosition)
+        self.filter.setAccessibleName("Filter images")
+        a11y.name_line_edit_buttons(self.filter, "Clear the filter", "Filter")
+        self.filter.setToolTip(
+            "Shows the images whose name, folder, format, state or problem kind contain every "
+            "word, with the chains they belong to (Ctrl+F)"
+        )
+        self.tree = ItemTree()
+        self.tree.setModel(self.model)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.setAllColumnsShowFocus(True)
+        self.tree.setAccessibleName("Chains list")
+        self.tree.setAccessibleDescription(
+            "Every image by chain: a base file, and below it the overlays that use it"
+        )
+        header = self.tree.header()
+        header.setSortIndicatorClearable(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.tree.setSortingEnabled(True)
+        self.tree.setIndentation(14)
+        header.setStretchLastSection(True)
+        for col in range(len(COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+        header.setMinimumSectionSize(40)
+        header.resizeSection(NAME, 200)
+        header.resizeSection(FOLDER, 110)
+        header.resizeSection(FORMAT, 56)
+        header.resizeSection(VSIZE, 76)
+        header.resizeSection(DSIZE, 76)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(4, 4, 0, 4)
+        box.setSpacing(4)
+        box.addWidget(self.filter)
+        box.addWidget(self.tree, 1)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(FILTER_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._on_filter_timeout)
+        self.filter.textChanged.connect(lambda _t: self._debounce.start())
+        clear = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.filter)
+        clear.setContext(Qt.ShortcutContext.WidgetShortcut)
+        clear.activated.connect(self.filter.clear)
+        self.tree.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+        self.tree.doubleClicked.connect(self._on_double_clicked)
+        self.tree.customContextMenuRequested.connect(self._on_context_menu)
+        self.tree.menuKeyPressed.connect(self._on_menu_key)
+        self._syncing = False
+
+    def set_snapshot(self, snapshot: Snapshot, current: str | None) -> None:
+        expanded = self._expanded_nodes() if self.model.snapshot else set()
+        self.model.set_snapshot(snapshot)
+        self._restore_expansion(expanded)
+        self.select(current)
+        self.filterApplied.emit(self.model.matches)
+
+    def _expanded_nodes(self) -> set[str]:
+        out = set()
+        model = self.model
+        stack = [QModelIndex()]
+        while stack:
+            parent = stack.pop()
+            for row in range(model.rowCount(parent)):
+                index = model.index(row, 0, parent)
+                if self.tree.isExpanded(index):
+                    out.add(model.node_at(index))
+                    stack.append(index)
+        return out
+
+    def _restore_expansion(self, expanded: set[str]) -> None:
+        if self.model.visible_count() <= EXPAND_ALL_LIMIT and (
+            not expanded or self.model.filter_text
+        ):
+            self.tree.expandAll()
+            return
+        for node in expanded:
+            index = self.model.index_of(node)
+            if index.isValid():
+                self.tree.expand(index)
+
+    def select(self, node: str | None) -> None:
+        """Makes ``node`` current without echoing it back as a user selection."""
+        index = self.model.index_of(node) if node else QModelIndex()
+        self._syncing = True
+        try:
+            if not index.isValid():
+                self.tree.selectionModel().clearSelection()
+                return
+            snap = self.model.snapshot
+            if snap is not None:
+                for ancestor in reversed(snap.layout.forest.ancestors(node)):
+                    self.tree.expand(self.model.index_of(ancestor))
+            flags = (
+                QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows
+            )
+            self.tree.selectionModel().setCurrentIndex(index, flags)
+            self.tree.scrollTo(index, QAbstractItemView.ScrollHint.EnsureVisible)
+        finally:
+            self._syncing = False
+
+    def current_node(self) -> str | None:
+        return self.model.node_at(self.tree.currentIndex())
+
+    def focus_filter(self) -> None:
+        self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter.selectAll()
+
+    def _on_filter_timeout(self) -> None:
+        current = self.current_node()
+        self.model.set_filter(self.filter.text())
+        self._restore_expansion(set())
+        self.select(current)
+        self.filterApplied.emit(self.model.matches)
+
+    def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        node = self.model.node_at(current)
+        if node is not None and not self._syncing:
+            self.nodeSelected.emit(node)
+
+    def _on_double_clicked(self, index: QModelIndex) -> None:
+        node = self.model.node_at(index)
+        if node is not None:
+            self.nodeActivated.emit(node)
+
+    def _on_context_menu(self, pos: QPoint) -> None:
+        index = self.tree.indexAt(pos)
+        node = self.model.node_at(index)
+        if node is not None:
+            self.nodeSelected.emit(node)
+            self.contextMenuRequested.emit(node, self.tree.viewport().mapToGlobal(pos))
+
+    def _on_menu_key(self, index: QModelIndex, global_pos: QPoint) -> None:
+        node = self.model.node_at(index)
+        if node is not None:
+            self.nodeSelected.emit(node)
+            self.contextMenuRequested.emit(node, global_pos)

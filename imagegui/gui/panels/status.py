@@ -1,0 +1,183 @@
+"""The status bar: scan progress while scanning, then the directory's summary and the zoom; while
+an operation runs, its name, progress and a Cancel button (the Operations panel may be hidden)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QStatusBar,
+    QToolButton,
+    QWidget,
+)
+
+from imagegui.core.chains.diagnose import Severity
+from imagegui.core.chains.nodestate import short_name
+from imagegui.core.units import counted, display_path
+from imagegui.gui import resources
+from imagegui.gui.panels.jobs import JobRecord, JobsPanel
+from imagegui.gui.snapshot import Snapshot
+
+#: The job indicator's name is elided in the middle past this width (pixels).
+LABEL_WIDTH = 260
+
+
+class JobIndicator(QWidget):
+    """The newest running operation: its name, a small progress bar and Cancel; hidden when
+    nothing runs. Busy (no figure) until the job reports progress: a check or a launch never do."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("jobIndicator")
+        self.jobs: JobsPanel | None = None
+        self.record: JobRecord | None = None
+        self.label = QLabel()
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setMaximumWidth(LABEL_WIDTH)
+        self.label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(120)
+        self.progress.setMaximumHeight(14)
+        self.progress.setTextVisible(False)
+        self.progress.setAccessibleName("Progress of the running operation")
+        self.cancel = QToolButton()
+        self.cancel.setIcon(resources.icon("cancel"))
+        self.cancel.setText("Cancel")
+        self.cancel.setAccessibleName("Cancel the running operation")
+        self.cancel.setAutoRaise(True)
+        self.cancel.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.cancel.clicked.connect(self._on_cancel_clicked)
+        box = QHBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(4)
+        box.addWidget(self.label)
+        box.addWidget(self.progress)
+        box.addWidget(self.cancel)
+        self.hide()
+
+    def watch(self, jobs: JobsPanel) -> None:
+        self.jobs = jobs
+        jobs.activeChanged.connect(lambda _n: self.refresh())
+        jobs.jobProgress.connect(self._on_progress)
+        self.refresh()
+
+    def refresh(self) -> None:
+        record = self.jobs.newest_running() if self.jobs is not None else None
+        self.record = record
+        if record is None:
+            self.hide()
+            return
+        title = display_path(record.handle.title)
+        running = self.jobs.active_count() if self.jobs is not None else 1
+        more = f" (+{running - 1} more)" if running > 1 else ""
+        metrics = self.label.fontMetrics()
+        self.label.setText(
+            metrics.elidedText(title + more, Qt.TextElideMode.ElideMiddle, LABEL_WIDTH)
+        )
+        self.label.setToolTip(title)
+        self.cancel.setToolTip(f"Cancel {title} (nothing half-done stays)")
+        self.cancel.setEnabled(True)
+        self._show_fraction(record.fraction)
+        self.show()
+
+    def _show_fraction(self, fraction: float | None) -> None:
+        if fraction is None:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(fraction * 1000))
+
+    def _on_progress(self, record: JobRecord, fraction: float) -> None:
+        if record is self.record:
+            self._show_fraction(fraction)
+
+    def _on_cancel_clicked(self) -> None:
+        if self.jobs is not None and self.record is not None:
+            self.cancel.setEnabled(False)
+            self.jobs.cancel(self.record)
+
+
+class StatusBar(QStatusBar):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)  # busy: a scan does not know its total in advance
+        self.progress.setMaximumWidth(140)
+        self.progress.setTextVisible(False)
+        self.progress.setAccessibleName("Scanning")
+        self.progress.hide()
+        self.scan_label = QLabel()
+        self.scan_label.hide()
+        #: The selected image's state, and why actions are unavailable for it.
+        self.selection = QLabel()
+        self.selection.setObjectName("selectionStatus")
+        self.selection.setTextFormat(Qt.TextFormat.PlainText)
+        self.selection.setMinimumWidth(40)
+        self.job = JobIndicator()
+        self.summary = QLabel()
+        self.zoom = QLabel()
+        self.zoom.setToolTip(
+            "Zoom: Ctrl+wheel (the wheel scrolls; Preferences can swap them), Ctrl+0 fits all"
+        )
+        self.addWidget(self.progress)
+        self.addWidget(self.scan_label)
+        self.addWidget(self.selection, 1)
+        self.addPermanentWidget(self.job)
+        self.addPermanentWidget(self.summary)
+        self.addPermanentWidget(self.zoom)
+
+    def scan_started(self, target: str) -> None:
+        self.progress.show()
+        self.scan_label.setText("Scanning…")
+        self.scan_label.setToolTip(target)
+        self.scan_label.show()
+
+    def set_files(self, count: int) -> None:
+        self.scan_label.setText(f"Scanning… {count:,} files")
+
+    def set_stage(self, stage: str) -> None:
+        self.scan_label.setText(f"{stage}…")
+
+    def scan_ended(self) -> None:
+        self.progress.hide()
+        self.scan_label.hide()
+
+    def set_summary(self, snapshot: Snapshot) -> None:
+        problems = snapshot.graph.problems
+        errors = sum(1 for p in problems if p.severity == Severity.ERROR)
+        warnings = len(problems) - errors
+        seconds = sum(snapshot.timings.values())
+        unusable = sum(1 for st in snapshot.status.values() if st.unusable and not st.placeholder)
+        self.summary.setText(
+            f"{counted(snapshot.image_count, 'image')} · {counted(errors, 'error')} · "
+            f"{counted(warnings, 'warning')} · {unusable:,} unusable"
+        )
+        self.summary.setToolTip(
+            f"{snapshot.graph.scan.files_seen:,} files looked at in {seconds:.2f} s "
+            f"(scan {snapshot.timings.get('scan', 0):.2f} s)"
+        )
+
+    def set_selection(self, snapshot: Snapshot | None, node: str | None, unavailable: list[str]):
+        """The selected image's state in one line; when qemu cannot open its chain, why, and
+        which actions that rules out."""
+        if snapshot is None or node is None or node not in snapshot.status:
+            self.selection.clear()
+            self.selection.setToolTip("")
+            return
+        status = snapshot.status[node]
+        name = display_path(short_name(node))
+        reason = status.chain_reason(node)
+        if reason is None:
+            text = f"{name}: {status.label()}"
+        else:
+            text = f"{name}: qemu cannot open it — {reason}"
+            if unavailable:
+                text += f". Unavailable: {', '.join(unavailable)}"
+        self.selection.setText(text)
+        self.selection.setToolTip(text)
+
+    def set_zoom(self, scale: float) -> None:
+        self.zoom.setText(f"{scale * 100:.0f} %")

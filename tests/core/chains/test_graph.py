@@ -1,0 +1,202 @@
+"""The chain graph and its problems on real directories: every hazard found, no false alarms."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from conftest import qemu_img
+from imagebytes import qcow2_drop_backing_format, qcow2_set_incompatible
+
+from imagegui.core.chains.diagnose import Severity
+from imagegui.core.chains.graph import MISSING, PROTOCOL, ChainGraph
+from imagegui.core.read.scan import scan_directory
+
+
+def graph_of(path) -> ChainGraph:
+    return ChainGraph.build(scan_directory(str(path)))
+
+
+def kinds(graph: ChainGraph, path) -> list[str]:
+    return [str(p.kind) for p in graph.problems_for(str(path))]
+
+
+@pytest.fixture
+def tree(make, tmp_path):
+    """base <- mid <- top, base <- sibling, plus a standalone raw image."""
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("mid.qcow2", "base.qcow2")
+    make.overlay("clones/top.qcow2", "../mid.qcow2")
+    make.overlay("sibling.qcow2", "base.qcow2")
+    make.create("alone.raw", "raw", "1M")
+    return tmp_path
+
+
+def test_well_formed_chains_report_nothing(tree):
+    graph = graph_of(tree)
+    assert graph.problems == []
+    assert graph.loops == []
+
+
+def test_chain_queries(tree):
+    g = graph_of(tree)
+    p = lambda name: str(tree / name)  # noqa: E731
+    assert g.chain(p("clones/top.qcow2")) == [
+        p("clones/top.qcow2"),
+        p("mid.qcow2"),
+        p("base.qcow2"),
+    ]
+    assert g.children(p("base.qcow2")) == [p("mid.qcow2"), p("sibling.qcow2")]
+    assert g.descendants(p("base.qcow2")) == {
+        p("mid.qcow2"),
+        p("sibling.qcow2"),
+        p("clones/top.qcow2"),
+    }
+    assert g.roots() == [p("alone.raw"), p("base.qcow2")]
+    assert g.leaves() == [p("alone.raw"), p("clones/top.qcow2"), p("sibling.qcow2")]
+    assert g.depth(p("clones/top.qcow2")) == 2
+    assert g.depth(p("alone.raw")) == 0
+    assert g.resolve(str(tree / "clones" / ".." / "mid.qcow2")) == p("mid.qcow2")
+
+
+def test_networkx_view_has_the_same_nodes_and_edges(tree, make):
+    make.overlay("lost.qcow2", "gone.qcow2")
+    g = graph_of(tree)
+    nxg = g.g
+    assert set(nxg.nodes) == set(g.nodes)
+    assert nxg.has_edge(str(tree / "mid.qcow2"), str(tree / "base.qcow2"))
+    assert nxg.nodes[str(tree / "gone.qcow2")]["kind"] == MISSING
+    assert nxg.number_of_edges() == 4
+
+
+def test_backing_reached_through_a_symlinked_directory_is_the_same_node(make, tmp_path):
+    make.create("real/base.qcow2")
+    os.symlink("real", tmp_path / "alias")
+    make.overlay("top.qcow2", "alias/base.qcow2")
+    g = graph_of(tmp_path)
+    assert g.backing_of(str(tmp_path / "top.qcow2")) == str(tmp_path / "real" / "base.qcow2")
+    assert g.problems == []
+
+
+def test_missing_backing(make, tmp_path):
+    top = make.overlay("top.qcow2", "moved-away.qcow2")
+    g = graph_of(tmp_path)
+    [problem] = g.problems
+    assert (problem.kind, problem.severity, problem.path) == (
+        "missing-backing",
+        Severity.ERROR,
+        str(top),
+    )
+    assert "moved-away.qcow2" in problem.message and "rebase --unsafe" in problem.cli_text
+    assert "--" not in problem.message  # the window shows it: window terms only
+    placeholder = g.backing_of(str(top))
+    assert placeholder == str(tmp_path / "moved-away.qcow2") and g.kind(placeholder) == MISSING
+
+
+def test_backing_loop_is_found_without_looping(make, tmp_path):
+    make.overlay("a.qcow2", "b.qcow2")
+    make.overlay("b.qcow2", "c.qcow2")
+    make.overlay("c.qcow2", "a.qcow2")
+    make.overlay("d.qcow2", "a.qcow2")  # hangs off the loop
+    g = graph_of(tmp_path)
+    assert len(g.loops) == 1 and sorted(map(os.path.basename, g.loops[0])) == [
+        "a.qcow2",
+        "b.qcow2",
+        "c.qcow2",
+    ]
+    for name in "abc":
+        assert kinds(g, tmp_path / f"{name}.qcow2") == ["backing-loop"]
+    assert kinds(g, tmp_path / "d.qcow2") == []
+    assert g.chain(str(tmp_path / "d.qcow2"))[0] == str(tmp_path / "d.qcow2")
+    assert len(g.chain(str(tmp_path / "d.qcow2"))) == 4
+    # qemu agrees
+    out = qemu_img("info", "--backing-chain", tmp_path / "d.qcow2", check=False)
+    assert out.returncode != 0 and "infinite loop" in out.stderr
+
+
+def test_no_backing_format(make, tmp_path):
+    make.create("base.qcow2")
+    top = make.overlay("top.qcow2", "base.qcow2")
+    qcow2_drop_backing_format(top)
+    g = graph_of(tmp_path)
+    assert kinds(g, top) == ["no-backing-format"]
+    assert "-F qcow2" in g.problems[0].cli_text and "-F" not in g.problems[0].message
+
+
+def test_backing_format_mismatch(make, tmp_path):
+    make.create("base.qcow2")
+    top = make.overlay("top.qcow2", "base.qcow2", backing_fmt="raw")
+    make.create("really-raw.img", "raw", "1M")
+    ok = make.overlay("ok.qcow2", "really-raw.img", backing_fmt="raw")
+    g = graph_of(tmp_path)
+    assert kinds(g, top) == ["backing-format-mismatch"]
+    assert g.problems_for(str(top))[0].severity == Severity.ERROR
+    assert kinds(g, ok) == []
+
+
+def test_protocol_backing(make, tmp_path):
+    top = make.overlay("top.qcow2", "nbd://localhost:10809/export", backing_fmt="raw")
+    g = graph_of(tmp_path)
+    assert kinds(g, top) == ["protocol-backing"]
+    assert g.kind(g.backing_of(str(top))) == PROTOCOL
+
+
+def test_backing_outside_root_is_probed_and_flagged(make, tmp_path):
+    base = make.create("elsewhere/base.qcow2")
+    top = make.overlay("vms/top.qcow2", str(base))
+    bad = make.overlay("vms/bad.qcow2", str(base), backing_fmt="raw")
+    g = graph_of(tmp_path / "vms")
+    assert kinds(g, top) == ["backing-outside-root"]
+    assert g.image(str(base)).format == "qcow2"  # read natively, though outside the root
+    assert sorted(kinds(g, bad)) == ["backing-format-mismatch", "backing-outside-root"]
+
+
+def test_unreadable_backing_outside_root_is_explained(make, tmp_path):
+    bad = tmp_path / "elsewhere" / "base.qcow2"
+    bad.parent.mkdir()
+    bad.write_bytes(b"QFI\xfb" + b"\xff" * 60)  # qcow2 magic, nonsense header
+    top = make.overlay("vms/top.qcow2", str(bad))
+    g = graph_of(tmp_path / "vms")
+    assert sorted(kinds(g, top)) == ["backing-outside-root", "missing-backing"]
+    missing = next(p for p in g.problems_for(str(top)) if p.kind == "missing-backing")
+    assert "exists but is not a readable image: qcow2 header" in missing.message
+    assert kinds(g, bad) == ["unreadable"]
+
+
+def test_dirty_corrupt_and_external_data_file(make, tmp_path):
+    dirty = make.create("dirty.qcow2")
+    qcow2_set_incompatible(dirty, 1)
+    corrupt = make.create("corrupt.qcow2")
+    qcow2_set_incompatible(corrupt, 2)
+    ext = make.create("ext.qcow2", "qcow2", "16M", f"data_file={tmp_path / 'ext.data'}")
+    g = graph_of(tmp_path)
+    assert kinds(g, dirty) == ["dirty"]
+    assert kinds(g, corrupt) == ["corrupt"]
+    assert kinds(g, ext) == ["external-data-file"]
+    assert g.problems_for(str(corrupt))[0].severity == Severity.ERROR
+
+
+def test_unreadable_becomes_a_problem(make, tmp_path):
+    (tmp_path / "fake.qcow2").write_text("hello")
+    g = graph_of(tmp_path)
+    [p] = g.problems
+    assert (p.kind, p.severity) == ("unreadable", Severity.ERROR)
+
+
+def test_nova_layout_marks_unused_bases_with_their_age(make, tmp_path):
+    now = time.time()
+    used = make.create("_base/" + "a" * 40, "raw", "8M")
+    unused = make.create("_base/" + "b" * 40, "raw", "8M")
+    resized = make.create("_base/" + "c" * 40 + "_10", "raw", "8M")
+    os.utime(unused, (now - 3 * 86400, now - 3 * 86400))
+    os.utime(resized, (now - 7200, now - 7200))
+    for uuid in ("inst-1", "inst-2"):
+        make.overlay(f"{uuid}/disk", str(used), backing_fmt="raw")
+    g = ChainGraph(scan_directory(str(tmp_path)), now=now)
+    assert g.problems == []
+    bases = {os.path.basename(b.path): b for b in g.nova_bases}
+    assert bases["a" * 40].used_by == 2 and not bases["a" * 40].unused
+    assert bases["b" * 40].unused and bases["b" * 40].nova_would_remove
+    assert 3 * 86400 - 5 < bases["b" * 40].age_seconds < 3 * 86400 + 5
+    assert bases["c" * 40 + "_10"].resized and bases["c" * 40 + "_10"].nova_would_remove

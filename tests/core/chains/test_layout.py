@@ -1,0 +1,128 @@
+"""The Qt-free layout: a forest that keeps every node once, cards that never overlap."""
+
+from __future__ import annotations
+
+import itertools
+
+from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.layout import NODE_H, NODE_W, build_forest, compute_layout
+from imagegui.core.chains.nodestate import State, all_statuses, short_name
+from imagegui.core.chains.repair import repair_candidates
+from imagegui.core.read.scan import scan_directory
+
+
+def graph_of(path) -> ChainGraph:
+    return ChainGraph(scan_directory(str(path)))
+
+
+def test_forest_has_every_node_once_and_cuts_loops(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("a.qcow2", "base.qcow2")
+    make.overlay("b.qcow2", "a.qcow2")
+    make.overlay("c.qcow2", "base.qcow2")
+    make.overlay("loop1.qcow2", "loop2.qcow2")
+    make.overlay("loop2.qcow2", "loop1.qcow2")
+    make.overlay("hang.qcow2", "loop2.qcow2")  # hangs off the loop
+    make.overlay("lost.qcow2", "gone.qcow2")
+    graph = graph_of(tmp_path)
+    forest = build_forest(graph)
+    placed = set(forest.roots) | set(forest.parent)
+    assert placed == set(graph.nodes)
+    assert len(forest.roots) + len(forest.parent) == len(graph.nodes)
+    p = lambda name: str(tmp_path / name)  # noqa: E731
+    assert forest.kids(p("base.qcow2")) == [p("a.qcow2"), p("c.qcow2")]
+    assert forest.depth[p("b.qcow2")] == 2
+    assert forest.ancestors(p("b.qcow2")) == [p("a.qcow2"), p("base.qcow2")]
+    assert p("gone.qcow2") in forest.roots  # the missing placeholder roots its chain
+    (edge,) = forest.loop_edges
+    assert set(edge) == {p("loop1.qcow2"), p("loop2.qcow2")}
+
+
+def test_layout_places_bases_left_and_never_overlaps(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    for i in range(6):
+        make.overlay(f"o{i}.qcow2", "base.qcow2")
+        make.overlay(f"o{i}-top.qcow2", f"o{i}.qcow2")
+    for i in range(5):
+        make.create(f"alone{i}.raw", "raw", "1M")
+    graph = graph_of(tmp_path)
+    layout = compute_layout(graph)
+    pos = layout.positions
+    assert set(pos) == set(graph.nodes)
+    for node in graph.nodes:
+        backing = graph.backing_of(node)
+        if backing is not None:
+            assert pos[node][0] > pos[backing][0]  # overlays to the right of their base
+    for a, b in itertools.combinations(pos.values(), 2):
+        apart = abs(a[0] - b[0]) >= NODE_W or abs(a[1] - b[1]) >= NODE_H
+        assert apart, (a, b)
+    assert layout.width > 0 and layout.height > 0
+
+
+def test_packing_follows_the_aspect(make, tmp_path):
+    for i in range(40):
+        make.create(f"alone{i:02d}.raw", "raw", "1M")
+    graph = graph_of(tmp_path)
+    wide = compute_layout(graph, aspect=4.0)
+    tall = compute_layout(graph, aspect=0.5)
+    assert wide.width / wide.height > tall.width / tall.height
+
+
+def test_states_and_names(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("ok.qcow2", "base.qcow2")
+    make.overlay("lost.qcow2", "gone.qcow2")
+    statuses = all_statuses(graph_of(tmp_path))
+    assert statuses[str(tmp_path / "ok.qcow2")].state is State.OK
+    assert statuses[str(tmp_path / "lost.qcow2")].state is State.ERROR
+    assert statuses[str(tmp_path / "gone.qcow2")].state is State.MISSING
+    assert statuses[str(tmp_path / "gone.qcow2")].placeholder
+    assert short_name("/var/lib/nova/instances/1234-abcd/disk") == "1234-abcd/disk"
+    assert short_name("/srv/a.qcow2") == "a.qcow2"
+    assert short_name("nbd://host:10809/x") == "nbd://host:10809/x"
+
+
+def test_repair_candidates_best_first(make, tmp_path):
+    make.create("images/base.qcow2", "qcow2", "64M")
+    make.overlay("clone.qcow2", "images/base.qcow2")
+    (tmp_path / "images" / "base.qcow2").rename(tmp_path / "moved-base.qcow2")
+    make.create("other/base.qcow2", "qcow2", "1G")  # same name, other size
+    make.create("same-size.qcow2", "qcow2", "64M")  # same size and format, other name
+    make.create("unrelated.raw", "raw", "3M")
+    graph = graph_of(tmp_path)
+    found = repair_candidates(graph, str(tmp_path / "clone.qcow2"))
+    assert [c.path for c in found] == [
+        str(tmp_path / "other/base.qcow2"),
+        str(tmp_path / "moved-base.qcow2"),
+        str(tmp_path / "same-size.qcow2"),
+    ]
+    assert found[0].reasons[0] == "same name"
+
+
+def test_overlays_run_top_to_bottom_and_a_subset_packs_alone(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    for name in ("a", "b", "c"):
+        make.overlay(f"{name}.qcow2", "base.qcow2")
+    for i in range(6):
+        make.create(f"alone{i}.raw", "raw", "1M")
+    graph = graph_of(tmp_path)
+    layout = compute_layout(graph)
+    base = str(tmp_path / "base.qcow2")
+    kids = layout.forest.kids(base)
+    ys = [layout.positions[k][1] for k in kids]
+    assert ys == sorted(ys) and len(set(ys)) == 3  # the list's first overlay is drawn on top
+    only = compute_layout(graph, layout.forest, roots=[base])
+    assert set(only.positions) == {base, *kids}
+    assert only.width < layout.width or only.height < layout.height
+    assert min(x for x, _ in only.positions.values()) == 0.0  # packed from the corner: no holes
+
+
+def test_packing_uses_the_view(make, tmp_path):
+    """Wide trees, few of them: the packing must not leave a half-empty last column."""
+    for g in range(14):
+        make.create(f"g{g:02d}-base.qcow2", "qcow2", "1G")
+        for c in range(4):
+            make.overlay(f"g{g:02d}-c{c}.qcow2", f"g{g:02d}-base.qcow2")
+        make.overlay(f"g{g:02d}-s0.qcow2", f"g{g:02d}-c0.qcow2")
+    layout = compute_layout(graph_of(tmp_path), aspect=1.0)
+    assert 0.7 < layout.width / layout.height < 1.4
