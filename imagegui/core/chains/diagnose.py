@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from imagegui.core.strenum import StrEnum
 
 
+class Level(StrEnum):
+    """How bad a finding is, in every part of the engine: a scan's problems, a plan's guard
+    findings and qemu-img check's results. An ``ERROR`` finding of a plan refuses it."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
