@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TextIO
 
-from imagegui.core.chains.diagnose import cli_text
+from imagegui.core.chains.diagnose import Level, cli_text
 from imagegui.core.jobs import CancelledError, CancelToken, Throttle, no_progress
 from imagegui.core.ops.check import plan_check
 from imagegui.core.ops.guards import GuardRefused
@@ -222,7 +222,7 @@ def _check_image(args: argparse.Namespace) -> int:
 
     def report(result: object) -> None:
         problems = result.data["problems"]  # type: ignore[attr-defined]
-        outcome["problems"] = any(p.severity != "info" for p in problems)
+        outcome["problems"] = any(p.level != Level.INFO for p in problems)
         if note := result.data.get("store_note"):  # type: ignore[attr-defined]
             print(f"imagegui: note: {printable(note)}", file=sys.stderr)
         if args.json:
@@ -233,7 +233,7 @@ def _check_image(args: argparse.Namespace) -> int:
             return
         print(printable(result.message))  # type: ignore[attr-defined]
         for p in problems:
-            print(f"  [{p.severity}] {p.kind}: {printable(p.cli_text)}")
+            print(f"  [{p.level}] {p.kind}: {printable(p.cli_text)}")
 
     plan = plan_check(
         args.image, args.repair, roots=tuple(args.root), allow=tuple(args.allow_file),

@@ -8,7 +8,7 @@ import sys
 from typing import TextIO
 
 from imagegui.cli.image_json import ImageJSON, image_record, names_json
-from imagegui.core.chains.diagnose import Kind, Severity
+from imagegui.core.chains.diagnose import Kind, Level
 from imagegui.core.chains.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, ChainGraph
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read.model import ImageInfo
@@ -19,7 +19,7 @@ from imagegui.core.units import human_size, printable
 #: may appear without it). imagegui/schemas/scan.schema.json describes every field.
 SCAN_SCHEMA = 1
 
-_MARK = {Severity.ERROR: "✗", Severity.WARNING: "!"}
+_MARK = {Level.ERROR: "✗", Level.WARNING: "!"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,7 +123,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(names_json(out), indent=1) + "\n")
     else:
         for p in graph.problems:
-            print(f"{p.severity:<7} {p.kind:<24} {_rel(graph, p.path)}: {printable(p.cli_text)}")
+            print(f"{p.level:<7} {p.kind:<24} {_rel(graph, p.path)}: {printable(p.cli_text)}")
         for number, loop in enumerate(graph.loops, 1):
             names = " -> ".join(_rel(graph, n) for n in [*loop, loop[0]])
             print(f"loop #{number} ({len(loop):,} images): {names}")
@@ -138,7 +138,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             if not e.looked_like_image and not e.leftover:  # a leftover is a warning above
                 print(f"{'note':<7} {'':<24} {_rel(graph, e.path)}: {printable(e.message)}")
         print(_summary(graph))
-    return 1 if any(p.severity == Severity.ERROR for p in graph.problems) else 0
+    return 1 if any(p.level == Level.ERROR for p in graph.problems) else 0
 
 
 def _notes_json(graph: ChainGraph) -> list[dict[str, str]]:
@@ -153,7 +153,7 @@ def _unusable_above_breaks(graph: ChainGraph) -> list[tuple[str, ChainBreak]]:
     for path in sorted(graph.unusable()):
         broken = graph.chain_break(path)
         own = graph.problems_for(path)
-        if broken is not None and not any(p.severity == Severity.ERROR for p in own):
+        if broken is not None and not any(p.level == Level.ERROR for p in own):
             out.append((path, broken))
     return out
 
@@ -210,7 +210,7 @@ def scan_json(graph: ChainGraph, with_images: bool = True) -> dict[str, object]:
 
 
 def _summary(graph: ChainGraph) -> str:
-    errors = sum(1 for p in graph.problems if p.severity == Severity.ERROR)
+    errors = sum(1 for p in graph.problems if p.level == Level.ERROR)
     warnings = len(graph.problems) - errors
     n = len(graph.scan.images)
     unusable = sum(1 for path in graph.unusable() if path in graph.scan.images)
@@ -243,9 +243,9 @@ def _label(graph: ChainGraph, node: str) -> str:
         marks.append(f"[unused cache base, {days:.1f} days old]")
     own = graph.problems_for(node)
     for p in own:
-        marks.append(f"{_MARK[p.severity]} {p.kind}")
+        marks.append(f"{_MARK[p.level]} {p.kind}")
     broken = graph.chain_break(node)
-    if broken is not None and not any(p.severity == Severity.ERROR for p in own):
+    if broken is not None and not any(p.level == Level.ERROR for p in own):
         marks.append(f"✗ unusable: {broken.kind} at {_rel(graph, broken.at)}")
     text = (
         f"{_rel(graph, node)}  {info.format}  {human_size(info.virtual_size)}  "

@@ -1,14 +1,14 @@
-"""States, severities and kinds read as their values in text, on every Python (3.10 has no
+"""States, levels and kinds read as their values in text, on every Python (3.10 has no
 ``enum.StrEnum``; a ``(str, Enum)`` prints as ``State.OK`` unless told otherwise)."""
 
 import json
 
 import pytest
 
-from imagegui.core.chains.diagnose import Kind, Severity
+from imagegui.core.chains.diagnose import Kind, Level
 from imagegui.core.chains.nodestate import State
 
-MEMBERS = [*State, *Severity, *Kind]
+MEMBERS = [*State, *Level, *Kind]
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=str)
@@ -26,5 +26,5 @@ def test_member_is_its_value_in_text(member):
 
 
 def test_members_sort_and_join_as_strings():
-    assert ", ".join([Severity.ERROR, Severity.WARNING]) == "error, warning"
+    assert ", ".join([Level.ERROR, Level.WARNING]) == "error, warning"
     assert State("in use") is State.IN_USE

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.chains.diagnose import Kind, Problem, Severity
+from imagegui.core.chains.diagnose import Kind, Level, Problem
 from imagegui.core.ops.check import CheckProblem
 from imagegui.core.ops.guards import GuardRefused, refuse
 from imagegui.core.ops.operations import OpResult
@@ -168,7 +168,7 @@ def failure_qemu(window, lab):
 
 def check_result(window, lab):
     problems = [
-        Problem(Kind.CHECK_ERRORS, Severity.ERROR, str(lab / name), f"{lab / name}: {n} errors")
+        Problem(Kind.CHECK_ERRORS, Level.ERROR, str(lab / name), f"{lab / name}: {n} errors")
         for n, name in enumerate(OVERLAYS * 4)
     ]
     result = OpResult("check", f"{lab / 'top.qcow2'}: 48 problems", data={"problems": problems})
@@ -178,8 +178,8 @@ def check_result(window, lab):
 def check_repair_all(window, lab):
     top = lab / "top.qcow2"
     problems = [
-        Problem(Kind.CHECK_ERRORS, Severity.ERROR, str(top), "The check found 3 corruptions."),
-        Problem(Kind.LEAKED_CLUSTERS, Severity.WARNING, str(top), "It found 1 leaked cluster."),
+        Problem(Kind.CHECK_ERRORS, Level.ERROR, str(top), "The check found 3 corruptions."),
+        Problem(Kind.LEAKED_CLUSTERS, Level.WARNING, str(top), "It found 1 leaked cluster."),
     ]
     dialog = CheckRepairDialog(_info(window, top), problems, "all", window)
     dialog.open()
@@ -191,7 +191,7 @@ def check_result_with_repairs(window, lab):
 
     top = str(lab / "top.qcow2")
     rec = CheckRecord(top, Fingerprint.of(top), 1.0, "qcow2", corruptions=3, leaks=1)
-    problems = [CheckProblem("corrupt", "error", top, "3 corruption(s): copy the data out")]
+    problems = [CheckProblem("corrupt", Level.ERROR, top, "3 corruption(s): copy the data out")]
     result = OpResult("check", f"{top}: 1 problem(s)", data={"problems": problems, "record": rec})
     box = messages.check_result_box(window, result)
     window.ops._offer_repair(box, result, top)

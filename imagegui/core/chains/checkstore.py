@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import cast
 
-from imagegui.core.chains.diagnose import Kind, Problem, Severity
+from imagegui.core.chains.diagnose import Kind, Level, Problem
 from imagegui.core.statefiles import state_file
 
 ENV = "IMAGEGUI_CHECKS"
@@ -98,7 +98,7 @@ class CheckRecord:
             out.append(
                 Problem(
                     Kind.CHECK_ERRORS,
-                    Severity.ERROR,
+                    Level.ERROR,
                     path,
                     f"The check of {when} found {' and '.join(errors)}.",
                     "copy the data out (imagegui flatten), then imagegui check-image --repair "
@@ -109,7 +109,7 @@ class CheckRecord:
             out.append(
                 Problem(
                     Kind.CHECK_ERRORS,
-                    Severity.ERROR,
+                    Level.ERROR,
                     path,
                     f"The check of {when} could not open it: {self.failure}",
                 )
@@ -118,7 +118,7 @@ class CheckRecord:
             out.append(
                 Problem(
                     Kind.LEAKED_CLUSTERS,
-                    Severity.WARNING,
+                    Level.WARNING,
                     path,
                     f"The check of {when} found {_n(self.leaks, 'leaked cluster')}: space "
                     "allocated in the file that nothing uses.",

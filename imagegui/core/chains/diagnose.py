@@ -1,4 +1,4 @@
-"""The problem kinds a scan reports, each with a severity and a sentence a user can act on.
+"""The problem kinds a scan reports, each with a level and a sentence a user can act on.
 
 ``message`` is prose that fits both the window and the terminal (no command lines, no flags);
 ``fix_cli`` is the command that fixes it, which only the command line's text output adds
@@ -19,11 +19,6 @@ class Level(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
-
-
-class Severity(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
 
 
 class Kind(StrEnum):
@@ -105,7 +100,7 @@ EXPLANATIONS: dict[Kind, str] = {
 @dataclass(frozen=True)
 class Problem:
     kind: Kind
-    severity: Severity
+    level: Level
     path: str
     message: str
     #: The command that fixes it, for the command line's text output only ("" if none).
@@ -123,7 +118,7 @@ class Problem:
     def to_json(self) -> dict[str, str]:
         d = {
             "kind": str(self.kind),
-            "severity": str(self.severity),
+            "severity": str(self.level),  # the JSON name (schema 1) predates Level
             "path": self.path,
             "message": self.message,
         }

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from imagegui.core.chains import checkstore
 from imagegui.core.chains.checkstore import CheckStore
-from imagegui.core.chains.diagnose import Kind, Problem, Severity
+from imagegui.core.chains.diagnose import Kind, Level, Problem
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
 from imagegui.core.read.fileid import file_id
@@ -304,8 +304,8 @@ class ChainGraph:
     # -- chain state --------------------------------------------------------------------------
 
     def _own_break(self, node: str) -> ChainBreak | None:
-        """The error-severity problem of ``node`` itself that stops qemu opening it."""
-        errors = [p for p in self._problem_index.get(node, ()) if p.severity == Severity.ERROR]
+        """The error-level problem of ``node`` itself that stops qemu opening it."""
+        errors = [p for p in self._problem_index.get(node, ()) if p.level == Level.ERROR]
         if not errors:
             return None
         rank = {kind: i for i, kind in enumerate(_BREAK_ORDER)}
@@ -350,10 +350,8 @@ class ChainGraph:
 
     # -- problems -----------------------------------------------------------------------------
 
-    def _add(
-        self, kind: Kind, severity: Severity, path: str, message: str, fix_cli: str = ""
-    ) -> None:
-        self.problems.append(Problem(kind, severity, path, message, fix_cli))
+    def _add(self, kind: Kind, level: Level, path: str, message: str, fix_cli: str = "") -> None:
+        self.problems.append(Problem(kind, level, path, message, fix_cli))
 
     def _add_check_problems(self, checks: CheckStore | None) -> None:
         """What earlier ``qemu-img check`` runs found, for images still in the state checked.
@@ -375,7 +373,7 @@ class ChainGraph:
                 self.problems.extend(rec.problems(path))
 
     def _find_problems(self) -> None:
-        err = Severity.ERROR
+        err = Level.ERROR
         for error in self.scan.errors:
             if error.looked_like_image:
                 self._add(
@@ -383,7 +381,7 @@ class ChainGraph:
                 )
             elif error.leftover:
                 fix = f"imagegui clean-leftovers {shlex.quote(error.path)}"
-                self._add(Kind.LEFTOVER, Severity.WARNING, error.path, error.message, fix)
+                self._add(Kind.LEFTOVER, Level.WARNING, error.path, error.message, fix)
         for number, loop in enumerate(self.loops, 1):
             # One message per loop, shared by its members: a member naming every other member
             # made a 6,000-image loop 577 MB of JSON. Small loops still name theirs inline.
@@ -435,7 +433,7 @@ class ChainGraph:
             self._problem_index.setdefault(p.path, []).append(p)
 
     def _image_problems(self, path: str, info: ImageInfo) -> None:
-        err, warn = Severity.ERROR, Severity.WARNING
+        err, warn = Level.ERROR, Level.WARNING
         flags = info.flags
         if flags.get("corrupt"):
             self._add(
@@ -485,7 +483,7 @@ class ChainGraph:
         self._backing_problems(path, info)
 
     def _backing_problems(self, path: str, info: ImageInfo) -> None:
-        err, warn = Severity.ERROR, Severity.WARNING
+        err, warn = Level.ERROR, Level.WARNING
         target = self._backing[path]  # an image with a backing file always has an edge
         kind = self.kind(target)
         name = info.backing_file

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imagegui.core.chains.diagnose import KIND_TITLES, Kind, Severity
+from imagegui.core.chains.diagnose import KIND_TITLES, Kind, Level
 from imagegui.core.chains.graph import EXTERNAL, IMAGE, MISSING, PROTOCOL, UNREADABLE, ChainGraph
 from imagegui.core.strenum import StrEnum
 
@@ -92,7 +92,7 @@ def node_status(graph: ChainGraph, node: str) -> NodeStatus:
     if kind in _PLACEHOLDER:
         return NodeStatus(_PLACEHOLDER[kind], placeholder=True)
     problems = graph.problems_for(node)
-    errors = sum(1 for p in problems if p.severity == Severity.ERROR)
+    errors = sum(1 for p in problems if p.level == Level.ERROR)
     warnings = len(problems) - errors
     in_use = bool(info and info.in_use)
     writer = bool(info and info.in_use_write)

@@ -19,7 +19,7 @@ from typing import Any
 
 from imagegui.core.chains import checkstore
 from imagegui.core.chains.checkstore import CheckRecord, Fingerprint
-from imagegui.core.chains.diagnose import cli_text
+from imagegui.core.chains.diagnose import Level, cli_text
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards
 from imagegui.core.ops.guards import Finding, warn
@@ -32,7 +32,7 @@ class CheckProblem:
     """One thing ``qemu-img check`` found, phrased like the scanner's problems."""
 
     kind: str  # "corrupt" | "leaks" | "check-error" | "unsupported"
-    severity: str  # "error" | "warning" | "info"
+    level: Level
     path: str
     message: str
     #: The repair command, for the command line's text only (the window offers Repair).
@@ -45,7 +45,7 @@ class CheckProblem:
     def to_json(self) -> dict[str, str]:
         d = {
             "kind": self.kind,
-            "severity": self.severity,
+            "severity": str(self.level),
             "path": self.path,
             "message": self.message,
         }
@@ -117,7 +117,7 @@ def _flag_problems(path: str, found: list[CheckProblem]) -> list[CheckProblem]:
         return []
     return [
         CheckProblem(
-            "corrupt", "error", path,
+            "corrupt", Level.ERROR, path,
             "qemu marked this image corrupt (header flag), so it opens only read-only; the check "
             "found no damage now - repairing everything clears the flag",
             f"imagegui check-image --repair all {path}",
@@ -135,13 +135,15 @@ def _json_or_none(text: str) -> Any:
 def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem]:
     """Turns ``qemu-img check --output=json`` into problems with a next step each."""
     if returncode == 63:
-        return [CheckProblem("unsupported", "info", path, "this format has no consistency check")]
+        return [
+            CheckProblem("unsupported", Level.INFO, path, "this format has no consistency check")
+        ]
     report = _json_or_none(stdout) or {}
     out = []
     if n := report.get("corruptions", 0):
         out.append(
             CheckProblem(
-                "corrupt", "error", path,
+                "corrupt", Level.ERROR, path,
                 f"{n} corruption(s): copy the data out first (flatten it), then repair "
                 "everything the check found",
                 f"imagegui check-image --repair all {path}",
@@ -150,7 +152,7 @@ def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem
     if n := report.get("leaks", 0):
         out.append(
             CheckProblem(
-                "leaks", "warning", path,
+                "leaks", Level.WARNING, path,
                 f"{n} leaked cluster(s) waste space but harm no data; repairing the leaks "
                 "reclaims it",
                 f"imagegui check-image --repair leaks {path}",
@@ -158,10 +160,10 @@ def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem
         )  # fmt: skip
     if n := report.get("check-errors", 0):
         out.append(
-            CheckProblem("check-error", "error", path, f"{n} error(s) while checking (I/O?)")
+            CheckProblem("check-error", Level.ERROR, path, f"{n} error(s) while checking (I/O?)")
         )
     if returncode == 1 and not report:
-        out.append(CheckProblem("check-error", "error", path, "the check itself failed"))
+        out.append(CheckProblem("check-error", Level.ERROR, path, "the check itself failed"))
     return out
 
 

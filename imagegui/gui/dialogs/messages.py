@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from imagegui import logsetup
+from imagegui.core.chains.diagnose import Level
 from imagegui.core.ops.guards import GuardRefused
 from imagegui.core.units import display_path
 from imagegui.gui import a11y
@@ -144,8 +145,8 @@ def check_result_box(parent: QWidget | None, result) -> QMessageBox:
             f"<b>{display_path(result.message)}</b>",
             "The check found no corruption and no leaked clusters.",
         )
-    worst = any(p.severity == "error" for p in problems)
-    text = "\n".join(f"• [{p.severity}] {display_path(p.message)}" for p in problems)
+    worst = any(p.level == Level.ERROR for p in problems)
+    text = "\n".join(f"• [{p.level}] {display_path(p.message)}" for p in problems)
     return info_box(
         parent,
         "Check",

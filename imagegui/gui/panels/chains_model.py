@@ -335,7 +335,7 @@ def _tooltip(snapshot: Snapshot, node: str) -> str:
             + ("; Nova would remove it now" if nova.nova_would_remove else "")
         )
     for p in graph.problems_for(node):
-        lines.append(f"• <b>{p.severity}</b>: {escape(display_path(p.message))}")
+        lines.append(f"• <b>{p.level}</b>: {escape(display_path(p.message))}")
     return "<p style='white-space:pre-wrap'>" + "<br>".join(lines) + "</p>"
 
 

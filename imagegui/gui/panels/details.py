@@ -13,7 +13,7 @@ from html import escape
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from imagegui.core.chains.diagnose import Kind, Problem, Severity
+from imagegui.core.chains.diagnose import Kind, Level, Problem
 from imagegui.core.chains.graph import MISSING, PROTOCOL, UNREADABLE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.read.model import ImageInfo
@@ -178,7 +178,7 @@ class DetailsPanel(QTextBrowser):
         return f"<p>{what}{fix}</p>"
 
     def _problem(self, p: Problem) -> str:
-        icon = "state-error" if p.severity == Severity.ERROR else "state-warning"
+        icon = "state-error" if p.level == Level.ERROR else "state-warning"
         src = resources.icon_path(icon).as_uri()
         fix = FIXES.get(p.kind)
         link = f"<br><a href='action:{fix[0]}'>{fix[1]}</a>" if fix else ""

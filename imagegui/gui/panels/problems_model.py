@@ -7,7 +7,7 @@ from html import escape
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import QFont
 
-from imagegui.core.chains.diagnose import KIND_TITLES, Kind, Problem, Severity
+from imagegui.core.chains.diagnose import KIND_TITLES, Kind, Level, Problem
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.units import display_path
 from imagegui.gui import resources
@@ -30,9 +30,7 @@ class ProblemsModel(QAbstractItemModel):
         groups: dict[Kind, list[Problem]] = {}
         for p in snapshot.graph.problems if snapshot else ():
             groups.setdefault(p.kind, []).append(p)
-        worst = {
-            k: min(0 if p.severity == Severity.ERROR else 1 for p in v) for k, v in groups.items()
-        }
+        worst = {k: min(0 if p.level == Level.ERROR else 1 for p in v) for k, v in groups.items()}
         self._groups = sorted(groups.items(), key=lambda kv: (worst[kv[0]], str(kv[0])))
         self.endResetModel()
 
@@ -100,7 +98,7 @@ class ProblemsModel(QAbstractItemModel):
                     return f"{KIND_TITLES.get(kind, str(kind))} ({len(problems)})"
                 return problems[0].explanation.split(". ")[0] + "."
             if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
-                return resources.icon(_severity_icon(problems[0].severity))
+                return resources.icon(_level_icon(problems[0].level))
             if role == Qt.ItemDataRole.ToolTipRole:
                 return problems[0].explanation
             if role == Qt.ItemDataRole.FontRole:
@@ -114,7 +112,7 @@ class ProblemsModel(QAbstractItemModel):
         if role == PATH_ROLE:
             return p.path
         if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
-            return resources.icon(_severity_icon(p.severity))
+            return resources.icon(_level_icon(p.level))
         if role == Qt.ItemDataRole.ToolTipRole:
             return (
                 f"<p><b>{escape(display_path(p.path))}</b></p><p>{escape(p.message)}</p>"
@@ -123,5 +121,5 @@ class ProblemsModel(QAbstractItemModel):
         return None
 
 
-def _severity_icon(severity: Severity) -> str:
-    return "state-error" if severity == Severity.ERROR else "state-warning"
+def _level_icon(level: Level) -> str:
+    return "state-error" if level == Level.ERROR else "state-warning"

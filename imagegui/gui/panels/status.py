@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.chains.diagnose import Severity
+from imagegui.core.chains.diagnose import Level
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.units import counted, display_path
 from imagegui.gui import resources
@@ -147,7 +147,7 @@ class StatusBar(QStatusBar):
 
     def set_summary(self, snapshot: Snapshot) -> None:
         problems = snapshot.graph.problems
-        errors = sum(1 for p in problems if p.severity == Severity.ERROR)
+        errors = sum(1 for p in problems if p.level == Level.ERROR)
         warnings = len(problems) - errors
         seconds = sum(snapshot.timings.values())
         unusable = sum(1 for st in snapshot.status.values() if st.unusable and not st.placeholder)

@@ -17,7 +17,7 @@ from imagegui.core.read.scan import scan_directory
 
 
 def kinds(graph: ChainGraph, path: Path) -> list[tuple[str, str]]:
-    return [(str(p.kind), str(p.severity)) for p in graph.problems_for(str(path))]
+    return [(str(p.kind), str(p.level)) for p in graph.problems_for(str(path))]
 
 
 def graph_of(root: Path, store: CheckStore | None = None) -> ChainGraph:

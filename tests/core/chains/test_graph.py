@@ -9,7 +9,7 @@ import pytest
 from conftest import qemu_img
 from imagebytes import qcow2_drop_backing_format, qcow2_set_incompatible
 
-from imagegui.core.chains.diagnose import Severity
+from imagegui.core.chains.diagnose import Level
 from imagegui.core.chains.graph import MISSING, PROTOCOL, ChainGraph
 from imagegui.core.read.scan import scan_directory
 
@@ -83,9 +83,9 @@ def test_missing_backing(make, tmp_path):
     top = make.overlay("top.qcow2", "moved-away.qcow2")
     g = graph_of(tmp_path)
     [problem] = g.problems
-    assert (problem.kind, problem.severity, problem.path) == (
+    assert (problem.kind, problem.level, problem.path) == (
         "missing-backing",
-        Severity.ERROR,
+        Level.ERROR,
         str(top),
     )
     assert "moved-away.qcow2" in problem.message and "rebase --unsafe" in problem.cli_text
@@ -131,7 +131,7 @@ def test_backing_format_mismatch(make, tmp_path):
     ok = make.overlay("ok.qcow2", "really-raw.img", backing_fmt="raw")
     g = graph_of(tmp_path)
     assert kinds(g, top) == ["backing-format-mismatch"]
-    assert g.problems_for(str(top))[0].severity == Severity.ERROR
+    assert g.problems_for(str(top))[0].level == Level.ERROR
     assert kinds(g, ok) == []
 
 
@@ -174,14 +174,14 @@ def test_dirty_corrupt_and_external_data_file(make, tmp_path):
     assert kinds(g, dirty) == ["dirty"]
     assert kinds(g, corrupt) == ["corrupt"]
     assert kinds(g, ext) == ["external-data-file"]
-    assert g.problems_for(str(corrupt))[0].severity == Severity.ERROR
+    assert g.problems_for(str(corrupt))[0].level == Level.ERROR
 
 
 def test_unreadable_becomes_a_problem(make, tmp_path):
     (tmp_path / "fake.qcow2").write_text("hello")
     g = graph_of(tmp_path)
     [p] = g.problems
-    assert (p.kind, p.severity) == ("unreadable", Severity.ERROR)
+    assert (p.kind, p.level) == ("unreadable", Level.ERROR)
 
 
 def test_nova_layout_marks_unused_bases_with_their_age(make, tmp_path):

@@ -376,5 +376,5 @@ def test_check_clean_and_unsupported(tmp_path: Path):
 def test_check_problems_from_report():
     report = json.dumps({"corruptions": 2, "leaks": 5, "check-errors": 0})
     problems = check_problems("/x.qcow2", 2, report)
-    assert [(p.kind, p.severity) for p in problems] == [("corrupt", "error"), ("leaks", "warning")]
+    assert [(p.kind, p.level) for p in problems] == [("corrupt", "error"), ("leaks", "warning")]
     assert "--repair leaks" in problems[1].cli_text and "--" not in problems[1].message

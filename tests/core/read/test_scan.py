@@ -301,9 +301,7 @@ def test_a_flattens_leftover_temporary_file_is_a_note_and_a_warning_not_an_image
     assert note.path == partial and note.leftover and not note.looked_like_image
     assert "interrupted flatten into flat.qcow2" in note.message
     problems = ChainGraph(result).problems
-    assert [(p.kind, p.severity, p.path) for p in problems] == [
-        ("leftover-file", "warning", partial)
-    ]
+    assert [(p.kind, p.level, p.path) for p in problems] == [("leftover-file", "warning", partial)]
 
 
 def test_a_base_named_like_a_leftover_is_an_image(make, tmp_path):
