@@ -9,6 +9,7 @@ from typing import TextIO
 
 from imagegui.cli.image_json import ImageJSON, image_record, names_json
 from imagegui.core.chains.diagnose import Kind, Level
+from imagegui.core.chains.export import FORMATS, write_graph
 from imagegui.core.chains.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, ChainGraph
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read.model import ImageInfo
@@ -25,7 +26,16 @@ _MARK = {Level.ERROR: "✗", Level.WARNING: "!"}
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="show every image chain under DIR as a tree")
     p.add_argument("directory", metavar="DIR")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON object instead")
+    out.add_argument(
+        "--graph",
+        choices=FORMATS,
+        metavar="FORMAT",
+        help="print the chain graph instead, as GraphML (yEd), GEXF (Gephi) or networkx "
+        "node-link JSON: images and their missing or unreadable backing files as nodes, backing "
+        "links as edges",
+    )
     p.set_defaults(func=cmd_scan)
     p = sub.add_parser("check", help="list problems under DIR; exit 1 if any is an error")
     p.add_argument("directory", metavar="DIR")
@@ -88,7 +98,12 @@ class _TerminalCount(TerminalLine):
 
 def cmd_scan(args: argparse.Namespace) -> int:
     graph = load(args.directory)
-    if args.json:
+    if args.graph:
+        sys.stdout.flush()
+        with paused_gc():
+            write_graph(graph, args.graph, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    elif args.json:
         with paused_gc():
             write_scan_json(graph, sys.stdout)
     else:

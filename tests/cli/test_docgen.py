@@ -47,6 +47,7 @@ def test_bash_completion_parses_and_completes_subcommands_and_choices(tmp_path):
 
     assert "scan" in complete("sc") and "install-desktop" in complete("inst")
     assert complete("check-image", "x", "--repair", "") == ["leaks", "all"]
+    assert complete("scan", "x", "--graph", "") == ["graphml", "gexf", "json"]
     assert "--deep" in complete("check", "--d")
     assert "--uninstall" in complete("install-desktop", "--un")
 
