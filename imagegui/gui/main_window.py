@@ -10,6 +10,7 @@ graph is completely drawn (the screenshot mode and the benchmark wait for it).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from PySide6.QtCore import QPoint, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 
 import imagegui
 from imagegui.core import gcpause
+from imagegui.core.chains.diagnose import FixAction
 from imagegui.core.units import counted, display_path
 from imagegui.gui import a11y, resources
 from imagegui.gui.actions import create_actions, disabled_reasons, update_enabled
@@ -346,21 +348,24 @@ class MainWindow(QMainWindow):
         fill_image_menu(menu, self.actions)
         menu.popup(pos)
 
-    def _on_details_action(self, name: str) -> None:
-        handler = {
-            "repair": self.ops.repair,
-            "rebase": self.ops.rebase,
-            "record-format": self.ops.record_format,
-            "check": self.ops.check,
-            "flatten": self.ops.flatten,
-            "repair-leaks": lambda: self.ops.repair_check("leaks"),
-            "repair-all": lambda: self.ops.repair_check("all"),
-            "remove-leftover": lambda: self.ops.remove_leftovers(
+    def fix_handlers(self) -> dict[FixAction, Callable[[], object]]:
+        """What each fix Details offers (``diagnose.KindInfo.action``) runs."""
+        return {
+            FixAction.REPAIR: self.ops.repair,
+            FixAction.REBASE: self.ops.rebase,
+            FixAction.RECORD_FORMAT: self.ops.record_format,
+            FixAction.CHECK: self.ops.check,
+            FixAction.FLATTEN: self.ops.flatten,
+            FixAction.REPAIR_LEAKS: lambda: self.ops.repair_check("leaks"),
+            FixAction.REPAIR_ALL: lambda: self.ops.repair_check("all"),
+            FixAction.REMOVE_LEFTOVER: lambda: self.ops.remove_leftovers(
                 [self.details.node] if self.details.node else []
             ),
-        }.get(name)
-        if handler is not None:
-            handler()
+        }
+
+    def _on_details_action(self, name: str) -> None:
+        if name in FixAction.__members__.values():
+            self.fix_handlers()[FixAction(name)]()
 
     def _on_jobs_active_changed(self, count: int) -> None:
         if count:

@@ -22,13 +22,12 @@ import fcntl
 import functools
 import json
 import os
-import shlex
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import cast
 
-from imagegui.core.chains.diagnose import Kind, Level, Problem
+from imagegui.core.chains.diagnose import Kind, Problem, fix_cli, problem
 from imagegui.core.statefiles import state_file
 
 ENV = "IMAGEGUI_CHECKS"
@@ -95,36 +94,18 @@ class CheckRecord:
         if self.check_errors:
             errors.append(f"{_n(self.check_errors, 'error')} reading its metadata")
         if errors:
-            out.append(
-                Problem(
-                    Kind.CHECK_ERRORS,
-                    Level.ERROR,
-                    path,
-                    f"The check of {when} found {' and '.join(errors)}.",
-                    "copy the data out (imagegui flatten), then imagegui check-image --repair "
-                    f"all {shlex.quote(path)}",
-                )
-            )
+            message = f"The check of {when} found {' and '.join(errors)}."
+            out.append(problem(Kind.CHECK_ERRORS, path, message, fix_cli(Kind.CHECK_ERRORS, path)))
         if self.failure:
-            out.append(
-                Problem(
-                    Kind.CHECK_ERRORS,
-                    Level.ERROR,
-                    path,
-                    f"The check of {when} could not open it: {self.failure}",
-                )
-            )
+            message = f"The check of {when} could not open it: {self.failure}"
+            out.append(problem(Kind.CHECK_ERRORS, path, message))
         if self.leaks:
-            out.append(
-                Problem(
-                    Kind.LEAKED_CLUSTERS,
-                    Level.WARNING,
-                    path,
-                    f"The check of {when} found {_n(self.leaks, 'leaked cluster')}: space "
-                    "allocated in the file that nothing uses.",
-                    f"imagegui check-image --repair leaks {shlex.quote(path)}",
-                )
+            message = (
+                f"The check of {when} found {_n(self.leaks, 'leaked cluster')}: space "
+                "allocated in the file that nothing uses."
             )
+            fix = fix_cli(Kind.LEAKED_CLUSTERS, path)
+            out.append(problem(Kind.LEAKED_CLUSTERS, path, message, fix))
         return out
 
     def to_json(self) -> dict[str, object]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from imagegui.core.chains import checkstore
 from imagegui.core.chains.checkstore import CheckStore
-from imagegui.core.chains.diagnose import Kind, Level, Problem
+from imagegui.core.chains.diagnose import Kind, Level, Problem, fix_cli
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
 from imagegui.core.read.fileid import file_id
@@ -380,7 +379,7 @@ class ChainGraph:
                     Kind.UNREADABLE, err, error.path, f"Cannot read the image: {error.message}."
                 )
             elif error.leftover:
-                fix = f"imagegui clean-leftovers {shlex.quote(error.path)}"
+                fix = fix_cli(Kind.LEFTOVER, error.path)
                 self._add(Kind.LEFTOVER, Level.WARNING, error.path, error.message, fix)
         for number, loop in enumerate(self.loops, 1):
             # One message per loop, shared by its members: a member naming every other member
@@ -442,7 +441,7 @@ class ChainGraph:
                 path,
                 "qemu marked this image corrupt: it opens read-only. Back it up, then check it "
                 "and repair everything the check finds.",
-                f"imagegui check-image --repair all '{path}'",
+                fix_cli(Kind.CORRUPT, path),
             )
         if (flags.get("dirty") or flags.get("needs_check")) and not info.in_use:
             self._add(
@@ -505,7 +504,7 @@ class ChainGraph:
                 path,
                 f"Backing file '{name}' {found} (looked for {target}). If the base was moved "
                 "or renamed, point the overlay at it again.",
-                f"imagegui rebase --unsafe '{path}' NEW_BASE",
+                fix_cli(Kind.MISSING_BACKING, path),
             )
         elif kind == UNREADABLE:
             error = self._errors.get(target)
@@ -527,7 +526,6 @@ class ChainGraph:
         base = self.image(target)
         if info.backing_format is None:
             if info.format in _FORMAT_RECORDING:
-                real = f" -F {base.format}" if base else ""
                 self._add(
                     Kind.NO_BACKING_FORMAT,
                     warn,
@@ -535,7 +533,7 @@ class ChainGraph:
                     "No backing format recorded: qemu 6.1+ and libvirt refuse to guess it, and "
                     "guessing lets a guest rewrite what the base appears to be. Record it"
                     + (f" (the base is {base.format})." if base else "."),
-                    f"qemu-img rebase -u -b '{name}'{real} '{path}'",
+                    fix_cli(Kind.NO_BACKING_FORMAT, path, target) if base else "",
                 )
         elif base is not None:
             allowed = {base.format, *base.also_opens_as}
@@ -546,7 +544,7 @@ class ChainGraph:
                     path,
                     f"Records its backing format as {info.backing_format}, but {target} is "
                     f"{base.format}: the guest would see the wrong data. Record the real format.",
-                    f"qemu-img rebase -u -b '{name}' -F {base.format} '{path}'",
+                    fix_cli(Kind.BACKING_FORMAT_MISMATCH, path, target),
                 )
 
     # -- OpenStack Nova -----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imagegui.core.chains.diagnose import KIND_TITLES, Kind, Level
+from imagegui.core.chains.diagnose import KINDS, Kind, Level
 from imagegui.core.chains.graph import EXTERNAL, IMAGE, MISSING, PROTOCOL, UNREADABLE, ChainGraph
 from imagegui.core.strenum import StrEnum
 
@@ -59,7 +59,7 @@ class NodeStatus:
         """One line on why ``node`` cannot be opened, for a card, a tooltip or the status bar."""
         if self.broken_at is None or self.broken_kind is None:
             return None
-        title = KIND_TITLES.get(self.broken_kind, str(self.broken_kind)).lower()
+        title = KINDS[self.broken_kind].title.lower()
         if self.broken_at == node:
             return title
         name = short_name(self.broken_at)
@@ -73,9 +73,7 @@ class NodeStatus:
         if self.in_use and self.state is not State.IN_USE:
             parts.append("in use")
         if self.state is State.UNUSABLE and self.broken_kind is not None:
-            parts[0] = (
-                f"unusable ({KIND_TITLES.get(self.broken_kind, self.broken_kind).lower()} below)"
-            )
+            parts[0] = f"unusable ({KINDS[self.broken_kind].title.lower()} below)"
         if self.errors and self.state is not State.ERROR:
             parts.append(f"{self.errors} error{'s' * (self.errors > 1)}")
         if self.warnings and self.state is not State.WARNING:

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from imagegui.core.chains import checkstore
+from imagegui.core.chains import checkstore, diagnose
 from imagegui.core.chains.checkstore import CheckRecord, Fingerprint
-from imagegui.core.chains.diagnose import Level, cli_text
+from imagegui.core.chains.diagnose import Kind, Level, cli_text
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards
 from imagegui.core.ops.guards import Finding, warn
@@ -120,7 +120,7 @@ def _flag_problems(path: str, found: list[CheckProblem]) -> list[CheckProblem]:
             "corrupt", Level.ERROR, path,
             "qemu marked this image corrupt (header flag), so it opens only read-only; the check "
             "found no damage now - repairing everything clears the flag",
-            f"imagegui check-image --repair all {path}",
+            diagnose.fix_cli(Kind.CORRUPT, path),
         )
     ]  # fmt: skip
 
@@ -146,7 +146,7 @@ def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem
                 "corrupt", Level.ERROR, path,
                 f"{n} corruption(s): copy the data out first (flatten it), then repair "
                 "everything the check found",
-                f"imagegui check-image --repair all {path}",
+                diagnose.fix_cli(Kind.CORRUPT, path),
             )
         )  # fmt: skip
     if n := report.get("leaks", 0):
@@ -155,7 +155,7 @@ def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem
                 "leaks", Level.WARNING, path,
                 f"{n} leaked cluster(s) waste space but harm no data; repairing the leaks "
                 "reclaims it",
-                f"imagegui check-image --repair leaks {path}",
+                diagnose.fix_cli(Kind.LEAKED_CLUSTERS, path),
             )
         )  # fmt: skip
     if n := report.get("check-errors", 0):

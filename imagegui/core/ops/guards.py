@@ -14,7 +14,8 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from imagegui.core.chains.diagnose import cli_text
+from imagegui.core.chains import diagnose
+from imagegui.core.chains.diagnose import Kind, cli_text
 from imagegui.core.read.backing import canonical, is_inside, is_protocol, open_error
 from imagegui.core.read.fileid import file_id
 from imagegui.core.read.holders import describe_holders
@@ -170,7 +171,7 @@ def chain_problem(chain: Chain, what: str) -> Finding | None:
             f"{chain.missing_in} backs onto {chain.missing_name!r}, which cannot be opened "
             f"({chain.missing}: {why}); {what} needs the whole chain. If the base was moved or "
             "renamed, repair the pointer first",
-            fix_cli=f"imagegui rebase --unsafe {chain.missing_in} NEW_LOCATION",
+            fix_cli=diagnose.fix_cli(Kind.MISSING_BACKING, chain.missing_in or "IMAGE"),
         )
     if chain.loop:
         return refuse("backing-loop", f"the backing chain of {chain.images[0].path} loops")
@@ -286,7 +287,7 @@ def backing_format_recorded(img: ImageInfo, backing: ImageInfo) -> Finding | Non
             "no-backing-format",
             f"{img.path} does not record its backing file's format; record it first (an "
             "unsafe rebase onto the same file)",
-            fix_cli=f"imagegui rebase --unsafe {img.path} {backing.path}",
+            fix_cli=diagnose.fix_cli(Kind.NO_BACKING_FORMAT, img.path, backing.path),
         )
     if img.backing_format != backing.format:
         return refuse(
@@ -294,7 +295,7 @@ def backing_format_recorded(img: ImageInfo, backing: ImageInfo) -> Finding | Non
             f"{img.path} records its backing file as {img.backing_format} but it is a "
             f"{backing.format} image; writing through the wrong format would destroy it. Record "
             "the real format first (an unsafe rebase onto the same file)",
-            fix_cli=f"imagegui rebase --unsafe {img.path} {backing.path}",
+            fix_cli=diagnose.fix_cli(Kind.BACKING_FORMAT_MISMATCH, img.path, backing.path),
         )
     return None
 

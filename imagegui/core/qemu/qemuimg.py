@@ -136,7 +136,8 @@ def map_error(
             f"backing file {backing!r} does not exist. If it was moved or renamed, repair the "
             f"pointer to it first ({program}: {text})",
             backing=backing,
-            fix_cli="imagegui rebase --unsafe IMAGE NEW_LOCATION",
+            # diagnose's fix for a missing backing, spelled out: qemu sits below chains
+            fix_cli="imagegui rebase --unsafe IMAGE NEW_BASE",
             **kw,
         )
     return QemuImgError(f"{program} failed: {text}", **kw)

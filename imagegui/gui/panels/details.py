@@ -13,7 +13,7 @@ from html import escape
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from imagegui.core.chains.diagnose import Kind, Level, Problem
+from imagegui.core.chains.diagnose import Level, Problem
 from imagegui.core.chains.graph import MISSING, PROTOCOL, UNREADABLE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.read.model import ImageInfo
@@ -22,19 +22,6 @@ from imagegui.gui import resources, theme
 from imagegui.gui.panels.chains_model import STATE_ICON
 from imagegui.gui.snapshot import Snapshot
 
-#: The action that fixes each kind of problem, and its label.
-FIXES: dict[Kind, tuple[str, str]] = {
-    Kind.MISSING_BACKING: ("repair", "Repair missing backing…"),
-    Kind.BACKING_LOOP: ("rebase", "Rebase onto the real base…"),
-    Kind.NO_BACKING_FORMAT: ("record-format", "Record the backing format…"),
-    Kind.BACKING_FORMAT_MISMATCH: ("record-format", "Record the real backing format…"),
-    Kind.DIRTY: ("check", "Check the image"),
-    Kind.CORRUPT: ("check", "Check the image"),
-    Kind.BACKING_OUTSIDE_ROOT: ("flatten", "Flatten into an independent image…"),
-    Kind.CHECK_ERRORS: ("repair-all", "Repair all…"),
-    Kind.LEAKED_CLUSTERS: ("repair-leaks", "Repair leaks…"),
-    Kind.LEFTOVER: ("remove-leftover", "Remove leftover file…"),
-}
 _MAX_LISTED = 25
 #: A chain longer than head + tail rows is shown with its middle elided: a 3,000-row table took
 #: Qt 5 s to lay out, in the GUI thread.
@@ -180,8 +167,9 @@ class DetailsPanel(QTextBrowser):
     def _problem(self, p: Problem) -> str:
         icon = "state-error" if p.level == Level.ERROR else "state-warning"
         src = resources.icon_path(icon).as_uri()
-        fix = FIXES.get(p.kind)
-        link = f"<br><a href='action:{fix[0]}'>{fix[1]}</a>" if fix else ""
+        info = p.info  # the fix on offer, as diagnose words it: a link when an action does it
+        fix = escape(info.fix)
+        link = f"<br><a href='action:{info.action}'>{fix}</a>" if info.action else f"<br>{fix}"
         return (
             f"<p><img src='{src}' width='14' height='14'> <b>{escape(str(p.kind))}</b>: "
             f"{escape(display_path(p.message))}<br>"

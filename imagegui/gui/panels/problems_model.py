@@ -7,7 +7,7 @@ from html import escape
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import QFont
 
-from imagegui.core.chains.diagnose import KIND_TITLES, Kind, Level, Problem
+from imagegui.core.chains.diagnose import KINDS, Kind, Level, Problem
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.units import display_path
 from imagegui.gui import resources
@@ -95,12 +95,12 @@ class ProblemsModel(QAbstractItemModel):
             kind, problems = self._groups[index.row()]
             if role == Qt.ItemDataRole.DisplayRole:
                 if index.column() == 0:
-                    return f"{KIND_TITLES.get(kind, str(kind))} ({len(problems)})"
-                return problems[0].explanation.split(". ")[0] + "."
+                    return f"{KINDS[kind].title} ({len(problems)})"
+                return KINDS[kind].explanation.split(". ")[0] + "."
             if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
                 return resources.icon(_level_icon(problems[0].level))
             if role == Qt.ItemDataRole.ToolTipRole:
-                return problems[0].explanation
+                return KINDS[kind].explanation
             if role == Qt.ItemDataRole.FontRole:
                 bold = QFont()
                 bold.setBold(True)

@@ -10,7 +10,7 @@ from damaged import leaky_qcow2, truncated_qcow2
 
 from imagegui.core.chains import checkstore
 from imagegui.core.chains.checkstore import CheckRecord, CheckStore, Fingerprint
-from imagegui.core.chains.diagnose import EXPLANATIONS, Kind
+from imagegui.core.chains.diagnose import KINDS, Kind
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.ops.check import check_argv, check_record, plan_check
 from imagegui.core.read.scan import scan_directory
@@ -34,7 +34,7 @@ def test_check_of_a_truncated_image_becomes_its_problem(tmp_path: Path, check_st
     assert kinds(graph, img) == [("check-errors", "error")]
     (p,) = graph.problems_for(str(img))
     assert "3 corruptions" in p.message
-    assert p.explanation == EXPLANATIONS[Kind.CHECK_ERRORS]
+    assert p.explanation == KINDS[Kind.CHECK_ERRORS].explanation
 
 
 def test_leaks_are_a_warning_and_a_repair_clears_them(tmp_path: Path, check_store: Path):

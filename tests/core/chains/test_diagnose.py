@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from conftest import qemu_img
 
 from imagegui.cli import run_cli
-from imagegui.core.chains.diagnose import cli_text
+from imagegui.core.chains.diagnose import cli_text, fix_cli
+from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.ops.operations import plan_commit
+from imagegui.core.read.scan import scan_directory
 
 
 def test_the_fix_starts_a_new_sentence():
@@ -29,3 +33,20 @@ def test_a_refusal_on_the_terminal_is_not_run_together_with_its_fix(tmp_path: Pa
     err = capsys.readouterr().err
     assert "explicitly. Fix: add --allow-file /etc/shadow" in err, err
     assert "explicitly Fix:" not in err
+
+
+def test_a_scan_and_a_refusal_advise_the_same_fix(make, tmp_path: Path):
+    """One advice per kind: the problem ``check`` lists and the guard that refuses a commit of
+    the same image name the same command, our own (not ``qemu-img rebase -u``)."""
+    make.create("base.qcow2")
+    top = make.overlay("top.qcow2", "base.qcow2", backing_fmt="raw")
+    (found,) = ChainGraph(scan_directory(str(tmp_path))).problems_for(str(top))
+    refusal = next(f for f in plan_commit(str(top)).findings if f.code == found.kind)
+    assert (
+        found.fix_cli
+        == refusal.fix_cli
+        == fix_cli(found.kind, str(top), str(make.root / "base.qcow2"))
+    )
+    assert found.fix_cli.startswith("imagegui rebase --unsafe ")
+    assert run_cli(shlex.split(found.fix_cli)[1:]) == 0  # and it does fix it
+    assert ChainGraph(scan_directory(str(tmp_path))).problems_for(str(top)) == []

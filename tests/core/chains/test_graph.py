@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shlex
 import time
 
 import pytest
 from conftest import qemu_img
 from imagebytes import qcow2_drop_backing_format, qcow2_set_incompatible
 
+from imagegui.cli import run_cli
 from imagegui.core.chains.diagnose import Level
 from imagegui.core.chains.graph import MISSING, PROTOCOL, ChainGraph
 from imagegui.core.read.scan import scan_directory
@@ -121,7 +123,11 @@ def test_no_backing_format(make, tmp_path):
     qcow2_drop_backing_format(top)
     g = graph_of(tmp_path)
     assert kinds(g, top) == ["no-backing-format"]
-    assert "-F qcow2" in g.problems[0].cli_text and "-F" not in g.problems[0].message
+    assert "(the base is qcow2)" in g.problems[0].message and "-F" not in g.problems[0].message
+    fix = g.problems[0].fix_cli
+    assert fix == f"imagegui rebase --unsafe {top} {tmp_path / 'base.qcow2'}"
+    assert run_cli(shlex.split(fix)[1:]) == 0  # our own command line does what it advises
+    assert kinds(graph_of(tmp_path), top) == []
 
 
 def test_backing_format_mismatch(make, tmp_path):
