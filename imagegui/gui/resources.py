@@ -118,6 +118,3 @@ def pixmap(name: str, size: int, ratio: float = 1.0) -> QPixmap:
 def stylesheet() -> str:
     path = resources_dir() / "style.qss"
     return path.read_text(encoding="utf-8") if path.exists() else ""
-
-
-ICON_SIZE = QSize(20, 20)

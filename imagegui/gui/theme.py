@@ -127,7 +127,6 @@ class CardStyle:
     subtext: QColor
     brush: QBrush
     pen: QPen
-    dashed: bool
 
 
 @dataclass(frozen=True)
@@ -239,7 +238,6 @@ class Theme:
                 subtext=readable(mix(text, fill, 0.3), fill),
                 brush=QBrush(fill),
                 pen=pen,
-                dashed=placeholder,
             )
         return t
 

@@ -315,6 +315,3 @@ class ChainScene(QGraphicsScene):
     def node_rect(self, node: str) -> QRectF | None:
         item = self.items_by_node.get(node)
         return item.rect() if item is not None else None
-
-    def state_of(self, node: str) -> State | None:
-        return self.snapshot.status[node].state if self.snapshot else None
