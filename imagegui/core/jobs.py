@@ -19,10 +19,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from imagegui.core.strenum import StrEnum
+
 T = TypeVar("T")
 
 #: Receives the fraction done, 0.0 .. 1.0.
 ProgressFn = Callable[[float], None]
+
+
+class Outcome(StrEnum):
+    """How a job ended: the window's Operations panel shows it, its owner branches on it."""
+
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class CancelledError(Exception):
@@ -111,12 +121,3 @@ class Throttle:
             self._last_time = now
             self._last_value = fraction
             self.target(fraction)
-
-
-def scaled(progress: ProgressFn, start: float, end: float) -> ProgressFn:
-    """Maps a step's own 0..1 onto ``start..end`` of the whole job (measure, then convert)."""
-
-    def report(fraction: float) -> None:
-        progress(start + (end - start) * max(0.0, min(1.0, fraction)))
-
-    return report

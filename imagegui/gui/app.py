@@ -28,7 +28,7 @@ from imagegui.core.demo import build_demo
 from imagegui.core.jobs import Job
 from imagegui.gui import resources, theme
 from imagegui.gui.settings import Settings, apply_qemu_img
-from imagegui.gui.workers import start_job
+from imagegui.gui.workers import TaskSlot
 
 #: Seconds --screenshot waits for the graph before giving up.
 SCREENSHOT_TIMEOUT = 120
@@ -62,6 +62,8 @@ class Launcher:
         self.args = args
         self.demo_dirs: list[str] = []
         self.exit_code = 0
+        #: Builds the demo directory (asked again while it builds: that build serves).
+        self._demo = TaskSlot(window, on_done=self._on_demo_built, on_failed=self._on_demo_failed)
         window.demoRequested.connect(self.open_demo)
         app.aboutToQuit.connect(self._on_about_to_quit)
 
@@ -93,13 +95,11 @@ class Launcher:
         self.window.session.snapshotReady.disconnect(self._forget_last_dir_check)
 
     def open_demo(self) -> None:
+        if self._demo.running:
+            return
         self.window.welcome.show_message("Building the demo directory with qemu-img…")
         self.window.status.showMessage("Building the demo directory with qemu-img…")
-        start_job(
-            Job("Build demo", lambda p, c: build_demo(progress=p, cancel=c)),
-            finished=self._on_demo_built,
-            failed=self._on_demo_failed,
-        )
+        self._demo.start(Job("Build demo", lambda p, c: build_demo(progress=p, cancel=c)))
 
     def _on_demo_built(self, path: str) -> None:
         self.demo_dirs.append(path)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox
 
 from imagegui.core.chains.checkstore import CheckRecord
 from imagegui.core.chains.graph import ChainGraph
-from imagegui.core.jobs import Job
+from imagegui.core.jobs import Job, Outcome
 from imagegui.core.ops import journal
 from imagegui.core.ops.check import plan_check
 from imagegui.core.ops.operations import OpResult, Plan
@@ -38,7 +38,7 @@ from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.vms import VmsPanel
 from imagegui.gui.session import Selection, Session
 from imagegui.gui.settings import Settings
-from imagegui.gui.workers import start_job
+from imagegui.gui.workers import TaskSlot
 
 
 class Ops(QObject):
@@ -70,6 +70,8 @@ class Ops(QObject):
         self.last_box = None
         #: What Undo acts on: the journal's last change, read with each scan and after each job.
         self.undo: journal.UndoTarget | None = None
+        #: Reads the journal; a newer read supersedes one still running.
+        self._journal = TaskSlot(self, on_done=self.set_undo)
         for sig in (jobs.jobFinished, jobs.jobFailed, jobs.jobCancelled):
             sig.connect(lambda *_: self.refresh_undo())
         session.snapshotReady.connect(lambda snap: self.set_undo(snap.undo))
@@ -182,11 +184,7 @@ class Ops(QObject):
 
     def refresh_undo(self) -> None:
         """Reads the journal again on a worker (an operation may have written it)."""
-        start_job(
-            Job("read the rebase journal", lambda p, c: journal.undo_target()),
-            finished=self.set_undo,
-            parent=self,
-        )
+        self._journal.start(Job("read the rebase journal", lambda p, c: journal.undo_target()))
 
     def set_undo(self, target: journal.UndoTarget | None) -> None:
         if target is None:
@@ -219,13 +217,13 @@ class Ops(QObject):
 
         self._open(dialog, accepted)
 
-    def _on_launched(self, state: str, payload: object) -> None:
-        if state == "done" and isinstance(payload, OpResult):
+    def _on_launched(self, outcome: Outcome, payload: object) -> None:
+        if outcome == Outcome.DONE and isinstance(payload, OpResult):
             vm = payload.data["vm"]
             self.vms.add(vm)
             self.message.emit(display_path(" ".join(filter(None, (payload.message, vm.note)))))
             self.session.rescan_soon(600)  # the in-use badges
-        elif state == "failed":
+        elif outcome == Outcome.FAILED:
             hint = ""
             if "kvm" in str(payload).lower():
                 hint = (
@@ -245,13 +243,13 @@ class Ops(QObject):
         roots = (self.session.snapshot.root,) if self.session.snapshot else ()
         job = Job(f"Check {info.name}", lambda p, c: plan_check(path, roots=roots).run(p, c))
 
-        def done(state: str, payload: object) -> None:
-            if state in ("done", "failed"):
+        def done(outcome: Outcome, payload: object) -> None:
+            if outcome in (Outcome.DONE, Outcome.FAILED):
                 self.session.rescan()  # on a worker: the findings show as problems
-            if state == "done":
+            if outcome == Outcome.DONE:
                 self.last_box = check_result_box(self.window, payload)
                 self._offer_repair(self.last_box, payload, path)
-            elif state == "failed":
+            elif outcome == Outcome.FAILED:
                 self.last_box = failure_box(self.window, "Check", payload)
 
         self.jobs.start(job, done)
@@ -304,12 +302,12 @@ class Ops(QObject):
             return None
         self.session.hold()
 
-        def done(state: str, payload: object) -> None:
+        def done(outcome: Outcome, payload: object) -> None:
             self.session.release()
-            if state == "done":
+            if outcome == Outcome.DONE:
                 self.select_after_scan = select
                 self.message.emit(display_path(getattr(payload, "message", title)))
-            elif state == "failed":
+            elif outcome == Outcome.FAILED:
                 self.last_box = failure_box(self.window, title, payload)
             else:
                 self.message.emit(display_path(str(payload)))

@@ -1,10 +1,11 @@
 """The open directory: scanning it on the worker pool, watching it, and the current image.
 
-One scan at a time per directory: a rescan asked for while one runs is remembered and started when
-it ends (so a burst of file events costs two scans, not twenty); opening another directory cancels
-the running scan. Directory changes reach a debounce timer; while an operation is writing into the
-directory (``hold``) automatic rescans wait for it, so a half-written flatten output never shows up
-as a broken image.
+One scan at a time, in the session's task slot: a rescan asked for while one runs is remembered
+and started when it ends (so a burst of file events costs two scans, not twenty); opening another
+directory supersedes the running scan (the slot cancels it, and its result never arrives).
+Directory changes reach a debounce timer; while an operation is writing into the directory
+(``hold``) automatic rescans wait for it, so a half-written flatten output never shows up as a
+broken image.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from imagegui.gui.settings import Settings
 from imagegui.gui.snapshot import ScanReporter, Snapshot, make_scan_job
-from imagegui.gui.workers import JobHandle
+from imagegui.gui.workers import TaskSlot
 
 #: Quiet time after the last file event before an automatic rescan.
 DEBOUNCE_MS = 800
@@ -51,7 +52,12 @@ class Session(QObject):
         self.settings = settings
         self.root: str | None = None
         self.snapshot: Snapshot | None = None
-        self._job: JobHandle | None = None
+        self._scan = TaskSlot(
+            self,
+            on_done=self._on_scan_finished,
+            on_failed=self._on_scan_failed,
+            on_cancelled=self._on_scan_cancelled,
+        )
         self._target: str | None = None
         self._pending = False
         self._holds = 0
@@ -68,21 +74,19 @@ class Session(QObject):
 
     @property
     def scanning(self) -> bool:
-        return self._job is not None
+        return self._scan.running
 
     # -- scanning
 
     def open(self, target: str) -> None:
         """Scans ``target`` (a directory, or a file whose directory is scanned)."""
-        if self._job is not None:
-            self._job.cancel()
         self._pending = False
         self._start(target)
 
     def rescan(self) -> None:
         if self.root is None:
             return
-        if self._job is not None:
+        if self._scan.running:
             self._pending = True
             return
         self._start(self.root)
@@ -94,28 +98,16 @@ class Session(QObject):
     def _start(self, target: str) -> None:
         self._target = target
         self.scanStarted.emit(target)
-        handle = JobHandle(make_scan_job(target, self._reporter, self.aspect))
-        # Each handler knows its own handle: a cancelled scan that still reports is ignored.
-        handle.signals.finished.connect(lambda snap: self._on_scan_finished(handle, snap))
-        handle.signals.failed.connect(lambda exc: self._on_scan_failed(handle, exc))
-        handle.signals.cancelled.connect(lambda _msg: self._on_scan_cancelled(handle))
-        self._job = handle
-        handle.start()
+        self._scan.start(make_scan_job(target, self._reporter, self.aspect))
 
-    def _on_scan_finished(self, handle: JobHandle, snapshot: Snapshot) -> None:
-        if handle is not self._job:
-            return
-        self._job = None
+    def _on_scan_finished(self, snapshot: Snapshot) -> None:
         self.root = snapshot.root
         self.snapshot = snapshot
         self._watch(snapshot)
         self.snapshotReady.emit(snapshot)
         self._next()
 
-    def _on_scan_failed(self, handle: JobHandle, exc: object) -> None:
-        if handle is not self._job:
-            return
-        self._job = None
+    def _on_scan_failed(self, exc: object) -> None:
         target = self._target or ""
         if isinstance(exc, OSError) and exc.strerror:
             message = f"Cannot open {target}: {exc.strerror}."
@@ -124,10 +116,8 @@ class Session(QObject):
         self.scanFailed.emit(target, message)
         self._next()
 
-    def _on_scan_cancelled(self, handle: JobHandle) -> None:
-        if handle is self._job:
-            self._job = None
-            self._next()
+    def _on_scan_cancelled(self, _message: str) -> None:
+        self._next()
 
     def _next(self) -> None:
         if self._pending and self.root is not None:
@@ -170,8 +160,7 @@ class Session(QObject):
     def stop(self) -> None:
         """Cancels a running scan and stops watching (window closing)."""
         self._debounce.stop()
-        if self._job is not None:
-            self._job.cancel()
+        self._scan.discard()
         old = self._watcher.directories()
         if old:
             self._watcher.removePaths(old)

@@ -1,11 +1,22 @@
-"""Runs core jobs on the global QThreadPool and reports back to the GUI thread through signals.
+"""Runs core jobs on the global QThreadPool; :class:`TaskSlot` is the one way the window does.
 
 The core's jobs (``imagegui.core.jobs.Job``) know nothing of Qt: a callable taking a progress
-callback and a cancel token. This adapter is the only place they meet threads. The signals live on
-a separate ``QObject`` created in the GUI thread, so emitting from the pool thread queues the call
-to slots in the GUI thread - a worker never touches a widget. Progress is throttled at the source
-(qemu-img reports hundreds of steps; a progress bar needs ~20 a second). ``JobHandle.cancel()`` is
-called from the GUI thread and only sets the token; the token's callbacks stop qemu-img at once.
+callback and a cancel token. This adapter is the only place they meet threads.
+
+A :class:`TaskSlot` belongs to one owner (a panel, a dialog, the session) and runs one job at a
+time for it, as Orange3's ``ConcurrentMixin`` does: starting a job cancels the previous one's
+token and disconnects it, so the owner's ``on_done`` / ``on_failed`` / ``on_cancelled`` /
+``on_progress`` only ever hear from its current job - a stale scan or plan cannot arrive, and the
+owner needs no generation counter or handle check of its own. Work that must run side by side
+(two operations on different images) uses one slot each. When the owner is destroyed mid-job, the
+job is cancelled and nothing is delivered to it.
+
+Signals cross from the pool thread in one hop: the runnable emits ``_posted`` on a
+:class:`WorkerSignals` living in the GUI thread (a queued call), and that object re-emits the
+public signals there, synchronously. Disconnecting a public signal therefore also drops whatever
+the pool thread had already queued. A worker never touches a widget; progress is throttled at the
+source (qemu-img reports hundreds of steps; a progress bar needs ~20 a second); ``cancel()`` only
+sets the token, whose callbacks stop qemu-img at once.
 """
 
 from __future__ import annotations
@@ -16,16 +27,19 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
-from imagegui.core.jobs import CancelledError, CancelToken, Job, Throttle
+from imagegui.core.jobs import CancelledError, CancelToken, Job, Outcome, Throttle
 
 log = logging.getLogger(__name__)
 
 #: Minimum seconds between two progress signals.
 PROGRESS_INTERVAL = 0.05
 
+_PROGRESS = "progress"
+
 
 class WorkerSignals(QObject):
-    """Exactly one of ``finished``, ``failed``, ``cancelled`` is emitted, once, last."""
+    """Exactly one of ``finished``, ``failed``, ``cancelled`` is emitted, once, last; all of them
+    in the thread this object lives in (the GUI thread)."""
 
     #: Fraction done, 0.0 .. 1.0.
     progress = Signal(float)
@@ -35,6 +49,23 @@ class WorkerSignals(QObject):
     failed = Signal(object)
     #: What state the images were left in (the ``CancelledError`` message).
     cancelled = Signal(str)
+    #: (kind, payload) from the pool thread; queued to ``_deliver`` in this object's thread.
+    _posted = Signal(str, object)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._posted.connect(self._deliver)
+
+    @Slot(str, object)
+    def _deliver(self, kind: str, payload: object) -> None:
+        if kind == _PROGRESS:
+            self.progress.emit(payload)
+        elif kind == Outcome.DONE:
+            self.finished.emit(payload)
+        elif kind == Outcome.FAILED:
+            self.failed.emit(payload)
+        else:
+            self.cancelled.emit(payload)
 
 
 class JobRunnable(QRunnable):
@@ -48,25 +79,25 @@ class JobRunnable(QRunnable):
         self._interval = interval
 
     def run(self) -> None:
-        signals = self._signals
-        progress = Throttle(signals.progress.emit, self._interval)
+        post = self._signals._posted.emit
+        progress = Throttle(lambda fraction: post(_PROGRESS, fraction), self._interval)
         try:
             result = self._job.run(progress, self._token)
         except CancelledError as exc:
             log.warning("%s cancelled: %s", self._job.title, exc)
-            signals.cancelled.emit(str(exc))
+            post(Outcome.CANCELLED.value, str(exc))
         except Exception as exc:  # noqa: BLE001 - every failure must reach the GUI, not the pool
             log.error("%s failed", self._job.title, exc_info=exc)
-            signals.failed.emit(exc)
+            post(Outcome.FAILED.value, exc)
         else:
-            signals.finished.emit(result)
+            post(Outcome.DONE.value, result)
 
 
 class JobHandle(QObject):
-    """What the GUI keeps for a job: its ``signals`` and ``cancel()``.
+    """One run of one job: its ``signals``, its ``token`` and ``cancel()``. A :class:`TaskSlot`
+    makes these; tests of the thread hop use them directly.
 
-    Lives in the GUI thread; connect to ``signals`` before ``start()`` (a queued signal only
-    reaches the slots connected when it was emitted).
+    Lives in the GUI thread; connect to ``signals`` before ``start()``.
     """
 
     def __init__(self, job: Job[Any], parent: QObject | None = None):
@@ -104,30 +135,119 @@ class JobHandle(QObject):
 
 
 #: Handles of running jobs: keeps their signal objects alive until the last signal is delivered,
-#: even if the caller dropped its reference.
+#: even after their slot or its owner is gone.
 _active: set[JobHandle] = set()
 
 
-def start_job(
-    job: Job[Any],
-    *,
-    progress: Callable[[float], object] | None = None,
-    finished: Callable[[object], object] | None = None,
-    failed: Callable[[object], object] | None = None,
-    cancelled: Callable[[str], object] | None = None,
-    pool: QThreadPool | None = None,
-    parent: QObject | None = None,
-) -> JobHandle:
-    """Connects the given slots, then starts ``job`` on the pool (the global one by default).
-    Call from the GUI thread; the slots are called there."""
-    handle = JobHandle(job, parent)
-    for signal, slot in (
-        (handle.signals.progress, progress),
-        (handle.signals.finished, finished),
-        (handle.signals.failed, failed),
-        (handle.signals.cancelled, cancelled),
+class TaskSlot(QObject):
+    """Runs one job at a time for its owner (its Qt parent) and tells it how the job went.
+
+    ``start(job)`` supersedes the job still running: its token is cancelled and its signals are
+    disconnected before the new one starts, so only the current job's outcome reaches the owner.
+    ``cancel()`` asks the current job to stop and still reports how it ended (``on_cancelled``
+    with what state the images are in, or ``on_done`` when it finished first); ``discard()``
+    cancels it and reports nothing more. The slot is idle (``running`` is False) before its
+    callback runs, so a callback may start the next job.
+    """
+
+    def __init__(
+        self,
+        owner: QObject,
+        *,
+        on_done: Callable[[Any], object] | None = None,
+        on_failed: Callable[[BaseException], object] | None = None,
+        on_cancelled: Callable[[str], object] | None = None,
+        on_progress: Callable[[float], object] | None = None,
+        pool: QThreadPool | None = None,
+        interval: float = PROGRESS_INTERVAL,
     ):
-        if slot is not None:
-            signal.connect(slot)
-    handle.start(pool)
-    return handle
+        super().__init__(owner)
+        self._on_done = on_done
+        self._on_failed = on_failed
+        self._on_cancelled = on_cancelled
+        self._on_progress = on_progress
+        self._pool = pool
+        self._interval = interval
+        self._handle: JobHandle | None = None
+        # The destructor cannot reach ``self``: a plain box tells it which job to abandon.
+        box: list[JobHandle | None] = [None]
+        self._box = box
+        self.destroyed.connect(lambda *_: _abandon(box))
+
+    @property
+    def running(self) -> bool:
+        return self._handle is not None
+
+    @property
+    def handle(self) -> JobHandle | None:
+        """The current job's handle (None when idle)."""
+        return self._handle
+
+    def start(self, job: Job[Any]) -> JobHandle:
+        """Supersedes the current job (cancelled, disconnected), then runs ``job`` on the pool."""
+        self.discard()
+        handle = JobHandle(job)  # no parent: ``_active`` keeps it until its last signal
+        signals = handle.signals
+        signals.progress.connect(self._relay_progress)
+        signals.finished.connect(self._relay_finished)
+        signals.failed.connect(self._relay_failed)
+        signals.cancelled.connect(self._relay_cancelled)
+        self._handle = self._box[0] = handle
+        handle.start(self._pool, self._interval)
+        return handle
+
+    def cancel(self) -> None:
+        """Asks the current job to stop; how it ended is still reported."""
+        if self._handle is not None:
+            self._handle.cancel()
+
+    def discard(self) -> None:
+        """Cancels the current job and disconnects it: nothing more is reported about it."""
+        handle = self._release()
+        if handle is not None:
+            handle.cancel()
+
+    def _release(self) -> JobHandle | None:
+        handle, self._handle, self._box[0] = self._handle, None, None
+        if handle is not None:
+            _disconnect(handle, self)
+        return handle
+
+    @Slot(float)
+    def _relay_progress(self, fraction: float) -> None:
+        if self._on_progress is not None:
+            self._on_progress(fraction)
+
+    @Slot(object)
+    def _relay_finished(self, result: object) -> None:
+        self._release()
+        if self._on_done is not None:
+            self._on_done(result)
+
+    @Slot(object)
+    def _relay_failed(self, exc: object) -> None:
+        self._release()
+        if self._on_failed is not None:
+            self._on_failed(exc)  # type: ignore[arg-type]
+
+    @Slot(str)
+    def _relay_cancelled(self, message: str) -> None:
+        self._release()
+        if self._on_cancelled is not None:
+            self._on_cancelled(message)
+
+
+def _disconnect(handle: JobHandle, slot: TaskSlot) -> None:
+    signals = handle.signals
+    signals.progress.disconnect(slot._relay_progress)
+    signals.finished.disconnect(slot._relay_finished)
+    signals.failed.disconnect(slot._relay_failed)
+    signals.cancelled.disconnect(slot._relay_cancelled)
+
+
+def _abandon(box: list[JobHandle | None]) -> None:
+    """The slot (its owner) is being destroyed: stop its job. Qt drops the connections to the
+    dead slot itself, so nothing reaches the owner."""
+    handle, box[0] = box[0], None
+    if handle is not None:
+        handle.cancel()

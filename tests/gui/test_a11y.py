@@ -160,10 +160,10 @@ def test_every_control_of_the_window_is_named_with_a_job_running(qtbot, window, 
         release.wait()
         cancel.raise_if_cancelled()
 
-    handle = window.jobs.start(Job("Flatten top.qcow2", run))
+    record = window.jobs.start(Job("Flatten top.qcow2", run))
     try:
         assert unnamed_controls(window) == []
-        row = window.jobs.record_for(handle).row
+        row = record.row
         assert row.cancel.accessibleName() == "Cancel Flatten top.qcow2"
         assert row.progress.accessibleName() == "Progress of Flatten top.qcow2"
     finally:

@@ -88,8 +88,8 @@ def test_the_indicator_names_the_newest_of_two_running_jobs(qtbot, window):
     assert indicator.progress.maximum() == 0  # busy until it reports progress
     with qtbot.waitSignal(window.jobs.jobCancelled, timeout=10_000):
         qtbot.mouseClick(indicator.cancel, Qt.MouseButton.LeftButton)
-    assert window.jobs.record_for(second).state == "cancelled"
-    assert window.jobs.record_for(first).state == "running"
+    assert second.state == "cancelled"
+    assert first.state == "running"
     assert indicator.label.text() == "First job"
     with qtbot.waitSignal(window.jobs.jobFinished, timeout=10_000):
         release_first.set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, Qt, QThreadPool
 
 from imagegui.gui.panels.chains_model import DSIZE, FORMAT, NAME, STATE, VSIZE
 
@@ -120,3 +120,20 @@ def test_filter_dims_the_other_cards(qtbot, window, open_dir, make, tmp_path):
     with qtbot.waitSignal(window.chains.filterApplied, timeout=5_000):
         window.chains.filter.clear()
     assert all(item.opacity() == 1.0 for item in items.values())
+
+
+def test_opening_another_directory_while_one_scans_shows_only_the_second(
+    qtbot, window, make, tmp_path
+):
+    first, second = tmp_path / "first", tmp_path / "second"
+    make.create("first/a.qcow2")
+    make.create("second/b.qcow2")
+    roots: list[str] = []
+    window.session.snapshotReady.connect(lambda snap: roots.append(snap.root))
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.open_directory(str(first))
+        window.open_directory(str(second))  # before the first scan's result is delivered
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+    qtbot.waitUntil(lambda: not window.session.scanning, timeout=10_000)
+    assert roots == [str(second)]
+    assert window.session.root == str(second)

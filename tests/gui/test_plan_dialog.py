@@ -1,9 +1,13 @@
-"""The plan dialog's verdict names a list of files by count: the checks below list them once."""
+"""The plan dialog's verdict names a list of files by count: the checks below list them once; a
+plan made for fields that have changed since never shows."""
 
 from __future__ import annotations
 
+import threading
+
+from imagegui.core.ops.check import plan_check
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
-from imagegui.gui.dialogs.plan_dialog import count_paths
+from imagegui.gui.dialogs.plan_dialog import PlanDialog, count_paths
 
 
 def test_count_paths_names_three_or_more_files_by_count():
@@ -32,4 +36,46 @@ def test_a_launch_refusal_lists_the_overlays_once(
     assert "5 images (listed below)" in dialog.verdict.text()
     assert not any(name in dialog.verdict.text() for name in names)
     assert all(dialog.preview.toPlainText().count(name) == 1 for name in names)
+    dialog.reject()
+
+
+class GatedDialog(PlanDialog):
+    """Plans a check of ``self.image``; each image's planning waits for its own gate, so a test
+    decides which plan comes back first."""
+
+    def __init__(self, image: str, gates: dict[str, threading.Event], parent=None):
+        super().__init__("Check", "Check", parent)
+        self.image = image
+        self.gates = gates
+
+    def planner(self):
+        image, gate = self.image, self.gates[self.image]
+
+        def make():
+            gate.wait(30)
+            return plan_check(image)
+
+        return make
+
+
+def test_a_plan_for_fields_that_changed_never_arrives(qtbot, window, make):
+    old = str(make.create("old.qcow2"))
+    new = str(make.create("new.qcow2"))
+    gates = {old: threading.Event(), new: threading.Event()}
+    dialog = GatedDialog(old, gates, window)
+    dialog._debounce.stop()
+    dialog.replan()
+    first = dialog._planning.handle
+    dialog.image = new
+    dialog.fields_changed()
+    dialog.replan()
+    assert first.token.cancelled
+    gates[old].set()  # the old plan is made anyway, and dropped
+    qtbot.waitUntil(lambda: first.done, timeout=10_000)
+    assert dialog.plan is None and dialog.planning
+    with qtbot.waitSignal(dialog.planReady, timeout=10_000) as blocker:
+        gates[new].set()
+    assert blocker.args[0] is dialog.plan
+    assert [line for line in dialog.plan.command_lines() if "new.qcow2" in line]
+    assert not [line for line in dialog.plan.command_lines() if "old.qcow2" in line]
     dialog.reject()

@@ -1,22 +1,24 @@
-"""The Qt adapter: core jobs on the global QThreadPool, signals delivered in the GUI thread."""
+"""The Qt adapter: core jobs on the global QThreadPool, signals delivered in the GUI thread, and
+the task slot that runs one job at a time for its owner."""
 
 from __future__ import annotations
 
-import gc
 import os
+import threading
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 from opshelpers import big_chain  # noqa: E402
-from PySide6.QtCore import QThread, QThreadPool  # noqa: E402
+from PySide6.QtCore import QObject, QThread, QThreadPool  # noqa: E402
+from shiboken6 import delete  # noqa: E402
 
 from imagegui.core.jobs import CancelToken, Job, ProgressFn  # noqa: E402
 from imagegui.core.ops.guards import GuardRefused, refuse  # noqa: E402
 from imagegui.core.ops.operations import OpResult, plan_flatten  # noqa: E402
 from imagegui.gui import workers  # noqa: E402
-from imagegui.gui.workers import JobHandle, start_job  # noqa: E402
+from imagegui.gui.workers import JobHandle, TaskSlot  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -78,19 +80,122 @@ def test_failure_carries_the_exception(qtbot):
     def refusing(progress: ProgressFn, cancel: CancelToken) -> None:
         raise GuardRefused([refuse("in-use", "image x is in use by PID 1 (qemu)")])
 
+    owner = QObject()
     failures: list[object] = []
-    start_job(Job("refuse", refusing), failed=failures.append)
+    TaskSlot(owner, on_failed=failures.append).start(Job("refuse", refusing))
     qtbot.waitUntil(lambda: len(failures) == 1, timeout=10_000)
     (exc,) = failures
     assert isinstance(exc, GuardRefused) and "PID 1" in str(exc)
 
 
-def test_dropped_handle_still_delivers(qtbot):
+class Owner(QObject):
+    """What a panel or dialog is to its slot: it records every outcome it hears of."""
+
+    def __init__(self):
+        super().__init__()
+        self.heard: list[tuple[str, object]] = []
+        self.slot = TaskSlot(
+            self,
+            on_done=lambda r: self.heard.append(("done", r)),
+            on_failed=lambda e: self.heard.append(("failed", e)),
+            on_cancelled=lambda m: self.heard.append(("cancelled", m)),
+            on_progress=lambda f: self.heard.append(("progress", f)),
+        )
+
+
+def gated_job(title: str, result: str) -> tuple[Job[str], threading.Event]:
+    """A job that ignores its token and returns ``result`` once its gate opens: the worst case
+    for staleness (a superseded job that still finishes)."""
+    gate = threading.Event()
+
+    def run(progress: ProgressFn, cancel: CancelToken) -> str:
+        gate.wait(30)
+        return result
+
+    return Job(title, run), gate
+
+
+def test_a_second_start_cancels_the_first_and_only_the_second_reaches_the_owner(qtbot):
+    owner = Owner()
+    first_job, first_gate = gated_job("first", "first result")
+    second_job, second_gate = gated_job("second", "second result")
+    first = owner.slot.start(first_job)
+    second = owner.slot.start(second_job)
+    assert first.token.cancelled and not second.token.cancelled
+    assert owner.slot.handle is second
+    first_gate.set()  # the superseded job finishes anyway and reports its result
+    qtbot.waitUntil(lambda: first.done, timeout=10_000)
+    assert owner.heard == []
+    assert owner.slot.running
+    second_gate.set()
+    qtbot.waitUntil(lambda: owner.heard != [], timeout=10_000)
+    assert owner.heard == [("done", "second result")]
+    assert not owner.slot.running
+
+
+def test_a_result_already_queued_when_the_next_job_starts_is_dropped(qtbot):
+    """The first job has finished and its result waits in the GUI thread's queue when the second
+    starts: it must not be delivered."""
+    owner = Owner()
+    owner.slot.start(Job("quick", counting_job))
+    # The pool thread has run the job and posted its signals; no event is processed meanwhile.
+    assert QThreadPool.globalInstance().waitForDone(10_000)
+    second_job, second_gate = gated_job("second", "second result")
+    owner.slot.start(second_job)
+    second_gate.set()
+    qtbot.waitUntil(lambda: ("done", "second result") in owner.heard, timeout=10_000)
+    assert owner.heard == [("done", "second result")]
+
+
+def test_cancel_reports_how_the_job_ended_discard_does_not(qtbot):
+    owner = Owner()
+    owner.slot.start(Job("wait", waiting_job))
+    qtbot.waitUntil(lambda: ("progress", 0.0) in owner.heard, timeout=10_000)
+    owner.slot.cancel()
+    qtbot.waitUntil(lambda: len(owner.heard) == 2, timeout=10_000)
+    assert owner.heard[1] == ("cancelled", "cancelled; the images were not touched")
+
+    owner.heard.clear()
+    handle = owner.slot.start(Job("wait", waiting_job))
+    owner.slot.discard()
+    assert handle.token.cancelled and not owner.slot.running
+    qtbot.waitUntil(lambda: handle.done, timeout=10_000)
+    assert owner.heard == []
+
+
+def test_a_callback_may_start_the_next_job(qtbot):
+    owner = Owner()
     results: list[object] = []
-    start_job(Job("count", counting_job), finished=results.append)
-    gc.collect()
-    qtbot.waitUntil(lambda: results == ["counted"], timeout=10_000)
+
+    def again(result: object) -> None:
+        results.append(result)
+        if len(results) < 3:
+            owner.slot.start(Job("count", counting_job))
+
+    owner.slot._on_done = again
+    owner.slot.start(Job("count", counting_job))
+    qtbot.waitUntil(lambda: len(results) == 3, timeout=10_000)
+    assert results == ["counted"] * 3
+
+
+def test_the_owner_destroyed_mid_job_cancels_it_and_hears_nothing(qtbot):
+    owner = Owner()
+    heard = owner.heard
+    handle = owner.slot.start(Job("wait", waiting_job))
+    qtbot.waitUntil(lambda: heard == [("progress", 0.0)], timeout=10_000)
+    delete(owner)  # the C++ object goes now, as when a dialog closes with WA_DeleteOnClose
+    assert handle.token.cancelled
+    qtbot.waitUntil(lambda: handle.done, timeout=10_000)  # it ended: cancelled, undelivered
+    assert heard == [("progress", 0.0)]
     qtbot.waitUntil(lambda: not workers._active, timeout=10_000)  # released afterwards
+
+
+def test_a_dropped_slot_still_releases_its_job(qtbot):
+    owner = QObject()
+    results: list[object] = []
+    TaskSlot(owner, on_done=results.append).start(Job("count", counting_job))
+    qtbot.waitUntil(lambda: results == ["counted"], timeout=10_000)
+    qtbot.waitUntil(lambda: not workers._active, timeout=10_000)
 
 
 @pytest.mark.slow

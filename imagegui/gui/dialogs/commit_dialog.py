@@ -99,9 +99,8 @@ class CommitDialog(PlanDialog):
             self.form.setRowVisible(widget, shown)
         self.form.setRowVisible(self.none_label, not shown)
 
-    def _on_planned(self, result) -> None:
+    def _on_planned(self, plan: Plan) -> None:
         # The guard also looks beside the opened directory: add what it found there to the list.
-        _generation, plan = result
         known = set(self.victims())
         extra = [
             p for f in plan.findings if f.code == "shared-base" for p in f.paths if p not in known
@@ -111,7 +110,7 @@ class CommitDialog(PlanDialog):
                 self._add_victim(path, outside=True)
             self._update_counts()
             self._show_victims(True)
-        super()._on_planned(result)
+        super()._on_planned(plan)
 
     # -- wording
 

@@ -3,8 +3,9 @@
 The plan (exact command lines, what will change, every guard's finding) is what ``--dry-run``
 prints on the command line. Planning reads headers, asks the kernel about locks and may scan the
 directory for other users of a base, so it runs on the worker pool, again after every change of a
-field (debounced); a stale answer is dropped by its generation number. OK is enabled only for a
-fresh plan that nothing blocks, and the run itself checks the guards once more.
+field (debounced), in the dialog's task slot: a new plan supersedes the one on its way, and a
+change of the fields discards it, so a plan for old fields never arrives. OK is enabled only for
+a fresh plan that nothing blocks, and the run itself checks the guards once more.
 
 A plan that destroys or may corrupt data (a commit, an unsafe rebase, a forced guard) is never
 the easy choice: Cancel is the default button, so Enter runs nothing; the run button names the
@@ -39,7 +40,7 @@ from imagegui.core.ops.operations import Plan
 from imagegui.core.units import display_path
 from imagegui.gui import a11y, resources, theme
 from imagegui.gui.dialogs.fit import fit_to_contents
-from imagegui.gui.workers import start_job
+from imagegui.gui.workers import TaskSlot
 
 DEBOUNCE_MS = 250
 #: Refusals (and their "allowed" notes) that name one file the user may allow explicitly.
@@ -145,7 +146,7 @@ class PlanDialog(QDialog):
         self.ok_text = ok_text
         self.plan: Plan | None = None
         self.planning = False
-        self._generation = 0
+        self._planning = TaskSlot(self, on_done=self._on_planned, on_failed=self._on_plan_failed)
         self.intro = QLabel()
         self.intro.setWordWrap(True)
         self.intro.setTextFormat(Qt.TextFormat.RichText)
@@ -298,7 +299,7 @@ class PlanDialog(QDialog):
 
     def fields_changed(self) -> None:
         """Connect every field's change signal here."""
-        self._generation += 1  # a plan still on its way is for the old fields
+        self._planning.discard()  # a plan still on its way is for the old fields
         self.planning = False
         self.plan = None
         self.ok_button.setEnabled(False)
@@ -310,7 +311,7 @@ class PlanDialog(QDialog):
 
     def replan(self) -> None:
         self._debounce.stop()
-        self._generation += 1
+        self._planning.discard()
         self._set_default_button()
         make = self.planner()
         if isinstance(make, str):
@@ -324,17 +325,9 @@ class PlanDialog(QDialog):
             self.planReady.emit(None)
             return
         self.planning = True
-        generation = self._generation
-        start_job(
-            Job("plan", lambda p, c: (generation, make())),
-            finished=self._on_planned,
-            failed=self._on_plan_failed,
-        )
+        self._planning.start(Job("plan", lambda p, c: make()))
 
-    def _on_planned(self, result: tuple[int, Plan]) -> None:
-        generation, plan = result
-        if generation != self._generation:
-            return
+    def _on_planned(self, plan: Plan) -> None:
         self.planning = False
         self.plan = plan
         self.preview.setHtml(plan_html(plan, self.describe_finding))
@@ -433,5 +426,5 @@ class PlanDialog(QDialog):
         if result == QDialog.DialogCode.Accepted and not self.runnable():
             return
         self._debounce.stop()
-        self._generation += 1  # drop any plan still on its way
+        self._planning.discard()  # drop any plan still on its way
         super().done(result)

@@ -1,8 +1,9 @@
 """Running operations (progress, elapsed time, Cancel) and running VMs (status, Stop).
 
-Every operation the window starts goes through :meth:`JobsPanel.start`, which runs it on the worker
-pool and keeps a row for it: the single place that knows what is running, so the window can refuse
-to close while an image is half-written and the benchmark can wait for a flatten. The newest row
+Every operation the window starts goes through :meth:`JobsPanel.start`, which runs it in a task
+slot of its own (operations on different images run side by side) and keeps a row for it: the
+single place that knows what is running, so the window can refuse to close while an image is
+half-written and the benchmark can wait for a flatten. The newest row
 is on top and scrolled to, so a running operation is never below a pile of finished ones; the
 status bar's job indicator (``status.JobIndicator``) shows the newest running one as well.
 """
@@ -27,9 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.jobs import Job
+from imagegui.core.jobs import Job, Outcome
 from imagegui.gui import resources
-from imagegui.gui.workers import JobHandle
+from imagegui.gui.workers import TaskSlot
+
+#: What ``JobRecord.state`` says while the job runs (then its ``Outcome``).
+RUNNING = "running"
 
 
 def format_elapsed(seconds: float) -> str:
@@ -45,10 +49,12 @@ def format_elapsed(seconds: float) -> str:
 
 @dataclass
 class JobRecord:
-    handle: JobHandle
+    title: str
+    slot: TaskSlot
     row: JobRow
     started: float = field(default_factory=time.monotonic)
-    state: str = "running"
+    #: ``RUNNING``, then how it ended.
+    state: str = RUNNING
     ended: float | None = None
     #: The last progress reported (0..1), None while the job has said nothing yet.
     fraction: float | None = None
@@ -92,7 +98,7 @@ class JobRow(QFrame):
         box.addLayout(top)
         box.addLayout(bottom)
 
-    def set_state(self, state: str, message: str = "") -> None:
+    def set_state(self, state: Outcome, message: str = "") -> None:
         self.state.setText(state)
         self.state.setProperty("state", state)
         self.state.style().unpolish(self.state)
@@ -100,14 +106,14 @@ class JobRow(QFrame):
         self.cancel.setEnabled(False)
         if message:
             self.setToolTip(message)
-        if state == "done":
+        if state == Outcome.DONE:
             self.progress.setValue(self.progress.maximum())
         else:
             self.progress.setEnabled(False)  # greyed: it stopped where it shows
 
 
 class JobsPanel(QWidget):
-    #: (handle, result / exception / message) after a job ends, in the GUI thread.
+    #: (its ``JobRecord``, result / exception / message) after a job ends, in the GUI thread.
     jobFinished = Signal(object, object)
     jobFailed = Signal(object, object)
     jobCancelled = Signal(object, str)
@@ -161,30 +167,40 @@ class JobsPanel(QWidget):
     def start(
         self,
         job: Job,
-        on_done: Callable[[str, object], None] | None = None,
-    ) -> JobHandle:
-        """Runs ``job`` on the pool with a row of its own; ``on_done(state, payload)`` runs in the
-        GUI thread once it ends (state ``done`` / ``failed`` / ``cancelled``)."""
-        handle = JobHandle(job)
+        on_done: Callable[[Outcome, object], None] | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> JobRecord:
+        """Runs ``job`` in a slot of its own with a row of its own; ``on_done(outcome, payload)``
+        runs in the GUI thread once it ends, ``on_progress(fraction)`` while it runs."""
         row = JobRow(job.title)
-        record = JobRecord(handle, row)
+        record: JobRecord
+
+        def progress(fraction: float) -> None:
+            self._on_progress(record, fraction)
+            if on_progress is not None:
+                on_progress(fraction)
+
+        slot = TaskSlot(
+            self,
+            on_done=lambda r: self._end(record, Outcome.DONE, r, on_done),
+            on_failed=lambda e: self._end(record, Outcome.FAILED, e, on_done),
+            on_cancelled=lambda m: self._end(record, Outcome.CANCELLED, m, on_done),
+            on_progress=progress,
+        )
+        record = JobRecord(job.title, slot, row)
         self.records.append(record)
         row.cancel.clicked.connect(lambda: self.cancel(record))
-        handle.signals.progress.connect(lambda f: self._on_progress(record, f))
-        handle.signals.finished.connect(lambda r: self._end(record, "done", r, on_done))
-        handle.signals.failed.connect(lambda e: self._end(record, "failed", e, on_done))
-        handle.signals.cancelled.connect(lambda m: self._end(record, "cancelled", m, on_done))
         self._empty.hide()
         self._list.insertWidget(0, row)  # newest first: what runs now is on top
         self._scroll.verticalScrollBar().setValue(0)
-        handle.start()
+        slot.start(job)
         self._ticker.start()
         self.jobStarted.emit(record)
         self.activeChanged.emit(self.active_count())
-        return handle
+        return record
 
     def newest_running(self) -> JobRecord | None:
-        return next((r for r in reversed(self.records) if r.state == "running"), None)
+        return next((r for r in reversed(self.records) if r.state == RUNNING), None)
 
     def _on_progress(self, record: JobRecord, fraction: float) -> None:
         record.fraction = fraction
@@ -192,25 +208,22 @@ class JobsPanel(QWidget):
         self.jobProgress.emit(record, fraction)
 
     def active_count(self) -> int:
-        return sum(1 for r in self.records if r.state == "running")
-
-    def record_for(self, handle: JobHandle) -> JobRecord | None:
-        return next((r for r in self.records if r.handle is handle), None)
+        return sum(1 for r in self.records if r.state == RUNNING)
 
     def cancel_all(self) -> None:
         for r in self.records:
-            if r.state == "running":
-                r.handle.cancel()
+            if r.state == RUNNING:
+                r.slot.cancel()
 
     def cancel(self, record: JobRecord) -> None:
         """Cancels one job (its row's Cancel, or the status bar's); ``jobCancelled`` follows."""
-        if record.state != "running":
+        if record.state != RUNNING:
             return
         record.row.state.setText("cancelling…")
         record.row.cancel.setEnabled(False)
-        record.handle.cancel()
+        record.slot.cancel()
 
-    def _end(self, record: JobRecord, state: str, payload: object, on_done) -> None:
+    def _end(self, record: JobRecord, state: Outcome, payload: object, on_done) -> None:
         record.state = state
         record.ended = time.monotonic()
         message = payload if isinstance(payload, str) else getattr(payload, "message", str(payload))
@@ -220,29 +233,30 @@ class JobsPanel(QWidget):
         if not self.active_count():
             self._ticker.stop()
         self.activeChanged.emit(self.active_count())
-        if state == "done":
-            self.jobFinished.emit(record.handle, payload)
-        elif state == "failed":
-            self.jobFailed.emit(record.handle, payload)
+        if state == Outcome.DONE:
+            self.jobFinished.emit(record, payload)
+        elif state == Outcome.FAILED:
+            self.jobFailed.emit(record, payload)
         else:
-            self.jobCancelled.emit(record.handle, str(payload))
+            self.jobCancelled.emit(record, str(payload))
         if on_done is not None:
             on_done(state, payload)
 
     def _on_tick(self) -> None:
         now = time.monotonic()
         for r in self.records:
-            if r.state == "running":
+            if r.state == RUNNING:
                 r.row.elapsed.setText(format_elapsed(now - r.started))
 
     def clear_finished(self) -> None:
         keep = []
         for r in self.records:
-            if r.state == "running":
+            if r.state == RUNNING:
                 keep.append(r)
             else:
                 r.row.setParent(None)
                 r.row.deleteLater()
+                r.slot.deleteLater()
         self.records = keep
         self.clear_button.setEnabled(False)
         self._empty.setVisible(not keep)

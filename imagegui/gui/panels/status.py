@@ -70,7 +70,7 @@ class JobIndicator(QWidget):
         if record is None:
             self.hide()
             return
-        title = display_path(record.handle.title)
+        title = display_path(record.title)
         running = self.jobs.active_count() if self.jobs is not None else 1
         more = f" (+{running - 1} more)" if running > 1 else ""
         metrics = self.label.fontMetrics()

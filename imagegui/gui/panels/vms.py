@@ -8,8 +8,10 @@ VMs kept running when the window closed, or left behind by a crash, are found ag
 (``core.qemu.vms.find_vms``: their control sockets in our private runtime directory, their command
 lines) on a worker, and listed here like the others. ``RunningVM`` (started here) and ``FoundVM``
 (found) offer the same ``stop`` / ``running`` / ``pid`` / ``image`` / ``name``. Stopping waits, so
-it runs as a job on the worker pool; whether a VM is still alive is a cheap non-blocking check,
-once a second. When a VM ends, ``vmsChanged`` lets the window rescan so the in-use badges go away.
+it runs as an operation (``JobsPanel.start``); the search and the closing of a VM's control
+connection run in task slots of their own; whether a VM is still alive is a cheap non-blocking
+check, once a second. When a VM ends, ``vmsChanged`` lets the window rescan so the in-use badges
+go away.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 from shiboken6 import isValid
 
-from imagegui.core.jobs import Job
+from imagegui.core.jobs import Job, Outcome
 from imagegui.core.units import display_path
 from imagegui.gui import resources
-from imagegui.gui.panels.jobs import JobsPanel
-from imagegui.gui.workers import JobHandle, start_job
+from imagegui.gui.panels.jobs import JobRecord, JobsPanel
+from imagegui.gui.workers import TaskSlot
 
 #: Seconds a guest gets to power down (ACPI) before qemu is told to quit.
 STOP_TIMEOUT = 30.0
@@ -42,7 +44,10 @@ class VmRecord:
     state: str = "running"
     #: Found running at start (not started by this window).
     found: bool = False
-    stopping: JobHandle | None = field(default=None, repr=False)
+    #: The Stop operation while it waits for the guest.
+    stopping: JobRecord | None = field(default=None, repr=False)
+    #: Where the control connection of a VM that powered off by itself is closed.
+    closing: TaskSlot | None = field(default=None, repr=False)
 
 
 def vm_label(vm) -> str:
@@ -72,6 +77,7 @@ class VmsPanel(QWidget):
         self._poll = QTimer(self)
         self._poll.setInterval(1000)
         self._poll.timeout.connect(self._on_poll)
+        self._discovery = TaskSlot(self, on_done=self._on_found, on_failed=self._on_find_failed)
 
     # -- rows
 
@@ -126,11 +132,7 @@ class VmsPanel(QWidget):
         """Looks for our VMs still running from before (on a worker: it reads /proc)."""
         from imagegui.core.qemu.vms import find_vms
 
-        start_job(
-            Job("find running VMs", lambda p, c: find_vms()),
-            finished=self._on_found,
-            failed=self._on_find_failed,
-        )
+        self._discovery.start(Job("find running VMs", lambda p, c: find_vms()))
 
     def _on_find_failed(self, _exc: object) -> None:
         self.discovered.emit(0)
@@ -157,9 +159,11 @@ class VmsPanel(QWidget):
             f"Stop VM {vm_label(vm)}: powering down (Cancel turns it off)",
             lambda p, c: vm.stop(STOP_TIMEOUT, progress=p, cancel=c),
         )
-        handle = self.jobs.start(job, on_done=lambda state, rc: self._ended(record, state, rc))
-        handle.signals.progress.connect(lambda f: self._countdown(record, f))
-        record.stopping = handle
+        record.stopping = self.jobs.start(
+            job,
+            on_done=lambda outcome, rc: self._ended(record, outcome, rc),
+            on_progress=lambda f: self._countdown(record, f),
+        )
 
     def _countdown(self, record: VmRecord, fraction: float) -> None:
         if record.state != "stopping" or not isValid(record.status):
@@ -173,7 +177,7 @@ class VmsPanel(QWidget):
             record.state = "forcing"
             record.status.setText("turning off…")
             record.force.setEnabled(False)
-            record.stopping.cancel()  # the stop job quits qemu as soon as it sees this
+            self.jobs.cancel(record.stopping)  # the stop job quits qemu as soon as it sees this
             return
         if record.state != "running":
             return
@@ -184,7 +188,7 @@ class VmsPanel(QWidget):
         vm = record.vm
         self.jobs.start(
             Job(f"Force off VM {vm_label(vm)}", lambda p, c: vm.stop(0, force=True)),
-            on_done=lambda state, rc: self._ended(record, state, rc),
+            on_done=lambda outcome, rc: self._ended(record, outcome, rc),
         )
 
     def _on_poll(self) -> None:
@@ -192,18 +196,19 @@ class VmsPanel(QWidget):
             if r.state == "running" and not r.vm.running():
                 # The guest powered off by itself: drop the QMP connection off the GUI thread.
                 r.state = "closing"
-                start_job(
-                    Job("close QMP", lambda p, c, vm=r.vm: vm.stop(0)),
-                    finished=lambda rc, rec=r: self._ended(rec, "done", rc),
-                    failed=lambda exc, rec=r: self._ended(rec, "failed", exc),
+                r.closing = TaskSlot(
+                    self,
+                    on_done=lambda rc, rec=r: self._ended(rec, Outcome.DONE, rc),
+                    on_failed=lambda exc, rec=r: self._ended(rec, Outcome.FAILED, exc),
                 )
+                r.closing.start(Job("close QMP", lambda p, c, vm=r.vm: vm.stop(0)))
         if not self.running() and not any(r.state == "closing" for r in self.records):
             self._poll.stop()
 
-    def _ended(self, record: VmRecord, state: str, rc: object) -> None:
+    def _ended(self, record: VmRecord, outcome: Outcome, rc: object) -> None:
         if record.state == "stopped" or not isValid(record.status):  # the window went first
             return
-        if state == "failed" and record.vm.running():
+        if outcome == Outcome.FAILED and record.vm.running():
             # The control socket failed (another program talking to the VM?): it still runs.
             record.state = "running"
             record.status.setText(f"still running: {rc}")
@@ -212,6 +217,9 @@ class VmsPanel(QWidget):
             return
         record.state = "stopped"
         record.stopping = None
+        if record.closing is not None:
+            record.closing.deleteLater()
+            record.closing = None
         record.status.setText(f"stopped (exit {rc})" if isinstance(rc, int) else "stopped")
         record.stop.setEnabled(False)
         record.force.setEnabled(False)
