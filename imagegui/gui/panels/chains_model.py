@@ -14,6 +14,7 @@ import os
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt
 from PySide6.QtGui import QFont
 
+from imagegui.core.chains.diagnose import Level
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.chains.layout import TOP, tree_tables
 from imagegui.core.chains.nodestate import NodeStatus, State, short_name
@@ -50,6 +51,8 @@ STATE_ICON = {
     State.PROTOCOL: "state-protocol",
     State.EXTERNAL: "state-external",
 }
+#: The icon of a finding of each level: problems in Problems and Details, a plan's findings.
+LEVEL_ICON = {Level.ERROR: "state-error", Level.WARNING: "state-warning", Level.INFO: "state-ok"}
 _ROOT = TOP
 #: The invalid index as a default argument (one instance, not one per call).
 NO_PARENT = QModelIndex()

@@ -13,13 +13,13 @@ from html import escape
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from imagegui.core.chains.diagnose import Level, Problem
+from imagegui.core.chains.diagnose import Problem
 from imagegui.core.chains.graph import MISSING, PROTOCOL, UNREADABLE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path, human_size
 from imagegui.gui import resources, theme
-from imagegui.gui.panels.chains_model import STATE_ICON
+from imagegui.gui.panels.chains_model import LEVEL_ICON, STATE_ICON
 from imagegui.gui.snapshot import Snapshot
 
 _MAX_LISTED = 25
@@ -165,8 +165,7 @@ class DetailsPanel(QTextBrowser):
         return f"<p>{what}{fix}</p>"
 
     def _problem(self, p: Problem) -> str:
-        icon = "state-error" if p.level == Level.ERROR else "state-warning"
-        src = resources.icon_path(icon).as_uri()
+        src = resources.icon_path(LEVEL_ICON[p.level]).as_uri()
         info = p.info  # the fix on offer, as diagnose words it: a link when an action does it
         fix = escape(info.fix)
         link = f"<br><a href='action:{info.action}'>{fix}</a>" if info.action else f"<br>{fix}"

@@ -11,7 +11,7 @@ from imagegui.core.chains.diagnose import KINDS, Kind, Level, Problem
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.units import display_path
 from imagegui.gui import resources
-from imagegui.gui.panels.chains_model import NO_PARENT, PATH_ROLE
+from imagegui.gui.panels.chains_model import LEVEL_ICON, NO_PARENT, PATH_ROLE
 from imagegui.gui.snapshot import Snapshot
 
 
@@ -98,7 +98,7 @@ class ProblemsModel(QAbstractItemModel):
                     return f"{KINDS[kind].title} ({len(problems)})"
                 return KINDS[kind].explanation.split(". ")[0] + "."
             if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
-                return resources.icon(_level_icon(problems[0].level))
+                return resources.icon(LEVEL_ICON[problems[0].level])
             if role == Qt.ItemDataRole.ToolTipRole:
                 return KINDS[kind].explanation
             if role == Qt.ItemDataRole.FontRole:
@@ -112,14 +112,10 @@ class ProblemsModel(QAbstractItemModel):
         if role == PATH_ROLE:
             return p.path
         if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
-            return resources.icon(_level_icon(p.level))
+            return resources.icon(LEVEL_ICON[p.level])
         if role == Qt.ItemDataRole.ToolTipRole:
             return (
                 f"<p><b>{escape(display_path(p.path))}</b></p><p>{escape(p.message)}</p>"
                 f"<p><i>{escape(p.explanation)}</i></p>"
             )
         return None
-
-
-def _level_icon(level: Level) -> str:
-    return "state-error" if level == Level.ERROR else "state-warning"

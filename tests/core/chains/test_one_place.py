@@ -20,7 +20,11 @@ import jsonschema
 import pytest
 
 from imagegui.core.chains import diagnose
+from imagegui.core.chains.checkstore import CheckRecord, Fingerprint
 from imagegui.core.chains.diagnose import KINDS, FixAction, Kind, KindInfo, Level, fix_cli, problem
+from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.demo import build_demo
+from imagegui.core.read.scan import scan_directory
 
 PACKAGE = Path(diagnose.__file__).resolve().parents[2]  # imagegui/
 KIND_VALUES = {str(k) for k in Kind}
@@ -91,6 +95,20 @@ def test_every_kind_reads_on_the_command_line_with_its_fix():
             assert p.cli_text.endswith(f"Fix: {p.fix_cli}") and p.fix_cli.count("imagegui") >= 1
         else:
             assert p.cli_text == p.message
+
+
+def test_the_rules_report_each_kind_at_its_level(tmp_path):
+    """A kind's level is said once: what the scan and the kept checks report agrees with it."""
+    graph = ChainGraph(scan_directory(build_demo(str(tmp_path / "demo"))))
+    record = CheckRecord("/x.qcow2", Fingerprint(1, 2, 3, 4), 0.0, corruptions=2, leaks=3)
+    found = [*graph.problems, *record.problems()]
+    assert {p.kind for p in found} >= {
+        Kind.MISSING_BACKING,
+        Kind.CHECK_ERRORS,
+        Kind.LEAKED_CLUSTERS,
+    }
+    for p in found:
+        assert p.level == KINDS[p.kind].level, p
 
 
 # -- nobody else keeps words per kind ----------------------------------------------------------
