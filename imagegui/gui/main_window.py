@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 )
 
 import imagegui
-from imagegui.core import gcpause
 from imagegui.core.chains.diagnose import FixAction
 from imagegui.core.units import counted, display_path
 from imagegui.gui import a11y, resources
@@ -224,7 +223,6 @@ class MainWindow(QMainWindow):
         info_box(self, "Cannot open", message, icon=QMessageBox.Icon.Warning)
 
     def _on_snapshot_ready(self, snapshot: Snapshot) -> None:
-        gcpause.settle()  # the scan's records are long-lived: no collection walks them again
         self.status.scan_ended()
         new_root = snapshot.root != self._first_of_root
         self._first_of_root = snapshot.root
