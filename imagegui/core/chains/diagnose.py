@@ -11,10 +11,21 @@ everyone to that).
 
 from __future__ import annotations
 
+import os
 import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from imagegui.core.chains.schema import INFO, KIND, MISSING, PROTOCOL, UNREADABLE
+from imagegui.core.read import backing
 from imagegui.core.strenum import StrEnum
+
+if TYPE_CHECKING:
+    import networkx
+
+    from imagegui.core.read.model import ImageInfo, ScanError
+    from imagegui.core.read.scan import ScanResult
 
 
 class Level(StrEnum):
@@ -289,3 +300,247 @@ def cli_text(message: str, fix_cli: str) -> str:
         return message
     end = "" if message.rstrip().endswith((".", "!", "?", ":")) else "."
     return f"{message.rstrip()}{end} Fix: {fix_cli}"
+
+
+# ------------------------------------------------------------------------------------- rules
+# Which problems each node of the chain graph has: functions over the graph (``graph.ChainGraph``
+# calls :func:`find_problems` once per scan). Node and edge attributes: ``chains.schema``.
+
+#: Formats whose header can record a backing format (qcow v1 never can, yet is still unsafe).
+_FORMAT_RECORDING = frozenset({"qcow2", "qed", "qcow"})
+#: Loops up to this many images are named in each member's message; longer ones are referenced.
+LOOP_NAMES_INLINE = 4
+
+
+def find_problems(
+    g: networkx.DiGraph[str],
+    scan: ScanResult,
+    loops: list[list[str]],
+    known: Iterable[Problem] = (),
+) -> list[Problem]:
+    """Every problem of the chain graph ``g`` built from ``scan``, sorted by path and kind.
+    ``loops`` are the graph's backing loops (each in chain order); ``known`` are problems found
+    before the scan (kept ``qemu-img check`` results), sorted in with the rest."""
+    problems = list(known)
+    problems += scan_error_problems(scan)
+    problems += loop_problems(loops)
+    # The common case first, without building any message: a healthy image on a healthy,
+    # correctly recorded backing inside the root. Flags are mostly shared dicts
+    # (formats.base.shared_flags), so their verdict is worked out once per dict.
+    inside = scan.root.rstrip("/") + "/"
+    errors = {e.path: e for e in scan.errors}
+    clean_flags: dict[int, bool] = {}
+    records = {**scan.images, **scan.external}  # the nodes' ``info`` attributes, by path
+    for path, backings in g.adjacency():
+        info = records.get(path)
+        if info is None:
+            continue
+        flags = info.flags
+        clean = clean_flags.get(id(flags))
+        if clean is None:
+            clean = clean_flags[id(flags)] = not (
+                flags.get("corrupt")
+                or flags.get("dirty")
+                or flags.get("needs_check")
+                or flags.get("external_data_file")
+            )
+        if clean and not info.extents:
+            if not backings:
+                continue
+            base = records.get(next(iter(backings)))
+            fmt = info.backing_format
+            if (
+                base is not None
+                and fmt is not None
+                and (fmt == base.format or fmt in base.also_opens_as)
+                and (info.backing_path or "").startswith(inside)
+            ):
+                continue
+        problems += image_problems(path, info)
+        if backings:
+            problems += backing_problems(g, scan.root, errors, path, info, next(iter(backings)))
+    problems.sort(key=lambda p: (p.path, p.kind))
+    return problems
+
+
+def scan_error_problems(scan: ScanResult) -> list[Problem]:
+    """Files that looked like images but could not be read, and leftovers of operations."""
+    out = []
+    for error in scan.errors:
+        if error.looked_like_image:
+            message = f"Cannot read the image: {error.message}."
+            out.append(Problem(Kind.UNREADABLE, Level.ERROR, error.path, message))
+        elif error.leftover:
+            fix = fix_cli(Kind.LEFTOVER, error.path)
+            out.append(Problem(Kind.LEFTOVER, Level.WARNING, error.path, error.message, fix))
+    return out
+
+
+def loop_problems(loops: list[list[str]]) -> list[Problem]:
+    """One problem per member of each loop, sharing one message per loop: a member naming every
+    other member made a 6,000-image loop 577 MB of JSON. Small loops still name theirs inline."""
+    out = []
+    for number, loop in enumerate(loops, 1):
+        what = f"loop #{number} ({len(loop):,} images"
+        if len(loop) <= LOOP_NAMES_INLINE:
+            names = " -> ".join(os.path.basename(p) for p in [*loop, loop[0]])
+            what += f": {names})"
+        else:
+            what += ")"  # the loop itself is listed once: check --json "loops", #N = loops[N-1]
+        message = (
+            f"Backing chain loops back on itself, part of {what}; qemu cannot open it. "
+            "Rebase one image in the loop onto the real base."
+        )
+        out += [Problem(Kind.BACKING_LOOP, Level.ERROR, path, message) for path in loop]
+    return out
+
+
+def image_problems(path: str, info: ImageInfo) -> list[Problem]:
+    """What the image's own header and files say: flags, data files."""
+    err, warn = Level.ERROR, Level.WARNING
+    out = []
+    flags = info.flags
+    if flags.get("corrupt"):
+        out.append(
+            Problem(
+                Kind.CORRUPT,
+                err,
+                path,
+                "qemu marked this image corrupt: it opens read-only. Back it up, then check it "
+                "and repair everything the check finds.",
+                fix_cli(Kind.CORRUPT, path),
+            )
+        )
+    if (flags.get("dirty") or flags.get("needs_check")) and not info.in_use:
+        out.append(
+            Problem(
+                Kind.DIRTY,
+                warn,
+                path,
+                "Not closed cleanly (dirty flag set): qemu repairs it on the next writable open, "
+                "or check it with repair now.",
+            )
+        )
+    if flags.get("external_data_file"):
+        out.append(
+            Problem(
+                Kind.EXTERNAL_DATA_FILE,
+                warn,
+                path,
+                f"Guest data lives in a separate file ({flags.get('data_file')}); moving or "
+                "copying this image alone loses it.",
+            )
+        )
+    for extent in info.extents:
+        if extent != path and not os.path.exists(extent):
+            out.append(
+                Problem(
+                    Kind.MISSING_EXTENT,
+                    err,
+                    path,
+                    f"Its data file {extent} does not exist; qemu cannot open the image. Put "
+                    "that file back (it holds the guest's data).",
+                )
+            )
+        if not backing.is_inside(extent, os.path.dirname(path)):
+            out.append(
+                Problem(
+                    Kind.BACKING_OUTSIDE_ROOT,
+                    err,
+                    path,
+                    f"Its data file {extent} lies outside the image's directory; a crafted image "
+                    "can read any host file this way (CVE-2022-47951). Do not use it unless you "
+                    "made it.",
+                )
+            )
+    return out
+
+
+def backing_problems(
+    g: networkx.DiGraph[str],
+    root: str,
+    errors: Mapping[str, ScanError],
+    path: str,
+    info: ImageInfo,
+    target: str,
+) -> list[Problem]:
+    """What is wrong with the link from the overlay ``path`` to its backing node ``target``
+    (``errors``: why each unreadable file of the scan under ``root`` could not be read)."""
+    err, warn = Level.ERROR, Level.WARNING
+    out = []
+    node = g.nodes[target]
+    kind = node[KIND]
+    name = info.backing_file
+    if kind == PROTOCOL:
+        out.append(
+            Problem(
+                Kind.PROTOCOL_BACKING,
+                warn,
+                path,
+                f"Its backing '{name}' is a protocol source, not a file: imagegui cannot check "
+                "it, and it may not be reachable from every host.",
+            )
+        )
+        return out
+    if kind == MISSING:
+        why = backing.open_error(target)
+        found = "not found" if why is None or why.startswith("No such") else f"unusable: {why}"
+        out.append(
+            Problem(
+                Kind.MISSING_BACKING,
+                err,
+                path,
+                f"Backing file '{name}' {found} (looked for {target}). If the base was moved "
+                "or renamed, point the overlay at it again.",
+                fix_cli(Kind.MISSING_BACKING, path),
+            )
+        )
+    elif kind == UNREADABLE:
+        error = errors.get(target)
+        detail = f": {error.message}" if error else ""
+        out.append(
+            Problem(
+                Kind.MISSING_BACKING,
+                err,
+                path,
+                f"Backing file {target} exists but is not a readable image{detail}.",
+            )
+        )
+    if not backing.is_inside(info.backing_path or "", root):
+        out.append(
+            Problem(
+                Kind.BACKING_OUTSIDE_ROOT,
+                warn,
+                path,
+                f"Its backing file {info.backing_path} is outside {root}; moving or copying "
+                "this directory breaks the chain.",
+            )
+        )
+    base = node[INFO]
+    if info.backing_format is None:
+        if info.format in _FORMAT_RECORDING:
+            out.append(
+                Problem(
+                    Kind.NO_BACKING_FORMAT,
+                    warn,
+                    path,
+                    "No backing format recorded: qemu 6.1+ and libvirt refuse to guess it, and "
+                    "guessing lets a guest rewrite what the base appears to be. Record it"
+                    + (f" (the base is {base.format})." if base else "."),
+                    fix_cli(Kind.NO_BACKING_FORMAT, path, target) if base else "",
+                )
+            )
+    elif base is not None:
+        allowed = {base.format, *base.also_opens_as}
+        if info.backing_format not in allowed:
+            out.append(
+                Problem(
+                    Kind.BACKING_FORMAT_MISMATCH,
+                    err,
+                    path,
+                    f"Records its backing format as {info.backing_format}, but {target} is "
+                    f"{base.format}: the guest would see the wrong data. Record the real format.",
+                    fix_cli(Kind.BACKING_FORMAT_MISMATCH, path, target),
+                )
+            )
+    return out

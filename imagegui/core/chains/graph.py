@@ -1,28 +1,41 @@
-"""The chain graph: every overlay with an edge to its backing file.
+"""The chain graph: a ``networkx.DiGraph`` with an edge from every overlay to its backing file.
 
 Nodes are keyed by absolute path. Besides scanned images there are placeholder nodes for backing
 files that do not exist (``missing``), that exist but are not readable images (``unreadable``),
 for protocol backings (``protocol``, keyed by the stored name) and for readable backing files
-outside the scanned root (``external``). Every image has at most one backing, so chains and loops
-are found by walking, never by enumerating cycles.
+outside the scanned root (``external``); their attributes are named in ``chains.schema``.
+:class:`ChainGraph` holds the DiGraph (:attr:`ChainGraph.g`) and answers the app's questions with
+networkx's algorithms: strongly connected components for backing loops, ancestors for what
+depends on an image, a breadth-first search up from each broken image for chain state.
 
-The graph is kept as two plain dicts (backing and children) and offered as a ``networkx.DiGraph``
-through :attr:`ChainGraph.g`, built on first use: importing networkx alone costs about as much as
-scanning 10,000 images, and the command line never needs it.
+networkx is imported where a graph is built, never when this module is imported: importing it
+costs about as much as scanning 5,000 images, so the scan imports it on a second thread while
+it walks the directory (``read.scan``), and ``imagegui --help`` never pays for it.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from imagegui.core.chains import checkstore
+from imagegui.core.chains import checkstore, diagnose, nova
 from imagegui.core.chains.checkstore import CheckStore
-from imagegui.core.chains.diagnose import Kind, Level, Problem, fix_cli
+from imagegui.core.chains.diagnose import Kind, Level, Problem
+from imagegui.core.chains.nova import NovaBase
+from imagegui.core.chains.schema import (
+    EXTERNAL,
+    FORMAT,
+    IMAGE,
+    INFO,
+    KIND,
+    MISSING,
+    PLACEHOLDERS,
+    PROTOCOL,
+    UNREADABLE,
+)
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
 from imagegui.core.read.fileid import file_id
@@ -32,21 +45,18 @@ from imagegui.core.read.scan import ScanResult
 if TYPE_CHECKING:
     import networkx
 
-IMAGE, EXTERNAL, MISSING, UNREADABLE, PROTOCOL = (
-    "image",
-    "external",
-    "missing",
-    "unreadable",
-    "protocol",
-)
-#: Formats whose header can record a backing format (qcow v1 never can, yet is still unsafe).
-_FORMAT_RECORDING = frozenset({"qcow2", "qed", "qcow"})
-_NOVA_RESIZED = re.compile(r"^[0-9a-f]{40}_\d+$")
-#: Nova's defaults for removing unused cached bases (remove_unused_*_minimum_age_seconds).
-NOVA_ORIGINAL_MIN_AGE = 86400
-NOVA_RESIZED_MIN_AGE = 3600
-#: Loops up to this many images are named in each member's message; longer ones are referenced.
-LOOP_NAMES_INLINE = 4
+__all__ = [
+    "CHAIN_OK_JSON",
+    "EXTERNAL",
+    "IMAGE",
+    "MISSING",
+    "PLACEHOLDERS",
+    "PROTOCOL",
+    "UNREADABLE",
+    "ChainBreak",
+    "ChainGraph",
+    "NodeTable",
+]
 
 
 @dataclass(frozen=True)
@@ -68,45 +78,43 @@ class ChainBreak:
 CHAIN_OK_JSON: dict[str, object] = {"ok": True, "broken_at": None, "kind": None}
 
 #: When an image has several chain-breaking problems, the one named is the first of these.
-_BREAK_ORDER = (
-    Kind.MISSING_BACKING,
-    Kind.BACKING_LOOP,
-    Kind.UNREADABLE,
-    Kind.MISSING_EXTENT,
-    Kind.CORRUPT,
-    Kind.CHECK_ERRORS,
-    Kind.BACKING_FORMAT_MISMATCH,
-)
+_BREAK_ORDER = {
+    kind: rank
+    for rank, kind in enumerate(
+        (
+            Kind.MISSING_BACKING,
+            Kind.BACKING_LOOP,
+            Kind.UNREADABLE,
+            Kind.MISSING_EXTENT,
+            Kind.CORRUPT,
+            Kind.CHECK_ERRORS,
+            Kind.BACKING_FORMAT_MISMATCH,
+        )
+    )
+}
 
 
-@dataclass(frozen=True)
-class NovaBase:
-    """An image in an OpenStack Nova ``instances/_base`` cache and who still uses it."""
+class NodeTable(Mapping[str, tuple[str, "ImageInfo | None"]]):
+    """``node -> (kind, image record or None)``: the DiGraph's node attributes as the pair the
+    window and the command line unpack. A view of the graph, not a copy."""
 
-    path: str
-    used_by: int
-    age_seconds: float
-    resized: bool
+    __slots__ = ("_attrs",)
 
-    @property
-    def unused(self) -> bool:
-        return self.used_by == 0
+    def __init__(self, g: networkx.DiGraph[str]):
+        self._attrs = g.nodes
 
-    @property
-    def nova_would_remove(self) -> bool:
-        """Nova (remove_unused_base_images on, default ages) would delete it on its next pass."""
-        limit = NOVA_RESIZED_MIN_AGE if self.resized else NOVA_ORIGINAL_MIN_AGE
-        return self.unused and self.age_seconds > limit
+    def __getitem__(self, node: str) -> tuple[str, ImageInfo | None]:
+        attrs = self._attrs[node]
+        return attrs[KIND], attrs[INFO]
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "path": self.path,
-            "used_by": self.used_by,
-            "unused": self.unused,
-            "age_seconds": round(self.age_seconds, 1),
-            "resized": self.resized,
-            "nova_would_remove": self.nova_would_remove,
-        }
+    def __contains__(self, node: object) -> bool:
+        return node in self._attrs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._attrs)
+
+    def __len__(self) -> int:
+        return len(self._attrs)
 
 
 class ChainGraph:
@@ -115,165 +123,163 @@ class ChainGraph:
     def __init__(
         self, scan: ScanResult, now: float | None = None, checks: CheckStore | None = None
     ):
+        import networkx
+
         self.scan = scan
         self.root = scan.root
-        #: node -> (kind, ImageInfo or None), in insertion order (images first).
-        self.nodes: dict[str, tuple[str, ImageInfo | None]] = {}
-        self._backing: dict[str, str] = {}
-        self._children: dict[str, list[str]] = {}
-        self._now = time.time() if now is None else now
+        #: The graph: node attributes ``kind`` and ``info``, edges overlay -> backing with the
+        #: recorded backing ``format`` (``chains.schema``). Insertion order: images, external
+        #: images, then placeholders as the edges found them.
+        self.g: networkx.DiGraph[str] = networkx.DiGraph()
+        #: node -> (kind, ImageInfo or None), over :attr:`g`.
+        self.nodes = NodeTable(self.g)
         self._by_id: dict[tuple[int, int], str] = {}
-        self._errors = {e.path: e for e in scan.errors}
-        self.problems: list[Problem] = []
         with paused_gc():
             self._add_nodes()
             self._add_edges()
             self.loops = self._find_loops()
-            self._add_check_problems(checks)
-            self._find_problems()
+            checked = self._check_problems(checks)
+            self.problems: list[Problem] = diagnose.find_problems(self.g, scan, self.loops, checked)
+            self._problem_index: dict[str, list[Problem]] = {}
+            for p in self.problems:
+                self._problem_index.setdefault(p.path, []).append(p)
             self._breaks = self._find_chain_breaks()
-            self.nova_bases = self._find_nova_bases()
+            now = time.time() if now is None else now
+            self.nova_bases: list[NovaBase] = nova.find_bases(self.g, scan.images, now)
         self._nova_index = {b.path: b for b in self.nova_bases}
-
-    @classmethod
-    def build(
-        cls, scan: ScanResult, now: float | None = None, checks: CheckStore | None = None
-    ) -> ChainGraph:
-        return cls(scan, now, checks)
 
     # -- construction -------------------------------------------------------------------------
 
     def _add_nodes(self) -> None:
-        nodes = self.nodes
+        import networkx
+
+        g, by_id = self.g, self._by_id
         for kind, images in ((IMAGE, self.scan.images), (EXTERNAL, self.scan.external)):
+            # Bare names with a shared attribute: networkx's fast path (a (node, dict) pair
+            # costs it an exception per node).
+            g.add_nodes_from(images, **{KIND: kind})
+            networkx.set_node_attributes(g, images, INFO)
             for path, info in images.items():
-                nodes[path] = (kind, info)
-                self._by_id.setdefault(info.file_id, path)
+                by_id.setdefault(info.file_id, path)
 
     def _add_edges(self) -> None:
-        for path, info in list(self._images()):
-            if info.backing_file is None:
-                continue
-            target = self._target_node(info)
-            self._backing[path] = target
-            self._children.setdefault(target, []).append(path)
-
-    def _images(self):
-        for path, (_, info) in self.nodes.items():
-            if info is not None:
-                yield path, info
+        edges: list[tuple[str, str] | tuple[str, str, dict[str, str]]] = []
+        for images in (self.scan.images, self.scan.external):
+            for path, info in images.items():
+                if info.backing_file is None:
+                    continue
+                target = self._target_node(info)
+                fmt = info.backing_format
+                edges.append((path, target) if fmt is None else (path, target, {FORMAT: fmt}))
+        self.g.add_edges_from(edges)
 
     def _target_node(self, info: ImageInfo) -> str:
+        """The node ``info``'s backing file is, added as a placeholder when no image is."""
+        g = self.g
         if info.backing_protocol or info.backing_path is None:
             name = info.backing_file or ""
-            if name not in self.nodes:
-                self.nodes[name] = (PROTOCOL, None)
+            if name not in g:
+                g.add_node(name, **{KIND: PROTOCOL, INFO: None})
             return name
         target = info.backing_path
         target = self.scan.aliases.get(target, target)
-        known = self.nodes.get(target)
-        if known is not None and known[1] is not None:
+        if target in self.scan.images or target in self.scan.external:
             return target
-        try:
-            st = os.stat(target)
-        except OSError:
-            st = None
-        if st is not None:
-            same = self._by_id.get((st.st_dev, st.st_ino))
+        key = file_id(target)
+        if key is not None:
+            same = self._by_id.get(key)
             if same is not None:
                 return same
-        if target not in self.nodes:
-            self.nodes[target] = (MISSING if st is None else UNREADABLE, None)
+        if target not in g:
+            g.add_node(target, **{KIND: MISSING if key is None else UNREADABLE, INFO: None})
         return target
 
     def _find_loops(self) -> list[list[str]]:
-        """Each loop once, in chain order. Linear: every node has at most one backing."""
-        backing_of = self._backing.get
-        state: dict[str, int] = {}  # 1 = on the current walk, 2 = done
+        """Each backing loop once, in chain order from its member added first: the graph's
+        strongly connected components of more than one node, and images backing onto
+        themselves. (Every node has at most one backing, so a component is one simple loop.)"""
+        import networkx
+
+        g = self.g
+        members = {n for c in networkx.strongly_connected_components(g) if len(c) > 1 for n in c}
+        members.update(n for n, _ in networkx.selfloop_edges(g))
         loops = []
-        for start in self.nodes:
-            if start in state:
-                continue
-            walk = []
-            node: str | None = start
-            while node is not None and node not in state:
-                state[node] = 1
-                walk.append(node)
-                node = backing_of(node)
-            if node is not None and state[node] == 1:
-                loops.append(walk[walk.index(node) :])
-            for n in walk:
-                state[n] = 2
+        if members:
+            for start in g:
+                if start in members:
+                    loop = self.chain(start)
+                    members.difference_update(loop)
+                    loops.append(loop)
         return loops
+
+    def _check_problems(self, checks: CheckStore | None) -> list[Problem]:
+        """What earlier ``qemu-img check`` runs found, for images still in the state checked.
+
+        The store holds only damaged images, so this costs one dict lookup per stored finding
+        (the scan's own ``stat`` says whether the file changed since), nothing per healthy image.
+        """
+        if checks is None:
+            checks = checkstore.load()
+        #: Why stored check results could not be read, for the CLI and the window to mention.
+        self.checks_note = checks.note
+        found: list[Problem] = []
+        for rec in checks:
+            fp = rec.fingerprint
+            path = self._by_id.get((fp.dev, fp.ino))
+            info = self.image(path) if path is not None else None
+            if path is not None and info is not None and info.stamp == (fp.size, fp.mtime_ns):
+                found.extend(rec.problems(path))
+        return found
 
     # -- queries ------------------------------------------------------------------------------
 
     def image(self, path: str) -> ImageInfo | None:
-        node = self.nodes.get(path)
-        return node[1] if node else None
+        attrs = self.g.nodes.get(path)
+        return None if attrs is None else attrs[INFO]
 
     def kind(self, node: str) -> str:
-        return self.nodes[node][0]
+        return self.g.nodes[node][KIND]
 
     def resolve(self, path: str) -> str | None:
         """The node for ``path``, through symlinks, hard links and ``..``; None if not scanned."""
         norm = backing.canonical(path)
-        if norm in self.nodes:
+        if norm in self.g:
             return norm
         key = file_id(norm)
         return None if key is None else self._by_id.get(key)
 
     def backing_of(self, node: str) -> str | None:
-        return self._backing.get(node)
+        """The node ``node`` backs onto (its one successor), or None."""
+        if node not in self.g:
+            return None
+        return next(self.g.successors(node), None)
 
     def chain(self, node: str) -> list[str]:
         """``node`` and its backing files, top to base; stops before repeating a loop."""
-        seen: set[str] = set()
-        out: list[str] = []
-        current: str | None = node
-        while current is not None and current not in seen:
-            seen.add(current)
-            out.append(current)
-            current = self.backing_of(current)
-        return out
+        import networkx
+
+        if node not in self.g:
+            return [node]
+        return list(networkx.dfs_preorder_nodes(self.g, node))
 
     def children(self, node: str) -> list[str]:
-        """Images that use ``node`` directly as their backing file."""
-        return sorted(self._children.get(node, ()))
+        """Images that use ``node`` directly as their backing file (its predecessors)."""
+        return sorted(self.g.predecessors(node)) if node in self.g else []
 
     def descendants(self, node: str) -> set[str]:
-        """Every image whose content depends on ``node`` (overlays of overlays included)."""
-        found: set[str] = set()
-        todo = [node]
-        while todo:
-            for child in self._children.get(todo.pop(), ()):
-                if child not in found:
-                    found.add(child)
-                    todo.append(child)
-        found.discard(node)  # a loop leads back to the start
-        return found
+        """Every image whose content depends on ``node``, overlays of overlays included: its
+        ancestors in networkx's terms, since edges point from an overlay to its backing."""
+        import networkx
+
+        return networkx.ancestors(self.g, node) if node in self.g else set()
 
     def roots(self) -> list[str]:
         """Nodes with no backing file: the bottom of each chain (placeholders included)."""
-        return sorted(n for n in self.nodes if n not in self._backing)
-
-    def leaves(self) -> list[str]:
-        """Images nothing backs onto: the tops of the chains, where guests write."""
-        return sorted(n for n in self.nodes if n not in self._children)
+        return sorted(n for n, out in self.g.out_degree() if out == 0)
 
     def depth(self, node: str) -> int:
         """Backing files below ``node`` (0 for a standalone image)."""
         return len(self.chain(node)) - 1
-
-    @cached_property
-    def g(self) -> networkx.DiGraph[str]:
-        """The same graph as a networkx DiGraph (node attributes ``kind`` and ``info``)."""
-        import networkx
-
-        g: networkx.DiGraph[str] = networkx.DiGraph()
-        g.add_nodes_from((n, {"kind": k, "info": i}) for n, (k, i) in self.nodes.items())
-        g.add_edges_from(self._backing.items())
-        return g
 
     def problems_for(self, path: str) -> list[Problem]:
         return self._problem_index.get(path, [])
@@ -298,7 +304,7 @@ class ChainGraph:
 
     def unusable(self) -> list[str]:
         """Images whose chain qemu cannot open, their own problem or not."""
-        return [n for n in self._breaks if self.nodes[n][1] is not None]
+        return list(self._breaks)
 
     # -- chain state --------------------------------------------------------------------------
 
@@ -307,264 +313,36 @@ class ChainGraph:
         errors = [p for p in self._problem_index.get(node, ()) if p.level == Level.ERROR]
         if not errors:
             return None
-        rank = {kind: i for i, kind in enumerate(_BREAK_ORDER)}
-        worst = min(errors, key=lambda p: rank.get(p.kind, len(rank)))
+        worst = min(errors, key=lambda p: _BREAK_ORDER.get(p.kind, len(_BREAK_ORDER)))
         if worst.kind == Kind.MISSING_BACKING:
-            target = self._backing.get(node)
-            if target is not None and self.nodes[target][0] in (MISSING, UNREADABLE):
+            target = self.backing_of(node)
+            if target is not None and self.kind(target) in (MISSING, UNREADABLE):
                 return ChainBreak(target, worst.kind)
         return ChainBreak(node, worst.kind)
 
     def _find_chain_breaks(self) -> dict[str, ChainBreak]:
-        """Every node whose chain is broken, in one linear pass: each walk down a chain stops at
-        the first node already decided, so every node is walked once (loops included: every
-        member of a loop has a breaking problem of its own)."""
-        decided: dict[str, ChainBreak | None] = {}
-        own = self._own_break
-        backing_of = self._backing.get
-        nodes = self.nodes
-        for start in nodes:
-            if start in decided:
-                continue
-            walk: list[str] = []
-            node: str | None = start
-            result: ChainBreak | None = None
-            while node is not None:
-                if node in decided:
-                    result = decided[node]
-                    break
-                if nodes[node][1] is None:  # a placeholder: its overlay carries the problem
-                    decided[node] = None
-                    break
-                found = own(node) if node in self._problem_index else None
+        """Every image whose chain is broken: an image is unusable when it or anything below it
+        has an error-level problem. A breadth-first search up from each image with a break
+        of its own marks its overlays, stopping at overlays with a break of their own (theirs is
+        nearer), so every node is visited once however deep the chains (loops included: every
+        member of a loop has a breaking problem of its own). Placeholders are never unusable:
+        the overlay above one carries the problem."""
+        import networkx
+
+        attrs = self.g.nodes
+        own: dict[str, ChainBreak] = {}
+        for node in self._problem_index:
+            if node in attrs and attrs[node][INFO] is not None:
+                found = self._own_break(node)
                 if found is not None:
-                    decided[node] = result = found
-                    break
-                walk.append(node)
-                decided[node] = None  # provisional: guards against a walk meeting itself
-                node = backing_of(node)
-            for n in walk:
-                decided[n] = result
-        return {n: b for n, b in decided.items() if b is not None}
+                    own[node] = found
+        breaks = dict(own)
+        overlays = self.g.pred
 
-    # -- problems -----------------------------------------------------------------------------
+        def without_own_break(node: str) -> Iterator[str]:
+            return (o for o in overlays[node] if o not in own)
 
-    def _add(self, kind: Kind, level: Level, path: str, message: str, fix_cli: str = "") -> None:
-        self.problems.append(Problem(kind, level, path, message, fix_cli))
-
-    def _add_check_problems(self, checks: CheckStore | None) -> None:
-        """What earlier ``qemu-img check`` runs found, for images still in the state checked.
-
-        The store holds only damaged images, so this costs one dict lookup per stored finding
-        (the scan's own ``stat`` says whether the file changed since), nothing per healthy image.
-        (``_find_problems`` sorts and indexes these with the rest.)
-        """
-        if checks is None:
-            checks = checkstore.load()
-        #: Why stored check results could not be read, for the CLI and the window to mention.
-        self.checks_note = checks.note
-        nodes, by_id = self.nodes, self._by_id
-        for rec in checks:
-            fp = rec.fingerprint
-            path = by_id.get((fp.dev, fp.ino))
-            info = nodes[path][1] if path is not None else None
-            if info is not None and info.stamp == (fp.size, fp.mtime_ns):
-                self.problems.extend(rec.problems(path))
-
-    def _find_problems(self) -> None:
-        err = Level.ERROR
-        for error in self.scan.errors:
-            if error.looked_like_image:
-                self._add(
-                    Kind.UNREADABLE, err, error.path, f"Cannot read the image: {error.message}."
-                )
-            elif error.leftover:
-                fix = fix_cli(Kind.LEFTOVER, error.path)
-                self._add(Kind.LEFTOVER, Level.WARNING, error.path, error.message, fix)
-        for number, loop in enumerate(self.loops, 1):
-            # One message per loop, shared by its members: a member naming every other member
-            # made a 6,000-image loop 577 MB of JSON. Small loops still name theirs inline.
-            what = f"loop #{number} ({len(loop):,} images"
-            if len(loop) <= LOOP_NAMES_INLINE:
-                names = " -> ".join(os.path.basename(p) for p in [*loop, loop[0]])
-                what += f": {names})"
-            else:
-                what += ")"  # the loop itself is listed once: check --json "loops", #N = loops[N-1]
-            message = (
-                f"Backing chain loops back on itself, part of {what}; qemu cannot open it. "
-                "Rebase one image in the loop onto the real base."
-            )
-            for path in loop:
-                self._add(Kind.BACKING_LOOP, err, path, message)
-        # The common case first, without building any message: a healthy image on a healthy,
-        # correctly recorded backing inside the root. Flags are mostly shared dicts
-        # (formats.base.shared_flags), so their verdict is worked out once per dict.
-        inside = self.root.rstrip("/") + "/"
-        clean_flags: dict[int, bool] = {}
-        edges = self._backing
-        nodes = self.nodes
-        for path, info in self._images():
-            flags = info.flags
-            clean = clean_flags.get(id(flags))
-            if clean is None:
-                clean = clean_flags[id(flags)] = not (
-                    flags.get("corrupt")
-                    or flags.get("dirty")
-                    or flags.get("needs_check")
-                    or flags.get("external_data_file")
-                )
-            if clean and not info.extents:
-                if info.backing_file is None:
-                    continue
-                base = nodes[edges[path]][1]
-                fmt = info.backing_format
-                if (
-                    base is not None
-                    and fmt is not None
-                    and (fmt == base.format or fmt in base.also_opens_as)
-                    and info.backing_path.startswith(inside)
-                ):
-                    continue
-            self._image_problems(path, info)
-        self.problems.sort(key=lambda p: (p.path, p.kind))
-        self._problem_index: dict[str, list[Problem]] = {}
-        for p in self.problems:
-            self._problem_index.setdefault(p.path, []).append(p)
-
-    def _image_problems(self, path: str, info: ImageInfo) -> None:
-        err, warn = Level.ERROR, Level.WARNING
-        flags = info.flags
-        if flags.get("corrupt"):
-            self._add(
-                Kind.CORRUPT,
-                err,
-                path,
-                "qemu marked this image corrupt: it opens read-only. Back it up, then check it "
-                "and repair everything the check finds.",
-                fix_cli(Kind.CORRUPT, path),
-            )
-        if (flags.get("dirty") or flags.get("needs_check")) and not info.in_use:
-            self._add(
-                Kind.DIRTY,
-                warn,
-                path,
-                "Not closed cleanly (dirty flag set): qemu repairs it on the next writable open, "
-                "or check it with repair now.",
-            )
-        if flags.get("external_data_file"):
-            self._add(
-                Kind.EXTERNAL_DATA_FILE,
-                warn,
-                path,
-                f"Guest data lives in a separate file ({flags.get('data_file')}); moving or "
-                "copying this image alone loses it.",
-            )
-        for extent in info.extents:
-            if extent != path and not os.path.exists(extent):
-                self._add(
-                    Kind.MISSING_EXTENT,
-                    err,
-                    path,
-                    f"Its data file {extent} does not exist; qemu cannot open the image. Put "
-                    "that file back (it holds the guest's data).",
-                )
-            if not backing.is_inside(extent, os.path.dirname(path)):
-                self._add(
-                    Kind.BACKING_OUTSIDE_ROOT,
-                    err,
-                    path,
-                    f"Its data file {extent} lies outside the image's directory; a crafted image "
-                    "can read any host file this way (CVE-2022-47951). Do not use it unless you "
-                    "made it.",
-                )
-        if info.backing_file is None:
-            return
-        self._backing_problems(path, info)
-
-    def _backing_problems(self, path: str, info: ImageInfo) -> None:
-        err, warn = Level.ERROR, Level.WARNING
-        target = self._backing[path]  # an image with a backing file always has an edge
-        kind = self.kind(target)
-        name = info.backing_file
-        if kind == PROTOCOL:
-            self._add(
-                Kind.PROTOCOL_BACKING,
-                warn,
-                path,
-                f"Its backing '{name}' is a protocol source, not a file: imagegui cannot check "
-                "it, and it may not be reachable from every host.",
-            )
-            return
-        if kind == MISSING:
-            why = backing.open_error(target)
-            found = "not found" if why is None or why.startswith("No such") else f"unusable: {why}"
-            self._add(
-                Kind.MISSING_BACKING,
-                err,
-                path,
-                f"Backing file '{name}' {found} (looked for {target}). If the base was moved "
-                "or renamed, point the overlay at it again.",
-                fix_cli(Kind.MISSING_BACKING, path),
-            )
-        elif kind == UNREADABLE:
-            error = self._errors.get(target)
-            detail = f": {error.message}" if error else ""
-            self._add(
-                Kind.MISSING_BACKING,
-                err,
-                path,
-                f"Backing file {target} exists but is not a readable image{detail}.",
-            )
-        if not backing.is_inside(info.backing_path or "", self.root):
-            self._add(
-                Kind.BACKING_OUTSIDE_ROOT,
-                warn,
-                path,
-                f"Its backing file {info.backing_path} is outside {self.root}; moving or copying "
-                "this directory breaks the chain.",
-            )
-        base = self.image(target)
-        if info.backing_format is None:
-            if info.format in _FORMAT_RECORDING:
-                self._add(
-                    Kind.NO_BACKING_FORMAT,
-                    warn,
-                    path,
-                    "No backing format recorded: qemu 6.1+ and libvirt refuse to guess it, and "
-                    "guessing lets a guest rewrite what the base appears to be. Record it"
-                    + (f" (the base is {base.format})." if base else "."),
-                    fix_cli(Kind.NO_BACKING_FORMAT, path, target) if base else "",
-                )
-        elif base is not None:
-            allowed = {base.format, *base.also_opens_as}
-            if info.backing_format not in allowed:
-                self._add(
-                    Kind.BACKING_FORMAT_MISMATCH,
-                    err,
-                    path,
-                    f"Records its backing format as {info.backing_format}, but {target} is "
-                    f"{base.format}: the guest would see the wrong data. Record the real format.",
-                    fix_cli(Kind.BACKING_FORMAT_MISMATCH, path, target),
-                )
-
-    # -- OpenStack Nova -----------------------------------------------------------------------
-
-    def _find_nova_bases(self) -> list[NovaBase]:
-        bases = []
-        for path, info in self.scan.images.items():
-            if "/_base/" not in path:  # cheap pre-check: this runs for every image
-                continue
-            parent, name = os.path.split(path)
-            if os.path.basename(parent) != "_base":
-                continue
-            used_by = len(self._children.get(path, ()))
-            bases.append(
-                NovaBase(
-                    path=path,
-                    used_by=used_by,
-                    age_seconds=max(0.0, self._now - info.mtime),
-                    resized=bool(_NOVA_RESIZED.match(name)),
-                )
-            )
-        bases.sort(key=lambda b: b.path)
-        return bases
+        for node, found in own.items():
+            for _, overlay in networkx.generic_bfs_edges(self.g, node, neighbors=without_own_break):
+                breaks[overlay] = found
+        return breaks

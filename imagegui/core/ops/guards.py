@@ -359,7 +359,7 @@ def overlays_of(base: str, roots: Sequence[str]) -> list[str]:
 
     found: set[str] = set()
     for root in roots:
-        graph = ChainGraph.build(scan_directory(root))
+        graph = ChainGraph(scan_directory(root))
         node = graph.resolve(base)
         if node is not None:
             found.update(graph.children(node))

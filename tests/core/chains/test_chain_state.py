@@ -18,7 +18,7 @@ from imagegui.core.read.scan import scan_directory
 
 
 def graph_of(path) -> ChainGraph:
-    return ChainGraph.build(scan_directory(str(path)))
+    return ChainGraph(scan_directory(str(path)))
 
 
 def qemu_opens(path) -> bool:

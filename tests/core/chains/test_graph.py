@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import os
 import shlex
-import time
 
+import networkx as nx
 import pytest
 from conftest import qemu_img
 from imagebytes import qcow2_drop_backing_format, qcow2_set_incompatible
 
 from imagegui.cli import run_cli
 from imagegui.core.chains.diagnose import Level
-from imagegui.core.chains.graph import MISSING, PROTOCOL, ChainGraph
+from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.schema import FORMAT, IMAGE, INFO, KIND, MISSING, PROTOCOL
 from imagegui.core.read.scan import scan_directory
 
 
 def graph_of(path) -> ChainGraph:
-    return ChainGraph.build(scan_directory(str(path)))
+    return ChainGraph(scan_directory(str(path)))
 
 
 def kinds(graph: ChainGraph, path) -> list[str]:
@@ -56,20 +57,82 @@ def test_chain_queries(tree):
         p("clones/top.qcow2"),
     }
     assert g.roots() == [p("alone.raw"), p("base.qcow2")]
-    assert g.leaves() == [p("alone.raw"), p("clones/top.qcow2"), p("sibling.qcow2")]
     assert g.depth(p("clones/top.qcow2")) == 2
     assert g.depth(p("alone.raw")) == 0
     assert g.resolve(str(tree / "clones" / ".." / "mid.qcow2")) == p("mid.qcow2")
 
 
-def test_networkx_view_has_the_same_nodes_and_edges(tree, make):
+def test_the_graph_is_a_networkx_digraph_with_records_on_its_nodes(tree, make):
     make.overlay("lost.qcow2", "gone.qcow2")
+    qcow2_drop_backing_format(make.overlay("unrecorded.qcow2", "base.qcow2"))
     g = graph_of(tree)
-    nxg = g.g
-    assert set(nxg.nodes) == set(g.nodes)
-    assert nxg.has_edge(str(tree / "mid.qcow2"), str(tree / "base.qcow2"))
-    assert nxg.nodes[str(tree / "gone.qcow2")]["kind"] == MISSING
-    assert nxg.number_of_edges() == 4
+    p = lambda name: str(tree / name)  # noqa: E731
+    assert isinstance(g.g, nx.DiGraph)
+    assert list(g.g.nodes) == list(g.nodes)  # one graph: ``nodes`` is a view of it
+    assert g.g.nodes[p("mid.qcow2")][INFO] is g.image(p("mid.qcow2"))
+    assert g.g.nodes[p("mid.qcow2")][KIND] == IMAGE
+    assert g.nodes[p("gone.qcow2")] == (MISSING, None)
+    assert g.g.nodes[p("gone.qcow2")] == {KIND: MISSING, INFO: None}
+    # Edges go from an overlay to its backing file, with the format the overlay records.
+    assert g.g.edges[p("mid.qcow2"), p("base.qcow2")] == {FORMAT: "qcow2"}
+    assert FORMAT not in g.g.edges[p("unrecorded.qcow2"), p("base.qcow2")]
+    assert g.g.number_of_edges() == 5 and not g.g.has_edge(p("base.qcow2"), p("mid.qcow2"))
+
+
+def test_dependents_of_a_base_are_its_ancestors_in_the_graph(tree):
+    g = graph_of(tree)
+    base, mid = str(tree / "base.qcow2"), str(tree / "mid.qcow2")
+    assert (
+        g.descendants(base)
+        == nx.ancestors(g.g, base)
+        == {
+            mid,
+            str(tree / "sibling.qcow2"),
+            str(tree / "clones/top.qcow2"),
+        }
+    )
+    assert g.descendants(mid) == {str(tree / "clones/top.qcow2")}
+    assert g.descendants(str(tree / "alone.raw")) == set()
+    assert g.descendants(str(tree / "not-scanned.qcow2")) == set()
+    # and the chain below an image is what it reaches
+    top = str(tree / "clones/top.qcow2")
+    assert set(g.chain(top)) == {top, *nx.descendants(g.g, top)}
+
+
+def test_a_loop_is_a_strongly_connected_component_named_once(make, tmp_path):
+    make.overlay("a.qcow2", "b.qcow2")
+    make.overlay("b.qcow2", "a.qcow2")
+    make.overlay("c.qcow2", "d.qcow2")
+    make.overlay("d.qcow2", "e.qcow2")
+    make.overlay("e.qcow2", "c.qcow2")
+    make.overlay("tail.qcow2", "c.qcow2")  # depends on a loop, is not part of it
+    make.create("base.qcow2")
+    make.overlay("fine.qcow2", "base.qcow2")
+    g = graph_of(tmp_path)
+    p = lambda name: str(tmp_path / name)  # noqa: E731
+    components = [c for c in nx.strongly_connected_components(g.g) if len(c) > 1]
+    assert sorted(map(sorted, components)) == sorted(map(sorted, g.loops))
+    assert g.loops == [[p("a.qcow2"), p("b.qcow2")], [p("c.qcow2"), p("d.qcow2"), p("e.qcow2")]]
+    assert [g.loop_number(p(n)) for n in ("a.qcow2", "d.qcow2", "tail.qcow2")] == [1, 2, None]
+    for number, loop in enumerate(g.loops, 1):
+        [message] = {q.message for n in loop for q in g.problems_for(n)}  # one per loop
+        assert f"loop #{number} " in message
+    assert g.problems_for(p("tail.qcow2")) == []
+    broken = g.chain_break(p("tail.qcow2"))
+    assert broken is not None and (broken.at, broken.kind) == (p("c.qcow2"), "backing-loop")
+    assert g.chain_break(p("fine.qcow2")) is None
+
+
+def test_independent_chains_are_the_weakly_connected_components(tree):
+    g = graph_of(tree)
+    chains = sorted(sorted(c) for c in nx.weakly_connected_components(g.g))
+    assert chains == [
+        [str(tree / "alone.raw")],
+        sorted(
+            str(tree / n) for n in ("base.qcow2", "mid.qcow2", "sibling.qcow2", "clones/top.qcow2")
+        ),
+    ]
+    assert g.roots() == [str(tree / "alone.raw"), str(tree / "base.qcow2")]
 
 
 def test_backing_reached_through_a_symlinked_directory_is_the_same_node(make, tmp_path):
@@ -188,21 +251,3 @@ def test_unreadable_becomes_a_problem(make, tmp_path):
     g = graph_of(tmp_path)
     [p] = g.problems
     assert (p.kind, p.level) == ("unreadable", Level.ERROR)
-
-
-def test_nova_layout_marks_unused_bases_with_their_age(make, tmp_path):
-    now = time.time()
-    used = make.create("_base/" + "a" * 40, "raw", "8M")
-    unused = make.create("_base/" + "b" * 40, "raw", "8M")
-    resized = make.create("_base/" + "c" * 40 + "_10", "raw", "8M")
-    os.utime(unused, (now - 3 * 86400, now - 3 * 86400))
-    os.utime(resized, (now - 7200, now - 7200))
-    for uuid in ("inst-1", "inst-2"):
-        make.overlay(f"{uuid}/disk", str(used), backing_fmt="raw")
-    g = ChainGraph(scan_directory(str(tmp_path)), now=now)
-    assert g.problems == []
-    bases = {os.path.basename(b.path): b for b in g.nova_bases}
-    assert bases["a" * 40].used_by == 2 and not bases["a" * 40].unused
-    assert bases["b" * 40].unused and bases["b" * 40].nova_would_remove
-    assert 3 * 86400 - 5 < bases["b" * 40].age_seconds < 3 * 86400 + 5
-    assert bases["c" * 40 + "_10"].resized and bases["c" * 40 + "_10"].nova_would_remove

@@ -64,7 +64,7 @@ def test_probe_resolves_dotdot_through_the_symlinked_directory(tree):
 
 
 def test_scan_graph_links_the_overlay_to_the_base_qemu_opens(tree, tmp_path: Path):
-    graph = ChainGraph.build(scan_directory(str(tmp_path / "vms")))
+    graph = ChainGraph(scan_directory(str(tmp_path / "vms")))
     top = graph.resolve(str(tree["ov"]))
     assert top is not None
     base = graph.backing_of(top)
@@ -133,7 +133,7 @@ def test_a_backing_name_ending_in_a_slash_is_missing_with_qemus_reason(tmp_path:
     qemu_img("create", "-q", "-f", "qcow2", "-b", "base.qcow2/", "-F", "qcow2", "-u", top, "64M")
     oracle = qemu_img("info", "--backing-chain", top, check=False)
     assert oracle.returncode != 0 and "Not a directory" in oracle.stderr
-    graph = ChainGraph.build(scan_directory(str(tmp_path)))
+    graph = ChainGraph(scan_directory(str(tmp_path)))
     missing = [p for p in graph.problems if p.kind == "missing-backing" and p.path == str(top)]
     assert missing and "Not a directory" in missing[0].message
     plan = plan_flatten(str(top), str(tmp_path / "out.qcow2"))
@@ -162,7 +162,7 @@ def test_a_root_opened_through_a_symlink_keeps_its_dotdot_backings_inside(tmp_pa
     top.parent.mkdir()
     qemu_img("create", "-q", "-f", "qcow2", "-b", "../base.qcow2", "-F", "qcow2", top)
     os.symlink(real, tmp_path / "link")
-    graph = ChainGraph.build(scan_directory(str(tmp_path / "link")))
+    graph = ChainGraph(scan_directory(str(tmp_path / "link")))
     node = graph.resolve(str(tmp_path / "link" / "sub" / "top.qcow2"))
     assert os.path.samefile(graph.backing_of(node), base)
     assert [p.kind for p in graph.problems if p.path == node] == []
