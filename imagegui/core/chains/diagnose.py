@@ -1,8 +1,8 @@
 """Every kind of problem a scan reports, in one place: its level, its title, what it means and
 what fixes it, both as the window's action and as our own command line. The window (Problems,
 Details, cards, status bar) and the command line (``scan``, ``check``) read them from here:
-adding a kind is one :class:`KindInfo` in :data:`KINDS` (``tests/test_one_place.py`` holds
-everyone to that).
+adding a kind is one :class:`KindInfo` in :data:`KINDS` (and its rule at the end of this file);
+``tests/core/chains/test_one_place.py`` holds everyone to that.
 
 ``message`` is prose that fits both the window and the terminal (no command lines, no flags);
 ``fix_cli`` is the command that fixes it, which only the command line's text output adds
