@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.chains.diagnose import Kind
+from imagegui.core.chains.diagnose import KINDS
 from imagegui.core.chains.graph import EXTERNAL, IMAGE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.chains.repair import missing_backing
@@ -140,11 +140,6 @@ def create_actions(parent: QWidget) -> Actions:
     )  # fmt: skip
 
 
-#: Problems of an image's own that stop even a check of it: a check reads the image alone (its
-#: backing chain is not opened), so a broken chain below, a loop or a wrong backing format do not.
-_UNCHECKABLE = frozenset({Kind.UNREADABLE, Kind.MISSING_EXTENT})
-
-
 def update_undo(actions: Actions, target: UndoTarget | None) -> None:
     """Names the change Undo would revert ("Undo rebase of web06.qcow2"), whatever is selected;
     disabled, saying why, when there is none (``target`` None: the journal is not read yet)."""
@@ -204,7 +199,7 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     why: dict[str, str | None] = dict.fromkeys(names)
     for name in ("overlay", "commit", "flatten", "launch"):
         why[name] = broken
-    if status.broken_at == node and status.broken_kind in _UNCHECKABLE:
+    if status.broken_at == node and status.broken_kind and KINDS[status.broken_kind].stops_check:
         why["check"] = broken
     if info.format not in ("qcow2", "qed"):
         why["rebase"] = f"only qcow2 and qed images can be rebased; {label} is {info.format}"

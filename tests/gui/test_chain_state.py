@@ -64,3 +64,19 @@ def test_details_point_at_the_image_to_fix(qtbot, window, open_dir, make, tmp_pa
     window.selection.set(str(tmp_path / "mid.qcow2"))
     text = window.details.toPlainText()
     assert "this image's own" in text and "The chain breaks at" not in text
+
+
+def test_check_is_off_only_where_the_image_itself_cannot_be_read(window, open_dir, make, tmp_path):
+    """A missing extent stops a check of the image (diagnose: ``stops_check``); a broken chain
+    below does not, since a check reads the image alone."""
+    disk = make.create("disk.vmdk", "vmdk", "8M", "subformat=monolithicFlat")
+    (tmp_path / "disk-flat.vmdk").unlink()
+    make.create("base.qcow2", "qcow2", "64M")
+    top = make.overlay("top.qcow2", "base.qcow2")
+    (tmp_path / "base.qcow2").unlink()
+    open_dir(tmp_path)
+    window.selection.set(str(disk))
+    assert not window.actions.check.isEnabled()
+    assert "missing data file" in window.actions.check.toolTip()
+    window.selection.set(str(top))
+    assert window.actions.check.isEnabled()

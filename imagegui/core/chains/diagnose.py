@@ -88,6 +88,9 @@ class KindInfo:
     #: Our command line's fix (``imagegui …``), a template of ``{path}`` (the image) and
     #: ``{base}`` (its backing file, or a placeholder); "" when no command fixes it.
     cli: str = ""
+    #: The image's own problem stops even a check of it (a check reads the image alone, not
+    #: its backing chain, so a broken chain below, a loop or a wrong backing format do not).
+    stops_check: bool = False
 
 
 #: Placeholder for a backing file the user has to find.
@@ -165,6 +168,7 @@ KINDS: dict[Kind, KindInfo] = {
             "damaged, a format it does not really have, or not readable by this user.",
             "Restore the file from a backup, give this user read access, or remove it if it "
             "is no image.",
+            stops_check=True,
         ),
         KindInfo(
             Kind.DIRTY,
@@ -201,6 +205,7 @@ KINDS: dict[Kind, KindInfo] = {
             "external data file) that is gone; qemu cannot open the image.",
             "Put the file back (restore it or move it next to the image) - the image itself "
             "cannot replace it.",
+            stops_check=True,
         ),
         KindInfo(
             Kind.CHECK_ERRORS,
