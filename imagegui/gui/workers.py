@@ -108,10 +108,6 @@ class JobHandle(QObject):
         self.done = False
         self.started = False
 
-    @property
-    def title(self) -> str:
-        return self.job.title
-
     def start(self, pool: QThreadPool | None = None, interval: float = PROGRESS_INTERVAL) -> None:
         if self.started:
             raise RuntimeError("a job handle starts once")

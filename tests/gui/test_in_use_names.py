@@ -20,7 +20,7 @@ def vm(make, tmp_path: Path, qtbot):
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         pytest.skip("qemu-system-x86_64 is not installed")
-    make.create("base.qcow2", "qcow2", "64M")
+    base = str(make.create("base.qcow2", "qcow2", "64M"))
     top = str(make.overlay("top.qcow2", "base.qcow2"))
     argv = [qemu, "-name", "web01", "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults"]
     argv += ["-display", "none", "-S", "-drive", f"file={top},format=qcow2,if=virtio"]
@@ -28,7 +28,11 @@ def vm(make, tmp_path: Path, qtbot):
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        qtbot.waitUntil(lambda: lock_state(top).in_use or proc.poll() is not None, timeout=30_000)
+        # qemu locks the overlay and its base one after the other: wait for both.
+        qtbot.waitUntil(
+            lambda: (lock_state(top).in_use and lock_state(base).in_use) or proc.poll() is not None,
+            timeout=30_000,
+        )
         assert proc.poll() is None, proc.stderr.read().decode()
         yield top, proc.pid
     finally:
