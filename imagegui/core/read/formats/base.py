@@ -8,8 +8,11 @@ most ``MAX_READ`` bytes and can never make a scan hang.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+from imagegui.core.read.formats.limits import MAX_VIRTUAL_SIZE
 
 #: The most any single file may make us read, all parsers together.
 MAX_READ = 1024 * 1024
@@ -39,10 +42,6 @@ class Header:
     also_opens_as: tuple[str, ...] = ()
 
 
-#: qemu's bdrv_getlength refuses a length of INT64_MAX / 512 sectors or more ("File too large").
-MAX_VIRTUAL_SIZE = ((1 << 63) - 1) // 512 * 512
-
-
 def check_virtual_size(header: Header) -> Header:
     """Refuses what qemu cannot open whatever the format: a size past 8 EiB (a size field of
     2^64-1 passes qcow2's own checks, its L1 arithmetic wraps, but not qemu's generic one)."""
@@ -67,10 +66,6 @@ class BoundedReader:
         self.budget = budget
         self.used = 0
         self._cache: tuple[int, bytes] | None = None
-
-    @classmethod
-    def from_bytes(cls, data: bytes, budget: int = MAX_READ) -> BytesReader:
-        return BytesReader(data, budget)
 
     def prime(self, offset: int, data: bytes) -> None:
         """Remember bytes already read (the scanner's first block) so parsers reuse them."""
@@ -115,6 +110,21 @@ class BytesReader(BoundedReader):
 
     def _pread(self, offset: int, length: int) -> bytes:
         return self._data[offset : offset + length]
+
+
+def named_struct(fmt: str, fields: tuple[str, ...]) -> struct.Struct:
+    """The ``struct.Struct`` for a header layout whose fields a ``NamedTuple`` names.
+
+    Parsers unpack with the struct and name the values with the tuple's ``_make`` (the cheapest
+    way to name them: one scan reads thousands of headers). Checked once, at import, that the
+    two agree on the number of fields, so a field added to one and not the other fails loudly
+    instead of shifting every name after it.
+    """
+    layout = struct.Struct(fmt)
+    count = len(layout.unpack(bytes(layout.size)))
+    if count != len(fields):
+        raise TypeError(f"struct {fmt!r} has {count} fields, the names are {len(fields)}")
+    return layout
 
 
 def decode_name(raw: bytes, what: str) -> str:

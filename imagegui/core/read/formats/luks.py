@@ -9,17 +9,53 @@ decrypts; a backing chain onto a LUKS volume needs ``-F luks`` recorded.
 
 from __future__ import annotations
 
-import struct
+from typing import NamedTuple
 
-from imagegui.core.read.formats.base import BoundedReader, Header, ParseError, decode_name
+from imagegui.core.read.formats.base import (
+    BoundedReader,
+    Header,
+    ParseError,
+    decode_name,
+    named_struct,
+)
+from imagegui.core.read.formats.limits import LUKS_HEADER_SIZE
 
 MAGIC = b"LUKS\xba\xbe"
-#: magic, version, cipher_name, cipher_mode, hash_spec, payload_offset (512-byte sectors),
-#: master key bytes, mk digest, mk salt, mk iterations, uuid.
-_HEADER = struct.Struct(">6sH32s32s32sII20s32sI40s")
-_SLOT = struct.Struct(">II32sII")
+
+
+class LuksHeader(NamedTuple):
+    """The fixed part of a LUKS v1 header (crypto/block-luks.c ``QCryptoBlockLUKSHeader``)."""
+
+    magic: bytes
+    version: int
+    cipher_name: bytes
+    cipher_mode: bytes
+    hash_spec: bytes
+    #: In 512-byte sectors.
+    payload_offset: int
+    master_key_len: int
+    master_key_digest: bytes
+    master_key_salt: bytes
+    master_key_iterations: int
+    uuid: bytes
+
+
+class LuksKeySlot(NamedTuple):
+    """One of the eight key slots after the fixed header."""
+
+    active: int
+    iterations: int
+    salt: bytes
+    key_offset: int
+    stripes: int
+
+
+_HEADER = named_struct(">6sH32s32s32sII20s32sI40s", LuksHeader._fields)
+_SLOT = named_struct(">II32sII", LuksKeySlot._fields)
 _SLOTS = 8
-_SIZE = _HEADER.size + _SLOTS * _SLOT.size  # 592
+_SIZE = _HEADER.size + _SLOTS * _SLOT.size
+if _SIZE != LUKS_HEADER_SIZE:  # the qcow2 parser checks its LUKS extension against this size
+    raise TypeError(f"LUKS header layout is {_SIZE} bytes, qemu's is {LUKS_HEADER_SIZE}")
 SLOT_ACTIVE, SLOT_INACTIVE = 0x00AC71F3, 0x0000DEAD
 SECTOR = 512
 
@@ -31,18 +67,17 @@ def probe(head: bytes) -> bool:
 
 def parse(r: BoundedReader) -> Header:
     data = r.read_exact(0, _SIZE, "LUKS header")
-    _, version, cipher, mode, hash_spec, payload, key_bytes, _, _, _, uuid = _HEADER.unpack_from(
-        data
-    )
+    h = LuksHeader._make(_HEADER.unpack_from(data))
+    version = h.version
     if version != 1:
         raise ParseError(f"LUKS header: version {version} is not supported by qemu (only 1)")
     active = 0
     for i in range(_SLOTS):
-        state = _SLOT.unpack_from(data, _HEADER.size + i * _SLOT.size)[0]
+        state = LuksKeySlot._make(_SLOT.unpack_from(data, _HEADER.size + i * _SLOT.size)).active
         if state not in (SLOT_ACTIVE, SLOT_INACTIVE):
             raise ParseError(f"LUKS header: key slot {i} is corrupted (state {state:#x})")
         active += state == SLOT_ACTIVE
-    offset = payload * SECTOR
+    offset = h.payload_offset * SECTOR
     if offset > r.size:
         raise ParseError(
             f"LUKS header: payload offset {offset:,} lies past the end of the file "
@@ -50,12 +85,12 @@ def parse(r: BoundedReader) -> Header:
         )
     flags = {
         "encrypted": True,
-        "cipher": decode_name(cipher, "cipher"),
-        "cipher_mode": decode_name(mode, "cipher mode"),
-        "hash": decode_name(hash_spec, "hash"),
-        "uuid": decode_name(uuid, "uuid"),
+        "cipher": decode_name(h.cipher_name, "cipher"),
+        "cipher_mode": decode_name(h.cipher_mode, "cipher mode"),
+        "hash": decode_name(h.hash_spec, "hash"),
+        "uuid": decode_name(h.uuid, "uuid"),
         "payload_offset": offset,
-        "key_bytes": key_bytes,
+        "key_bytes": h.master_key_len,
         "active_key_slots": active,
     }
     return Header(format="luks", virtual_size=r.size - offset, flags=flags)

@@ -12,19 +12,47 @@ we read only its at most 1023 bytes, never what lies before it.
 
 from __future__ import annotations
 
-import struct
+from typing import NamedTuple
 
-from imagegui.core.read.formats.base import BoundedReader, Header, ParseError, decode_name
+from imagegui.core.read.formats.base import (
+    BoundedReader,
+    Header,
+    ParseError,
+    decode_name,
+    named_struct,
+)
+from imagegui.core.read.formats.limits import (
+    BDRV_MAX_LENGTH,
+    INT_MAX,
+    QCOW_MAX_BACKING_NAME,
+    QCOW_MAX_CLUSTER_BITS,
+    QCOW_MAX_L2_BITS,
+    QCOW_MIN_CLUSTER_BITS,
+    QCOW_MIN_L2_BITS,
+    UINT64_MAX,
+)
 
 MAGIC = b"QFI\xfb"
 
-_HEADER = struct.Struct(">4sIQIIQBBHIQ")
-_HEADER_SIZE = _HEADER.size  # 48
 
-_INT_MAX = (1 << 31) - 1
-_U64_MAX = (1 << 64) - 1
-#: qemu's BDRV_MAX_LENGTH: no request may reach past it (an I/O error otherwise).
-BDRV_MAX_LENGTH = ((1 << 63) - 1) & ~((1 << 30) - 1)
+class QcowHeader(NamedTuple):
+    """qemu's ``QCowHeader`` (block/qcow.c), big-endian, 48 bytes."""
+
+    magic: bytes
+    version: int
+    backing_file_offset: int
+    backing_file_size: int
+    mtime: int
+    size: int
+    cluster_bits: int
+    l2_bits: int
+    padding: int
+    crypt_method: int
+    l1_table_offset: int
+
+
+_HEADER = named_struct(">4sIQIIQBBHIQ", QcowHeader._fields)
+_HEADER_SIZE = _HEADER.size  # 48
 
 
 def probe(head: bytes) -> bool:
@@ -42,49 +70,46 @@ def _read(r: BoundedReader, off: int, n: int, what: str) -> bytes:
 
 def parse(r: BoundedReader) -> Header:
     """Read a qcow v1 header as ``qemu-img info`` would; raise ParseError where qemu refuses."""
-    (
-        magic,
-        version,
-        backing_offset,
-        backing_size,
-        _mtime,
-        size,
-        cluster_bits,
-        l2_bits,
-        _pad,
-        crypt_method,
-        l1_offset,
-    ) = _HEADER.unpack(r.read(0, _HEADER_SIZE).ljust(_HEADER_SIZE, b"\0"))
+    h = QcowHeader._make(_HEADER.unpack(r.read(0, _HEADER_SIZE).ljust(_HEADER_SIZE, b"\0")))
+    size, cluster_bits, l2_bits, crypt_method = h.size, h.cluster_bits, h.l2_bits, h.crypt_method
 
-    if magic != MAGIC:
+    if h.magic != MAGIC:
         raise ParseError("not a qcow image (no QFI\\xfb magic)")
-    if version != 1:
-        raise ParseError(f"qcow header: unsupported version {version} (qcow is version 1)")
+    if h.version != 1:
+        raise ParseError(f"qcow header: unsupported version {h.version} (qcow is version 1)")
     if size <= 1:
         raise ParseError(f"qcow header: image size {size} too small (must be at least 2 bytes)")
-    if cluster_bits < 9 or cluster_bits > 16:
-        raise ParseError(f"qcow header: cluster_bits {cluster_bits} out of range 9..16")
-    if l2_bits < 6 or l2_bits > 13:
-        raise ParseError(f"qcow header: l2_bits {l2_bits} out of range 6..13")
+    if not QCOW_MIN_CLUSTER_BITS <= cluster_bits <= QCOW_MAX_CLUSTER_BITS:
+        raise ParseError(
+            f"qcow header: cluster_bits {cluster_bits} out of range "
+            f"{QCOW_MIN_CLUSTER_BITS}..{QCOW_MAX_CLUSTER_BITS}"
+        )
+    if not QCOW_MIN_L2_BITS <= l2_bits <= QCOW_MAX_L2_BITS:
+        raise ParseError(
+            f"qcow header: l2_bits {l2_bits} out of range {QCOW_MIN_L2_BITS}..{QCOW_MAX_L2_BITS}"
+        )
     if crypt_method > 1:
         raise ParseError(f"qcow header: invalid encryption method {crypt_method}")
 
     shift = cluster_bits + l2_bits
-    if size > _U64_MAX - (1 << shift):
+    if size > UINT64_MAX - (1 << shift):
         raise ParseError(f"qcow header: image too large ({size} bytes)")
     l1_size = (size + (1 << shift) - 1) >> shift
-    if l1_size > _INT_MAX // 8:
+    if l1_size > INT_MAX // 8:
         raise ParseError(f"qcow header: image too large ({size} bytes)")
     # qemu reads the L1 table here; only its position can make that read fail.
+    l1_offset = h.l1_table_offset
     if l1_offset + l1_size * 8 > BDRV_MAX_LENGTH:
         raise ParseError(f"qcow header: L1 table offset {l1_offset} lies beyond any possible file")
 
     backing_file = None
     truncated = r.size < _HEADER_SIZE
+    backing_offset, backing_size = h.backing_file_offset, h.backing_file_size
     if backing_offset:
-        if backing_size > 1023:
+        if backing_size > QCOW_MAX_BACKING_NAME:
             raise ParseError(
-                f"qcow header: backing file name too long ({backing_size} bytes, at most 1023)"
+                f"qcow header: backing file name too long ({backing_size} bytes, "
+                f"at most {QCOW_MAX_BACKING_NAME})"
             )
         raw = _read(r, backing_offset, backing_size, "backing file name")
         backing_file = decode_name(raw, "backing file") or None

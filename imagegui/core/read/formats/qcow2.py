@@ -18,31 +18,87 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from imagegui.core.read.formats.base import (
     BoundedReader,
     Header,
     ParseError,
     decode_name,
+    named_struct,
     shared_flags,
+)
+from imagegui.core.read.formats.limits import (
+    BACKING_FORMAT_BUF,
+    BDRV_MAX_LENGTH,
+    INT64_MAX,
+    INT_MAX,
+    LUKS_HEADER_SIZE,
+    QCOW2_MAX_BITMAP_DIRECTORY_SIZE,
+    QCOW2_MAX_BITMAPS,
+    QCOW2_MAX_CLUSTER_BITS,
+    QCOW2_MAX_L1_SIZE,
+    QCOW2_MAX_REFCOUNT_ORDER,
+    QCOW2_MAX_REFTABLE_SIZE,
+    QCOW2_MAX_SNAPSHOT_EXTRA_DATA,
+    QCOW2_MAX_SNAPSHOTS,
+    QCOW2_MAX_SNAPSHOTS_SIZE,
+    QCOW2_MIN_CLUSTER_BITS,
+    QCOW2_MIN_HEADER_LENGTH,
+    QCOW_MAX_BACKING_NAME,
+    UINT64_MAX,
 )
 
 MAGIC = b"QFI\xfb"
 
-#: The fixed header as qemu's ``QCowHeader`` (112 bytes; v2 uses the first 72).
-_HEADER = struct.Struct(">4sIQIIQIIQQIIQQQQII")
-_HEADER_SIZE = 112
+
+class Qcow2Header(NamedTuple):
+    """The fixed header as qemu's ``QCowHeader`` (block/qcow2.h), big-endian, 112 bytes; a v2
+    image has only the first 72 (``parse`` gives the v3 fields their v2 meaning)."""
+
+    magic: bytes
+    version: int
+    backing_file_offset: int
+    backing_file_size: int
+    cluster_bits: int
+    size: int
+    crypt_method: int
+    l1_size: int
+    l1_table_offset: int
+    refcount_table_offset: int
+    refcount_table_clusters: int
+    nb_snapshots: int
+    snapshots_offset: int
+    incompatible_features: int
+    compatible_features: int
+    autoclear_features: int
+    refcount_order: int
+    header_length: int
+
+
+class SnapshotHeader(NamedTuple):
+    """The fixed part of a snapshot table entry (``QCowSnapshotHeader``, 40 bytes)."""
+
+    l1_table_offset: int
+    l1_size: int
+    id_str_size: int
+    name_size: int
+    date_sec: int
+    date_nsec: int
+    vm_clock_nsec: int
+    vm_state_size: int
+    extra_data_size: int
+
+
+_HEADER = named_struct(">4sIQIIQIIQQIIQQQQII", Qcow2Header._fields)
+_HEADER_SIZE = _HEADER.size  # 112
 _EXT = struct.Struct(">II")
-_U32 = struct.Struct(">I")
 _BITMAPS_EXT = struct.Struct(">IIQQ")
 _CRYPTO_EXT = struct.Struct(">QQ")
 _FEATURE = struct.Struct(">BB46s")
 
 #: Bytes worth reading at once beyond the scanner's first block (extension headers far out).
 _WINDOW = 4096
-
-MIN_CLUSTER_BITS = 9
-MAX_CLUSTER_BITS = 21
 
 INCOMPAT_DIRTY = 1 << 0
 INCOMPAT_CORRUPT = 1 << 1
@@ -69,27 +125,11 @@ _EXT_NAMES = {
     EXT_DATA_FILE: "data_file",
 }
 
-#: qemu limits (block/qcow2.h) that decide whether the image opens.
-_MAX_REFTABLE_SIZE = 8 * 1024 * 1024
-_MAX_L1_SIZE = 32 * 1024 * 1024
-_MAX_SNAPSHOTS = 65536
-_SNAPSHOT_HEADER_SIZE = 40
-_MAX_SNAPSHOTS_TABLE = _SNAPSHOT_HEADER_SIZE * _MAX_SNAPSHOTS
-_SNAPSHOT_HEADER = struct.Struct(">QIHHIIQII")
-_MAX_SNAPSHOT_EXTRA_DATA = 1024
-_MAX_SNAPSHOTS_SIZE = 1024 * 65536
-_MAX_BITMAPS = 65535
-_MAX_BITMAP_DIRECTORY_SIZE = 1024 * _MAX_BITMAPS
-_INT64_MAX = (1 << 63) - 1
-_INT_MAX = (1 << 31) - 1
-_U64 = (1 << 64) - 1
-#: qemu's BDRV_MAX_LENGTH: no request may reach past it (an I/O error otherwise).
-BDRV_MAX_LENGTH = _INT64_MAX & ~((1 << 30) - 1)
-#: sizeof(bs->backing_format): qemu refuses a backing format extension this long or longer.
-_BACKING_FORMAT_BUF = 16
+_SNAPSHOT_HEADER = named_struct(">QIHHIIQII", SnapshotHeader._fields)
+_SNAPSHOT_HEADER_SIZE = _SNAPSHOT_HEADER.size  # 40
+#: qemu's qcow2_validate_table on the snapshot table: at most this many bytes of entry headers.
+_MAX_SNAPSHOTS_TABLE = _SNAPSHOT_HEADER_SIZE * QCOW2_MAX_SNAPSHOTS
 _LUKS_MAGIC = b"LUKS\xba\xbe"
-#: Size of a LUKS v1 header; qemu reads it through the extension, which must be as long.
-_LUKS_HEADER_SIZE = 592
 
 
 def probe(head: bytes) -> bool:
@@ -190,10 +230,10 @@ def _walk_extensions(
             if magic == EXT_FEATURE_TABLE:
                 st.feature_table = data.get(offset, min(length, 48 * 64))
         elif magic == EXT_BACKING_FORMAT:
-            if length >= _BACKING_FORMAT_BUF:
+            if length >= BACKING_FORMAT_BUF:
                 raise ParseError(
                     f"qcow2 backing format extension: length {length} too large "
-                    f"(qemu accepts at most {_BACKING_FORMAT_BUF - 1} bytes)"
+                    f"(qemu accepts at most {BACKING_FORMAT_BUF - 1} bytes)"
                 )
             st.backing_format = data.get(offset, length)
         elif magic == EXT_CRYPTO_HEADER:
@@ -217,19 +257,19 @@ def _walk_extensions(
                 nb, reserved, dir_size, dir_off = _BITMAPS_EXT.unpack(data.get(offset, 24))
                 if reserved:
                     raise ParseError("qcow2 bitmaps extension: reserved field is not zero")
-                if nb > _MAX_BITMAPS:
+                if nb > QCOW2_MAX_BITMAPS:
                     raise ParseError(
                         f"qcow2 bitmaps extension: {nb} bitmaps exceed qemu's maximum "
-                        f"{_MAX_BITMAPS}"
+                        f"{QCOW2_MAX_BITMAPS}"
                     )
                 if nb == 0:
                     raise ParseError("qcow2 bitmaps extension with zero bitmaps")
                 if dir_off % cluster_size:
                     raise ParseError("qcow2 bitmaps extension: invalid bitmap directory offset")
-                if dir_size > _MAX_BITMAP_DIRECTORY_SIZE:
+                if dir_size > QCOW2_MAX_BITMAP_DIRECTORY_SIZE:
                     raise ParseError(
                         f"qcow2 bitmaps extension: bitmap directory size {dir_size} exceeds "
-                        f"the maximum {_MAX_BITMAP_DIRECTORY_SIZE}"
+                        f"the maximum {QCOW2_MAX_BITMAP_DIRECTORY_SIZE}"
                     )
                 st.nb_bitmaps = nb
             # Without the autoclear bit a bitmap-unaware program touched the file: qemu warns
@@ -258,35 +298,24 @@ def parse(r: BoundedReader) -> Header:
     """Read a qcow2 header as ``qemu-img info`` would; raise ParseError where qemu refuses."""
     data = _Bytes(r)
     head = data.head
-    (
-        magic,
-        version,
-        backing_offset,
-        backing_size,
-        cluster_bits,
-        size,
-        crypt_method,
-        l1_size,
-        l1_offset,
-        rt_offset,
-        rt_clusters,
-        nb_snapshots,
-        snapshots_offset,
-        incompat,
-        compat,
-        autoclear,
-        refcount_order,
-        header_length,
-    ) = _HEADER.unpack_from(head if len(head) >= _HEADER_SIZE else data.get(0, _HEADER_SIZE))
+    h = Qcow2Header._make(
+        _HEADER.unpack_from(head if len(head) >= _HEADER_SIZE else data.get(0, _HEADER_SIZE))
+    )
+    version, cluster_bits = h.version, h.cluster_bits
+    backing_offset, crypt_method, nb_snapshots = (
+        h.backing_file_offset,
+        h.crypt_method,
+        h.nb_snapshots,
+    )
 
-    if magic != MAGIC:
+    if h.magic != MAGIC:
         raise ParseError("not a qcow2 image (no QFI\\xfb magic)")
     if version < 2 or version > 3:
         raise ParseError(f"qcow2 header: unsupported version {version} (qemu opens 2 and 3)")
-    if cluster_bits < MIN_CLUSTER_BITS or cluster_bits > MAX_CLUSTER_BITS:
+    if cluster_bits < QCOW2_MIN_CLUSTER_BITS or cluster_bits > QCOW2_MAX_CLUSTER_BITS:
         raise ParseError(
             f"qcow2 header: cluster_bits {cluster_bits} out of range "
-            f"{MIN_CLUSTER_BITS}..{MAX_CLUSTER_BITS}"
+            f"{QCOW2_MIN_CLUSTER_BITS}..{QCOW2_MAX_CLUSTER_BITS}"
         )
     cluster_size = 1 << cluster_bits
 
@@ -294,8 +323,15 @@ def parse(r: BoundedReader) -> Header:
         incompat = compat = autoclear = 0
         refcount_order = 4
         header_length = 72
-    elif header_length < 104:
-        raise ParseError(f"qcow2 header: header_length {header_length} too short (minimum 104)")
+    else:
+        incompat, compat = h.incompatible_features, h.compatible_features
+        autoclear, refcount_order = h.autoclear_features, h.refcount_order
+        header_length = h.header_length
+        if header_length < QCOW2_MIN_HEADER_LENGTH:
+            raise ParseError(
+                f"qcow2 header: header_length {header_length} too short "
+                f"(minimum {QCOW2_MIN_HEADER_LENGTH})"
+            )
     if header_length > cluster_size:
         raise ParseError(
             f"qcow2 header: header_length {header_length} exceeds the cluster size {cluster_size}"
@@ -336,32 +372,42 @@ def parse(r: BoundedReader) -> Header:
             f"qcow2 header: extended L2 entries need clusters of at least 16 KiB "
             f"(cluster size {cluster_size})"
         )
-    if refcount_order > 6:
-        raise ParseError(f"qcow2 header: refcount_order {refcount_order} too large (maximum 6)")
+    if refcount_order > QCOW2_MAX_REFCOUNT_ORDER:
+        raise ParseError(
+            f"qcow2 header: refcount_order {refcount_order} too large "
+            f"(maximum {QCOW2_MAX_REFCOUNT_ORDER})"
+        )
 
-    if rt_clusters == 0:
+    if h.refcount_table_clusters == 0:
         raise ParseError("qcow2 header: image does not contain a reference count table")
+    size, l1_size = h.size, h.l1_size
     tables = (
-        (rt_offset, rt_clusters, cluster_size, _MAX_REFTABLE_SIZE, "refcount table"),
         (
-            snapshots_offset,
+            h.refcount_table_offset,
+            h.refcount_table_clusters,
+            cluster_size,
+            QCOW2_MAX_REFTABLE_SIZE,
+            "refcount table",
+        ),
+        (
+            h.snapshots_offset,
             nb_snapshots,
             _SNAPSHOT_HEADER_SIZE,
             _MAX_SNAPSHOTS_TABLE,
             "snapshot table",
         ),
-        (l1_offset, l1_size, 8, _MAX_L1_SIZE, "active L1 table"),
+        (h.l1_table_offset, l1_size, 8, QCOW2_MAX_L1_SIZE, "active L1 table"),
     )
     mask = cluster_size - 1
     for t_off, t_entries, t_len, t_max, t_name in tables:
         # qemu's qcow2_validate_table
         if t_entries > t_max // t_len:
             raise ParseError(f"qcow2 header: {t_name} too large ({t_entries} entries)")
-        if _INT64_MAX - t_entries * t_len < t_off or t_off & mask:
+        if INT64_MAX - t_entries * t_len < t_off or t_off & mask:
             raise ParseError(f"qcow2 header: {t_name} offset {t_off:#x} invalid")
     shift = cluster_bits + cluster_bits - (4 if extended_l2 else 3)
-    l1_needed = ((size + (1 << shift) - 1) & _U64) >> shift
-    if l1_needed > _INT_MAX:
+    l1_needed = ((size + (1 << shift) - 1) & UINT64_MAX) >> shift
+    if l1_needed > INT_MAX:
         raise ParseError(f"qcow2 header: image too big ({size} bytes)")
     if l1_size < l1_needed:
         raise ParseError(
@@ -381,15 +427,17 @@ def parse(r: BoundedReader) -> Header:
 
     backing_file: str | None = None
     if backing_offset:
-        if backing_size > min(1023, cluster_size - backing_offset):
+        backing_size = h.backing_file_size
+        if backing_size > min(QCOW_MAX_BACKING_NAME, cluster_size - backing_offset):
             raise ParseError(
                 f"qcow2 header: backing file name too long ({backing_size} bytes at offset "
-                f"{backing_offset}; qemu allows at most 1023, within the first cluster)"
+                f"{backing_offset}; qemu allows at most {QCOW_MAX_BACKING_NAME}, within the "
+                "first cluster)"
             )
         backing_file = decode_name(data.get(backing_offset, backing_size), "backing file") or None
 
     if nb_snapshots:
-        _walk_snapshots(data, snapshots_offset, nb_snapshots)
+        _walk_snapshots(data, h.snapshots_offset, nb_snapshots)
 
     backing_format = None
     if backing_file is not None and st.backing_format is not None:
@@ -482,15 +530,17 @@ def _walk_snapshots(data: _Bytes, offset: int, count: int) -> None:
         offset = (offset + 7) & ~7
         if offset + _SNAPSHOT_HEADER_SIZE > BDRV_MAX_LENGTH:
             raise ParseError(f"qcow2 snapshot table: entry {i} lies beyond any possible file")
-        fields = _SNAPSHOT_HEADER.unpack(data.get(offset, _SNAPSHOT_HEADER_SIZE))
-        id_size, name_size, extra_size = fields[2], fields[3], fields[8]
-        if extra_size > _MAX_SNAPSHOT_EXTRA_DATA:
+        entry = SnapshotHeader._make(
+            _SNAPSHOT_HEADER.unpack(data.get(offset, _SNAPSHOT_HEADER_SIZE))
+        )
+        extra_size = entry.extra_data_size
+        if extra_size > QCOW2_MAX_SNAPSHOT_EXTRA_DATA:
             raise ParseError(
                 f"qcow2 snapshot table: too much extra metadata in entry {i} ({extra_size} "
                 f"bytes; qemu-img check -r all can remove it)"
             )
-        offset += _SNAPSHOT_HEADER_SIZE + extra_size + id_size + name_size
-        if offset - start > _MAX_SNAPSHOTS_SIZE:
+        offset += _SNAPSHOT_HEADER_SIZE + extra_size + entry.id_str_size + entry.name_size
+        if offset - start > QCOW2_MAX_SNAPSHOTS_SIZE:
             raise ParseError("qcow2 snapshot table is too big")
         if offset > BDRV_MAX_LENGTH:
             raise ParseError(f"qcow2 snapshot table: entry {i} lies beyond any possible file")
@@ -502,12 +552,12 @@ def _check_luks(r: BoundedReader, st: _State) -> None:
     if st.crypto_offset is None or st.crypto_length is None:
         # qemu-img 7.2 crashes (SIGSEGV) on a LUKS image without its crypto extension.
         raise ParseError("qcow2 header: LUKS-encrypted image without its crypto header extension")
-    if st.crypto_length < _LUKS_HEADER_SIZE:
+    if st.crypto_length < LUKS_HEADER_SIZE:
         raise ParseError(
             f"qcow2 crypto header extension: LUKS header length {st.crypto_length} too short"
         )
     off = st.crypto_offset
-    if off + _LUKS_HEADER_SIZE > BDRV_MAX_LENGTH:
+    if off + LUKS_HEADER_SIZE > BDRV_MAX_LENGTH:
         raise ParseError(f"qcow2 crypto header extension: LUKS header offset {off} invalid")
     head = r.read(off, 8).ljust(8, b"\0")
     if head[:6] != _LUKS_MAGIC:
