@@ -20,18 +20,22 @@ from __future__ import annotations
 
 import struct
 import uuid
+from typing import NamedTuple
 
-from .base import BoundedReader, Header, ParseError
+from .base import BoundedReader, Header, ParseError, named_struct
+from .limits import (
+    VHDX_BLOCK_SIZE_MAX,
+    VHDX_BLOCK_SIZE_MIN,
+    VHDX_MAX_REGION_ENTRIES,
+    VHDX_MAX_SECTORS_PER_BLOCK,
+    VHDX_METADATA_TABLE_MAX_SIZE,
+)
 
 MAGIC = b"vhdxfile"
 
 HEADER1_OFFSET, HEADER2_OFFSET = 64 * 1024, 128 * 1024
 REGION_TABLE_OFFSET = 192 * 1024
 MIB = 1024 * 1024
-METADATA_TABLE_MAX = 64 * 1024
-MAX_REGION_ENTRIES = 2047
-BLOCK_SIZE_MIN, BLOCK_SIZE_MAX = MIB, 256 * MIB
-MAX_SECTORS_PER_BLOCK = 1 << 23
 #: A parent locator is a few short UTF-16 strings; more than this is not a real one.
 PARENT_LOCATOR_MAX = 64 * 1024
 #: Fixed metadata items are read in one go when they sit this close together.
@@ -63,12 +67,42 @@ _ITEMS = {
 }
 _REQUIRED_ITEMS = frozenset(_ITEMS.values()) - {"parent_locator"}
 
-# Header (after the 4-byte signature): checksum, sequence, file/data/log GUIDs, log_version,
-# version, log_length, log_offset.
-_HEADER = struct.Struct("<4sIQ16s16s16sHHIQ")
+
+class VhdxHeader(NamedTuple):
+    """qemu's ``VHDXHeader`` (block/vhdx.h) up to the log offset, little-endian."""
+
+    signature: bytes
+    checksum: int
+    sequence_number: int
+    file_write_guid: bytes
+    data_write_guid: bytes
+    log_guid: bytes
+    log_version: int
+    version: int
+    log_length: int
+    log_offset: int
+
+
+class VhdxMetadataTableHeader(NamedTuple):
+    """qemu's ``VHDXMetadataTableHeader``: the entries follow it, 32 bytes each."""
+
+    signature: bytes
+    reserved: int
+    entry_count: int
+    reserved2: bytes
+
+
+class Region(NamedTuple):
+    """Where a region (or the log) lies in the file: [start, end)."""
+
+    start: int
+    end: int
+
+
+_HEADER = named_struct("<4sIQ16s16s16sHHIQ", VhdxHeader._fields)
 _REGION_HDR = struct.Struct("<4sIII")  # signature, checksum, entry_count, reserved
 _REGION_ENTRY = struct.Struct("<16sQII")  # guid, file_offset, length, required bit
-_META_HDR = struct.Struct("<8sHH20s")  # signature, reserved, entry_count, reserved
+_META_HDR = named_struct("<8sHH20s", VhdxMetadataTableHeader._fields)
 _META_ENTRY = struct.Struct("<16sIII4s")  # item_id, offset, length, flags (bit 2 required)
 _LOCATOR_HDR = struct.Struct("<16sHH")  # locator type, reserved, key_value_count
 _LOCATOR_ENTRY = struct.Struct("<IIHH")  # key_offset, value_offset, key_length, value_length
@@ -85,17 +119,18 @@ def parse(r: BoundedReader) -> Header:
     if r.read(0, 8) != MAGIC:
         raise ParseError("not a VHDX file: no 'vhdxfile' signature")
     hdr = _current_header(r)
-    log_guid, log_version, log_length, log_offset = hdr[5], hdr[6], hdr[8], hdr[9]
+    log_guid, log_version = hdr.log_guid, hdr.log_version
+    log_length, log_offset = hdr.log_length, hdr.log_offset
     if log_offset < MIB or log_offset % MIB:
         raise ParseError(f"invalid VHDX log offset {log_offset} (must be a multiple of 1 MiB)")
     if log_version != 0:
         raise ParseError(f"unsupported VHDX log version {log_version}")
     if log_guid != _ZERO_GUID and log_length and log_length % MIB:
         raise ParseError(f"invalid VHDX log length {log_length}")
-    regions = [(log_offset, log_offset + log_length)]
+    regions = [Region(log_offset, log_offset + log_length)]
     bat, metadata = _region_table(r, regions)
     items = _metadata_table(r, metadata)
-    values = _read_items(r, metadata[0], items)
+    values = _read_items(r, metadata.start, items)
 
     block_size, param_bits = struct.unpack_from("<II", values["file_parameters"])
     (virtual_size,) = struct.unpack_from("<Q", values["virtual_size"])
@@ -117,18 +152,20 @@ def parse(r: BoundedReader) -> Header:
     if has_parent:
         if "parent_locator" not in items:
             raise ParseError("VHDX has_parent is set but there is no parent locator")
-        ltype, locator = _parent_locator(r, metadata[0], items["parent_locator"])
+        ltype, locator = _parent_locator(r, metadata.start, items["parent_locator"])
         flags["parent_locator"] = locator
         flags["parent_locator_type"] = str(uuid.UUID(bytes_le=ltype))
         rel = locator.get("relative_path")
         backing = rel.replace("\\", "/") if rel else locator.get("absolute_win32_path")
         backing_format = "vhdx" if backing and ltype == PARENT_VHDX_GUID else None
 
-    if not BLOCK_SIZE_MIN <= block_size <= BLOCK_SIZE_MAX or block_size & (block_size - 1):
+    if not VHDX_BLOCK_SIZE_MIN <= block_size <= VHDX_BLOCK_SIZE_MAX or block_size & (
+        block_size - 1
+    ):
         raise ParseError(f"invalid VHDX block size {block_size}")
     if logical not in (512, 4096):
         raise ParseError(f"invalid VHDX logical sector size {logical}")
-    _check_bat_size(virtual_size, block_size, logical, has_parent, bat[1] - bat[0])
+    _check_bat_size(virtual_size, block_size, logical, has_parent, bat.end - bat.start)
     return Header(
         format="vhdx",
         virtual_size=virtual_size // 512 * 512,
@@ -138,37 +175,39 @@ def parse(r: BoundedReader) -> Header:
     )
 
 
-def _current_header(r: BoundedReader) -> tuple:
+def _current_header(r: BoundedReader) -> VhdxHeader:
     """The valid header with the higher sequence number (signature and version only)."""
-    found = []
+    found: list[VhdxHeader] = []
     for off in (HEADER1_OFFSET, HEADER2_OFFSET):
         raw = r.read(off, _HEADER.size)
         if len(raw) == _HEADER.size:
-            h = _HEADER.unpack(raw)
-            if h[0] == b"head" and h[7] == 1:
+            h = VhdxHeader._make(_HEADER.unpack(raw))
+            if h.signature == b"head" and h.version == 1:
                 found.append(h)
     if not found:
         raise ParseError("no valid VHDX header found (file truncated or corrupt)")
-    if len(found) == 2 and found[0][2] == found[1][2] and found[0] != found[1]:
+    if (
+        len(found) == 2
+        and found[0].sequence_number == found[1].sequence_number
+        and found[0] != found[1]
+    ):
         raise ParseError("both VHDX headers have the same sequence number but differ")
-    return max(found, key=lambda h: h[2])
+    return max(found, key=lambda h: h.sequence_number)
 
 
-def _overlaps(regions: list[tuple[int, int]], start: int, end: int) -> bool:
+def _overlaps(regions: list[Region], start: int, end: int) -> bool:
     return any(not (start >= r_end or end <= r_start) for r_start, r_end in regions)
 
 
-def _region_table(
-    r: BoundedReader, regions: list[tuple[int, int]]
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """BAT and metadata regions as (start, end); the rules of vhdx_open_region_tables."""
+def _region_table(r: BoundedReader, regions: list[Region]) -> tuple[Region, Region]:
+    """BAT and metadata regions; the rules of vhdx_open_region_tables."""
     raw = r.read(REGION_TABLE_OFFSET, _REGION_HDR.size + 4 * _REGION_ENTRY.size)
     if len(raw) < _REGION_HDR.size:
         raise ParseError("file is truncated: VHDX region table is missing")
     sig, _, count, _ = _REGION_HDR.unpack_from(raw)
     if sig != b"regi":
         raise ParseError("invalid VHDX region table signature")
-    if count > MAX_REGION_ENTRIES:
+    if count > VHDX_MAX_REGION_ENTRIES:
         raise ParseError(f"VHDX region table has too many entries ({count})")
     need = _REGION_HDR.size + count * _REGION_ENTRY.size
     if len(raw) < need:
@@ -179,15 +218,15 @@ def _region_table(
         end = start + length
         if _overlaps(regions, start, end):
             raise ParseError(f"VHDX region {start}-{end} overlaps another region")
-        regions.append((start, end))
+        regions.append(Region(start, end))
         if guid == BAT_GUID:
             if bat:
                 raise ParseError("VHDX region table lists the BAT twice")
-            bat = (start, end)
+            bat = Region(start, end)
         elif guid == METADATA_GUID:
             if metadata:
                 raise ParseError("VHDX region table lists the metadata region twice")
-            metadata = (start, end)
+            metadata = Region(start, end)
         elif bits & 1:
             raise ParseError("VHDX has a required region qemu does not know; it cannot open it")
     if bat is None or metadata is None:
@@ -195,17 +234,17 @@ def _region_table(
     return bat, metadata
 
 
-def _metadata_table(r: BoundedReader, metadata: tuple[int, int]) -> dict[str, tuple[int, int]]:
+def _metadata_table(r: BoundedReader, metadata: Region) -> dict[str, tuple[int, int]]:
     """Metadata items by name -> (offset in region, length); vhdx_parse_metadata's checks."""
-    start = metadata[0]
+    start = metadata.start
     raw = r.read(start, _META_HDR.size + 8 * _META_ENTRY.size)
     if len(raw) < _META_HDR.size or raw[:8] != b"metadata":
         raise ParseError(
             f"invalid VHDX metadata table signature at offset {start} (file truncated?)"
         )
-    count = _META_HDR.unpack_from(raw)[2]
+    count = VhdxMetadataTableHeader._make(_META_HDR.unpack_from(raw)).entry_count
     need = _META_HDR.size + count * _META_ENTRY.size
-    if need > METADATA_TABLE_MAX:
+    if need > VHDX_METADATA_TABLE_MAX_SIZE:
         raise ParseError(f"VHDX metadata table has too many entries ({count})")
     if len(raw) < need:
         raw = r.read_exact(start, need, "VHDX metadata table")
@@ -255,7 +294,7 @@ def _check_bat_size(
     virtual_size: int, block_size: int, logical: int, has_parent: bool, bat_length: int
 ) -> None:
     """vhdx_calc_bat_entries, with qemu's 32-bit arithmetic, against the BAT region length."""
-    chunk_ratio = MAX_SECTORS_PER_BLOCK * logical // block_size
+    chunk_ratio = VHDX_MAX_SECTORS_PER_BLOCK * logical // block_size
     data_blocks = -(-virtual_size // block_size) & 0xFFFFFFFF
     if has_parent:
         bitmap_blocks = -(-data_blocks // chunk_ratio)

@@ -21,23 +21,30 @@ from __future__ import annotations
 import posixpath
 import re
 import struct
-from typing import cast
+from typing import NamedTuple, cast
 
-from .base import BoundedReader, Header, ParseError, decode_name
+from .base import BoundedReader, Header, ParseError, decode_name, named_struct
+from .limits import (
+    BACKING_NAME_BUF,
+    INT64_MAX,
+    UINT32_MAX,
+    UINT64_MAX,
+    VMDK_DESC_SIZE,
+    VMDK_MAX_CLUSTER_SECTORS,
+    VMDK_MAX_GTES_PER_GT,
+    VMDK_MAX_L1_ENTRIES,
+    VMDK_MAX_VERSION,
+)
 
 MAGIC = b"KDMV"
 MAGIC_VMDK3 = b"COWD"
 
 #: We refuse descriptor texts longer than this (qemu reads up to 1 MiB); real ones are < 2 KiB.
 MAX_DESCRIPTOR = 64 * 1024
-#: qemu looks for CID / parentFileNameHint only in this many bytes of the descriptor.
-DESC_SIZE = 20 * 512
 #: The embedded descriptor of a sparse file is always looked up at sector 1 (s->desc_offset).
 SPARSE_DESC_OFFSET = 0x200
 
 GD_AT_END = 0xFFFFFFFFFFFFFFFF
-FLAG_RGD = 1 << 1
-FLAG_COMPRESS = 1 << 16
 FLAG_MARKER = 1 << 17
 COMPRESSION_DEFLATE = 1
 MARKER_FOOTER = 3
@@ -55,12 +62,43 @@ DESC_CREATE_TYPES = frozenset(
 )
 EXTENT_TYPES = frozenset({"FLAT", "SPARSE", "VMFS", "VMFSSPARSE", "SESPARSE"})
 
-# VMDK4Header after the magic: version, flags, capacity, granularity, desc_offset, desc_size,
-# num_gtes_per_gt, rgd_offset, gd_offset, grain_offset, filler, check_bytes, compressAlgorithm.
-_VMDK4 = struct.Struct("<IIQQQQIQQQc4sH")
-# VMDK3Header after the magic: version, flags, disk_sectors, granularity, l1dir_offset,
-# l1dir_size, file_sectors, cylinders, heads, sectors_per_track.
-_VMDK3 = struct.Struct("<10I")
+
+class Vmdk4Header(NamedTuple):
+    """qemu's ``VMDK4Header`` (block/vmdk.c), after the ``KDMV`` magic, little-endian; sizes
+    and offsets in 512-byte sectors."""
+
+    version: int
+    flags: int
+    capacity: int
+    granularity: int
+    desc_offset: int
+    desc_size: int
+    num_gtes_per_gt: int
+    rgd_offset: int
+    gd_offset: int
+    grain_offset: int
+    filler: bytes
+    check_bytes: bytes
+    compress_algorithm: int
+
+
+class Vmdk3Header(NamedTuple):
+    """qemu's ``VMDK3Header`` (VMware 3 ``COWD``), after the magic, little-endian."""
+
+    version: int
+    flags: int
+    disk_sectors: int
+    granularity: int
+    l1dir_offset: int
+    l1dir_size: int
+    file_sectors: int
+    cylinders: int
+    heads: int
+    sectors_per_track: int
+
+
+_VMDK4 = named_struct("<IIQQQQIQQQc4sH", Vmdk4Header._fields)
+_VMDK3 = named_struct("<10I", Vmdk3Header._fields)
 # Stream-optimized footer: marker (val, size, type) / magic + header / end-of-stream marker.
 _MARKER = struct.Struct("<QII")
 
@@ -72,7 +110,6 @@ _VERSION = re.compile(rb"(?m)^version=(\d+)")
 _PROBE_VERSIONS = (b"version=1", b"version=2", b"version=3")
 #: qemu probes with the first BLOCK_PROBE_BUF_SIZE bytes only.
 PROBE_BUF_SIZE = 512
-_INT64_MAX = (1 << 63) - 1
 
 
 def probe(head: bytes) -> bool:
@@ -122,7 +159,7 @@ def parse(r: BoundedReader) -> Header:
     text = _read_c_text(r, 0, MAX_DESCRIPTOR, "VMDK descriptor")
     header_extents, create_type, extents = _parse_descriptor(text)
     return _finish(
-        text[:DESC_SIZE],
+        text[:VMDK_DESC_SIZE],
         virtual_size=_sectors(extents) * 512,
         create_type=create_type,
         version=_descriptor_version(text),
@@ -140,40 +177,40 @@ def _parse_vmdk4(r: BoundedReader) -> Header:
     if len(raw) < _VMDK4.size:
         # qemu zero-fills a short read; a header that small cannot be a usable image anyway.
         raise ParseError("file is truncated: VMDK sparse header runs past the end")
-    fields = _VMDK4.unpack(raw)
-    capacity, desc_offset = fields[2], fields[4]
+    h = Vmdk4Header._make(_VMDK4.unpack(raw))
+    desc_offset = h.desc_offset
 
-    if capacity == 0 and desc_offset:
+    if h.capacity == 0 and desc_offset:
         # A sparse file that only carries a descriptor (qemu opens it as a descriptor file).
         text = _read_c_text(r, desc_offset << 9, MAX_DESCRIPTOR, "embedded VMDK descriptor")
         names, create_type, extents = _parse_descriptor(text)
         return _finish(
-            _read_c_text(r, SPARSE_DESC_OFFSET, DESC_SIZE, "embedded VMDK descriptor"),
+            _read_c_text(r, SPARSE_DESC_OFFSET, VMDK_DESC_SIZE, "embedded VMDK descriptor"),
             virtual_size=_sectors(extents) * 512,
             create_type=create_type,
-            version=fields[0],
+            version=h.version,
             extents=extents,
             extent_names=names,
             compressed=False,
         )
 
     stream_footer = False
-    if fields[8] == GD_AT_END:
-        fields = _read_stream_footer(r)
+    if h.gd_offset == GD_AT_END:
+        h = _read_stream_footer(r)
         stream_footer = True
-    version, flags, capacity, granularity = fields[0], fields[1], fields[2], fields[3]
-    num_gtes, gd_offset, grain_offset, compress = fields[6], fields[8], fields[9], fields[12]
+    version, capacity, granularity = h.version, h.capacity, h.granularity
+    num_gtes, grain_offset = h.num_gtes_per_gt, h.grain_offset
 
-    if version > 3:
-        raise ParseError(f"unsupported VMDK version {version} (qemu reads versions 1 to 3)")
-    if num_gtes > 512:
+    if version > VMDK_MAX_VERSION:
+        raise ParseError(
+            f"unsupported VMDK version {version} (qemu reads versions 1 to {VMDK_MAX_VERSION})"
+        )
+    if num_gtes > VMDK_MAX_GTES_PER_GT:
         raise ParseError(f"VMDK L2 table size too big ({num_gtes} entries per grain table)")
-    l1_entry_sectors = (num_gtes * granularity) & 0xFFFFFFFF
+    l1_entry_sectors = (num_gtes * granularity) & UINT32_MAX
     if l1_entry_sectors == 0:
         raise ParseError("VMDK L1 entry size is invalid (grain size or grain table size is 0)")
-    l1_size = (((capacity + l1_entry_sectors - 1) & 0xFFFFFFFFFFFFFFFF) // l1_entry_sectors) & (
-        0xFFFFFFFF
-    )
+    l1_size = (((capacity + l1_entry_sectors - 1) & UINT64_MAX) // l1_entry_sectors) & UINT32_MAX
     file_sectors = -(-r.size // 512)
     if file_sectors < grain_offset:
         raise ParseError(
@@ -181,10 +218,10 @@ def _parse_vmdk4(r: BoundedReader) -> Header:
         )
     _check_extent_limits(granularity, l1_size)
 
-    compressed = compress == COMPRESSION_DEFLATE
+    compressed = h.compress_algorithm == COMPRESSION_DEFLATE
     hdr = _finish(
-        _read_c_text(r, SPARSE_DESC_OFFSET, DESC_SIZE, "embedded VMDK descriptor"),
-        virtual_size=(capacity & _INT64_MAX) * 512,
+        _read_c_text(r, SPARSE_DESC_OFFSET, VMDK_DESC_SIZE, "embedded VMDK descriptor"),
+        virtual_size=(capacity & INT64_MAX) * 512,
         create_type="streamOptimized" if compressed else "monolithicSparse",
         version=version,
         extents=[],
@@ -195,16 +232,16 @@ def _parse_vmdk4(r: BoundedReader) -> Header:
         {
             "cluster_size": granularity * 512,
             "grain_directory_at_end": stream_footer,
-            "has_markers": bool(flags & FLAG_MARKER),
+            "has_markers": bool(h.flags & FLAG_MARKER),
             # qemu opens version 3 (changed block tracking) images read-only only.
             "read_only": version == 3 and not compressed,
-            "gd_offset": gd_offset,
+            "gd_offset": h.gd_offset,
         }
     )
     return hdr
 
 
-def _read_stream_footer(r: BoundedReader) -> tuple:
+def _read_stream_footer(r: BoundedReader) -> Vmdk4Header:
     """The stream-optimized footer: the real header, 1536 bytes before the end of the file."""
     off = (-(-r.size // 512)) * 512 - 1536
     if off < 0:
@@ -221,20 +258,21 @@ def _read_stream_footer(r: BoundedReader) -> tuple:
         or e_type != 0
     ):
         raise ParseError("invalid VMDK stream-optimized footer (file truncated or corrupt?)")
-    return _VMDK4.unpack_from(buf, 516)
+    return Vmdk4Header._make(_VMDK4.unpack_from(buf, 516))
 
 
 def _parse_vmdk3(r: BoundedReader) -> Header:
     raw = r.read(4, _VMDK3.size)
     if len(raw) < _VMDK3.size:
         raise ParseError("file is truncated: VMDK3 (COWD) header runs past the end")
-    version, _flags, disk_sectors, granularity, _l1off, l1_size = _VMDK3.unpack(raw)[:6]
-    _check_extent_limits(granularity, l1_size)
+    h = Vmdk3Header._make(_VMDK3.unpack(raw))
+    granularity = h.granularity
+    _check_extent_limits(granularity, h.l1dir_size)
     hdr = _finish(
-        _read_c_text(r, SPARSE_DESC_OFFSET, DESC_SIZE, "VMDK3 descriptor area"),
-        virtual_size=disk_sectors * 512,
+        _read_c_text(r, SPARSE_DESC_OFFSET, VMDK_DESC_SIZE, "VMDK3 descriptor area"),
+        virtual_size=h.disk_sectors * 512,
         create_type=None,
-        version=version,
+        version=h.version,
         extents=[],
         extent_names=(),
         compressed=False,
@@ -245,9 +283,9 @@ def _parse_vmdk3(r: BoundedReader) -> Header:
 
 def _check_extent_limits(cluster_sectors: int, l1_size: int) -> None:
     """vmdk_add_extent's sanity limits."""
-    if cluster_sectors > 0x200000:
+    if cluster_sectors > VMDK_MAX_CLUSTER_SECTORS:
         raise ParseError("invalid VMDK granularity (over 1 GiB per grain); image may be corrupt")
-    if l1_size > 32 * 1024 * 1024:
+    if l1_size > VMDK_MAX_L1_ENTRIES:
         raise ParseError("VMDK L1 table too big; image may be corrupt")
 
 
@@ -339,7 +377,7 @@ def _scan_long(text: bytes, i: int) -> tuple[int | None, int]:
         return None, i
     v = int(m.group(2))
     v = -v if m.group(1) == b"-" else v
-    return max(-(1 << 63), min(v, _INT64_MAX)), m.end()
+    return max(-(1 << 63), min(v, INT64_MAX)), m.end()
 
 
 def _scan_extent_line(text: bytes, i: int) -> tuple[int, list]:
@@ -455,10 +493,10 @@ def _scan_cid(desc: bytes, key: bytes) -> int | None:
     m = _HEX.match(desc, pos + len(key) + 1)
     if not m:
         return None
-    v = min(int(m.group(2), 16), (1 << 64) - 1)
+    v = min(int(m.group(2), 16), UINT64_MAX)
     if m.group(1) == b"-":
         v = -v % (1 << 64)
-    return v & 0xFFFFFFFF
+    return v & UINT32_MAX
 
 
 def _parent_hint(desc: bytes) -> str | None:
@@ -470,8 +508,10 @@ def _parent_hint(desc: bytes) -> str | None:
     end = desc.find(b'"', start) if start <= len(desc) else -1
     if end < 0:
         raise ParseError("VMDK parentFileNameHint has no closing quote; qemu refuses the image")
-    if end - start > 4095:
-        raise ParseError("VMDK parentFileNameHint is longer than 4095 bytes; qemu refuses it")
+    if end - start >= BACKING_NAME_BUF:
+        raise ParseError(
+            f"VMDK parentFileNameHint is longer than {BACKING_NAME_BUF - 1} bytes; qemu refuses it"
+        )
     name = desc[start:end]
     return decode_name(name, "parentFileNameHint") if name else None
 
@@ -492,9 +532,9 @@ def _finish(
     compressed: bool,
 ) -> Header:
     """The parent and CID steps of vmdk_open, common to every kind of VMDK."""
-    desc = desc[:DESC_SIZE]
+    desc = desc[:VMDK_DESC_SIZE]
     backing = _parent_hint(desc)
-    cid_area = desc[: DESC_SIZE - 1]
+    cid_area = desc[: VMDK_DESC_SIZE - 1]
     cid = _scan_cid(cid_area, b"CID")
     if cid is None:
         raise ParseError("VMDK descriptor has no readable CID=; qemu refuses to open it")

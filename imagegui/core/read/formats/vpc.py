@@ -18,8 +18,10 @@ qemu's prober does not recognise a fixed VHD (no magic at offset 0): it is ``raw
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
-from .base import BoundedReader, Header, ParseError
+from .base import BoundedReader, Header, ParseError, named_struct
+from .limits import VHD_MAX_GEOMETRY, VHD_MAX_SECTORS, VHD_MAX_TABLE_ENTRIES
 
 MAGIC = b"conectix"
 DYN_MAGIC = b"cxsparse"
@@ -28,20 +30,62 @@ FOOTER_SIZE = 512
 VHD_FIXED, VHD_DYNAMIC, VHD_DIFFERENCING = 2, 3, 4
 _TYPE_NAMES = {VHD_FIXED: "fixed", VHD_DYNAMIC: "dynamic", VHD_DIFFERENCING: "differencing"}
 
-#: qemu 7.2 limits (2040 GiB) and the geometry that means "use current_size".
-VHD_MAX_SECTORS = 0xFF000000
-VHD_MAX_GEOMETRY = 65535 * 16 * 255
 #: Creator apps whose images qemu sizes by current_size rather than by CHS geometry.
 _CURRENT_SIZE_CREATORS = frozenset({b"win ", b"qem2", b"d2v ", b"CTXS", b"tap\0"})
 
-# Footer: cookie, features, version, data_offset, timestamp, creator_app, creator major/minor,
-# creator_os, orig_size, current_size, cylinders, heads, sectors, type, checksum, uuid, saved.
-_FOOTER = struct.Struct(">8sIIQI4sHH4sQQHBBII16sB")
+
+class VhdFooter(NamedTuple):
+    """qemu's ``VHDFooter`` (block/vpc.c), big-endian, the first 85 of its 512 bytes."""
+
+    cookie: bytes
+    features: int
+    version: int
+    data_offset: int
+    timestamp: int
+    creator_app: bytes
+    creator_major: int
+    creator_minor: int
+    creator_os: bytes
+    orig_size: int
+    current_size: int
+    cyls: int
+    heads: int
+    secs_per_cyl: int
+    type: int
+    checksum: int
+    uuid: bytes
+    in_saved_state: int
+
+
+class VhdDynHeader(NamedTuple):
+    """qemu's ``VHDDynDiskHeader`` up to the parent name (at 64; locators at 576)."""
+
+    magic: bytes
+    data_offset: int
+    table_offset: int
+    version: int
+    max_table_entries: int
+    block_size: int
+    checksum: int
+    parent_uuid: bytes
+    parent_timestamp: int
+    reserved: int
+
+
+class VhdParentLocator(NamedTuple):
+    """One of the eight parent locator entries (24 bytes each)."""
+
+    platform: bytes
+    data_space: int
+    data_length: int
+    reserved: int
+    data_offset: int
+
+
+_FOOTER = named_struct(">8sIIQI4sHH4sQQHBBII16sB", VhdFooter._fields)
 _CHECKSUM_AT = 64
-# Dynamic header: cookie, data_offset, table_offset, version, max_table_entries, block_size,
-# checksum, parent_uuid, parent_timestamp, reserved; parent name at 64, locators at 576.
-_DYN = struct.Struct(">8sQQIIII16sII")
-_LOCATOR = struct.Struct(">4sIIIQ")
+_DYN = named_struct(">8sQQIIII16sII", VhdDynHeader._fields)
+_LOCATOR = named_struct(">4sIIIQ", VhdParentLocator._fields)
 _PARENT_NAME_AT, _PARENT_NAME_LEN, _LOCATORS_AT = 64, 512, 576
 DYN_HEADER_SIZE = 1024
 
@@ -49,7 +93,6 @@ DYN_HEADER_SIZE = 1024
 _BAT_CHECK_MAX = 16 * 1024
 #: Parent locator payloads longer than this are ignored (a path is a few hundred bytes).
 _LOCATOR_MAX = 4096
-_INT_MAX = (1 << 31) - 1
 
 
 def probe(head: bytes) -> bool:
@@ -63,12 +106,11 @@ def _checksum(footer: bytes) -> int:
     return ~total & 0xFFFFFFFF
 
 
-def _qemu_size(fields: tuple) -> tuple[int, str]:
+def _qemu_size(footer: VhdFooter) -> tuple[int, str]:
     """Virtual size in bytes as qemu computes it, and which rule it used."""
-    creator_app, current_size = fields[5], fields[10]
-    chs = fields[11] * fields[12] * fields[13]
-    if creator_app in _CURRENT_SIZE_CREATORS or chs == VHD_MAX_GEOMETRY:
-        return (current_size // 512) * 512, "current_size"
+    chs = footer.cyls * footer.heads * footer.secs_per_cyl
+    if footer.creator_app in _CURRENT_SIZE_CREATORS or chs == VHD_MAX_GEOMETRY:
+        return (footer.current_size // 512) * 512, "current_size"
     return chs * 512, "chs"
 
 
@@ -85,57 +127,58 @@ def _read_footer(r: BoundedReader) -> tuple[bytes, bool]:
     return footer, False
 
 
-def _check_footer(footer: bytes) -> tuple:
-    fields = _FOOTER.unpack_from(footer)
-    stored = fields[15]
-    if _checksum(footer) != stored:
+def _check_footer(raw: bytes) -> VhdFooter:
+    footer = VhdFooter._make(_FOOTER.unpack_from(raw))
+    stored = footer.checksum
+    if _checksum(raw) != stored:
         raise ParseError(
             f"incorrect VHD footer checksum (stored {stored:#010x}, computed "
-            f"{_checksum(footer):#010x}); qemu refuses the image"
+            f"{_checksum(raw):#010x}); qemu refuses the image"
         )
-    return fields
+    return footer
 
 
-def _base_flags(fields: tuple, size_rule: str) -> dict[str, object]:
-    disk_type = fields[14]
+def _base_flags(footer: VhdFooter, size_rule: str) -> dict[str, object]:
+    disk_type = footer.type
     return {
         "vhd_type": _TYPE_NAMES.get(disk_type, f"unknown({disk_type})"),
-        "vhd_current_size": fields[10],
-        "vhd_original_size": fields[9],
-        "vhd_geometry": [fields[11], fields[12], fields[13]],
-        "creator_app": fields[5].decode("latin-1"),
+        "vhd_current_size": footer.current_size,
+        "vhd_original_size": footer.orig_size,
+        "vhd_geometry": [footer.cyls, footer.heads, footer.secs_per_cyl],
+        "creator_app": footer.creator_app.decode("latin-1"),
         "size_rule": size_rule,
     }
 
 
 def parse(r: BoundedReader) -> Header:
     """Parse a VHD as ``vpc_open`` would (also a fixed one, as with ``-f vpc``)."""
-    footer, at_start = _read_footer(r)
-    fields = _check_footer(footer)
-    size, rule = _qemu_size(fields)
+    raw, at_start = _read_footer(r)
+    footer = _check_footer(raw)
+    size, rule = _qemu_size(footer)
     if size // 512 > VHD_MAX_SECTORS:
         raise ParseError(f"VHD virtual size {size} is over qemu's 2040 GiB limit")
-    flags = _base_flags(fields, rule)
+    flags = _base_flags(footer, rule)
     flags["qemu_supported"] = True
     if not at_start:
         flags["qemu_disk_type"] = "fixed"
         return Header(format="vpc", virtual_size=size, flags=flags)
 
     flags["qemu_disk_type"] = "dynamic"
-    data_offset = fields[3]
+    data_offset = footer.data_offset
     dyn = r.read(data_offset, DYN_HEADER_SIZE) if data_offset <= r.size else b""
     if dyn[:8] != DYN_MAGIC:
         raise ParseError(
             f"invalid VHD dynamic header magic at offset {data_offset} (file truncated?)"
         )
     dyn = dyn.ljust(DYN_HEADER_SIZE, b"\0")
-    _, _, bat_offset, _, max_entries, block_size = _DYN.unpack_from(dyn)[:6]
-    _check_dynamic(r, size, bat_offset, max_entries, block_size)
+    dyn_header = VhdDynHeader._make(_DYN.unpack_from(dyn))
+    block_size = dyn_header.block_size
+    _check_dynamic(r, size, dyn_header.table_offset, dyn_header.max_table_entries, block_size)
     flags["block_size"] = block_size
     flags["cluster_size"] = block_size
 
     backing = None
-    if fields[14] == VHD_DIFFERENCING:
+    if footer.type == VHD_DIFFERENCING:
         backing = _parent(r, dyn, flags)
         # qemu opens it as a dynamic disk and ignores the parent: reads would be wrong.
         flags["qemu_supported"] = False
@@ -159,7 +202,7 @@ def _check_dynamic(
         raise ParseError("VHD has too many blocks")
     if max_entries * block_size < size:
         raise ParseError("VHD block allocation table is too small for the disk size")
-    if max_entries > _INT_MAX // 4:
+    if max_entries > VHD_MAX_TABLE_ENTRIES:
         raise ParseError(f"VHD max table entries too large ({max_entries})")
     table_bytes = max_entries * 4
     free_offset = -(-(bat_offset + table_bytes) // 512) * 512
@@ -189,8 +232,8 @@ def _parent(r: BoundedReader, dyn: bytes, flags: dict[str, object]) -> str | Non
     flags["parent_unicode_name"] = unicode_name
     locators: dict[str, str] = {}
     for i in range(8):
-        code, _space, length, _res, offset = _LOCATOR.unpack_from(dyn, _LOCATORS_AT + 24 * i)
-        platform = code.decode("latin-1")
+        loc = VhdParentLocator._make(_LOCATOR.unpack_from(dyn, _LOCATORS_AT + _LOCATOR.size * i))
+        platform, length, offset = loc.platform.decode("latin-1"), loc.data_length, loc.data_offset
         if platform not in ("W2ru", "W2ku") or platform in locators:
             continue
         if not 0 < length <= _LOCATOR_MAX or offset >= r.size:
@@ -218,15 +261,15 @@ def parse_fixed_footer(r: BoundedReader) -> Header | None:
     """
     if r.size < FOOTER_SIZE or r.read(0, 8) == MAGIC:
         return None  # too small, or a dynamic VHD that qemu probes as vpc itself
-    footer = r.read(r.size - FOOTER_SIZE, FOOTER_SIZE)
-    if footer[:8] != MAGIC or len(footer) != FOOTER_SIZE:
+    raw = r.read(r.size - FOOTER_SIZE, FOOTER_SIZE)
+    if raw[:8] != MAGIC or len(raw) != FOOTER_SIZE:
         return None
-    fields = _FOOTER.unpack_from(footer)
-    if _checksum(footer) != fields[15]:
+    footer = VhdFooter._make(_FOOTER.unpack_from(raw))
+    if _checksum(raw) != footer.checksum:
         return None
-    size, rule = _qemu_size(fields)
+    size, rule = _qemu_size(footer)
     if size // 512 > VHD_MAX_SECTORS:
         return None
-    flags = _base_flags(fields, rule)
+    flags = _base_flags(footer, rule)
     flags["vpc_virtual_size"] = size
     return Header(format="raw", virtual_size=r.size, flags=flags, also_opens_as=("vpc",))
