@@ -22,6 +22,7 @@ import time
 from dataclasses import MISSING, asdict, dataclass
 
 from imagegui.core.read.backing import canonical
+from imagegui.core.read.fileid import file_id
 from imagegui.core.statefiles import state_file
 
 #: Bytes of the image hashed into its fingerprint: every format's header and backing name.
@@ -114,11 +115,8 @@ class JournalError(Exception):
 
 
 def _file_key(path: str) -> str:
-    try:
-        st = os.stat(path)
-        return f"{st.st_dev}:{st.st_ino}"
-    except OSError:
-        return ""
+    ident = file_id(path)
+    return f"{ident[0]}:{ident[1]}" if ident else ""
 
 
 def open_for_append() -> int:

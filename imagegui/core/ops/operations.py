@@ -27,7 +27,7 @@ from imagegui.core.ops import guards, journal
 from imagegui.core.ops.guards import Finding, GuardRefused, info, refuse, warn
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read import backing
-from imagegui.core.read.fileid import FileId, file_id
+from imagegui.core.read.fileid import FileId, file_id, stat_id
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import human_size, printable
 
@@ -223,7 +223,7 @@ def claim_new_file(path: str, mode: int) -> FileId:
         st = os.fstat(fd)
     finally:
         os.close(fd)
-    return (st.st_dev, st.st_ino)
+    return stat_id(st)
 
 
 def release_new_file(path: str, ident: FileId) -> None:

@@ -13,6 +13,7 @@ import stat
 from types import ModuleType
 
 from imagegui.core.read import backing
+from imagegui.core.read.fileid import stat_id
 from imagegui.core.read.formats import qcow2
 from imagegui.core.read.formats.base import BoundedReader, Header, ParseError, check_virtual_size
 from imagegui.core.read.locks import lock_state_fd
@@ -189,7 +190,7 @@ def _info(
         extents,
         list(header.also_opens_as),
         st.st_mtime,
-        (st.st_dev, st.st_ino),
+        stat_id(st),
         is_symlink,
         (st.st_size, st.st_mtime_ns),
     )

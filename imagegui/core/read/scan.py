@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
+from imagegui.core.read.fileid import stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
 from imagegui.core.read.probe import (
     OPEN_FLAGS,
@@ -100,7 +101,7 @@ class _Walker:
         path when the root contains it, and a link loop is never followed."""
         root = self.result.root
         st = os.stat(root)
-        visited = {(st.st_dev, st.st_ino)}
+        visited = {stat_id(st)}
         stack = [root]
         linked: list[tuple[str, tuple[int, int]]] = []
         while stack or linked:
@@ -127,7 +128,7 @@ class _Walker:
                     except OSError as exc:  # listed but not enterable: never skip in silence
                         self.error(sub, _unenterable(sub, exc), False)
                         continue
-                    key = (st.st_dev, st.st_ino)
+                    key = stat_id(st)
                     if key not in visited:
                         visited.add(key)
                         subdirs.append(sub)
@@ -166,7 +167,7 @@ class _Walker:
             self.error(path, msg, has_image_extension(path))
             return None
         if stat.S_ISDIR(st.st_mode):
-            linked.append((path, (st.st_dev, st.st_ino)))
+            linked.append((path, stat_id(st)))
             return
         if stat.S_ISREG(st.st_mode):
             self._file(path, True)
@@ -208,7 +209,7 @@ class _Walker:
         finally:
             os.close(fd)
         if info is None:
-            self.unclaimed[(st.st_dev, st.st_ino)] = path
+            self.unclaimed[stat_id(st)] = path
             return None
         first = self.by_id.get(info.file_id)
         if first is not None:
@@ -276,7 +277,7 @@ def _adopt_backing_files(walker: _Walker) -> None:
                 st = os.stat(target)
             except OSError:
                 continue  # missing: the graph shows a placeholder
-            key = (st.st_dev, st.st_ino)
+            key = stat_id(st)
             if key in walker.by_id:
                 continue
             inside = backing.is_within(target, result.root)
