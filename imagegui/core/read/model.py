@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from imagegui.core.read.fileid import FileId
+
 
 @dataclass(slots=True)
 class ImageInfo:
@@ -37,9 +39,9 @@ class ImageInfo:
     #: Formats qemu would also open this file as (a fixed VHD probes as raw but opens as vpc).
     also_opens_as: list[str] = field(default_factory=list)
     mtime: float = 0.0
-    #: (st_dev, st_ino) of the file the path leads to: matches backing names to scanned files
-    #: through symlinks, hard links and ``..``.
-    file_id: tuple[int, int] = (0, 0)
+    #: ``core.read.fileid`` of the file the path leads to: matches backing names to scanned
+    #: files through symlinks, hard links and ``..``.
+    file_id: FileId = (0, 0)
     is_symlink: bool = False
     #: (st_size, st_mtime_ns) as scanned: whether kept check results still describe this file
     #: (``core.chains.checkstore``) without a second ``stat``. Internal, like ``file_id``.

@@ -127,7 +127,7 @@ def named_struct(fmt: str, fields: tuple[str, ...]) -> struct.Struct:
     return layout
 
 
-def decode_name(raw: bytes, what: str) -> str:
+def decode_name(raw: bytes) -> str:
     """Decode a file name stored in a header.
 
     qemu treats names as C strings: it reads the stored bytes and a NUL ends the name, so we cut

@@ -85,10 +85,10 @@ def parse(r: BoundedReader) -> Header:
         )
     flags = {
         "encrypted": True,
-        "cipher": decode_name(h.cipher_name, "cipher"),
-        "cipher_mode": decode_name(h.cipher_mode, "cipher mode"),
-        "hash": decode_name(h.hash_spec, "hash"),
-        "uuid": decode_name(h.uuid, "uuid"),
+        "cipher": decode_name(h.cipher_name),
+        "cipher_mode": decode_name(h.cipher_mode),
+        "hash": decode_name(h.hash_spec),
+        "uuid": decode_name(h.uuid),
         "payload_offset": offset,
         "key_bytes": h.master_key_len,
         "active_key_slots": active,

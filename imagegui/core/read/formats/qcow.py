@@ -112,7 +112,7 @@ def parse(r: BoundedReader) -> Header:
                 f"at most {QCOW_MAX_BACKING_NAME})"
             )
         raw = _read(r, backing_offset, backing_size, "backing file name")
-        backing_file = decode_name(raw, "backing file") or None
+        backing_file = decode_name(raw) or None
         truncated = truncated or r.size < backing_offset + backing_size
 
     return Header(

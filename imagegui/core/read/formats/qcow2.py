@@ -434,17 +434,17 @@ def parse(r: BoundedReader) -> Header:
                 f"{backing_offset}; qemu allows at most {QCOW_MAX_BACKING_NAME}, within the "
                 "first cluster)"
             )
-        backing_file = decode_name(data.get(backing_offset, backing_size), "backing file") or None
+        backing_file = decode_name(data.get(backing_offset, backing_size)) or None
 
     if nb_snapshots:
         _walk_snapshots(data, h.snapshots_offset, nb_snapshots)
 
     backing_format = None
     if backing_file is not None and st.backing_format is not None:
-        backing_format = decode_name(st.backing_format, "backing format") or None
+        backing_format = decode_name(st.backing_format) or None
 
     external = bool(incompat & INCOMPAT_DATA_FILE)
-    data_file = None if st.data_file is None else decode_name(st.data_file, "data file")
+    data_file = None if st.data_file is None else decode_name(st.data_file)
     truncated = r.size < data.max_end
     nb_bitmaps = st.nb_bitmaps or 0
     key = (

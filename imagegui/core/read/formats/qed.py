@@ -128,7 +128,7 @@ def parse(r: BoundedReader) -> Header:
             raise ParseError(f"QED header: backing file name too long ({backing_size} bytes)")
         raw = r.read(backing_offset, backing_size).ljust(backing_size, b"\0")
         truncated = truncated or r.size < backing_offset + backing_size
-        backing_file = decode_name(raw, "backing file") or None
+        backing_file = decode_name(raw) or None
         if backing_file is not None and features & F_BACKING_FORMAT_NO_PROBE:
             backing_format = "raw"
 

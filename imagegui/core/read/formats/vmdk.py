@@ -326,7 +326,7 @@ def _parse_descriptor(text: bytes) -> tuple[tuple[str, ...], str, list[dict[str,
     create_type = _description_value(text, b"createType", 128)
     if create_type is None:
         raise ParseError('invalid VMDK image descriptor: no createType="..." value')
-    ct = decode_name(create_type, "createType")
+    ct = decode_name(create_type)
     if ct not in DESC_CREATE_TYPES:
         raise ParseError(f"unsupported VMDK image type '{ct}' in a descriptor file")
     extents = _parse_extents(text)
@@ -445,7 +445,7 @@ def _parse_extents(text: bytes) -> list[dict[str, object]]:
                         "access": "RW",
                         "sectors": sectors,
                         "type": etype.decode("ascii"),
-                        "file": decode_name(fname, "extent file name"),
+                        "file": decode_name(fname),
                         "offset": offset,
                     }
                 )
@@ -513,7 +513,7 @@ def _parent_hint(desc: bytes) -> str | None:
             f"VMDK parentFileNameHint is longer than {BACKING_NAME_BUF - 1} bytes; qemu refuses it"
         )
     name = desc[start:end]
-    return decode_name(name, "parentFileNameHint") if name else None
+    return decode_name(name) if name else None
 
 
 def _outside_dir(name: str) -> bool:
