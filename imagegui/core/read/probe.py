@@ -147,7 +147,7 @@ def _no_magic(
         return None
     if size == 0:
         raise ParseError("file is empty (0 bytes): not a usable disk image")
-    return Header(format="raw", virtual_size=size)
+    return Header("raw", size)
 
 
 def _info(

@@ -9,6 +9,7 @@ decrypts; a backing chain onto a LUKS volume needs ``-F luks`` recorded.
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from imagegui.core.read.formats.base import (
@@ -40,20 +41,12 @@ class LuksHeader(NamedTuple):
     uuid: bytes
 
 
-class LuksKeySlot(NamedTuple):
-    """One of the eight key slots after the fixed header."""
-
-    active: int
-    iterations: int
-    salt: bytes
-    key_offset: int
-    stripes: int
-
-
 _HEADER = named_struct(">6sH32s32s32sII20s32sI40s", LuksHeader._fields)
-_SLOT = named_struct(">II32sII", LuksKeySlot._fields)
 _SLOTS = 8
-_SIZE = _HEADER.size + _SLOTS * _SLOT.size
+#: The eight key slots after the fixed header, 48 bytes each (active, iterations, salt[32],
+#: key_offset, stripes): only each slot's state is read.
+_SLOT_STATES = struct.Struct(">" + "I44x" * _SLOTS)
+_SIZE = _HEADER.size + _SLOT_STATES.size
 if _SIZE != LUKS_HEADER_SIZE:  # the qcow2 parser checks its LUKS extension against this size
     raise TypeError(f"LUKS header layout is {_SIZE} bytes, qemu's is {LUKS_HEADER_SIZE}")
 SLOT_ACTIVE, SLOT_INACTIVE = 0x00AC71F3, 0x0000DEAD
@@ -72,8 +65,7 @@ def parse(r: BoundedReader) -> Header:
     if version != 1:
         raise ParseError(f"LUKS header: version {version} is not supported by qemu (only 1)")
     active = 0
-    for i in range(_SLOTS):
-        state = LuksKeySlot._make(_SLOT.unpack_from(data, _HEADER.size + i * _SLOT.size)).active
+    for i, state in enumerate(_SLOT_STATES.unpack_from(data, _HEADER.size)):
         if state not in (SLOT_ACTIVE, SLOT_INACTIVE):
             raise ParseError(f"LUKS header: key slot {i} is corrupted (state {state:#x})")
         active += state == SLOT_ACTIVE

@@ -132,19 +132,15 @@ def parse(r: BoundedReader) -> Header:
         if backing_file is not None and features & F_BACKING_FORMAT_NO_PROBE:
             backing_format = "raw"
 
-    return Header(
-        format="qed",
-        virtual_size=image_size,
-        backing_file=backing_file,
-        backing_format=backing_format,
-        flags={
-            "cluster_size": cluster_size,
-            "table_size": table_size,
-            "header_size": header_size,
-            "needs_check": bool(features & F_NEED_CHECK),
-            "backing_raw": bool(features & F_BACKING_FORMAT_NO_PROBE),
-            "features": features,
-            "autoclear_features": h.autoclear_features,
-            "truncated": truncated,
-        },
-    )
+    flags: dict[str, object] = {
+        "cluster_size": cluster_size,
+        "table_size": table_size,
+        "header_size": header_size,
+        "needs_check": bool(features & F_NEED_CHECK),
+        "backing_raw": bool(features & F_BACKING_FORMAT_NO_PROBE),
+        "features": features,
+        "autoclear_features": h.autoclear_features,
+        "truncated": truncated,
+    }
+    # Positional: keywords cost 0.2 us, once per image of a scan.
+    return Header("qed", image_size, backing_file, backing_format, flags)

@@ -218,15 +218,16 @@ def _region_table(r: BoundedReader, regions: list[Region]) -> tuple[Region, Regi
         end = start + length
         if _overlaps(regions, start, end):
             raise ParseError(f"VHDX region {start}-{end} overlaps another region")
-        regions.append(Region(start, end))
+        region = Region(start, end)
+        regions.append(region)
         if guid == BAT_GUID:
             if bat:
                 raise ParseError("VHDX region table lists the BAT twice")
-            bat = Region(start, end)
+            bat = region
         elif guid == METADATA_GUID:
             if metadata:
                 raise ParseError("VHDX region table lists the metadata region twice")
-            metadata = Region(start, end)
+            metadata = region
         elif bits & 1:
             raise ParseError("VHDX has a required region qemu does not know; it cannot open it")
     if bat is None or metadata is None:
