@@ -302,11 +302,8 @@ def parse(r: BoundedReader) -> Header:
         _HEADER.unpack_from(head if len(head) >= _HEADER_SIZE else data.get(0, _HEADER_SIZE))
     )
     version, cluster_bits = h.version, h.cluster_bits
-    backing_offset, crypt_method, nb_snapshots = (
-        h.backing_file_offset,
-        h.crypt_method,
-        h.nb_snapshots,
-    )
+    backing_offset, crypt_method = h.backing_file_offset, h.crypt_method
+    nb_snapshots = h.nb_snapshots
 
     if h.magic != MAGIC:
         raise ParseError("not a qcow2 image (no QFI\\xfb magic)")
@@ -381,12 +378,8 @@ def parse(r: BoundedReader) -> Header:
     rt_offset, rt_clusters = h.refcount_table_offset, h.refcount_table_clusters
     if rt_clusters == 0:
         raise ParseError("qcow2 header: image does not contain a reference count table")
-    size, l1_size, l1_offset, snapshots_offset = (
-        h.size,
-        h.l1_size,
-        h.l1_table_offset,
-        h.snapshots_offset,
-    )
+    size, l1_size = h.size, h.l1_size
+    l1_offset, snapshots_offset = h.l1_table_offset, h.snapshots_offset
     # qemu's qcow2_validate_table on the refcount, snapshot and L1 tables: the usual valid
     # header passes in one expression; :func:`_table_error` names the first table that fails.
     if (

@@ -159,9 +159,8 @@ def parse(r: BoundedReader) -> Header:
         backing = rel.replace("\\", "/") if rel else locator.get("absolute_win32_path")
         backing_format = "vhdx" if backing and ltype == PARENT_VHDX_GUID else None
 
-    if not VHDX_BLOCK_SIZE_MIN <= block_size <= VHDX_BLOCK_SIZE_MAX or block_size & (
-        block_size - 1
-    ):
+    in_range = VHDX_BLOCK_SIZE_MIN <= block_size <= VHDX_BLOCK_SIZE_MAX
+    if not in_range or block_size & (block_size - 1):
         raise ParseError(f"invalid VHDX block size {block_size}")
     if logical not in (512, 4096):
         raise ParseError(f"invalid VHDX logical sector size {logical}")
