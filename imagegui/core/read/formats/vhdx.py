@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from .base import BoundedReader, Header, ParseError, named_struct
 from .limits import (
+    UINT32_MAX,
     VHDX_BLOCK_SIZE_MAX,
     VHDX_BLOCK_SIZE_MIN,
     VHDX_MAX_REGION_ENTRIES,
@@ -295,13 +296,13 @@ def _check_bat_size(
 ) -> None:
     """vhdx_calc_bat_entries, with qemu's 32-bit arithmetic, against the BAT region length."""
     chunk_ratio = VHDX_MAX_SECTORS_PER_BLOCK * logical // block_size
-    data_blocks = -(-virtual_size // block_size) & 0xFFFFFFFF
+    data_blocks = -(-virtual_size // block_size) & UINT32_MAX
     if has_parent:
         bitmap_blocks = -(-data_blocks // chunk_ratio)
         entries = bitmap_blocks * (chunk_ratio + 1)
     else:
-        entries = data_blocks + (((data_blocks - 1) & 0xFFFFFFFF) >> (chunk_ratio.bit_length() - 1))
-    if (entries & 0xFFFFFFFF) > bat_length // 8:
+        entries = data_blocks + (((data_blocks - 1) & UINT32_MAX) >> (chunk_ratio.bit_length() - 1))
+    if (entries & UINT32_MAX) > bat_length // 8:
         raise ParseError("VHDX BAT region is too small for the virtual disk size")
 
 

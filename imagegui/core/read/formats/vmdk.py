@@ -377,7 +377,7 @@ def _scan_long(text: bytes, i: int) -> tuple[int | None, int]:
         return None, i
     v = int(m.group(2))
     v = -v if m.group(1) == b"-" else v
-    return max(-(1 << 63), min(v, INT64_MAX)), m.end()
+    return max(-INT64_MAX - 1, min(v, INT64_MAX)), m.end()
 
 
 def _scan_extent_line(text: bytes, i: int) -> tuple[int, list]:

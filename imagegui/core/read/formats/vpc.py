@@ -21,7 +21,7 @@ import struct
 from typing import NamedTuple
 
 from .base import BoundedReader, Header, ParseError, named_struct
-from .limits import VHD_MAX_GEOMETRY, VHD_MAX_SECTORS, VHD_MAX_TABLE_ENTRIES
+from .limits import UINT32_MAX, VHD_MAX_GEOMETRY, VHD_MAX_SECTORS, VHD_MAX_TABLE_ENTRIES
 
 MAGIC = b"conectix"
 DYN_MAGIC = b"cxsparse"
@@ -198,7 +198,7 @@ def _check_dynamic(
     """The dynamic-header checks of vpc_open, with the BAT read only when it is small."""
     if block_size < 512 or block_size & (block_size - 1):
         raise ParseError(f"invalid VHD block size {block_size}")
-    if size // block_size > 0xFFFFFFFF:
+    if size // block_size > UINT32_MAX:
         raise ParseError("VHD has too many blocks")
     if max_entries * block_size < size:
         raise ParseError("VHD block allocation table is too small for the disk size")
