@@ -15,7 +15,7 @@ import os
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from imagegui.gui.settings import Settings
-from imagegui.gui.snapshot import ScanReporter, Snapshot, make_scan_job
+from imagegui.gui.snapshot import Snapshot, make_scan_job
 from imagegui.gui.workers import TaskSlot
 
 #: Quiet time after the last file event before an automatic rescan.
@@ -57,15 +57,13 @@ class Session(QObject):
             on_done=self._on_scan_finished,
             on_failed=self._on_scan_failed,
             on_cancelled=self._on_scan_cancelled,
+            on_note=self._on_scan_note,
         )
         self._target: str | None = None
         self._pending = False
         self._holds = 0
         #: Width / height of the graph area, for the layout (the window keeps it current).
         self.aspect = 1.6
-        self._reporter = ScanReporter(self)
-        self._reporter.files.connect(self.scanProgress)
-        self._reporter.stage.connect(self.scanStage)
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._on_directory_changed)
         self._debounce = QTimer(self)
@@ -98,7 +96,15 @@ class Session(QObject):
     def _start(self, target: str) -> None:
         self._target = target
         self.scanStarted.emit(target)
-        self._scan.start(make_scan_job(target, self._reporter, self.aspect))
+        aspect = self.aspect
+        self._scan.start_noting(lambda note: make_scan_job(target, note, aspect))
+
+    def _on_scan_note(self, news: object) -> None:
+        """The current scan's file count so far (an int), or the name of its next stage."""
+        if isinstance(news, int):
+            self.scanProgress.emit(news)
+        else:
+            self.scanStage.emit(str(news))
 
     def _on_scan_finished(self, snapshot: Snapshot) -> None:
         self.root = snapshot.root

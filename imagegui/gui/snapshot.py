@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QPainterPath
 
 from imagegui.core import gcpause
@@ -79,18 +79,13 @@ class Snapshot:
         return len(self.graph.problems)
 
 
-class ScanReporter(QObject):
-    """Lives in the GUI thread; the scan job emits through it from the worker (queued)."""
-
-    files = Signal(int)
-    stage = Signal(str)
-
-
 def make_scan_job(
-    target: str, reporter: ScanReporter | None = None, aspect: float = ASPECT
+    target: str, note: Callable[[int | str], None] | None = None, aspect: float = ASPECT
 ) -> Job[Snapshot]:
     """A job that scans ``target`` (a directory, or a file whose directory is scanned) and lays
-    the graph out for a view of width / height ``aspect``."""
+    the graph out for a view of width / height ``aspect``. ``note`` hears, from the worker, the
+    number of files looked at so far (an int) and each later stage's name (a str)."""
+    report = note or _no_note
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
         with gcpause.paused_gc():
@@ -106,21 +101,18 @@ def make_scan_job(
 
         def on_files(count: int) -> None:
             cancel.raise_if_cancelled()
-            if reporter is not None:
-                reporter.files.emit(count)
+            report(count)
 
         scan = scan_directory(path, progress=on_files)
         timings["scan"] = time.perf_counter() - t
-        if reporter is not None:
-            reporter.files.emit(scan.files_seen)
-            reporter.stage.emit("Building the chain graph")
+        report(scan.files_seen)
+        report("Building the chain graph")
         cancel.raise_if_cancelled()
         t = time.perf_counter()
         graph = ChainGraph(scan)
         status = all_statuses(graph)
         timings["graph"] = time.perf_counter() - t
-        if reporter is not None:
-            reporter.stage.emit("Laying out")
+        report("Laying out")
         cancel.raise_if_cancelled()
         t = time.perf_counter()
         layout = compute_layout(graph, aspect=aspect)
@@ -136,6 +128,10 @@ def make_scan_job(
         return snap
 
     return Job(f"Scanning {target}", run)
+
+
+def _no_note(_news: int | str) -> None:
+    pass
 
 
 def troubled(status: NodeStatus) -> bool:

@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 0.05
 
 _PROGRESS = "progress"
+_NOTE = "note"
+
+#: Posts a job's own news (a scan's file count, its stage) to its slot's owner, from any thread.
+NoteFn = Callable[[object], None]
 
 
 class WorkerSignals(QObject):
@@ -43,6 +47,8 @@ class WorkerSignals(QObject):
 
     #: Fraction done, 0.0 .. 1.0.
     progress = Signal(float)
+    #: Whatever else the job reports on its way (``JobHandle.note``).
+    note = Signal(object)
     #: The job's return value (an ``OpResult`` for operations).
     finished = Signal(object)
     #: The exception; ``str(exc)`` is the message for the user (``GuardRefused``, ``QemuImgError``).
@@ -60,6 +66,8 @@ class WorkerSignals(QObject):
     def _deliver(self, kind: str, payload: object) -> None:
         if kind == _PROGRESS:
             self.progress.emit(payload)
+        elif kind == _NOTE:
+            self.note.emit(payload)
         elif kind == Outcome.DONE:
             self.finished.emit(payload)
         elif kind == Outcome.FAILED:
@@ -123,6 +131,11 @@ class JobHandle(QObject):
         """Asks the job to stop; ``cancelled`` (or ``finished``, if it was already done) follows."""
         self.token.cancel()
 
+    def note(self, news: object) -> None:
+        """Called by the job, in its thread: ``signals.note`` carries ``news`` to the GUI thread
+        by the same hop as the result, so a superseded job's news is dropped with it."""
+        self.signals._posted.emit(_NOTE, news)
+
     @Slot()
     def _on_done(self, *_: object) -> None:
         self.done = True
@@ -140,6 +153,7 @@ class TaskSlot(QObject):
 
     ``start(job)`` supersedes the job still running: its token is cancelled and its signals are
     disconnected before the new one starts, so only the current job's outcome reaches the owner.
+    A job made by ``start_noting`` may also post news on its way (``on_note``).
     ``cancel()`` asks the current job to stop and still reports how it ended (``on_cancelled``
     with what state the images are in, or ``on_done`` when it finished first); ``discard()``
     cancels it and reports nothing more. The slot is idle (``running`` is False) before its
@@ -154,6 +168,7 @@ class TaskSlot(QObject):
         on_failed: Callable[[BaseException], object] | None = None,
         on_cancelled: Callable[[str], object] | None = None,
         on_progress: Callable[[float], object] | None = None,
+        on_note: Callable[[object], object] | None = None,
         pool: QThreadPool | None = None,
         interval: float = PROGRESS_INTERVAL,
     ):
@@ -162,6 +177,7 @@ class TaskSlot(QObject):
         self._on_failed = on_failed
         self._on_cancelled = on_cancelled
         self._on_progress = on_progress
+        self._on_note = on_note
         self._pool = pool
         self._interval = interval
         self._handle: JobHandle | None = None
@@ -181,10 +197,19 @@ class TaskSlot(QObject):
 
     def start(self, job: Job[Any]) -> JobHandle:
         """Supersedes the current job (cancelled, disconnected), then runs ``job`` on the pool."""
+        return self.start_noting(lambda _note: job)
+
+    def start_noting(self, make: Callable[[NoteFn], Job[Any]]) -> JobHandle:
+        """Like ``start``, for a job that posts news: ``make(note)`` returns the job, and what
+        the job passes to ``note`` (from its thread) reaches ``on_note`` while it is current."""
         self.discard()
+        made: list[JobHandle] = []  # the job runs only once its handle exists
+        job = make(lambda news: made[0].note(news))
         handle = JobHandle(job)  # no parent: ``_active`` keeps it until its last signal
+        made.append(handle)
         signals = handle.signals
         signals.progress.connect(self._relay_progress)
+        signals.note.connect(self._relay_note)
         signals.finished.connect(self._relay_finished)
         signals.failed.connect(self._relay_failed)
         signals.cancelled.connect(self._relay_cancelled)
@@ -215,6 +240,11 @@ class TaskSlot(QObject):
             self._on_progress(fraction)
 
     @Slot(object)
+    def _relay_note(self, news: object) -> None:
+        if self._on_note is not None:
+            self._on_note(news)
+
+    @Slot(object)
     def _relay_finished(self, result: object) -> None:
         self._release()
         if self._on_done is not None:
@@ -236,6 +266,7 @@ class TaskSlot(QObject):
 def _disconnect(handle: JobHandle, slot: TaskSlot) -> None:
     signals = handle.signals
     signals.progress.disconnect(slot._relay_progress)
+    signals.note.disconnect(slot._relay_note)
     signals.finished.disconnect(slot._relay_finished)
     signals.failed.disconnect(slot._relay_failed)
     signals.cancelled.disconnect(slot._relay_cancelled)

@@ -137,3 +137,17 @@ def test_opening_another_directory_while_one_scans_shows_only_the_second(
     qtbot.waitUntil(lambda: not window.session.scanning, timeout=10_000)
     assert roots == [str(second)]
     assert window.session.root == str(second)
+
+
+def test_a_scan_reports_its_file_count_and_stages_on_the_way(qtbot, window, make, tmp_path):
+    make.create("base.qcow2")
+    make.overlay("top.qcow2", "base.qcow2")
+    counts: list[int] = []
+    stages: list[str] = []
+    window.session.scanProgress.connect(counts.append)
+    window.session.scanStage.connect(stages.append)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.open_directory(str(tmp_path))
+    assert counts and counts[-1] == window.session.snapshot.graph.scan.files_seen
+    assert stages == ["Building the chain graph", "Laying out"]
+    assert window.status.scan_label.isHidden()

@@ -163,6 +163,35 @@ def test_cancel_reports_how_the_job_ended_discard_does_not(qtbot):
     assert owner.heard == []
 
 
+def test_news_of_the_current_job_arrives_a_superseded_jobs_does_not(qtbot):
+    owner = QObject()
+    news: list[object] = []
+    done: list[object] = []
+    slot = TaskSlot(owner, on_note=news.append, on_done=done.append)
+    gate = threading.Event()
+
+    def talking(name: str, wait: bool):
+        def make(note):
+            def run(progress: ProgressFn, cancel: CancelToken) -> str:
+                note(f"{name} started")
+                if wait:
+                    gate.wait(30)
+                note(f"{name} still here")
+                return name
+
+            return Job(name, run)
+
+        return make
+
+    old = slot.start_noting(talking("old", wait=True))
+    qtbot.waitUntil(lambda: news == ["old started"], timeout=10_000)
+    slot.start_noting(talking("new", wait=False))
+    gate.set()  # the old job talks on and finishes after it was superseded
+    qtbot.waitUntil(lambda: done == ["new"], timeout=10_000)
+    qtbot.waitUntil(lambda: old.done, timeout=10_000)
+    assert news == ["old started", "new started", "new still here"]
+
+
 def test_a_callback_may_start_the_next_job(qtbot):
     owner = Owner()
     results: list[object] = []

@@ -119,8 +119,6 @@ class JobsPanel(QWidget):
     jobCancelled = Signal(object, str)
     #: Number of running jobs changed.
     activeChanged = Signal(int)
-    #: A job was started (its ``JobRecord``), before its first signal.
-    jobStarted = Signal(object)
     #: A running job reported progress: (its ``JobRecord``, fraction done).
     jobProgress = Signal(object, float)
 
@@ -195,7 +193,6 @@ class JobsPanel(QWidget):
         self._scroll.verticalScrollBar().setValue(0)
         slot.start(job)
         self._ticker.start()
-        self.jobStarted.emit(record)
         self.activeChanged.emit(self.active_count())
         return record
 
