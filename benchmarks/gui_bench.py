@@ -55,7 +55,7 @@ def child(root: str, flatten_top: str | None) -> None:
 
     import imagegui.gui  # noqa: F401  (the PySide6 guard)
     from imagegui.core.jobs import Job
-    from imagegui.core.ops.operations import plan_flatten
+    from imagegui.core.ops.flatten import plan_flatten
     from imagegui.gui.app import make_app
     from imagegui.gui.main_window import MainWindow
     from imagegui.gui.settings import Settings

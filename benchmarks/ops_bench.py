@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imagegui.core.ops.operations import plan_commit, plan_flatten  # noqa: E402
+from imagegui.core.ops.commit import plan_commit  # noqa: E402
+from imagegui.core.ops.flatten import plan_flatten  # noqa: E402
 
 
 def make_chain(root: Path, mib: int) -> Path:

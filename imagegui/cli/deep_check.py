@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from imagegui.cli.ops_cmds import qemu_img_setting
 from imagegui.cli.scan_cmds import TerminalLine
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.jobs import CancelledError
@@ -23,7 +24,7 @@ def run_deep(graph: ChainGraph, jobs: int | None) -> tuple[ChainGraph, DeepResul
     """Checks every scanned image and returns the graph rebuilt with the findings."""
     progress = _TerminalChecks(sys.stderr) if sys.stderr.isatty() else None
     try:
-        result = check_all(graph.scan.images.values(), jobs, progress)
+        result = check_all(graph.scan.images.values(), jobs, progress, qemu_img=qemu_img_setting())
     except (KeyboardInterrupt, CancelledError) as exc:
         if progress is not None:
             progress.clear()

@@ -15,33 +15,41 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from imagegui.core.chains.diagnose import Level, cli_text
 from imagegui.core.jobs import CancelledError, CancelToken, Throttle, no_progress
-from imagegui.core.ops.check import plan_check
-from imagegui.core.ops.guards import GuardRefused
-from imagegui.core.ops.operations import (
-    Plan,
-    plan_commit,
-    plan_flatten,
-    plan_overlay,
-    plan_rebase,
-    plan_undo_rebase,
-)
+from imagegui.core.ops.check import CheckResult, plan_check
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.flatten import plan_flatten
+from imagegui.core.ops.overlay import plan_overlay
+from imagegui.core.ops.plan import GuardRefused, OpResult, Plan
+from imagegui.core.ops.rebase import plan_rebase, plan_undo_rebase
 from imagegui.core.qemu.qemuimg import QemuImgError
 from imagegui.core.units import parse_size, printable
 
+if TYPE_CHECKING:
+    from imagegui.core.ops.leftovers import CleanResult
+
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=OpResult)
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 130
 #: The signals that cancel like Ctrl-C; the exit status is 128 + the first one received.
 CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def qemu_img_setting() -> str:
+    """The qemu-img to run: ``$IMAGEGUI_QEMU_IMG`` (documented in the man page), else "" for
+    the one on PATH. Read here, at the command line's edge, and passed to the engine."""
+    return os.environ.get("IMAGEGUI_QEMU_IMG", "")
 
 
 def _usage_error(message: str) -> Exception:
@@ -111,7 +119,7 @@ def _err(message: str) -> None:
 
 
 def execute(
-    plan: Plan, args: argparse.Namespace, report: Callable[[object], None] | None = None
+    plan: Plan[R], args: argparse.Namespace, report: Callable[[R], None] | None = None
 ) -> int:
     """Prints (dry run) or runs a plan; maps the outcome onto the exit status."""
     log.info(
@@ -127,7 +135,7 @@ def execute(
         _refused(plan.blocking())
         return EXIT_REFUSED
     for f in plan.findings:
-        if f.level == "warn" or (f.level == "refuse" and plan.force):
+        if f.level is Level.WARNING or (f.refuses and plan.force):
             _err(f"warning: {f.cli_text}")
     token = CancelToken()
     received: list[int] = []
@@ -186,6 +194,7 @@ def _overlay(args: argparse.Namespace) -> int:
         absolute=args.absolute,
         roots=tuple(args.root),
         allow=tuple(args.allow_file),
+        qemu_img=qemu_img_setting(),
     )
     return execute(plan, args)
 
@@ -194,51 +203,73 @@ def _rebase(args: argparse.Namespace) -> int:
     if args.undo:
         if args.new_backing is not None:
             raise _usage_error("--undo takes only IMAGE")
-        plan = plan_undo_rebase(args.image, roots=tuple(args.root), allow=tuple(args.allow_file))
+        plan = plan_undo_rebase(
+            args.image,
+            roots=tuple(args.root),
+            allow=tuple(args.allow_file),
+            qemu_img=qemu_img_setting(),
+        )
         return execute(plan, args)
     if args.new_backing is None:
         raise _usage_error('rebase needs NEW_BACKING (or "" to make IMAGE independent)')
     plan = plan_rebase(
-        args.image, args.new_backing, unsafe=args.unsafe, absolute=args.absolute,
-        roots=tuple(args.root), allow=tuple(args.allow_file), force=args.force,
-    )  # fmt: skip
+        args.image,
+        args.new_backing,
+        unsafe=args.unsafe,
+        absolute=args.absolute,
+        roots=tuple(args.root),
+        allow=tuple(args.allow_file),
+        force=args.force,
+        qemu_img=qemu_img_setting(),
+    )
     return execute(plan, args)
 
 
 def _commit(args: argparse.Namespace) -> int:
     plan = plan_commit(
-        args.image, force=args.force, roots=tuple(args.root), allow=tuple(args.allow_file)
+        args.image,
+        force=args.force,
+        roots=tuple(args.root),
+        allow=tuple(args.allow_file),
+        qemu_img=qemu_img_setting(),
     )
     return execute(plan, args)
 
 
 def _flatten(args: argparse.Namespace) -> int:
-    plan = plan_flatten(args.image, args.out, roots=tuple(args.root), allow=tuple(args.allow_file))
+    plan = plan_flatten(
+        args.image,
+        args.out,
+        roots=tuple(args.root),
+        allow=tuple(args.allow_file),
+        qemu_img=qemu_img_setting(),
+    )
     return execute(plan, args)
 
 
 def _check_image(args: argparse.Namespace) -> int:
     outcome = {"problems": False}
 
-    def report(result: object) -> None:
-        problems = result.data["problems"]  # type: ignore[attr-defined]
+    def report(result: CheckResult) -> None:
+        problems = result.problems
         outcome["problems"] = any(p.level != Level.INFO for p in problems)
-        if note := result.data.get("store_note"):  # type: ignore[attr-defined]
+        if note := result.store_note:
             print(f"imagegui: note: {printable(note)}", file=sys.stderr)
         if args.json:
-            data = dict(result.data)  # type: ignore[attr-defined]
-            data["problems"] = [p.to_json() for p in problems]
-            data["record"] = data["record"].to_json() if data.get("record") else None
-            print(json.dumps(data, indent=2))
+            print(json.dumps(result.to_json(), indent=2))
             return
-        print(printable(result.message))  # type: ignore[attr-defined]
+        print(printable(result.message))
         for p in problems:
             print(f"  [{p.level}] {p.kind}: {printable(p.cli_text)}")
 
     plan = plan_check(
-        args.image, args.repair, roots=tuple(args.root), allow=tuple(args.allow_file),
+        args.image,
+        args.repair,
+        roots=tuple(args.root),
+        allow=tuple(args.allow_file),
         force=args.force,
-    )  # fmt: skip
+        qemu_img=qemu_img_setting(),
+    )
     status = execute(plan, args, report)
     if status == EXIT_OK and outcome["problems"]:
         return EXIT_FAILED  # like `imagegui check`: problems found -> 1
@@ -275,7 +306,8 @@ def _say(message: str, stream: TextIO | None = None) -> None:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from imagegui.core.ops.launch import LaunchError, LaunchOptions, plan_launch
+    from imagegui.core.ops.launch import LaunchOptions, plan_launch
+    from imagegui.core.qemu.vm import LaunchError
 
     if args.memory < 16 or args.cpus < 1:
         raise _usage_error("--memory must be at least 16 (MB) and --cpus at least 1")
@@ -287,7 +319,7 @@ def _launch(args: argparse.Namespace) -> int:
     if args.dry_run or plan.refused:
         return execute(plan, args)
     try:
-        vm = plan.start()
+        vm = plan.run().vm
     except GuardRefused as exc:
         _refused(exc.findings)
         return EXIT_REFUSED
@@ -440,19 +472,18 @@ def _clean_leftovers(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
     outcome = {"status": EXIT_OK}
 
-    def report(result: object) -> None:
-        data = result.data  # type: ignore[attr-defined]
-        for x in data["removed"]:
+    def report(result: CleanResult) -> None:
+        for x in result.removed:
             print(printable(f"removed {x.path} ({x.size:,} bytes)"))
-        for f in data["kept"]:
+        for f in result.kept:
             if f not in plan.kept:  # those were said above
                 _err(f"refused: {f.cli_text}")
-        for e in data["errors"]:
+        for e in result.errors:
             _err(f"cannot remove {e}")
-        print(printable(result.message))  # type: ignore[attr-defined]
-        if data["errors"]:
+        print(printable(result.message))
+        if result.errors:
             outcome["status"] = EXIT_FAILED
-        elif data["kept"]:
+        elif result.kept:
             outcome["status"] = EXIT_REFUSED
 
     status = execute(plan, args, report)

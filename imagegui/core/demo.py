@@ -42,8 +42,11 @@ def instance_uuid(name: str) -> str:
 
 
 class _Builder:
-    def __init__(self, root: str, progress: ProgressFn, cancel: CancelToken, steps: int):
+    def __init__(
+        self, root: str, progress: ProgressFn, cancel: CancelToken, steps: int, qemu_img: str
+    ):
         self.root = root
+        self.qemu_img = qemu_img
         self.progress = progress
         self.cancel = cancel
         self.steps = steps
@@ -56,7 +59,8 @@ class _Builder:
 
     def run(self, *argv: str) -> None:
         self.cancel.raise_if_cancelled("the demo directory is incomplete")
-        qemuimg.run(list(argv), cancel=self.cancel)
+        program = self.qemu_img if argv[0] == "qemu-img" else ""
+        qemuimg.run(list(argv), cancel=self.cancel, qemu_img=program)
         self.done += 1
         self.progress(min(1.0, self.done / self.steps))
 
@@ -82,12 +86,16 @@ def build_demo(
     root: str | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    qemu_img: str = "",
 ) -> str:
     """Builds the demo under ``root`` (a new temporary directory by default); returns its path.
+    ``qemu_img``: the qemu-img to run ("" for the one on PATH).
 
     Raises ``QemuNotFoundError`` without qemu-img, ``CancelledError`` when cancelled."""
     root = root or tempfile.mkdtemp(prefix="imagegui-demo-")
-    b = _Builder(os.path.abspath(root), progress or no_progress, cancel or CancelToken(), 30)
+    b = _Builder(
+        os.path.abspath(root), progress or no_progress, cancel or CancelToken(), 30, qemu_img
+    )
     _nova(b)
     _templates(b)
     _moved_base(b)

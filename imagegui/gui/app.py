@@ -27,7 +27,7 @@ from imagegui.cli.window_args import parse_args
 from imagegui.core.demo import build_demo
 from imagegui.core.jobs import Job
 from imagegui.gui import resources, theme
-from imagegui.gui.settings import Settings, apply_qemu_img
+from imagegui.gui.settings import Settings
 from imagegui.gui.workers import TaskSlot
 
 #: Seconds --screenshot waits for the graph before giving up.
@@ -99,7 +99,10 @@ class Launcher:
             return
         self.window.welcome.show_message("Building the demo directory with qemu-img…")
         self.window.status.showMessage("Building the demo directory with qemu-img…")
-        self._demo.start(Job("Build demo", lambda p, c: build_demo(progress=p, cancel=c)))
+        qemu_img = self.window.settings.qemu_img()
+        self._demo.start(
+            Job("Build demo", lambda p, c: build_demo(progress=p, cancel=c, qemu_img=qemu_img))
+        )
 
     def _on_demo_built(self, path: str) -> None:
         self.demo_dirs.append(path)
@@ -169,7 +172,6 @@ def main(argv: list[str] | argparse.Namespace) -> int:
         settings = Settings(QSettings(scratch.name, QSettings.Format.IniFormat))
     else:
         settings = Settings()
-    apply_qemu_img(settings.qemu_img())
     appearance = theme.resolve_appearance(
         args.theme, os.environ.get("IMAGEGUI_THEME"), settings.appearance()
     )

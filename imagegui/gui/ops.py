@@ -15,12 +15,12 @@ from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox
 
-from imagegui.core.chains.checkstore import CheckRecord
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.jobs import Job, Outcome
 from imagegui.core.ops import journal
-from imagegui.core.ops.check import plan_check
-from imagegui.core.ops.operations import OpResult, Plan
+from imagegui.core.ops.check import CheckResult, plan_check
+from imagegui.core.ops.launch import LaunchResult
+from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui.actions import update_undo
@@ -81,6 +81,11 @@ class Ops(QObject):
     # -- what the actions act on
 
     @property
+    def qemu_img(self) -> str:
+        """The qemu-img every plan runs: the Preferences' choice ("" for the one on PATH)."""
+        return self.settings.qemu_img()
+
+    @property
     def graph(self) -> ChainGraph | None:
         snap = self.session.snapshot
         return snap.graph if snap else None
@@ -109,7 +114,9 @@ class Ops(QObject):
             return
         defaults = self.settings.overlay_defaults()
         root = self.session.snapshot.root if self.session.snapshot else ""
-        dialog = OverlayDialog(info, defaults, self._taken(), self.window, root=root)
+        dialog = OverlayDialog(
+            info, defaults, self._taken(), self.window, root=root, qemu_img=self.qemu_img
+        )
 
         def accepted(d: OverlayDialog) -> None:
             if (chosen := d.chosen_defaults(defaults)) is not None:
@@ -122,7 +129,7 @@ class Ops(QObject):
         info, snap = self.current(), self.session.snapshot
         if info is None or snap is None:
             return
-        dialog = RebaseDialog(info, snap, backing, unsafe, self.window)
+        dialog = RebaseDialog(info, snap, backing, unsafe, self.window, qemu_img=self.qemu_img)
         self._open(dialog, lambda d: self.run_plan(d.plan, f"Rebase {info.name}"))
 
     def record_format(self) -> None:
@@ -135,7 +142,7 @@ class Ops(QObject):
         info, snap = self.current(), self.session.snapshot
         if info is None or snap is None:
             return
-        dialog = CommitDialog(info, snap, self.window)
+        dialog = CommitDialog(info, snap, self.window, qemu_img=self.qemu_img)
         self._open(dialog, lambda d: self.run_plan(d.plan, f"Commit {info.name}"))
 
     def flatten(self) -> None:
@@ -143,7 +150,7 @@ class Ops(QObject):
         if info is None:
             return
         root = self.session.snapshot.root if self.session.snapshot else ""
-        dialog = FlattenDialog(info, self._taken(), self.window, root=root)
+        dialog = FlattenDialog(info, self._taken(), self.window, root=root, qemu_img=self.qemu_img)
         self._open(
             dialog,
             lambda d: self.run_plan(
@@ -155,7 +162,7 @@ class Ops(QObject):
         info, snap = self.current(), self.session.snapshot
         if info is None or snap is None:
             return
-        dialog = RepairDialog(info, snap, self.window)
+        dialog = RepairDialog(info, snap, self.window, qemu_img=self.qemu_img)
         self._open(dialog, lambda d: self.run_plan(d.plan, f"Repair {info.name}"))
 
     def undo_rebase(self) -> None:
@@ -164,7 +171,7 @@ class Ops(QObject):
         if target is None or target.entry is None:
             return
         entry = target.entry
-        dialog = UndoRebaseDialog(entry, self.window)
+        dialog = UndoRebaseDialog(entry, self.window, qemu_img=self.qemu_img)
         self._open(
             dialog,
             lambda d: self.run_plan(d.plan, f"Undo rebase of {target.name}", entry.image),
@@ -218,8 +225,8 @@ class Ops(QObject):
         self._open(dialog, accepted)
 
     def _on_launched(self, outcome: Outcome, payload: object) -> None:
-        if outcome == Outcome.DONE and isinstance(payload, OpResult):
-            vm = payload.data["vm"]
+        if outcome == Outcome.DONE and isinstance(payload, LaunchResult):
+            vm = payload.vm
             self.vms.add(vm)
             self.message.emit(display_path(" ".join(filter(None, (payload.message, vm.note)))))
             self.session.rescan_soon(600)  # the in-use badges
@@ -241,12 +248,16 @@ class Ops(QObject):
             return
         path = info.path
         roots = (self.session.snapshot.root,) if self.session.snapshot else ()
-        job = Job(f"Check {info.name}", lambda p, c: plan_check(path, roots=roots).run(p, c))
+        qemu_img = self.qemu_img
+        job = Job(
+            f"Check {info.name}",
+            lambda p, c: plan_check(path, roots=roots, qemu_img=qemu_img).run(p, c),
+        )
 
         def done(outcome: Outcome, payload: object) -> None:
             if outcome in (Outcome.DONE, Outcome.FAILED):
                 self.session.rescan()  # on a worker: the findings show as problems
-            if outcome == Outcome.DONE:
+            if outcome == Outcome.DONE and isinstance(payload, CheckResult):
                 self.last_box = check_result_box(self.window, payload)
                 self._offer_repair(self.last_box, payload, path)
             elif outcome == Outcome.FAILED:
@@ -254,12 +265,11 @@ class Ops(QObject):
 
         self.jobs.start(job, done)
 
-    def _offer_repair(self, box: QMessageBox, result: object, path: str) -> None:
+    def _offer_repair(self, box: QMessageBox, result: CheckResult, path: str) -> None:
         """Repair Leaks… / Repair All… right in the result box, when the check found that."""
-        data = getattr(result, "data", {})
-        rec: CheckRecord | None = data.get("record")
-        notes = [n for n in (data.get("store_note"),) if n]
-        if rec is None and data.get("problems"):
+        rec = result.record
+        notes = [n for n in (result.store_note,) if n]
+        if rec is None and result.problems:
             notes.append(
                 "The image changed while it was checked (a running VM?), so this result is not "
                 "kept: check it again when it is idle."
@@ -286,7 +296,9 @@ class Ops(QObject):
         info = graph.image(node) if graph is not None and node else None
         if info is None:
             return
-        dialog = CheckRepairDialog(info, graph.problems_for(info.path), mode, self.window)
+        dialog = CheckRepairDialog(
+            info, graph.problems_for(info.path), mode, self.window, qemu_img=self.qemu_img
+        )
         self._open(
             dialog,
             lambda d: self.run_plan(

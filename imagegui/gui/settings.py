@@ -6,7 +6,6 @@ temporary directory (``QSettings.setPath``) so they never touch the user's confi
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -71,12 +70,12 @@ class Settings:
         self.q.setValue("overlay/pattern", value.pattern)
 
     def qemu_img(self) -> str:
-        """The qemu-img binary; empty means the one on PATH."""
+        """The qemu-img binary; empty means the one on PATH. The window passes it to every
+        plan it makes (``qemu_img=``): a setting of this window, not of the process."""
         return str(self.q.value("qemu/img", "") or "")
 
     def set_qemu_img(self, path: str) -> None:
         self.q.setValue("qemu/img", path)
-        apply_qemu_img(path)
 
     def qemu_system(self) -> str:
         """The qemu-system binary used by Launch; empty means qemu-system-x86_64 on PATH."""
@@ -151,12 +150,3 @@ class Settings:
             return int(self.q.value(key, default))
         except (TypeError, ValueError):
             return default
-
-
-def apply_qemu_img(path: str) -> None:
-    """The operations engine runs ``$IMAGEGUI_QEMU_IMG`` when set
-    (``core.qemu.qemuimg.executable``)."""
-    if path:
-        os.environ["IMAGEGUI_QEMU_IMG"] = path
-    else:
-        os.environ.pop("IMAGEGUI_QEMU_IMG", None)

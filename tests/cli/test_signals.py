@@ -260,7 +260,7 @@ def test_vms_lists_a_vm_whose_launcher_is_gone_and_stop_stops_it(tmp_path: Path)
     from imagegui.core.ops.launch import LaunchOptions, plan_launch
 
     img = create(tmp_path / "kept,running.qcow2")
-    vm = plan_launch(str(img), LaunchOptions(memory=64, accel="tcg")).start()
+    vm = plan_launch(str(img), LaunchOptions(memory=64, accel="tcg")).run().vm
     try:
         vm.close()  # its launcher's handle is gone; the VM runs on
 

@@ -188,9 +188,11 @@ def test_vm_rows_name_their_buttons_after_the_vm(qtbot, window, tmp_path):
 
     from imagegui.core.ops.launch import LaunchOptions, plan_launch
 
-    vm = plan_launch(
-        str(create(tmp_path / "guest.qcow2")), LaunchOptions(memory=64, accel="tcg")
-    ).start()
+    vm = (
+        plan_launch(str(create(tmp_path / "guest.qcow2")), LaunchOptions(memory=64, accel="tcg"))
+        .run()
+        .vm
+    )
     try:
         record = window.vms.add(vm)
         assert record.stop.accessibleName() == "Stop guest.qcow2"

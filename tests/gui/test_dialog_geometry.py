@@ -25,9 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from imagegui.core.chains.diagnose import Kind, Level, Problem
-from imagegui.core.ops.check import CheckProblem
-from imagegui.core.ops.guards import GuardRefused, refuse
-from imagegui.core.ops.operations import OpResult
+from imagegui.core.ops.check import CheckProblem, CheckResult
+from imagegui.core.ops.plan import GuardRefused, refuse
 from imagegui.core.qemu.qemuimg import QemuImgError
 from imagegui.gui.dialogs import messages
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
@@ -171,7 +170,7 @@ def check_result(window, lab):
         Problem(Kind.CHECK_ERRORS, Level.ERROR, str(lab / name), f"{lab / name}: {n} errors")
         for n, name in enumerate(OVERLAYS * 4)
     ]
-    result = OpResult("check", f"{lab / 'top.qcow2'}: 48 problems", data={"problems": problems})
+    result = CheckResult(message=f"{lab / 'top.qcow2'}: 48 problems", problems=problems)
     return messages.check_result_box(window, result)
 
 
@@ -192,7 +191,7 @@ def check_result_with_repairs(window, lab):
     top = str(lab / "top.qcow2")
     rec = CheckRecord(top, Fingerprint.of(top), 1.0, "qcow2", corruptions=3, leaks=1)
     problems = [CheckProblem("corrupt", Level.ERROR, top, "3 corruption(s): copy the data out")]
-    result = OpResult("check", f"{top}: 1 problem(s)", data={"problems": problems, "record": rec})
+    result = CheckResult(message=f"{top}: 1 problem(s)", problems=problems, record=rec)
     box = messages.check_result_box(window, result)
     window.ops._offer_repair(box, result, top)
     return box

@@ -15,7 +15,7 @@ def _plain(action) -> str:
 
 
 def test_undo_target_from_the_journal(make, tmp_path, monkeypatch):
-    from imagegui.core.ops.operations import plan_rebase, plan_undo_rebase
+    from imagegui.core.ops.rebase import plan_rebase, plan_undo_rebase
 
     monkeypatch.setenv("IMAGEGUI_JOURNAL", str(tmp_path / "j" / "journal.jsonl"))
     empty = journal.undo_target()
@@ -84,7 +84,7 @@ def test_undo_names_the_last_change_and_ignores_the_selection(
 def test_undo_updates_when_an_operation_finishes(qtbot, window, make, tmp_path):
     """Without a directory open (no rescan follows), a job's end re-reads the journal."""
     from imagegui.core.jobs import Job
-    from imagegui.core.ops.operations import plan_rebase
+    from imagegui.core.ops.rebase import plan_rebase
 
     make.create("old.qcow2")
     make.create("new.qcow2")

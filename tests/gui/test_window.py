@@ -94,7 +94,7 @@ def test_a_failed_operation_shows_qemus_message(
     fake = fake_qemu_img(
         tmp_path_factory.mktemp("bin"), 'echo "qemu-img: Could not create: I/O error" >&2; exit 1'
     )
-    monkeypatch.setenv("IMAGEGUI_QEMU_IMG", str(fake))
+    window.settings.set_qemu_img(str(fake))  # Preferences ▸ qemu-img
     window.selection.set(base)
     window.actions.overlay.trigger()
     dialog = window.ops.dialog

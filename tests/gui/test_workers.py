@@ -15,8 +15,12 @@ from PySide6.QtCore import QObject, QThread, QThreadPool  # noqa: E402
 from shiboken6 import delete  # noqa: E402
 
 from imagegui.core.jobs import CancelToken, Job, ProgressFn  # noqa: E402
-from imagegui.core.ops.guards import GuardRefused, refuse  # noqa: E402
-from imagegui.core.ops.operations import OpResult, plan_flatten  # noqa: E402
+from imagegui.core.ops.flatten import plan_flatten  # noqa: E402
+from imagegui.core.ops.plan import (  # noqa: E402
+    GuardRefused,
+    OpResult,  # noqa: E402
+    refuse,
+)
 from imagegui.gui import workers  # noqa: E402
 from imagegui.gui.workers import JobHandle, TaskSlot  # noqa: E402
 

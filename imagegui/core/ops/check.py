@@ -14,17 +14,24 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from imagegui.core.chains import checkstore, diagnose
 from imagegui.core.chains.checkstore import CheckRecord, Fingerprint
 from imagegui.core.chains.diagnose import Kind, Level, cli_text
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards
-from imagegui.core.ops.guards import Finding, warn
-from imagegui.core.ops.operations import OpResult, Plan, _abs, _add, _probe
+from imagegui.core.ops.plan import (
+    Finding,
+    OpResult,
+    Plan,
+    add_findings,
+    probe_or_refuse,
+    warn,
+)
 from imagegui.core.qemu import qemuimg
+from imagegui.core.read.backing import canonical
 
 
 @dataclass(frozen=True)
@@ -54,21 +61,58 @@ class CheckProblem:
         return d
 
 
-@dataclass
-class CheckPlan(Plan):
-    image: str = ""
+@dataclass(kw_only=True)
+class CheckResult(OpResult):
+    """What one ``qemu-img check`` found, and what of it is kept."""
+
+    problems: list[CheckProblem] = field(default_factory=list)
+    #: qemu-img check's exit status (``qemuimg.CHECK_EXIT``).
+    returncode: int = 0
+    #: Its JSON report as printed (None when it printed none).
+    report: Any = None
+    #: What the store keeps of it (None: nothing reliable, the image changed while checked).
+    record: CheckRecord | None = None
+    #: Why the store could not keep it, when it could not.
+    store_note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``check-image --json``."""
+        return {
+            "problems": [p.to_json() for p in self.problems],
+            "returncode": self.returncode,
+            "report": self.report,
+            "record": self.record.to_json() if self.record else None,
+            "store_note": self.store_note,
+        }
+
+
+@dataclass(kw_only=True)
+class CheckPlan(Plan[CheckResult]):
+    op: ClassVar[str] = "check"
+
+    image: str
     repair: str | None = None
-    format: str = ""
+    format: str
     roots: tuple[str, ...] = ()
 
-    def replan(self) -> Plan:
+    def replan(self) -> CheckPlan:
         return plan_check(
-            self.image, self.repair, roots=self.roots, allow=self.allow, force=self.force
+            self.image,
+            self.repair,
+            roots=self.roots,
+            allow=self.allow,
+            force=self.force,
+            qemu_img=self.qemu_img,
         )
 
-    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> CheckResult:
         before = Fingerprint.of(self.image)
-        res = qemuimg.run(self.commands[0], cancel=cancel, ok_codes=tuple(qemuimg.CHECK_EXIT))
+        res = qemuimg.run(
+            self.commands[0],
+            cancel=cancel,
+            ok_codes=tuple(qemuimg.CHECK_EXIT),
+            qemu_img=self.qemu_img,
+        )
         progress(1.0)
         rec = check_record(
             self.image,
@@ -88,17 +132,14 @@ class CheckPlan(Plan):
             raise qemuimg.map_error(res.argv, res.returncode, res.stderr)
         problems += _flag_problems(self.image, problems)
         verdict = "no problems" if not problems else f"{len(problems)} problem(s)"
-        return OpResult(
-            "check",
-            f"{self.image}: {verdict}",
-            [self.image] if self.repair else [],
-            {
-                "problems": problems,
-                "returncode": res.returncode,
-                "report": _json_or_none(res.stdout),
-                "record": rec,
-                "store_note": store_note,
-            },
+        return CheckResult(
+            message=f"{self.image}: {verdict}",
+            changed=[self.image] if self.repair else [],
+            problems=problems,
+            returncode=res.returncode,
+            report=_json_or_none(res.stdout),
+            record=rec,
+            store_note=store_note,
         )
 
 
@@ -234,20 +275,21 @@ def plan_check(
     roots: tuple[str, ...] = (),
     allow: tuple[str, ...] = (),
     force: bool = False,
+    qemu_img: str = "",
 ) -> CheckPlan:
     """The check opens the image without its backing file (a network backing is never
     contacted), but with its own extents and data file: those are guarded like any other
     operation's reads (``roots``/``allow``)."""
-    image = _abs(image)
+    image = canonical(image)
     findings: list[Finding] = []
-    img = _probe(image, "image", findings)
+    img = probe_or_refuse(image, "image", findings)
     force_share = False
     if img:
         own = guards.Chain(images=[img])
         findings += guards.chain_access(own, guards.access_roots(image, extra=roots), allow)
         state_finding = guards.not_in_use(image, "image", writers_only=repair is None)
         if repair:
-            _add(findings, state_finding, guards.writable(image))
+            add_findings(findings, state_finding, guards.writable(image))
         elif state_finding:
             force_share = True
             findings.append(
@@ -258,6 +300,15 @@ def plan_check(
     argv = check_argv(image, fmt, repair, force_share)
     changes = [f"{image}: repairs {repair} (rewrites metadata)"] if repair else []
     return CheckPlan(
-        "check", f"check: {image}", [argv], changes, findings, force=force, allow=tuple(allow),
-        image=image, repair=repair, format=fmt, roots=tuple(roots),
-    )  # fmt: skip
+        title=f"check: {image}",
+        commands=[argv],
+        changes=changes,
+        findings=findings,
+        force=force,
+        allow=tuple(allow),
+        qemu_img=qemu_img,
+        image=image,
+        repair=repair,
+        format=fmt,
+        roots=tuple(roots),
+    )

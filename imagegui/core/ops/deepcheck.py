@@ -51,8 +51,9 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
-def check_one(info: ImageInfo, cancel: CancelToken) -> CheckRecord | str:
-    """One read-only check; the record to keep, or why there is none."""
+def check_one(info: ImageInfo, cancel: CancelToken, qemu_img: str = "") -> CheckRecord | str:
+    """One read-only check; the record to keep, or why there is none. ``qemu_img``: the
+    program to run ("" for the one on PATH)."""
     before = Fingerprint.of(info.path)
     if before is None:
         return "it disappeared before it was checked"
@@ -60,6 +61,7 @@ def check_one(info: ImageInfo, cancel: CancelToken) -> CheckRecord | str:
         check_argv(info.path, info.format, force_share=True),
         cancel=cancel,
         ok_codes=tuple(qemuimg.CHECK_EXIT),
+        qemu_img=qemu_img,
     )
     after = Fingerprint.of(info.path)
     rec = check_record(
@@ -80,6 +82,7 @@ def check_all(
     count: CountFn | None = None,
     cancel: CancelToken | None = None,
     store_path: str | None = None,
+    qemu_img: str = "",
 ) -> DeepResult:
     """Checks ``images`` ``jobs`` at a time and records the results in the store.
 
@@ -105,7 +108,7 @@ def check_all(
 
     def task(info: ImageInfo) -> CheckRecord | str:
         cancel.raise_if_cancelled()
-        return check_one(info, cancel)
+        return check_one(info, cancel, qemu_img)
 
     interrupted: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="qemu-img-check")

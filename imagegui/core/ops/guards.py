@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from imagegui.core.chains import diagnose
-from imagegui.core.chains.diagnose import Kind, cli_text
+from imagegui.core.chains.diagnose import Kind
+from imagegui.core.ops.plan import Finding, info, refuse, warn
 from imagegui.core.read.backing import canonical, is_inside, is_protocol, open_error
 from imagegui.core.read.fileid import file_id
 from imagegui.core.read.holders import describe_holders
@@ -27,78 +28,6 @@ from imagegui.core.units import human_size
 REBASEABLE = ("qcow2", "qed")
 #: Keep this much on top of ``qemu-img measure``'s figure: metadata growth, other writers.
 SPACE_MARGIN = 0.02
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One guard's verdict. ``refuse`` blocks the run (``force`` lifts it when ``overridable``)."""
-
-    level: str  # "refuse" | "warn" | "info"
-    code: str
-    #: Prose for the window and the terminal alike: no command lines or flags.
-    message: str
-    overridable: bool = False
-    #: The command that fixes it, added only by the command line's text (see ``cli_text``).
-    fix_cli: str = ""
-    #: The images the finding is about (a shared base's other overlays), so a window can list
-    #: them once and refer to them by count; not part of the JSON.
-    paths: tuple[str, ...] = field(default=(), compare=False)
-    #: The one file (or protocol source) the finding is about, when allowing exactly that file
-    #: explicitly lifts it (``ACCESS_CODES``).
-    subject: str | None = None
-
-    @property
-    def cli_text(self) -> str:
-        return cli_text(self.message, self.fix_cli)
-
-    @property
-    def allowable(self) -> bool:
-        return self.level == "refuse" and self.code in ACCESS_CODES and self.subject is not None
-
-    def to_json(self) -> dict[str, object]:
-        d: dict[str, object] = {
-            "level": self.level,
-            "code": self.code,
-            "message": self.message,
-            "overridable": self.overridable,
-        }
-        if self.fix_cli:
-            d["fix_cli"] = self.fix_cli
-        if self.subject is not None:
-            d["file"] = self.subject
-        return d
-
-
-#: Refusals lifted by allowing the named file explicitly (``--allow-file``, the dialogs'
-#: "Allow reading ..." box), never by ``force``.
-ACCESS_CODES = ("outside-roots", "device-file", "private-file", "protocol-backing")
-
-
-def refuse(
-    code: str,
-    message: str,
-    overridable: bool = False,
-    fix_cli: str = "",
-    paths: tuple[str, ...] = (),
-    subject: str | None = None,
-) -> Finding:
-    return Finding("refuse", code, message, overridable, fix_cli, paths, subject)
-
-
-def warn(code: str, message: str, fix_cli: str = "") -> Finding:
-    return Finding("warn", code, message, fix_cli=fix_cli)
-
-
-def info(code: str, message: str, fix_cli: str = "") -> Finding:
-    return Finding("info", code, message, fix_cli=fix_cli)
-
-
-class GuardRefused(Exception):
-    """A guard said no; the message lists every reason (exit status 2 on the command line)."""
-
-    def __init__(self, findings: Sequence[Finding]):
-        self.findings = list(findings)
-        super().__init__("; ".join(f.message for f in self.findings))
 
 
 # --------------------------------------------------------------------------- chains
@@ -415,11 +344,12 @@ def chain_access(chain: Chain, roots: Sequence[str], allow: Iterable[str] = ()) 
         top = chain.images[-1].path if chain.images else "the image"
         if is_allowed(chain.protocol, allow):
             findings.append(
-                Finding(
-                    "warn", "allowed", f"allowed: reads {chain.protocol!r} ({top}'s backing)",
+                warn(
+                    "allowed",
+                    f"allowed: reads {chain.protocol!r} ({top}'s backing)",
                     subject=chain.protocol,
                 )
-            )  # fmt: skip
+            )
         else:
             findings.append(
                 refuse(
@@ -470,9 +400,7 @@ def _file_access(
     if not code:
         return []
     if is_allowed(path, allow):
-        return [
-            Finding("warn", "allowed", f"allowed: reads {path} ({role}), which {why}", subject=path)
-        ]
+        return [warn("allowed", f"allowed: reads {path} ({role}), which {why}", subject=path)]
     return [
         refuse(
             code,

@@ -17,10 +17,11 @@ import os
 import stat
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
-from imagegui.core.ops.guards import Finding, overlays_of, refuse, search_roots
-from imagegui.core.ops.operations import OpResult, Plan
+from imagegui.core.ops.guards import overlays_of, search_roots
+from imagegui.core.ops.plan import Finding, OpResult, Plan, refuse
 from imagegui.core.read.scan import LEFTOVER_RE
 from imagegui.core.units import human_size
 
@@ -116,9 +117,22 @@ def examine(path: str, now: float | None = None) -> Leftover | Finding:
     return Leftover(path, st.st_size, st.st_mtime, _stamp(st))
 
 
-@dataclass
-class CleanLeftoversPlan(Plan):
-    paths: tuple[str, ...] = ()
+@dataclass(kw_only=True)
+class CleanResult(OpResult):
+    removed: list[Leftover] = field(default_factory=list)
+    #: The refusals that kept a file (the plan's and those found right before removing).
+    kept: list[Finding] = field(default_factory=list)
+    #: Removals that failed: "path: reason".
+    errors: list[str] = field(default_factory=list)
+    #: Bytes freed.
+    freed: int = 0
+
+
+@dataclass(kw_only=True)
+class CleanLeftoversPlan(Plan[CleanResult]):
+    op: ClassVar[str] = "clean-leftovers"
+
+    paths: tuple[str, ...]
     leftovers: list[Leftover] = field(default_factory=list)
 
     def blocking(self) -> list[Finding]:
@@ -129,12 +143,12 @@ class CleanLeftoversPlan(Plan):
 
     @property
     def kept(self) -> list[Finding]:
-        return [f for f in self.findings if f.level == "refuse" and f.code in FILE_REFUSALS]
+        return [f for f in self.findings if f.refuses and f.code in FILE_REFUSALS]
 
-    def replan(self) -> Plan:
+    def replan(self) -> CleanLeftoversPlan:
         return plan_clean_leftovers(self.paths)
 
-    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> CleanResult:
         removed: list[Leftover] = []
         kept: list[Finding] = list(self.kept)
         errors: list[str] = []
@@ -169,11 +183,13 @@ class CleanLeftoversPlan(Plan):
             message += f"; kept {len(kept)}"
         if errors:
             message += f"; {len(errors)} could not be removed"
-        return OpResult(
-            "clean-leftovers",
-            message,
-            [x.path for x in removed],
-            data={"removed": removed, "kept": kept, "errors": errors, "freed": freed},
+        return CleanResult(
+            message=message,
+            changed=[x.path for x in removed],
+            removed=removed,
+            kept=kept,
+            errors=errors,
+            freed=freed,
         )
 
 
@@ -193,7 +209,7 @@ def plan_clean_leftovers(paths: list[str] | tuple[str, ...]) -> CleanLeftoversPl
     total = sum(x.size for x in leftovers)
     title = f"remove {len(leftovers)} leftover file(s) ({human_size(total)})"
     return CleanLeftoversPlan(
-        "clean-leftovers", title, [], changes, findings, paths=paths, leftovers=leftovers
+        title=title, changes=changes, findings=findings, paths=paths, leftovers=leftovers
     )
 
 

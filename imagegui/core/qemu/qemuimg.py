@@ -177,9 +177,7 @@ class Result:
 
 
 def executable(name: str = "qemu-img") -> str:
-    """The binary to run for ``name``; ``IMAGEGUI_QEMU_IMG`` overrides qemu-img."""
-    if name == "qemu-img" and (override := os.environ.get("IMAGEGUI_QEMU_IMG")):
-        return override
+    """The program ``name`` on PATH (the caller passes a chosen one explicitly instead)."""
     found = shutil.which(name)
     if not found:
         raise QemuNotFoundError(
@@ -197,15 +195,18 @@ def run(
     ok_codes: Sequence[int] = (0,),
     cwd: str | None = None,
     grace: float = GRACE_SECONDS,
+    qemu_img: str = "",
 ) -> Result:
-    """Runs one qemu-img command to the end.
+    """Runs one qemu-img command to the end; ``qemu_img`` is the program to run instead of
+    ``argv[0]`` looked up on PATH (a setting; the argv shown to users keeps the bare name).
 
     Raises ``CancelledError`` when ``cancel`` fired and the child did not finish anyway (the
     caller knows what state that leaves and re-raises with it), a ``QemuImgError`` subclass when
     the exit status is not in ``ok_codes``.
     """
     argv = [str(a) for a in argv]
-    real = [executable(argv[0]) if os.sep not in argv[0] else argv[0], *argv[1:]]
+    program = qemu_img or (executable(argv[0]) if os.sep not in argv[0] else argv[0])
+    real = [program, *argv[1:]]
     env = dict(os.environ, LC_ALL="C")
     cancel = cancel or CancelToken()
     cancel.raise_if_cancelled()
@@ -365,10 +366,10 @@ def map_argv(image: str, image_format: str) -> list[str]:
     return ["qemu-img", "map", "--output=json", "-U", "-f", image_format, image]
 
 
-def own_data(image: str, image_format: str) -> int:
+def own_data(image: str, image_format: str, qemu_img: str = "") -> int:
     """Bytes of guest data ``image`` itself stores (not read through its backing file): what a
     commit moves out of it. Reads the allocation map only (``qemu-img map``)."""
-    extents = run(map_argv(image, image_format)).json()
+    extents = run(map_argv(image, image_format), qemu_img=qemu_img).json()
     assert isinstance(extents, list)
     return sum(
         int(e["length"])
@@ -390,8 +391,12 @@ class Measure:
 
 
 def measure(
-    src: str, src_format: str, out_format: str = "qcow2", cancel: CancelToken | None = None
+    src: str,
+    src_format: str,
+    out_format: str = "qcow2",
+    cancel: CancelToken | None = None,
+    qemu_img: str = "",
 ) -> Measure:
-    data = run(measure_argv(src, src_format, out_format), cancel=cancel).json()
+    data = run(measure_argv(src, src_format, out_format), cancel=cancel, qemu_img=qemu_img).json()
     assert isinstance(data, dict)
     return Measure(int(data["required"]), int(data["fully-allocated"]))

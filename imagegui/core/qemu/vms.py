@@ -76,6 +76,13 @@ def socket_paths(directory: str, token: str) -> tuple[str, str]:
     return (os.path.join(directory, f"vm-{token}.qmp"), os.path.join(directory, f"vm-{token}.ctl"))
 
 
+def control_socket(qmp_socket: str) -> str:
+    """The control socket (qemu listens) that goes with a launcher socket (we listen)."""
+    if qmp_socket.endswith(".qmp"):
+        return qmp_socket[: -len(".qmp")] + CONTROL_SUFFIX
+    return qmp_socket + CONTROL_SUFFIX
+
+
 def control_of(argv: list[str] | tuple[str, ...], directory: str) -> str | None:
     """The control socket a QEMU command line listens on inside ``directory``, if any."""
     for i, arg in enumerate(argv[:-1]):

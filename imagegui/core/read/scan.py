@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: How far to follow backing pointers that leave the scanned directory.
 MAX_EXTERNAL_DEPTH = 64
 
-#: flatten's temporary file (``operations.plan_flatten``): ``.OUT.<8 hex>.partial``.
+#: flatten's temporary file (``ops.flatten.plan_flatten``): ``.OUT.<8 hex>.partial``.
 LEFTOVER_RE = re.compile(r"\.(.+)\.[0-9a-f]{8}\.partial\Z", re.S)
 
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QWidget
 
 from imagegui.core.chains.diagnose import Kind, Problem
 from imagegui.core.ops.check import plan_check
-from imagegui.core.ops.operations import Plan
+from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.fields import Choice
@@ -35,8 +35,9 @@ class CheckRepairDialog(PlanDialog):
         problems: list[Problem],
         mode: str = "leaks",
         parent: QWidget | None = None,
+        qemu_img: str = "",
     ):
-        super().__init__("Repair Image", RUN_TEXT[mode], parent)
+        super().__init__("Repair Image", RUN_TEXT[mode], parent, qemu_img=qemu_img)
         self._initial_mode = mode
         self.image = image
         found = [p for p in problems if p.kind in CHECK_KINDS]
@@ -94,4 +95,5 @@ class CheckRepairDialog(PlanDialog):
 
     def planner(self) -> Callable[[], Plan] | str:
         image, mode = self.image.path, self.repair_mode
-        return lambda: plan_check(image, mode)
+        qemu_img = self.qemu_img
+        return lambda: plan_check(image, mode, qemu_img=qemu_img)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QLabel, QListWidget, QWidget
 
-from imagegui.core.ops.guards import Finding
-from imagegui.core.ops.operations import Plan, plan_commit
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.plan import Finding, Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui import resources
@@ -33,8 +33,14 @@ def affected_overlays(snapshot: Snapshot, image: str) -> list[str]:
 
 
 class CommitDialog(PlanDialog):
-    def __init__(self, image: ImageInfo, snapshot: Snapshot, parent: QWidget | None = None):
-        super().__init__("Commit", "Commit", parent)
+    def __init__(
+        self,
+        image: ImageInfo,
+        snapshot: Snapshot,
+        parent: QWidget | None = None,
+        qemu_img: str = "",
+    ):
+        super().__init__("Commit", "Commit", parent, qemu_img=qemu_img)
         self.image = image
         self.root = snapshot.root
         self.base = snapshot.graph.backing_of(image.path) or "?"
@@ -151,7 +157,8 @@ class CommitDialog(PlanDialog):
     def planner(self) -> Callable[[], Plan] | str:
         image, force, roots = self.image.path, self.force.isChecked(), (self.root,)
         allow = self.allowed_files()
-        return lambda: plan_commit(image, force=force, roots=roots, allow=allow)
+        qemu_img = self.qemu_img
+        return lambda: plan_commit(image, force=force, roots=roots, allow=allow, qemu_img=qemu_img)
 
 
 def _short(name: str, limit: int = 28) -> str:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.ops.operations import Plan, plan_flatten
+from imagegui.core.ops.flatten import plan_flatten
+from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.fields import PathField, unique_path
@@ -16,9 +17,14 @@ from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
 
 class FlattenDialog(PlanDialog):
     def __init__(
-        self, image: ImageInfo, taken: set[str], parent: QWidget | None = None, root: str = ""
+        self,
+        image: ImageInfo,
+        taken: set[str],
+        parent: QWidget | None = None,
+        root: str = "",
+        qemu_img: str = "",
     ):
-        super().__init__("Flatten", "Flatten", parent)
+        super().__init__("Flatten", "Flatten", parent, qemu_img=qemu_img)
         self.image = image
         self.root = root
         self.intro.setText(
@@ -47,4 +53,5 @@ class FlattenDialog(PlanDialog):
         if not out:
             return "Enter a name for the flattened image."
         image, roots, allow = self.image.path, scan_roots(self.root), self.allowed_files()
-        return lambda: plan_flatten(image, out, roots=roots, allow=allow)
+        qemu_img = self.qemu_img
+        return lambda: plan_flatten(image, out, roots=roots, allow=allow, qemu_img=qemu_img)

@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
-from imagegui.core.ops.launch import QEMU_SYSTEM, LaunchOptions, plan_launch
-from imagegui.core.ops.operations import Plan
+from imagegui.core.ops.launch import LaunchOptions, plan_launch
+from imagegui.core.ops.plan import Plan
+from imagegui.core.qemu.vm import QEMU_SYSTEM
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.fields import Choice

@@ -15,7 +15,7 @@ from html import escape
 from PySide6.QtWidgets import QWidget
 
 from imagegui.core.ops.leftovers import plan_clean_leftovers
-from imagegui.core.ops.operations import Plan
+from imagegui.core.ops.plan import Plan
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 

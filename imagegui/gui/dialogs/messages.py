@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 
 from imagegui import logsetup
 from imagegui.core.chains.diagnose import Level
-from imagegui.core.ops.guards import GuardRefused
+from imagegui.core.ops.check import CheckResult
+from imagegui.core.ops.plan import GuardRefused
 from imagegui.core.units import display_path
 from imagegui.gui import a11y
 
@@ -135,9 +136,9 @@ def info_box(
     return box
 
 
-def check_result_box(parent: QWidget | None, result) -> QMessageBox:
+def check_result_box(parent: QWidget | None, result: CheckResult) -> QMessageBox:
     """The outcome of ``qemu-img check``: each problem with its next step."""
-    problems = result.data.get("problems", [])
+    problems = result.problems
     if not problems:
         return info_box(
             parent,

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QCheckBox, QLineEdit, QWidget
 
-from imagegui.core.ops.operations import Plan, plan_overlay
+from imagegui.core.ops.overlay import plan_overlay
+from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path, human_size, parse_size
 from imagegui.gui.dialogs.fields import PathField, backing_choice, unique_path
@@ -34,8 +35,9 @@ class OverlayDialog(PlanDialog):
         taken: set[str],
         parent: QWidget | None = None,
         root: str = "",
+        qemu_img: str = "",
     ):
-        super().__init__("Create Overlay", "Create", parent)
+        super().__init__("Create Overlay", "Create", parent, qemu_img=qemu_img)
         self.base = base
         self.root = root
         self.intro.setText(
@@ -83,7 +85,10 @@ class OverlayDialog(PlanDialog):
         base = self.base.path
         absolute = self.backing.value() == "absolute"
         roots, allow = scan_roots(self.root), self.allowed_files()
-        return lambda: plan_overlay(base, new, size, absolute, roots=roots, allow=allow)
+        qemu_img = self.qemu_img
+        return lambda: plan_overlay(
+            base, new, size, absolute, roots=roots, allow=allow, qemu_img=qemu_img
+        )
 
     def chosen_defaults(self, current: OverlayDefaults) -> OverlayDefaults | None:
         """New defaults to remember, if the user asked."""

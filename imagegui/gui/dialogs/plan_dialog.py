@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from imagegui.core.chains.diagnose import Level
 from imagegui.core.jobs import Job
-from imagegui.core.ops.guards import ACCESS_CODES, Finding
-from imagegui.core.ops.operations import Plan
+from imagegui.core.ops.plan import ACCESS_CODES, LEVEL_WORDS, Finding, Plan
 from imagegui.core.units import display_path
 from imagegui.gui import a11y, resources, theme
 from imagegui.gui.dialogs.fit import fit_to_contents
@@ -45,7 +45,7 @@ from imagegui.gui.workers import TaskSlot
 DEBOUNCE_MS = 250
 #: Refusals (and their "allowed" notes) that name one file the user may allow explicitly.
 _ALLOW_CODES = (*ACCESS_CODES, "allowed")
-_LEVEL_ICON = {"refuse": "state-error", "warn": "state-warning", "info": "state-ok"}
+_LEVEL_ICON = {Level.ERROR: "state-error", Level.WARNING: "state-warning", Level.INFO: "state-ok"}
 
 
 def scan_roots(root: str) -> tuple[str, ...]:
@@ -55,7 +55,7 @@ def scan_roots(root: str) -> tuple[str, ...]:
 
 def forced_findings(plan: Plan) -> list[Finding]:
     """The refusals a forced plan lifts: each one is data that will be damaged."""
-    return [f for f in plan.findings if f.level == "refuse" and plan.force and f.overridable]
+    return [f for f in plan.findings if plan.forced(f)]
 
 
 def is_destructive(plan: Plan) -> bool:
@@ -91,13 +91,9 @@ def plan_html(plan: Plan, describe: Callable[[Finding], str] | None = None) -> s
     if plan.findings:
         parts.append("<h4 style='margin-bottom:2px'>Checks</h4>")
         for f in plan.findings:
-            forced = f.level == "refuse" and plan.force and f.overridable
+            forced = plan.forced(f)
             icon = resources.icon_path("state-error" if forced else _LEVEL_ICON[f.level])
-            tag = (
-                "forced"
-                if forced
-                else {"refuse": "refused", "warn": "warning"}.get(f.level, "note")
-            )
+            tag = "forced" if forced else LEVEL_WORDS[f.level]
             text = describe(f) if describe else display_path(f.message)
             parts.append(
                 f"<p><img src='{icon.as_uri()}' width='14' height='14'> <b>{tag}</b>: "
@@ -139,8 +135,10 @@ class PlanDialog(QDialog):
     planReady = Signal(object)
     MIN_WIDTH = 640
 
-    def __init__(self, title: str, ok_text: str, parent: QWidget | None = None):
+    def __init__(self, title: str, ok_text: str, parent: QWidget | None = None, qemu_img: str = ""):
         super().__init__(parent)
+        #: The qemu-img the plans run (the window's setting; "" for the one on PATH).
+        self.qemu_img = qemu_img
         self.setWindowTitle(title)
         self.setMinimumWidth(self.MIN_WIDTH)
         self.ok_text = ok_text
@@ -338,7 +336,7 @@ class PlanDialog(QDialog):
         elif forced_findings(plan):
             self._set_verdict("forced", self.forced_text(plan))
         else:
-            warned = any(f.level == "warn" for f in plan.findings)
+            warned = bool(plan.warnings)
             self._set_verdict("warning" if warned else "ok", self.ready_text(plan))
         self._update_run_button()
         self.planReady.emit(plan)
@@ -352,7 +350,7 @@ class PlanDialog(QDialog):
         self.planReady.emit(None)
 
     def ready_text(self, plan: Plan) -> str:
-        warnings = sum(1 for f in plan.findings if f.level == "warn")
+        warnings = len(plan.warnings)
         if warnings:
             return f"Ready, with {warnings} warning{'s' * (warnings > 1)}: read them below."
         return "Ready: every check passed."

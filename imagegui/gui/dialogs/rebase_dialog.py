@@ -9,7 +9,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QStringListModel, Qt
 from PySide6.QtWidgets import QComboBox, QCompleter, QFileDialog, QHBoxLayout, QToolButton, QWidget
 
-from imagegui.core.ops.operations import Plan, plan_rebase
+from imagegui.core.ops.plan import Plan
+from imagegui.core.ops.rebase import plan_rebase
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
@@ -29,8 +30,9 @@ class RebaseDialog(PlanDialog):
         backing: str | None = None,
         unsafe: bool = False,
         parent: QWidget | None = None,
+        qemu_img: str = "",
     ):
-        super().__init__("Rebase", "Rebase", parent)
+        super().__init__("Rebase", "Rebase", parent, qemu_img=qemu_img)
         self.image = image
         self.root = snapshot.root
         self.intro.setText(
@@ -130,6 +132,13 @@ class RebaseDialog(PlanDialog):
         absolute = self.store.value() == "absolute"
         image = self.image.path
         roots, allow = (self.root,), self.allowed_files()
+        qemu_img = self.qemu_img
         return lambda: plan_rebase(
-            image, new or None, unsafe=unsafe, absolute=absolute, roots=roots, allow=allow
+            image,
+            new or None,
+            unsafe=unsafe,
+            absolute=absolute,
+            roots=roots,
+            allow=allow,
+            qemu_img=qemu_img,
         )

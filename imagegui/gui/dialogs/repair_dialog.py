@@ -14,7 +14,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QPushButton, QTreeWidget, QTreeWidgetItem, QWidget
 
 from imagegui.core.chains.repair import Candidate, repair_candidates
-from imagegui.core.ops.operations import Plan, plan_rebase
+from imagegui.core.ops.plan import Plan
+from imagegui.core.ops.rebase import plan_rebase
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path, human_size
@@ -25,8 +26,14 @@ from imagegui.gui.snapshot import Snapshot
 
 
 class RepairDialog(PlanDialog):
-    def __init__(self, image: ImageInfo, snapshot: Snapshot, parent: QWidget | None = None):
-        super().__init__("Repair Missing Backing File", "Repair", parent)
+    def __init__(
+        self,
+        image: ImageInfo,
+        snapshot: Snapshot,
+        parent: QWidget | None = None,
+        qemu_img: str = "",
+    ):
+        super().__init__("Repair Missing Backing File", "Repair", parent, qemu_img=qemu_img)
         self.image = image
         self.root = snapshot.root
         graph = snapshot.graph
@@ -112,6 +119,13 @@ class RepairDialog(PlanDialog):
             return "Choose where the base is now."
         image, absolute = self.image.path, self.store.value() == "absolute"
         roots, allow = (self.root,), self.allowed_files()
+        qemu_img = self.qemu_img
         return lambda: plan_rebase(
-            image, target, unsafe=True, absolute=absolute, roots=roots, allow=allow
+            image,
+            target,
+            unsafe=True,
+            absolute=absolute,
+            roots=roots,
+            allow=allow,
+            qemu_img=qemu_img,
         )

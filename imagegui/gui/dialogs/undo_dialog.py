@@ -14,15 +14,16 @@ from html import escape
 from PySide6.QtWidgets import QWidget
 
 from imagegui.core.ops.journal import RebaseEntry
-from imagegui.core.ops.operations import Plan, plan_undo_rebase
+from imagegui.core.ops.plan import Plan
+from imagegui.core.ops.rebase import plan_undo_rebase
 from imagegui.core.units import display_path
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 
 
 class UndoRebaseDialog(PlanDialog):
-    def __init__(self, entry: RebaseEntry, parent: QWidget | None = None):
+    def __init__(self, entry: RebaseEntry, parent: QWidget | None = None, qemu_img: str = ""):
         name = os.path.basename(entry.image)
-        super().__init__(f"Undo rebase of {display_path(name)}", "Undo", parent)
+        super().__init__(f"Undo rebase of {display_path(name)}", "Undo", parent, qemu_img=qemu_img)
         self.entry = entry
         self.image = entry.image
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.time))
@@ -41,4 +42,5 @@ class UndoRebaseDialog(PlanDialog):
     def planner(self) -> Callable[[], Plan] | str:
         image = self.image
         allow = self.allowed_files()
-        return lambda: plan_undo_rebase(image, allow=allow)
+        qemu_img = self.qemu_img
+        return lambda: plan_undo_rebase(image, allow=allow, qemu_img=qemu_img)

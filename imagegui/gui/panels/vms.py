@@ -36,7 +36,7 @@ STOP_TIMEOUT = 30.0
 
 @dataclass
 class VmRecord:
-    vm: object  # core.ops.launch.RunningVM or core.qemu.vms.FoundVM
+    vm: object  # core.qemu.vm.RunningVM or core.qemu.vms.FoundVM
     row: QFrame
     status: QLabel
     stop: QToolButton

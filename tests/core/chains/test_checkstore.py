@@ -28,7 +28,7 @@ def test_check_of_a_truncated_image_becomes_its_problem(tmp_path: Path, check_st
     img = truncated_qcow2(tmp_path / "trunc.qcow2")
     assert kinds(graph_of(tmp_path), img) == []  # the header alone looks fine
     result = plan_check(str(img)).run()
-    assert result.data["record"].corruptions == 3
+    assert result.record.corruptions == 3
     assert check_store.exists()
     graph = graph_of(tmp_path)
     assert kinds(graph, img) == [("check-errors", "error")]
@@ -42,7 +42,7 @@ def test_leaks_are_a_warning_and_a_repair_clears_them(tmp_path: Path, check_stor
     plan_check(str(img)).run()
     assert kinds(graph_of(tmp_path), img) == [("leaked-clusters", "warning")]
     result = plan_check(str(img), "leaks").run()
-    assert result.data["record"].leaks == 0
+    assert result.record.leaks == 0
     assert kinds(graph_of(tmp_path), img) == []
     assert len(checkstore.load()) == 0  # a clean result removes the entry
 
@@ -159,7 +159,7 @@ def test_stale_entries_are_pruned_on_write(tmp_path: Path, check_store: Path):
 def test_the_backing_chain_is_not_opened(tmp_path: Path, check_store: Path, make):
     top = make.overlay("top.qcow2", "gone.qcow2")
     result = plan_check(str(top)).run()  # qemu-img would refuse to open the chain
-    assert result.data["returncode"] == 0 and result.data["problems"] == []
+    assert result.returncode == 0 and result.problems == []
     argv = check_argv(str(top), "qcow2")
     assert argv[-1].startswith("json:") and json.loads(argv[-1][5:])["backing"] is None
 

@@ -10,7 +10,7 @@ from conftest import qemu_img
 from imagegui.cli import run_cli
 from imagegui.core.chains.diagnose import cli_text, fix_cli
 from imagegui.core.chains.graph import ChainGraph
-from imagegui.core.ops.operations import plan_commit
+from imagegui.core.ops.commit import plan_commit
 from imagegui.core.read.scan import scan_directory
 
 

@@ -16,7 +16,8 @@ from opshelpers import create, fake_qemu_img, overlay, pattern_at, qemu_io
 
 from imagegui.core.jobs import CancelledError, CancelToken
 from imagegui.core.ops import journal
-from imagegui.core.ops.operations import plan_commit, plan_rebase
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.rebase import plan_rebase
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.probe import probe_image
 
@@ -26,8 +27,9 @@ def _journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGEGUI_JOURNAL", str(tmp_path / "journal.jsonl"))
 
 
-def _slow_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verb: str) -> Path:
-    """qemu-img that does the real ``verb``, says so on a FIFO, then does not exit."""
+def _slow_exit(tmp_path: Path, verb: str) -> tuple[Path, str]:
+    """qemu-img that does the real ``verb``, says so on a FIFO, then does not exit: (the FIFO,
+    the program to plan with)."""
     fifo = tmp_path / "done"
     os.mkfifo(fifo)
     real = qemuimg.executable()
@@ -36,8 +38,7 @@ def _slow_exit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verb: str) -> Pa
         f'if [ "$1" = {verb} ]; then {real} "$@" || exit $?; echo done > {fifo}; exec sleep 300; '
         f'fi\nexec {real} "$@"',
     )
-    monkeypatch.setenv("IMAGEGUI_QEMU_IMG", str(fake))
-    return fifo
+    return fifo, str(fake)
 
 
 def _cancel_when(fifo: Path, token: CancelToken) -> None:
@@ -51,14 +52,15 @@ def _cancel_when(fifo: Path, token: CancelToken) -> None:
     threading.Thread(target=wait, daemon=True).start()
 
 
-def test_commit_cancelled_after_it_finished_says_so(tmp_path, monkeypatch):
+def test_commit_cancelled_after_it_finished_says_so(tmp_path):
     base = create(tmp_path / "base.qcow2")
     top = overlay(tmp_path / "ov.qcow2", base)
     qemu_io(top, "write -P 0x3c 0 4M")
-    plan = plan_commit(str(top))
+    fifo, fake = _slow_exit(tmp_path, "commit")
+    plan = plan_commit(str(top), qemu_img=fake)
     assert not plan.refused
     token = CancelToken()
-    _cancel_when(_slow_exit(tmp_path, monkeypatch, "commit"), token)
+    _cancel_when(fifo, token)
     with pytest.raises(CancelledError) as exc:
         plan.run(cancel=token)
     message = str(exc.value)
@@ -81,15 +83,16 @@ def test_commit_cancelled_before_writing_says_both_unchanged(tmp_path):
     assert qemuimg.own_data(str(top), "qcow2") == 1 << 20
 
 
-def test_safe_rebase_cancelled_after_it_finished_is_journalled(tmp_path, monkeypatch):
+def test_safe_rebase_cancelled_after_it_finished_is_journalled(tmp_path):
     old = create(tmp_path / "old.qcow2")
     new = create(tmp_path / "new.qcow2")
     top = overlay(tmp_path / "top.qcow2", old)
     qemu_io(old, "write -P 0x11 0 1M")
-    plan = plan_rebase(str(top), str(new))
+    fifo, fake = _slow_exit(tmp_path, "rebase")
+    plan = plan_rebase(str(top), str(new), qemu_img=fake)
     assert not plan.refused
     token = CancelToken()
-    _cancel_when(_slow_exit(tmp_path, monkeypatch, "rebase"), token)
+    _cancel_when(fifo, token)
     result = plan.run(cancel=token)
     assert "the cancel came too late" in result.message
     assert probe_image(str(top)).backing_file == "new.qcow2"

@@ -17,11 +17,13 @@ from conftest import qemu_img, qemu_info
 from opshelpers import create, overlay, qemu_io, sha256
 
 from imagegui.cli import run_cli
-from imagegui.core.ops import guards, operations
 from imagegui.core.ops.check import plan_check
-from imagegui.core.ops.guards import GuardRefused
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.flatten import FlattenPlan, plan_flatten
 from imagegui.core.ops.launch import LaunchOptions, plan_launch
-from imagegui.core.ops.operations import plan_commit, plan_flatten, plan_overlay, plan_rebase
+from imagegui.core.ops.overlay import OverlayPlan, plan_overlay
+from imagegui.core.ops.plan import Finding, GuardRefused, Plan
+from imagegui.core.ops.rebase import plan_rebase
 
 IS_ROOT = os.geteuid() == 0
 OTHER_UID = 54321
@@ -32,8 +34,8 @@ def _journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGEGUI_JOURNAL", str(tmp_path / "journal.jsonl"))
 
 
-def blocking(plan: operations.Plan) -> dict[str, list[guards.Finding]]:
-    out: dict[str, list[guards.Finding]] = {}
+def blocking(plan: Plan) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
     for f in plan.blocking():
         out.setdefault(f.code, []).append(f)
     return out
@@ -249,7 +251,7 @@ def test_overlay_never_overwrites_a_target_that_appears_after_the_last_check(
     plan = plan_overlay(str(base), str(new))
     assert not plan.refused
     # The re-check passes (nothing there yet); the file appears right after it.
-    monkeypatch.setattr(operations.OverlayPlan, "replan", lambda self: self)
+    monkeypatch.setattr(OverlayPlan, "replan", lambda self: self)
     new.write_bytes(b"someone else's data")
     with pytest.raises(GuardRefused) as exc:
         plan.run()
@@ -261,7 +263,7 @@ def test_flatten_partial_is_created_exclusively(tmp_path: Path, monkeypatch):
     base = create(tmp_path / "base.qcow2")
     out = tmp_path / "out.qcow2"
     plan = plan_flatten(str(base), str(out))
-    monkeypatch.setattr(operations.FlattenPlan, "replan", lambda self: self)
+    monkeypatch.setattr(FlattenPlan, "replan", lambda self: self)
     Path(plan.partial).write_bytes(b"not ours")
     with pytest.raises(GuardRefused):
         plan.run()

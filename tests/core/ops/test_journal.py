@@ -14,7 +14,8 @@ from opshelpers import create, overlay, pattern_at, qemu_io, sha256
 
 from imagegui.cli import run_cli
 from imagegui.core.ops import journal
-from imagegui.core.ops.operations import plan_commit, plan_rebase, plan_undo_rebase
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.rebase import plan_rebase, plan_undo_rebase
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +136,7 @@ def test_a_journal_broken_between_plan_and_run_still_refuses(tmp_path, monkeypat
     (tmp_path / "blocker").write_text("")
     monkeypatch.setenv("IMAGEGUI_JOURNAL", str(tmp_path / "blocker" / "journal.jsonl"))
     before = sha256(top)
-    from imagegui.core.ops.guards import GuardRefused
+    from imagegui.core.ops.plan import GuardRefused
 
     with pytest.raises(GuardRefused, match="journal"):  # ...the open before writing does not
         plan.run()

@@ -9,15 +9,14 @@ import pytest
 from opshelpers import create, overlay, sha256
 
 from imagegui.core.ops.check import plan_check
-from imagegui.core.ops.guards import GuardRefused
-from imagegui.core.ops.launch import LaunchError, LaunchOptions, RunningVM, build_argv, plan_launch
-from imagegui.core.ops.operations import (
-    plan_commit,
-    plan_flatten,
-    plan_overlay,
-    plan_rebase,
-)
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.flatten import plan_flatten
+from imagegui.core.ops.launch import LaunchOptions, build_argv, plan_launch
+from imagegui.core.ops.overlay import plan_overlay
+from imagegui.core.ops.plan import GuardRefused
+from imagegui.core.ops.rebase import plan_rebase
 from imagegui.core.qemu import qemuimg
+from imagegui.core.qemu.vm import LaunchError, RunningVM
 from imagegui.core.read.locks import lock_state
 
 TCG = LaunchOptions(memory=64, accel="tcg")
@@ -54,7 +53,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
     root = tmp_path_factory.mktemp("vm")
     base = create(root / "base.qcow2")
     top = overlay(root / "top.qcow2", base)
-    vm = plan_launch(str(top), TCG).start()
+    vm = plan_launch(str(top), TCG).run().vm
     try:
         yield base, top, vm
     finally:
@@ -120,7 +119,7 @@ def test_launch_and_stop_release_the_lock(tmp_path: Path):
     img = create(tmp_path / "solo.qcow2")
     plan = plan_launch(str(img), TCG)
     assert not plan.refused
-    vm = plan.start()
+    vm = plan.run().vm
     try:
         assert vm.status() == "running"
         assert lock_state(str(img)).writer
@@ -138,7 +137,7 @@ def test_snapshot_launch_leaves_image_untouched(tmp_path: Path):
     base = create(tmp_path / "base.qcow2")
     overlay(tmp_path / "child.qcow2", base)
     before = sha256(base)
-    vm = plan_launch(str(base), LaunchOptions(memory=64, snapshot=True, accel="tcg")).start()
+    vm = plan_launch(str(base), LaunchOptions(memory=64, snapshot=True, accel="tcg")).run().vm
     try:
         assert vm.status() == "running"
         state = lock_state(str(base))
@@ -169,7 +168,7 @@ def test_automatic_accelerator_falls_back_to_tcg_when_kvm_fails(tmp_path: Path, 
     img = create(tmp_path / "vm.qcow2")
     plan = plan_launch(str(img), LaunchOptions(memory=64, binary=str(wrapper)))
     assert "q35,accel=kvm" in plan.commands[0]
-    vm = plan.start()
+    vm = plan.run().vm
     try:
         assert vm.status() == "running"
         assert "TCG" in vm.note and "failed to set MSR" in vm.note
@@ -178,7 +177,7 @@ def test_automatic_accelerator_falls_back_to_tcg_when_kvm_fails(tmp_path: Path, 
     # A KVM chosen on purpose is not second-guessed.
     kvm = plan_launch(str(img), LaunchOptions(memory=64, binary=str(wrapper), accel="kvm"))
     with pytest.raises(LaunchError, match="failed to set MSR"):
-        kvm.start()
+        kvm.run()
 
 
 @pytest.mark.slow
@@ -186,7 +185,7 @@ def test_stop_reports_the_power_down_wait_and_cancel_forces_it_off(tmp_path: Pat
     from imagegui.core.jobs import CancelToken
 
     img = create(tmp_path / "vm.qcow2")
-    vm = plan_launch(str(img), TCG).start()
+    vm = plan_launch(str(img), TCG).run().vm
     seen: list[float] = []
     token = CancelToken()
 
@@ -213,7 +212,7 @@ def test_writable_launch_of_a_base_finds_clones_in_a_sibling_folder(make, tmp_pa
 @pytest.mark.slow
 def test_an_image_with_a_comma_in_its_name_starts(tmp_path: Path):
     img = create(tmp_path / "a,b.qcow2")
-    vm = plan_launch(str(img), TCG).start()
+    vm = plan_launch(str(img), TCG).run().vm
     try:
         assert vm.status() == "running"
         assert vm.qmp("query-name") == {"name": "imagegui:a,b.qcow2"}

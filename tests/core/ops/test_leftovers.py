@@ -25,7 +25,7 @@ def test_a_file_replaced_after_the_plan_is_kept(tmp_path: Path):
     _old(b, b"other file, same name")  # another inode and size now
     result = plan.run()
     assert result.changed == [str(a)]
-    assert [f.code for f in result.data["kept"]] == ["changed"]
+    assert [f.code for f in result.kept] == ["changed"]
     assert not a.exists() and b.read_bytes() == b"other file, same name"
 
 

@@ -12,16 +12,14 @@ from conftest import qemu_info
 from opshelpers import big_chain, create, overlay, pattern_at, qemu_io, same_content, sha256
 
 from imagegui.core.jobs import CancelledError, CancelToken
-from imagegui.core.ops import guards, journal, operations
+from imagegui.core.ops import guards, journal
 from imagegui.core.ops.check import check_problems, plan_check
-from imagegui.core.ops.guards import GuardRefused
-from imagegui.core.ops.operations import (
-    plan_commit,
-    plan_flatten,
-    plan_overlay,
-    plan_rebase,
-    plan_undo_rebase,
-)
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.flatten import plan_flatten
+from imagegui.core.ops.newfile import link_no_replace
+from imagegui.core.ops.overlay import plan_overlay
+from imagegui.core.ops.plan import GuardRefused, Plan
+from imagegui.core.ops.rebase import plan_rebase, plan_undo_rebase
 from imagegui.core.read.probe import probe_image
 
 
@@ -32,7 +30,7 @@ def _journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def codes(plan: operations.Plan) -> set[str]:
+def codes(plan: Plan) -> set[str]:
     return {f.code for f in plan.blocking()}
 
 
@@ -336,7 +334,7 @@ def test_link_no_replace_refuses_a_target_that_appeared(tmp_path: Path):
     src.write_bytes(b"new")
     dst.write_bytes(b"old")
     with pytest.raises(GuardRefused):
-        operations.link_no_replace(str(src), str(dst))
+        link_no_replace(str(src), str(dst))
     assert dst.read_bytes() == b"old"
 
 
@@ -366,10 +364,10 @@ def test_flatten_cancelled_midway_leaves_nothing(tmp_path: Path):
 def test_check_clean_and_unsupported(tmp_path: Path):
     img = create(tmp_path / "a.qcow2")
     result = plan_check(str(img)).run()
-    assert result.data["problems"] == [] and result.data["returncode"] == 0
-    assert result.data["report"]["check-errors"] == 0
+    assert result.problems == [] and result.returncode == 0
+    assert result.report["check-errors"] == 0
     raw = create(tmp_path / "a.img", fmt="raw")
-    (p,) = plan_check(str(raw)).run().data["problems"]
+    (p,) = plan_check(str(raw)).run().problems
     assert p.kind == "unsupported"
 
 

@@ -16,8 +16,8 @@ from opshelpers import create, overlay
 from imagegui.cli import run_cli
 from imagegui.core.ops import guards
 from imagegui.core.ops.check import plan_check
+from imagegui.core.ops.flatten import plan_flatten
 from imagegui.core.ops.guards import SPACE_MARGIN
-from imagegui.core.ops.operations import plan_flatten
 from imagegui.core.read.formats import luks
 from imagegui.core.read.formats.base import BytesReader, ParseError
 from imagegui.core.read.probe import ProbeError, probe_image
@@ -110,7 +110,7 @@ def test_check_image_on_an_image_flagged_corrupt_is_not_no_problems(tmp_path: Pa
     qcow2_set_incompatible(path, 2)
     result = plan_check(str(path)).run()
     assert "no problems" not in result.message
-    assert [p.kind for p in result.data["problems"]] == ["corrupt"]
+    assert [p.kind for p in result.problems] == ["corrupt"]
     assert run_cli(["check-image", str(path)]) == 1
     assert "no problems" not in capsys.readouterr().out
 

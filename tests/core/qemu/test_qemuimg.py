@@ -120,10 +120,20 @@ def test_measure_parses_json(tmp_path: Path):
     assert 0 < m.required < m.fully_allocated
 
 
-def test_missing_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_missing_binary(tmp_path: Path):
+    with pytest.raises(QemuNotFoundError, match="nope"):
+        qemuimg.run(["qemu-img", "--version"], qemu_img=str(tmp_path / "nope"))
+
+
+def test_the_chosen_program_runs_not_the_environments(tmp_path: Path, monkeypatch):
+    """The program is a parameter: a variable left in the environment (as the window once set
+    it) does not choose it; only the command line reads ``$IMAGEGUI_QEMU_IMG``, at its edge."""
     monkeypatch.setenv("IMAGEGUI_QEMU_IMG", str(tmp_path / "nope"))
-    with pytest.raises(QemuNotFoundError):
-        qemuimg.run(["qemu-img", "--version"])
+    assert qemuimg.run(["qemu-img", "--version"]).returncode == 0
+    fake = tmp_path / "fake-qemu-img"
+    fake.write_text('#!/bin/sh\necho fake "$@"\n')
+    fake.chmod(0o755)
+    assert qemuimg.run(["qemu-img", "--version"], qemu_img=str(fake)).stdout == "fake --version\n"
 
 
 # --------------------------------------------------------------------------- cancel

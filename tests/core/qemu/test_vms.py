@@ -87,7 +87,7 @@ def test_a_vm_is_found_again_and_stopped_without_its_launcher_handle(no_xdg: Pat
     img = create(tmp_path / "a,b.qcow2")
     old = os.umask(0)
     try:
-        vm = plan_launch(str(img), TCG).start()
+        vm = plan_launch(str(img), TCG).run().vm
     finally:
         os.umask(old)
     try:

@@ -50,8 +50,9 @@ def test_qcow2_with_its_data_file_deleted_is_an_error(make, tmp_path, capsys):
 def test_plans_over_a_missing_data_file_are_refused(make, tmp_path):
     """Same class as a missing backing file: a plan that opens the chain whole (launch,
     overlay, flatten) is refused naming the data file, never 'ok to run' then a qemu error."""
+    from imagegui.core.ops.flatten import plan_flatten
     from imagegui.core.ops.launch import LaunchOptions, plan_launch
-    from imagegui.core.ops.operations import plan_flatten, plan_overlay
+    from imagegui.core.ops.overlay import plan_overlay
 
     make.create("d.qcow2", "qcow2", "8M", f"data_file={tmp_path / 'd.data'}")
     top = str(make.overlay("top.qcow2", "d.qcow2"))

@@ -16,7 +16,10 @@ from conftest import qemu_img
 from opshelpers import create, overlay, qemu_io, sha256
 
 from imagegui.core.chains.graph import ChainGraph
-from imagegui.core.ops.operations import plan_commit, plan_flatten, plan_overlay, plan_rebase
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.flatten import plan_flatten
+from imagegui.core.ops.overlay import plan_overlay
+from imagegui.core.ops.rebase import plan_rebase
 from imagegui.core.read import backing
 from imagegui.core.read.probe import probe_image
 from imagegui.core.read.scan import scan_directory

@@ -21,7 +21,7 @@ TCG = LaunchOptions(memory=64, accel="tcg")
 @pytest.fixture
 def vm(tmp_path):
     """A VM started here (not through the window), stopped at the end whatever happened."""
-    started = plan_launch(str(create(tmp_path / "guest.qcow2")), TCG).start()
+    started = plan_launch(str(create(tmp_path / "guest.qcow2")), TCG).run().vm
     yield started
     started.stop(timeout=0)
 
