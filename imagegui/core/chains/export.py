@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
-from imagegui.core.chains.graph import PROTOCOL, ChainGraph
+from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.chains.nodestate import node_status
+from imagegui.core.chains.schema import FORMAT, INFO, KIND, PROTOCOL
 from imagegui.core.units import display_path
 
 if TYPE_CHECKING:
@@ -104,14 +105,13 @@ def _hex(name: str) -> str:
 
 def node_fields(graph: ChainGraph, node: str) -> dict[str, object]:
     """Everything said about ``node``, before any format's conversion (None: no value)."""
-    kind = graph.kind(node)
-    status = node_status(graph, node)
+    attrs = graph.g.nodes[node]
+    kind, info = attrs[KIND], attrs[INFO]
     fields: dict[str, object] = {
         "kind": kind,
         "label": node if kind == PROTOCOL else (os.path.basename(node) or node),
-        "state": str(status.state),
+        "state": str(node_status(graph, node).state),
     }
-    info = graph.image(node)
     if info is None:
         fields["path"] = node
         return fields
@@ -126,30 +126,23 @@ def node_fields(graph: ChainGraph, node: str) -> dict[str, object]:
     return fields
 
 
-def _edges(graph: ChainGraph) -> Iterable[tuple[str, str]]:
-    for node in graph.nodes:
-        target = graph.backing_of(node)
-        if target is not None:
-            yield node, target
-
-
 def export_graph(graph: ChainGraph, xml: bool = False) -> networkx.DiGraph[str]:
-    """A new DiGraph holding only what the writers take: for GraphML and GEXF (``xml``) with
-    names XML can carry, for node-link JSON with names strict JSON can carry."""
+    """A copy of ``graph.g`` holding only what the writers take: for GraphML and GEXF (``xml``)
+    with names XML can carry, for node-link JSON with names strict JSON can carry."""
     import networkx
 
     namer = _Namer(xml)
     out: networkx.DiGraph[str] = networkx.DiGraph()
     out.graph.update(namer.fields({"root": graph.root}))
-    for node in graph.nodes:
+    for node in graph.g:
         out.add_node(namer.node_id(node), **namer.fields(node_fields(graph, node)))
-    for overlay, backing in _edges(graph):
+    for overlay, backing, attrs in graph.g.edges(data=True):
         info = graph.image(overlay)
-        recorded = {
+        link = {
             "backing_file": info.backing_file if info else None,
-            "backing_format": info.backing_format if info else None,
+            "backing_format": attrs.get(FORMAT),
         }
-        out.add_edge(namer.node_id(overlay), namer.node_id(backing), **namer.fields(recorded))
+        out.add_edge(namer.node_id(overlay), namer.node_id(backing), **namer.fields(link))
     return out
 
 
