@@ -374,10 +374,10 @@ def scan_error_problems(scan: ScanResult) -> list[Problem]:
     for error in scan.errors:
         if error.looked_like_image:
             message = f"Cannot read the image: {error.message}."
-            out.append(Problem(Kind.UNREADABLE, Level.ERROR, error.path, message))
+            out.append(problem(Kind.UNREADABLE, error.path, message))
         elif error.leftover:
             fix = fix_cli(Kind.LEFTOVER, error.path)
-            out.append(Problem(Kind.LEFTOVER, Level.WARNING, error.path, error.message, fix))
+            out.append(problem(Kind.LEFTOVER, error.path, error.message, fix))
     return out
 
 
@@ -396,20 +396,18 @@ def loop_problems(loops: list[list[str]]) -> list[Problem]:
             f"Backing chain loops back on itself, part of {what}; qemu cannot open it. "
             "Rebase one image in the loop onto the real base."
         )
-        out += [Problem(Kind.BACKING_LOOP, Level.ERROR, path, message) for path in loop]
+        out += [problem(Kind.BACKING_LOOP, path, message) for path in loop]
     return out
 
 
 def image_problems(path: str, info: ImageInfo) -> list[Problem]:
     """What the image's own header and files say: flags, data files."""
-    err, warn = Level.ERROR, Level.WARNING
     out = []
     flags = info.flags
     if flags.get("corrupt"):
         out.append(
-            Problem(
+            problem(
                 Kind.CORRUPT,
-                err,
                 path,
                 "qemu marked this image corrupt: it opens read-only. Back it up, then check it "
                 "and repair everything the check finds.",
@@ -418,9 +416,8 @@ def image_problems(path: str, info: ImageInfo) -> list[Problem]:
         )
     if (flags.get("dirty") or flags.get("needs_check")) and not info.in_use:
         out.append(
-            Problem(
+            problem(
                 Kind.DIRTY,
-                warn,
                 path,
                 "Not closed cleanly (dirty flag set): qemu repairs it on the next writable open, "
                 "or check it with repair now.",
@@ -428,9 +425,8 @@ def image_problems(path: str, info: ImageInfo) -> list[Problem]:
         )
     if flags.get("external_data_file"):
         out.append(
-            Problem(
+            problem(
                 Kind.EXTERNAL_DATA_FILE,
-                warn,
                 path,
                 f"Guest data lives in a separate file ({flags.get('data_file')}); moving or "
                 "copying this image alone loses it.",
@@ -439,9 +435,8 @@ def image_problems(path: str, info: ImageInfo) -> list[Problem]:
     for extent in info.extents:
         if extent != path and not os.path.exists(extent):
             out.append(
-                Problem(
+                problem(
                     Kind.MISSING_EXTENT,
-                    err,
                     path,
                     f"Its data file {extent} does not exist; qemu cannot open the image. Put "
                     "that file back (it holds the guest's data).",
@@ -449,13 +444,13 @@ def image_problems(path: str, info: ImageInfo) -> list[Problem]:
             )
         if not backing.is_inside(extent, os.path.dirname(path)):
             out.append(
-                Problem(
+                problem(
                     Kind.BACKING_OUTSIDE_ROOT,
-                    err,
                     path,
                     f"Its data file {extent} lies outside the image's directory; a crafted image "
                     "can read any host file this way (CVE-2022-47951). Do not use it unless you "
                     "made it.",
+                    level=Level.ERROR,  # worse than the kind's level: see KindInfo.level
                 )
             )
     return out
@@ -471,16 +466,14 @@ def backing_problems(
 ) -> list[Problem]:
     """What is wrong with the link from the overlay ``path`` to its backing node ``target``
     (``errors``: why each unreadable file of the scan under ``root`` could not be read)."""
-    err, warn = Level.ERROR, Level.WARNING
     out = []
     node = g.nodes[target]
     kind = node[KIND]
     name = info.backing_file
     if kind == PROTOCOL:
         out.append(
-            Problem(
+            problem(
                 Kind.PROTOCOL_BACKING,
-                warn,
                 path,
                 f"Its backing '{name}' is a protocol source, not a file: imagegui cannot check "
                 "it, and it may not be reachable from every host.",
@@ -491,9 +484,8 @@ def backing_problems(
         why = backing.open_error(target)
         found = "not found" if why is None or why.startswith("No such") else f"unusable: {why}"
         out.append(
-            Problem(
+            problem(
                 Kind.MISSING_BACKING,
-                err,
                 path,
                 f"Backing file '{name}' {found} (looked for {target}). If the base was moved "
                 "or renamed, point the overlay at it again.",
@@ -504,18 +496,16 @@ def backing_problems(
         error = errors.get(target)
         detail = f": {error.message}" if error else ""
         out.append(
-            Problem(
+            problem(
                 Kind.MISSING_BACKING,
-                err,
                 path,
                 f"Backing file {target} exists but is not a readable image{detail}.",
             )
         )
     if not backing.is_inside(info.backing_path or "", root):
         out.append(
-            Problem(
+            problem(
                 Kind.BACKING_OUTSIDE_ROOT,
-                warn,
                 path,
                 f"Its backing file {info.backing_path} is outside {root}; moving or copying "
                 "this directory breaks the chain.",
@@ -525,9 +515,8 @@ def backing_problems(
     if info.backing_format is None:
         if info.format in _FORMAT_RECORDING:
             out.append(
-                Problem(
+                problem(
                     Kind.NO_BACKING_FORMAT,
-                    warn,
                     path,
                     "No backing format recorded: qemu 6.1+ and libvirt refuse to guess it, and "
                     "guessing lets a guest rewrite what the base appears to be. Record it"
@@ -539,9 +528,8 @@ def backing_problems(
         allowed = {base.format, *base.also_opens_as}
         if info.backing_format not in allowed:
             out.append(
-                Problem(
+                problem(
                     Kind.BACKING_FORMAT_MISMATCH,
-                    err,
                     path,
                     f"Records its backing format as {info.backing_format}, but {target} is "
                     f"{base.format}: the guest would see the wrong data. Record the real format.",
