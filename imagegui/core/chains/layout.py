@@ -4,7 +4,8 @@ Computed off the GUI thread (the window only creates items at the positions give
 of Qt so it is tested without a display.
 
 Each image has at most one backing file, so the graph is a forest once every loop is cut at one
-edge: :func:`build_forest` makes that forest (the chains list shows the same tree), and
+edge: :func:`build_forest` makes that forest (the chains list shows the same tree; depth is a
+node's topological generation counted from the bases), and
 :func:`compute_layout` places each tree with a tidy-tree pass (leaves on consecutive rows, a parent
 centred on its children, one column per depth) and packs the trees into columns so that 10,000
 images make a roughly 16:10 picture instead of a strip 10,000 rows tall.
@@ -14,8 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from imagegui.core.chains.graph import ChainGraph
+
+if TYPE_CHECKING:
+    import networkx
 
 #: Card size and spacing in scene units (pixels at 100 % zoom).
 NODE_W = 230.0
@@ -56,42 +61,31 @@ class Forest:
 
 
 def build_forest(graph: ChainGraph) -> Forest:
+    """The chain graph seen from the bases up, each loop cut at the edge that closes it (the one
+    leaving the loop's first member). A node's depth is its topological generation in that
+    graph, its tree parent its backing file, its children its overlays (sorted)."""
+    import networkx
+
     forest = Forest()
-    placed: set[str] = set()
-    starts = [n for n in graph.nodes if graph.backing_of(n) is None]
-    # A loop has no root: start it at its first member (graph order is stable) and remember the
-    # edge that closes it.
-    for loop in graph.loops:
-        starts.append(loop[0])
-        forest.loop_edges.append((loop[0], graph.backing_of(loop[0]) or loop[0]))
-    starts.sort()
-    for root in starts:
-        if root in placed:
-            continue
-        _grow(graph, forest, root, placed)
-    for node in graph.nodes:  # nothing should be left, but never lose a node
-        if node not in placed:
-            _grow(graph, forest, node, placed)
+    forest.loop_edges = [(loop[0], graph.backing_of(loop[0]) or loop[0]) for loop in graph.loops]
+    up: networkx.DiGraph[str] = graph.g.reverse(copy=False)  # edges backing -> overlay
+    if forest.loop_edges:  # a copy without them: cheaper to walk than a filtering view
+        cut = set(forest.loop_edges)
+        up = networkx.DiGraph()
+        up.add_nodes_from(graph.g)
+        up.add_edges_from((b, o) for o, b in graph.g.edges if (o, b) not in cut)
+    children, parent, depth = forest.children, forest.parent, forest.depth
+    for level, generation in enumerate(networkx.topological_generations(up)):
+        if level == 0:  # nothing below them: bases, placeholders, a loop's first member
+            forest.roots = sorted(generation)
+        for node in generation:
+            depth[node] = level
+            kids = sorted(up.neighbors(node))  # its overlays
+            if kids:
+                children[node] = kids
+                for kid in kids:
+                    parent[kid] = node
     return forest
-
-
-def _grow(graph: ChainGraph, forest: Forest, root: str, placed: set[str]) -> None:
-    forest.roots.append(root)
-    placed.add(root)
-    forest.depth[root] = 0
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        kids = [c for c in graph.children(node) if c not in placed]
-        if not kids:
-            continue
-        forest.children[node] = kids
-        d = forest.depth[node] + 1
-        for c in kids:
-            placed.add(c)
-            forest.parent[c] = node
-            forest.depth[c] = d
-        stack.extend(reversed(kids))
 
 
 #: The parent id of top-level rows in :class:`TreeTables`.

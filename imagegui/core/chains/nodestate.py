@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imagegui.core.chains.diagnose import KINDS, Kind, Level
-from imagegui.core.chains.graph import EXTERNAL, IMAGE, MISSING, PROTOCOL, UNREADABLE, ChainGraph
+from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.schema import EXTERNAL, IMAGE, MISSING, PROTOCOL, UNREADABLE
 from imagegui.core.strenum import StrEnum
 
 

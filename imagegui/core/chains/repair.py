@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.schema import PROTOCOL
 from imagegui.core.read.model import ImageInfo
 
 SAME_NAME = 4
@@ -37,7 +38,7 @@ def missing_backing(graph: ChainGraph, image: str) -> str | None:
     target = graph.backing_of(image)
     if target is None or graph.image(target) is not None:
         return None
-    if graph.kind(target) == "protocol":
+    if graph.kind(target) == PROTOCOL:
         return None
     return target
 

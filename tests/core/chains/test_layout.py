@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import networkx as nx
+
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.chains.layout import NODE_H, NODE_W, build_forest, compute_layout
 from imagegui.core.chains.nodestate import State, all_statuses, short_name
@@ -36,6 +38,30 @@ def test_forest_has_every_node_once_and_cuts_loops(make, tmp_path):
     assert p("gone.qcow2") in forest.roots  # the missing placeholder roots its chain
     (edge,) = forest.loop_edges
     assert set(edge) == {p("loop1.qcow2"), p("loop2.qcow2")}
+
+
+def test_depth_is_the_topological_generation_counted_from_the_bases(make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("a.qcow2", "base.qcow2")
+    make.overlay("b.qcow2", "a.qcow2")
+    make.overlay("loop1.qcow2", "loop2.qcow2")
+    make.overlay("loop2.qcow2", "loop3.qcow2")
+    make.overlay("loop3.qcow2", "loop1.qcow2")
+    make.overlay("hang.qcow2", "loop2.qcow2")
+    graph = graph_of(tmp_path)
+    forest = build_forest(graph)
+    p = lambda name: str(tmp_path / name)  # noqa: E731
+    up = graph.g.reverse()
+    for name in ("base.qcow2", "a.qcow2", "b.qcow2"):  # no loop: as deep as its chain
+        assert forest.depth[p(name)] == graph.depth(p(name))
+    by_generation = list(nx.topological_generations(up.subgraph(graph.chain(p("b.qcow2")))))
+    assert by_generation == [[p("base.qcow2")], [p("a.qcow2")], [p("b.qcow2")]]
+    # The loop is cut where it closes (from its first member): that member is the tree's root.
+    assert graph.loops == [[p("loop1.qcow2"), p("loop2.qcow2"), p("loop3.qcow2")]]
+    assert forest.loop_edges == [(p("loop1.qcow2"), p("loop2.qcow2"))]
+    assert [forest.depth[p(f"loop{i}.qcow2")] for i in (1, 3, 2)] == [0, 1, 2]
+    assert forest.depth[p("hang.qcow2")] == 3 and forest.parent[p("hang.qcow2")] == p("loop2.qcow2")
+    assert sorted(forest.roots) == forest.roots == [p("base.qcow2"), p("loop1.qcow2")]
 
 
 def test_layout_places_bases_left_and_never_overlaps(make, tmp_path):
