@@ -195,21 +195,27 @@ class ChainGraph:
         return target
 
     def _find_loops(self) -> list[list[str]]:
-        """Each backing loop once, in chain order from its member added first: the graph's
-        strongly connected components of more than one node, and images backing onto
-        themselves. (Every node has at most one backing, so a component is one simple loop.)"""
+        """Each backing loop once, in chain order from its member added first.
+
+        Every node has at most one backing, so each independent chain (a weakly connected
+        component) ends either in one node with no backing or in one loop. Only when some chain
+        has no such bottom are the strongly connected components worked out (they cost twice
+        as much): a loop is one of more than one node, or an image backing onto itself."""
         import networkx
 
         g = self.g
+        bottoms = {n for n, out in g.out_degree() if out == 0}
+        chains = networkx.weakly_connected_components(g)
+        if all(not chain.isdisjoint(bottoms) for chain in chains):
+            return []
         members = {n for c in networkx.strongly_connected_components(g) if len(c) > 1 for n in c}
         members.update(n for n, _ in networkx.selfloop_edges(g))
         loops = []
-        if members:
-            for start in g:
-                if start in members:
-                    loop = self.chain(start)
-                    members.difference_update(loop)
-                    loops.append(loop)
+        for start in g:
+            if start in members:
+                loop = self.chain(start)
+                members.difference_update(loop)
+                loops.append(loop)
         return loops
 
     def _check_problems(self, checks: CheckStore | None) -> list[Problem]:
@@ -343,6 +349,8 @@ class ChainGraph:
             return (o for o in overlays[node] if o not in own)
 
         for node, found in own.items():
+            if all(o in own for o in overlays[node]):
+                continue  # nothing above to mark (a loop's members: each has its own)
             for _, overlay in networkx.generic_bfs_edges(self.g, node, neighbors=without_own_break):
                 breaks[overlay] = found
         return breaks

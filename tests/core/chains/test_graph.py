@@ -251,3 +251,19 @@ def test_unreadable_becomes_a_problem(make, tmp_path):
     g = graph_of(tmp_path)
     [p] = g.problems
     assert (p.kind, p.level) == ("unreadable", Level.ERROR)
+
+
+def test_an_image_backing_onto_itself_is_a_loop_of_one(make, tmp_path):
+    me = make.overlay("me.qcow2", "me.qcow2")
+    make.overlay("above.qcow2", "me.qcow2")
+    g = graph_of(tmp_path)
+    assert g.g.has_edge(str(me), str(me))
+    assert g.loops == [[str(me)]]
+    assert kinds(g, me) == ["backing-loop"]
+    broken = g.chain_break(str(tmp_path / "above.qcow2"))
+    assert broken is not None and broken.at == str(me)
+    assert g.chain(str(me)) == [str(me)] and g.descendants(str(me)) == {
+        str(tmp_path / "above.qcow2")
+    }
+    out = qemu_img("info", "--backing-chain", me, check=False)
+    assert out.returncode != 0
