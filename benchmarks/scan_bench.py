@@ -3,13 +3,14 @@
 Makes N real qcow2 images in chains (a template made by qemu-img, copied with only the backing
 name patched, written sparse so 100,000 images cost little disk), then prints, for the same tree
 with a warm page cache:
-  * imagegui scan --json, whole process (best of 5), and its peak memory;
-  * a bare Python loop that only walks, opens each file and reads its first 512 bytes (best of 5,
-    run in turn with the scan so both see the same machine noise);
+  * imagegui scan --json, whole process (best of --runs, 5), and its peak memory;
+  * a bare Python loop that only walks, opens each file and reads its first 512 bytes (best of
+    as many runs, run in turn with the scan so both see the same machine noise);
   * qemu-img info -U per image, a random sample extrapolated to N;
-and the ratios. Targets at 10,000: >= 100x faster than qemu-img info, <= 3x the bare loop.
+and the ratios (targets at 10,000: >= 100x faster than qemu-img info, <= 3x the bare loop), and
+the load average, since a machine shared with other work moves every figure.
 
-    .venv/bin/python benchmarks/scan_bench.py [--count 10000] [--chain 10] [--keep DIR]
+    .venv/bin/python benchmarks/scan_bench.py [--count 10000] [--chain 10] [--keep DIR] [--runs 5]
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main() -> int:
     ap.add_argument("--chain", type=int, default=10, help="images per chain")
     ap.add_argument("--sample", type=int, default=40, help="qemu-img info calls to time")
     ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
+    ap.add_argument("--runs", type=int, default=5, help="runs of each command; the best counts")
     args = ap.parse_args()
     root = args.keep or tempfile.mkdtemp(prefix="imagegui-bench-")
     try:
@@ -120,7 +122,8 @@ def main() -> int:
         imagegui = [sys.executable, "-m", "imagegui", "scan", "--json", root]
         subprocess.run(imagegui, check=True, stdout=subprocess.DEVNULL)  # warm the page cache
         bare = [sys.executable, "-c", BARE_LOOP, root]
-        scan_s, bare_s = best_of([imagegui, bare])
+        load_before = os.getloadavg()[0]
+        scan_s, bare_s = best_of([imagegui, bare], args.runs)
         peak_mib = peak_rss_mib(imagegui)
         files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
         sample = random.Random(1).sample(files, min(args.sample, len(files)))
@@ -141,6 +144,10 @@ def main() -> int:
         print(f"imagegui vs bare loop          {scan_s / bare_s:>10.2f} x   (target <= 3)")
         print(f"qemu-img info vs imagegui      {qemu_s / scan_s:>10.0f} x   (target >= 100)")
         print(f"per image                      {scan_s / len(files) * 1e6:>10.1f} us")
+        print(
+            f"load average (1 min)           {load_before:>10.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after   ({os.cpu_count()} CPUs; best of {args.runs} runs)"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

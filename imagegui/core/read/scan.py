@@ -93,8 +93,9 @@ class _Walker:
         #: Files without magic that might still be raw bases: file id -> path.
         self.unclaimed: dict[tuple[int, int], str] = {}
         self.by_id: dict[tuple[int, int], str] = {}
-        #: Wall and CPU clock when the walk last looked at whether it waits on the disk.
-        self.waiting_check: tuple[float, float] | None = (time.perf_counter(), time.thread_time())
+        #: When the walk last looked at whether it waits on the disk: wall clock and its
+        #: thread's time on a CPU and waiting for one (None: not looking any more).
+        self.waiting_check = _thread_clocks()
 
     def error(self, path: str, message: str, image_like: bool) -> None:
         self.result.errors.append(ScanError(path, message, image_like))
@@ -233,19 +234,25 @@ class _Walker:
         return info
 
     def _prefetch_while_waiting(self) -> None:
-        """Start importing networkx (:func:`prefetch_networkx`) once the walk is seen waiting:
-        its last 256 files took less than half their wall time in CPU (its own and the
-        kernel's for it), so the disk is reading them and the import can run in those waits.
-        (A machine too busy to run the walk also shows as waiting; the import then gets the
-        core the walk is not getting.)"""
+        """Start importing networkx (:func:`prefetch_networkx`) once the walk is seen waiting
+        on the disk: over its last 256 files, more than half the wall time went neither to
+        running (its own CPU time, the kernel's included) nor to waiting for a CPU, so the
+        thread was blocked reading. Waiting for a CPU does not count: on a busy machine an
+        import beside the walk made a 10,000-image scan three times slower (every GIL
+        hand-over then waits for a CPU too)."""
         assert self.waiting_check is not None
-        wall0, cpu0 = self.waiting_check
-        wall, cpu = time.perf_counter(), time.thread_time()
-        if cpu - cpu0 < (wall - wall0) * WAITING_CPU_SHARE:
+        wall0, cpu0, queued0 = self.waiting_check
+        now = _thread_clocks()
+        if now is None:
+            self.waiting_check = None
+            return
+        wall, cpu, queued = now
+        blocked = (wall - wall0) - (cpu - cpu0) - (queued - queued0)
+        if blocked > (wall - wall0) * WAITING_SHARE:
             prefetch_networkx()
             self.waiting_check = None
         else:
-            self.waiting_check = wall, cpu
+            self.waiting_check = now
 
     def _os_error(self, path: str, exc: OSError) -> None:
         if exc.errno == errno.ENOENT:
@@ -256,9 +263,21 @@ class _Walker:
             self.error(path, f"cannot read: {exc.strerror}", has_image_extension(path))
 
 
-#: Below this share of CPU time in wall time, the walk is waiting on the disk (see
-#: ``_Walker._prefetch_while_waiting``).
-WAITING_CPU_SHARE = 0.5
+#: Above this share of wall time blocked (neither on a CPU nor waiting for one), the walk is
+#: waiting on the disk (``_Walker._prefetch_while_waiting``).
+WAITING_SHARE = 0.5
+
+
+def _thread_clocks() -> tuple[float, float, float] | None:
+    """Wall clock, and this thread's seconds on a CPU and waiting in a run queue for one
+    (Linux ``/proc/thread-self/schedstat``); None where the kernel does not say."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as f:
+            on_cpu, queued = f.read().split()[:2]
+        return time.perf_counter(), int(on_cpu) / 1e9, int(queued) / 1e9
+    except (OSError, ValueError):
+        return None
+
 
 _prefetch_lock = threading.Lock()
 _prefetch: threading.Thread | None = None
@@ -278,11 +297,11 @@ def prefetch_networkx() -> threading.Thread | None:
     The chain graph is a networkx graph, and importing networkx costs 0.08-0.15 s, as much as
     scanning 5,000 images. The import can hide only in time the walk spends *waiting*: both are
     Python and share the GIL, which the walk lets go at each of its five or so system calls per
-    file. Measured here (10,000 images, two cores kept free): with the page cache warm the walk
-    waits on nothing, and an import running beside it made the scan 0.15 s slower (a GIL hand-over
-    at every system call) to save 0.08 s, worse than importing after it; with the files' data
-    not cached the walk waits on the disk and the import disappears into it. So the walk starts
-    this only once it sees itself waiting (``_Walker._prefetch_while_waiting``), and
+    file. Measured here (10,000 images): with the page cache warm and two cores free, an import
+    running beside the walk made the scan 0.15 s slower (a GIL hand-over at every system call)
+    to save 0.08 s; on the machine busy with other work, 0.5 s slower; with the files' data not
+    cached, the walk waits on the disk and the import disappears into those waits. So the walk
+    starts this only once it sees itself blocked (``_Walker._prefetch_while_waiting``), and
     ``import networkx`` where the graph is built finds the module done, or waits on its import
     lock for the rest. A daemon thread: a process that never builds a graph does not wait for it
     at exit.

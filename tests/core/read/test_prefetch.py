@@ -1,23 +1,26 @@
-"""networkx imported beside the walk, and only while the walk waits (a fresh process each, so
-networkx is not imported yet; the clock the walk reads is the one faked thing)."""
+"""networkx imported beside the walk, and only while the walk waits on the disk (a fresh process
+each, so networkx is not imported yet; the clocks the walk reads are the one faked thing)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+
+from imagegui.core.read.scan import _thread_clocks
 
 SCAN = """
 import sys, threading, time
 import imagegui.core.read.scan as scan
 assert "networkx" not in sys.modules
-if {waiting}:
-    time.thread_time = lambda: 0.0  # the walk's thread never gets the CPU: it is waiting
-else:
-    time.thread_time = time.perf_counter  # all CPU: nothing to wait for
+if {waiting}:  # the walk's thread neither runs nor waits for a CPU: it is blocked reading
+    scan._thread_clocks = lambda: (time.perf_counter(), 0.0, 0.0)
+else:  # half its time on a CPU, half waiting for one (a busy machine): not blocked
+    scan._thread_clocks = lambda: (t := time.perf_counter(), t / 2, t / 2)
 result = scan.scan_directory({root!r})
 assert result.files_seen == {count}, result.files_seen
 threads = [t for t in threading.enumerate() if t.name == "import networkx"]
@@ -60,3 +63,16 @@ def test_prefetch_starts_once_and_not_when_imported():
         """
     )
     assert out == "import networkx None True None"
+
+
+def test_thread_clocks_tell_blocked_from_running():
+    """The kernel's own accounting: a sleep is neither CPU nor run-queue time, work is CPU."""
+    before = _thread_clocks()
+    assert before is not None, "Linux gives /proc/thread-self/schedstat"
+    sum(i * i for i in range(200_000))
+    time.sleep(0.05)
+    after = _thread_clocks()
+    assert after is not None
+    wall, cpu, queued = (b - a for a, b in zip(before, after, strict=True))
+    assert cpu > 0 and queued >= 0
+    assert wall - cpu - queued >= 0.045
