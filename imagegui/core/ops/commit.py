@@ -110,6 +110,7 @@ def plan_commit(
     findings: list[Finding] = []
     img = probe_or_refuse(image, "image", findings)
     base = ""
+    searched: list[str] = []
     if img and not img.backing_file:
         findings.append(refuse("no-backing", f"{image} has no backing file: nothing to commit"))
     elif img and img.backing_protocol:
@@ -129,9 +130,10 @@ def plan_commit(
             base_img = probe_or_refuse(base, "backing file", findings)
             if base_img:
                 add_findings(findings, guards.backing_format_recorded(img, base_img))
-            searched = guards.search_roots(base, image, extra=roots)
+            # The search for the base's other overlays: over these roots only, stated below.
+            searched = guards.nearby_roots(base, image, extra=roots)
             others = [
-                p for p in guards.overlays_of(base, searched) if not guards.same_file(p, image)
+                p for p in guards.find_overlays(base, searched) if not guards.same_file(p, image)
             ]
             findings.append(
                 info(
@@ -171,4 +173,5 @@ def plan_commit(
         image=image,
         base=base,
         roots=tuple(roots),
+        searched=tuple(searched),
     )

@@ -237,28 +237,32 @@ def same_file(a: str, b: str) -> bool:
 
 
 # --------------------------------------------------------------------------- who else uses a base
+# Finding a base's other overlays means scanning directory trees: a search, not a check. A plan
+# builder chooses the roots (``nearby_roots``), calls ``find_overlays`` over exactly
+# those, and states them (``Plan.searched``), so the user sees what was not looked at.
 
 
-def search_roots(*paths: str, extra: Iterable[str] = (), widen: bool = False) -> list[str]:
-    """Directories to scan for other users of a base: the given files' directories, the user's
-    ``--root``s and, for an OpenStack ``_base`` directory, the instances directory above it.
-    ``widen`` adds each directory's parent too (templates/ has clones in ../vms/) where a
-    mistake is costly, as booting a base writable is."""
+def nearby_roots(*paths: str, extra: Iterable[str] = (), widen: bool = False) -> list[str]:
+    """Directories to search for other users of a base: the given files' directories, the
+    user's ``--root``s and, for an OpenStack ``_base`` directory, the instances directory above
+    it. ``widen`` adds each directory's parent too (templates/ has clones in ../vms/) where a
+    mistake is costly, as booting a base writable is. A guess never reaches a directory every
+    user shares (``/tmp``) nor the home directory or one above it (``too_wide``)."""
     roots: list[str] = []
     for p in paths:
         d = os.path.dirname(canonical(p))
         roots.append(d)
-        if os.path.basename(d) == "_base":
+        if os.path.basename(d) == "_base" and not too_wide(os.path.dirname(d)):
             roots.append(os.path.dirname(d))
     if widen:
-        roots += [os.path.dirname(d) for d in roots if os.path.dirname(d) not in _too_wide()]
+        roots += [os.path.dirname(d) for d in roots if not too_wide(os.path.dirname(d))]
     # Overlay and base in sibling folders (templates/ and clones/): clones of the same base
     # often sit in a third sibling (vms/), so their common parent is searched too - when it is
-    # close by, and neither the file system's root nor the home directory.
+    # close by and not too wide.
     common = os.path.commonpath(roots) if roots else "/"
     if (
         common not in roots
-        and common not in _too_wide()
+        and not too_wide(common)
         and all(_levels_below(r, common) <= 2 for r in roots)
     ):
         roots.append(common)
@@ -272,17 +276,29 @@ def search_roots(*paths: str, extra: Iterable[str] = (), widen: bool = False) ->
     return kept
 
 
-def _too_wide() -> tuple[str, ...]:
-    """Directories never scanned on a guess: the whole file system, the home directory."""
-    return ("/", os.path.expanduser("~"))
+def too_wide(directory: str) -> bool:
+    """Never searched (nor read from without asking) on a guess: the file system's root, the
+    home directory and the directories above it (``/home``), and a directory every user may
+    write (sticky and world-writable: ``/tmp``, ``/var/tmp``, ``/dev/shm``) - a file in
+    ``/tmp/x`` must not make imagegui scan, or trust, the whole of ``/tmp``. A folder the user
+    names (an image's own folder, ``--root``) is searched all the same."""
+    home = os.path.expanduser("~").rstrip("/") or "/"
+    if directory == "/" or directory == home or home.startswith(directory.rstrip("/") + "/"):
+        return True
+    try:
+        mode = os.stat(directory).st_mode
+    except OSError:
+        return False
+    return bool(mode & stat.S_ISVTX and mode & stat.S_IWOTH)
 
 
 def _levels_below(path: str, parent: str) -> int:
     return len(os.path.relpath(path, parent).split(os.sep))
 
 
-def overlays_of(base: str, roots: Sequence[str]) -> list[str]:
-    """Images found under ``roots`` whose backing file is ``base`` (through links and ``..``)."""
+def find_overlays(base: str, roots: Sequence[str]) -> list[str]:
+    """The images under ``roots`` (each scanned whole) whose backing file is ``base`` (through
+    links and ``..``). Only ``roots`` are searched: state them wherever the answer is shown."""
     from imagegui.core.chains.graph import ChainGraph
     from imagegui.core.read.scan import scan_directory
 
@@ -304,8 +320,8 @@ def overlays_of(base: str, roots: Sequence[str]) -> list[str]:
 
 def access_roots(*paths: str, extra: Iterable[str] = ()) -> list[str]:
     """The directories a plan may read from without asking: those of the files the user named,
-    their parents (not ``/`` nor the home directory), the scanned roots (``extra``)."""
-    return search_roots(*paths, extra=extra, widen=True)
+    their parents (unless ``too_wide``), the scanned roots (``extra``)."""
+    return nearby_roots(*paths, extra=extra, widen=True)
 
 
 def is_allowed(name: str, allow: Iterable[str]) -> bool:

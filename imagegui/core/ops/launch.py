@@ -163,6 +163,7 @@ def plan_launch(
     findings: list[Finding] = []
     img = probe_or_refuse(image, "image", findings)
     writable = not (opts.snapshot or opts.readonly)
+    searched: list[str] = []
     if img:
         chain = guards.follow_chain(image)
         add_findings(findings, guards.chain_problem(chain, "a launch"))
@@ -175,8 +176,10 @@ def plan_launch(
                 findings, guards.not_in_use(member.path, "backing file", writers_only=True)
             )
         if writable:
-            searched = guards.search_roots(image, extra=roots, widen=True)
-            children = guards.overlays_of(image, searched)
+            # Booting a base writable corrupts its overlays: search for them (these roots only,
+            # stated in the plan), further out than a commit does, as the mistake is costlier.
+            searched = guards.nearby_roots(image, extra=roots, widen=True)
+            children = guards.find_overlays(image, searched)
             findings.append(
                 info(
                     "searched",
@@ -218,4 +221,5 @@ def plan_launch(
         qmp_socket=qmp_socket,
         roots=tuple(roots),
         start_timeout=start_timeout,
+        searched=tuple(searched),
     )

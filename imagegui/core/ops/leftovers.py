@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
-from imagegui.core.ops.guards import overlays_of, search_roots
+from imagegui.core.ops.guards import find_overlays, nearby_roots
 from imagegui.core.ops.plan import Finding, OpResult, Plan, refuse
 from imagegui.core.read.scan import LEFTOVER_RE
 from imagegui.core.units import human_size
@@ -71,8 +72,15 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def examine(path: str, now: float | None = None) -> Leftover | Finding:
-    """The file as a removable leftover, or the refusal that keeps it."""
+def search_roots(path: str) -> list[str]:
+    """Where a leftover's would-be overlays are looked for: its own folder (and what
+    ``guards.nearby_roots`` adds for it); the plan states them."""
+    return nearby_roots(path)
+
+
+def examine(path: str, roots: Sequence[str], now: float | None = None) -> Leftover | Finding:
+    """The file as a removable leftover, or the refusal that keeps it. ``roots``: where images
+    that back onto it are searched for (``search_roots``)."""
     from imagegui.core.read.holders import holders
 
     name = os.path.basename(path)
@@ -100,7 +108,7 @@ def examine(path: str, now: float | None = None) -> Leftover | Finding:
         )
     # A flatten's temporary file backs nothing; a file some image backs onto is a base that
     # only looks like one (renamed by hand, or a crafted name), and removing it loses data.
-    if overlays := overlays_of(path, search_roots(path)):
+    if overlays := find_overlays(path, roots):
         return refuse(
             "has-overlays",
             f"{path} is the backing file of {', '.join(overlays)}: not a leftover; kept",
@@ -156,7 +164,8 @@ class CleanLeftoversPlan(Plan[CleanResult]):
             if cancel.cancelled:
                 kept.append(refuse("cancelled", f"{planned.path}: not removed (cancelled)"))
                 continue
-            now = examine(planned.path)  # again, right before the unlink
+            # Again, right before the unlink, over the same roots.
+            now = examine(planned.path, search_roots(planned.path))
             if isinstance(now, Finding):
                 kept.append(now)
             elif now.stamp != planned.stamp:
@@ -199,8 +208,11 @@ def plan_clean_leftovers(paths: list[str] | tuple[str, ...]) -> CleanLeftoversPl
     now = time.time()
     leftovers: list[Leftover] = []
     findings: list[Finding] = []
+    searched: list[str] = []
     for path in paths:
-        got = examine(path, now)
+        roots = search_roots(path)
+        searched += [r for r in roots if r not in searched]
+        got = examine(path, roots, now)
         if isinstance(got, Finding):
             findings.append(got)
         else:
@@ -209,7 +221,12 @@ def plan_clean_leftovers(paths: list[str] | tuple[str, ...]) -> CleanLeftoversPl
     total = sum(x.size for x in leftovers)
     title = f"remove {len(leftovers)} leftover file(s) ({human_size(total)})"
     return CleanLeftoversPlan(
-        title=title, changes=changes, findings=findings, paths=paths, leftovers=leftovers
+        title=title,
+        changes=changes,
+        findings=findings,
+        searched=tuple(searched),
+        paths=paths,
+        leftovers=leftovers,
     )
 
 

@@ -144,8 +144,9 @@ class Plan(Generic[R]):
     commands: list[list[str]] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    #: The folders searched for other users of an image (a base's other overlays), stated so
-    #: the user knows what was not looked at; empty when the operation searches nothing.
+    #: The folders searched (each scanned whole) for other users of an image: a base's other
+    #: overlays. A plan that searches also says so in a note (``searched``) naming them, so the
+    #: user knows what was not looked at; empty when the operation searches nothing.
     searched: tuple[str, ...] = ()
     #: Lifts refusals marked ``overridable`` (a shared base's siblings), never the others.
     force: bool = False
@@ -190,8 +191,6 @@ class Plan(Generic[R]):
         lines += [f"  $ {printable(c)}" for c in self.command_lines()] or ["  (none)"]
         lines.append("will change:")
         lines += [f"  - {printable(c)}" for c in self.changes] or ["  nothing"]
-        if self.searched:
-            lines.append("searched: " + ", ".join(printable(s) for s in self.searched))
         if self.findings:
             lines.append("checks:")
             for f in self.findings:

@@ -10,6 +10,8 @@ A VM is found by its process (ours, whose command line names a control socket in
 and its socket file; its image and ``-name`` come from its command line. A socket whose process is
 gone is stale and removed. We only ever connect to a socket in our private directory, owned by us,
 whose listening peer (``SO_PEERCRED``) is the very process that named it on its command line.
+A VM this process started itself is held by :class:`imagegui.core.qemu.vm.RunningVM` instead
+(its child, with a QMP client of its own); both answer ``status``, ``stop`` and ``force_off``.
 """
 
 from __future__ import annotations
