@@ -164,3 +164,19 @@ def test_scan_and_check_name_a_leftover_once(tmp_path: Path, capsys):
         _, out, _ = cli(capsys, command, tmp_path)
         lines = [line for line in out.splitlines() if partial.name in line]
         assert len(lines) == 1, out  # not also as a note and as "not readable"
+
+
+def test_dry_run_json_levels_and_searched_folders(tmp_path: Path, capsys):
+    """The plan JSON: each finding's level is "error" / "warning" / "info" (an error refuses),
+    and the folders searched for images backing onto the files are stated."""
+    partial = create(tmp_path / NAME)  # a real base with a leftover's name
+    overlay(tmp_path / "top.qcow2", partial)  # something backs onto it: not a leftover
+    then = time.time() - 7200
+    os.utime(partial, (then, then))
+    status, out, _ = cli(capsys, "clean-leftovers", partial, "--dry-run", "--json")
+    assert status == 2
+    doc = json.loads(out)
+    assert [(f["code"], f["level"]) for f in doc["findings"]] == [("has-overlays", "error")]
+    assert doc["searched"] == [str(tmp_path)] and doc["refused"] is True
+    status, out, err = cli(capsys, "clean-leftovers", partial, "--dry-run")
+    assert "[refused] " in out

@@ -184,6 +184,7 @@ def plan_launch(
                 info(
                     "searched",
                     f"looked for overlays of {image} under {', '.join(searched)}",
+                    fix_cli="add --root DIR if clones live elsewhere too",
                 )
             )
             if children:
