@@ -6,10 +6,10 @@ callback and a cancel token. This adapter is the only place they meet threads.
 A :class:`TaskSlot` belongs to one owner (a panel, a dialog, the session) and runs one job at a
 time for it, as Orange3's ``ConcurrentMixin`` does: starting a job cancels the previous one's
 token and disconnects it, so the owner's ``on_done`` / ``on_failed`` / ``on_cancelled`` /
-``on_progress`` only ever hear from its current job - a stale scan or plan cannot arrive, and the
-owner needs no generation counter or handle check of its own. Work that must run side by side
-(two operations on different images) uses one slot each. When the owner is destroyed mid-job, the
-job is cancelled and nothing is delivered to it.
+``on_progress`` / ``on_note`` only ever hear from its current job - a stale scan, plan or scan
+count cannot arrive, and the owner needs no generation counter or handle check of its own. Work
+that must run side by side (two operations on different images) uses one slot each. When the
+owner is destroyed mid-job, the job is cancelled and nothing is delivered to it.
 
 Signals cross from the pool thread in one hop: the runnable emits ``_posted`` on a
 :class:`WorkerSignals` living in the GUI thread (a queued call), and that object re-emits the
