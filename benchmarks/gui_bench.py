@@ -7,7 +7,7 @@ Prints, for N real qcow2 images in chains (``scan_bench.make_tree``, warm page c
   * the time to repaint the whole view zoomed out (target <= 30 ms), and at a readable zoom.
 
     .venv/bin/python benchmarks/gui_bench.py [--count 10000] [--chain 10] [--flatten-mib 1024]
-        [--keep DIR]
+        [--keep DIR] [--runs 1]
 
 Runs offscreen unless a display is there (the xcb platform under Xvfb gives the same figures).
 """
@@ -165,12 +165,29 @@ def child(root: str, flatten_top: str | None) -> None:
     print("RESULT " + json.dumps(out), flush=True)
 
 
+def best(results: list[dict]) -> dict:
+    """Each figure at its best over several runs (the lowest time; the repaint pairs by median):
+    on a machine shared with other work, the best run is the one least disturbed."""
+    out = dict(results[0])
+    for key, value in results[0].items():
+        if isinstance(value, (int, float)) and key not in ("images", "fit_scale"):
+            out[key] = min(r[key] for r in results)
+        elif key.startswith("repaint"):
+            out[key] = min((r[key] for r in results), key=lambda pair: pair[0])
+        elif key == "timings":
+            out[key] = min((r[key] for r in results), key=lambda t: sum(t.values()))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--chain", type=int, default=10)
     ap.add_argument("--flatten-mib", type=int, default=1024, help="0 skips the flatten")
     ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
+    ap.add_argument(
+        "--runs", type=int, default=1, help="fresh processes to run; each figure is the best"
+    )
     ap.add_argument("--child", nargs=2, metavar=("ROOT", "FLATTEN_TOP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -197,15 +214,19 @@ def main() -> int:
             print(f"made a chain with {args.flatten_mib} MiB of data in {took:.1f} s")
             os.sync()
         scan_directory(str(root))  # warm the page cache, as for scan_bench
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", str(root), top],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0 or "RESULT " not in proc.stdout:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return 1
-        r = json.loads(proc.stdout.split("RESULT ", 1)[1])
+        load_before = os.getloadavg()[0]
+        results = []
+        for _ in range(args.runs):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", str(root), top],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0 or "RESULT " not in proc.stdout:
+                print(proc.stdout, proc.stderr, file=sys.stderr)
+                return 1
+            results.append(json.loads(proc.stdout.split("RESULT ", 1)[1]))
+        r = best(results)
         tm = r["timings"]
         print(f"images                                   {r['images']:>9,}")
         print(
@@ -236,6 +257,10 @@ def main() -> int:
         )
         med, worst = r["repaint_half_ms"]
         print(f"repaint at 50 % (names and sizes drawn)  {med:>9.1f} ms  (worst {worst:.1f})")
+        print(
+            f"load average (1 min)                     {load_before:>9.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after  ({os.cpu_count()} CPUs; best of {args.runs} runs)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
