@@ -312,9 +312,14 @@ def _launch(args: argparse.Namespace) -> int:
     if args.memory < 16 or args.cpus < 1:
         raise _usage_error("--memory must be at least 16 (MB) and --cpus at least 1")
     opts = LaunchOptions(
-        memory=args.memory, cpus=args.cpus, snapshot=args.snapshot, readonly=args.read_only,
-        headless=args.headless, accel=args.accel, tied=True,
-    )  # fmt: skip
+        memory=args.memory,
+        cpus=args.cpus,
+        snapshot=args.snapshot,
+        readonly=args.read_only,
+        headless=args.headless,
+        accel=args.accel,
+        tied=True,
+    )
     plan = plan_launch(args.image, opts, roots=tuple(args.root), allow=tuple(args.allow_file))
     if args.dry_run or plan.refused:
         return execute(plan, args)

@@ -292,10 +292,10 @@ def plan_check(
             add_findings(findings, state_finding, guards.writable(image))
         elif state_finding:
             force_share = True
+            held = state_finding.message.split(";")[0]
             findings.append(
-                warn("in-use", state_finding.message.split(";")[0] + "; checking a shared view "
-                     "(-U), results may be inconsistent")
-            )  # fmt: skip
+                warn("in-use", f"{held}; checking a shared view (-U), results may be inconsistent")
+            )
     fmt = img.format if img else "?"
     argv = check_argv(image, fmt, repair, force_share)
     changes = [f"{image}: repairs {repair} (rewrites metadata)"] if repair else []

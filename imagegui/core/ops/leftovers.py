@@ -98,9 +98,10 @@ def examine(path: str, roots: Sequence[str], now: float | None = None) -> Leftov
         return refuse("gone", f"{path} cannot be read: {exc.strerror}", paths=(path,))
     if not stat.S_ISREG(st.st_mode):
         return refuse(
-            "not-leftover", f"{path} is not a regular file (a link or special file); kept",
+            "not-leftover",
+            f"{path} is not a regular file (a link or special file); kept",
             paths=(path,),
-        )  # fmt: skip
+        )
     if users := holders(path):
         who = ", ".join(h.describe() for h in users)
         return refuse(
