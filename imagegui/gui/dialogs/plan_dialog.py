@@ -34,18 +34,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.chains.diagnose import Level
 from imagegui.core.jobs import Job
 from imagegui.core.ops.plan import ACCESS_CODES, LEVEL_WORDS, Finding, Plan
 from imagegui.core.units import display_path
 from imagegui.gui import a11y, resources, theme
 from imagegui.gui.dialogs.fit import fit_to_contents
+from imagegui.gui.panels.chains_model import LEVEL_ICON
 from imagegui.gui.workers import TaskSlot
 
 DEBOUNCE_MS = 250
 #: Refusals (and their "allowed" notes) that name one file the user may allow explicitly.
 _ALLOW_CODES = (*ACCESS_CODES, "allowed")
-_LEVEL_ICON = {Level.ERROR: "state-error", Level.WARNING: "state-warning", Level.INFO: "state-ok"}
 
 
 def scan_roots(root: str) -> tuple[str, ...]:
@@ -92,7 +91,7 @@ def plan_html(plan: Plan, describe: Callable[[Finding], str] | None = None) -> s
         parts.append("<h4 style='margin-bottom:2px'>Checks</h4>")
         for f in plan.findings:
             forced = plan.forced(f)
-            icon = resources.icon_path("state-error" if forced else _LEVEL_ICON[f.level])
+            icon = resources.icon_path("state-error" if forced else LEVEL_ICON[f.level])
             tag = "forced" if forced else LEVEL_WORDS[f.level]
             text = describe(f) if describe else display_path(f.message)
             parts.append(
