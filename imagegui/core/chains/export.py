@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
 from imagegui.core.chains.graph import ChainGraph
-from imagegui.core.chains.nodestate import node_status
 from imagegui.core.chains.schema import FORMAT, INFO, KIND, PROTOCOL
 from imagegui.core.units import display_path
 
@@ -105,6 +104,8 @@ def _hex(name: str) -> str:
 
 def node_fields(graph: ChainGraph, node: str) -> dict[str, object]:
     """Everything said about ``node``, before any format's conversion (None: no value)."""
+    from imagegui.core.chains.nodestate import node_status  # only --graph needs it
+
     attrs = graph.g.nodes[node]
     kind, info = attrs[KIND], attrs[INFO]
     fields: dict[str, object] = {
