@@ -151,15 +151,14 @@ class ChainGraph:
     # -- construction -------------------------------------------------------------------------
 
     def _add_nodes(self) -> None:
-        import networkx
-
         g, by_id = self.g, self._by_id
+        attrs = g.nodes
         for kind, images in ((IMAGE, self.scan.images), (EXTERNAL, self.scan.external)):
-            # Bare names with a shared attribute: networkx's fast path (a (node, dict) pair
-            # costs it an exception per node).
+            # Bare names with a shared attribute, the record set after: networkx's fast path
+            # (a (node, dict) pair costs it an exception per node).
             g.add_nodes_from(images, **{KIND: kind})
-            networkx.set_node_attributes(g, images, INFO)
             for path, info in images.items():
+                attrs[path][INFO] = info
                 by_id.setdefault(info.file_id, path)
 
     def _add_edges(self) -> None:
