@@ -53,3 +53,16 @@ def test_a_small_loop_still_names_its_members(make, tmp_path):
     g = ChainGraph(scan_directory(str(tmp_path)))
     [p, _] = g.problems
     assert "loop #1" in p.message and "a.qcow2 -> b.qcow2 -> a.qcow2" in p.message
+
+
+def test_a_hole_under_a_10000_deep_chain_marks_every_image_above_it(tmp_path):
+    paths = qcow2_chain(tmp_path, 10_000)
+    paths[0].unlink()
+    g = ChainGraph(scan_directory(str(tmp_path)))
+    hole = str(paths[0])
+    assert g.kind(hole) == "missing" and len(g.unusable()) == 9_999
+    for p in (paths[1], paths[5_000], paths[-1]):  # its own problem, or one 9,998 files below
+        broken = g.chain_break(str(p))
+        assert broken is not None and (broken.at, broken.kind) == (hole, "missing-backing")
+    assert [p.path for p in g.problems] == [str(paths[1])]
+    assert len(g.descendants(hole)) == 9_999 and g.depth(str(paths[-1])) == 9_999
