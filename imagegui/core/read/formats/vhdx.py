@@ -93,12 +93,9 @@ class VhdxMetadataTableHeader(NamedTuple):
     reserved2: bytes
 
 
-class Region(NamedTuple):
-    """Where a region (or the log) lies in the file: [start, end)."""
-
-    start: int
-    end: int
-
+#: Where a region (or the log) lies in the file: (start, end), end excluded. A plain tuple:
+#: made several times per file, and a NamedTuple costs three times as much to make.
+Region = tuple[int, int]
 
 _HEADER = named_struct("<4sIQ16s16s16sHHIQ", VhdxHeader._fields)
 _REGION_HDR = struct.Struct("<4sIII")  # signature, checksum, entry_count, reserved
@@ -128,10 +125,11 @@ def parse(r: BoundedReader) -> Header:
         raise ParseError(f"unsupported VHDX log version {log_version}")
     if log_guid != _ZERO_GUID and log_length and log_length % MIB:
         raise ParseError(f"invalid VHDX log length {log_length}")
-    regions = [Region(log_offset, log_offset + log_length)]
-    bat, metadata = _region_table(r, regions)
+    regions: list[Region] = [(log_offset, log_offset + log_length)]
+    (bat_start, bat_end), metadata = _region_table(r, regions)
     items = _metadata_table(r, metadata)
-    values = _read_items(r, metadata.start, items)
+    meta_start, _ = metadata
+    values = _read_items(r, meta_start, items)
 
     block_size, param_bits = struct.unpack_from("<II", values["file_parameters"])
     (virtual_size,) = struct.unpack_from("<Q", values["virtual_size"])
@@ -153,7 +151,7 @@ def parse(r: BoundedReader) -> Header:
     if has_parent:
         if "parent_locator" not in items:
             raise ParseError("VHDX has_parent is set but there is no parent locator")
-        ltype, locator = _parent_locator(r, metadata.start, items["parent_locator"])
+        ltype, locator = _parent_locator(r, meta_start, items["parent_locator"])
         flags["parent_locator"] = locator
         flags["parent_locator_type"] = str(uuid.UUID(bytes_le=ltype))
         rel = locator.get("relative_path")
@@ -165,14 +163,9 @@ def parse(r: BoundedReader) -> Header:
         raise ParseError(f"invalid VHDX block size {block_size}")
     if logical not in (512, 4096):
         raise ParseError(f"invalid VHDX logical sector size {logical}")
-    _check_bat_size(virtual_size, block_size, logical, has_parent, bat.end - bat.start)
-    return Header(
-        format="vhdx",
-        virtual_size=virtual_size // 512 * 512,
-        backing_file=backing or None,
-        backing_format=backing_format,
-        flags=flags,
-    )
+    _check_bat_size(virtual_size, block_size, logical, has_parent, bat_end - bat_start)
+    # Positional: keywords cost 0.2 us, once per image of a scan.
+    return Header("vhdx", virtual_size // 512 * 512, backing or None, backing_format, flags)
 
 
 def _current_header(r: BoundedReader) -> VhdxHeader:
@@ -218,7 +211,7 @@ def _region_table(r: BoundedReader, regions: list[Region]) -> tuple[Region, Regi
         end = start + length
         if _overlaps(regions, start, end):
             raise ParseError(f"VHDX region {start}-{end} overlaps another region")
-        region = Region(start, end)
+        region = (start, end)
         regions.append(region)
         if guid == BAT_GUID:
             if bat:
@@ -237,7 +230,7 @@ def _region_table(r: BoundedReader, regions: list[Region]) -> tuple[Region, Regi
 
 def _metadata_table(r: BoundedReader, metadata: Region) -> dict[str, tuple[int, int]]:
     """Metadata items by name -> (offset in region, length); vhdx_parse_metadata's checks."""
-    start = metadata.start
+    start, _ = metadata
     raw = r.read(start, _META_HDR.size + 8 * _META_ENTRY.size)
     if len(raw) < _META_HDR.size or raw[:8] != b"metadata":
         raise ParseError(

@@ -183,13 +183,8 @@ def parse(r: BoundedReader) -> Header:
         # qemu opens it as a dynamic disk and ignores the parent: reads would be wrong.
         flags["qemu_supported"] = False
         flags["qemu_ignores_parent"] = True
-    return Header(
-        format="vpc",
-        virtual_size=size,
-        backing_file=backing,
-        backing_format="vpc" if backing else None,
-        flags=flags,
-    )
+    # Positional: keywords cost 0.2 us, once per image of a scan.
+    return Header("vpc", size, backing, "vpc" if backing else None, flags)
 
 
 def _check_dynamic(
