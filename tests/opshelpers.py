@@ -83,6 +83,29 @@ def big_chain(root: Path, mib: int = 512, pattern: int = 0xAB) -> tuple[Path, Pa
     return base, top
 
 
+def codes(plan) -> set[str]:
+    """The codes of what blocks ``plan``."""
+    return {f.code for f in plan.blocking()}
+
+
+def chain(tmp_path: Path) -> tuple[Path, Path]:
+    """base (0x11 over the first 2 MiB) <- top (0xab over 1 MiB at 1 MiB)."""
+    base = create(tmp_path / "base.qcow2")
+    qemu_io(base, "write -P 0x11 0 2M")
+    top = overlay(tmp_path / "top.qcow2", base)
+    qemu_io(top, "write -P 0xab 1M 1M")
+    return base, top
+
+
+def reference(img: Path, tmp_path: Path) -> Path:
+    """A flat copy of what the guest sees now: the oracle for "no byte changed"."""
+    from imagegui.core.ops.flatten import plan_flatten
+
+    ref = tmp_path / f"ref-{img.name}"
+    plan_flatten(str(img), str(ref)).run()
+    return ref
+
+
 def fake_qemu_img(root: Path, body: str) -> Path:
     """An executable standing in for qemu-img (for exit codes and signals real qemu-img won't
     produce on demand). ``body`` is POSIX sh; ``$@`` are the arguments."""
