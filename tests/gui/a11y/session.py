@@ -18,6 +18,7 @@ accessibility bus or its registry cannot start here; anything else that goes wro
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -153,7 +154,12 @@ def run(directory: str, describe: str, overlay_of: str, scratch: str) -> dict:
         stderr=open(os.path.join(scratch, "app.log"), "w"),  # noqa: SIM115
     )
     try:
-        main = read_tree(f"table cell={describe}", f"table cell={overlay_of}", "label=* images · *")
+        # The title, too: the frame's name reaches the reader by its own event, and may lag the
+        # cells (seen as "Scanning a11y0… — imagegui" under load).
+        title = f"frame={glob.escape(os.path.basename(directory))} — *"
+        main = read_tree(
+            f"table cell={describe}", f"table cell={overlay_of}", "label=* images · *", title
+        )
         # A screen reader is told when the graph's description changes with the selection.
         listener = subprocess.Popen(
             [SYSTEM_PYTHON, str(READER), "--app", "imagegui", "--timeout", "30",
