@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
+import sys
 
 import networkx as nx
 import pytest
@@ -267,3 +269,17 @@ def test_an_image_backing_onto_itself_is_a_loop_of_one(make, tmp_path):
     }
     out = qemu_img("info", "--backing-chain", me, check=False)
     assert out.returncode != 0
+
+
+def test_importing_the_chain_modules_does_not_import_networkx():
+    """networkx (0.1-0.15 s) is imported where a graph is built, so that the scan can import it
+    beside its walk and ``imagegui --help`` never pays for it."""
+    code = (
+        "import sys\n"
+        "import imagegui.core.chains.graph, imagegui.core.chains.layout\n"
+        "import imagegui.core.chains.nova, imagegui.core.chains.nodestate\n"
+        "import imagegui.cli.scan_cmds\n"
+        "print('networkx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
