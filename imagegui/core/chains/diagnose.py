@@ -91,6 +91,9 @@ class KindInfo:
     #: The image's own problem stops even a check of it (a check reads the image alone, not
     #: its backing chain, so a broken chain below, a loop or a wrong backing format do not).
     stops_check: bool = False
+    #: When an image has several errors that stop qemu opening its chain, the one named as the
+    #: chain's break is the lowest rank (the file to find first); None ranks after every rank.
+    break_rank: int | None = None
 
 
 #: Placeholder for a backing file the user has to find.
@@ -111,6 +114,7 @@ KINDS: dict[Kind, KindInfo] = {
             "Repair missing backing…",
             FixAction.REPAIR,
             _REBASE_UNSAFE,
+            break_rank=0,
         ),
         KindInfo(
             Kind.BACKING_LOOP,
@@ -120,6 +124,7 @@ KINDS: dict[Kind, KindInfo] = {
             "of them onto the real base.",
             "Rebase onto the real base…",
             FixAction.REBASE,
+            break_rank=1,
         ),
         KindInfo(
             Kind.NO_BACKING_FORMAT,
@@ -141,6 +146,7 @@ KINDS: dict[Kind, KindInfo] = {
             "Record the real backing format…",
             FixAction.RECORD_FORMAT,
             _REBASE_UNSAFE,
+            break_rank=6,
         ),
         KindInfo(
             Kind.PROTOCOL_BACKING,
@@ -169,6 +175,7 @@ KINDS: dict[Kind, KindInfo] = {
             "Restore the file from a backup, give this user read access, or remove it if it "
             "is no image.",
             stops_check=True,
+            break_rank=2,
         ),
         KindInfo(
             Kind.DIRTY,
@@ -188,6 +195,7 @@ KINDS: dict[Kind, KindInfo] = {
             "Check the image",
             FixAction.CHECK,
             "imagegui check-image --repair all {path}",
+            break_rank=4,
         ),
         KindInfo(
             Kind.EXTERNAL_DATA_FILE,
@@ -206,6 +214,7 @@ KINDS: dict[Kind, KindInfo] = {
             "Put the file back (restore it or move it next to the image) - the image itself "
             "cannot replace it.",
             stops_check=True,
+            break_rank=3,
         ),
         KindInfo(
             Kind.CHECK_ERRORS,
@@ -218,6 +227,7 @@ KINDS: dict[Kind, KindInfo] = {
             "Repair all…",
             FixAction.REPAIR_ALL,
             "copy the data out (imagegui flatten), then imagegui check-image --repair all {path}",
+            break_rank=5,
         ),
         KindInfo(
             Kind.LEAKED_CLUSTERS,
@@ -243,6 +253,12 @@ KINDS: dict[Kind, KindInfo] = {
         ),
     )
 }
+
+
+def break_rank(kind: Kind) -> int:
+    """``kind``'s place in naming an image's chain break (lower first; see ``KindInfo``)."""
+    rank = KINDS[kind].break_rank
+    return len(KINDS) if rank is None else rank
 
 
 def fix_cli(kind: Kind, path: str, base: str = NEW_BASE) -> str:

@@ -77,22 +77,6 @@ class ChainBreak:
 #: ``chain`` of an image whose whole chain qemu can open.
 CHAIN_OK_JSON: dict[str, object] = {"ok": True, "broken_at": None, "kind": None}
 
-#: When an image has several chain-breaking problems, the one named is the first of these.
-_BREAK_ORDER = {
-    kind: rank
-    for rank, kind in enumerate(
-        (
-            Kind.MISSING_BACKING,
-            Kind.BACKING_LOOP,
-            Kind.UNREADABLE,
-            Kind.MISSING_EXTENT,
-            Kind.CORRUPT,
-            Kind.CHECK_ERRORS,
-            Kind.BACKING_FORMAT_MISMATCH,
-        )
-    )
-}
-
 
 class NodeTable(Mapping[str, tuple[str, "ImageInfo | None"]]):
     """``node -> (kind, image record or None)``: the DiGraph's node attributes as the pair the
@@ -318,7 +302,7 @@ class ChainGraph:
         errors = [p for p in self._problem_index.get(node, ()) if p.level == Level.ERROR]
         if not errors:
             return None
-        worst = min(errors, key=lambda p: _BREAK_ORDER.get(p.kind, len(_BREAK_ORDER)))
+        worst = min(errors, key=lambda p: diagnose.break_rank(p.kind))
         if worst.kind == Kind.MISSING_BACKING:
             target = self.backing_of(node)
             if target is not None and self.kind(target) in (MISSING, UNREADABLE):

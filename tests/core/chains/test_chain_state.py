@@ -117,6 +117,22 @@ def test_images_above_a_corrupt_image_are_unusable(make, tmp_path):
     assert graph.chain_break(str(tmp_path / "base.qcow2")) is None
 
 
+def test_of_two_own_breaks_the_missing_backing_is_named(make, tmp_path):
+    """diagnose's break ranks decide which of an image's own errors is its chain's break: the
+    file to find comes before the image's own damage."""
+    from imagebytes import qcow2_set_incompatible
+
+    base = make.create("base.qcow2", "qcow2", "64M")
+    mid = make.overlay("mid.qcow2", "base.qcow2")
+    qcow2_set_incompatible(mid, 1 << 1)  # the corrupt bit
+    base.unlink()
+    graph = graph_of(tmp_path)
+    kinds = {p.kind for p in graph.problems_for(str(mid))}
+    assert {Kind.CORRUPT, Kind.MISSING_BACKING} <= kinds
+    broken = graph.chain_break(str(mid))
+    assert (broken.at, broken.kind) == (str(base), Kind.MISSING_BACKING)
+
+
 def test_a_protocol_backing_is_a_warning_not_a_break(make, tmp_path):
     make.overlay("net.qcow2", "nbd:127.0.0.1:10809", backing_fmt="raw")
     graph = graph_of(tmp_path)

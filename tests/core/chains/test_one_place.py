@@ -58,6 +58,18 @@ def test_every_kind_has_a_title_an_explanation_and_a_fix():
     assert len(set(titles)) == len(titles), "two kinds share a title"
 
 
+def test_every_error_kind_has_its_own_break_rank():
+    """Which of an image's errors names its chain break is said per kind, here; a warning never
+    breaks a chain, so it needs no rank."""
+    ranks = [info.break_rank for info in KINDS.values() if info.break_rank is not None]
+    assert len(set(ranks)) == len(ranks), "two kinds share a break rank"
+    for kind, info in KINDS.items():
+        if info.level == Level.ERROR:
+            assert info.break_rank is not None, kind
+    assert diagnose.break_rank(Kind.MISSING_BACKING) < diagnose.break_rank(Kind.CORRUPT)
+    assert diagnose.break_rank(Kind.DIRTY) > max(ranks)
+
+
 def test_every_fix_in_window_terms_and_on_our_own_command_line():
     for kind, info in KINDS.items():
         for words in (info.title, info.explanation, info.fix):
