@@ -180,3 +180,4 @@ def test_dry_run_json_levels_and_searched_folders(tmp_path: Path, capsys):
     assert doc["searched"] == [str(tmp_path)] and doc["refused"] is True
     status, out, err = cli(capsys, "clean-leftovers", partial, "--dry-run")
     assert "[refused] " in out
+    assert f"searched for images backing onto these files in: {tmp_path}" in out.splitlines()

@@ -72,6 +72,21 @@ def test_commit_shared_refused_then_forced(tmp_path: Path, capsys):
     assert pattern_at(base, 0xAB, 0, "1M")
 
 
+def test_commit_dry_run_names_the_folders_searched_for_other_overlays(make, tmp_path: Path, capsys):
+    """templates/base <- clones/mine: the search covers their common parent, and the text says
+    so on its own line, a name's control characters escaped (no forged verdict line)."""
+    root = tmp_path / "x\nverdict: ok to run"
+    make.create(f"{root.name}/templates/base.qcow2")
+    mine = make.overlay(f"{root.name}/clones/mine.qcow2", "../templates/base.qcow2")
+    status, out, _ = cli(capsys, "commit", mine, "--dry-run")
+    assert status == 0
+    shown = str(root).replace("\n", "\\n")
+    assert f"searched for other overlays in: {shown}" in out.splitlines()
+    assert [line for line in out.splitlines() if line.startswith("verdict:")] == [
+        "verdict: ok to run"
+    ]
+
+
 def test_rebase_unsafe_repair_and_undo(tmp_path: Path, capsys):
     base = create(tmp_path / "base.qcow2")
     top = overlay(tmp_path / "top.qcow2", base)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import threading
 
 from imagegui.core.ops.check import plan_check
+from imagegui.core.ops.commit import plan_commit
+from imagegui.core.ops.leftovers import plan_clean_leftovers
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
-from imagegui.gui.dialogs.plan_dialog import PlanDialog, count_paths
+from imagegui.gui.dialogs.plan_dialog import PlanDialog, count_paths, plan_html
 
 
 def test_count_paths_names_three_or_more_files_by_count():
@@ -79,3 +81,16 @@ def test_a_plan_for_fields_that_changed_never_arrives(qtbot, window, make):
     assert [line for line in dialog.plan.command_lines() if "new.qcow2" in line]
     assert not [line for line in dialog.plan.command_lines() if "old.qcow2" in line]
     dialog.reject()
+
+
+def test_the_preview_says_where_it_looked_for_other_overlays(make, tmp_path):
+    """The folders a commit searched for the base's other overlays, in the window's words."""
+    make.create("templates/base.qcow2")
+    mine = make.overlay("clones/mine.qcow2", "../templates/base.qcow2")
+    html = plan_html(plan_commit(str(mine)))
+    assert f"Looked for other overlays in {tmp_path}" in html
+    leftover = tmp_path / "d" / ".out.qcow2.0123abcd.partial"
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"x")
+    html = plan_html(plan_clean_leftovers([str(leftover)]))
+    assert f"Looked for images backing onto these files in {tmp_path / 'd'}" in html

@@ -140,6 +140,7 @@ class CleanResult(OpResult):
 @dataclass(kw_only=True)
 class CleanLeftoversPlan(Plan[CleanResult]):
     op: ClassVar[str] = "clean-leftovers"
+    searched_for: ClassVar[str] = "images backing onto these files"
 
     paths: tuple[str, ...]
     leftovers: list[Leftover] = field(default_factory=list)

@@ -139,6 +139,8 @@ class Plan(Generic[R]):
 
     #: The operation's name (``overlay``, ``commit``, ...), as the JSON and the log say it.
     op: ClassVar[str]
+    #: What the search over ``searched`` looks for, in words the plan's text and the window use.
+    searched_for: ClassVar[str] = "other overlays"
 
     title: str
     commands: list[list[str]] = field(default_factory=list)
@@ -191,6 +193,9 @@ class Plan(Generic[R]):
         lines += [f"  $ {printable(c)}" for c in self.command_lines()] or ["  (none)"]
         lines.append("will change:")
         lines += [f"  - {printable(c)}" for c in self.changes] or ["  nothing"]
+        if self.searched:
+            roots = ", ".join(printable(r) for r in self.searched)
+            lines.append(f"searched for {self.searched_for} in: {roots}")
         if self.findings:
             lines.append("checks:")
             for f in self.findings:

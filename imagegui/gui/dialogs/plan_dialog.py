@@ -87,6 +87,9 @@ def plan_html(plan: Plan, describe: Callable[[Finding], str] | None = None) -> s
     parts.append("<h4 style='margin-bottom:2px'>What changes</h4><ul style='margin-top:0'>")
     parts += [f"<li>{escape(display_path(c))}</li>" for c in plan.changes] or ["<li>nothing</li>"]
     parts.append("</ul>")
+    if plan.searched:
+        roots = ", ".join(display_path(r) for r in plan.searched)
+        parts.append(f"<p>Looked for {escape(plan.searched_for)} in {escape(roots)}</p>")
     if plan.findings:
         parts.append("<h4 style='margin-bottom:2px'>Checks</h4>")
         for f in plan.findings:
