@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from imagegui.core.chains.diagnose import Kind, Level, Problem
-from imagegui.core.ops.check import CheckProblem, CheckResult
+from imagegui.core.ops.check import CheckKind, CheckProblem, CheckResult
 from imagegui.core.ops.plan import GuardRefused, refuse
 from imagegui.core.qemu.qemuimg import QemuImgError
 from imagegui.gui.dialogs import messages
@@ -190,7 +190,14 @@ def check_result_with_repairs(window, lab):
 
     top = str(lab / "top.qcow2")
     rec = CheckRecord(top, Fingerprint.of(top), 1.0, "qcow2", corruptions=3, leaks=1)
-    problems = [CheckProblem("corrupt", Level.ERROR, top, "3 corruption(s): copy the data out")]
+    problems = [
+        CheckProblem(
+            kind=CheckKind.CORRUPT,
+            level=Level.ERROR,
+            path=top,
+            message="3 corruption(s): copy the data out",
+        )
+    ]
     result = CheckResult(message=f"{top}: 1 problem(s)", problems=problems, record=rec)
     box = messages.check_result_box(window, result)
     window.ops._offer_repair(box, result, top)

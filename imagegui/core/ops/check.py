@@ -32,13 +32,25 @@ from imagegui.core.ops.plan import (
 )
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
+from imagegui.core.strenum import StrEnum
 
 
-@dataclass(frozen=True)
+class CheckKind(StrEnum):
+    """What one finding of ``qemu-img check`` is about (``check-image``'s ``kind``): the check's
+    own words, not the scan's problem kinds; what is kept of a check becomes those
+    (``checkstore``)."""
+
+    CORRUPT = "corrupt"
+    LEAKS = "leaks"
+    CHECK_ERROR = "check-error"
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True, kw_only=True)
 class CheckProblem:
     """One thing ``qemu-img check`` found, phrased like the scanner's problems."""
 
-    kind: str  # "corrupt" | "leaks" | "check-error" | "unsupported"
+    kind: CheckKind
     level: Level
     path: str
     message: str
@@ -51,7 +63,7 @@ class CheckProblem:
 
     def to_json(self) -> dict[str, str]:
         d = {
-            "kind": self.kind,
+            "kind": str(self.kind),
             "severity": str(self.level),
             "path": self.path,
             "message": self.message,
@@ -148,7 +160,7 @@ def _flag_problems(path: str, found: list[CheckProblem]) -> list[CheckProblem]:
     flag, so an image qemu will only open read-only could otherwise be called "no problems"."""
     from imagegui.core.read.probe import ProbeError, probe_image
 
-    if any(p.kind == "corrupt" for p in found):
+    if any(p.kind == CheckKind.CORRUPT for p in found):
         return []
     try:
         flags = probe_image(path).flags
@@ -158,12 +170,14 @@ def _flag_problems(path: str, found: list[CheckProblem]) -> list[CheckProblem]:
         return []
     return [
         CheckProblem(
-            "corrupt", Level.ERROR, path,
-            "qemu marked this image corrupt (header flag), so it opens only read-only; the check "
-            "found no damage now - repairing everything clears the flag",
-            diagnose.fix_cli(Kind.CORRUPT, path),
+            kind=CheckKind.CORRUPT,
+            level=Level.ERROR,
+            path=path,
+            message="qemu marked this image corrupt (header flag), so it opens only read-only; "
+            "the check found no damage now - repairing everything clears the flag",
+            fix_cli=diagnose.fix_cli(Kind.CORRUPT, path),
         )
-    ]  # fmt: skip
+    ]
 
 
 def _json_or_none(text: str) -> Any:
@@ -177,34 +191,55 @@ def check_problems(path: str, returncode: int, stdout: str) -> list[CheckProblem
     """Turns ``qemu-img check --output=json`` into problems with a next step each."""
     if returncode == 63:
         return [
-            CheckProblem("unsupported", Level.INFO, path, "this format has no consistency check")
+            CheckProblem(
+                kind=CheckKind.UNSUPPORTED,
+                level=Level.INFO,
+                path=path,
+                message="this format has no consistency check",
+            )
         ]
     report = _json_or_none(stdout) or {}
     out = []
     if n := report.get("corruptions", 0):
         out.append(
             CheckProblem(
-                "corrupt", Level.ERROR, path,
-                f"{n} corruption(s): copy the data out first (flatten it), then repair "
+                kind=CheckKind.CORRUPT,
+                level=Level.ERROR,
+                path=path,
+                message=f"{n} corruption(s): copy the data out first (flatten it), then repair "
                 "everything the check found",
-                diagnose.fix_cli(Kind.CORRUPT, path),
+                fix_cli=diagnose.fix_cli(Kind.CORRUPT, path),
             )
-        )  # fmt: skip
+        )
     if n := report.get("leaks", 0):
         out.append(
             CheckProblem(
-                "leaks", Level.WARNING, path,
-                f"{n} leaked cluster(s) waste space but harm no data; repairing the leaks "
-                "reclaims it",
-                diagnose.fix_cli(Kind.LEAKED_CLUSTERS, path),
+                kind=CheckKind.LEAKS,
+                level=Level.WARNING,
+                path=path,
+                message=f"{n} leaked cluster(s) waste space but harm no data; repairing the "
+                "leaks reclaims it",
+                fix_cli=diagnose.fix_cli(Kind.LEAKED_CLUSTERS, path),
             )
-        )  # fmt: skip
+        )
     if n := report.get("check-errors", 0):
         out.append(
-            CheckProblem("check-error", Level.ERROR, path, f"{n} error(s) while checking (I/O?)")
+            CheckProblem(
+                kind=CheckKind.CHECK_ERROR,
+                level=Level.ERROR,
+                path=path,
+                message=f"{n} error(s) while checking (I/O?)",
+            )
         )
     if returncode == 1 and not report:
-        out.append(CheckProblem("check-error", Level.ERROR, path, "the check itself failed"))
+        out.append(
+            CheckProblem(
+                kind=CheckKind.CHECK_ERROR,
+                level=Level.ERROR,
+                path=path,
+                message="the check itself failed",
+            )
+        )
     return out
 
 

@@ -10,7 +10,7 @@ from opshelpers import (
     create,
 )
 
-from imagegui.core.ops.check import check_problems, plan_check
+from imagegui.core.ops.check import CheckKind, check_problems, plan_check
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +35,15 @@ def test_check_problems_from_report():
     problems = check_problems("/x.qcow2", 2, report)
     assert [(p.kind, p.level) for p in problems] == [("corrupt", "error"), ("leaks", "warning")]
     assert "--repair leaks" in problems[1].cli_text and "--" not in problems[1].message
+
+
+def test_check_kinds_are_an_enum_written_as_their_words():
+    """check-image's ``kind`` is a :class:`CheckKind`, and its JSON and text are the same words
+    as before it was one."""
+    report = json.dumps({"corruptions": 1, "leaks": 2, "check-errors": 3})
+    problems = check_problems("/x.qcow2", 1, report) + check_problems("/y.img", 63, "")
+    assert all(isinstance(p.kind, CheckKind) for p in problems)
+    written = json.loads(json.dumps([p.to_json() for p in problems]))
+    assert [d["kind"] for d in written] == ["corrupt", "leaks", "check-error", "unsupported"]
+    assert all(type(p.to_json()["kind"]) is str for p in problems)
+    assert f"{problems[0].kind}" == "corrupt" and str(problems[2].kind) == "check-error"
