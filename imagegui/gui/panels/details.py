@@ -170,7 +170,8 @@ class DetailsPanel(QTextBrowser):
         fix = escape(info.fix)
         link = f"<br><a href='action:{info.action}'>{fix}</a>" if info.action else f"<br>{fix}"
         return (
-            f"<p><img src='{src}' width='14' height='14'> <b>{escape(str(p.kind))}</b>: "
+            f"<p><img src='{src}' width='14' height='14'> "
+            f"<b title='{escape(str(p.kind))}'>{escape(p.title)}</b>: "
             f"{escape(display_path(p.message))}<br>"
             f"<span class='muted'>{escape(p.explanation)}</span>{link}</p>"
         )

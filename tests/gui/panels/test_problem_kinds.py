@@ -47,6 +47,8 @@ def test_details_explains_each_kind_and_offers_its_fix(window):
         html = window.details._problem(p)
         info = KINDS[p.kind]
         assert escape(info.explanation) in html and escape(info.fix) in html, p.kind
+        # named by its title, in bold; its code (as the command line writes it) in the tooltip
+        assert f"<b title='{p.kind}'>{escape(info.title)}</b>" in html, p.kind
         if info.action is not None:
             assert f"href='action:{info.action}'" in html
         else:
