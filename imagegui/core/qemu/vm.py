@@ -31,12 +31,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.qemu.processes import popen
 from imagegui.core.qemu.qemuimg import QemuImgError, QemuNotFoundError, executable, map_error
-from imagegui.core.qemu.vms import check_private, control_socket
+from imagegui.core.qemu.vms import VmHandle, check_private, control_socket
 from imagegui.core.read.holders import vm_name
 from imagegui.core.units import printable
 
@@ -277,6 +277,12 @@ class RunningVM:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+if TYPE_CHECKING:  # mypy checks that a RunningVM is a VmHandle (signatures included)
+
+    def _running_is_a_handle(vm: RunningVM) -> VmHandle:
+        return vm
 
 
 async def _accept_or_exit(client: Any, pid: int) -> None:

@@ -27,6 +27,7 @@ import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.read.holders import cmdline, split_qemu_opts, vm_name
@@ -125,6 +126,35 @@ class VmControlError(Exception):
     """The control socket could not be used (gone, busy, not the VM's); the message says so."""
 
 
+@runtime_checkable
+class VmHandle(Protocol):
+    """What a window or command needs of a running VM of ours, whichever way it is held: a
+    :class:`FoundVM` (found again, not our child) or a ``RunningVM`` (started by this process,
+    :mod:`imagegui.core.qemu.vm`). Both satisfy it (checked by mypy below and in ``vm``)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def image(self) -> str: ...
+
+    #: Its ``-name`` (``imagegui:...``), or "" when it has none.
+    @property
+    def name(self) -> str: ...
+
+    def running(self) -> bool: ...
+
+    def stop(
+        self,
+        timeout: float = 60.0,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+        force: bool = False,
+    ) -> int | None:
+        """Powers it down (``force``: turns it off); qemu's exit status when it is our child."""
+        ...
+
+
 @dataclass
 class FoundVM:
     """A running VM of ours found by its process and control socket (not our child)."""
@@ -204,6 +234,12 @@ class FoundVM:
 
     def close(self) -> None:
         """Nothing held open between commands."""
+
+
+if TYPE_CHECKING:  # mypy checks that a FoundVM is a VmHandle (signatures included)
+
+    def _found_is_a_handle(vm: FoundVM) -> VmHandle:
+        return vm
 
 
 def _wait_exit(pid: int, timeout: float) -> None:

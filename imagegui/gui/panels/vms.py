@@ -7,7 +7,8 @@ in the row) and Force off, which is always available: while a Stop waits it ends
 VMs kept running when the window closed, or left behind by a crash, are found again at start
 (``core.qemu.vms.find_vms``: their control sockets in our private runtime directory, their command
 lines) on a worker, and listed here like the others. ``RunningVM`` (started here) and ``FoundVM``
-(found) offer the same ``stop`` / ``running`` / ``pid`` / ``image`` / ``name``. Stopping waits, so
+(found) are both a ``core.qemu.vms.VmHandle``: ``stop`` / ``running`` / ``pid`` / ``image`` /
+``name``. Stopping waits, so
 it runs as an operation (``JobsPanel.start``); the search and the closing of a VM's control
 connection run in task slots of their own; whether a VM is still alive is a cheap non-blocking
 check, once a second. When a VM ends, ``vmsChanged`` lets the window rescan so the in-use badges
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from html import escape
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
@@ -30,13 +32,16 @@ from imagegui.gui import resources
 from imagegui.gui.panels.jobs import JobRecord, JobsPanel
 from imagegui.gui.workers import TaskSlot
 
+if TYPE_CHECKING:  # core.qemu.vms is imported when VMs are looked for, not with the window
+    from imagegui.core.qemu.vms import VmHandle
+
 #: Seconds a guest gets to power down (ACPI) before qemu is told to quit.
 STOP_TIMEOUT = 30.0
 
 
 @dataclass
 class VmRecord:
-    vm: object  # core.qemu.vm.RunningVM or core.qemu.vms.FoundVM
+    vm: VmHandle  # a RunningVM (started here) or a FoundVM (found running)
     row: QFrame
     status: QLabel
     stop: QToolButton
@@ -50,9 +55,9 @@ class VmRecord:
     closing: TaskSlot | None = field(default=None, repr=False)
 
 
-def vm_label(vm) -> str:
+def vm_label(vm: VmHandle) -> str:
     """What a VM is called in the panel and in questions: its name, else its image."""
-    name = getattr(vm, "name", "") or ""
+    name = vm.name or ""
     if name.startswith("imagegui:"):
         name = name[len("imagegui:") :]
     return name or os.path.basename(vm.image) or f"PID {vm.pid}"
@@ -81,7 +86,7 @@ class VmsPanel(QWidget):
 
     # -- rows
 
-    def add(self, vm, found: bool = False) -> VmRecord:
+    def add(self, vm: VmHandle, found: bool = False) -> VmRecord:
         row = QFrame()
         row.setObjectName("jobRow")
         how = "found running, started earlier" if found else "started here"

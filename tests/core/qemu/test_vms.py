@@ -12,9 +12,12 @@ import pytest
 from opshelpers import create
 
 from imagegui.core.ops.launch import LaunchOptions, plan_launch
+from imagegui.core.qemu.vm import RunningVM
 from imagegui.core.qemu.vms import (
+    FoundVM,
     RuntimeDirError,
     VmControlError,
+    VmHandle,
     find_vms,
     qmp_call,
     runtime_dir,
@@ -82,6 +85,20 @@ def test_a_socket_served_by_another_process_is_never_talked_to(tmp_path: Path):
             os.unlink(path)
 
 
+def test_a_vm_handle_is_what_the_window_uses_of_a_vm():
+    """``VmHandle`` names what the VMs panel calls (mypy checks the signatures in core)."""
+    found = FoundVM(pid=os.getpid(), image="/x/a.qcow2", name="imagegui:a", control_socket="")
+    assert isinstance(found, VmHandle)
+
+    class NoStop:
+        pid, image, name = 1, "/x/a.qcow2", ""
+
+        def running(self) -> bool:
+            return True
+
+    assert not isinstance(NoStop(), VmHandle)
+
+
 @pytest.mark.slow
 def test_a_vm_is_found_again_and_stopped_without_its_launcher_handle(no_xdg: Path, tmp_path: Path):
     img = create(tmp_path / "a,b.qcow2")
@@ -95,6 +112,9 @@ def test_a_vm_is_found_again_and_stopped_without_its_launcher_handle(no_xdg: Pat
         (found,) = find_vms()
         assert (found.pid, found.image, found.name) == (vm.pid, str(img), "imagegui:a,b.qcow2")
         assert found.launcher == os.getpid()
+        # The panel holds either kind as a VmHandle: both have what it uses.
+        assert isinstance(vm, RunningVM) and isinstance(vm, VmHandle)
+        assert isinstance(found, FoundVM) and isinstance(found, VmHandle)
         assert found.status() == "running"
         # A stale socket (its VM is gone) is cleaned away, not listed.
         stale = os.path.join(runtime_dir(), "vm-00000000.ctl")
