@@ -60,6 +60,8 @@ def test_filter_and_sort(qtbot, window, open_dir, make, tmp_path):
 
     model.set_filter("missing")  # a problem kind: the broken clone, shown under its placeholder
     assert [r[1] for r in rows(model)] == ["gone.qcow2", "clone.qcow2"]
+    model.set_filter("backing file")  # a problem's title (Missing backing file), as shown
+    assert [r[1] for r in rows(model)] == ["gone.qcow2", "clone.qcow2"]
     model.set_filter("mid")  # a name: shown inside its chain
     assert [r[1] for r in rows(model)] == ["base.qcow2", "mid.qcow2"]
     model.set_filter("")

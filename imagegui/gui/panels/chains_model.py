@@ -300,8 +300,9 @@ def folder_of(node: str, root: str) -> str:
 
 
 def _haystack(graph: ChainGraph, node: str, fmt: str, status: NodeStatus) -> str:
-    """Everything the filter matches: the full path (so the folder too), format, state, kinds."""
-    kinds = " ".join(str(p.kind) for p in graph.problems_for(node))
+    """Everything the filter matches: the full path (so the folder too), format, state, and its
+    problems both by the title the window shows them under and by their code."""
+    kinds = " ".join(f"{p.title} {p.kind}" for p in graph.problems_for(node))
     return f"{node} {fmt} {status.state} {status.label()} {kinds}".lower()
 
 
