@@ -59,14 +59,16 @@ def test_directories_past_path_max_are_a_note(make, tmp_path):
 
 
 def _python_for(uid: int) -> str | None:
-    """A Python interpreter that user ``uid`` can run with this checkout importable."""
+    """A Python interpreter that user ``uid`` can run with this checkout and its dependencies
+    importable (the 3.10 venv's interpreter lives under root's 0700 home; the system Python may
+    lack networkx)."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         return None
     for python in (sys.executable, "/usr/bin/python3"):
         probe = subprocess.run(
             [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", python, "-c",
-             "import imagegui.core.read.scan"],
+             "import imagegui.core.read.scan, networkx"],  # what `scan` needs
             capture_output=True, env={**os.environ, "PYTHONPATH": _checkout()},
         )  # fmt: skip
         if probe.returncode == 0:
@@ -98,7 +100,7 @@ def test_unreadable_directories_are_notes_for_a_non_root_user(world_dir: Path):
     nobody = 65534
     python = _python_for(nobody)
     if python is None:
-        pytest.skip("no Python interpreter that user 65534 can run (setpriv missing?)")
+        pytest.skip("no Python with imagegui's dependencies that user 65534 can run")
     root = world_dir
     for image in ("listable-only/sub/a.qcow2", "closed/b.qcow2", "fine.qcow2"):
         (root / image).parent.mkdir(parents=True, exist_ok=True)
