@@ -23,6 +23,7 @@ from typing import ClassVar
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops.guards import find_overlays, nearby_roots
 from imagegui.core.ops.plan import Finding, OpResult, Plan, refuse
+from imagegui.core.read.backing import canonical
 from imagegui.core.read.scan import LEFTOVER_RE
 from imagegui.core.units import human_size
 
@@ -206,7 +207,7 @@ class CleanLeftoversPlan(Plan[CleanResult]):
 
 def plan_clean_leftovers(paths: list[str] | tuple[str, ...]) -> CleanLeftoversPlan:
     """Plans removing ``paths`` (leftovers the scan reported, or files the user named)."""
-    paths = tuple(dict.fromkeys(os.path.abspath(p) for p in paths))
+    paths = tuple(dict.fromkeys(canonical(os.fspath(p)) for p in paths))
     now = time.time()
     leftovers: list[Leftover] = []
     findings: list[Finding] = []

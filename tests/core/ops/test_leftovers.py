@@ -29,6 +29,20 @@ def test_a_file_replaced_after_the_plan_is_kept(tmp_path: Path):
     assert not a.exists() and b.read_bytes() == b"other file, same name"
 
 
+def test_dotdot_after_a_symlinked_folder_names_the_file_the_kernel_opens(tmp_path: Path):
+    """``link/../x`` is ``x`` beside the link's target, as the kernel (and qemu) walk it, not
+    ``x`` beside the link: the plan must name the file that would be unlinked."""
+    (tmp_path / "data" / "real").mkdir(parents=True)
+    (tmp_path / "vms").mkdir()
+    (tmp_path / "vms" / "link").symlink_to("../data/real")
+    name = ".a.qcow2.00000000.partial"
+    there = _old(tmp_path / "data" / name, b"a" * 100)
+    decoy = _old(tmp_path / "vms" / name, b"b" * 100)
+    plan = plan_clean_leftovers([str(tmp_path / "vms" / "link" / ".." / name)])
+    assert [x.path for x in plan.leftovers] == [str(there)]
+    assert decoy.exists()
+
+
 def test_nothing_removable_refuses_the_plan(tmp_path: Path):
     plan = plan_clean_leftovers([tmp_path / "image.qcow2.partial"])
     assert plan.refused and "not a temporary file" in plan.describe()
