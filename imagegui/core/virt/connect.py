@@ -1,0 +1,106 @@
+"""Opening libvirt connections without ever failing loudly.
+
+libvirt is optional: the binding may be missing, the daemon not running, the user not allowed.
+Each of those becomes :class:`LibvirtUnreachable`, whose message is the one note a user sees
+("libvirt not reachable at qemu:///system: <reason>"), and imagegui carries on without it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+#: Tried in this order when the user names no connection: the host's VMs, then the user's own.
+DEFAULT_URIS = ("qemu:///system", "qemu:///session")
+
+#: What to run to get the binding (the package's optional extra).
+INSTALL_HINT = "pip install 'imagegui[libvirt]'"
+
+
+class LibvirtUnreachable(Exception):
+    """A connection that could not be opened, with the reason in libvirt's or the OS's words."""
+
+    def __init__(self, uri: str, reason: str):
+        super().__init__(f"libvirt not reachable at {uri}: {reason}")
+        self.uri = uri
+        self.reason = reason
+
+
+def binding() -> Any:
+    """The ``libvirt`` module, with its default error printer silenced (it writes every error
+    to stderr, including the ones imagegui expects and explains); raises ImportError."""
+    import libvirt
+
+    libvirt.registerErrorHandler(_ignore, None)
+    return libvirt
+
+
+def _ignore(_ctx: object, _err: object) -> None:
+    return None
+
+
+def missing_binding() -> str | None:
+    """Why libvirt cannot be used at all in this Python, or None when the binding imports."""
+    try:
+        binding()
+    except ImportError:
+        return f"the libvirt Python binding is not installed ({INSTALL_HINT})"
+    return None
+
+
+def is_remote(uri: str) -> bool:
+    """True when ``uri`` reaches another machine's daemon (``qemu+ssh://host/system``,
+    ``qemu://host/system``): the paths it reports are not files on this machine, even when the
+    host is this machine over loopback, because imagegui then reads them through libvirt."""
+    parts = urlsplit(uri)
+    return "+" in parts.scheme or bool(parts.hostname)
+
+
+def session_socket() -> str:
+    """Where a running per-user daemon (``qemu:///session``) listens for this user."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return os.path.join(runtime, "libvirt", "libvirt-sock")
+
+
+def open_connection(uri: str, readonly: bool = True) -> Any:
+    """An open ``virConnect`` to ``uri``; read-only unless writing is needed (creating a
+    volume, defining a domain). Raises :class:`LibvirtUnreachable`."""
+    why = missing_binding()
+    if why is not None:
+        raise LibvirtUnreachable(uri, why)
+    libvirt = binding()
+    try:
+        conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise LibvirtUnreachable(uri, _reason(exc)) from None
+    if conn is None:  # very old bindings return None instead of raising
+        raise LibvirtUnreachable(uri, "the connection could not be opened")
+    return conn
+
+
+def _reason(exc: Exception) -> str:
+    get = getattr(exc, "get_error_message", None)
+    text = (get() if get else None) or str(exc)
+    return " ".join(text.split())
+
+
+def default_uris() -> list[str]:
+    """The connections to try when the user names none, quietly: the system daemon, and the
+    user's session daemon only if it is already running (opening ``qemu:///session`` would
+    otherwise start a daemon as a side effect of looking)."""
+    uris = [DEFAULT_URIS[0]]
+    if os.getuid() != 0 and os.path.exists(session_socket()):
+        uris.append(DEFAULT_URIS[1])
+    return uris
+
+
+def first_reachable(uris: Sequence[str]) -> tuple[Any, str] | None:
+    """The first of ``uris`` that opens (read-only), with its URI; None when none does."""
+    for uri in uris:
+        try:
+            return open_connection(uri), uri
+        except LibvirtUnreachable:
+            continue
+    return None
