@@ -134,6 +134,19 @@ class Settings:
     def set_wheel_zooms(self, value: bool) -> None:
         self.q.setValue("graph/wheel_zooms", bool(value))
 
+    # -- libvirt
+
+    def libvirt_uris(self) -> list[str]:
+        """Connections the user added (File ▸ Connect to libvirt…), in order; empty means the
+        defaults, tried quietly (``core.virt.connect.default_uris``)."""
+        value = self.q.value("libvirt/uris", [])
+        if isinstance(value, str):  # QSettings returns a lone string for a one-item list
+            value = [value]
+        return [str(v) for v in value or [] if str(v)]
+
+    def set_libvirt_uris(self, uris: list[str]) -> None:
+        self.q.setValue("libvirt/uris", list(dict.fromkeys(uris)))
+
     def sync(self) -> None:
         self.q.sync()
 

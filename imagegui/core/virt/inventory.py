@@ -234,3 +234,17 @@ class DomainIndex:
 
     def domains(self) -> list[Domain]:
         return [d for inv in self.inventories for d in inv.domains]
+
+
+@dataclass(frozen=True)
+class DomainSource:
+    """Where to ask which domains use which files: the connections a user named, or (None) the
+    defaults tried quietly. Plans hold one and read it afresh at each check (a domain can be
+    defined between the preview and the run), as the lock guards read the locks afresh."""
+
+    uris: tuple[str, ...] | None = None
+
+    def read(self) -> tuple[DomainIndex, Hosts]:
+        """A fresh index of this machine's domain disks, and the hosts as read (with a note for
+        each connection asked for by name that failed)."""
+        return DomainIndex.read(self.uris)
