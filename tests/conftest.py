@@ -18,6 +18,9 @@ settings.register_profile("deterministic", derandomize=True, database=None, prin
 settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("IMAGEGUI_HYPOTHESIS", "deterministic"))
 
+# libvirt_uri, libvirt_conn, define_domain, define_pool, ssh_libvirt_uri: a real libvirtd and sshd.
+pytest_plugins = ["libvirt_fixtures"]
+
 QEMU_IMG = shutil.which("qemu-img")
 
 
