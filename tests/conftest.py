@@ -125,6 +125,20 @@ class ImageMaker:
         return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_default_libvirt():
+    """No test asks the machine's libvirtd unless it names a connection (``--connect``, a
+    ``DomainSource`` with URIs): the domains other test sessions define there come and go, and
+    a quiet default connection in every scan would see them."""
+    old = os.environ.get("IMAGEGUI_LIBVIRT_URIS")
+    os.environ["IMAGEGUI_LIBVIRT_URIS"] = ""
+    yield
+    if old is None:
+        os.environ.pop("IMAGEGUI_LIBVIRT_URIS", None)
+    else:
+        os.environ["IMAGEGUI_LIBVIRT_URIS"] = old
+
+
 @pytest.fixture
 def make(tmp_path: Path) -> ImageMaker:
     return ImageMaker(tmp_path)

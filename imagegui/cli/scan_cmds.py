@@ -8,6 +8,7 @@ import json
 import sys
 from typing import TextIO
 
+from imagegui.cli.connect_args import add_connect_argument, read_domains
 from imagegui.cli.image_json import ImageJSON, image_record, names_json
 from imagegui.core.chains.diagnose import Kind, Level
 from imagegui.core.chains.export import FORMATS, write_graph
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "node-link JSON: images and their missing or unreadable backing files as nodes, backing "
         "links as edges",
     )
+    add_connect_argument(p)
     p.set_defaults(func=cmd_scan)
     p = sub.add_parser("check", help="list problems under DIR; exit 1 if any is an error")
     p.add_argument("directory", metavar="DIR")
@@ -52,12 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="with --deep: checks to run at once (default: the number of CPUs)",
     )
+    add_connect_argument(p)
     p.set_defaults(func=cmd_check)
 
 
-def load(directory: str) -> ChainGraph:
+def load(args: argparse.Namespace) -> ChainGraph:
     from imagegui.cli import UsageError
 
+    directory = args.directory
+    read_domains(args)
     progress = _TerminalCount(sys.stderr) if sys.stderr.isatty() else None
     try:
         graph = ChainGraph(scan_directory(directory, progress=progress))
@@ -107,7 +112,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    graph = load(args.directory)
+    graph = load(args)
     if args.graph:
         sys.stdout.flush()
         write_graph(graph, args.graph, sys.stdout.buffer)
@@ -130,7 +135,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    graph = load(args.directory)
+    graph = load(args)
     deep = None
     if args.deep:
         from imagegui.cli import deep_check

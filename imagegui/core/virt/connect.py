@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 #: Tried in this order when the user names no connection: the host's VMs, then the user's own.
 DEFAULT_URIS = ("qemu:///system", "qemu:///session")
 
+#: Environment variable that replaces :data:`DEFAULT_URIS` (``default_uris``).
+DEFAULT_URIS_ENV = "IMAGEGUI_LIBVIRT_URIS"
+
 #: What to run to get the binding (the package's optional extra).
 INSTALL_HINT = "pip install 'imagegui[libvirt]'"
 
@@ -89,7 +92,12 @@ def _reason(exc: Exception) -> str:
 def default_uris() -> list[str]:
     """The connections to try when the user names none, quietly: the system daemon, and the
     user's session daemon only if it is already running (opening ``qemu:///session`` would
-    otherwise start a daemon as a side effect of looking)."""
+    otherwise start a daemon as a side effect of looking). ``IMAGEGUI_LIBVIRT_URIS`` (URIs
+    separated by spaces; empty: none) replaces them, e.g. so a test run never asks the
+    machine's daemon unless a test names it."""
+    override = os.environ.get(DEFAULT_URIS_ENV)
+    if override is not None:
+        return override.split()
     uris = [DEFAULT_URIS[0]]
     if os.getuid() != 0 and os.path.exists(session_socket()):
         uris.append(DEFAULT_URIS[1])

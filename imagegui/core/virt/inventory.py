@@ -102,6 +102,9 @@ class Hosts:
     notes: list[str] = field(default_factory=list)
     #: The URIs that were asked for (the defaults when the user named none).
     asked: list[str] = field(default_factory=list)
+    #: Every connection tried that failed, quiet defaults included: URI -> the reason in
+    #: libvirt's or the OS's words (``scan --json``'s ``libvirt`` entries say it).
+    unreachable: dict[str, str] = field(default_factory=dict)
 
     @property
     def local(self) -> list[HostInventory]:
@@ -121,6 +124,7 @@ def read_hosts(uris: Sequence[str] | None = None) -> Hosts:
             finally:
                 conn.close()
         except LibvirtUnreachable as exc:
+            hosts.unreachable[uri] = exc.reason
             if uris:
                 hosts.notes.append(str(exc))
             else:
