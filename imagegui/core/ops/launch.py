@@ -29,6 +29,7 @@ from imagegui.core.qemu.processes import qemu_opt
 from imagegui.core.qemu.vm import QEMU_SYSTEM, START_TIMEOUT, LaunchError, RunningVM
 from imagegui.core.qemu.vms import RuntimeDirError, control_socket, runtime_dir, socket_paths
 from imagegui.core.read.backing import canonical
+from imagegui.core.read.model import ImageInfo
 
 
 def kvm_usable() -> bool:
@@ -148,21 +149,15 @@ class LaunchPlan(Plan[LaunchResult]):
         return LaunchResult(message=f"started {self.image} (PID {vm.pid})", vm=vm)
 
 
-def plan_launch(
-    image: str,
-    options: LaunchOptions | None = None,
-    roots: tuple[str, ...] = (),
-    qmp_socket: str | None = None,
-    allow: tuple[str, ...] = (),
-    start_timeout: float = START_TIMEOUT,
-) -> LaunchPlan:
-    """``allow``: files beyond ``roots`` (or devices, private files, protocol sources) the
-    chain may read because the user allowed them by name (``guards.chain_access``)."""
-    image = canonical(image)
-    opts = options or LaunchOptions()
+def launch_checks(
+    image: str, writable: bool, roots: tuple[str, ...] = (), allow: tuple[str, ...] = ()
+) -> tuple[ImageInfo | None, list[Finding], list[str]]:
+    """The guards every launch passes, however the VM is started (here, or through libvirt):
+    the chain complete and readable, nothing running on it, and a base with overlays never
+    booted writable. Returns the image's header (None when unreadable: refused), the findings
+    and the folders searched for overlays. ``image`` is canonical already."""
     findings: list[Finding] = []
     img = probe_or_refuse(image, "image", findings)
-    writable = not (opts.snapshot or opts.readonly)
     searched: list[str] = []
     if img:
         chain = guards.follow_chain(image)
@@ -196,6 +191,24 @@ def plan_launch(
                         fix_cli="add --snapshot or --read-only",
                     )
                 )
+    return img, findings, searched
+
+
+def plan_launch(
+    image: str,
+    options: LaunchOptions | None = None,
+    roots: tuple[str, ...] = (),
+    qmp_socket: str | None = None,
+    allow: tuple[str, ...] = (),
+    start_timeout: float = START_TIMEOUT,
+) -> LaunchPlan:
+    """``allow``: files beyond ``roots`` (or devices, private files, protocol sources) the
+    chain may read because the user allowed them by name (``guards.chain_access``)."""
+    image = canonical(image)
+    opts = options or LaunchOptions()
+    img, findings, searched = launch_checks(
+        image, not (opts.snapshot or opts.readonly), roots, allow
+    )
     if not qmp_socket:
         try:
             directory = runtime_dir()

@@ -158,6 +158,10 @@ class Plan(Generic[R]):
     #: The qemu-img program to run (a setting of the window, ``$IMAGEGUI_QEMU_IMG`` on the
     #: command line); empty: ``qemu-img`` on PATH. The command lines shown keep the bare name.
     qemu_img: str = ""
+    #: Documents handed to a program or an API instead of (or beside) a command line, each as
+    #: (caption, text): the domain XML given to libvirt. Shown with the commands, compared like
+    #: them when the plan runs (a definition edited since the preview refuses the run).
+    documents: list[tuple[str, str]] = field(default_factory=list)
 
     def blocking(self) -> list[Finding]:
         return [f for f in self.findings if f.refuses and not (self.force and f.overridable)]
@@ -191,6 +195,9 @@ class Plan(Generic[R]):
         must not forge a line such as the verdict)."""
         lines = [printable(self.title), "commands:"]
         lines += [f"  $ {printable(c)}" for c in self.command_lines()] or ["  (none)"]
+        for caption, text in self.documents:
+            lines.append(f"{printable(caption)}:")
+            lines += [f"  {printable(line)}" for line in text.splitlines()]
         lines.append("will change:")
         lines += [f"  - {printable(c)}" for c in self.changes] or ["  nothing"]
         if self.searched:
@@ -205,7 +212,7 @@ class Plan(Generic[R]):
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "op": self.op,
             "title": self.title,
             "commands": self.commands,
@@ -215,6 +222,9 @@ class Plan(Generic[R]):
             "findings": [f.to_json() for f in self.findings],
             "refused": self.refused,
         }
+        if self.documents:  # only plans that hand libvirt a document have the key
+            doc["documents"] = [{"title": c, "text": t} for c, t in self.documents]
+        return doc
 
     # -- running
 
@@ -240,7 +250,7 @@ class Plan(Generic[R]):
                 "; ".join(printable(f.message) for f in fresh.blocking()),
             )
             raise GuardRefused(fresh.blocking())
-        if fresh.commands != self.commands:
+        if fresh.commands != self.commands or fresh.documents != self.documents:
             log.warning("plan %s refused: the images changed since it was made", title)
             raise GuardRefused(
                 [refuse("changed", "the images changed since this plan was made; review it again")]

@@ -84,6 +84,12 @@ def plan_html(plan: Plan, describe: Callable[[Finding], str] | None = None) -> s
             "<pre class='code' style='padding:6px; white-space:pre-wrap'>$ "
             f"{escape(display_path(line))}</pre>"
         )
+    for caption, text in plan.documents:  # what is handed to libvirt (a domain's XML)
+        parts.append(f"<h4 style='margin-bottom:2px'>{escape(display_path(caption))}</h4>")
+        parts.append(
+            "<pre class='code' style='padding:6px; white-space:pre-wrap'>"
+            f"{escape(display_path(text))}</pre>"
+        )
     parts.append("<h4 style='margin-bottom:2px'>What changes</h4><ul style='margin-top:0'>")
     parts += [f"<li>{escape(display_path(c))}</li>" for c in plan.changes] or ["<li>nothing</li>"]
     parts.append("</ul>")
