@@ -117,4 +117,15 @@ def parse_volume(text: str, uri: str, pool: str) -> Volume:
         allocation=_int(root, "allocation"),
         backing_path=back_path or None,
         backing_format=back_fmt.get("type") if back_fmt is not None else None,
+        type=root.get("type", "file"),
+        physical=_int(root, "physical"),
+        mtime=_float(root.findtext("target/timestamps/mtime")),
+        backing_exists=None if not back_path else back.find("permissions") is not None,
     )
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text else 0.0
+    except ValueError:
+        return 0.0

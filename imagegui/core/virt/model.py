@@ -132,6 +132,16 @@ class Volume:
     allocation: int
     backing_path: str | None = None
     backing_format: str | None = None
+    #: ``<volume type=...>``: file, block, dir (a subdirectory of a dir pool), network, ...
+    type: str = "file"
+    #: ``<physical>``: the file's length on the host (how far its header bytes can be read).
+    physical: int = 0
+    #: ``<target><timestamps><mtime>``: seconds since the epoch, 0 when libvirt does not say.
+    mtime: float = 0.0
+    #: Whether libvirt could open the backing file when it refreshed the volume (it records the
+    #: backing file's ``<permissions>`` only then): False for a missing or unreachable one,
+    #: None without a backing file. The one way to tell "missing" on a remote host.
+    backing_exists: bool | None = None
 
 
 @dataclass

@@ -106,6 +106,28 @@ def test_volume_with_backing_store_and_units() -> None:
     assert (vol.capacity, vol.allocation) == (10 * 1024**3, 196 * 1024)
     assert (vol.backing_path, vol.backing_format) == ("/pool/base.qcow2", "qcow2")
     assert (vol.pool, vol.uri) == ("images", "qemu+ssh://root@h/system")
+    assert vol.backing_exists is False  # no <permissions>: libvirt could not open the base
+
+
+def test_volume_physical_size_mtime_type_and_an_existing_backing_file() -> None:
+    xml = """<volume type='file'>
+      <name>a.qcow2</name>
+      <capacity unit='bytes'>1048576</capacity><allocation unit='bytes'>200704</allocation>
+      <physical unit='bytes'>196616</physical>
+      <target><path>/pool/a.qcow2</path><format type='qcow2'/>
+        <timestamps><mtime>1796192678.553800828</mtime></timestamps></target>
+      <backingStore><path>/elsewhere/base.raw</path><format type='raw'/>
+        <permissions><mode>0644</mode></permissions></backingStore>
+    </volume>"""
+    vol = parse_volume(xml, "qemu:///system", "images")
+    assert (vol.type, vol.physical, vol.backing_exists) == ("file", 196616, True)
+    assert vol.mtime == pytest.approx(1796192678.5538)
+    plain = parse_volume(
+        "<volume type='dir'><name>sub</name><target><path>/pool/sub</path></target></volume>",
+        "qemu:///system",
+        "images",
+    )
+    assert (plain.type, plain.physical, plain.mtime, plain.backing_exists) == ("dir", 0, 0.0, None)
 
 
 def test_domain_use_json_is_the_documented_record() -> None:
