@@ -377,9 +377,10 @@ def find_problems(
                 and (info.backing_path or "").startswith(inside)
             ):
                 continue
-        problems += image_problems(path, info)
+        problems += image_problems(path, info, scan)
         if backings:
-            problems += backing_problems(g, scan.root, errors, path, info, next(iter(backings)))
+            target = next(iter(backings))
+            problems += backing_problems(g, scan.root, errors, path, info, target, scan)
     problems.sort(key=lambda p: (p.path, p.kind))
     return problems
 
@@ -416,9 +417,12 @@ def loop_problems(loops: list[list[str]]) -> list[Problem]:
     return out
 
 
-def image_problems(path: str, info: ImageInfo) -> list[Problem]:
-    """What the image's own header and files say: flags, data files."""
+def image_problems(path: str, info: ImageInfo, scan: ScanResult | None = None) -> list[Problem]:
+    """What the image's own header and files say: flags, data files. ``scan``: the result the
+    image is part of, which says how to look at its files (another host's are never looked at
+    here: ``ScanResult.remote_uri``)."""
     out = []
+    remote = scan is not None and scan.remote_uri is not None
     flags = info.flags
     if flags.get("corrupt"):
         out.append(
@@ -449,7 +453,8 @@ def image_problems(path: str, info: ImageInfo) -> list[Problem]:
             )
         )
     for extent in info.extents:
-        if extent != path and not os.path.exists(extent):
+        exists = scan.identify(extent) is not None if remote else os.path.exists(extent)
+        if extent != path and not exists:
             out.append(
                 problem(
                     Kind.MISSING_EXTENT,
@@ -458,7 +463,9 @@ def image_problems(path: str, info: ImageInfo) -> list[Problem]:
                     "that file back (it holds the guest's data).",
                 )
             )
-        if not backing.is_inside(extent, os.path.dirname(path)):
+        directory = os.path.dirname(path)
+        inside = scan.within(extent, directory) if remote else backing.is_inside(extent, directory)
+        if not inside:
             out.append(
                 problem(
                     Kind.BACKING_OUTSIDE_ROOT,
@@ -479,10 +486,13 @@ def backing_problems(
     path: str,
     info: ImageInfo,
     target: str,
+    scan: ScanResult | None = None,
 ) -> list[Problem]:
     """What is wrong with the link from the overlay ``path`` to its backing node ``target``
-    (``errors``: why each unreadable file of the scan under ``root`` could not be read)."""
+    (``errors``: why each unreadable file of the scan under ``root`` could not be read;
+    ``scan``: that scan, which says whether its paths are another host's)."""
     out = []
+    host = scan.remote_uri if scan is not None else None
     node = g.nodes[target]
     kind = node[KIND]
     name = info.backing_file
@@ -497,8 +507,11 @@ def backing_problems(
         )
         return out
     if kind == MISSING:
-        why = backing.open_error(target)
-        found = "not found" if why is None or why.startswith("No such") else f"unusable: {why}"
+        if host is not None:  # libvirt could not open it there; its reason stays on that host
+            found = f"not found on {host}"
+        else:
+            why = backing.open_error(target)
+            found = "not found" if why is None or why.startswith("No such") else f"unusable: {why}"
         out.append(
             problem(
                 Kind.MISSING_BACKING,
@@ -518,7 +531,8 @@ def backing_problems(
                 f"Backing file {target} exists but is not a readable image{detail}.",
             )
         )
-    if not backing.is_inside(info.backing_path or "", root):
+    within = scan.within if host is not None and scan is not None else backing.is_inside
+    if not within(info.backing_path or "", root):
         out.append(
             problem(
                 Kind.BACKING_OUTSIDE_ROOT,

@@ -37,8 +37,6 @@ from imagegui.core.chains.schema import (
     UNREADABLE,
 )
 from imagegui.core.gcpause import paused_gc
-from imagegui.core.read import backing
-from imagegui.core.read.fileid import file_id
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.read.scan import ScanResult
 
@@ -168,7 +166,7 @@ class ChainGraph:
         target = self.scan.aliases.get(target, target)
         if target in self.scan.images or target in self.scan.external:
             return target
-        key = file_id(target)
+        key = self.scan.identify(target)  # stat here; the host's known files when remote
         if key is not None:
             same = self._by_id.get(key)
             if same is not None:
@@ -207,7 +205,10 @@ class ChainGraph:
         The store holds only damaged images, so this costs one dict lookup per stored finding
         (the scan's own ``stat`` says whether the file changed since), nothing per healthy image.
         """
-        if checks is None:
+        if self.scan.remote_uri is not None:
+            # Kept findings name files of this machine by (device, inode): never another host's.
+            checks = CheckStore()
+        elif checks is None:
             checks = checkstore.load()
         #: Why stored check results could not be read, for the CLI and the window to mention.
         self.checks_note = checks.note
@@ -231,10 +232,10 @@ class ChainGraph:
 
     def resolve(self, path: str) -> str | None:
         """The node for ``path``, through symlinks, hard links and ``..``; None if not scanned."""
-        norm = backing.canonical(path)
+        norm = self.scan.normalise(path)
         if norm in self.g:
             return norm
-        key = file_id(norm)
+        key = self.scan.identify(norm)
         return None if key is None else self._by_id.get(key)
 
     def backing_of(self, node: str) -> str | None:

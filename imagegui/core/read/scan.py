@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import posixpath
 import re
 import stat
 import sys
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
-from imagegui.core.read.fileid import stat_id
+from imagegui.core.read.fileid import FileId, file_id, stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
 from imagegui.core.read.probe import (
     OPEN_FLAGS,
@@ -76,6 +77,34 @@ class ScanResult:
     aliases: dict[str, str] = field(default_factory=dict)
     files_seen: int = 0
     seconds: float = 0.0
+    #: The libvirt host whose files these paths name (``core.virt.remote.scan_host``), or None
+    #: for files on this machine. Nothing built from a remote result may look at this machine's
+    #: file system with its paths: :meth:`identify` and :meth:`normalise` answer instead.
+    remote_uri: str | None = None
+    #: For a remote result: every path known to exist on that host (its volumes, and backing
+    #: files libvirt could open), with the file id made up for it (never a local one).
+    remote_ids: dict[str, FileId] = field(default_factory=dict)
+
+    def identify(self, path: str) -> FileId | None:
+        """The id of the file ``path`` names where these images live, or None when it names
+        none (a missing file): ``stat`` here, the host's known files for a remote result."""
+        if self.remote_uri is None:
+            return file_id(path)
+        return self.remote_ids.get(path)
+
+    def normalise(self, path: str) -> str:
+        """``path`` as these images' paths are written: the kernel's way here, lexically for
+        a remote host (its symlinks are not this machine's)."""
+        if self.remote_uri is None:
+            return backing.canonical(path)
+        return posixpath.normpath(path if path.startswith("/") else "/" + path)
+
+    def within(self, path: str, root: str) -> bool:
+        """``path`` lies under ``root``: through this machine's symlinks too for local files
+        (``backing.is_inside``), as written for a remote host."""
+        if self.remote_uri is None:
+            return backing.is_inside(path, root)
+        return backing.is_within(path, root)
 
 
 def _utf8_problem(path: str) -> bool:
