@@ -12,6 +12,7 @@ qcow2 volumes with a backing file: one download per such volume.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import posixpath
@@ -106,10 +107,8 @@ def download(conn: Any, vol: Any, offset: int, length: int) -> bytes:
             chunks.append(data)
         stream.finish()
     except libvirt.libvirtError:
-        try:
+        with contextlib.suppress(libvirt.libvirtError):
             stream.abort()
-        except libvirt.libvirtError:
-            pass
         raise
     return b"".join(chunks)
 
