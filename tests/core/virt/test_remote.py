@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import qemu_info
+from imagebytes import qcow2_drop_backing_format
 
 from imagegui.core.chains.diagnose import Kind
 from imagegui.core.chains.graph import EXTERNAL, IMAGE, MISSING, ChainGraph
@@ -22,8 +24,6 @@ from imagegui.core.virt.remote import (
     remote_file_id,
     scan_host,
 )
-from conftest import qemu_info
-from imagebytes import qcow2_drop_backing_format
 
 
 def kinds(graph: ChainGraph) -> set[tuple[str, str]]:
