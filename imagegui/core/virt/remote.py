@@ -19,6 +19,7 @@ import posixpath
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -41,9 +42,11 @@ from imagegui.core.virt.model import HostInventory, Volume
 
 log = logging.getLogger(__name__)
 
-#: Header bytes fetched in one download: every qcow2 header with its extensions and backing
-#: name fits; a parser that needs more (a snapshot table) fetches it, within ``MAX_READ``.
-HEADER_BYTES = 65536
+#: Header bytes fetched in one download: a qcow2 header with its extensions and backing name
+#: nearly always fits (as in a local probe's first read); a parser that needs more (a long
+#: name, a snapshot table) fetches it, within ``MAX_READ``. 4 KiB, not 64: downloading 500
+#: headers took 0.2-0.26 s against 0.4-1.5 s (benchmarks/libvirt_volumes.py).
+HEADER_BYTES = HEAD_SIZE
 
 #: libvirt's format names that qemu calls something else (a file libvirt found no magic in is
 #: ``raw`` to qemu; an ISO is a raw image).
@@ -145,6 +148,7 @@ class _Headers:
         self.conn = conn
         self.result = result
         self.denied: str | None = None
+        self._pools: dict[str, Any] = {}
 
     def read(self, vol: Volume) -> Header | None:
         """The parsed header, or None when it could not be fetched (the XML's facts stand);
@@ -153,13 +157,17 @@ class _Headers:
             return None
         libvirt = binding()
         try:
-            handle = self.conn.storageVolLookupByPath(vol.path)
-            size = vol.physical or HEADER_BYTES
+            # By pool and name: one cheap call (a lookup by path searches every pool).
+            pool = self._pools.get(vol.pool)
+            if pool is None:
+                pool = self._pools[vol.pool] = self.conn.storagePoolLookupByName(vol.pool)
+            handle = pool.storageVolLookupByName(vol.name)
+            size = vol.physical or vol.allocation or MAX_READ  # physical: libvirt 3.0+
 
             def fetch(offset: int, length: int) -> bytes:
                 return download(self.conn, handle, offset, length)
 
-            head = fetch(0, min(HEADER_BYTES, max(size, HEAD_SIZE)))
+            head = fetch(0, HEADER_BYTES)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_DENIED:
                 self.denied = " ".join(str(exc).split())
@@ -378,19 +386,30 @@ def overlay_volume_xml(name: str, capacity: int, base_path: str, base_format: st
     )
 
 
-def create_overlay_volume(conn: Any, base_path: str, new_path: str) -> Volume:
-    """Creates ``new_path`` on the host of ``conn`` (read-write) as a qcow2 overlay of the
-    volume ``base_path``, through the storage API (``virStorageVolCreateXML``): the backing
-    file and its format are recorded, the size is the base's. ``new_path``'s directory must be
-    an active pool's. Returns the new volume as libvirt describes it; raises RemoteWriteError.
-    """
+@dataclass(frozen=True)
+class OverlayRequest:
+    """What creating an overlay on another host will do: shown before it is done (a dry run)."""
+
+    uri: str
+    #: The pool the new volume goes into (its directory is the pool's).
+    pool: str
+    base: Volume
+    new_path: str
+    #: The ``<volume>`` handed to ``virStorageVolCreateXML``.
+    xml: str
+
+
+def plan_overlay_volume(conn: Any, base_path: str, new_path: str) -> OverlayRequest:
+    """The overlay ``new_path`` of the volume ``base_path`` on the host of ``conn`` (read-only
+    is enough): the base's format and size, the pool of ``new_path``'s directory, the XML.
+    Raises RemoteWriteError when the base is no volume or the directory no active pool's."""
     libvirt = binding()
     uri = conn.getURI()
     base_path = posixpath.normpath(base_path)
     new_path = posixpath.normpath(new_path)
     try:
-        base = conn.storageVolLookupByPath(base_path)
-        base_vol = parse_volume(base.XMLDesc(0), uri, base.storagePoolLookupByVolume().name())
+        handle = conn.storageVolLookupByPath(base_path)
+        base = parse_volume(handle.XMLDesc(0), uri, handle.storagePoolLookupByVolume().name())
     except libvirt.libvirtError as exc:
         raise RemoteWriteError(
             f"{base_path} is not a volume of any active storage pool on {uri}: {_words(exc)}"
@@ -398,13 +417,27 @@ def create_overlay_volume(conn: Any, base_path: str, new_path: str) -> Volume:
     except BadXML as exc:
         raise RemoteWriteError(str(exc)) from None
     directory, name = posixpath.split(new_path)
-    pool = _pool_for(conn, directory)
-    xml = overlay_volume_xml(name, base_vol.capacity, base_path, qemu_format(base_vol.format))
+    pool = _pool_for(conn, directory).name()
+    xml = overlay_volume_xml(name, base.capacity, base_path, qemu_format(base.format))
+    return OverlayRequest(uri, pool, base, new_path, xml)
+
+
+def create_overlay_volume(conn: Any, base_path: str, new_path: str) -> Volume:
+    """Creates ``new_path`` on the host of ``conn`` (read-write) as a qcow2 overlay of the
+    volume ``base_path``, through the storage API (``virStorageVolCreateXML``): the backing
+    file and its format are recorded, the size is the base's. ``new_path``'s directory must be
+    an active pool's. Returns the new volume as libvirt describes it; raises RemoteWriteError.
+    """
+    libvirt = binding()
+    request = plan_overlay_volume(conn, base_path, new_path)
     try:
-        vol = pool.createXML(xml, 0)
-        return parse_volume(vol.XMLDesc(0), uri, pool.name())
+        pool = conn.storagePoolLookupByName(request.pool)
+        vol = pool.createXML(request.xml, 0)
+        return parse_volume(vol.XMLDesc(0), request.uri, request.pool)
     except libvirt.libvirtError as exc:
-        raise RemoteWriteError(f"libvirt did not create {new_path}: {_words(exc)}") from None
+        raise RemoteWriteError(
+            f"libvirt did not create {request.new_path}: {_words(exc)}"
+        ) from None
 
 
 def _words(exc: Exception) -> str:

@@ -59,13 +59,13 @@ def test_header_bytes_parse_as_a_local_probe_does(make) -> None:
         asked.append((offset, length))
         return data[offset : offset + length]
 
-    header = parse_header(data[:65536], len(data), fetch)
+    header = parse_header(data[:256], len(data), fetch)  # the rest fetched when needed
     assert (header.format, header.backing_file, header.backing_format) == (
         "qcow2",
         "base.qcow2",
         "qcow2",
     )
-    assert all(offset + length <= len(data) for offset, length in asked)
+    assert asked and all(offset >= 0 and offset + length <= len(data) for offset, length in asked)
     with pytest.raises(ParseError):
         parse_header(b"\0" * 512, 512, fetch)
 
