@@ -231,27 +231,158 @@ def latest(image: str) -> RebaseEntry | None:
     return found[-1] if found else None
 
 
+# --------------------------------------------------------------------------- linked-clone VMs
+
+
+@dataclass(frozen=True)
+class CloneVmEntry:
+    """A linked-clone VM imagegui made: the overlay it created and the domain it defined (found
+    again by UUID: a name can be reused). Its undo (undefine, remove the overlay) is journalled
+    as an entry with ``undo_of`` set."""
+
+    id: str
+    time: float
+    uri: str
+    name: str
+    uuid: str
+    overlay: str
+    base: str
+    template: str | None = None
+    #: The overlay as it was created (``Fingerprint`` fields): an undo only removes it unchanged.
+    fingerprint: dict | None = None
+    undo_of: str | None = None
+
+    @property
+    def state(self) -> Fingerprint | None:
+        return Fingerprint.from_json(self.fingerprint)
+
+    @property
+    def image(self) -> str:
+        """The file it made (the window selects it, as it selects a rebased image)."""
+        return self.overlay
+
+
+CLONE_OP = "clone-vm"
+
+
+def record_clone(entry: CloneVmEntry) -> None:
+    """Appends ``entry`` (one ``write``, fsynced, like a rebase's)."""
+    data = asdict(entry)
+    data["op"] = CLONE_OP
+    line = (json.dumps(data, sort_keys=True) + "\n").encode()
+    fd = open_for_append()
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    except OSError as exc:
+        raise JournalError(
+            f"could not record the clone in {journal_path()} ({exc.strerror}); to undo it by "
+            f"hand: virsh -c {entry.uri} undefine {entry.name}, then remove {entry.overlay}"
+        ) from None
+    finally:
+        os.close(fd)
+
+
+def _clone_entry(data: dict) -> CloneVmEntry:
+    fields = CloneVmEntry.__dataclass_fields__
+    required = [n for n, f in fields.items() if f.default is MISSING]
+    missing = [n for n in required if n not in data]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    for name in ("id", "uri", "name", "uuid", "overlay", "base", "template", "undo_of"):
+        value = data.get(name)
+        if not isinstance(value, str) and (value is not None or name in required):
+            raise ValueError(f"{name} is not text")
+    return CloneVmEntry(**{k: v for k, v in data.items() if k in fields})
+
+
+def _all_entries(notes: list[str] | None = None) -> list[RebaseEntry | CloneVmEntry]:
+    """Every readable entry of either kind, oldest first (one read of the journal)."""
+    path = journal_path()
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        if notes is not None:
+            notes.append(f"the journal {path} cannot be read: {exc.strerror}")
+        return []
+    # Rebase lines are checked by their own reader (which notes the ones it skips).
+    rebases = {e.id: e for e in entries(notes=notes)}
+    out: list[RebaseEntry | CloneVmEntry] = []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            continue  # entries() has noted it
+        if not isinstance(data, dict):
+            continue
+        if data.get("op") == "rebase":
+            entry = rebases.get(data.get("id"))  # type: ignore[arg-type]
+            if entry is not None:
+                out.append(entry)
+        elif data.get("op") == CLONE_OP:
+            try:
+                out.append(_clone_entry(data))
+            except (ValueError, TypeError) as exc:
+                if notes is not None:
+                    notes.append(f"journal line {number} skipped ({exc}): {path}")
+    return out
+
+
+def clone_entries(notes: list[str] | None = None) -> list[CloneVmEntry]:
+    return [e for e in _all_entries(notes) if isinstance(e, CloneVmEntry)]
+
+
+def last_clone(
+    name: str, uri: str | None = None, notes: list[str] | None = None
+) -> CloneVmEntry | None:
+    """The most recent linked-clone VM called ``name`` (on ``uri``, if given) not yet undone."""
+    found = clone_entries(notes)
+    undone = {e.undo_of for e in found if e.undo_of}
+    for e in reversed(found):
+        if e.undo_of or e.id in undone or e.name != name:
+            continue
+        if uri is None or e.uri == uri:
+            return e
+    return None
+
+
 # --------------------------------------------------------------------------- the undo on offer
 
 
 @dataclass(frozen=True)
 class UndoTarget:
-    """What an Undo would act on: the journal's last entry when it is a rebase not yet undone.
-    Only the very last change is offered (whatever image it was on), as an editor's Undo does;
-    ``reason`` says why nothing is (the journal is empty, or its last entry is an undo)."""
+    """What an Undo would act on: the journal's last entry when it is a change not yet undone
+    (a rebase or a linked-clone VM). Only the very last change is offered (whatever image it was
+    on), as an editor's Undo does; ``reason`` says why nothing is (the journal is empty, or its
+    last entry is an undo)."""
 
-    entry: RebaseEntry | None
+    entry: RebaseEntry | CloneVmEntry | None
     reason: str = ""
 
     @property
     def name(self) -> str:
+        """The image rebased, or the VM cloned, as Undo names it."""
+        if isinstance(self.entry, CloneVmEntry):
+            return self.entry.name
         return os.path.basename(self.entry.image) if self.entry else ""
+
+    @property
+    def kind(self) -> str:
+        """``rebase`` or ``clone-vm`` (empty when there is nothing to undo)."""
+        if self.entry is None:
+            return ""
+        return CLONE_OP if isinstance(self.entry, CloneVmEntry) else "rebase"
 
 
 def undo_target() -> UndoTarget:
     """Reads the journal (a small file: call it on a worker, e.g. with the scan) for the Undo."""
     notes: list[str] = []
-    found = entries(notes=notes)
+    found = _all_entries(notes=notes)
     if not found:
         if notes:
             return UndoTarget(None, f"nothing can be undone: {notes[0]}")
@@ -259,6 +390,11 @@ def undo_target() -> UndoTarget:
     last = found[-1]
     if last.undo_of:
         undone = next((e for e in found if e.id == last.undo_of), last)
+        if isinstance(undone, CloneVmEntry):
+            return UndoTarget(
+                None,
+                f"nothing to undo: the last linked-clone VM ({undone.name}) was already undone",
+            )
         name = os.path.basename(undone.image)
         return UndoTarget(None, f"nothing to undo: the last rebase ({name}) was already undone")
     return UndoTarget(last)
