@@ -20,6 +20,9 @@ apt_packages=(
   xvfb xauth
   dbus at-spi2-core python3-pyatspi xdotool  # the window read as a screen reader reads it (tests)
   desktop-file-utils appstream man-db zsh  # install-desktop tests: validators, man -l, zsh -n
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients virtinst  # VMs by name, clone-vm
+  libvirt-dev pkg-config gcc python3-dev  # to build the libvirt extra (libvirt-python)
+  openssh-server  # the tests reach libvirtd over qemu+ssh through a loopback sshd they start
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-image0
   libxcb-render-util0 libxcb-xkb1 libxcb-randr0 libxcb-shape0 libxcb-xinerama0
   libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0
@@ -64,10 +67,21 @@ if ((${#missing[@]})); then
   install_packages "${missing[@]}"
 fi
 
+# The line of a failed pip install (LOG) that says why the libvirt extra did not build.
+libvirt_failure() {
+  local pattern line
+  for pattern in 'Package libvirt was not found' 'pkg-config' 'Python\.h' "command '.*' failed" \
+                 'No matching distribution|Could not find a version' '(ERROR|error): '; do
+    line=$(grep -m1 -E "$pattern" "$1" 2>/dev/null) && { echo "${line#"${line%%[! ]*}"}"; return; }
+  done
+  echo "pip could not install libvirt-python"
+}
+
 # Makes the venv DIR with PYTHON (once) and installs imagegui into it, editable, with the test
-# tools; again only when pyproject.toml changed.
+# tools and the libvirt extra; again only when pyproject.toml changed. When the extra does not
+# build, imagegui goes in without it (one line says why): the suite runs, libvirt tests skipped.
 make_venv() {
-  local dir=$1 python=$2 stamp want log
+  local dir=$1 python=$2 stamp want log why
   if [ ! -x "$dir/bin/python" ]; then
     "$python" -m venv "$dir"
   fi
@@ -77,14 +91,24 @@ make_venv() {
      ! "$dir/bin/python" -c 'import imagegui' 2>/dev/null; then
     echo "imagegui: installing the Python packages into $dir" >&2
     log=$dir/install.log
-    if ! { "$dir/bin/python" -m pip install -q --upgrade pip &&
-           "$dir/bin/python" -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
-      cat "$log" >&2
-      echo "imagegui: installing into $dir failed (full log above, also in $log)" >&2
-      exit 1
+    if ! "$dir/bin/python" -m pip install -q --upgrade pip >"$log" 2>&1; then
+      install_failed "$dir" "$log"
+    fi
+    if ! "$dir/bin/python" -m pip install -q -e '.[test,libvirt]' >>"$log" 2>&1; then
+      why=$(libvirt_failure "$log")
+      if ! "$dir/bin/python" -m pip install -q -e '.[test]' >>"$log" 2>&1; then
+        install_failed "$dir" "$log"
+      fi
+      echo "imagegui: $dir has no libvirt extra (its tests will be skipped): $why (see $log)" >&2
     fi
     echo "$want" > "$stamp"
   fi
+}
+
+install_failed() {  # install_failed DIR LOG
+  cat "$2" >&2
+  echo "imagegui: installing into $1 failed (full log above, also in $2)" >&2
+  exit 1
 }
 
 # A Python 3.10 (the oldest imagegui supports) with venv, to run the suite on too; or nothing.

@@ -48,6 +48,14 @@ for f in imagegui/resources/style.qss imagegui/resources/imagegui.svg \
 done
 grep -q "dist-info/licenses/LICENSE" "$work/wheel.txt" || fail "the wheel lacks its LICENSE"
 ! grep -q "resources/screenshots" "$work/wheel.txt" || fail "the wheel carries the screenshots"
+# The libvirt extra is in the metadata (pip install 'imagegui[libvirt]'), and only there.
+"$python" -c 'import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+print(z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode())' \
+  "$wheel" >"$work/METADATA"
+grep -qx "Provides-Extra: libvirt" "$work/METADATA" || fail "the wheel does not offer the libvirt extra"
+grep -qx 'Requires-Dist: libvirt-python>=9.0; extra == "libvirt"' "$work/METADATA" ||
+  fail "the wheel's libvirt extra does not require libvirt-python>=9.0"
 
 # A fresh venv with nothing but the wheel and its dependencies; run from an empty directory with
 # no PYTHONPATH, so nothing of the source tree can be imported.
@@ -62,6 +70,8 @@ case "$installed" in
   "$work/venv/"*) ;;
   *) fail "imagegui was imported from $installed, not from the installed wheel" ;;
 esac
+! env -u PYTHONPATH "$work/venv/bin/python" -c 'import libvirt' 2>/dev/null ||
+  fail "installing the wheel without extras brought libvirt-python"
 version=$(env -u PYTHONPATH "$work/venv/bin/imagegui" --version)
 [ "$version" = "imagegui ${name#imagegui-}" ] || fail "--version says '$version'"
 step screenshot env -u PYTHONPATH QT_QPA_PLATFORM=offscreen HOME="$work/run" \

@@ -71,3 +71,10 @@ def test_only_the_aborting_pyside6_is_excluded(pyproject):
     # 6.12.0 aborts Python 3.11 (gui/qtfix.py); a fixed 6.12.x must stay installable.
     assert "6.12.0" not in pin.specifier
     assert all(v in pin.specifier for v in ("6.5.0", "6.11.3", "6.12.1", "6.13.0"))
+
+
+def test_libvirt_is_an_optional_extra(pyproject):
+    """``pip install imagegui[libvirt]``; the plain install stays free of it (a source package
+    that needs a compiler and libvirt-dev)."""
+    assert pyproject["project"]["optional-dependencies"]["libvirt"] == ["libvirt-python>=9.0"]
+    assert not any("libvirt" in d for d in pyproject["project"]["dependencies"])
