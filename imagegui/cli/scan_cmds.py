@@ -10,6 +10,7 @@ from typing import TextIO
 
 from imagegui.cli.connect_args import add_connect_argument, read_domains
 from imagegui.cli.image_json import ImageJSON, image_record, names_json
+from imagegui.cli.remote_args import REMOTE_DIR_HELP, load_remote
 from imagegui.core.chains.diagnose import Kind, Level
 from imagegui.core.chains.export import FORMATS, write_graph
 from imagegui.core.chains.graph import CHAIN_OK_JSON, EXTERNAL, IMAGE, ChainBreak, ChainGraph
@@ -27,7 +28,7 @@ _MARK = {Level.ERROR: "✗", Level.WARNING: "!"}
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="show every image chain under DIR as a tree")
-    p.add_argument("directory", metavar="DIR")
+    p.add_argument("directory", metavar="DIR", nargs="?", help=REMOTE_DIR_HELP)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object instead")
     out.add_argument(
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_connect_argument(p)
     p.set_defaults(func=cmd_scan)
     p = sub.add_parser("check", help="list problems under DIR; exit 1 if any is an error")
-    p.add_argument("directory", metavar="DIR")
+    p.add_argument("directory", metavar="DIR", nargs="?", help=REMOTE_DIR_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument(
         "--deep",
@@ -61,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load(args: argparse.Namespace) -> ChainGraph:
     from imagegui.cli import UsageError
 
+    remote = load_remote(args)  # --connect naming another host: that host's volumes
+    if remote is not None:
+        return remote
     directory = args.directory
     read_domains(args)
     progress = _TerminalCount(sys.stderr) if sys.stderr.isatty() else None
@@ -248,8 +252,11 @@ def _summary(graph: ChainGraph) -> str:
     warnings = len(graph.problems) - errors
     n = len(graph.scan.images)
     unusable = sum(1 for path in graph.unusable() if path in graph.scan.images)
+    where = printable(graph.root)
+    if graph.scan.remote_uri is not None:  # another host's volumes: say which host
+        where = f"{printable(graph.scan.remote_uri)} {where}"
     return (
-        f"{printable(graph.root)}: {n} image{'s' * (n != 1)}, "
+        f"{where}: {n} image{'s' * (n != 1)}, "
         f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}, "
         f"{unusable} unusable"
     )

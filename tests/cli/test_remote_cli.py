@@ -1,0 +1,61 @@
+"""``--connect qemu+ssh://...`` on the command line, against a real libvirtd through a real sshd
+on a loopback port: scan and check show that host's volumes as the graph."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "imagegui", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def pool_dir(make, define_pool):
+    """A started dir pool with a base, an overlay of it and one whose backing file is gone."""
+    make.create("base.qcow2", "qcow2", "16M")
+    make.overlay("ov1.qcow2", "base.qcow2")
+    make.overlay("ov2.qcow2", "gone.qcow2")
+    define_pool(make.root)
+    return make.root
+
+
+def test_scan_json_of_a_remote_dir_lists_the_same_images_and_problems_as_a_local_scan(
+    pool_dir, ssh_libvirt_uri
+):
+    local = run("scan", str(pool_dir), "--json")
+    remote = run("scan", str(pool_dir), "--json", "--connect", ssh_libvirt_uri)
+    assert local.returncode == 0, local.stderr
+    assert remote.returncode == 0, remote.stderr
+    mine, theirs = json.loads(local.stdout), json.loads(remote.stdout)
+    assert theirs["root"] == str(pool_dir)
+    assert [i["path"] for i in theirs["images"]] == [i["path"] for i in mine["images"]]
+    assert [(p["path"], p["kind"]) for p in theirs["problems"]] == [
+        (p["path"], p["kind"]) for p in mine["problems"]
+    ]
+    assert "missing-backing" in {p["kind"] for p in theirs["problems"]}
+
+
+def test_check_over_ssh_without_dir_reads_every_pool_and_exits_1_on_errors(
+    pool_dir, ssh_libvirt_uri
+):
+    proc = run("check", "--connect", ssh_libvirt_uri)
+    assert proc.returncode == 1, proc.stderr
+    assert f"missing-backing          {pool_dir}/ov2.qcow2" in proc.stdout
+    assert "not found on qemu+ssh://" in proc.stdout
+    tree = run("scan", "--connect", ssh_libvirt_uri)
+    assert tree.returncode == 0, tree.stderr
+    assert f"{pool_dir}/ov1.qcow2" in tree.stdout
+
+
+def test_dir_is_required_without_a_remote_host_and_absolute_with_one(ssh_libvirt_uri):
+    proc = run("scan")
+    assert proc.returncode == 2 and "DIR is needed" in proc.stderr
+    proc = run("check", "images", "--connect", ssh_libvirt_uri)
+    assert proc.returncode == 2 and "absolute path" in proc.stderr
