@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
+from imagegui.cli.connect_args import add_connect_argument
 from imagegui.core.chains.diagnose import Level, cli_text
 from imagegui.core.jobs import CancelledError, CancelToken, Throttle, no_progress
 from imagegui.core.ops.check import CheckResult, plan_check
@@ -311,6 +312,8 @@ def _launch(args: argparse.Namespace) -> int:
 
     if args.memory < 16 or args.cpus < 1:
         raise _usage_error("--memory must be at least 16 (MB) and --cpus at least 1")
+    if args.libvirt:
+        return _launch_libvirt(args)
     opts = LaunchOptions(
         memory=args.memory,
         cpus=args.cpus,
@@ -360,6 +363,33 @@ def _launch(args: argparse.Namespace) -> int:
             rc = vm.stop(timeout=args.stop_timeout)
     _say(f"VM stopped (qemu exit status {rc})")
     return 128 + signum
+
+
+def _launch_libvirt(args: argparse.Namespace) -> int:
+    """``launch --libvirt``: the VM is libvirt's (a defined domain whose disk is the image, or a
+    transient one): started, it outlives this command, which returns at once."""
+    from imagegui.core.ops.launch import LaunchOptions
+    from imagegui.core.ops.launchvirt import LibvirtLaunchResult, local_uri, plan_launch_libvirt
+
+    named = list(dict.fromkeys(args.connect or ()))
+    # A remote connection alone is kept, so that the plan says why it cannot serve.
+    uri = local_uri(named, fallback=named[0]) if named else local_uri()
+    opts = LaunchOptions(
+        memory=args.memory,
+        cpus=args.cpus,
+        snapshot=args.snapshot,
+        readonly=args.read_only,
+        accel=args.accel,
+    )
+    plan = plan_launch_libvirt(args.image, opts, uri, tuple(args.root), tuple(args.allow_file))
+
+    def report(result: LibvirtLaunchResult) -> None:
+        if result.note:
+            _err(result.note)
+        _say(printable(result.message))
+        _say(printable(result.cli_hint))
+
+    return execute(plan, args, report)
 
 
 @contextmanager
@@ -607,7 +637,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(ACPI), then quits it after --stop-timeout; Ctrl-C again forces it off at once. Exit "
         "status 0 when the guest powered off by itself, 128 + the signal when stopped by one "
         "(130 for Ctrl-C). The VM never outlives this command. A base with overlays only starts "
-        "with --snapshot or --read-only.",
+        "with --snapshot or --read-only. With --libvirt the VM is libvirt's instead and keeps "
+        "running: an image a defined domain boots starts that domain, any other a transient "
+        "domain (gone when it stops); the command returns once it runs (exit status 0, 1 when "
+        "libvirt did not start it, 2 refused) and --dry-run shows the domain XML.",
     )
     p.add_argument("image")
     p.add_argument("--snapshot", action="store_true", help="throw the guest's writes away")
@@ -618,11 +651,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accel", choices=("kvm", "tcg"), help="default: kvm when usable")
     p.add_argument("--stop-timeout", type=float, default=60.0, metavar="SECONDS")
     p.add_argument(
+        "--libvirt",
+        action="store_true",
+        help="start it through libvirt (the first --connect on this machine, default "
+        "qemu:///system): it keeps running and appears in virt-manager",
+    )
+    p.add_argument(
         "--root",
         action="append",
         default=[],
         help="also look here for overlays (and let the chain read files here)",
     )
+    add_connect_argument(p)
     _add_common(p)
     p.set_defaults(func=_launch)
 
