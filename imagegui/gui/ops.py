@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QObject, QProcess, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QDialog, QMainWindow, QMessageBox
 
@@ -20,6 +20,7 @@ from imagegui.core.jobs import Job, Outcome
 from imagegui.core.ops import journal
 from imagegui.core.ops.check import CheckResult, plan_check
 from imagegui.core.ops.launch import LaunchResult
+from imagegui.core.ops.launchvirt import LibvirtLaunchResult, local_uri
 from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
@@ -29,7 +30,7 @@ from imagegui.gui.dialogs.commit_dialog import CommitDialog
 from imagegui.gui.dialogs.flatten_dialog import FlattenDialog
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
 from imagegui.gui.dialogs.leftovers_dialog import RemoveLeftoversDialog
-from imagegui.gui.dialogs.messages import check_result_box, failure_box
+from imagegui.gui.dialogs.messages import check_result_box, failure_box, info_box
 from imagegui.gui.dialogs.overlay_dialog import OverlayDialog
 from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
 from imagegui.gui.dialogs.repair_dialog import RepairDialog
@@ -213,6 +214,8 @@ class Ops(QObject):
             self.settings.qemu_system(),
             self.settings.accel(),
             self.window,
+            runner=self.settings.launch_runner(),
+            libvirt_uri=self.libvirt_uri(),
         )
 
         def accepted(d: LaunchDialog) -> None:
@@ -220,12 +223,52 @@ class Ops(QObject):
                 self.settings.set_memory_mib(d.memory.value())
                 self.settings.set_cpus(d.cpus.value())
                 self.settings.set_accel(d.accel_key())
+            self.settings.set_launch_runner(d.runner.value())
             self.jobs.start(Job(f"Launch {info.name}", d.plan.run), self._on_launched)
 
         self._open(dialog, accepted)
 
+    def libvirt_uri(self) -> str:
+        """The connection a launch through libvirt uses: the first on this machine that the
+        user connected to, else the first default; "" when there is none."""
+        from imagegui.core.virt.connect import default_uris
+
+        return local_uri(self.settings.libvirt_uris() or default_uris(), fallback="")
+
+    def _on_libvirt_launched(self, result: LibvirtLaunchResult) -> None:
+        """libvirt's VM is not this window's to stop: say where it is and offer its screen."""
+        self.message.emit(display_path(" ".join(filter(None, (result.message, result.note)))))
+        how = (
+            "It keeps running when imagegui quits, and libvirt forgets it when it stops."
+            if result.transient
+            else "It keeps running when imagegui quits."
+        )
+        where = "Stop it or open its screen in virt-manager."
+        if not result.console:
+            where = "Open its screen in virt-manager (virt-viewer is not installed)."
+        box = info_box(
+            self.window,
+            "Launched through libvirt",
+            f"The VM {result.domain} runs at {result.uri}.",
+            f"{how} {where}",
+        )
+        if result.console:
+            button = box.addButton("Open Console", QMessageBox.ButtonRole.ActionRole)
+            button.clicked.connect(lambda: self.open_console(result.console))
+        self.last_box = box
+        self.session.rescan_soon(600)  # the in-use badges
+
+    def open_console(self, argv: list[str]) -> bool:
+        """Starts virt-viewer on its own (it outlives this window); never waits for it."""
+        ok = QProcess.startDetached(argv[0], argv[1:])[0]
+        if not ok:
+            self.message.emit(f"Could not start {argv[0]}")
+        return bool(ok)
+
     def _on_launched(self, outcome: Outcome, payload: object) -> None:
-        if outcome == Outcome.DONE and isinstance(payload, LaunchResult):
+        if outcome == Outcome.DONE and isinstance(payload, LibvirtLaunchResult):
+            self._on_libvirt_launched(payload)
+        elif outcome == Outcome.DONE and isinstance(payload, LaunchResult):
             vm = payload.vm
             self.vms.add(vm)
             self.message.emit(display_path(" ".join(filter(None, (payload.message, vm.note)))))

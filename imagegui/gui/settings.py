@@ -104,6 +104,14 @@ class Settings:
     def set_accel(self, value: str) -> None:
         self.q.setValue("launch/accel", value)
 
+    def launch_runner(self) -> str:
+        """Who runs a launched VM: "qemu" (this window's) or "libvirt" (it keeps running)."""
+        value = str(self.q.value("launch/runner", "qemu") or "qemu")
+        return value if value in ("qemu", "libvirt") else "qemu"
+
+    def set_launch_runner(self, value: str) -> None:
+        self.q.setValue("launch/runner", value)
+
     def auto_rescan(self) -> bool:
         return self._bool("scan/auto", True)
 

@@ -209,3 +209,17 @@ def test_an_image_a_shut_off_domain_boots_starts_that_domain(
     assert (result.domain, result.transient) == (dom.name(), False)
     assert dom.isActive() and dom.isPersistent()
     assert dom.name() in running(libvirt_uri)
+
+
+def test_a_definition_edited_after_the_preview_refuses_the_run(
+    libvirt_uri, libvirt_conn, define_domain, shared_dir
+):
+    image = tiny(shared_dir)
+    dom = define_domain(disks=[image])
+    plan = plan_launch_libvirt(str(image), uri=libvirt_uri)
+    assert not plan.refused
+    xml = dom.XMLDesc(0).replace("<vcpu placement='static'>1</vcpu>", "<vcpu>2</vcpu>")
+    libvirt_conn.defineXML(xml)  # someone changed the VM meanwhile
+    with pytest.raises(GuardRefused, match="changed since this plan was made"):
+        plan.run()
+    assert not dom.isActive()
