@@ -5,7 +5,7 @@ session, the things a test makes are its own:
 
 - ``libvirt_uri`` (session): ``"qemu:///system"``. A daemon that already answers is reused;
   otherwise, as root, the fixture starts ``virtlogd`` and ``libvirtd`` itself the way
-  /work/shared/reference/libvirt-on-debian.md says (no systemd here) and stops them again - only
+  the packages' systemd units would (there is no systemd here) and stops them again - only
   them - when the last test session using them ends. Skips, saying why, when libvirt-python is not
   installed, the daemons are not installed, they do not start, or nothing answers and the tests are
   not root.
@@ -154,8 +154,8 @@ def _bring_up(libvirt) -> _Daemons:
         conn, reason = _try_open(libvirt, SYSTEM_URI)
         if conn is None:
             pytest.skip(
-                f"libvirtd does not answer at {SYSTEM_URI} ({reason}) and starting it needs root "
-                f"(the tests run as uid {os.geteuid()})"
+                f"libvirt not reachable at {SYSTEM_URI}: {reason} (the tests run as uid "
+                f"{os.geteuid()}; starting libvirtd for them needs root)"
             )
         conn.close()
         return _Daemons()

@@ -157,8 +157,8 @@ def test_without_root_nothing_is_started_and_a_missing_daemon_is_a_skip(monkeypa
     with pytest.raises(pytest.skip.Exception) as skipped:
         libvirt_fixtures._bring_up(libvirt)
     assert str(skipped.value) == (
-        "libvirtd does not answer at qemu:///system (Permission denied) and starting it needs "
-        "root (the tests run as uid 65534)"
+        "libvirt not reachable at qemu:///system: Permission denied (the tests run as uid 65534; "
+        "starting libvirtd for them needs root)"
     )
     assert started == []
 
