@@ -15,7 +15,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from imagegui.core.chains import checkstore, diagnose
 from imagegui.core.chains.checkstore import CheckRecord, Fingerprint
@@ -23,7 +23,6 @@ from imagegui.core.chains.diagnose import Kind, Level, cli_text
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards
 from imagegui.core.ops.plan import (
-    Finding,
     OpResult,
     Plan,
     add_findings,
@@ -33,6 +32,9 @@ from imagegui.core.ops.plan import (
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
 from imagegui.core.strenum import StrEnum
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainSource
 
 
 class CheckKind(StrEnum):
@@ -115,6 +117,7 @@ class CheckPlan(Plan[CheckResult]):
             allow=self.allow,
             force=self.force,
             qemu_img=self.qemu_img,
+            domains=self.domains,
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> CheckResult:
@@ -311,20 +314,35 @@ def plan_check(
     allow: tuple[str, ...] = (),
     force: bool = False,
     qemu_img: str = "",
+    domains: DomainSource | None = None,
 ) -> CheckPlan:
     """The check opens the image without its backing file (a network backing is never
     contacted), but with its own extents and data file: those are guarded like any other
-    operation's reads (``roots``/``allow``)."""
+    operation's reads (``roots``/``allow``).
+
+    A repair rewrites the image's metadata in place: refused while a VM runs on it; for a VM
+    that libvirt keeps shut off (``domains``) a repair is the right moment, so it is only
+    warned about, naming that VM."""
     image = canonical(image)
-    findings: list[Finding] = []
+    index, findings = guards.read_domains(domains if repair else None)
     img = probe_or_refuse(image, "image", findings)
     force_share = False
     if img:
         own = guards.Chain(images=[img])
         findings += guards.chain_access(own, guards.access_roots(image, extra=roots), allow)
-        state_finding = guards.not_in_use(image, "image", writers_only=repair is None)
+        state_finding = guards.not_in_use(image, "image", writers_only=repair is None, index=index)
         if repair:
             add_findings(findings, state_finding, guards.writable(image))
+            # A shut-off VM's disk is only warned about: while the VM is off is the time to
+            # repair it. A running VM's is refused (its QEMU has it open).
+            findings += guards.not_used_by_domain(
+                image,
+                "image",
+                index,
+                "repairing rewrites the metadata of {vm} disk",
+                stopped="warn",
+                skip_running=state_finding is not None,
+            )
         elif state_finding:
             force_share = True
             held = state_finding.message.split(";")[0]
@@ -346,4 +364,5 @@ def plan_check(
         repair=repair,
         format=fmt,
         roots=tuple(roots),
+        domains=domains,
     )

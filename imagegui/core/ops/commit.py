@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.ops import guards
 from imagegui.core.ops.plan import (
-    Finding,
     OpResult,
     Plan,
     add_findings,
@@ -21,6 +20,9 @@ from imagegui.core.ops.plan import (
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
 from imagegui.core.units import human_size
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainSource
 
 
 @dataclass(kw_only=True)
@@ -34,7 +36,12 @@ class CommitPlan(Plan[OpResult]):
 
     def replan(self) -> CommitPlan:
         return plan_commit(
-            self.image, force=self.force, roots=self.roots, allow=self.allow, qemu_img=self.qemu_img
+            self.image,
+            force=self.force,
+            roots=self.roots,
+            allow=self.allow,
+            qemu_img=self.qemu_img,
+            domains=self.domains,
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
@@ -105,9 +112,11 @@ def plan_commit(
     roots: tuple[str, ...] = (),
     allow: tuple[str, ...] = (),
     qemu_img: str = "",
+    domains: DomainSource | None = None,
 ) -> CommitPlan:
+    """``domains``: where to ask libvirt which VMs use the two images (None: not asked)."""
     image = canonical(image)
-    findings: list[Finding] = []
+    index, findings = guards.read_domains(domains)
     img = probe_or_refuse(image, "image", findings)
     base = ""
     searched: list[str] = []
@@ -122,8 +131,18 @@ def plan_commit(
         if not os.path.lexists(base):
             add_findings(findings, guards.chain_problem(guards.follow_chain(image), "commit"))
         else:
-            add_findings(findings, guards.not_in_use(image, "image"))
-            add_findings(findings, guards.not_in_use(base, "backing file"))
+            # A VM on the base (through any overlay) sees its disk change; a VM on the image
+            # reads the base too, so it is named once, there.
+            findings += guards.vm_guards(
+                base, "base", index, "committing into it changes {vm} disk"
+            )
+            findings += guards.vm_guards(
+                image,
+                "image",
+                index,
+                "committing it empties it into its base, which changes {vm} disk",
+                skip=index.uses_of(base) if index else (),
+            )
             add_findings(findings, guards.writable(image), guards.writable(base, "backing file"))
             chain = guards.follow_chain(image)
             findings += guards.chain_access(chain, guards.access_roots(image, extra=roots), allow)
@@ -174,4 +193,5 @@ def plan_commit(
         base=base,
         roots=tuple(roots),
         searched=tuple(searched),
+        domains=domains,
     )

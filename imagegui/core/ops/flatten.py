@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.ops import guards
@@ -17,7 +17,6 @@ from imagegui.core.ops.newfile import (
     still_ours,
 )
 from imagegui.core.ops.plan import (
-    Finding,
     GuardRefused,
     OpResult,
     Plan,
@@ -28,6 +27,9 @@ from imagegui.core.ops.plan import (
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
 from imagegui.core.units import human_size
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainSource
 
 
 @dataclass(kw_only=True)
@@ -54,6 +56,7 @@ class FlattenPlan(Plan[OpResult]):
             roots=self.roots,
             allow=self.allow,
             qemu_img=self.qemu_img,
+            domains=self.domains,
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
@@ -94,13 +97,16 @@ def plan_flatten(
     roots: tuple[str, ...] = (),
     allow: tuple[str, ...] = (),
     qemu_img: str = "",
+    domains: DomainSource | None = None,
 ) -> FlattenPlan:
+    """``domains``: where to ask libvirt which VMs use the image; they are only named, since a
+    flatten reads the chain and creates a new file (it never replaces one)."""
     image, out = canonical(image), canonical(out)
     mode = 0o600
     partial = partial or os.path.join(
         os.path.dirname(out), f".{os.path.basename(out)}.{secrets.token_hex(4)}.partial"
     )
-    findings: list[Finding] = []
+    index, findings = guards.read_domains(domains)
     add_findings(findings, guards.target_free(out, "output"))
     if os.path.lexists(partial):
         findings.append(refuse("target-exists", f"temporary file {partial} already exists"))
@@ -119,8 +125,15 @@ def plan_flatten(
         for member in chain.images:
             # Reading needs the data to hold still: refuse while a VM writes any layer.
             add_findings(
-                findings, guards.not_in_use(member.path, "chain member", writers_only=True)
+                findings,
+                guards.not_in_use(member.path, "chain member", writers_only=True, index=index),
             )
+        add_findings(
+            findings,
+            guards.domain_note(
+                image, "image", index, "; the flatten only reads it and writes a new file"
+            ),
+        )
         if problem is None and not any(f.code == "in-use" for f in findings):
             try:
                 required = known or qemuimg.measure(image, fmt, qemu_img=qemu_img).required
@@ -148,4 +161,5 @@ def plan_flatten(
         required=required,
         roots=tuple(roots),
         mode=mode,
+        domains=domains,
     )

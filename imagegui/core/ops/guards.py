@@ -13,6 +13,7 @@ import shlex
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from imagegui.core.chains import diagnose
 from imagegui.core.chains.diagnose import Kind
@@ -23,6 +24,10 @@ from imagegui.core.read.holders import describe_holders
 from imagegui.core.read.locks import lock_state
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import human_size
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainIndex, DomainSource
+    from imagegui.core.virt.model import DomainUse
 
 #: Formats whose backing pointer ``qemu-img rebase`` can rewrite.
 REBASEABLE = ("qcow2", "qed")
@@ -139,20 +144,32 @@ def target_free(path: str, role: str = "target") -> Finding | None:
     return None
 
 
-def not_in_use(path: str, role: str = "image", writers_only: bool = False) -> Finding | None:
+def not_in_use(
+    path: str,
+    role: str = "image",
+    writers_only: bool = False,
+    index: DomainIndex | None = None,
+) -> Finding | None:
     """Refuses when a running QEMU holds ``path``.
 
     A VM holds write locks on the image it runs and read locks on that image's backing files; either
     way writing the file changes a disk under a running guest. ``writers_only`` is for reads that
-    only need the data to hold still.
+    only need the data to hold still. With libvirt's ``index``, the holder is named as the user
+    knows it (``the running VM web01 (libvirt qemu:///system)``) rather than by its process.
     """
     state = lock_state(path)
     if not state.in_use or (writers_only and not state.writer):
         return None
     how = "a running VM writes it" if state.writer else "it is a backing file of a running VM"
+    running = [u for u in index.uses_of(path) if u.active] if index is not None else []
+    if running:  # libvirt's name for the VM, not its process
+        vms = _one_per_domain(running)
+        names = _join(f"{u.name} (libvirt {u.uri})" for u in vms)
+        how = "which writes it" if state.writer else "which reads it through a backing chain"
+        who = f"used by the running VM{'s' * (len(vms) > 1)} {names}, {how}"
+        return refuse("in-use", f"{role} {path} is {who}; shut {_it(len(vms) > 1)} down first")
     return refuse(
-        "in-use",
-        f"{role} {path} is {describe_holders(path)} ({how}); shut that VM down first",
+        "in-use", f"{role} {path} is {describe_holders(path)} ({how}); shut that VM down first"
     )
 
 
@@ -454,3 +471,149 @@ def new_file_mode(chain: Chain) -> int:
                 return 0o600
             mode &= st.st_mode
     return (mode & 0o666) | 0o600
+
+
+# --------------------------------------------------------------------------- libvirt's VMs
+# A VM defined in libvirt but shut off holds no lock: only libvirt knows that it will open the
+# image at its next start. A plan reads its ``DomainSource`` afresh each time it is made (the
+# preview and the run), like the locks above.
+
+
+def read_domains(source: DomainSource | None) -> tuple[DomainIndex | None, list[Finding]]:
+    """The index of which VMs use which files (None when libvirt is not asked), and a warning
+    for each connection the user named that did not answer: its VMs were not checked."""
+    if source is None:
+        return None, []
+    index, hosts = source.read()
+    if source.uris is None:
+        return index, []
+    reached = {inv.uri for inv in hosts.inventories}
+    findings = []
+    for uri in hosts.asked:
+        if uri in reached:
+            continue
+        prefix = f"libvirt not reachable at {uri}: "
+        why = next((n[len(prefix) :] for n in hosts.notes if n.startswith(prefix)), "")
+        findings.append(
+            warn(
+                "libvirt-unreachable",
+                f"libvirt at {uri} was not reachable{f' ({why})' if why else ''}; VMs defined "
+                "there were not checked",
+            )
+        )
+    return index, findings
+
+
+def _how(use: DomainUse) -> str:
+    if use.role == "top":
+        return f"as its disk {use.disk}"
+    return f"through the backing chain of its disk {use.disk}"
+
+
+def _join(items: Iterable[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _one_per_domain(uses: Iterable[DomainUse]) -> list[DomainUse]:
+    seen: dict[tuple[str, str], DomainUse] = {}
+    for u in uses:
+        seen.setdefault((u.uri, u.name), u)
+    return list(seen.values())
+
+
+def _it(many: bool) -> str:
+    return "them" if many else "it"
+
+
+def _that(many: bool) -> str:
+    return "those VMs are" if many else "that VM is"
+
+
+def _vms(uses: list[DomainUse], running: bool = False) -> str:
+    """``the VM web01 (shut off) as its disk vda``; running ones name their libvirt too."""
+    many = len(_one_per_domain(uses)) > 1
+    if running:
+        parts = [f"{u.name} (libvirt {u.uri}) {_how(u)}" for u in uses]
+        return f"the running VM{'s' * many} {_join(parts)}"
+    return f"the VM{'s' * many} {_join(f'{u.describe()} {_how(u)}' for u in uses)}"
+
+
+def not_used_by_domain(
+    path: str,
+    role: str,
+    index: DomainIndex | None,
+    consequence: str = "writing it changes {vm} disk",
+    stopped: str = "force",
+    fix_cli: str = "",
+    skip: Iterable[DomainUse] = (),
+    skip_running: bool = False,
+) -> list[Finding]:
+    """Findings for writing ``path`` while a libvirt VM uses it, directly (its disk) or through
+    its disk's backing chain, naming the VMs, their state, the disks and how.
+
+    Running VMs are refused outright (their QEMU has the file open). Shut-off VMs, by
+    ``stopped``: ``"force"`` refuses with an override (the user may know the VM is obsolete),
+    ``"refuse"`` refuses (``fix_cli`` the way round it), ``"warn"`` only warns (a repair is
+    meant for a VM that is off). ``consequence`` says what the write does to the VM (``{vm}``
+    becomes "that VM's" or "those VMs'"). ``skip``: uses another finding already names;
+    ``skip_running``: the lock guard already refused (and named) the running ones."""
+    if index is None:
+        return []
+    skipped = {(u.uri, u.name, u.disk) for u in skip}
+    uses = [u for u in index.uses_of(path) if (u.uri, u.name, u.disk) not in skipped]
+    findings = []
+    for running in (True, False):
+        group = [u for u in uses if u.active == running]
+        if not group or (running and skip_running):
+            continue
+        many = len(_one_per_domain(group)) > 1
+        effect = consequence.format(vm="those VMs'" if many else "that VM's")
+        message = f"{role} {path} is used by {_vms(group, running)}; {effect}"
+        if running:
+            findings.append(refuse("used-by-vm", f"{message}; shut {_it(many)} down first"))
+        elif stopped == "warn":
+            findings.append(
+                warn("used-by-vm", f"{message}: do not start {_it(many)} until this has finished")
+            )
+        elif stopped == "force":
+            findings.append(
+                refuse(
+                    "used-by-vm",
+                    f"{message}. If {_that(many)} obsolete, override this check",
+                    overridable=True,
+                    fix_cli="add --force to the same command",
+                )
+            )
+        else:
+            findings.append(refuse("used-by-vm", message, fix_cli=fix_cli))
+    return findings
+
+
+def domain_note(path: str, role: str, index: DomainIndex | None, why: str = "") -> Finding | None:
+    """An information note naming the VMs that use ``path`` when the operation only reads it
+    (``base X is also used by web01 (shut off)``); None when none does."""
+    if index is None:
+        return None
+    uses = _one_per_domain(index.uses_of(path))
+    if not uses:
+        return None
+    names = _join(u.describe() for u in uses)
+    return info("used-by-vm", f"{role} {path} is also used by {names}{why}")
+
+
+def vm_guards(
+    path: str,
+    role: str,
+    index: DomainIndex | None,
+    consequence: str,
+    skip: Iterable[DomainUse] = (),
+) -> list[Finding]:
+    """The lock guard and the libvirt guard for writing ``path`` in place (a shut-off VM's disk
+    is refused with the ``force`` override), without saying the same running VM twice: the
+    lock refusal names it."""
+    lock = not_in_use(path, role, index=index)
+    found = [lock] if lock else []
+    return found + not_used_by_domain(
+        path, role, index, consequence, skip=skip, skip_running=lock is not None
+    )

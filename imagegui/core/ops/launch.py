@@ -12,7 +12,7 @@ import os
 import secrets
 import tempfile
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards
@@ -30,6 +30,9 @@ from imagegui.core.qemu.vm import QEMU_SYSTEM, START_TIMEOUT, LaunchError, Runni
 from imagegui.core.qemu.vms import RuntimeDirError, control_socket, runtime_dir, socket_paths
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.model import ImageInfo
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainIndex, DomainSource
 
 
 def kvm_usable() -> bool:
@@ -121,6 +124,7 @@ class LaunchPlan(Plan[LaunchResult]):
             qmp_socket=self.qmp_socket,
             allow=self.allow,
             start_timeout=self.start_timeout,
+            domains=self.domains,
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> LaunchResult:
@@ -150,12 +154,18 @@ class LaunchPlan(Plan[LaunchResult]):
 
 
 def launch_checks(
-    image: str, writable: bool, roots: tuple[str, ...] = (), allow: tuple[str, ...] = ()
+    image: str,
+    writable: bool,
+    roots: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
+    index: DomainIndex | None = None,
 ) -> tuple[ImageInfo | None, list[Finding], list[str]]:
     """The guards every launch passes, however the VM is started (here, or through libvirt):
     the chain complete and readable, nothing running on it, and a base with overlays never
     booted writable. Returns the image's header (None when unreadable: refused), the findings
-    and the folders searched for overlays. ``image`` is canonical already."""
+    and the folders searched for overlays. ``image`` is canonical already. ``index``: libvirt's
+    VMs (``guards.read_domains``); a writable boot of a VM's disk, or of a file below it,
+    changes that VM's disk and is refused."""
     findings: list[Finding] = []
     img = probe_or_refuse(image, "image", findings)
     searched: list[str] = []
@@ -165,11 +175,25 @@ def launch_checks(
         findings += guards.chain_access(chain, guards.access_roots(image, extra=roots), allow)
         if writable:
             add_findings(findings, guards.writable(image))
-        add_findings(findings, guards.not_in_use(image, "image", writers_only=not writable))
+        lock = guards.not_in_use(image, "image", writers_only=not writable, index=index)
+        add_findings(findings, lock)
         for member in chain.images[1:]:
             add_findings(
-                findings, guards.not_in_use(member.path, "backing file", writers_only=True)
+                findings,
+                guards.not_in_use(member.path, "backing file", writers_only=True, index=index),
             )
+        if writable:
+            findings += guards.not_used_by_domain(
+                image,
+                "image",
+                index,
+                "booting it writable changes {vm} disk; launch it as a snapshot (or read-only)",
+                stopped="refuse",
+                fix_cli="add --snapshot or --read-only",
+                skip_running=lock is not None,
+            )
+        else:
+            add_findings(findings, guards.domain_note(image, "image", index, "; it is only read"))
         if writable:
             # Booting a base writable corrupts its overlays: search for them (these roots only,
             # stated in the plan), further out than a commit does, as the mistake is costlier.
@@ -201,14 +225,18 @@ def plan_launch(
     qmp_socket: str | None = None,
     allow: tuple[str, ...] = (),
     start_timeout: float = START_TIMEOUT,
+    domains: DomainSource | None = None,
 ) -> LaunchPlan:
     """``allow``: files beyond ``roots`` (or devices, private files, protocol sources) the
-    chain may read because the user allowed them by name (``guards.chain_access``)."""
+    chain may read because the user allowed them by name (``guards.chain_access``);
+    ``domains``: where to ask libvirt which VMs use the image (``launch_checks``)."""
     image = canonical(image)
     opts = options or LaunchOptions()
+    index, notes = guards.read_domains(domains)
     img, findings, searched = launch_checks(
-        image, not (opts.snapshot or opts.readonly), roots, allow
+        image, not (opts.snapshot or opts.readonly), roots, allow, index
     )
+    findings[:0] = notes
     if not qmp_socket:
         try:
             directory = runtime_dir()
@@ -236,4 +264,5 @@ def plan_launch(
         roots=tuple(roots),
         start_timeout=start_timeout,
         searched=tuple(searched),
+        domains=domains,
     )

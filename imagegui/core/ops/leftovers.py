@@ -17,21 +17,32 @@ import os
 import stat
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
-from imagegui.core.ops.guards import find_overlays, nearby_roots
+from imagegui.core.ops.guards import find_overlays, nearby_roots, not_used_by_domain, read_domains
 from imagegui.core.ops.plan import Finding, OpResult, Plan, refuse
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.scan import LEFTOVER_RE
 from imagegui.core.units import human_size
 
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainIndex, DomainSource
+
 #: A file changed this recently may belong to a flatten that is starting (created, not yet open).
 SETTLE_SECONDS = 5.0
 
 #: Per-file refusals: they keep that file, not the whole plan (the others are still removed).
-FILE_REFUSALS = ("in-use", "has-overlays", "not-leftover", "too-new", "changed", "gone")
+FILE_REFUSALS = (
+    "in-use",
+    "used-by-vm",
+    "has-overlays",
+    "not-leftover",
+    "too-new",
+    "changed",
+    "gone",
+)
 
 
 @dataclass(frozen=True)
@@ -79,9 +90,15 @@ def search_roots(path: str) -> list[str]:
     return nearby_roots(path)
 
 
-def examine(path: str, roots: Sequence[str], now: float | None = None) -> Leftover | Finding:
+def examine(
+    path: str,
+    roots: Sequence[str],
+    now: float | None = None,
+    index: DomainIndex | None = None,
+) -> Leftover | Finding:
     """The file as a removable leftover, or the refusal that keeps it. ``roots``: where images
-    that back onto it are searched for (``search_roots``)."""
+    that back onto it are searched for (``search_roots``); ``index``: libvirt's VMs, one of
+    which may have been pointed at the file (whatever its name, it is then that VM's disk)."""
     from imagegui.core.read.holders import holders
 
     name = os.path.basename(path)
@@ -108,6 +125,10 @@ def examine(path: str, roots: Sequence[str], now: float | None = None) -> Leftov
         return refuse(
             "in-use", f"{path} is open by {who} (a flatten still writing it?); kept", paths=(path,)
         )
+    for vm in not_used_by_domain(
+        path, "file", index, "removing it deletes {vm} disk: not a leftover; kept", "refuse"
+    ):
+        return replace(vm, paths=(path,))
     # A flatten's temporary file backs nothing; a file some image backs onto is a base that
     # only looks like one (renamed by hand, or a crafted name), and removing it loses data.
     if overlays := find_overlays(path, roots):
@@ -157,18 +178,19 @@ class CleanLeftoversPlan(Plan[CleanResult]):
         return [f for f in self.findings if f.refuses and f.code in FILE_REFUSALS]
 
     def replan(self) -> CleanLeftoversPlan:
-        return plan_clean_leftovers(self.paths)
+        return plan_clean_leftovers(self.paths, domains=self.domains)
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> CleanResult:
         removed: list[Leftover] = []
         kept: list[Finding] = list(self.kept)
         errors: list[str] = []
+        index, _ = read_domains(self.domains)
         for i, planned in enumerate(self.leftovers):
             if cancel.cancelled:
                 kept.append(refuse("cancelled", f"{planned.path}: not removed (cancelled)"))
                 continue
             # Again, right before the unlink, over the same roots.
-            now = examine(planned.path, search_roots(planned.path))
+            now = examine(planned.path, search_roots(planned.path), index=index)
             if isinstance(now, Finding):
                 kept.append(now)
             elif now.stamp != planned.stamp:
@@ -205,17 +227,20 @@ class CleanLeftoversPlan(Plan[CleanResult]):
         )
 
 
-def plan_clean_leftovers(paths: list[str] | tuple[str, ...]) -> CleanLeftoversPlan:
-    """Plans removing ``paths`` (leftovers the scan reported, or files the user named)."""
+def plan_clean_leftovers(
+    paths: list[str] | tuple[str, ...], domains: DomainSource | None = None
+) -> CleanLeftoversPlan:
+    """Plans removing ``paths`` (leftovers the scan reported, or files the user named);
+    ``domains``: where to ask libvirt whether a VM uses one of them (then it is kept)."""
     paths = tuple(dict.fromkeys(canonical(os.fspath(p)) for p in paths))
     now = time.time()
     leftovers: list[Leftover] = []
-    findings: list[Finding] = []
+    index, findings = read_domains(domains)
     searched: list[str] = []
     for path in paths:
         roots = search_roots(path)
         searched += [r for r in roots if r not in searched]
-        got = examine(path, roots, now)
+        got = examine(path, roots, now, index)
         if isinstance(got, Finding):
             findings.append(got)
         else:
@@ -230,6 +255,7 @@ def plan_clean_leftovers(paths: list[str] | tuple[str, ...]) -> CleanLeftoversPl
         searched=tuple(searched),
         paths=paths,
         leftovers=leftovers,
+        domains=domains,
     )
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards
 from imagegui.core.ops.newfile import claim_new_file, release_new_file, still_ours
 from imagegui.core.ops.plan import (
-    Finding,
     OpResult,
     Plan,
     add_findings,
@@ -22,6 +21,9 @@ from imagegui.core.ops.plan import (
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
 from imagegui.core.units import human_size
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainSource
 
 
 @dataclass(kw_only=True)
@@ -45,6 +47,7 @@ class OverlayPlan(Plan[OpResult]):
             roots=self.roots,
             allow=self.allow,
             qemu_img=self.qemu_img,
+            domains=self.domains,
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
@@ -67,12 +70,14 @@ def plan_overlay(
     roots: tuple[str, ...] = (),
     allow: tuple[str, ...] = (),
     qemu_img: str = "",
+    domains: DomainSource | None = None,
 ) -> OverlayPlan:
     """``roots``: directories whose files the chain may read without asking (the scanned root);
-    ``allow``: files outside them the user allowed by name."""
+    ``allow``: files outside them the user allowed by name; ``domains``: where to ask libvirt
+    which VMs use the base (only named: an overlay only reads its base)."""
     base, new = canonical(base), canonical(new)
     mode = 0o600
-    findings: list[Finding] = []
+    index, findings = guards.read_domains(domains)
     add_findings(findings, guards.target_free(new, "new image"))
     img = probe_or_refuse(base, "base", findings)
     name = backing_name(new, base, absolute)
@@ -84,7 +89,11 @@ def plan_overlay(
         findings += guards.chain_access(chain, guards.access_roots(base, new, extra=roots), allow)
         mode = guards.new_file_mode(chain)
         # A VM writing the base would change the overlay's content under it.
-        add_findings(findings, guards.not_in_use(base, "base", writers_only=True))
+        add_findings(
+            findings,
+            guards.not_in_use(base, "base", writers_only=True, index=index),
+            guards.domain_note(base, "base", index),
+        )
         if size is not None and size < img.virtual_size:
             findings.append(
                 refuse(
@@ -117,4 +126,5 @@ def plan_overlay(
         absolute=absolute,
         roots=tuple(roots),
         mode=mode,
+        domains=domains,
     )

@@ -19,13 +19,16 @@ import logging
 import os
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from imagegui.core.chains.diagnose import Level, cli_text
 from imagegui.core.jobs import CancelledError, CancelToken, Job, ProgressFn, no_progress
 from imagegui.core.read import backing
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import printable
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainSource
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +165,9 @@ class Plan(Generic[R]):
     #: (caption, text): the domain XML given to libvirt. Shown with the commands, compared like
     #: them when the plan runs (a definition edited since the preview refuses the run).
     documents: list[tuple[str, str]] = field(default_factory=list)
+    #: Where to ask libvirt which VMs use the images (``guards.read_domains``); read afresh by
+    #: each planning, so ``run`` sees a VM defined after the preview. None: libvirt not asked.
+    domains: DomainSource | None = None
 
     def blocking(self) -> list[Finding]:
         return [f for f in self.findings if f.refuses and not (self.force and f.overridable)]

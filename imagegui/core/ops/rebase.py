@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.ops import guards, journal
@@ -27,6 +27,9 @@ from imagegui.core.ops.plan import (
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
 from imagegui.core.units import human_size
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import DomainSource
 
 
 @dataclass(kw_only=True)
@@ -61,6 +64,7 @@ class RebasePlan(Plan[RebaseResult]):
             allow=self.allow,
             force=self.force,
             qemu_img=self.qemu_img,
+            domains=self.domains,
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> RebaseResult:
@@ -130,11 +134,13 @@ def plan_rebase(
     allow: tuple[str, ...] = (),
     force: bool = False,
     qemu_img: str = "",
+    domains: DomainSource | None = None,
 ) -> RebasePlan:
     """``new_backing`` None or "" makes the image independent (safe mode only). ``force`` lifts
-    the overridable refusals (an image its owner made read-only)."""
+    the overridable refusals (an image its owner made read-only, a shut-off VM's disk).
+    ``domains``: where to ask libvirt which VMs use the image (None: not asked)."""
     image = canonical(image)
-    findings: list[Finding] = []
+    index, findings = guards.read_domains(domains)
     img = probe_or_refuse(image, "image", findings)
     new_abs = canonical(new_backing) if new_backing else None
     if literal is not None:  # undo: the stored name, resolved from the image's directory
@@ -144,7 +150,9 @@ def plan_rebase(
     name, fmt = "", None
     if img:
         add_findings(findings, guards.rebaseable(img), guards.writable(image))
-        add_findings(findings, guards.not_in_use(image, "image"))
+        findings += guards.vm_guards(
+            image, "image", index, "rebasing it changes the backing chain of {vm} disk"
+        )
     if new_abs and literal and unsafe and not os.path.lexists(new_abs):
         # Undoing a repair: the pointer goes back to a file that is (still) missing. qemu-img
         # rebase -u never opens it, and putting back exactly what was there loses nothing.
@@ -175,7 +183,9 @@ def plan_rebase(
                 new_chain, guards.access_roots(image, new_abs, extra=roots), allow
             )
             add_findings(
-                findings, guards.not_in_use(new_abs, "new backing file", writers_only=True)
+                findings,
+                guards.not_in_use(new_abs, "new backing file", writers_only=True, index=index),
+                guards.domain_note(new_abs, "new backing file", index, "; it is only read"),
             )
             if img and img.file_id in new_chain.file_ids():
                 findings.append(
@@ -255,19 +265,29 @@ def plan_rebase(
         old=(old_name, old_fmt),
         undo_of=undo_of,
         roots=tuple(roots),
+        domains=domains,
     )
 
 
 def plan_undo_rebase(
-    image: str, roots: tuple[str, ...] = (), allow: tuple[str, ...] = (), qemu_img: str = ""
+    image: str,
+    roots: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
+    qemu_img: str = "",
+    force: bool = False,
+    domains: DomainSource | None = None,
 ) -> RebasePlan:
     """Restores the backing name and format recorded by the last rebase of ``image`` - only on
-    the very file that rebase left, unchanged since, and only when the guest keeps its data."""
+    the very file that rebase left, unchanged since, and only when the guest keeps its data.
+    ``force`` and ``domains`` as for :func:`plan_rebase` (a shut-off VM's disk)."""
     notes: list[str] = []
     entry = journal.last_undoable(image, notes)
     if entry is None:
         plan = RebasePlan(
-            title=f"undo rebase of {image}", image=canonical(image), qemu_img=qemu_img
+            title=f"undo rebase of {image}",
+            image=canonical(image),
+            qemu_img=qemu_img,
+            domains=domains,
         )
         plan.findings.append(
             refuse("no-journal", f"the journal ({journal.journal_path()}) has no rebase of {image}")
@@ -275,7 +295,14 @@ def plan_undo_rebase(
     elif not entry.old_backing:
         # It was independent: a safe rebase onto nothing restores that without loss.
         plan = plan_rebase(
-            image, None, undo_of=entry.id, roots=roots, allow=allow, qemu_img=qemu_img
+            image,
+            None,
+            undo_of=entry.id,
+            roots=roots,
+            allow=allow,
+            qemu_img=qemu_img,
+            force=force,
+            domains=domains,
         )
     else:
         plan = plan_rebase(
@@ -287,6 +314,8 @@ def plan_undo_rebase(
             roots=roots,
             allow=allow,
             qemu_img=qemu_img,
+            force=force,
+            domains=domains,
         )
     if entry is not None:
         add_findings(plan.findings, _undo_unverified(plan.image, entry))
