@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
-from imagegui.cli.connect_args import add_connect_argument
+from imagegui.cli.connect_args import add_connect_argument, domain_source
 from imagegui.core.chains.diagnose import Level, cli_text
 from imagegui.core.jobs import CancelledError, CancelToken, Throttle, no_progress
 from imagegui.core.ops.check import CheckResult, plan_check
@@ -196,6 +196,7 @@ def _overlay(args: argparse.Namespace) -> int:
         roots=tuple(args.root),
         allow=tuple(args.allow_file),
         qemu_img=qemu_img_setting(),
+        domains=domain_source(args),
     )
     return execute(plan, args)
 
@@ -209,6 +210,8 @@ def _rebase(args: argparse.Namespace) -> int:
             roots=tuple(args.root),
             allow=tuple(args.allow_file),
             qemu_img=qemu_img_setting(),
+            force=args.force,
+            domains=domain_source(args),
         )
         return execute(plan, args)
     if args.new_backing is None:
@@ -222,6 +225,7 @@ def _rebase(args: argparse.Namespace) -> int:
         allow=tuple(args.allow_file),
         force=args.force,
         qemu_img=qemu_img_setting(),
+        domains=domain_source(args),
     )
     return execute(plan, args)
 
@@ -233,6 +237,7 @@ def _commit(args: argparse.Namespace) -> int:
         roots=tuple(args.root),
         allow=tuple(args.allow_file),
         qemu_img=qemu_img_setting(),
+        domains=domain_source(args),
     )
     return execute(plan, args)
 
@@ -244,6 +249,7 @@ def _flatten(args: argparse.Namespace) -> int:
         roots=tuple(args.root),
         allow=tuple(args.allow_file),
         qemu_img=qemu_img_setting(),
+        domains=domain_source(args),
     )
     return execute(plan, args)
 
@@ -270,6 +276,7 @@ def _check_image(args: argparse.Namespace) -> int:
         allow=tuple(args.allow_file),
         force=args.force,
         qemu_img=qemu_img_setting(),
+        domains=domain_source(args),
     )
     status = execute(plan, args, report)
     if status == EXIT_OK and outcome["problems"]:
@@ -323,7 +330,13 @@ def _launch(args: argparse.Namespace) -> int:
         accel=args.accel,
         tied=True,
     )
-    plan = plan_launch(args.image, opts, roots=tuple(args.root), allow=tuple(args.allow_file))
+    plan = plan_launch(
+        args.image,
+        opts,
+        roots=tuple(args.root),
+        allow=tuple(args.allow_file),
+        domains=domain_source(args),
+    )
     if args.dry_run or plan.refused:
         return execute(plan, args)
     try:
@@ -494,7 +507,7 @@ def _clean_leftovers(args: argparse.Namespace) -> int:
             paths.append(target)
         else:
             raise _usage_error(f"{target}: no such file or directory")
-    plan = plan_clean_leftovers(paths)
+    plan = plan_clean_leftovers(paths, domains=domain_source(args))
     if not paths:
         print("no leftover temporary files found")
         return EXIT_OK
@@ -568,6 +581,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", help="virtual size, larger than the base's (e.g. 40G)")
     p.add_argument("--absolute", action="store_true", help="store the base's absolute path")
     _add_read_root(p)
+    add_connect_argument(p)
     _add_common(p)
     p.set_defaults(func=_overlay)
 
@@ -583,8 +597,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unsafe", action="store_true", help="rewrite only the pointer, copy nothing")
     p.add_argument("--absolute", action="store_true", help="store the absolute path")
     p.add_argument("--undo", action="store_true", help="undo the last rebase of IMAGE")
-    p.add_argument("--force", action="store_true", help="write IMAGE even if made read-only")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write IMAGE even if made read-only or a shut-off libvirt VM uses it",
+    )
     _add_read_root(p)
+    add_connect_argument(p)
     _add_common(p)
     p.set_defaults(func=_rebase)
 
@@ -592,16 +611,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "commit",
         help="write an overlay's data into its backing file",
         description="Refused when the backing file has other overlays (they would silently "
-        "change) unless --force. Directories scanned for them: the two images' and any --root.",
+        "change) or a libvirt VM uses either image, unless --force (never while that VM runs). "
+        "Directories scanned for overlays: the two images' and any --root.",
     )
     p.add_argument("image")
-    p.add_argument("--force", action="store_true", help="commit even into a shared base")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="commit even into a shared base, or one a shut-off libvirt VM uses",
+    )
     p.add_argument(
         "--root",
         action="append",
         default=[],
         help="also look here for other overlays (and let the chain read files here)",
     )
+    add_connect_argument(p)
     _add_common(p)
     p.set_defaults(func=_commit)
 
@@ -614,6 +639,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image")
     p.add_argument("out")
     _add_read_root(p)
+    add_connect_argument(p)
     _add_common(p)
     p.set_defaults(func=_flatten)
 
@@ -627,6 +653,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="repair even a read-only image")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _add_read_root(p)
+    add_connect_argument(p)
     _add_common(p)
     p.set_defaults(func=_check_image)
 
@@ -700,4 +727,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true", help="list what would be removed and kept; remove nothing"
     )
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
+    add_connect_argument(p)
     p.set_defaults(func=_clean_leftovers)

@@ -487,20 +487,17 @@ def read_domains(source: DomainSource | None) -> tuple[DomainIndex | None, list[
     index, hosts = source.read()
     if source.uris is None:
         return index, []
-    reached = {inv.uri for inv in hosts.inventories}
     findings = []
     for uri in hosts.asked:
-        if uri in reached:
-            continue
-        prefix = f"libvirt not reachable at {uri}: "
-        why = next((n[len(prefix) :] for n in hosts.notes if n.startswith(prefix)), "")
-        findings.append(
-            warn(
-                "libvirt-unreachable",
-                f"libvirt at {uri} was not reachable{f' ({why})' if why else ''}; VMs defined "
-                "there were not checked",
+        if uri in hosts.unreachable:
+            why = hosts.unreachable[uri]
+            findings.append(
+                warn(
+                    "libvirt-unreachable",
+                    f"libvirt at {uri} was not reachable{f' ({why})' if why else ''}; VMs "
+                    "defined there were not checked",
+                )
             )
-        )
     return index, findings
 
 
