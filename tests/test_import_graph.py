@@ -4,8 +4,9 @@ another module's private names.
 Read from the source with ``ast`` (nothing is imported), so a lazy import inside a function counts
 as much as one at the top: a function-level import is how a cycle hides, not how it is excused.
 The layers (README ▸ Layout), lowest first: the shared modules directly in ``core/``, then
-``read`` (what is on disk), ``qemu`` (running qemu), ``virt`` (what libvirt knows), ``chains`` (the graph and what it says),
-``ops`` (plans), and ``demo``, which builds a directory with all of them.
+``read`` (what is on disk), ``qemu`` (running qemu), ``virt`` (what libvirt knows), ``chains``
+(the graph and what it says), ``ops`` (plans), and ``demo``, which builds a directory with all
+of them.
 """
 
 from __future__ import annotations

@@ -422,7 +422,7 @@ def image_problems(path: str, info: ImageInfo, scan: ScanResult | None = None) -
     image is part of, which says how to look at its files (another host's are never looked at
     here: ``ScanResult.remote_uri``)."""
     out = []
-    remote = scan is not None and scan.remote_uri is not None
+    remote_scan = scan if scan is not None and scan.remote_uri is not None else None
     flags = info.flags
     if flags.get("corrupt"):
         out.append(
@@ -453,7 +453,11 @@ def image_problems(path: str, info: ImageInfo, scan: ScanResult | None = None) -
             )
         )
     for extent in info.extents:
-        exists = scan.identify(extent) is not None if remote else os.path.exists(extent)
+        exists = (
+            remote_scan.identify(extent) is not None
+            if remote_scan is not None
+            else os.path.exists(extent)
+        )
         if extent != path and not exists:
             out.append(
                 problem(
@@ -464,7 +468,11 @@ def image_problems(path: str, info: ImageInfo, scan: ScanResult | None = None) -
                 )
             )
         directory = os.path.dirname(path)
-        inside = scan.within(extent, directory) if remote else backing.is_inside(extent, directory)
+        inside = (
+            remote_scan.within(extent, directory)
+            if remote_scan is not None
+            else backing.is_inside(extent, directory)
+        )
         if not inside:
             out.append(
                 problem(

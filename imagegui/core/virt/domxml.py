@@ -120,7 +120,9 @@ def parse_volume(text: str, uri: str, pool: str) -> Volume:
         type=root.get("type", "file"),
         physical=_int(root, "physical"),
         mtime=_float(root.findtext("target/timestamps/mtime")),
-        backing_exists=None if not back_path else back.find("permissions") is not None,
+        backing_exists=(
+            None if back is None or not back_path else back.find("permissions") is not None
+        ),
     )
 
 
