@@ -29,6 +29,8 @@ class Actions:
     open: QAction
     open_demo: QAction
     rescan: QAction
+    connect_libvirt: QAction
+    refresh_vms: QAction
     preferences: QAction
     quit: QAction
     copy_path: QAction
@@ -103,6 +105,12 @@ def create_actions(parent: QWidget) -> Actions:
                     "clone, a loop) and open it"),
         rescan=a(parent, "&Rescan", "view-refresh", ["F5", "Ctrl+R"],
                  "Scan the directory again"),
+        connect_libvirt=a(parent, "Connect to &libvirt…", "vm", None,
+                          "Add or remove libvirt connections (this machine's or another host's), "
+                          "to see which VMs use the images"),
+        refresh_vms=a(parent, "Refresh &VMs", "view-refresh", "Shift+F5",
+                      "Read the libvirt hosts again: which VMs are defined, their state and "
+                      "disks"),
         preferences=a(parent, "&Preferences…", "settings", Std.Preferences,
                       "qemu binaries, launch and overlay defaults"),
         quit=a(parent, "&Quit", None, Std.Quit, "Close imagegui"),

@@ -29,6 +29,7 @@ from imagegui.core.chains.diagnose import FixAction
 from imagegui.core.units import counted, display_path
 from imagegui.gui import a11y, resources
 from imagegui.gui.actions import create_actions, disabled_reasons, update_enabled
+from imagegui.gui.dialogs.connect_dialog import ConnectDialog
 from imagegui.gui.dialogs.messages import info_box
 from imagegui.gui.dialogs.preferences_dialog import PreferencesDialog
 from imagegui.gui.graph.scene import ChainScene
@@ -37,6 +38,7 @@ from imagegui.gui.menus import build_menus, build_toolbar, fill_image_menu
 from imagegui.gui.ops import Ops
 from imagegui.gui.panels.chains import ChainsPanel
 from imagegui.gui.panels.details import DetailsPanel
+from imagegui.gui.panels.hosts import HostsPanel
 from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.problems import ProblemsPanel
 from imagegui.gui.panels.status import StatusBar
@@ -100,7 +102,17 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.jobs_dock, self.vms_dock)
         self.problems_dock.raise_()
         self.actions = create_actions(self)
-        docks = [self.details_dock, self.problems_dock, self.jobs_dock, self.vms_dock]
+        self.hosts = HostsPanel(
+            self.session.hosts, self.actions.connect_libvirt, self.actions.refresh_vms
+        )
+        self.hosts_dock = self._dock(
+            "libvirt Hosts", "hostsDock", self.hosts, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.tabifyDockWidget(self.vms_dock, self.hosts_dock)
+        self.problems_dock.raise_()
+        docks = [
+            self.details_dock, self.problems_dock, self.jobs_dock, self.vms_dock, self.hosts_dock
+        ]  # fmt: skip
         self.recent_menu = build_menus(self, self.actions, docks)
         self.toolbar = build_toolbar(self, self.actions)
         self.status = StatusBar(self)
@@ -116,6 +128,7 @@ class MainWindow(QMainWindow):
         self.actions.problems_only.setChecked(settings.problems_only())
         self._apply_graph_settings()
         self.vms.discover()  # VMs kept running by an earlier session, or left by a crash
+        self.session.refresh_hosts()  # libvirt: the remembered connections, or the defaults
         self._restore()
         self._refresh_recent()
         update_enabled(self.actions, None, None)
@@ -135,6 +148,8 @@ class MainWindow(QMainWindow):
         a.open.triggered.connect(self.choose_directory)
         a.open_demo.triggered.connect(self.demoRequested)
         a.rescan.triggered.connect(self.rescan)
+        a.connect_libvirt.triggered.connect(self.show_connect_dialog)
+        a.refresh_vms.triggered.connect(self.session.refresh_hosts)
         a.preferences.triggered.connect(self.show_preferences)
         a.quit.triggered.connect(self.close)
         a.copy_path.triggered.connect(self.ops.copy_path)
@@ -183,6 +198,8 @@ class MainWindow(QMainWindow):
         self.jobs.activeChanged.connect(self._on_jobs_active_changed)
         self.status.job.watch(self.jobs)
         self.vms.vmsChanged.connect(self._on_vms_changed)
+        self.hosts.nodeRequested.connect(self._on_list_selected)
+        self.session.hosts.note.connect(self._on_hosts_note)
 
     # -- opening
 
@@ -253,6 +270,7 @@ class MainWindow(QMainWindow):
         self.scene.set_snapshot(snapshot)
         self.chains.set_snapshot(snapshot, current)
         self.problems.set_snapshot(snapshot)
+        self.hosts.set_snapshot(snapshot)
         self.problems_dock.setWindowTitle(f"Problems ({snapshot.problem_count})")
         self.status.set_summary(snapshot)
         if note := snapshot.graph.checks_note:  # kept check results unreadable: say so once
@@ -369,6 +387,20 @@ class MainWindow(QMainWindow):
         if count:
             self.jobs_dock.show()
             self.jobs_dock.raise_()
+
+    # -- libvirt
+
+    def _on_hosts_note(self, note: str) -> None:
+        """A libvirt connection failed: said once in the status bar (its section in the libvirt
+        Hosts panel keeps the reason); never a dialog, and the scan goes on without it."""
+        self.status.showMessage(display_path(note), 15_000)
+
+    def show_connect_dialog(self) -> None:
+        dialog = ConnectDialog(self.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.urisChanged.connect(self.session.refresh_hosts)
+        self.ops.dialog = dialog
+        dialog.open()
 
     # -- other windows
 

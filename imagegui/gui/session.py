@@ -6,6 +6,11 @@ directory supersedes the running scan (the slot cancels it, and its result never
 Directory changes reach a debounce timer; while an operation is writing into the directory
 (``hold``) automatic rescans wait for it, so a half-written flatten output never shows up as a
 broken image.
+
+Each scan also reads the local libvirt hosts (``hosts``, beside the walk, on a worker); the scan
+job takes that read before it builds the graph, so the graph knows which VMs use which images.
+When the read ends after the graph was built and says something new, the graph is built once more
+from the same scan (no new walk) and announced again; the local graph is never held back for it.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import os
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
+from imagegui.core.virt.inventory import Hosts
+from imagegui.gui.hosts import HostsReader, hosts_key
 from imagegui.gui.settings import Settings
-from imagegui.gui.snapshot import Snapshot, make_scan_job
+from imagegui.gui.snapshot import Snapshot, make_attach_job, make_scan_job
 from imagegui.gui.workers import TaskSlot
 
 #: Quiet time after the last file event before an automatic rescan.
@@ -69,6 +76,12 @@ class Session(QObject):
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.timeout.connect(self._on_debounce_timeout)
+        #: The libvirt hosts (``gui.hosts``): local ones read with every scan.
+        self.hosts = HostsReader(settings, self)
+        self.hosts.localRead.connect(self._on_local_hosts)
+        #: Builds the graph again when the local hosts were read after the scan's graph was.
+        self._attach = TaskSlot(self, on_done=self._on_attached)
+        self._attaching: Hosts | None = None
 
     @property
     def scanning(self) -> bool:
@@ -96,8 +109,11 @@ class Session(QObject):
     def _start(self, target: str) -> None:
         self._target = target
         self.scanStarted.emit(target)
+        self._attach.discard()  # this scan takes the newest read itself
         aspect = self.aspect
-        self._scan.start_noting(lambda note: make_scan_job(target, note, aspect))
+        self.hosts.read_local()  # beside the walk; the job takes it before building the graph
+        latest = self.hosts.feed.latest
+        self._scan.start_noting(lambda note: make_scan_job(target, note, aspect, latest))
 
     def _on_scan_note(self, news: object) -> None:
         """The current scan's file count so far (an int), or the name of its next stage."""
@@ -111,7 +127,8 @@ class Session(QObject):
         self.snapshot = snapshot
         self._watch(snapshot)
         self.snapshotReady.emit(snapshot)
-        self._next()
+        if not self._next():
+            self._attach_hosts()
 
     def _on_scan_failed(self, exc: object) -> None:
         target = self._target or ""
@@ -125,10 +142,45 @@ class Session(QObject):
     def _on_scan_cancelled(self, _message: str) -> None:
         self._next()
 
-    def _next(self) -> None:
+    def _next(self) -> bool:
+        """Starts the rescan asked for meanwhile, if any (True then)."""
         if self._pending and self.root is not None:
             self._pending = False
             self._start(self.root)
+            return True
+        return False
+
+    # -- libvirt hosts
+
+    def refresh_hosts(self) -> None:
+        """Reads every libvirt connection again (Refresh VMs); the graph follows if the local
+        domains changed, without scanning the directory again."""
+        self.hosts.refresh()
+
+    def _on_local_hosts(self, _hosts: Hosts) -> None:
+        if not self._scan.running:
+            self._attach_hosts()
+
+    def _attach_hosts(self) -> None:
+        """Builds the graph again from the same scan when the local hosts read since say
+        something else than the ones it was built with (only then: same read, same graph)."""
+        snap = self.snapshot
+        if snap is None or self.hosts.feed.pending or self._scan.running:
+            return
+        hosts = self.hosts.feed.current()
+        if hosts is None or hosts_key(hosts) == hosts_key(snap.hosts):
+            return
+        self._attaching = hosts
+        self._attach.start(make_attach_job(snap, hosts, self.aspect))
+
+    def _on_attached(self, snapshot: Snapshot | None) -> None:
+        hosts, self._attaching = self._attaching, None
+        if snapshot is None:  # nothing the window shows changed: keep the graph drawn
+            if self.snapshot is not None:
+                self.snapshot.hosts = hosts
+            return
+        self.snapshot = snapshot
+        self.snapshotReady.emit(snapshot)
 
     # -- watching
 
@@ -167,6 +219,8 @@ class Session(QObject):
         """Cancels a running scan and stops watching (window closing)."""
         self._debounce.stop()
         self._scan.discard()
+        self._attach.discard()
+        self.hosts.stop()
         old = self._watcher.directories()
         if old:
             self._watcher.removePaths(old)

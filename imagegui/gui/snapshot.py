@@ -7,6 +7,8 @@ thread is left with creating the scene items, which :mod:`chain_scene` does in s
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -31,7 +33,14 @@ from imagegui.core.jobs import CancelToken, Job, ProgressFn
 from imagegui.core.ops import journal
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.holders import Holder, holders_by_path
-from imagegui.core.read.scan import scan_directory
+from imagegui.core.read.scan import ScanResult, scan_directory
+from imagegui.core.virt.inventory import DomainIndex, Hosts
+from imagegui.core.virt.model import DomainUse, Role
+
+log = logging.getLogger(__name__)
+
+#: Gives the local libvirt hosts to a scan job, on its thread (it may wait a moment for a read).
+HostsFn = Callable[[CancelToken], "Hosts | None"]
 
 #: Length of an arrow head at the backing end of an edge, in scene units.
 ARROW = 9.0
@@ -69,6 +78,11 @@ class Snapshot:
     #: scan so the list's tooltips and the cards never walk /proc in a paint or ``data()``. An
     #: image in use but missing here is held by a process this user cannot see.
     holders: dict[str, tuple[Holder, ...]] = field(default_factory=dict)
+    #: Which libvirt domain disks use each image (only images some domain uses), worked out
+    #: with the scan (``domain_uses``), so no paint or ``data()`` reads a header.
+    domains: dict[str, tuple[DomainUse, ...]] = field(default_factory=dict)
+    #: The local libvirt hosts the graph was built with (None: none read in time).
+    hosts: Hosts | None = None
 
     @property
     def image_count(self) -> int:
@@ -80,11 +94,16 @@ class Snapshot:
 
 
 def make_scan_job(
-    target: str, note: Callable[[int | str], None] | None = None, aspect: float = ASPECT
+    target: str,
+    note: Callable[[int | str], None] | None = None,
+    aspect: float = ASPECT,
+    hosts: HostsFn | None = None,
 ) -> Job[Snapshot]:
     """A job that scans ``target`` (a directory, or a file whose directory is scanned) and lays
     the graph out for a view of width / height ``aspect``. ``note`` hears, from the worker, the
-    number of files looked at so far (an int) and each later stage's name (a str)."""
+    number of files looked at so far (an int) and each later stage's name (a str). ``hosts``
+    gives the local libvirt hosts just before the graph is built (``gui.hosts.LocalFeed.latest``),
+    so the graph knows which VMs use which images."""
     report = note or _no_note
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
@@ -106,28 +125,112 @@ def make_scan_job(
         scan = scan_directory(path, progress=on_files)
         timings["scan"] = time.perf_counter() - t
         report(scan.files_seen)
-        report("Building the chain graph")
         cancel.raise_if_cancelled()
-        t = time.perf_counter()
-        graph = ChainGraph(scan)
-        status = all_statuses(graph)
-        timings["graph"] = time.perf_counter() - t
-        report("Laying out")
-        cancel.raise_if_cancelled()
-        t = time.perf_counter()
-        layout = compute_layout(graph, aspect=aspect)
-        paths = build_paths(layout)
-        nodes = list(graph.nodes)
-        tables = tree_tables(layout.forest, nodes, {n: i for i, n in enumerate(nodes)})
-        snap = Snapshot(path, graph, layout, status, paths, tables, select, timings)
-        add_problem_layout(snap, aspect)
-        timings["layout"] = time.perf_counter() - t
-        snap.undo = journal.undo_target()  # a small file: read here, never in a slot
-        in_use = [n for n, (_, info) in graph.nodes.items() if info is not None and info.in_use]
-        snap.holders = holders_by_path(in_use) if in_use else {}
-        return snap
+        found = hosts(cancel) if hosts is not None else None
+        return build_snapshot(scan, found, aspect, report, cancel, select, timings)
 
     return Job(f"Scanning {target}", run)
+
+
+def make_attach_job(
+    snapshot: Snapshot, hosts: Hosts, aspect: float = ASPECT
+) -> Job[Snapshot | None]:
+    """A job that builds ``snapshot``'s graph again, from the same scan, with the VM uses of
+    ``hosts`` (a local read that ended after its scan had built the graph). None when that
+    changes nothing the window shows - the usual case: the domains that changed use no image
+    here - so the window draws nothing twice."""
+
+    def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot | None:
+        with gcpause.paused_gc():
+            new = build_snapshot(snapshot.graph.scan, hosts, aspect, _no_note, cancel)
+        return None if same_picture(snapshot, new) else new
+
+    return Job("Attaching the VMs that use the images", run)
+
+
+def same_picture(old: Snapshot, new: Snapshot) -> bool:
+    """Whether two snapshots of one scan show the same: the same nodes, problems and VM uses."""
+
+    def problems(s: Snapshot) -> list[tuple[str, str, str]]:
+        return [(p.path, str(p.kind), p.message) for p in s.graph.problems]
+
+    return (
+        old.domains == new.domains
+        and list(old.graph.nodes) == list(new.graph.nodes)
+        and problems(old) == problems(new)
+    )
+
+
+def build_snapshot(
+    scan: ScanResult,
+    hosts: Hosts | None,
+    aspect: float = ASPECT,
+    report: Callable[[int | str], None] | None = None,
+    cancel: CancelToken | None = None,
+    select: str | None = None,
+    timings: dict[str, float] | None = None,
+) -> Snapshot:
+    """Everything after the walk: graph (with the VM uses of ``hosts``), states, layout."""
+    report = report or _no_note
+    timings = {} if timings is None else timings
+    cancel = cancel or CancelToken()
+    report("Building the chain graph")
+    cancel.raise_if_cancelled()
+    t = time.perf_counter()
+    index = DomainIndex(hosts.local) if hosts is not None else None
+    try:
+        graph = build_graph(scan, index)
+        domains = domain_uses(graph, index)
+    except Exception:  # noqa: BLE001 - what VMs use never costs the user the scan itself
+        if index is None:
+            raise
+        log.exception("the VM uses could not be worked out; the graph is shown without them")
+        graph, domains = build_graph(scan, None), {}
+    status = all_statuses(graph)
+    timings["graph"] = time.perf_counter() - t
+    report("Laying out")
+    cancel.raise_if_cancelled()
+    t = time.perf_counter()
+    layout = compute_layout(graph, aspect=aspect)
+    paths = build_paths(layout)
+    nodes = list(graph.nodes)
+    tables = tree_tables(layout.forest, nodes, {n: i for i, n in enumerate(nodes)})
+    snap = Snapshot(scan.root, graph, layout, status, paths, tables, select, timings)
+    add_problem_layout(snap, aspect)
+    timings["layout"] = time.perf_counter() - t
+    snap.undo = journal.undo_target()  # a small file: read here, never in a slot
+    in_use = [n for n, (_, info) in graph.nodes.items() if info is not None and info.in_use]
+    snap.holders = holders_by_path(in_use) if in_use else {}
+    snap.domains = domains
+    snap.hosts = hosts
+    return snap
+
+
+#: Whether the chain graph takes the libvirt index itself (``ChainGraph(scan, domains=...)``):
+#: then it also adds the ``domain-disk-missing`` problems and answers ``domains_of``.
+_GRAPH_TAKES_DOMAINS = "domains" in inspect.signature(ChainGraph).parameters
+
+
+def build_graph(scan: ScanResult, index: DomainIndex | None) -> ChainGraph:
+    if index is not None and _GRAPH_TAKES_DOMAINS:
+        return ChainGraph(scan, domains=index)  # type: ignore[call-arg]
+    return ChainGraph(scan)
+
+
+def domain_uses(graph: ChainGraph, index: DomainIndex | None) -> dict[str, tuple[DomainUse, ...]]:
+    """Which domain disks use each node (only nodes some domain uses), worked out here on the
+    worker: the list, the cards and the details read it without touching a file."""
+    if index is None or not index.disks:
+        return {}
+    of = getattr(graph, "domains_of", None)  # the graph built with the index answers itself
+    out: dict[str, tuple[DomainUse, ...]] = {}
+    for node in graph.nodes:
+        if "://" in node:
+            continue
+        uses = of(node) if of is not None else index.uses_of(node)
+        if uses:
+            out[node] = tuple(uses)
+    return out
 
 
 def _no_note(_news: int | str) -> None:
@@ -206,3 +309,26 @@ def holder_label(holders: tuple[Holder, ...] | None) -> str:
         f"{h.vm} (PID {h.pid})" if h.vm else f"PID {h.pid} ({h.program_name})"
         for h in holders or ()
     )
+
+
+def uses_parts(uses: tuple[DomainUse, ...] | None) -> tuple[str, str]:
+    """(``web01``, `` (shut off) +2``): the first VM's name and the rest of its label, so a card
+    can shorten the name and keep the state. A VM with two disks on the chain counts once."""
+    names = list(dict.fromkeys((u.uri, u.name, u.state) for u in uses or ()))
+    if not names:
+        return "", ""
+    _uri, name, state = names[0]
+    more = f" +{len(names) - 1}" if len(names) > 1 else ""
+    return name, f" ({state}){more}"
+
+
+def uses_label(uses: tuple[DomainUse, ...] | None) -> str:
+    """``web01 (shut off)``, ``web01 (shut off) +2`` when more VMs use it; "" for none."""
+    name, rest = uses_parts(uses)
+    return name + rest
+
+
+def use_line(use: DomainUse) -> str:
+    """``web01 (shut off): vda, as a backing file — qemu:///system``: one use, whole."""
+    how = "its disk's file" if use.role == Role.TOP else "as a backing file"
+    return f"{use.describe()}: {use.disk or '?'}, {how} — {use.uri}"

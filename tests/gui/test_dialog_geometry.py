@@ -204,6 +204,22 @@ def check_result_with_repairs(window, lab):
     return box
 
 
+def connect_libvirt(window, lab):
+    """Two remembered connections and a long failure reason under the field."""
+    window.settings.set_libvirt_uris(
+        ["qemu:///system", "qemu+ssh://admin@kvm01.example.org/system"]
+    )
+    window.show_connect_dialog()
+    dialog = window.ops.dialog
+    dialog._say(
+        "Not added: qemu+ssh://root@kvm02.example.org/system did not answer: Cannot recv data: "
+        "ssh: connect to host kvm02.example.org port 22: Connection refused: Connection reset "
+        "by peer",
+        "refused",
+    )
+    return dialog
+
+
 DIALOGS: dict[str, Callable] = {
     f.__name__: f
     for f in (
@@ -224,6 +240,7 @@ DIALOGS: dict[str, Callable] = {
         check_result,
         check_repair_all,
         check_result_with_repairs,
+        connect_libvirt,
     )
 }
 

@@ -14,8 +14,18 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
+from PySide6.QtCore import QByteArray, QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPen,
+    QPixmap,
+    QPolygonF,
+)
+from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from imagegui.core.chains.layout import NODE_H, NODE_W
@@ -23,7 +33,7 @@ from imagegui.core.chains.nodestate import NodeStatus, State, short_name
 from imagegui.core.units import display_path, human_size
 from imagegui.gui import resources, theme
 from imagegui.gui.panels.chains_model import STATE_ICON
-from imagegui.gui.snapshot import holder_label
+from imagegui.gui.snapshot import holder_label, uses_label, uses_parts
 
 if TYPE_CHECKING:
     from imagegui.gui.graph.scene import ChainScene
@@ -86,6 +96,24 @@ def compact_size(lod: float) -> int:
         if px >= want:
             return px
     return COMPACT_SIZES[-1]
+
+
+@cache
+def vm_marker(colour: str) -> QPixmap:
+    """The "a VM uses it" marker (32 px, drawn at 16) in ``colour``: the card's text colour, which
+    the theme keeps readable on the card's fill, light or dark."""
+    svg = resources.icon_path("vm").read_text(encoding="utf-8").replace(theme.ICON_INK, colour)
+    pm = QPixmap(32, 32)
+    pm.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pm)
+    QSvgRenderer(QByteArray(svg.encode())).render(painter)
+    painter.end()
+    return pm
+
+
+def compact_marker(px: int) -> float:
+    """The VM marker's size (scene units) on a zoomed-out card whose name is ``px`` high."""
+    return px * 1.1
 
 
 def card_reason(snapshot, node: str) -> str | None:
@@ -184,7 +212,7 @@ class CardLayer(QGraphicsItem):
             snap = self._scene.snapshot
             assert snap is not None
             _, fm = _compact_font(px)
-            width = NODE_W - 16
+            width = NODE_W - 16 - (compact_marker(px) + 4) * (node in snap.domains)
             name = display_path(short_name(node))
             reason = card_reason(snap, node)
             if reason:
@@ -212,6 +240,14 @@ class CardLayer(QGraphicsItem):
         painter.setFont(font)
         line_h = min(px * 1.12, (NODE_H - 2) / 2)
         top = y + (NODE_H - line_h * len(lines)) / 2
+        if node in snap.domains:  # a libvirt VM uses it: the marker, as tall as the text
+            size = compact_marker(px)
+            colour = theme.current().card(status.state).text
+            painter.drawPixmap(
+                QRectF(x + NODE_W - size - 4, y + 4, size, size),
+                vm_marker(colour.name()),
+                QRectF(0, 0, 32, 32),
+            )
         for i, line in enumerate(lines):
             if i == 1 and key_has_reason(self._compact_cache, node, px):
                 small, _ = _compact_font(int(px * 0.8))
@@ -235,10 +271,19 @@ class CardLayer(QGraphicsItem):
             resources.pixmap(STATE_ICON[status.state], 20, 2.0),
             QRectF(0, 0, 40, 40),
         )
+        used = node in snap.domains
+        if used:  # a libvirt VM uses it: its marker in the corner, the line below says which
+            painter.drawPixmap(
+                QRectF(x + NODE_W - 24, y + 10, 16, 16),
+                vm_marker(theme.current().card(status.state).text.name()),
+                QRectF(0, 0, 32, 32),
+            )
         name = self._elided.get(node)
         if name is None:
             name = name_fm.elidedText(
-                display_path(short_name(node)), Qt.TextElideMode.ElideMiddle, NODE_W - 50
+                display_path(short_name(node)),
+                Qt.TextElideMode.ElideMiddle,
+                NODE_W - 50 - 22 * used,
             )
             self._elided[node] = name
         colours = theme.current().card(status.state)
@@ -283,18 +328,33 @@ class CardLayer(QGraphicsItem):
             status = snap.status[node]
             _, _, _, small_fm = _fonts()
             line1, line2 = _detail_lines(node, snap.graph.nodes[node], status)
+            used = uses_label(snap.domains.get(node))
             if status.in_use and (who := holder_label(snap.holders.get(node))):
                 line2 = f"in use ({'rw' if status.writer else 'ro'}) by {display_path(who)}"
+            elif used:  # the size moves up: which VM uses it is what the card must say
+                line1 = f"{line1} · {line2}" if line2.startswith("disk ") else line1
+                line2 = ""
             reason = card_reason(snap, node)
             width = NODE_W - 20 - 19 * _badge_count(status)
+            line1 = small_fm.elidedText(line1, Qt.TextElideMode.ElideRight, NODE_W - 20)
             if reason:
                 line2 = fit_reason(reason, small_fm, width)
+            elif not line2:
+                line2 = fit_used(snap.domains.get(node), small_fm, width)
             else:
                 line2 = small_fm.elidedText(line2, Qt.TextElideMode.ElideMiddle, width)
             cached = line1 + "\0" + line2 + "\0" + ("1" if reason else "")
             self._elided[key] = cached
         line1, line2, broken = cached.split("\0")
         return line1, line2, bool(broken)
+
+
+def fit_used(uses, fm: QFontMetricsF, width: float) -> str:
+    """``used by web01 (shut off)`` in ``width``: the VM's name is shortened, never its state."""
+    name, rest = uses_parts(uses)
+    head = "used by "
+    room = width - fm.horizontalAdvance(head) - fm.horizontalAdvance(rest)
+    return head + fm.elidedText(display_path(name), Qt.TextElideMode.ElideMiddle, room) + rest
 
 
 def _badge_count(status: NodeStatus) -> int:

@@ -26,6 +26,7 @@ from imagegui.gui.panels.chains_model import (
     FOLDER,
     FORMAT,
     NAME,
+    USED_BY,
     VSIZE,
     ChainsModel,
 )
@@ -141,6 +142,11 @@ class ChainsPanel(QWidget):
         header.resizeSection(FORMAT, 56)
         header.resizeSection(VSIZE, 76)
         header.resizeSection(DSIZE, 76)
+        # The VMs that use an image matter next to its name (the last columns are off to the
+        # right in a narrow list); shown only when some VM uses a scanned image.
+        header.moveSection(header.visualIndex(USED_BY), 1)
+        header.resizeSection(USED_BY, 130)
+        header.setSectionHidden(USED_BY, True)
         box = QVBoxLayout(self)
         box.setContentsMargins(4, 4, 0, 4)
         box.setSpacing(4)
@@ -163,6 +169,7 @@ class ChainsPanel(QWidget):
     def set_snapshot(self, snapshot: Snapshot, current: str | None) -> None:
         expanded = self._expanded_nodes() if self.model.snapshot else set()
         self.model.set_snapshot(snapshot)
+        self.tree.header().setSectionHidden(USED_BY, not snapshot.domains)
         self._restore_expansion(expanded)
         self.select(current)
         self.filterApplied.emit(self.model.matches)

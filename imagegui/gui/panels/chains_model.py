@@ -20,11 +20,11 @@ from imagegui.core.chains.layout import TOP, tree_tables
 from imagegui.core.chains.nodestate import NodeStatus, State, short_name
 from imagegui.core.units import display_path, human_size
 from imagegui.gui import resources
-from imagegui.gui.snapshot import Snapshot
+from imagegui.gui.snapshot import Snapshot, use_line, uses_label
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
-COLUMNS = ("Name", "Folder", "Format", "Virtual size", "Disk size", "State")
-NAME, FOLDER, FORMAT, VSIZE, DSIZE, STATE = range(6)
+COLUMNS = ("Name", "Folder", "Format", "Virtual size", "Disk size", "State", "Used by")
+NAME, FOLDER, FORMAT, VSIZE, DSIZE, STATE, USED_BY = range(7)
 
 #: Worst first: sorting by state puts trouble on top.
 STATE_ORDER = {
@@ -134,8 +134,11 @@ class ChainsModel(QAbstractItemModel):
         graph, status, words = snap.graph, snap.status, self._filter.split()
         forest = snap.layout.forest
         matches: set[str] = set()
+        domains = snap.domains
         for node, (_, info) in graph.nodes.items():
             hay = _haystack(graph, node, info.format if info else "", status[node])
+            if node in domains:  # the VMs that use it, by name and state
+                hay += " " + " ".join(use_line(u) for u in domains[node]).lower()
             if all(w in hay for w in words):
                 matches.add(node)
         self.matches = matches
@@ -209,6 +212,8 @@ class ChainsModel(QAbstractItemModel):
             return display_path(self.folder(node))
         if col == STATE:
             return self.snapshot.status[node].label()
+        if col == USED_BY:
+            return uses_label(self.snapshot.domains.get(node))
         if info is None:
             return kind if col == FORMAT else ""
         if col == FORMAT:
@@ -282,6 +287,14 @@ class ChainsModel(QAbstractItemModel):
             return lambda nid: (STATE_ORDER[status[nodes[nid]].state], short_name(nodes[nid]))
         if column == FOLDER:
             return lambda nid: (self.folder(nodes[nid]).lower(), short_name(nodes[nid]).lower())
+        if column == USED_BY:
+            domains = snap.domains
+            # Used ones first (an empty label sorts last), then by the VM's name.
+            return lambda nid: (
+                not domains.get(nodes[nid]),
+                uses_label(domains.get(nodes[nid])).lower(),
+                short_name(nodes[nid]).lower(),
+            )
         return lambda nid: short_name(nodes[nid]).lower()
 
 
@@ -332,6 +345,8 @@ def _tooltip(snapshot: Snapshot, node: str) -> str:
         who = ", ".join(h.describe() for h in held) if held else "a process of another user"
         how = "written" if st.writer else "read"
         lines.append(escape(display_path(f"in use: {how} by {who}")))
+    for use in snapshot.domains.get(node, ()):
+        lines.append(escape(display_path(f"used by {use_line(use)}")))
     nova = graph.nova_base(node)
     if nova is not None:
         lines.append(

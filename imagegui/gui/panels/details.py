@@ -18,6 +18,7 @@ from imagegui.core.chains.graph import MISSING, PROTOCOL, UNREADABLE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path, human_size
+from imagegui.core.virt.model import Role
 from imagegui.gui import resources, theme
 from imagegui.gui.panels.chains_model import LEVEL_ICON, STATE_ICON
 from imagegui.gui.snapshot import Snapshot
@@ -119,6 +120,7 @@ class DetailsPanel(QTextBrowser):
         if info is not None:
             parts.append(self._chain(snap, node))
         parts.append(self._users(snap, node))
+        parts.append(self._vms(snap, node))
         if info is not None:
             parts.append(self._fields(info))
         return "".join(parts)
@@ -225,6 +227,39 @@ class DetailsPanel(QTextBrowser):
             f"<h4>Overlays</h4><p>{len(kids)} direct, {len(every)} in all depend on it: "
             f"{listed}{more}.<br><span class='muted'>Writing to this image would "
             "change what all of them show.</span></p>"
+        )
+
+    def _vms(self, snap: Snapshot, node: str) -> str:
+        """Which libvirt VMs use the image, running or shut off, with the disk, how (its file or
+        below it in the chain) and the connection; nothing when no host was read."""
+        uses = snap.domains.get(node, ())
+        hosts = snap.hosts.local if snap.hosts is not None else []
+        if not uses:
+            if not hosts:
+                return ""
+            where = ", ".join(escape(h.uri) for h in hosts)
+            return f"<h4>Used by</h4><p>No VM defined at {where} uses it.</p>"
+        rows = []
+        for use in uses:
+            how = "its disk's file" if use.role == Role.TOP else "a backing file of its disk"
+            state = f"<b>{escape(use.state)}</b>" if use.active else escape(use.state)
+            rows.append(
+                f"<tr><td><b>{escape(use.name)}</b></td><td>{state}</td>"
+                f"<td>{escape(use.disk or '?')}</td><td>{how}</td>"
+                f"<td class='muted'>{escape(use.uri)}</td></tr>"
+            )
+        vms = len({(u.uri, u.name) for u in uses})
+        note = (
+            "Rebasing it, committing into it or moving it changes what "
+            + ("this VM sees" if vms == 1 else f"these {vms} VMs see")
+            + ", running or shut off."
+        )
+        return (
+            "<h4>Used by</h4><table cellspacing=0 cellpadding=2>"
+            "<tr class='muted'><th align=left>VM</th><th align=left>State</th>"
+            "<th align=left>Disk</th><th align=left>As</th><th align=left>Connection</th></tr>"
+            + "".join(rows)
+            + f"</table><p class='muted'>{note}</p>"
         )
 
     def _fields(self, info: ImageInfo) -> str:
