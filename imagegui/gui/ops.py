@@ -24,6 +24,8 @@ from imagegui.core.ops.launchvirt import LibvirtLaunchResult, local_uri
 from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
+from imagegui.core.virt.connect import is_remote
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.actions import update_undo
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
 from imagegui.gui.dialogs.commit_dialog import CommitDialog
@@ -86,6 +88,14 @@ class Ops(QObject):
         """The qemu-img every plan runs: the Preferences' choice ("" for the one on PATH)."""
         return self.settings.qemu_img()
 
+    def domains(self) -> DomainSource:
+        """Where the plans ask libvirt which VMs use the images: the connections the user made
+        to this machine (File ▸ Connect to libvirt…), else the defaults tried quietly. Only
+        built here; each plan reads it on its worker. Other hosts' VMs cannot use files here,
+        so they are not asked."""
+        local = tuple(u for u in self.settings.libvirt_uris() if not is_remote(u))
+        return DomainSource(local or None)
+
     @property
     def graph(self) -> ChainGraph | None:
         snap = self.session.snapshot
@@ -116,7 +126,13 @@ class Ops(QObject):
         defaults = self.settings.overlay_defaults()
         root = self.session.snapshot.root if self.session.snapshot else ""
         dialog = OverlayDialog(
-            info, defaults, self._taken(), self.window, root=root, qemu_img=self.qemu_img
+            info,
+            defaults,
+            self._taken(),
+            self.window,
+            root=root,
+            qemu_img=self.qemu_img,
+            domains=self.domains(),
         )
 
         def accepted(d: OverlayDialog) -> None:
@@ -130,7 +146,9 @@ class Ops(QObject):
         info, snap = self.current(), self.session.snapshot
         if info is None or snap is None:
             return
-        dialog = RebaseDialog(info, snap, backing, unsafe, self.window, qemu_img=self.qemu_img)
+        dialog = RebaseDialog(
+            info, snap, backing, unsafe, self.window, qemu_img=self.qemu_img, domains=self.domains()
+        )
         self._open(dialog, lambda d: self.run_plan(d.plan, f"Rebase {info.name}"))
 
     def record_format(self) -> None:
@@ -143,7 +161,9 @@ class Ops(QObject):
         info, snap = self.current(), self.session.snapshot
         if info is None or snap is None:
             return
-        dialog = CommitDialog(info, snap, self.window, qemu_img=self.qemu_img)
+        dialog = CommitDialog(
+            info, snap, self.window, qemu_img=self.qemu_img, domains=self.domains()
+        )
         self._open(dialog, lambda d: self.run_plan(d.plan, f"Commit {info.name}"))
 
     def flatten(self) -> None:
@@ -151,7 +171,14 @@ class Ops(QObject):
         if info is None:
             return
         root = self.session.snapshot.root if self.session.snapshot else ""
-        dialog = FlattenDialog(info, self._taken(), self.window, root=root, qemu_img=self.qemu_img)
+        dialog = FlattenDialog(
+            info,
+            self._taken(),
+            self.window,
+            root=root,
+            qemu_img=self.qemu_img,
+            domains=self.domains(),
+        )
         self._open(
             dialog,
             lambda d: self.run_plan(
@@ -163,7 +190,9 @@ class Ops(QObject):
         info, snap = self.current(), self.session.snapshot
         if info is None or snap is None:
             return
-        dialog = RepairDialog(info, snap, self.window, qemu_img=self.qemu_img)
+        dialog = RepairDialog(
+            info, snap, self.window, qemu_img=self.qemu_img, domains=self.domains()
+        )
         self._open(dialog, lambda d: self.run_plan(d.plan, f"Repair {info.name}"))
 
     def undo_rebase(self) -> None:
@@ -172,7 +201,9 @@ class Ops(QObject):
         if target is None or target.entry is None:
             return
         entry = target.entry
-        dialog = UndoRebaseDialog(entry, self.window, qemu_img=self.qemu_img)
+        dialog = UndoRebaseDialog(
+            entry, self.window, qemu_img=self.qemu_img, domains=self.domains()
+        )
         self._open(
             dialog,
             lambda d: self.run_plan(d.plan, f"Undo rebase of {target.name}", entry.image),
@@ -183,7 +214,7 @@ class Ops(QObject):
         remove on a worker, rescan."""
         if not paths:
             return
-        dialog = RemoveLeftoversDialog(paths, self.window)
+        dialog = RemoveLeftoversDialog(paths, self.window, domains=self.domains())
         n = len(paths)
         title = "Remove leftover file" if n == 1 else f"Remove {n} leftover files"
         self._open(dialog, lambda d: self.run_plan(d.plan, title))
@@ -216,6 +247,7 @@ class Ops(QObject):
             self.window,
             runner=self.settings.launch_runner(),
             libvirt_uri=self.libvirt_uri(),
+            domains=self.domains(),
         )
 
         def accepted(d: LaunchDialog) -> None:
@@ -340,7 +372,12 @@ class Ops(QObject):
         if info is None:
             return
         dialog = CheckRepairDialog(
-            info, graph.problems_for(info.path), mode, self.window, qemu_img=self.qemu_img
+            info,
+            graph.problems_for(info.path),
+            mode,
+            self.window,
+            qemu_img=self.qemu_img,
+            domains=self.domains(),
         )
         self._open(
             dialog,

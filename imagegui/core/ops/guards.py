@@ -577,7 +577,8 @@ def not_used_by_domain(
             findings.append(
                 refuse(
                     "used-by-vm",
-                    f"{message}. If {_that(many)} obsolete, override this check",
+                    f"{message}; if {_that(many)} obsolete, override this check where the "
+                    "operation offers it",
                     overridable=True,
                     fix_cli="add --force to the same command",
                 )

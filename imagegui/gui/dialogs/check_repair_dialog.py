@@ -19,6 +19,7 @@ from imagegui.core.ops.check import plan_check
 from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.fields import Choice
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 
@@ -36,8 +37,9 @@ class CheckRepairDialog(PlanDialog):
         mode: str = "leaks",
         parent: QWidget | None = None,
         qemu_img: str = "",
+        domains: DomainSource | None = None,
     ):
-        super().__init__("Repair Image", RUN_TEXT[mode], parent, qemu_img=qemu_img)
+        super().__init__("Repair Image", RUN_TEXT[mode], parent, qemu_img=qemu_img, domains=domains)
         self._initial_mode = mode
         self.image = image
         found = [p for p in problems if p.kind in CHECK_KINDS]
@@ -95,5 +97,5 @@ class CheckRepairDialog(PlanDialog):
 
     def planner(self) -> Callable[[], Plan] | str:
         image, mode = self.image.path, self.repair_mode
-        qemu_img = self.qemu_img
-        return lambda: plan_check(image, mode, qemu_img=qemu_img)
+        qemu_img, domains = self.qemu_img, self.domains
+        return lambda: plan_check(image, mode, qemu_img=qemu_img, domains=domains)

@@ -17,8 +17,9 @@ from imagegui.core.ops.commit import plan_commit
 from imagegui.core.ops.plan import Finding, Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui import resources
-from imagegui.gui.dialogs.plan_dialog import PlanDialog
+from imagegui.gui.dialogs.plan_dialog import PlanDialog, count_paths, forced_findings
 from imagegui.gui.snapshot import Snapshot
 
 
@@ -39,8 +40,9 @@ class CommitDialog(PlanDialog):
         snapshot: Snapshot,
         parent: QWidget | None = None,
         qemu_img: str = "",
+        domains: DomainSource | None = None,
     ):
-        super().__init__("Commit", "Commit", parent, qemu_img=qemu_img)
+        super().__init__("Commit", "Commit", parent, qemu_img=qemu_img, domains=domains)
         self.image = image
         self.root = snapshot.root
         self.base = snapshot.graph.backing_of(image.path) or "?"
@@ -148,7 +150,12 @@ class CommitDialog(PlanDialog):
         return super().refused_text(plan)
 
     def forced_text(self, plan: Plan) -> str:
-        return f"Forced: {_images(self.others.count())} will be corrupted (listed above)."
+        # The same override lifts a shut-off VM's refusal: that VM is named too.
+        others = [f for f in forced_findings(plan) if f.code != "shared-base"]
+        text = f"Forced: {_images(self.others.count())} will be corrupted (listed above)"
+        if not self.others.count():
+            return super().forced_text(plan)
+        return "; ".join([text, *(count_paths(self.describe_finding(f)) for f in others)]) + "."
 
     def _on_force_toggled(self, checked: bool) -> None:
         self.require_confirmation(self.base_name if checked else None)
@@ -157,8 +164,10 @@ class CommitDialog(PlanDialog):
     def planner(self) -> Callable[[], Plan] | str:
         image, force, roots = self.image.path, self.force.isChecked(), (self.root,)
         allow = self.allowed_files()
-        qemu_img = self.qemu_img
-        return lambda: plan_commit(image, force=force, roots=roots, allow=allow, qemu_img=qemu_img)
+        qemu_img, domains = self.qemu_img, self.domains
+        return lambda: plan_commit(
+            image, force=force, roots=roots, allow=allow, qemu_img=qemu_img, domains=domains
+        )
 
 
 def _short(name: str, limit: int = 28) -> str:

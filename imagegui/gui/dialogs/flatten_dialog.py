@@ -11,6 +11,7 @@ from imagegui.core.ops.flatten import plan_flatten
 from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.fields import PathField, unique_path
 from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
 
@@ -23,8 +24,9 @@ class FlattenDialog(PlanDialog):
         parent: QWidget | None = None,
         root: str = "",
         qemu_img: str = "",
+        domains: DomainSource | None = None,
     ):
-        super().__init__("Flatten", "Flatten", parent, qemu_img=qemu_img)
+        super().__init__("Flatten", "Flatten", parent, qemu_img=qemu_img, domains=domains)
         self.image = image
         self.root = root
         self.intro.setText(
@@ -53,5 +55,7 @@ class FlattenDialog(PlanDialog):
         if not out:
             return "Enter a name for the flattened image."
         image, roots, allow = self.image.path, scan_roots(self.root), self.allowed_files()
-        qemu_img = self.qemu_img
-        return lambda: plan_flatten(image, out, roots=roots, allow=allow, qemu_img=qemu_img)
+        qemu_img, domains = self.qemu_img, self.domains
+        return lambda: plan_flatten(
+            image, out, roots=roots, allow=allow, qemu_img=qemu_img, domains=domains
+        )

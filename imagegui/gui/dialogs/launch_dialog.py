@@ -22,6 +22,7 @@ from imagegui.core.ops.plan import Plan
 from imagegui.core.qemu.vm import QEMU_SYSTEM
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.fields import Choice
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 from imagegui.gui.workers import TaskSlot
@@ -69,8 +70,9 @@ class LaunchDialog(PlanDialog):
         parent: QWidget | None = None,
         runner: str = "qemu",
         libvirt_uri: str = "",
+        domains: DomainSource | None = None,
     ):
-        super().__init__("Launch in QEMU", "Launch", parent)
+        super().__init__("Launch in QEMU", "Launch", parent, domains=domains)
         self.image = image
         self.root = root
         self.qemu_system = qemu_system
@@ -214,4 +216,5 @@ class LaunchDialog(PlanDialog):
         if self.uses_libvirt():
             uri = self.libvirt_uri
             return lambda: plan_launch_libvirt(image, opts, uri, roots, allow)
-        return lambda: plan_launch(image, opts, roots, allow=allow)
+        domains = self.domains
+        return lambda: plan_launch(image, opts, roots, allow=allow, domains=domains)

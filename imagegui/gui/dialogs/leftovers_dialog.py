@@ -17,15 +17,18 @@ from PySide6.QtWidgets import QWidget
 from imagegui.core.ops.leftovers import plan_clean_leftovers
 from imagegui.core.ops.plan import Plan
 from imagegui.core.units import display_path
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 
 
 class RemoveLeftoversDialog(PlanDialog):
-    def __init__(self, paths: list[str], parent: QWidget | None = None):
+    def __init__(
+        self, paths: list[str], parent: QWidget | None = None, domains: DomainSource | None = None
+    ):
         self.paths = tuple(paths)
         n = len(self.paths)
         title = "Remove Leftover File" if n == 1 else f"Remove {n} Leftover Files"
-        super().__init__(title, "Remove", parent)
+        super().__init__(title, "Remove", parent, domains=domains)
         what = f"<b>{escape(display_path(self.paths[0]))}</b>" if n == 1 else f"these {n} files"
         files = "a temporary file" if n == 1 else "temporary files"
         them = (
@@ -55,5 +58,5 @@ class RemoveLeftoversDialog(PlanDialog):
         return text
 
     def planner(self) -> Callable[[], Plan] | str:
-        paths = self.paths
-        return lambda: plan_clean_leftovers(paths)
+        paths, domains = self.paths, self.domains
+        return lambda: plan_clean_leftovers(paths, domains=domains)

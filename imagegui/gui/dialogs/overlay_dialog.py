@@ -11,6 +11,7 @@ from imagegui.core.ops.overlay import plan_overlay
 from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path, human_size, parse_size
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.fields import PathField, backing_choice, unique_path
 from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
 from imagegui.gui.settings import OverlayDefaults
@@ -36,8 +37,9 @@ class OverlayDialog(PlanDialog):
         parent: QWidget | None = None,
         root: str = "",
         qemu_img: str = "",
+        domains: DomainSource | None = None,
     ):
-        super().__init__("Create Overlay", "Create", parent, qemu_img=qemu_img)
+        super().__init__("Create Overlay", "Create", parent, qemu_img=qemu_img, domains=domains)
         self.base = base
         self.root = root
         self.intro.setText(
@@ -85,9 +87,16 @@ class OverlayDialog(PlanDialog):
         base = self.base.path
         absolute = self.backing.value() == "absolute"
         roots, allow = scan_roots(self.root), self.allowed_files()
-        qemu_img = self.qemu_img
+        qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_overlay(
-            base, new, size, absolute, roots=roots, allow=allow, qemu_img=qemu_img
+            base,
+            new,
+            size,
+            absolute,
+            roots=roots,
+            allow=allow,
+            qemu_img=qemu_img,
+            domains=domains,
         )
 
     def chosen_defaults(self, current: OverlayDefaults) -> OverlayDefaults | None:

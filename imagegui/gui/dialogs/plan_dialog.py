@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from imagegui.core.jobs import Job
 from imagegui.core.ops.plan import ACCESS_CODES, LEVEL_WORDS, Finding, Plan
 from imagegui.core.units import display_path
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui import a11y, resources, theme
 from imagegui.gui.dialogs.fit import fit_to_contents
 from imagegui.gui.panels.chains_model import LEVEL_ICON
@@ -143,10 +144,20 @@ class PlanDialog(QDialog):
     planReady = Signal(object)
     MIN_WIDTH = 640
 
-    def __init__(self, title: str, ok_text: str, parent: QWidget | None = None, qemu_img: str = ""):
+    def __init__(
+        self,
+        title: str,
+        ok_text: str,
+        parent: QWidget | None = None,
+        qemu_img: str = "",
+        domains: DomainSource | None = None,
+    ):
         super().__init__(parent)
         #: The qemu-img the plans run (the window's setting; "" for the one on PATH).
         self.qemu_img = qemu_img
+        #: Where the plans ask libvirt which VMs use the images (the window's connections);
+        #: a plan reads it on the planning worker, never here on the GUI thread.
+        self.domains = domains
         self.setWindowTitle(title)
         self.setMinimumWidth(self.MIN_WIDTH)
         self.ok_text = ok_text

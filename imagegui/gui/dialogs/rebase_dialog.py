@@ -14,6 +14,7 @@ from imagegui.core.ops.rebase import plan_rebase
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui import resources
 from imagegui.gui.dialogs.fields import Choice, backing_choice
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
@@ -31,8 +32,9 @@ class RebaseDialog(PlanDialog):
         unsafe: bool = False,
         parent: QWidget | None = None,
         qemu_img: str = "",
+        domains: DomainSource | None = None,
     ):
-        super().__init__("Rebase", "Rebase", parent, qemu_img=qemu_img)
+        super().__init__("Rebase", "Rebase", parent, qemu_img=qemu_img, domains=domains)
         self.image = image
         self.root = snapshot.root
         self.intro.setText(
@@ -132,7 +134,7 @@ class RebaseDialog(PlanDialog):
         absolute = self.store.value() == "absolute"
         image = self.image.path
         roots, allow = (self.root,), self.allowed_files()
-        qemu_img = self.qemu_img
+        qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_rebase(
             image,
             new or None,
@@ -141,4 +143,5 @@ class RebaseDialog(PlanDialog):
             roots=roots,
             allow=allow,
             qemu_img=qemu_img,
+            domains=domains,
         )

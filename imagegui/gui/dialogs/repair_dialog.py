@@ -19,6 +19,7 @@ from imagegui.core.ops.rebase import plan_rebase
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path, human_size
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui import resources
 from imagegui.gui.dialogs.fields import backing_choice
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
@@ -32,8 +33,11 @@ class RepairDialog(PlanDialog):
         snapshot: Snapshot,
         parent: QWidget | None = None,
         qemu_img: str = "",
+        domains: DomainSource | None = None,
     ):
-        super().__init__("Repair Missing Backing File", "Repair", parent, qemu_img=qemu_img)
+        super().__init__(
+            "Repair Missing Backing File", "Repair", parent, qemu_img=qemu_img, domains=domains
+        )
         self.image = image
         self.root = snapshot.root
         graph = snapshot.graph
@@ -119,7 +123,7 @@ class RepairDialog(PlanDialog):
             return "Choose where the base is now."
         image, absolute = self.image.path, self.store.value() == "absolute"
         roots, allow = (self.root,), self.allowed_files()
-        qemu_img = self.qemu_img
+        qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_rebase(
             image,
             target,
@@ -128,4 +132,5 @@ class RepairDialog(PlanDialog):
             roots=roots,
             allow=allow,
             qemu_img=qemu_img,
+            domains=domains,
         )

@@ -17,13 +17,26 @@ from imagegui.core.ops.journal import RebaseEntry
 from imagegui.core.ops.plan import Plan
 from imagegui.core.ops.rebase import plan_undo_rebase
 from imagegui.core.units import display_path
+from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 
 
 class UndoRebaseDialog(PlanDialog):
-    def __init__(self, entry: RebaseEntry, parent: QWidget | None = None, qemu_img: str = ""):
+    def __init__(
+        self,
+        entry: RebaseEntry,
+        parent: QWidget | None = None,
+        qemu_img: str = "",
+        domains: DomainSource | None = None,
+    ):
         name = os.path.basename(entry.image)
-        super().__init__(f"Undo rebase of {display_path(name)}", "Undo", parent, qemu_img=qemu_img)
+        super().__init__(
+            f"Undo rebase of {display_path(name)}",
+            "Undo",
+            parent,
+            qemu_img=qemu_img,
+            domains=domains,
+        )
         self.entry = entry
         self.image = entry.image
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.time))
@@ -42,5 +55,5 @@ class UndoRebaseDialog(PlanDialog):
     def planner(self) -> Callable[[], Plan] | str:
         image = self.image
         allow = self.allowed_files()
-        qemu_img = self.qemu_img
-        return lambda: plan_undo_rebase(image, allow=allow, qemu_img=qemu_img)
+        qemu_img, domains = self.qemu_img, self.domains
+        return lambda: plan_undo_rebase(image, allow=allow, qemu_img=qemu_img, domains=domains)
