@@ -262,10 +262,11 @@ class Ops(QObject):
 
     def libvirt_uri(self) -> str:
         """The connection a launch through libvirt uses: the first on this machine that the
-        user connected to, else the first default; "" when there is none."""
+        user connected to, else the first default (also when the user connected only to other
+        hosts: the image is a file here); "" when there is none."""
         from imagegui.core.virt.connect import default_uris
 
-        return local_uri(self.settings.libvirt_uris() or default_uris(), fallback="")
+        return local_uri([*self.settings.libvirt_uris(), *default_uris()], fallback="")
 
     def _on_libvirt_launched(self, result: LibvirtLaunchResult) -> None:
         """libvirt's VM is not this window's to stop: say where it is and offer its screen."""

@@ -126,3 +126,12 @@ def test_a_console_that_cannot_start_is_said_in_the_status_bar(qtbot, window):
     with qtbot.waitSignal(window.ops.message) as said:
         assert not window.ops.open_console(["/nonexistent/virt-viewer", "--connect", "x", "y"])
     assert said.args == ["Could not start /nonexistent/virt-viewer"]
+
+
+def test_the_launch_goes_through_this_machines_libvirt(window, monkeypatch):
+    window.settings.set_libvirt_uris(["qemu+ssh://root@192.0.2.1/system"])
+    assert window.ops.libvirt_uri() == ""  # the tests' defaults are none
+    monkeypatch.setenv("IMAGEGUI_LIBVIRT_URIS", "qemu:///system")
+    assert window.ops.libvirt_uri() == "qemu:///system"
+    window.settings.set_libvirt_uris(["qemu+ssh://root@192.0.2.1/system", "test:///default"])
+    assert window.ops.libvirt_uri() == "test:///default"
