@@ -9,6 +9,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,17 @@ def test_clone_from_a_template_defines_a_domain_on_the_new_overlay(
     assert plan_undo_clone_vm(name, libvirt_uri).refused  # undone once
 
 
+def pools_on(conn, directory) -> list[str]:
+    """Pools whose directory is inside ``directory``: only this test's own (other test sessions
+    share the daemon and define pools of their own at any moment)."""
+    inside = []
+    for pool in conn.listAllStoragePools():
+        path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
+        if path == str(directory) or path.startswith(f"{directory}/"):
+            inside.append(pool.name())
+    return sorted(inside)
+
+
 @pytest.mark.skipif(shutil.which("virt-install") is None, reason="virtinst is not installed")
 def test_without_a_template_the_machine_comes_from_virt_install(
     libvirt_uri, libvirt_conn, clones, tmp_path
@@ -130,7 +142,7 @@ def test_without_a_template_the_machine_comes_from_virt_install(
     qemu_img("create", "-q", "-f", "qcow2", base, "64M")
     name = unique_name("fresh")
     clones.append(name)
-    pools = sorted(p.name() for p in libvirt_conn.listAllStoragePools())
+    pools = pools_on(libvirt_conn, tmp_path)
     overlay = tmp_path / "vms" / "fresh.qcow2"
     overlay.parent.mkdir()
 
@@ -139,14 +151,14 @@ def test_without_a_template_the_machine_comes_from_virt_install(
     assert not plan.refused, plan.describe()
     assert plan.made_by[:2] == ["virt-install", "--connect"] and "--print-xml" in plan.made_by
     # virt-install was asked without the disk: it would have made a storage pool for the folder.
-    assert sorted(p.name() for p in libvirt_conn.listAllStoragePools()) == pools
+    assert pools_on(libvirt_conn, tmp_path) == pools == []
     assert not overlay.exists()
     plan.run()
     xml = virsh(libvirt_uri, "dumpxml", name)
     assert f"<source file='{overlay}'/>" in xml and "<target dev='vda' bus='virtio'/>" in xml
     assert "<memory unit='KiB'>1048576</memory>" in xml and "<interface type='user'>" in xml
     assert qemu_info(overlay)["backing-filename"] == "../base.qcow2"
-    assert sorted(p.name() for p in libvirt_conn.listAllStoragePools()) == pools
+    assert pools_on(libvirt_conn, tmp_path) == pools == []
 
 
 def test_a_definition_libvirt_refuses_leaves_no_overlay(
