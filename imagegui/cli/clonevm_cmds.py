@@ -36,8 +36,8 @@ def _clone_vm(args: argparse.Namespace) -> int:
         DEFAULT_URI,
         CloneVmError,
         plan_clone_vm,
-        plan_undo_clone_vm,
     )
+    from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
 
     uri = _uri(args)
     if args.undo:

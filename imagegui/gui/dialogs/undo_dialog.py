@@ -13,7 +13,7 @@ from html import escape
 
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.ops.clonevm import plan_undo_clone_vm
+from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
 from imagegui.core.ops.journal import CloneVmEntry, RebaseEntry
 from imagegui.core.ops.plan import Plan
 from imagegui.core.ops.rebase import plan_undo_rebase

@@ -19,7 +19,8 @@ from opshelpers import qemu_io
 
 from imagegui.core.jobs import CancelToken, no_progress
 from imagegui.core.ops import journal
-from imagegui.core.ops.clonevm import CloneVmError, plan_clone_vm, plan_undo_clone_vm
+from imagegui.core.ops.clonevm import CloneVmError, plan_clone_vm
+from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
 from imagegui.core.ops.plan import GuardRefused
 
 

@@ -12,7 +12,8 @@ from libvirt_fixtures import unique_name
 from opshelpers import qemu_io
 
 from imagegui.core.ops import journal
-from imagegui.core.ops.clonevm import plan_clone_vm, plan_undo_clone_vm, templates
+from imagegui.core.ops.clonevm import plan_clone_vm, templates
+from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
 
 
 @pytest.fixture(autouse=True)
