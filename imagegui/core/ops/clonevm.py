@@ -324,7 +324,7 @@ def plan_clone_vm(
 
 
 def _vm_change(plan: CloneVmPlan, definition: clonexml.CloneDefinition | None) -> str:
-    where = f"defines the VM {plan.name} on {plan.uri}, shut off (virt-manager lists it)"
+    where = f"defines the VM {plan.name} on {plan.uri}, shut off (Virtual Machine Manager lists it)"
     if plan.template:
         disk = f", its disk {definition.target}" if definition else ""
         return (
