@@ -15,7 +15,6 @@ it walks the directory (``read.scan``), and ``imagegui --help`` never pays for i
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -263,10 +262,11 @@ class ChainGraph:
         for du in domains.top_uses():
             node = self.resolve(du.path)
             if node is None:
-                if os.path.exists(du.path):
-                    self._mark_from_outside(domains, du, mark)
+                if self.scan.identify(du.path) is not None:
+                    if self.scan.remote_uri is None:  # its headers are files here
+                        self._mark_from_outside(domains, du, mark)
                     continue
-                if not backing.is_inside(du.path, root):
+                if not self.scan.within(du.path, root):
                     notes[(du.path, diagnose.domain_disk_missing_message(du))] = None
                     continue
                 node = du.path
