@@ -28,7 +28,12 @@ import imagegui
 from imagegui.core.chains.diagnose import FixAction
 from imagegui.core.units import counted, display_path
 from imagegui.gui import a11y, resources
-from imagegui.gui.actions import create_actions, disabled_reasons, update_enabled
+from imagegui.gui.actions import (
+    REMOTE_ONLY_SHOWN,
+    create_actions,
+    disabled_reasons,
+    update_enabled,
+)
 from imagegui.gui.dialogs.connect_dialog import ConnectDialog
 from imagegui.gui.dialogs.messages import info_box
 from imagegui.gui.dialogs.preferences_dialog import PreferencesDialog
@@ -162,7 +167,6 @@ class MainWindow(QMainWindow):
         a.show_selected.triggered.connect(self._on_show_selected)
         a.problems_only.toggled.connect(self._on_problems_only)
         a.overlay.triggered.connect(self.ops.create_overlay)
-        a.clone_vm.triggered.connect(self.ops.clone_vm)
         a.rebase.triggered.connect(lambda: self.ops.rebase())
         a.commit.triggered.connect(self.ops.commit)
         a.flatten.triggered.connect(self.ops.flatten)
@@ -200,6 +204,7 @@ class MainWindow(QMainWindow):
         self.status.job.watch(self.jobs)
         self.vms.vmsChanged.connect(self._on_vms_changed)
         self.hosts.nodeRequested.connect(self._on_list_selected)
+        self.hosts.remoteRequested.connect(self.show_remote)
         self.session.hosts.note.connect(self._on_hosts_note)
 
     # -- opening
@@ -242,12 +247,13 @@ class MainWindow(QMainWindow):
 
     def _on_snapshot_ready(self, snapshot: Snapshot) -> None:
         self.status.scan_ended()
-        new_root = snapshot.root != self._first_of_root
-        self._first_of_root = snapshot.root
-        if snapshot.root not in self.transient_dirs:
+        where = snapshot.remote_uri or snapshot.root
+        new_root = where != self._first_of_root
+        self._first_of_root = where
+        if snapshot.remote_uri is None and snapshot.root not in self.transient_dirs:
             self.settings.add_recent(snapshot.root)
             self._refresh_recent()
-        name = os.path.basename(snapshot.root) or snapshot.root
+        name = snapshot.remote_uri or os.path.basename(snapshot.root) or snapshot.root
         self.setWindowTitle(
             f"{display_path(name)} — {counted(snapshot.image_count, 'image')}, "
             f"{counted(snapshot.problem_count, 'problem')} — {APP_NAME}"
@@ -265,6 +271,8 @@ class MainWindow(QMainWindow):
                 f"No disk images in {display_path(snapshot.root)} "
                 f"({snapshot.graph.scan.files_seen:,} files looked at). Open another directory, "
                 "or drop one here."
+                if snapshot.remote_uri is None
+                else f"No disk images in the storage pools of {snapshot.remote_uri}."
             )
         # A half-built graph is not worth painting (each batch would repaint the view).
         self.view.viewport().setUpdatesEnabled(False)
@@ -381,6 +389,10 @@ class MainWindow(QMainWindow):
         }
 
     def _on_details_action(self, name: str) -> None:
+        snap = self.session.snapshot
+        if snap is not None and snap.remote_uri is not None:  # the actions say why not
+            self.status.showMessage(f"Unavailable: {REMOTE_ONLY_SHOWN.format(uri=snap.remote_uri)}")
+            return
         if name in FixAction.__members__.values():
             self.fix_handlers()[FixAction(name)]()
 
@@ -395,6 +407,12 @@ class MainWindow(QMainWindow):
         """A libvirt connection failed: said once in the status bar (its section in the libvirt
         Hosts panel keeps the reason); never a dialog, and the scan goes on without it."""
         self.status.showMessage(display_path(note), 15_000)
+
+    def show_remote(self, uri: str) -> None:
+        """Shows the images of the host at ``uri`` in the graph, the list and Details, read
+        through libvirt; Open Directory (or a recent one) comes back to this machine's."""
+        self.session.aspect = self.view.aspect() if self.view.isVisible() else self._aspect_guess()
+        self.session.open_remote(uri)
 
     def show_connect_dialog(self) -> None:
         dialog = ConnectDialog(self.settings, self)

@@ -19,10 +19,11 @@ import os
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
+from imagegui.core.virt.connect import LibvirtUnreachable
 from imagegui.core.virt.inventory import Hosts
 from imagegui.gui.hosts import HostsReader, hosts_key
 from imagegui.gui.settings import Settings
-from imagegui.gui.snapshot import Snapshot, make_attach_job, make_scan_job
+from imagegui.gui.snapshot import Snapshot, make_attach_job, make_remote_job, make_scan_job
 from imagegui.gui.workers import TaskSlot
 
 #: Quiet time after the last file event before an automatic rescan.
@@ -67,6 +68,8 @@ class Session(QObject):
             on_note=self._on_scan_note,
         )
         self._target: str | None = None
+        #: The host whose images are shown (``open_remote``) instead of a directory.
+        self.remote_uri: str | None = None
         self._pending = False
         self._holds = 0
         #: Width / height of the graph area, for the layout (the window keeps it current).
@@ -92,7 +95,14 @@ class Session(QObject):
     def open(self, target: str) -> None:
         """Scans ``target`` (a directory, or a file whose directory is scanned)."""
         self._pending = False
+        self.remote_uri = None
         self._start(target)
+
+    def open_remote(self, uri: str) -> None:
+        """Shows the images of the host at ``uri`` (its storage volumes, through libvirt)."""
+        self._pending = False
+        self.remote_uri = uri
+        self._start(uri)
 
     def rescan(self) -> None:
         if self.root is None:
@@ -100,7 +110,7 @@ class Session(QObject):
         if self._scan.running:
             self._pending = True
             return
-        self._start(self.root)
+        self._start(self.remote_uri or self.root)
 
     def rescan_soon(self, delay_ms: int = 150) -> None:
         """A rescan after a short quiet period (merges with file events that are on their way)."""
@@ -112,6 +122,10 @@ class Session(QObject):
         self._attach.discard()  # this scan takes the newest read itself
         aspect = self.aspect
         self.hosts.read_local()  # beside the walk; the job takes it before building the graph
+        if self.remote_uri is not None:
+            uri = self.remote_uri
+            self._scan.start_noting(lambda note: make_remote_job(uri, note, aspect))
+            return
         latest = self.hosts.feed.latest
         self._scan.start_noting(lambda note: make_scan_job(target, note, aspect, latest))
 
@@ -125,6 +139,7 @@ class Session(QObject):
     def _on_scan_finished(self, snapshot: Snapshot) -> None:
         self.root = snapshot.root
         self.snapshot = snapshot
+        self.remote_uri = snapshot.remote_uri
         self._watch(snapshot)
         self.snapshotReady.emit(snapshot)
         if not self._next():
@@ -132,10 +147,15 @@ class Session(QObject):
 
     def _on_scan_failed(self, exc: object) -> None:
         target = self._target or ""
-        if isinstance(exc, OSError) and exc.strerror:
+        if self.remote_uri is not None:
+            reason = exc.reason if isinstance(exc, LibvirtUnreachable) else str(exc)
+            message = f"Cannot show the images of {target}: {reason}"
+        elif isinstance(exc, OSError) and exc.strerror:
             message = f"Cannot open {target}: {exc.strerror}."
         else:
             message = f"Scanning {target} failed: {exc}"
+        # What a rescan reads again is what is shown (a host that failed is not retried).
+        self.remote_uri = self.snapshot.remote_uri if self.snapshot is not None else None
         self.scanFailed.emit(target, message)
         self._next()
 
@@ -146,7 +166,7 @@ class Session(QObject):
         """Starts the rescan asked for meanwhile, if any (True then)."""
         if self._pending and self.root is not None:
             self._pending = False
-            self._start(self.root)
+            self._start(self.remote_uri or self.root)
             return True
         return False
 
@@ -166,6 +186,8 @@ class Session(QObject):
         something else than the ones it was built with (only then: same read, same graph)."""
         snap = self.snapshot
         if snap is None or self.hosts.feed.pending or self._scan.running:
+            return
+        if snap.remote_uri is not None:  # another host's images: this machine's VMs use none
             return
         hosts = self.hosts.feed.current()
         if hosts is None or hosts_key(hosts) == hosts_key(snap.hosts):
@@ -188,6 +210,8 @@ class Session(QObject):
         old = self._watcher.directories()
         if old:
             self._watcher.removePaths(old)
+        if snapshot.remote_uri is not None:  # another host's paths: nothing here to watch
+            return
         dirs = {snapshot.root}
         for path in snapshot.graph.scan.images:
             dirs.add(os.path.dirname(path))

@@ -85,6 +85,12 @@ class Snapshot:
     hosts: Hosts | None = None
 
     @property
+    def remote_uri(self) -> str | None:
+        """The host whose images these are when they are another host's (read through libvirt:
+        their paths are not files here, and the window only shows them)."""
+        return self.graph.scan.remote_uri
+
+    @property
     def image_count(self) -> int:
         return len(self.graph.scan.images)
 
@@ -130,6 +136,32 @@ def make_scan_job(
         return build_snapshot(scan, found, aspect, report, cancel, select, timings)
 
     return Job(f"Scanning {target}", run)
+
+
+def make_remote_job(
+    uri: str, note: Callable[[int | str], None] | None = None, aspect: float = ASPECT
+) -> Job[Snapshot]:
+    """A job that reads the images of the host at ``uri`` through libvirt (its storage pools'
+    volumes, header bytes downloaded where needed: ``core.virt.remote``) and lays them out like a
+    scanned directory's. Nothing of that host is looked at as a file on this machine."""
+    report = note or _no_note
+
+    def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
+        from imagegui.core.virt.remote import open_for_reading, scan_host
+
+        t = time.perf_counter()
+        report(f"Reading the volumes of {uri}")
+        conn, _readonly = open_for_reading(uri)
+        try:
+            scan = scan_host(conn, uri)
+        finally:
+            conn.close()
+        timings = {"scan": time.perf_counter() - t}
+        report(scan.files_seen)
+        with gcpause.paused_gc():
+            return build_snapshot(scan, None, aspect, report, cancel, None, timings)
+
+    return Job(f"Reading the images of {uri}", run)
 
 
 def make_attach_job(
@@ -200,7 +232,8 @@ def build_snapshot(
     timings["layout"] = time.perf_counter() - t
     snap.undo = journal.undo_target()  # a small file: read here, never in a slot
     in_use = [n for n, (_, info) in graph.nodes.items() if info is not None and info.in_use]
-    snap.holders = holders_by_path(in_use) if in_use else {}
+    local = scan.remote_uri is None  # another host's paths are never looked up here
+    snap.holders = holders_by_path(in_use) if in_use and local else {}
     snap.domains = domains
     snap.hosts = hosts
     return snap

@@ -243,3 +243,58 @@ def test_a_late_read_whose_vms_use_nothing_here_draws_nothing_twice(qtbot, windo
         timeout=60_000,
     )
     assert window.session.snapshot is shown and readies == []
+
+
+# -- another host's images
+
+
+def test_another_hosts_images_are_shown_from_its_section_and_only_shown(
+    qtbot, window, make, define_pool, ssh_libvirt_uri
+):
+    """A host over SSH (this machine's daemon through a loopback sshd): its section, then "Show
+    This Host's Images" puts its volumes in the graph, read through libvirt, with every image
+    action off saying why; Open Directory comes back to this machine's files."""
+    make.create("base.qcow2", "qcow2", "16M")
+    top = make.overlay("vm.qcow2", "base.qcow2")
+    make.overlay("lost.qcow2", "gone.qcow2")
+    define_pool(make.root)
+    window.settings.set_libvirt_uris([ssh_libvirt_uri])
+    hosts, panel = window.session.hosts, window.hosts
+    window.actions.refresh_vms.trigger()
+    qtbot.waitUntil(
+        lambda: any(s.uri == ssh_libvirt_uri and s.inventory for s in hosts.sections()),
+        timeout=60_000,
+    )
+    [row] = [
+        r
+        for r in range(panel.model.rowCount())
+        if panel.model.item(r, 0).text().endswith(f"— {ssh_libvirt_uri}")
+    ]
+    assert not panel.show_images.isEnabled()  # nothing selected yet
+    panel.tree.setCurrentIndex(panel.model.index(row, 0))
+    assert panel.show_images.isEnabled()
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        panel.show_images.click()
+    snap = window.session.snapshot
+    assert snap.remote_uri == ssh_libvirt_uri
+    assert str(top) in snap.graph.nodes and str(make.root / "lost.qcow2") in snap.graph.nodes
+    assert "missing-backing" in {str(p.kind) for p in snap.graph.problems}
+    assert ssh_libvirt_uri in window.windowTitle()
+    assert window.settings.recent_dirs() == []  # another host's pools are no recent directory
+
+    window.selection.set(str(top))
+    for name in ("overlay", "rebase", "commit", "flatten", "check", "launch"):
+        action = getattr(window.actions, name)
+        assert not action.isEnabled(), name
+        assert f"the images of {ssh_libvirt_uri} are only shown here" in action.toolTip()
+    assert not window.actions.reveal.isEnabled()
+
+    # Rescan reads that host again; opening a directory comes back to this machine.
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        window.rescan()
+    assert window.session.snapshot is not snap
+    assert window.session.snapshot.remote_uri == ssh_libvirt_uri
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        window.open_directory(str(make.root))
+    assert window.session.snapshot.remote_uri is None
+    assert "only shown" not in window.actions.commit.toolTip()

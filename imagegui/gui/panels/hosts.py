@@ -54,6 +54,8 @@ class HostsPanel(QWidget):
 
     #: A disk row asked for its image (a node of the graph).
     nodeRequested = Signal(str)
+    #: "Show this host's images" for the remote host at this connection.
+    remoteRequested = Signal(str)
 
     def __init__(
         self,
@@ -75,7 +77,10 @@ class HostsPanel(QWidget):
             "One section per libvirt connection: its virtual machines, running or shut off, "
             "and their disks"
         )
-        self.tree.setToolTip("Click a disk (or press Enter on it) to select its image")
+        self.tree.setToolTip(
+            "Click a disk (or press Enter on it) to select its image; Enter or a double click "
+            "on another host's name shows its images"
+        )
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.tree.setAllColumnsShowFocus(True)
@@ -84,7 +89,7 @@ class HostsPanel(QWidget):
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         header.resizeSection(0, 300)
-        header.resizeSection(1, 190)
+        header.resizeSection(1, 230)
         header.setStretchLastSection(True)
         self.empty = QLabel(EMPTY_TEXT)
         self.empty.setObjectName("hint")
@@ -95,8 +100,16 @@ class HostsPanel(QWidget):
         bar.setContentsMargins(0, 0, 0, 0)
         self.connect_button = self._button(connect, "Connect to libvirt")
         self.refresh_button = self._button(refresh, "Refresh VMs")
+        self.show_images = QToolButton()
+        self.show_images.setText("Show This Host's Images")
+        self.show_images.setIcon(resources.icon("document-open"))
+        self.show_images.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.show_images.setAccessibleName("Show the selected host's images")
+        self.show_images.setEnabled(False)
+        self.show_images.clicked.connect(self._on_show_images)
         bar.addWidget(self.connect_button)
         bar.addWidget(self.refresh_button)
+        bar.addWidget(self.show_images)
         self.status = QLabel()
         self.status.setObjectName("hint")
         bar.addWidget(self.status, 1)
@@ -111,8 +124,9 @@ class HostsPanel(QWidget):
         self._expanding = False
         self.tree.expanded.connect(lambda i: self._on_expanded(i, True))
         self.tree.collapsed.connect(lambda i: self._on_expanded(i, False))
-        self.tree.clicked.connect(self._on_activated)
+        self.tree.clicked.connect(self._on_clicked)
         self.tree.activated.connect(self._on_activated)
+        self.tree.selectionModel().currentRowChanged.connect(lambda *_: self._update_show())
         reader.changed.connect(self.redraw)
         self.redraw()
 
@@ -133,6 +147,7 @@ class HostsPanel(QWidget):
 
     def redraw(self) -> None:
         sections = self.reader.sections()
+        current = self.tree.currentIndex().siblingAtColumn(0).data(KEY_ROLE)
         self.model.removeRows(0, self.model.rowCount())
         self._tops = _top_nodes(self.snapshot)
         for section in sections:
@@ -142,6 +157,17 @@ class HostsPanel(QWidget):
         self.tree.setVisible(not quiet)
         self.status.setText("Reading…" if self.reader.reading else "")
         self._expand()
+        if current is not None:
+            found = self.model.match(
+                self.model.index(0, 0),
+                KEY_ROLE,
+                current,
+                1,
+                Qt.MatchFlag.MatchExactly | Qt.MatchFlag.MatchRecursive,
+            )
+            if found:
+                self.tree.setCurrentIndex(found[0])
+        self._update_show()
 
     def _expand(self) -> None:
         """Every host open and, when it has few, its VMs (so their disks show); a row the user
@@ -221,7 +247,7 @@ class HostsPanel(QWidget):
             label += f" ({disk.device})"
         first = _item(label, f"disk:{section.uri}:{dom.name}:{disk.target}")
         first.setIcon(resources.icon("disk"))
-        node = None if section.remote else self._scanned_node(section.uri, dom, disk)
+        node = self._scanned_node(section, dom, disk, path)
         where = self._where(section, path, node)
         shown = display_path(path) if path else _no_path(disk)
         image = _item(shown)
@@ -233,18 +259,29 @@ class HostsPanel(QWidget):
             item.setToolTip(tip)
         return [first, _item(where), image]
 
-    def _scanned_node(self, uri: str, dom: Domain, disk: DomainDisk) -> str | None:
-        """The graph node this disk names (worked out with the scan: no file is touched)."""
-        return self._tops.get((uri, dom.name, disk.target))
+    def _scanned_node(
+        self, section: HostSection, dom: Domain, disk: DomainDisk, path: str | None
+    ) -> str | None:
+        """The node of the graph shown that this disk names, worked out with the scan (no file
+        is touched): a local disk's from the VM uses, a remote one's when that host is shown."""
+        snap = self.snapshot
+        if snap is None or section.remote != (snap.remote_uri is not None):
+            return None
+        if section.remote:
+            shown = snap.remote_uri == section.uri and path in snap.graph.nodes
+            return path if shown else None
+        return self._tops.get((section.uri, dom.name, disk.target))
 
     def _where(self, section: HostSection, path: str | None, node: str | None) -> str:
+        snap = self.snapshot
         if section.remote:
-            return "on that host"
+            return "on that host, shown" if node is not None else "on that host"
         if path is None:
             return "not a file"
-        snap = self.snapshot
         if snap is None:
             return "no directory open"
+        if snap.remote_uri is not None:
+            return "this machine's (not shown)"
         if node is None:  # by the path's text alone: no file is looked at here
             inside = path.startswith(snap.root.rstrip("/") + "/")
             return (
@@ -259,10 +296,51 @@ class HostsPanel(QWidget):
 
     # -- clicks
 
-    def _on_activated(self, index: QModelIndex) -> None:
+    def _on_clicked(self, index: QModelIndex) -> None:
         node = index.siblingAtColumn(0).data(NODE_ROLE)
         if node:
             self.nodeRequested.emit(node)
+
+    def _on_activated(self, index: QModelIndex) -> None:
+        """Enter or a double click: a disk selects its image, a remote host's title shows its
+        images."""
+        node = index.siblingAtColumn(0).data(NODE_ROLE)
+        if node:
+            self.nodeRequested.emit(node)
+        elif index.isValid() and not index.parent().isValid():
+            uri = self._remote_at(index)
+            if uri is not None:
+                self.remoteRequested.emit(uri)
+
+    # -- another host's images
+
+    def _remote_at(self, index: QModelIndex) -> str | None:
+        """The remote host (read, with its inventory) of the row at ``index``, if any."""
+        while index.isValid() and index.parent().isValid():
+            index = index.parent()
+        key = index.siblingAtColumn(0).data(KEY_ROLE) if index.isValid() else None
+        if not key or not key.startswith("host:"):
+            return None
+        uri = key[len("host:") :]
+        section = next((s for s in self.reader.sections() if s.uri == uri), None)
+        if section is None or not section.remote or section.inventory is None:
+            return None
+        return uri
+
+    def _update_show(self) -> None:
+        uri = self._remote_at(self.tree.currentIndex())
+        self.show_images.setEnabled(uri is not None)
+        self.show_images.setToolTip(
+            f"Show the images in the storage pools of {uri} in the graph, read through libvirt "
+            "(shown only: operations stay with this machine's images)"
+            if uri is not None
+            else "Select another host (a connection over SSH) that answered, to show its images"
+        )
+
+    def _on_show_images(self) -> None:
+        uri = self._remote_at(self.tree.currentIndex())
+        if uri is not None:
+            self.remoteRequested.emit(uri)
 
 
 def _top_nodes(snap: Snapshot | None) -> dict[tuple[str, str, str], str]:
