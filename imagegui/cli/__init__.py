@@ -30,6 +30,7 @@ _MODULES = {
     "vms": "ops_cmds",
     "stop": "ops_cmds",
     "clean-leftovers": "ops_cmds",
+    "clone-vm": "clonevm_cmds",
     "install-desktop": "install_desktop",
 }
 SUBCOMMANDS = tuple(_MODULES)

@@ -26,7 +26,10 @@ EXIT_STATUS = [
 
 FILES = [
     ("$XDG_STATE_HOME/imagegui/imagegui.log", "the log (rotated: three older ones kept)"),
-    ("$XDG_STATE_HOME/imagegui/journal.jsonl", "every rebase, for rebase --undo"),
+    (
+        "$XDG_STATE_HOME/imagegui/journal.jsonl",
+        "every rebase and linked-clone VM, for rebase --undo and clone-vm --undo",
+    ),
     ("$XDG_STATE_HOME/imagegui/checks.json", "findings of qemu-img check, until an image changes"),
 ]
 

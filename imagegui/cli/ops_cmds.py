@@ -729,3 +729,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     add_connect_argument(p)
     p.set_defaults(func=_clean_leftovers)
+
+
+# --------------------------------------------------------------------------- shared
+
+
+#: What the other writing commands' modules (clonevm_cmds) share with these, by public names.
+add_common = _add_common
+add_read_root = _add_read_root
+usage_error = _usage_error
+print_error = _err

@@ -6,9 +6,9 @@ import argparse
 import contextlib
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from imagegui.cli.connect_args import add_connect_argument, read_domains
+from imagegui.cli.connect_args import add_connect_argument, libvirt_json, read_domains
 from imagegui.cli.image_json import ImageJSON, image_record, names_json
 from imagegui.cli.remote_args import REMOTE_DIR_HELP, load_remote
 from imagegui.core.chains.diagnose import Kind, Level
@@ -18,6 +18,10 @@ from imagegui.core.gcpause import paused_gc
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.read.scan import scan_directory
 from imagegui.core.units import human_size, printable
+
+if TYPE_CHECKING:
+    from imagegui.core.virt.inventory import Hosts
+    from imagegui.core.virt.model import DomainUse
 
 #: ``"schema"`` of ``scan --json``: raised when a field changes meaning or goes away (new fields
 #: may appear without it). imagegui/schemas/scan.schema.json describes every field.
@@ -59,17 +63,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_check)
 
 
-def load(args: argparse.Namespace) -> ChainGraph:
+def load(args: argparse.Namespace) -> tuple[ChainGraph, Hosts]:
+    """The graph of ``args.directory`` with the domains of ``args.connect`` (notes on stderr:
+    connections that failed, kept check results that could not be read)."""
     from imagegui.cli import UsageError
 
     remote = load_remote(args)  # --connect naming another host: that host's volumes
     if remote is not None:
-        return remote
+        from imagegui.core.virt.inventory import HostInventory
+        from imagegui.core.virt.inventory import Hosts as _Hosts
+
+        uri = remote.scan.remote_uri or ""
+        return remote, _Hosts([HostInventory(uri=uri, remote=True)], asked=[uri])
     directory = args.directory
-    read_domains(args)
+    domains, hosts = read_domains(args)
     progress = _TerminalCount(sys.stderr) if sys.stderr.isatty() else None
     try:
-        graph = ChainGraph(scan_directory(directory, progress=progress))
+        graph = ChainGraph(scan_directory(directory, progress=progress), domains=domains)
     except OSError as exc:
         raise UsageError(f"cannot scan {printable(directory)}: {exc.strerror}") from None
     finally:
@@ -77,7 +87,7 @@ def load(args: argparse.Namespace) -> ChainGraph:
             progress.clear()
     if graph.checks_note:
         print(f"imagegui: note: {printable(graph.checks_note)}", file=sys.stderr)
-    return graph
+    return graph, hosts
 
 
 class TerminalLine:
@@ -116,13 +126,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    graph = load(args)
+    graph, hosts = load(args)
     if args.graph:
         sys.stdout.flush()
         write_graph(graph, args.graph, sys.stdout.buffer)
         sys.stdout.buffer.flush()
     elif args.json:
-        write_scan_json(graph, sys.stdout)
+        write_scan_json(graph, sys.stdout, hosts=hosts)
     else:
         print_tree(graph, sys.stdout)
     return 0
@@ -139,7 +149,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    graph = load(args)
+    graph, hosts = load(args)
     deep = None
     if args.deep:
         from imagegui.cli import deep_check
@@ -149,40 +159,56 @@ def _check(args: argparse.Namespace) -> int:
         graph, deep = deep_check.run_deep(graph, jobs)
     below = _unusable_above_breaks(graph)
     if args.json:
-        out = {
+        out: dict[str, object] = {
             "root": graph.root,
             "problems": [p.to_json() for p in graph.problems],
             "loops": graph.loops,  # named once here; members' messages say "loop #N"
             "unusable": [{"path": path, **broken.to_json()} for path, broken in below],
             "notes": _notes_json(graph),  # what was skipped and why: never in silence
+            "libvirt": libvirt_json(hosts),
         }
         if deep is not None:
             out["deep"] = deep_check.deep_json(deep, jobs)
         sys.stdout.write(json.dumps(names_json(out), indent=1) + "\n")
     else:
         for p in graph.problems:
-            print(f"{p.level:<7} {p.kind:<24} {_rel(graph, p.path)}: {printable(p.cli_text)}")
+            used = "" if p.kind == Kind.DOMAIN_DISK_MISSING else _used_by(graph, p.path)
+            line = f"{p.level:<7} {p.kind:<24} {_rel(graph, p.path)}: {printable(p.cli_text)}"
+            print(f"{line}  {used}" if used else line)
         for number, loop in enumerate(graph.loops, 1):
             names = " -> ".join(_rel(graph, n) for n in [*loop, loop[0]])
             print(f"loop #{number} ({len(loop):,} images): {names}")
         for path, broken in below:
+            used = _used_by(graph, path)
             print(
                 f"{'unusable':<7} {'chain-broken-below':<24} {_rel(graph, path)}: qemu cannot "
-                f"open it: {broken.kind} at {_rel(graph, broken.at)}"
+                f"open it: {broken.kind} at {_rel(graph, broken.at)}" + (f"  {used}" * bool(used))
             )
         if deep is not None:
             print("\n".join(deep_check.deep_text(deep, lambda p: _rel(graph, p))))
         for e in graph.scan.errors:
             if not e.looked_like_image and not e.leftover:  # a leftover is a warning above
                 print(f"{'note':<7} {'':<24} {_rel(graph, e.path)}: {printable(e.message)}")
+        for path, message in graph.domain_notes:
+            print(f"{'note':<7} {'':<24} {_rel(graph, path)}: {printable(message)}")
         print(_summary(graph))
     return 1 if any(p.level == Level.ERROR for p in graph.problems) else 0
 
 
 def _notes_json(graph: ChainGraph) -> list[dict[str, str]]:
+    """What was skipped and why, then the VMs' disks that do not exist outside the root."""
     return [
         {"path": e.path, "message": e.message} for e in graph.scan.errors if not e.looked_like_image
-    ]
+    ] + [{"path": path, "message": message} for path, message in graph.domain_notes]
+
+
+def _used_by(graph: ChainGraph, node: str) -> str:
+    """``[used by web01 (shut off), web02 (running)]``, or "" when no domain uses ``node``."""
+    uses = graph.domains_of(node)
+    if not uses:
+        return ""
+    names = dict.fromkeys(printable(u.describe()) for u in uses)
+    return f"[used by {', '.join(names)}]"
 
 
 def _unusable_above_breaks(graph: ChainGraph) -> list[tuple[str, ChainBreak]]:
@@ -196,25 +222,29 @@ def _unusable_above_breaks(graph: ChainGraph) -> list[tuple[str, ChainBreak]]:
     return out
 
 
-def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
+def write_scan_json(
+    graph: ChainGraph, out: TextIO, batch: int = 1024, hosts: Hosts | None = None
+) -> None:
     """The ``scan --json`` object, written in slices: one string of 100,000 images would be
     ~100 MB held twice in memory."""
     encode = json.JSONEncoder(check_circular=False).encode
-    doc = scan_json(graph, with_images=False)
+    doc = scan_json(graph, with_images=False, hosts=hosts)
     head = encode({k: doc.pop(k) for k in ("schema", "root", "root_bytes") if k in doc})
     out.write(head[:-1] + ', "images": [')
     images = list(graph.scan.images.values())
     image_json = ImageJSON().encode
-    chain_ok = ', "chain": ' + encode(CHAIN_OK_JSON) + "}"
+    chain_ok = ', "chain": ' + encode(CHAIN_OK_JSON)
+    unused = ', "domains": []}'
     breaks = graph.chain_break
+    uses = graph.domains_of
 
     def record(info: ImageInfo) -> str:
-        broken = breaks(info.path)
-        if broken is None:
-            tail = chain_ok
-        else:
-            tail = ', "chain": ' + encode(names_json(broken.to_json())) + "}"
-        return image_json(info)[:-1] + tail
+        path = info.path
+        broken = breaks(path)
+        tail = chain_ok if broken is None else ', "chain": ' + encode(names_json(broken.to_json()))
+        used = uses(path)
+        end = unused if not used else ', "domains": ' + encode(_domains_json(used)) + "}"
+        return image_json(info)[:-1] + tail + end
 
     for start in range(0, len(images), batch):
         chunk = ", ".join(map(record, images[start : start + batch]))
@@ -222,14 +252,22 @@ def write_scan_json(graph: ChainGraph, out: TextIO, batch: int = 1024) -> None:
     out.write("], " + encode(doc)[1:] + "\n")
 
 
-def scan_json(graph: ChainGraph, with_images: bool = True) -> dict[str, object]:
-    """The whole ``scan --json`` document as one dict (``write_scan_json`` streams it)."""
+def _domains_json(uses: list[DomainUse]) -> object:
+    return names_json([u.to_json() for u in uses])
+
+
+def scan_json(
+    graph: ChainGraph, with_images: bool = True, hosts: Hosts | None = None
+) -> dict[str, object]:
+    """The whole ``scan --json`` document as one dict (``write_scan_json`` streams it);
+    ``hosts``: the libvirt connections asked (``libvirt``: none when None)."""
     scan = graph.scan
 
     def record(info: ImageInfo) -> dict[str, object]:
         broken = graph.chain_break(info.path)
         chain = CHAIN_OK_JSON if broken is None else names_json(broken.to_json())
-        return {**image_record(info), "chain": chain}
+        domains = _domains_json(graph.domains_of(info.path))
+        return {**image_record(info), "chain": chain, "domains": domains}
 
     head: dict[str, object] = {"schema": SCAN_SCHEMA, **names_json({"root": graph.root})}  # type: ignore[dict-item]
     if with_images:
@@ -241,6 +279,7 @@ def scan_json(graph: ChainGraph, with_images: bool = True) -> dict[str, object]:
         "aliases": scan.aliases,
         "nova_bases": [b.to_json() for b in graph.nova_bases],
         "notes": _notes_json(graph),
+        "libvirt": libvirt_json(hosts) if hosts is not None else [],
         "files_seen": scan.files_seen,
         "scan_seconds": round(scan.seconds, 4),
     }
@@ -271,9 +310,12 @@ def _rel(graph: ChainGraph, path: str) -> str:
 def _label(graph: ChainGraph, node: str) -> str:
     kind = graph.kind(node)
     info = graph.image(node)
+    used = _used_by(graph, node)
     if info is None:
-        return f"{_rel(graph, node)}  ({kind})"
-    marks = []
+        marks = [f"({kind})", *([used] if used else [])]
+        marks += [f"{_MARK[p.level]} {p.kind}" for p in graph.problems_for(node)]
+        return "  ".join([_rel(graph, node), *marks])
+    marks = [used] if used else []
     if info.in_use:
         marks.append("[in use" + (", writing]" if info.in_use_write else "]"))
     if kind == EXTERNAL:
@@ -326,7 +368,7 @@ def print_tree(graph: ChainGraph, out: TextIO) -> None:
             )
 
     for root in graph.roots():
-        if graph.kind(root) in (IMAGE, EXTERNAL) or graph.children(root):
+        if graph.kind(root) in (IMAGE, EXTERNAL) or graph.children(root) or graph.domains_of(root):
             out.write("\n")
             walk(root, "")
     if graph.loops:
@@ -336,11 +378,13 @@ def print_tree(graph: ChainGraph, out: TextIO) -> None:
             for node in loop:
                 if node not in shown:
                     walk(node, "  ")
-    notes = [e for e in graph.scan.errors if not e.looked_like_image and not e.leftover]
+    notes = [
+        (e.path, e.message) for e in graph.scan.errors if not e.looked_like_image and not e.leftover
+    ] + graph.domain_notes
     if notes:
         out.write("\nNotes:\n")
-        for e in notes:
-            out.write(f"  {_rel(graph, e.path)}: {printable(e.message)}\n")
+        for path, message in notes:
+            out.write(f"  {_rel(graph, path)}: {printable(message)}\n")
     outside = [p for p in graph.problems if p.path not in graph.nodes]
     leftovers = [p for p in outside if p.kind == Kind.LEFTOVER]
     unreadable = [p for p in outside if p.kind != Kind.LEFTOVER]

@@ -15,7 +15,7 @@ from imagegui.core.chains.diagnose import KINDS
 from imagegui.core.chains.graph import EXTERNAL, IMAGE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.chains.repair import missing_backing
-from imagegui.core.ops.journal import UndoTarget
+from imagegui.core.ops.journal import CLONE_OP, UndoTarget
 from imagegui.core.units import display_path
 from imagegui.gui import resources
 from imagegui.gui.snapshot import Snapshot
@@ -45,6 +45,7 @@ class Actions:
     show_selected: QAction
     problems_only: QAction
     overlay: QAction
+    clone_vm: QAction
     rebase: QAction
     commit: QAction
     flatten: QAction
@@ -57,7 +58,7 @@ class Actions:
     def image_menu(self) -> list[QAction | None]:
         """The image actions in menu order; None is a separator."""
         return [
-            self.overlay, self.rebase, self.commit, self.flatten, None,
+            self.overlay, self.clone_vm, self.rebase, self.commit, self.flatten, None,
             self.check, self.launch, self.repair, self.undo_rebase, None,
             self.copy_path, self.reveal,
         ]  # fmt: skip
@@ -132,6 +133,9 @@ def create_actions(parent: QWidget) -> Actions:
                                    "in the graph")),
         overlay=a(parent, "Create &Overlay…", "overlay-new", "Ctrl+N",
                   "Create a qcow2 overlay (linked clone) of the selected image"),
+        clone_vm=a(parent, "&New Linked-Clone VM…", "vm", None,
+                   "Create a virtual machine in libvirt whose disk is a new overlay of the "
+                   "selected image"),
         rebase=a(parent, "Re&base…", "rebase", "Ctrl+B",
                  "Point the selected image at another backing file"),
         commit=a(parent, "Co&mmit…", "commit", "Ctrl+Shift+M",
@@ -151,8 +155,9 @@ def create_actions(parent: QWidget) -> Actions:
 
 
 def update_undo(actions: Actions, target: UndoTarget | None) -> None:
-    """Names the change Undo would revert ("Undo rebase of web06.qcow2"), whatever is selected;
-    disabled, saying why, when there is none (``target`` None: the journal is not read yet)."""
+    """Names the change Undo would revert ("Undo rebase of web06.qcow2", "Undo linked-clone VM
+    web02"), whatever is selected; disabled, saying why, when there is none (``target`` None:
+    the journal is not read yet)."""
     action = actions.undo_rebase
     keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
     if target is None or target.entry is None:
@@ -162,11 +167,19 @@ def update_undo(actions: Actions, target: UndoTarget | None) -> None:
         action.setToolTip(f"{UNDO_TIP} ({keys})\nUnavailable: {why}")
         action.setStatusTip(f"Unavailable: {why}")
         return
-    action.setText(f"&Undo rebase of {display_path(target.name).replace('&', '&&')}…")
-    tip = (
-        f"Put back the backing file {display_path(target.entry.image)} had before its last "
-        "rebase, exactly as the journal recorded it"
-    )
+    name = display_path(target.name).replace("&", "&&")
+    if target.kind == CLONE_OP:
+        action.setText(f"&Undo linked-clone VM {name}…")
+        tip = (
+            f"Remove the VM {display_path(target.name)} from libvirt and delete its disk "
+            f"{display_path(target.entry.image)}, if the VM has never run"
+        )
+    else:
+        action.setText(f"&Undo rebase of {name}…")
+        tip = (
+            f"Put back the backing file {display_path(target.entry.image)} had before its last "
+            "rebase, exactly as the journal recorded it"
+        )
     action.setEnabled(True)
     action.setToolTip(f"{tip} ({keys})")
     action.setStatusTip(tip)
@@ -190,7 +203,7 @@ def _set(action: QAction, enabled: bool, why_not: str | None) -> None:
 
 def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, str | None]:
     """For each image action, why it cannot apply to ``node`` now (None: it can)."""
-    names = ("overlay", "rebase", "commit", "flatten", "check", "launch", "repair")
+    names = ("overlay", "clone_vm", "rebase", "commit", "flatten", "check", "launch", "repair")
     if snapshot is None:
         return dict.fromkeys(names, "open a directory first")
     if node is None or node not in snapshot.graph.nodes:
@@ -209,7 +222,7 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     reason = status.chain_reason(node)
     broken = f"qemu cannot open {label} ({reason})" if reason else None
     why: dict[str, str | None] = dict.fromkeys(names)
-    for name in ("overlay", "commit", "flatten", "launch"):
+    for name in ("overlay", "clone_vm", "commit", "flatten", "launch"):
         why[name] = broken
     if status.broken_at == node and status.broken_kind and KINDS[status.broken_kind].stops_check:
         why["check"] = broken

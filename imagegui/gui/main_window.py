@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         a.show_selected.triggered.connect(self._on_show_selected)
         a.problems_only.toggled.connect(self._on_problems_only)
         a.overlay.triggered.connect(self.ops.create_overlay)
+        a.clone_vm.triggered.connect(self.ops.clone_vm)
         a.rebase.triggered.connect(lambda: self.ops.rebase())
         a.commit.triggered.connect(self.ops.commit)
         a.flatten.triggered.connect(self.ops.flatten)

@@ -28,6 +28,7 @@ from imagegui.core.virt.connect import is_remote
 from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.actions import update_undo
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
+from imagegui.gui.dialogs.clone_vm_dialog import CloneVmDialog
 from imagegui.gui.dialogs.commit_dialog import CommitDialog
 from imagegui.gui.dialogs.flatten_dialog import FlattenDialog
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
@@ -36,7 +37,7 @@ from imagegui.gui.dialogs.messages import check_result_box, failure_box, info_bo
 from imagegui.gui.dialogs.overlay_dialog import OverlayDialog
 from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
 from imagegui.gui.dialogs.repair_dialog import RepairDialog
-from imagegui.gui.dialogs.undo_dialog import UndoRebaseDialog
+from imagegui.gui.dialogs.undo_dialog import UndoCloneVmDialog, UndoRebaseDialog
 from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.vms import VmsPanel
 from imagegui.gui.session import Selection, Session
@@ -142,6 +143,25 @@ class Ops(QObject):
 
         self._open(dialog, accepted)
 
+    def clone_vm(self) -> None:
+        """New Linked-Clone VM…: the VMs that use the image are read on the dialog's worker."""
+        info = self.current()
+        if info is None:
+            return
+        root = self.session.snapshot.root if self.session.snapshot else ""
+        dialog = CloneVmDialog(
+            info,
+            self._taken(),
+            self.settings.libvirt_uris(),
+            self.window,
+            root=root,
+            qemu_img=self.qemu_img,
+        )
+        self._open(
+            dialog,
+            lambda d: self.run_plan(d.plan, f"Create VM {d.name.text()}", d.new_path),
+        )
+
     def rebase(self, backing: str | None = None, unsafe: bool = False) -> None:
         info, snap = self.current(), self.session.snapshot
         if info is None or snap is None:
@@ -201,6 +221,10 @@ class Ops(QObject):
         if target is None or target.entry is None:
             return
         entry = target.entry
+        if isinstance(entry, journal.CloneVmEntry):
+            undo = UndoCloneVmDialog(entry, self.window)
+            self._open(undo, lambda d: self.run_plan(d.plan, f"Undo linked-clone VM {target.name}"))
+            return
         dialog = UndoRebaseDialog(
             entry, self.window, qemu_img=self.qemu_img, domains=self.domains()
         )
@@ -262,10 +286,11 @@ class Ops(QObject):
 
     def libvirt_uri(self) -> str:
         """The connection a launch through libvirt uses: the first on this machine that the
-        user connected to, else the first default; "" when there is none."""
+        user connected to, else the first default (also when the user connected only to other
+        hosts: the image is a file here); "" when there is none."""
         from imagegui.core.virt.connect import default_uris
 
-        return local_uri(self.settings.libvirt_uris() or default_uris(), fallback="")
+        return local_uri([*self.settings.libvirt_uris(), *default_uris()], fallback="")
 
     def _on_libvirt_launched(self, result: LibvirtLaunchResult) -> None:
         """libvirt's VM is not this window's to stop: say where it is and offer its screen."""

@@ -85,6 +85,39 @@ def test_rebase_of_a_shut_off_vms_disk_refused(libvirt_uri, define_domain, tmp_p
     assert sha256(top) == before
 
 
+def test_rebase_undo_is_guarded_too(libvirt_uri, define_domain, tmp_path, capsys):
+    base, top = chain(tmp_path)
+    status, _, err = cli(capsys, "rebase", top, base, "--unsafe")  # journalled, same file
+    assert status == 0, err
+    name = define_domain(disks=[top]).name()
+    status, _, err = cli(capsys, "rebase", top, "--undo", "--connect", libvirt_uri)
+    assert status == 2 and f"the VM {name} (shut off) as its disk vda" in err
+    status, _, err = cli(capsys, "rebase", top, "--undo", "--connect", libvirt_uri, "--force")
+    assert status == 0, err
+
+
+def test_launch_of_a_vms_image_writable_refused_snapshot_allowed(
+    libvirt_uri, define_domain, tmp_path, capsys
+):
+    base, top = chain(tmp_path)
+    name = define_domain(disks=[top]).name()
+    status, out, _ = cli(capsys, "launch", top, "--connect", libvirt_uri, "--dry-run")
+    assert status == 2
+    assert f"image {top} is used by the VM {name} (shut off) as its disk vda; booting it " in out
+    assert "Fix: add --snapshot or --read-only" in out
+    status, out, _ = cli(capsys, "launch", top, "--snapshot", "--connect", libvirt_uri, "--dry-run")
+    assert status == 0 and f"is also used by {name} (shut off); it is only read" in out
+
+
+def test_clean_leftovers_keeps_a_file_a_vm_uses(libvirt_uri, define_domain, tmp_path, capsys):
+    odd = create(tmp_path / ".disk.qcow2.0123abcd.partial")
+    os.utime(odd, (1e9, 1e9))  # long settled: only the VM keeps it
+    name = define_domain(disks=[odd]).name()
+    status, _, err = cli(capsys, "clean-leftovers", odd, "--connect", libvirt_uri)
+    assert status == 2 and odd.exists()
+    assert f"refused: file {odd} is used by the VM {name} (shut off) as its disk vda" in err
+
+
 def test_without_connect_libvirt_is_not_asked_here(libvirt_uri, define_domain, tmp_path, capsys):
     """The test run's defaults are empty (conftest): without --connect the VM is not seen, so
     the refusal above comes from the connection named, nothing else."""

@@ -16,7 +16,7 @@ import pytest
 from imagebytes import qcow2_drop_backing_format
 
 #: Fields of a ``scan --json`` image that are lists or dicts: not in the graph files.
-NOT_SCALAR = {"flags", "extents", "also_opens_as", "chain"}
+NOT_SCALAR = {"flags", "extents", "also_opens_as", "chain", "domains"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[bytes]:

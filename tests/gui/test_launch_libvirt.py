@@ -126,3 +126,34 @@ def test_a_console_that_cannot_start_is_said_in_the_status_bar(qtbot, window):
     with qtbot.waitSignal(window.ops.message) as said:
         assert not window.ops.open_console(["/nonexistent/virt-viewer", "--connect", "x", "y"])
     assert said.args == ["Could not start /nonexistent/virt-viewer"]
+
+
+def test_the_launch_goes_through_this_machines_libvirt(window, monkeypatch):
+    window.settings.set_libvirt_uris(["qemu+ssh://root@192.0.2.1/system"])
+    assert window.ops.libvirt_uri() == ""  # the tests' defaults are none
+    monkeypatch.setenv("IMAGEGUI_LIBVIRT_URIS", "qemu:///system")
+    assert window.ops.libvirt_uri() == "qemu:///system"
+    window.settings.set_libvirt_uris(["qemu+ssh://root@192.0.2.1/system", "test:///default"])
+    assert window.ops.libvirt_uri() == "test:///default"
+
+
+def test_a_vm_libvirt_defined_starts_with_its_own_settings(
+    qtbot, window, open_dir, wait_plan, libvirt_uri, define_domain, shared_dir
+):
+    image = shared_dir / "d.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", image, "16M")
+    dom = define_domain(disks=[image])
+    window.settings.set_libvirt_uris([libvirt_uri])
+    open_dir(shared_dir)
+    dialog = open_launch(qtbot, window, str(image))
+    dialog.runner.set_value("libvirt")
+    plan = wait_plan(dialog)
+    assert isinstance(plan, LibvirtLaunchPlan) and plan.domain == dom.name()
+    assert not plan.refused, plan.describe()
+    assert not dialog.memory.isEnabled() and not dialog.cpus.isEnabled()
+    assert dialog.memory.toolTip() == f"{dom.name()} starts with its own settings"
+    assert "as it is defined" in dialog.preview.toPlainText()
+    dialog.runner.set_value("qemu")
+    wait_plan(dialog)
+    assert dialog.memory.isEnabled() and dialog.accel.toolTip().startswith("KVM runs")
+    dialog.reject()

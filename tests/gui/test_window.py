@@ -49,7 +49,13 @@ def test_context_menu_offers_the_image_actions(
     window.chains.contextMenuRequested.emit(top, QPoint(10, 10))
     (menu,) = shown
     texts = [a.text() for a in menu.actions() if not a.isSeparator()]
-    assert texts[:4] == ["Create &Overlay…", "Re&base…", "Co&mmit…", "&Flatten…"]
+    assert texts[:5] == [
+        "Create &Overlay…",
+        "&New Linked-Clone VM…",
+        "Re&base…",
+        "Co&mmit…",
+        "&Flatten…",
+    ]
     assert window.selection.node == top
     assert window.actions.commit.isEnabled()
 

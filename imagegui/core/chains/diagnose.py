@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from imagegui.core.read.model import ImageInfo, ScanError
     from imagegui.core.read.scan import ScanResult
+    from imagegui.core.virt.inventory import DiskUse
 
 
 class Level(StrEnum):
@@ -53,6 +54,8 @@ class Kind(StrEnum):
     CHECK_ERRORS = "check-errors"
     LEAKED_CLUSTERS = "leaked-clusters"
     LEFTOVER = "leftover-file"
+    #: A libvirt domain's disk whose file does not exist or whose chain qemu cannot open.
+    DOMAIN_DISK_MISSING = "domain-disk-missing"
 
 
 class FixAction(StrEnum):
@@ -250,6 +253,19 @@ KINDS: dict[Kind, KindInfo] = {
             "Remove leftover file…",
             FixAction.REMOVE_LEFTOVER,
             "imagegui clean-leftovers {path}",
+        ),
+        KindInfo(
+            Kind.DOMAIN_DISK_MISSING,
+            Level.ERROR,
+            "Virtual machine's disk missing",
+            "A virtual machine defined in libvirt (running or shut off) uses this file as a "
+            "disk, but the file does not exist or its backing chain cannot be opened: the "
+            "machine will not start. Put the file back (moved or renamed?) or repair the chain "
+            "as its own problem says, or give the machine another disk in its settings "
+            "(virt-manager, Cockpit).",
+            "Put the file back or repair the chain below it; or change the virtual machine's "
+            "disk in its settings.",
+            break_rank=7,
         ),
     )
 }
@@ -574,4 +590,49 @@ def backing_problems(
                     fix_cli(Kind.BACKING_FORMAT_MISMATCH, path, target),
                 )
             )
+    return out
+
+
+def _will_not_start(du: DiskUse) -> str:
+    return "the VM will not start again" if du.domain.active else "the VM will not start"
+
+
+def domain_disk_missing_message(du: DiskUse) -> str:
+    """``web01 (shut off) uses it as vda, but the file does not exist: the VM will not start``."""
+    return (
+        f"{du.domain.describe()} uses it as {du.disk.target}, but the file does not exist: "
+        f"{_will_not_start(du)}"
+    )
+
+
+def domain_disk_problems(
+    g: networkx.DiGraph[str],
+    disks: Iterable[tuple[str, DiskUse]],
+    chain_break: Callable[[str], object],
+) -> list[Problem]:
+    """Each domain disk (``(node, disk)``: the node its file is) that qemu cannot open: its file
+    is a missing or unreadable placeholder, or its chain is broken (``chain_break(node)``, a
+    ``graph.ChainBreak`` or None). Worked out after the chain state, so these never decide
+    where a chain breaks: they say which VM a break stops."""
+    out = []
+    for node, du in disks:
+        kind = g.nodes[node][KIND]
+        if kind == MISSING:
+            message = domain_disk_missing_message(du)
+        elif kind == UNREADABLE:
+            message = (
+                f"{du.domain.describe()} uses it as {du.disk.target}, but it is not a readable "
+                f"image: {_will_not_start(du)}"
+            )
+        else:
+            broken = chain_break(node)
+            if broken is None:
+                continue
+            at, why = broken.at, KINDS[broken.kind].title.lower()  # type: ignore[attr-defined]
+            where = "it" if at == node else f"its chain at {at}"
+            message = (
+                f"{du.domain.describe()} uses it as {du.disk.target}, but qemu cannot open "
+                f"{where} ({why}): {_will_not_start(du)}"
+            )
+        out.append(problem(Kind.DOMAIN_DISK_MISSING, node, message))
     return out

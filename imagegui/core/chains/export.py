@@ -7,8 +7,9 @@ an overlay to its backing file and carry the backing name and format the overlay
 Why a copy of the graph rather than the graph itself: the writers take only scalar attributes.
 GraphML and GEXF have no null and no lists, and an attribute must keep one type across nodes, so a
 field that is None is left out (a missing ``<data>`` element is the formats' own "no value") and
-the lists and dicts of ``scan --json`` (``flags``, ``extents``, ``also_opens_as``) are left out too
-(``problems`` is the one list kept, as a space-separated string of kinds, for filtering in Gephi).
+the lists and dicts of ``scan --json`` (``flags``, ``extents``, ``also_opens_as``, ``domains``) are
+left out too (``problems`` is the one list kept, as a space-separated string of kinds, for
+filtering in Gephi).
 Every other field is named and valued as in ``scan --json``, so a script can join the two.
 
 Names: Linux allows any bytes but ``/`` and NUL in a file name. As in ``scan --json``, a name that

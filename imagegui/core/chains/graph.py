@@ -16,7 +16,7 @@ it walks the directory (``read.scan``), and ``imagegui --help`` never pays for i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -42,6 +42,9 @@ from imagegui.core.read.scan import ScanResult
 
 if TYPE_CHECKING:
     import networkx
+
+    from imagegui.core.virt.inventory import DiskUse, DomainIndex
+    from imagegui.core.virt.model import DomainUse
 
 __all__ = [
     "CHAIN_OK_JSON",
@@ -103,12 +106,18 @@ class ChainGraph:
     """Images and their backing relationships, with the problems found in them."""
 
     def __init__(
-        self, scan: ScanResult, now: float | None = None, checks: CheckStore | None = None
+        self,
+        scan: ScanResult,
+        now: float | None = None,
+        checks: CheckStore | None = None,
+        domains: DomainIndex | None = None,
     ):
         import networkx
 
         self.scan = scan
         self.root = scan.root
+        #: The domain disks this graph was built with (a rebuild passes them on), or None.
+        self.domains = domains
         #: The graph: node attributes ``kind`` and ``info``, edges overlay -> backing with the
         #: recorded backing ``format`` (``chains.schema``). Insertion order: images, external
         #: images, then placeholders as the edges found them.
@@ -126,6 +135,13 @@ class ChainGraph:
             for p in self.problems:
                 self._problem_index.setdefault(p.path, []).append(p)
             self._breaks = self._find_chain_breaks()
+            #: node -> the domain disks that use it (``domains_of``); only nodes some disk uses.
+            self._uses: dict[str, list[DomainUse]] = {}
+            #: Domain disks whose file does not exist and that no node stands for (outside the
+            #: root, no scanned image's backing file): (path, message), each once, for notes.
+            self.domain_notes: list[tuple[str, str]] = []
+            if domains is not None:
+                self._attach_domains(domains)
             now = time.time() if now is None else now
             self.nova_bases: list[NovaBase] = nova.find_bases(self.g, scan.images, now)
         self._nova_index = {b.path: b for b in self.nova_bases}
@@ -221,6 +237,70 @@ class ChainGraph:
                 found.extend(rec.problems(path))
         return found
 
+    def _attach_domains(self, domains: DomainIndex) -> None:
+        """Marks every node a domain disk uses: the disk's own file as ``top``, each file below
+        it in its chain as ``backing``; then the disks qemu could not open become problems.
+        Costs one chain walk per domain disk (nothing at all without domains).
+
+        A disk whose file does not exist gets a ``missing`` placeholder when the file would be
+        one of ours (inside the root; a scanned image's backing file already is one), else a
+        note. A disk whose file is outside the root but whose chain reaches into it marks what
+        it reaches (its chain read from the headers, as qemu will read it)."""
+        from imagegui.core.virt.model import Role
+
+        g, root = self.g, self.root
+        used_tops: list[tuple[str, DiskUse]] = []
+        seen: dict[str, set[DomainUse]] = {}
+
+        def mark(node: str, use: DomainUse) -> None:
+            have = seen.setdefault(node, set())
+            if use not in have:
+                have.add(use)
+                self._uses.setdefault(node, []).append(use)
+
+        notes: dict[tuple[str, str], None] = {}
+        for du in domains.top_uses():
+            node = self.resolve(du.path)
+            if node is None:
+                if self.scan.identify(du.path) is not None:
+                    if self.scan.remote_uri is None:  # its headers are files here
+                        self._mark_from_outside(domains, du, mark)
+                    continue
+                if not self.scan.within(du.path, root):
+                    notes[(du.path, diagnose.domain_disk_missing_message(du))] = None
+                    continue
+                node = du.path
+                g.add_node(node, **{KIND: MISSING, INFO: None})
+            used_tops.append((node, du))
+            mark(node, du.use(Role.TOP))
+            below = du.use(Role.BACKING)
+            for base in self.chain(node)[1:]:
+                mark(base, below)
+        self.domain_notes = list(notes)
+        found = diagnose.domain_disk_problems(g, used_tops, self.chain_break)
+        if found:
+            for p in found:
+                self._problem_index.setdefault(p.path, []).append(p)
+            self.problems.extend(found)
+            self.problems.sort(key=lambda p: (p.path, p.kind))
+
+    def _mark_from_outside(
+        self,
+        domains: DomainIndex,
+        du: DiskUse,
+        mark: Callable[[str, DomainUse], None],
+    ) -> None:
+        """A disk whose file is not a node: the nodes its chain reaches are its backing."""
+        from imagegui.core.virt.model import Role
+
+        below = du.use(Role.BACKING)
+        for path in domains.chain_of(du)[1:]:
+            node = self.resolve(path)
+            if node is not None:
+                for base in self.chain(node):
+                    mark(base, below)
+                return
+
     # -- queries ------------------------------------------------------------------------------
 
     def image(self, path: str) -> ImageInfo | None:
@@ -270,6 +350,11 @@ class ChainGraph:
     def depth(self, node: str) -> int:
         """Backing files below ``node`` (0 for a standalone image)."""
         return len(self.chain(node)) - 1
+
+    def domains_of(self, node: str) -> list[DomainUse]:
+        """The domain disks that use ``node``: as the file they name (role top) or below it in
+        their chain (role backing); empty when no domain was read or none uses it."""
+        return self._uses.get(node, [])
 
     def problems_for(self, path: str) -> list[Problem]:
         return self._problem_index.get(path, [])

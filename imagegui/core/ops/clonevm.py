@@ -7,23 +7,26 @@ The plan shows the overlay's ``qemu-img create`` (the overlay operation's own, b
 always recorded) and the whole domain XML. Running it creates the overlay, then defines the
 domain on a read-write connection; a definition libvirt refuses removes the new overlay again,
 so nothing is left half-made. Every clone is journalled, and undone (undefine, remove the
-overlay) only while the VM has never run: shut off, its overlay exactly as created.
+overlay) only while the VM has never run: shut off, its overlay exactly as created. On another
+host (``qemu+ssh://``) the overlay is a volume made through libvirt's storage API and every check
+goes through libvirt (``clonevm_remote``); the undo is ``clonevm_undo``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import posixpath
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
-from imagegui.core.ops import guards, journal
+from imagegui.core.ops import clonevm_remote as rv
+from imagegui.core.ops import journal
 from imagegui.core.ops.newfile import claim_new_file, release_new_file, still_ours
 from imagegui.core.ops.overlay import plan_overlay
-from imagegui.core.ops.plan import Finding, OpResult, Plan, add_findings, info, refuse, warn
+from imagegui.core.ops.plan import Finding, OpResult, Plan, info, refuse, warn
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
 from imagegui.core.units import printable
@@ -31,7 +34,8 @@ from imagegui.core.virt import clonexml, virtinstall
 from imagegui.core.virt.connect import LibvirtUnreachable, binding, is_remote, open_connection
 from imagegui.core.virt.domxml import BadXML, parse_domain
 from imagegui.core.virt.inventory import DomainIndex, read_host
-from imagegui.core.virt.model import STATE_NAMES, Domain, DomainUse, HostInventory, Role
+from imagegui.core.virt.model import STATE_NAMES, Domain, DomainUse, HostInventory, Role, Volume
+from imagegui.core.virt.remote import RemoteWriteError, create_overlay_volume, plan_overlay_volume
 
 #: The connection a clone is defined on unless the user names another: the host's own VMs,
 #: where virt-manager shows them.
@@ -66,14 +70,6 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def remote_refusal(uri: str) -> Finding:
-    return refuse(
-        "remote",
-        f"{uri} is another host: linked-clone VMs are made only on this machine's libvirt for "
-        "now (qemu:///system or qemu:///session)",
-    )
-
-
 # --------------------------------------------------------------------------- the plan
 
 
@@ -104,10 +100,18 @@ class CloneVmPlan(Plan[CloneVmResult]):
     made_by: list[str] = field(default_factory=list)
     #: The template's disk the overlay replaces (``vda``).
     disk: str = ""
+    #: Another host: the overlay is created through libvirt's storage API (``volume_xml`` in
+    #: the pool ``pool``), its paths are that host's.
+    remote: bool = False
+    volume_xml: str = ""
+    pool: str = ""
 
     def set_documents(self) -> None:
         """What the preview shows whole beside the command: the domain XML (and what made it)."""
         self.documents = []
+        if self.volume_xml:
+            where = f"Volume created in the storage pool {self.pool} on {self.uri}"
+            self.documents.append((where, self.volume_xml))
         if self.made_by:
             self.documents.append(("Machine definition made by", shlex.join(self.made_by)))
         if self.xml:
@@ -150,6 +154,9 @@ class CloneVmPlan(Plan[CloneVmResult]):
         return fresh
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> CloneVmResult:
+        if self.remote:
+            uuid, state = self._execute_remote()
+            return self._record(uuid, None, state, progress)
         libvirt = binding()
         ident = claim_new_file(self.overlay, self.mode)
         try:
@@ -176,6 +183,44 @@ class CloneVmPlan(Plan[CloneVmResult]):
         except BaseException:
             release_new_file(self.overlay, ident)
             raise
+        return self._record(uuid, created, None, progress)
+
+    def _execute_remote(self) -> tuple[str, dict | None]:
+        """Creates the overlay volume, then defines the domain; a refused definition deletes
+        the volume again. Returns the domain's UUID and the volume's state as created."""
+        libvirt = binding()
+        try:
+            conn = open_connection(self.uri, readonly=False)
+        except LibvirtUnreachable as exc:
+            raise CloneVmError(f"{exc}; nothing was changed") from None
+        try:
+            try:
+                create_overlay_volume(conn, self.base, self.overlay)
+            except RemoteWriteError as exc:
+                raise CloneVmError(f"{exc}; nothing was changed") from None
+            state = rv.volume_state(conn, self.overlay)
+            try:
+                return conn.defineXML(self.xml).UUIDString(), state
+            except libvirt.libvirtError as exc:
+                why = " ".join(str(exc).split())
+                try:
+                    rv.delete_volume(conn, self.overlay)
+                    left = f"{self.overlay} was removed again, nothing was changed"
+                except RemoteWriteError as gone:
+                    left = f"and {gone}"
+                raise CloneVmError(
+                    f"libvirt refused to define {self.name} on {self.uri}: {why}; {left}"
+                ) from None
+        finally:
+            conn.close()
+
+    def _record(
+        self,
+        uuid: str,
+        created: journal.Fingerprint | None,
+        state: dict | None,
+        progress: ProgressFn,
+    ) -> CloneVmResult:
         entry = journal.CloneVmEntry(
             id=journal.new_id(),
             time=time.time(),
@@ -186,6 +231,7 @@ class CloneVmPlan(Plan[CloneVmResult]):
             base=self.base,
             template=self.template,
             fingerprint=asdict(created) if created else None,
+            volume_state=state,
         )
         try:
             journal.record_clone(entry)
@@ -201,7 +247,7 @@ class CloneVmPlan(Plan[CloneVmResult]):
             name=self.name,
             uuid=uuid,
             cli_hint=f"undo while it has never run: imagegui clone-vm --undo {self.name}"
-            + ("" if self.uri == DEFAULT_URI else f" --connect {self.uri}"),
+            + ("" if self.uri == DEFAULT_URI else f" --connect {shlex.quote(self.uri)}"),
         )
 
 
@@ -217,14 +263,23 @@ def plan_clone_vm(
     qemu_img: str = "",
 ) -> CloneVmPlan:
     """``overlay`` defaults to ``NAME.qcow2`` beside the base; ``template`` names a domain on
-    ``uri`` that uses the base (directly or below its disk's overlay)."""
-    base = canonical(base)
-    overlay = canonical(overlay or default_overlay(base, name))
-    ov = plan_overlay(base, overlay, None, absolute, roots=roots, allow=allow, qemu_img=qemu_img)
-    findings: list[Finding] = list(ov.findings)
+    ``uri`` that uses the base (directly or below its disk's overlay). On another host (a
+    remote ``uri``) the paths are that host's and the overlay is made through libvirt."""
+    remote = is_remote(uri)
+    if remote:
+        base = rv.normal(base)
+        overlay = rv.normal(overlay or posixpath.join(posixpath.dirname(base), f"{name}.qcow2"))
+        ov = None
+    else:
+        base = canonical(base)
+        overlay = canonical(overlay or default_overlay(base, name))
+        ov = plan_overlay(
+            base, overlay, None, absolute, roots=roots, allow=allow, qemu_img=qemu_img
+        )
+    findings: list[Finding] = list(ov.findings) if ov else []
     plan = CloneVmPlan(
         title=f"clone-vm: new VM {name} on {uri}, booting {overlay} on {base}",
-        commands=ov.commands,
+        commands=ov.commands if ov else [],
         findings=findings,
         allow=tuple(allow),
         qemu_img=qemu_img,
@@ -235,18 +290,29 @@ def plan_clone_vm(
         template=template or None,
         absolute=absolute,
         roots=tuple(roots),
-        mode=ov.mode,
+        mode=ov.mode if ov else 0o600,
+        remote=remote,
     )
     bad_name = name_problem(name)
     if bad_name:
         findings.append(refuse("bad-name", bad_name))
-    definition = None
-    if is_remote(uri):
-        findings.append(remote_refusal(uri))
-    elif not bad_name:
-        definition = _definition(plan, findings)
+    unusable = bool(bad_name)  # no definition can be asked for: say so alone
+    for path, role in ((base, "base"), (overlay, "new image")):
+        if remote and (why := rv.path_problem(path, role)):
+            findings.append(refuse("remote-path", why))
+            unusable = True
+    definition = None if unusable else _definition(plan, findings)
     described = _vm_change(plan, definition)
-    plan.changes = [ov.changes[0], described, *_shared_changes(plan, definition), ov.changes[1]]
+    if ov is not None:
+        created, kept = ov.changes
+    else:
+        created = (
+            f"creates {overlay} on {uri} through libvirt's storage API, in the pool "
+            f"{plan.pool or '(none found)'}: a qcow2 overlay recording backing {base} and its "
+            "format; it starts empty and shows the base's content"
+        )
+        kept = f"{base} is not modified, but from now on it must stay unchanged (it has an overlay)"
+    plan.changes = [created, described, *_shared_changes(plan, definition), kept]
     plan.changes.append(
         f"recorded in {journal.journal_path()}: undone (the VM undefined, the overlay removed) "
         "only while the VM has never run"
@@ -258,7 +324,7 @@ def plan_clone_vm(
 
 
 def _vm_change(plan: CloneVmPlan, definition: clonexml.CloneDefinition | None) -> str:
-    where = f"defines the VM {plan.name} on {plan.uri}, shut off (virt-manager lists it)"
+    where = f"defines the VM {plan.name} on {plan.uri}, shut off (Virtual Machine Manager lists it)"
     if plan.template:
         disk = f", its disk {definition.target}" if definition else ""
         return (
@@ -286,9 +352,47 @@ def _definition(plan: CloneVmPlan, findings: list[Finding]) -> clonexml.CloneDef
         findings.append(refuse("libvirt", str(exc)))
         return None
     try:
+        if plan.remote:
+            _remote_overlay(conn, plan, findings)
         return _definition_on(conn, plan, findings)
     finally:
         conn.close()
+
+
+def _remote_overlay(conn: Any, plan: CloneVmPlan, findings: list[Finding]) -> None:
+    """The overlay on another host: free, the base's chain whole (as its volumes say), and the
+    ``<volume>`` the storage API will be handed."""
+    if rv.volume(conn, plan.overlay) is not None:
+        findings.append(
+            refuse(
+                "target-exists",
+                f"new image {plan.overlay} already exists on {plan.uri}; imagegui never "
+                "overwrites a file: choose another name",
+            )
+        )
+    chain, missing = rv.volume_chain(conn, plan.base)
+    if not chain:
+        findings.append(
+            refuse(
+                "unreadable",
+                f"base {plan.base} is not a volume of any active storage pool on {plan.uri}",
+            )
+        )
+        return
+    if missing:
+        findings.append(
+            refuse(
+                "missing-backing",
+                f"{chain[-1]} backs onto {missing}, which is no volume of an active storage pool "
+                f"on {plan.uri}: an overlay needs the whole chain",
+            )
+        )
+    try:
+        request = plan_overlay_volume(conn, plan.base, plan.overlay)
+    except RemoteWriteError as exc:
+        findings.append(refuse("remote-overlay", str(exc)))
+        return
+    plan.volume_xml, plan.pool = request.xml, request.pool
 
 
 def _lookup(conn: Any, name: str) -> Any | None:
@@ -299,7 +403,7 @@ def _lookup(conn: Any, name: str) -> Any | None:
         return None
 
 
-def _state(dom: Any) -> str:
+def domain_state(dom: Any) -> str:
     return STATE_NAMES.get(dom.state()[0], "no state")
 
 
@@ -313,7 +417,7 @@ def _definition_on(
             refuse(
                 "domain-exists",
                 f"a VM called {plan.name} is already defined on {plan.uri} "
-                f"({_state(existing)}): choose another name",
+                f"({domain_state(existing)}): choose another name",
             )
         )
         return None
@@ -328,14 +432,13 @@ def _definition_on(
         return None
     try:
         xml = tmpl.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        state = _state(tmpl)
+        state = domain_state(tmpl)
         domain = parse_domain(xml, plan.uri, state, name=plan.template)
     except (libvirt.libvirtError, BadXML) as exc:
         findings.append(refuse("template", f"cannot read {plan.template}'s definition: {exc}"))
         return None
     volumes = read_host(conn, plan.uri).volumes if any(d.pool for d in domain.disks) else []
-    inv = HostInventory(uri=plan.uri, domains=[domain], volumes=volumes)
-    uses = DomainIndex([inv]).uses_of(plan.base)
+    uses = disk_uses(conn, plan.uri, [domain], volumes, plan.base)
     if not uses:
         reads = ", ".join(f"{d.target}: {d.path}" for d in domain.disks if d.path) or "none"
         findings.append(
@@ -396,6 +499,17 @@ def _definition_on(
     return definition
 
 
+def disk_uses(
+    conn: Any, uri: str, domains: list[Domain], volumes: list[Volume], path: str
+) -> list[DomainUse]:
+    """The disks of ``domains`` that read ``path``: on this machine through the image headers
+    (``DomainIndex``), on another host through its volumes' XML."""
+    if is_remote(uri):
+        return rv.uses_of(conn, domains, volumes, path)
+    inv = HostInventory(uri=uri, domains=list(domains), volumes=list(volumes))
+    return DomainIndex([inv]).uses_of(path)
+
+
 def _note_templates(conn: Any, plan: CloneVmPlan, findings: list[Finding]) -> None:
     """Without a template: names the VMs on the connection that use the base, whose definition
     could be copied instead."""
@@ -403,7 +517,7 @@ def _note_templates(conn: Any, plan: CloneVmPlan, findings: list[Finding]) -> No
         inv = read_host(conn, plan.uri)
     except LibvirtUnreachable:
         return
-    for use in DomainIndex([inv]).uses_of(plan.base):
+    for use in disk_uses(conn, plan.uri, inv.domains, inv.volumes, plan.base):
         findings.append(
             info(
                 "template-available",
@@ -445,214 +559,19 @@ def _fresh(plan: CloneVmPlan, findings: list[Finding]) -> clonexml.CloneDefiniti
 def templates(base: str, uri: str = DEFAULT_URI) -> tuple[list[DomainUse], str]:
     """The VMs on ``uri`` whose disk uses ``base`` (directly or below an overlay): the templates
     a clone can copy, one per VM; and why none could be looked for ("" when they were)."""
-    if is_remote(uri):
-        return [], remote_refusal(uri).message
     try:
         conn = open_connection(uri)
     except LibvirtUnreachable as exc:
         return [], str(exc)
     try:
         inv = read_host(conn, uri)
+        path = rv.normal(base) if is_remote(uri) else canonical(base)
+        uses = disk_uses(conn, uri, inv.domains, inv.volumes, path)
     except LibvirtUnreachable as exc:
         return [], str(exc)
     finally:
         conn.close()
     found: dict[str, DomainUse] = {}
-    for use in DomainIndex([inv]).uses_of(canonical(base)):
+    for use in uses:
         found.setdefault(use.name, use)
     return list(found.values()), ""
-
-
-# --------------------------------------------------------------------------- undo
-
-
-@dataclass(kw_only=True)
-class UndoCloneVmPlan(Plan[OpResult]):
-    op: ClassVar[str] = "undo-clone-vm"
-    searched_for: ClassVar[str] = "images backing onto the overlay"
-
-    name: str
-    uri: str | None = None
-    entry: journal.CloneVmEntry | None = None
-
-    def replan(self) -> UndoCloneVmPlan:
-        return plan_undo_clone_vm(self.name, self.uri)
-
-    def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
-        entry = self.entry
-        assert entry is not None  # a plan without one is refused
-        libvirt = binding()
-        try:
-            conn = open_connection(entry.uri, readonly=False)
-        except LibvirtUnreachable as exc:
-            raise CloneVmError(f"{exc}; nothing was changed") from None
-        undefined = False
-        try:
-            try:
-                dom = conn.lookupByUUIDString(entry.uuid)
-            except libvirt.libvirtError:
-                dom = None
-            if dom is not None:
-                if dom.isActive():
-                    raise CloneVmError(f"{entry.name} was started meanwhile; nothing was changed")
-                try:
-                    dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-                except libvirt.libvirtError as exc:
-                    why = " ".join(str(exc).split())
-                    raise CloneVmError(
-                        f"libvirt refused to undefine {entry.name}: {why}; nothing was changed"
-                    ) from None
-                undefined = True
-        finally:
-            conn.close()
-        progress(0.5)
-        if not _unchanged(entry):
-            gone = f"{entry.name} was undefined, but " if undefined else ""
-            raise CloneVmError(f"{gone}{entry.overlay} changed meanwhile and was kept")
-        try:
-            os.unlink(entry.overlay)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            gone = f"{entry.name} was undefined, but " if undefined else ""
-            raise CloneVmError(f"{gone}{entry.overlay} cannot be removed: {exc.strerror}") from None
-        with contextlib.suppress(journal.JournalError):  # done; a lost line only hides it
-            journal.record_clone(_undo_record(entry))
-        progress(1.0)
-        what = f"undefined the VM {entry.name} on {entry.uri} and " if undefined else ""
-        return OpResult(message=f"{what}removed {entry.overlay}", changed=[entry.overlay])
-
-
-def _undo_record(entry: journal.CloneVmEntry) -> journal.CloneVmEntry:
-    data = asdict(entry)
-    data.update(id=journal.new_id(), time=time.time(), undo_of=entry.id)
-    return journal.CloneVmEntry(**data)
-
-
-def _unchanged(entry: journal.CloneVmEntry) -> bool:
-    recorded = entry.state
-    return recorded is not None and not recorded.differences(journal.Fingerprint.of(entry.overlay))
-
-
-def plan_undo_clone_vm(name: str, uri: str | None = None) -> UndoCloneVmPlan:
-    """Undoes the last linked-clone VM called ``name`` (on ``uri`` when given): undefines it and
-    removes its overlay - only while it has never run (shut off, the overlay as created), no
-    other VM uses the overlay and no image backs onto it."""
-    notes: list[str] = []
-    entry = journal.last_clone(name, uri, notes)
-    plan = UndoCloneVmPlan(title=f"undo clone-vm {name}", name=name, uri=uri, entry=entry)
-    findings = plan.findings
-    findings.extend(warn("journal-line", n) for n in notes)
-    if entry is None:
-        where = f" on {uri}" if uri else ""
-        findings.append(
-            refuse(
-                "no-journal",
-                f"the journal ({journal.journal_path()}) has no linked-clone VM called {name}"
-                f"{where} that is not undone yet",
-            )
-        )
-        return plan
-    plan.title = f"undo clone-vm: remove the VM {entry.name} on {entry.uri} and {entry.overlay}"
-    if is_remote(entry.uri):
-        findings.append(remote_refusal(entry.uri))
-        return plan
-    undefine = _undo_domain_findings(entry, findings)
-    if undefine:
-        plan.changes.append(f"undefines the VM {entry.name} on {entry.uri} (UUID {entry.uuid})")
-    plan.changes.append(f"removes {entry.overlay}, the overlay it booted")
-    plan.changes.append(f"{entry.base} is not touched")
-    recorded = entry.state
-    changed = recorded.differences(journal.Fingerprint.of(entry.overlay)) if recorded else []
-    if recorded is None:
-        findings.append(
-            refuse("unverifiable", f"the journal has no fingerprint of {entry.overlay}")
-        )
-    elif changed:
-        findings.append(
-            refuse(
-                "changed-since",
-                f"{entry.overlay} is not as the clone created it: {'; '.join(changed)}. The VM "
-                "has run (or the file was replaced), so undoing would throw away its data; "
-                "remove the VM and its disk yourself if that is what you want",
-            )
-        )
-    else:
-        add_findings(findings, guards.not_in_use(entry.overlay, "overlay"))
-        roots = tuple(guards.nearby_roots(entry.overlay))
-        plan.searched = roots
-        above = guards.find_overlays(entry.overlay, roots)
-        if above:
-            findings.append(
-                refuse(
-                    "has-overlays",
-                    f"{entry.overlay} is the backing file of {', '.join(above)}: removing it "
-                    "would break them",
-                    paths=tuple(above),
-                )
-            )
-    if (why := journal.writable_problem()) is not None:
-        findings.append(warn("journal", why))
-    return plan
-
-
-def _undo_domain_findings(entry: journal.CloneVmEntry, findings: list[Finding]) -> bool:
-    """Checks the domain; True when it is still defined (and so will be undefined)."""
-    try:
-        conn = open_connection(entry.uri)
-    except LibvirtUnreachable as exc:
-        findings.append(refuse("libvirt", str(exc)))
-        return False
-    libvirt = binding()
-    try:
-        try:
-            dom = conn.lookupByUUIDString(entry.uuid)
-        except libvirt.libvirtError:
-            dom = None
-        others = [
-            u
-            for u in DomainIndex([read_host(conn, entry.uri)]).uses_of(entry.overlay)
-            if dom is None or u.name != dom.name()
-        ]
-        for use in others:
-            findings.append(
-                refuse(
-                    "used-by-domain",
-                    f"{use.describe()} uses {entry.overlay} ({use.disk}): it cannot be removed",
-                )
-            )
-        if dom is None:
-            findings.append(
-                warn(
-                    "domain-gone",
-                    f"the VM {entry.name} (UUID {entry.uuid}) is no longer defined on "
-                    f"{entry.uri}: only its overlay is removed",
-                )
-            )
-            return False
-        state = _state(dom)
-        if state != "shut off":
-            findings.append(
-                refuse(
-                    "domain-active",
-                    f"the VM {dom.name()} is {state}: a clone is undone only while it has never "
-                    "run",
-                )
-            )
-        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        domain: Domain = parse_domain(xml, entry.uri, state, name=dom.name())
-        paths = {canonical(d.path) for d in domain.disks if d.path}
-        if entry.overlay not in paths:
-            findings.append(
-                refuse(
-                    "disk-changed",
-                    f"the VM {dom.name()} no longer boots {entry.overlay} (it was edited): "
-                    "undefine it yourself if that is what you want",
-                )
-            )
-        return True
-    except (libvirt.libvirtError, BadXML) as exc:
-        findings.append(refuse("libvirt", f"cannot read {entry.name} on {entry.uri}: {exc}"))
-        return False
-    finally:
-        conn.close()

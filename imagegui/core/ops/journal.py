@@ -251,6 +251,9 @@ class CloneVmEntry:
     #: The overlay as it was created (``Fingerprint`` fields): an undo only removes it unchanged.
     fingerprint: dict | None = None
     undo_of: str | None = None
+    #: On another host: the overlay volume as libvirt described it when created (its size on
+    #: disk and modification time), since no file of that host can be fingerprinted from here.
+    volume_state: dict | None = None
 
     @property
     def state(self) -> Fingerprint | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
@@ -27,7 +27,6 @@ from imagegui.core.qemu.vm import LaunchError
 from imagegui.core.read.backing import canonical
 from imagegui.core.virt.connect import LibvirtUnreachable, binding, is_remote, open_connection
 from imagegui.core.virt.inventory import DiskUse, DomainIndex, read_host
-from imagegui.core.virt.model import Role
 
 #: The connection a libvirt launch uses when none is named: the host's VMs (virt-manager's).
 DEFAULT_URI = "qemu:///system"
@@ -219,23 +218,13 @@ def _domain_kind(conn: Any, accel: str | None) -> str:
     return "kvm" if os.path.exists("/dev/kvm") and _offers_kvm(conn) else "qemu"
 
 
-def _other_uses(index: DomainIndex, image: str, writable: bool) -> list[Finding]:
-    """A writable boot of a file that a domain's disk reads as a backing file corrupts that
-    disk, as it corrupts an overlay (the domain knows it even when no scan found the overlay)."""
-    if not writable:
-        return []
-    below = [u for u in index.uses_of(image) if u.role is Role.BACKING]
-    if not below:
-        return []
-    names = ", ".join(f"{u.describe()} disk {u.disk}" for u in below)
-    return [
-        refuse(
-            "base-of-domain",
-            f"{image} is a backing file of {names}: booting it writable would corrupt that "
-            "disk; launch it read-only",
-            fix_cli="add --read-only",
-        )
-    ]
+def _without(index: DomainIndex, name: str) -> DomainIndex:
+    """``index`` less the domain that is about to start: its own disk is its to write; every
+    other VM's use of the image is still checked (``launch_checks``)."""
+    return DomainIndex(
+        replace(inv, domains=[d for d in inv.domains if d.name != name])
+        for inv in index.inventories
+    )
 
 
 def _defined(
@@ -323,9 +312,11 @@ def plan_launch_libvirt(
             return plan
         tops = [d for d in index.top_uses() if d.path == image or _same(d.path, image)]
         findings: list[Finding] = []
+        checked = index
         if tops:
             plan.domain, writable, plan.xml = _defined(tops, image, opts, conn, findings)
             plan.transient = False
+            checked = _without(index, plan.domain)
         else:
             writable = not opts.readonly
             if opts.snapshot:
@@ -340,8 +331,8 @@ def plan_launch_libvirt(
                 )
             taken = {d.name for d in index.domains()}
             plan.domain = transient_name(image, taken)
-        img, checks, searched = launch_checks(image, writable, roots, allow)
-        findings += checks + _other_uses(index, image, writable)
+        img, checks, searched = launch_checks(image, writable, roots, allow, index=checked)
+        findings += checks
         if plan.transient and img is not None:
             kind = _domain_kind(conn, opts.accel)
             plan.xml = domain_xml(plan.domain, image, img.format, opts, kind)

@@ -213,12 +213,18 @@ class DomainIndex:
         if self._chains is None:
             self._chains = {}
             for n, du in enumerate(self.disks):
-                names = self._chain_of(du.path)
-                recorded = [b.path for b in du.disk.backing]
-                if len(recorded) + 1 > len(names):  # libvirt knows more (a protocol, a
-                    names = [du.path, *recorded]  # running domain's chain): take its word
-                self._chains[n] = [(p, file_id(p)) for p in names]
+                self._chains[n] = [(p, file_id(p)) for p in self.chain_of(du)]
         return self._chains
+
+    def chain_of(self, disk: DiskUse) -> list[str]:
+        """``disk``'s file and the files below it, top first, as qemu will open them: read
+        from the headers, or libvirt's recorded chain where it knows more (a protocol, a
+        running domain's chain)."""
+        names = self._chain_of(disk.path)
+        recorded = [b.path for b in disk.disk.backing]
+        if len(recorded) + 1 > len(names):
+            names = [disk.path, *recorded]
+        return names
 
     def uses_of(self, path: str) -> list[DomainUse]:
         """Every domain disk that reads ``path``, directly or through its backing chain."""

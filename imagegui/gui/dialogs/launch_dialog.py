@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
 from imagegui.core.jobs import Job
 from imagegui.core.ops.launch import LaunchOptions, plan_launch
-from imagegui.core.ops.launchvirt import plan_launch_libvirt, unreachable
+from imagegui.core.ops.launchvirt import LibvirtLaunchPlan, plan_launch_libvirt, unreachable
 from imagegui.core.ops.plan import Plan
 from imagegui.core.qemu.vm import QEMU_SYSTEM
 from imagegui.core.read.model import ImageInfo
@@ -134,6 +134,7 @@ class LaunchDialog(PlanDialog):
         self.headless.setChecked(not has_display())
         self.remember = QCheckBox("Remember memory, CPUs and accelerator")
         self.remember.setChecked(True)
+        self._tips = {w: w.toolTip() for w in (self.memory, self.cpus, self.accel)}
         self.form.addRow("Run with:", self.runner)
         self.form.addRow("Memory:", self.memory)
         self.form.addRow("CPUs:", self.cpus)
@@ -147,6 +148,7 @@ class LaunchDialog(PlanDialog):
         self.headless.toggled.connect(self.fields_changed)
         self.accel.currentIndexChanged.connect(self.fields_changed)
         self.runner.changed.connect(self._on_runner_changed)
+        self.planReady.connect(self._on_launch_planned)
         self._on_runner_changed(replan=False)
         self.replan()
         self._check_libvirt()
@@ -173,6 +175,14 @@ class LaunchDialog(PlanDialog):
         if reason is not None and self.runner.value() == "libvirt":
             self.runner.set_value("qemu")  # replans
         self.libvirtChecked.emit(self.libvirt_reason)
+
+    def _on_launch_planned(self, plan: object) -> None:
+        """A VM that libvirt has defined starts with its own memory, CPUs and accelerator:
+        those fields are off while it is the one that starts."""
+        own = plan.domain if isinstance(plan, LibvirtLaunchPlan) and not plan.transient else ""
+        for widget, tip in self._tips.items():
+            widget.setEnabled(not own)
+            widget.setToolTip(f"{own} starts with its own settings" if own else tip)
 
     def uses_libvirt(self) -> bool:
         return self.runner.value() == "libvirt"

@@ -13,7 +13,8 @@ from html import escape
 
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.ops.journal import RebaseEntry
+from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
+from imagegui.core.ops.journal import CloneVmEntry, RebaseEntry
 from imagegui.core.ops.plan import Plan
 from imagegui.core.ops.rebase import plan_undo_rebase
 from imagegui.core.units import display_path
@@ -57,3 +58,28 @@ class UndoRebaseDialog(PlanDialog):
         allow = self.allowed_files()
         qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_undo_rebase(image, allow=allow, qemu_img=qemu_img, domains=domains)
+
+
+class UndoCloneVmDialog(PlanDialog):
+    """Undo of a linked-clone VM: remove the VM from libvirt and delete its new disk, only while
+    the VM has never run (the core checks; the preview says why not)."""
+
+    def __init__(self, entry: CloneVmEntry, parent: QWidget | None = None):
+        name = display_path(entry.name)
+        super().__init__(f"Undo linked-clone VM {name}", "Remove VM and disk", parent)
+        self.entry = entry
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.time))
+        self.intro.setText(
+            f"The last change recorded: on {when}, the VM <b>{escape(name)}</b> was created on "
+            f"{escape(entry.uri)} with the new disk <tt>{escape(display_path(entry.overlay))}"
+            "</tt>. Undo removes the VM from libvirt and deletes that disk, as long as the VM "
+            f"has never run; <tt>{escape(display_path(entry.base))}</tt> is not touched."
+        )
+        self.replan()
+
+    def destructive_fields(self) -> bool:
+        return True  # it deletes a disk: Enter must not do that
+
+    def planner(self) -> Callable[[], Plan] | str:
+        name, uri = self.entry.name, self.entry.uri
+        return lambda: plan_undo_clone_vm(name, uri)

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from opshelpers import qemu_io
 
 from imagegui.core.jobs import CancelToken, no_progress
 from imagegui.core.ops import journal
-from imagegui.core.ops.clonevm import CloneVmError, plan_clone_vm, plan_undo_clone_vm
+from imagegui.core.ops.clonevm import CloneVmError, plan_clone_vm
+from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
 from imagegui.core.ops.plan import GuardRefused
 
 
@@ -122,6 +124,17 @@ def test_clone_from_a_template_defines_a_domain_on_the_new_overlay(
     assert plan_undo_clone_vm(name, libvirt_uri).refused  # undone once
 
 
+def pools_on(conn, directory) -> list[str]:
+    """Pools whose directory is inside ``directory``: only this test's own (other test sessions
+    share the daemon and define pools of their own at any moment)."""
+    inside = []
+    for pool in conn.listAllStoragePools():
+        path = ET.fromstring(pool.XMLDesc(0)).findtext("target/path") or ""
+        if path == str(directory) or path.startswith(f"{directory}/"):
+            inside.append(pool.name())
+    return sorted(inside)
+
+
 @pytest.mark.skipif(shutil.which("virt-install") is None, reason="virtinst is not installed")
 def test_without_a_template_the_machine_comes_from_virt_install(
     libvirt_uri, libvirt_conn, clones, tmp_path
@@ -130,7 +143,7 @@ def test_without_a_template_the_machine_comes_from_virt_install(
     qemu_img("create", "-q", "-f", "qcow2", base, "64M")
     name = unique_name("fresh")
     clones.append(name)
-    pools = sorted(p.name() for p in libvirt_conn.listAllStoragePools())
+    pools = pools_on(libvirt_conn, tmp_path)
     overlay = tmp_path / "vms" / "fresh.qcow2"
     overlay.parent.mkdir()
 
@@ -139,14 +152,14 @@ def test_without_a_template_the_machine_comes_from_virt_install(
     assert not plan.refused, plan.describe()
     assert plan.made_by[:2] == ["virt-install", "--connect"] and "--print-xml" in plan.made_by
     # virt-install was asked without the disk: it would have made a storage pool for the folder.
-    assert sorted(p.name() for p in libvirt_conn.listAllStoragePools()) == pools
+    assert pools_on(libvirt_conn, tmp_path) == pools == []
     assert not overlay.exists()
     plan.run()
     xml = virsh(libvirt_uri, "dumpxml", name)
     assert f"<source file='{overlay}'/>" in xml and "<target dev='vda' bus='virtio'/>" in xml
     assert "<memory unit='KiB'>1048576</memory>" in xml and "<interface type='user'>" in xml
     assert qemu_info(overlay)["backing-filename"] == "../base.qcow2"
-    assert sorted(p.name() for p in libvirt_conn.listAllStoragePools()) == pools
+    assert pools_on(libvirt_conn, tmp_path) == pools == []
 
 
 def test_a_definition_libvirt_refuses_leaves_no_overlay(
@@ -169,7 +182,9 @@ def test_a_definition_libvirt_refuses_leaves_no_overlay(
     assert journal.clone_entries() == []
 
 
-def test_guards_name_taken_template_not_using_the_base_remote(libvirt_uri, define_domain, tmp_path):
+def test_guards_name_taken_template_not_using_the_base_relative_remote_path(
+    libvirt_uri, define_domain, tmp_path
+):
     base, _seed, tmpl = _template(tmp_path, define_domain)
     other = tmp_path / "other.qcow2"
     qemu_img("create", "-q", "-f", "qcow2", other, "64M")
@@ -185,8 +200,10 @@ def test_guards_name_taken_template_not_using_the_base_remote(libvirt_uri, defin
     missing = plan_clone_vm(str(base), unique_name(), template=unique_name(), uri=libvirt_uri)
     assert [f.code for f in missing.blocking()] == ["no-template"]
 
-    remote = plan_clone_vm(str(base), "x", uri="qemu+ssh://root@127.0.0.1/system")
-    assert [f.code for f in remote.blocking()] == ["remote"]
+    # Another host's paths are that host's: a relative one means nothing there (refused before
+    # any connection is made).
+    remote = plan_clone_vm("base.qcow2", "x", uri="qemu+ssh://root@127.0.0.1/system")
+    assert {f.code for f in remote.blocking()} == {"remote-path"}
 
     (tmp_path / "web02.qcow2").write_bytes(b"mine")
     exists = plan_clone_vm(str(base), "web02", template=tmpl.name(), uri=libvirt_uri)

@@ -133,7 +133,7 @@ def test_dry_run_of_a_plain_image_shows_a_transient_domain_and_changes_nothing(
     text = plan.describe()
     assert "disappears from libvirt when it stops" in text and "<domain type=" in text
     assert plan.to_json()["documents"][0]["text"] == xml
-    assert running(plan.uri) == before
+    assert plan.domain not in running(plan.uri)  # (other test sessions may share the daemon)
     assert virsh(libvirt_uri, "dominfo", plan.domain) == ""  # nothing defined either
 
 
@@ -163,8 +163,8 @@ def test_a_base_that_a_domains_disk_reads_is_booted_only_read_only(
     qemu_img("rebase", "-u", "-b", base, "-F", "qcow2", other / "top.qcow2")
     dom = define_domain(disks=[other / "top.qcow2"])
     plan = plan_launch_libvirt(str(base), uri=libvirt_uri)
-    (finding,) = [f for f in plan.blocking() if f.code == "base-of-domain"]
-    assert f"{dom.name()} (shut off) disk vda" in finding.message
+    (finding,) = [f for f in plan.blocking() if f.code == "used-by-vm"]
+    assert dom.name() in finding.message and "booting it writable" in finding.message
     assert not plan_launch_libvirt(str(base), LaunchOptions(readonly=True), libvirt_uri).refused
 
 
@@ -223,3 +223,19 @@ def test_a_definition_edited_after_the_preview_refuses_the_run(
     with pytest.raises(GuardRefused, match="changed since this plan was made"):
         plan.run()
     assert not dom.isActive()
+
+
+def test_starting_a_vm_checks_the_other_vms_that_use_its_disk(
+    libvirt_uri, define_domain, shared_dir
+):
+    """The VM that starts may write its own disk; another VM whose disk reads it may not be
+    changed under it."""
+    base = tiny(shared_dir)
+    top = shared_dir / "top.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", top)
+    owner = define_domain(disks=[base])
+    other = define_domain(disks=[top])
+    plan = plan_launch_libvirt(str(base), uri=libvirt_uri)
+    assert plan.domain == owner.name() and not plan.transient
+    blocking = {f.code: f.message for f in plan.blocking()}
+    assert other.name() in blocking["used-by-vm"] and owner.name() not in blocking["used-by-vm"]
