@@ -39,6 +39,17 @@ def open_launch(qtbot, window, image: str):
     return dialog
 
 
+def listed_in_hosts(window, name: str) -> str | None:
+    """The state the hosts panel shows for the VM ``name``, None when it is not listed."""
+    model = window.hosts.model
+    for row in range(model.rowCount()):
+        section = model.item(row, 0)
+        for r in range(section.rowCount()):
+            if section.child(r, 0).text() == name:
+                return section.child(r, 1).text()
+    return None
+
+
 def test_without_a_libvirt_connection_the_choice_is_off_and_says_why(
     qtbot, window, open_dir, wait_plan, make, tmp_path
 ):
@@ -114,6 +125,8 @@ def test_a_libvirt_launch_names_the_vm_and_offers_its_screen(
         ).stdout.split()
         assert name in listed
         assert window.settings.launch_runner() == "libvirt"
+        # The rescan after it reads libvirt again: the hosts panel lists it, running.
+        qtbot.waitUntil(lambda: listed_in_hosts(window, name) == "running", timeout=60_000)
         box.close()
     finally:
         with contextlib.suppress(Exception):
