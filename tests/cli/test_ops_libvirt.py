@@ -85,6 +85,24 @@ def test_rebase_of_a_shut_off_vms_disk_refused(libvirt_uri, define_domain, tmp_p
     assert sha256(top) == before
 
 
+def test_repairing_a_shut_off_vms_missing_base_is_named_not_refused(
+    libvirt_uri, define_domain, tmp_path, capsys
+):
+    """The VM cannot start while its base is missing: the repair is what it needs."""
+    base, top = chain(tmp_path)
+    moved = tmp_path / "moved.qcow2"
+    base.rename(moved)
+    name = define_domain(disks=[top]).name()
+    status, _, err = cli(capsys, "rebase", top, moved, "--unsafe", "--connect", libvirt_uri)
+    assert status == 0, err
+    assert (
+        f"warning: image {top} is used by the VM {name} (shut off) as its disk vda; repairing "
+        "its backing pointer changes that VM's disk, which cannot start while its backing file "
+        "is missing" in err
+    )
+    assert pattern_at(top, 0x11, 0, "1M")  # the base's data shows through again
+
+
 def test_rebase_undo_is_guarded_too(libvirt_uri, define_domain, tmp_path, capsys):
     base, top = chain(tmp_path)
     status, _, err = cli(capsys, "rebase", top, base, "--unsafe")  # journalled, same file

@@ -150,9 +150,24 @@ def plan_rebase(
     name, fmt = "", None
     if img:
         add_findings(findings, guards.rebaseable(img), guards.writable(image))
-        findings += guards.vm_guards(
-            image, "image", index, "rebasing it changes the backing chain of {vm} disk"
-        )
+        if unsafe and img.backing_path and not os.path.lexists(img.backing_path):
+            # Repairing a missing base: the VM cannot start as it is, the repair is what it
+            # needs, so it is named but not refused (a running one still is: the lock guard).
+            lock = guards.not_in_use(image, "image", index=index)
+            add_findings(findings, lock)
+            findings += guards.not_used_by_domain(
+                image,
+                "image",
+                index,
+                "repairing its backing pointer changes {vm} disk, which cannot start while "
+                "its backing file is missing",
+                stopped="warn",
+                skip_running=lock is not None,
+            )
+        else:
+            findings += guards.vm_guards(
+                image, "image", index, "rebasing it changes the backing chain of {vm} disk"
+            )
     if new_abs and literal and unsafe and not os.path.lexists(new_abs):
         # Undoing a repair: the pointer goes back to a file that is (still) missing. qemu-img
         # rebase -u never opens it, and putting back exactly what was there loses nothing.
