@@ -54,9 +54,15 @@ def test_clone_vm_from_the_window_and_undo_it(
     template = define_domain(disks=[top])
     open_dir(tmp_path)
     window.selection.set(base)
+    window.settings.set_libvirt_uris([libvirt_uri, "qemu+ssh://root@192.0.2.1/system"])
     window.actions.clone_vm.trigger()
+    window.settings.set_libvirt_uris([])  # never read by a scan: the address is unroutable
     dialog = window.ops.dialog
     assert dialog.name.text() == "base-clone"
+    # Only this machine's libvirt can boot a file here.
+    assert [dialog.connection.itemText(i) for i in range(dialog.connection.count())] == [
+        libvirt_uri
+    ]
     assert dialog.disk.path() == str(tmp_path / "base-clone.qcow2")  # beside the base
     if not dialog.template.isEnabled():
         with qtbot.waitSignal(dialog.templatesRead, timeout=30_000):
