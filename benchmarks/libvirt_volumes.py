@@ -6,6 +6,7 @@ A ``dir`` pool (transient: gone when the benchmark ends) over N small qcow2 volu
 - ``read_host``: every domain and every volume of every active pool (one XML call per volume);
 - the remote graph: ``scan_host`` + ``ChainGraph`` over a read-write connection (one header
   download per overlay) and over a read-only one (the XML only);
+- ``imagegui scan DIR --json --connect qemu+ssh://...`` as a whole process;
 - the bare libvirt calls, to see where the time goes: ``listAllVolumes`` alone, then one
   ``XMLDesc`` per volume, one ``info()`` per volume (the only per-volume call cheaper than the
   XML, but it has neither format nor backing), one header download per overlay;
@@ -179,6 +180,11 @@ def measure(uri: str, pool_name: str, directory: str, runs: int) -> None:
         print(f"  one XMLDesc per volume:           {t:6.3f} s")
         t, _ = best_of(runs, lambda: [v.info() for v in vols])
         print(f"  one info() per volume:            {t:6.3f} s  (no format, no backing)")
+        if uri != SYSTEM:  # the whole command, as a user runs it (a remote URI only)
+            argv = [sys.executable, "-m", "imagegui", "scan", directory, "--json"]
+            argv += ["--connect", uri]
+            t, _ = best_of(runs, lambda: subprocess.run(argv, check=True, capture_output=True))
+            print(f"  imagegui scan DIR --json --connect: {t:5.3f} s  (whole process)")
         rw_pool = rw.storagePoolLookupByName(pool_name)
         overlays = [v for v in rw_pool.listAllVolumes(0) if v.name().startswith("ov")]
         t, _ = best_of(runs, lambda: [download(rw, v, 0, HEADER_BYTES) for v in overlays])
