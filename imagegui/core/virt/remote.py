@@ -167,7 +167,7 @@ class _Headers:
             def fetch(offset: int, length: int) -> bytes:
                 return download(self.conn, handle, offset, length)
 
-            head = fetch(0, HEADER_BYTES)
+            return parse_header(fetch(0, HEADER_BYTES), size, fetch)  # may fetch more
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_DENIED:
                 self.denied = " ".join(str(exc).split())
@@ -185,7 +185,6 @@ class _Headers:
                     ScanError(vol.path, f"header not read through libvirt: {exc}", False)
                 )
             return None
-        return parse_header(head, size, fetch)
 
 
 # ------------------------------------------------------------------------------ the scan

@@ -197,3 +197,25 @@ def test_an_overlay_volume_over_ssh_backs_onto_the_base_with_its_format(
     assert info["format"] == "qcow2" and info["virtual-size"] == 8 * 1024 * 1024
     assert info["backing-filename"] == str(base)
     assert info["backing-filename-format"] == "raw"
+
+
+def test_an_overlay_whose_header_does_not_parse_is_unreadable_as_in_a_local_scan(
+    make, define_pool, libvirt_uri
+):
+    make.create("base.qcow2", "qcow2", "16M")
+    bad = make.overlay("bad.qcow2", "base.qcow2")
+    make.overlay("above.qcow2", "bad.qcow2")
+    with open(bad, "r+b") as f:  # cluster_bits 40: qemu refuses it; libvirt still lists it
+        f.seek(20)
+        f.write((40).to_bytes(4, "big"))
+    define_pool(make.root)
+    local = ChainGraph(scan_directory(str(make.root)))
+    conn = open_connection(libvirt_uri, readonly=False)
+    try:
+        remote = ChainGraph(scan_host(conn, "qemu+ssh://root@h/system", str(make.root)))
+    finally:
+        conn.close()
+    assert kinds(remote) == kinds(local)
+    assert (str(bad), str(Kind.UNREADABLE)) in kinds(remote)
+    assert str(bad) not in remote.scan.images
+    assert remote.chain_break(str(make.root / "above.qcow2")) is not None
