@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from imagegui.cli.connect_args import add_connect_argument, domain_source
+from imagegui.cli.remote_args import overlay_remote, refuse_remote, remote_uri
 from imagegui.core.chains.diagnose import Level, cli_text
 from imagegui.core.jobs import CancelledError, CancelToken, Throttle, no_progress
 from imagegui.core.ops.check import CheckResult, plan_check
@@ -182,6 +183,9 @@ def _finish(bar: ProgressBar | None) -> None:
 
 
 def _overlay(args: argparse.Namespace) -> int:
+    uri = remote_uri(args)
+    if uri is not None:  # another host's files: libvirt's storage API creates it there
+        return overlay_remote(args, uri)
     size = None
     if args.size:
         try:
@@ -574,7 +578,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "overlay",
         help="create a qcow2 overlay (linked clone) on a base image",
         description="Create NEW as a qcow2 overlay of BASE, recording BASE's real format. The "
-        "backing name is stored relative to NEW's directory unless --absolute.",
+        "backing name is stored relative to NEW's directory unless --absolute. With --connect "
+        "naming another host (qemu+ssh://USER@HOST/system), BASE and NEW are absolute paths on "
+        "that host: BASE a storage volume, NEW in an active pool's directory, created there "
+        "through libvirt's storage API (--dry-run prints the volume XML). Other writing "
+        "commands refuse another host.",
     )
     p.add_argument("base")
     p.add_argument("new")
@@ -605,7 +613,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_read_root(p)
     add_connect_argument(p)
     _add_common(p)
-    p.set_defaults(func=_rebase)
+    p.set_defaults(func=refuse_remote(_rebase))
 
     p = sub.add_parser(
         "commit",
@@ -628,7 +636,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_connect_argument(p)
     _add_common(p)
-    p.set_defaults(func=_commit)
+    p.set_defaults(func=refuse_remote(_commit))
 
     p = sub.add_parser(
         "flatten",
@@ -641,7 +649,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_read_root(p)
     add_connect_argument(p)
     _add_common(p)
-    p.set_defaults(func=_flatten)
+    p.set_defaults(func=refuse_remote(_flatten))
 
     p = sub.add_parser(
         "check-image",
@@ -655,7 +663,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_read_root(p)
     add_connect_argument(p)
     _add_common(p)
-    p.set_defaults(func=_check_image)
+    p.set_defaults(func=refuse_remote(_check_image))
 
     p = sub.add_parser(
         "launch",
@@ -728,7 +736,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     add_connect_argument(p)
-    p.set_defaults(func=_clean_leftovers)
+    p.set_defaults(func=refuse_remote(_clean_leftovers))
 
 
 # --------------------------------------------------------------------------- shared
