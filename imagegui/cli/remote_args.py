@@ -63,6 +63,11 @@ def load_remote(args: argparse.Namespace):  # -> ChainGraph | None (imported lat
     # over ssh, opening the connection alone took 1.2-1.7 s, the import 0.4 s.
     prefetch_networkx()
 
+    if getattr(args, "deep", False):
+        raise _usage_error(
+            "--deep runs qemu-img check on this machine's files; another host's images cannot "
+            "be checked from here yet"
+        )
     directory = args.directory
     if directory is not None and not directory.startswith("/"):
         raise _usage_error(f"DIR on another host must be an absolute path: {printable(directory)}")

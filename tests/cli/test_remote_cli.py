@@ -59,3 +59,5 @@ def test_dir_is_required_without_a_remote_host_and_absolute_with_one(ssh_libvirt
     assert proc.returncode == 2 and "DIR is needed" in proc.stderr
     proc = run("check", "images", "--connect", ssh_libvirt_uri)
     assert proc.returncode == 2 and "absolute path" in proc.stderr
+    proc = run("check", "/", "--deep", "--connect", ssh_libvirt_uri)  # qemu-img runs here
+    assert proc.returncode == 2 and "--deep" in proc.stderr
