@@ -58,7 +58,10 @@ def is_remote(uri: str) -> bool:
     ``qemu://host/system``): the paths it reports are not files on this machine, even when the
     host is this machine over loopback, because imagegui then reads them through libvirt."""
     parts = urlsplit(uri)
-    return "+" in parts.scheme or bool(parts.hostname)
+    transport = parts.scheme.partition("+")[2]
+    # qemu+unix:///system?socket=... is this machine's daemon on another socket; every other
+    # transport (ssh, tls, tcp, libssh, ext) reaches a daemon elsewhere, host named or not.
+    return bool(parts.hostname) or transport not in ("", "unix")
 
 
 def session_socket() -> str:

@@ -15,6 +15,12 @@ def test_remote_uris_are_told_apart() -> None:
     assert not is_remote("qemu:///session")
     assert is_remote("qemu+ssh://root@127.0.0.1:2222/system?keyfile=/k")
     assert is_remote("qemu://host.example/system")
+    # The transport says where the daemon is: a unix socket is this machine's (its own socket
+    # path or not), ssh and tls reach another one even without a host name (ssh's localhost).
+    assert not is_remote("qemu+unix:///system?socket=/run/other/libvirt-sock")
+    assert not is_remote("test:///default")
+    assert is_remote("qemu+ssh:///system")
+    assert is_remote("qemu+tls://h/system")
 
 
 def test_without_the_binding_the_note_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
