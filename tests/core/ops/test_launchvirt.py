@@ -239,3 +239,25 @@ def test_starting_a_vm_checks_the_other_vms_that_use_its_disk(
     assert plan.domain == owner.name() and not plan.transient
     blocking = {f.code: f.message for f in plan.blocking()}
     assert other.name() in blocking["used-by-vm"] and owner.name() not in blocking["used-by-vm"]
+
+
+def test_without_dev_kvm_or_asked_for_tcg_the_domain_is_plain_qemu(monkeypatch):
+    """A unit test of ``_domain_kind`` alone: /dev/kvm cannot be taken away from this machine."""
+    from imagegui.core.ops import launchvirt
+
+    class Daemon:
+        def getCapabilities(self) -> str:  # noqa: N802 (libvirt's name)
+            return "<capabilities><guest><arch><domain type='kvm'/></arch></guest></capabilities>"
+
+    assert launchvirt._domain_kind(Daemon(), None) == (
+        "kvm" if os.path.exists("/dev/kvm") else "qemu"
+    )
+    assert launchvirt._domain_kind(Daemon(), "tcg") == "qemu"
+    real_exists = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: p != "/dev/kvm" and real_exists(p))
+    assert launchvirt._domain_kind(Daemon(), None) == "qemu"
+
+
+def test_tcg_chosen_gives_a_qemu_domain(libvirt_uri, shared_dir):
+    plan = plan_launch_libvirt(str(tiny(shared_dir)), LaunchOptions(accel="tcg"), libvirt_uri)
+    assert "<domain type='qemu'>" in plan.xml and "host-passthrough" not in plan.xml
