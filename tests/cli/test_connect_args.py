@@ -38,7 +38,6 @@ def test_connect_is_repeatable_and_becomes_a_domain_source() -> None:
 
 
 def test_unreachable_connections_are_notes_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("libvirt", reason="libvirt-python not installed")
     args = argparse.Namespace(connect=["qemu:///nonsense"])
     index, hosts = read_domains(args)
     assert index.top_uses() == [] and hosts.inventories == []
@@ -61,10 +60,28 @@ def test_libvirt_json_lists_each_connection_tried() -> None:
 
 
 def test_scan_and_check_go_on_without_libvirt(make, tmp_path) -> None:
-    pytest.importorskip("libvirt", reason="libvirt-python not installed")
     make.create("base.qcow2")
     for command in ("scan", "check"):
         proc = run(command, str(tmp_path), "--json", "--connect", "qemu:///nonsense")
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["root"] == str(tmp_path)
         assert "imagegui: note: libvirt not reachable at qemu:///nonsense: " in proc.stderr
+
+
+def test_without_the_binding_scan_says_what_to_install_and_goes_on(
+    make, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imagegui.cli import run_cli
+    from imagegui.core.virt.connect import INSTALL_HINT
+
+    monkeypatch.setitem(sys.modules, "libvirt", None)  # import libvirt now raises ImportError
+    make.create("base.qcow2")
+    assert run_cli(["scan", "--json", "--connect", "qemu:///system", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    reason = f"the libvirt Python binding is not installed ({INSTALL_HINT})"
+    assert err == f"imagegui: note: libvirt not reachable at qemu:///system: {reason}\n"
+    doc = json.loads(out)
+    assert [i["domains"] for i in doc["images"]] == [[]]
+    assert doc["libvirt"] == [
+        {"uri": "qemu:///system", "reachable": False, "hostname": None, "reason": reason}
+    ]
