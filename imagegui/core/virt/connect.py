@@ -7,6 +7,7 @@ Each of those becomes :class:`LibvirtUnreachable`, whose message is the one note
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,15 @@ DEFAULT_URIS = ("qemu:///system", "qemu:///session")
 
 #: Environment variable that replaces :data:`DEFAULT_URIS` (``default_uris``).
 DEFAULT_URIS_ENV = "IMAGEGUI_LIBVIRT_URIS"
+
+#: Where the system daemon listens: the monolithic libvirtd, or the modular virtqemud (systemd
+#: socket activation creates these too, so a missing one means nothing could answer).
+SYSTEM_SOCKETS = (
+    "/run/libvirt/libvirt-sock",
+    "/run/libvirt/libvirt-sock-ro",
+    "/run/libvirt/virtqemud-sock",
+    "/run/libvirt/virtqemud-sock-ro",
+)
 
 #: What to run to get the binding (the package's optional extra).
 INSTALL_HINT = "pip install 'imagegui[libvirt]'"
@@ -44,12 +54,23 @@ def _ignore(_ctx: object, _err: object) -> None:
     return None
 
 
+MISSING_BINDING = f"the libvirt Python binding is not installed ({INSTALL_HINT})"
+
+
+def _binding_installed() -> bool:
+    """Whether ``import libvirt`` can find the module, without importing it."""
+    try:
+        return importlib.util.find_spec("libvirt") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def missing_binding() -> str | None:
     """Why libvirt cannot be used at all in this Python, or None when the binding imports."""
     try:
         binding()
     except ImportError:
-        return f"the libvirt Python binding is not installed ({INSTALL_HINT})"
+        return MISSING_BINDING
     return None
 
 
@@ -73,6 +94,12 @@ def session_socket() -> str:
 def open_connection(uri: str, readonly: bool = True) -> Any:
     """An open ``virConnect`` to ``uri``; read-only unless writing is needed (creating a
     volume, defining a domain). Raises :class:`LibvirtUnreachable`."""
+    if not _binding_installed():
+        raise LibvirtUnreachable(uri, MISSING_BINDING)
+    if uri == DEFAULT_URIS[0] and not any(map(os.path.exists, SYSTEM_SOCKETS)):
+        # No daemon listens: say so without importing the binding (most of the cost of asking
+        # on a machine without a running libvirt, which every default scan does).
+        raise LibvirtUnreachable(uri, f"no libvirt daemon is running (no {SYSTEM_SOCKETS[0]})")
     why = missing_binding()
     if why is not None:
         raise LibvirtUnreachable(uri, why)
