@@ -298,3 +298,32 @@ def test_another_hosts_images_are_shown_from_its_section_and_only_shown(
         window.open_directory(str(make.root))
     assert window.session.snapshot.remote_uri is None
     assert "only shown" not in window.actions.commit.toolTip()
+
+
+def test_a_vm_whose_disk_is_gone_is_a_problem_and_its_host_says_missing(
+    qtbot, window, open_dir, make, libvirt_uri, define_domain, tmp_path_factory
+):
+    gone = make.create("gone.qcow2")
+    outside = tmp_path_factory.mktemp("elsewhere") / "lost.qcow2"
+    make.create("other.qcow2")
+    name = f"web02-{secrets.token_hex(3)}"
+    define_domain(disks=[gone, outside], name=name)
+    gone.unlink()  # deleted after the VM was defined: it will not start
+    window.settings.set_libvirt_uris([libvirt_uri])
+    open_dir(make.root)
+    wait_uses(qtbot, window, str(gone))
+    snap = window.session.snapshot
+    [problem] = [p for p in snap.graph.problems if str(p.kind) == "domain-disk-missing"]
+    assert problem.path == str(gone) and name in problem.message
+    titles = [
+        window.problems.model.index(r, 0).data() for r in range(window.problems.model.rowCount())
+    ]
+    assert any(problem.title in (t or "") for t in titles), titles
+    window.selection.set(str(gone))
+    assert problem.title in window.details.toPlainText()
+    where = {
+        i.siblingAtColumn(2).data(): i.siblingAtColumn(1).data()
+        for i in disk_rows(window.hosts)
+        if i.parent().data() == name
+    }
+    assert where == {str(gone): "missing", str(outside): "missing"}

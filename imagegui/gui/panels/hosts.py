@@ -68,6 +68,7 @@ class HostsPanel(QWidget):
         self.reader = reader
         self.snapshot: Snapshot | None = None
         self._tops: dict[tuple[str, str, str], str] = {}
+        self._missing: dict[str, str] = {}
         self.model = QStandardItemModel(self)
         self.model.setHorizontalHeaderLabels(list(COLUMNS))
         self.tree = ItemTree()
@@ -150,6 +151,9 @@ class HostsPanel(QWidget):
         current = self.tree.currentIndex().siblingAtColumn(0).data(KEY_ROLE)
         self.model.removeRows(0, self.model.rowCount())
         self._tops = _top_nodes(self.snapshot)
+        #: VM disks whose file does not exist outside the scan (no node stands for them).
+        notes = getattr(self.snapshot.graph, "domain_notes", ()) if self.snapshot else ()
+        self._missing = dict(notes)
         for section in sections:
             self.model.appendRow(self._section_row(section))
         quiet = not sections and self.reader.local_done and not self.reader.reading
@@ -251,7 +255,7 @@ class HostsPanel(QWidget):
         where = self._where(section, path, node)
         shown = display_path(path) if path else _no_path(disk)
         image = _item(shown)
-        tip = f"{dom.name}'s {label}: {shown}\n{where}"
+        tip = f"{dom.name}'s {label}: {shown}\n{self._missing.get(path or '', where)}"
         if node is not None:
             first.setData(node, NODE_ROLE)
             tip += "\nClick to select it in the graph"
@@ -282,6 +286,8 @@ class HostsPanel(QWidget):
             return "no directory open"
         if snap.remote_uri is not None:
             return "this machine's (not shown)"
+        if node is None and path in self._missing:  # found missing with the scan
+            return "missing"
         if node is None:  # by the path's text alone: no file is looked at here
             inside = path.startswith(snap.root.rstrip("/") + "/")
             return (
