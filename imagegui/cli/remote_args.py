@@ -57,6 +57,7 @@ def load_remote(args: argparse.Namespace):  # -> ChainGraph | None (imported lat
     from imagegui.core.chains.graph import ChainGraph
     from imagegui.core.read.scan import prefetch_networkx
     from imagegui.core.virt.connect import LibvirtUnreachable
+    from imagegui.core.virt.inventory import DomainIndex, read_host
     from imagegui.core.virt.remote import open_for_reading, scan_host
 
     # The graph's networkx imports while libvirt waits on the host (it lets go of the GIL):
@@ -74,12 +75,13 @@ def load_remote(args: argparse.Namespace):  # -> ChainGraph | None (imported lat
     try:
         conn, _readonly = open_for_reading(uri)
         try:
-            scan = scan_host(conn, uri, directory)
+            inventory = read_host(conn, uri)  # its domains too: which VM uses what there
+            scan = scan_host(conn, uri, directory, inventory)
         finally:
             conn.close()
     except LibvirtUnreachable as exc:
         raise _usage_error(str(exc)) from None
-    return ChainGraph(scan)
+    return ChainGraph(scan, domains=DomainIndex.of_remote_host(inventory))
 
 
 def overlay_remote(args: argparse.Namespace, uri: str) -> int:

@@ -70,11 +70,11 @@ def load(args: argparse.Namespace) -> tuple[ChainGraph, Hosts]:
 
     remote = load_remote(args)  # --connect naming another host: that host's volumes
     if remote is not None:
-        from imagegui.core.virt.inventory import HostInventory
         from imagegui.core.virt.inventory import Hosts as _Hosts
 
         uri = remote.scan.remote_uri or ""
-        return remote, _Hosts([HostInventory(uri=uri, remote=True)], asked=[uri])
+        inventories = remote.domains.inventories if remote.domains is not None else []
+        return remote, _Hosts(list(inventories), asked=[uri])
     directory = args.directory
     domains, hosts = read_domains(args)
     progress = _TerminalCount(sys.stderr) if sys.stderr.isatty() else None

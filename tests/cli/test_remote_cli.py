@@ -61,3 +61,24 @@ def test_dir_is_required_without_a_remote_host_and_absolute_with_one(ssh_libvirt
     assert proc.returncode == 2 and "absolute path" in proc.stderr
     proc = run("check", "/", "--deep", "--connect", ssh_libvirt_uri)  # qemu-img runs here
     assert proc.returncode == 2 and "--deep" in proc.stderr
+
+
+def test_scan_over_ssh_names_the_domains_of_that_host_that_use_each_volume(
+    pool_dir, ssh_libvirt_uri, define_domain
+):
+    dom = define_domain([str(pool_dir / "ov1.qcow2")])
+    proc = run("scan", str(pool_dir), "--json", "--connect", ssh_libvirt_uri)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    images = {i["path"]: i for i in doc["images"]}
+    uses = {
+        name: [(d["name"], d["role"], d["state"]) for d in images[str(pool_dir / name)]["domains"]]
+        for name in ("ov1.qcow2", "base.qcow2", "ov2.qcow2")
+    }
+    assert uses == {
+        "ov1.qcow2": [(dom.name(), "top", "shut off")],
+        "base.qcow2": [(dom.name(), "backing", "shut off")],
+        "ov2.qcow2": [],
+    }
+    assert [h["uri"] for h in doc["libvirt"]] == [ssh_libvirt_uri]
+    assert doc["libvirt"][0]["reachable"] is True and doc["libvirt"][0]["hostname"]

@@ -8,6 +8,7 @@ the disks and backing stores are.
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,6 +209,20 @@ class DomainIndex:
     def read(cls, uris: Sequence[str] | None = None) -> tuple[DomainIndex, Hosts]:
         hosts = read_hosts(uris)
         return cls(hosts.local), hosts
+
+    @classmethod
+    def of_remote_host(cls, inventory: HostInventory) -> DomainIndex:
+        """The domain disks of another host (``qemu+ssh://...``), with its paths as that host
+        writes them: never resolved or stat'ed here. The graph of that host's volumes
+        (``core.virt.remote.scan_host``) follows each disk's chain itself."""
+        index = cls(())
+        index.inventories = [inventory]
+        for dom in inventory.domains:
+            for disk in dom.disks:
+                path = disk_path(disk, inventory.volumes)
+                if disk.device in DISK_DEVICES and path and path.startswith("/"):
+                    index.disks.append(DiskUse(dom, disk, posixpath.normpath(path)))
+        return index
 
     def _disk_chains(self) -> dict[int, list[tuple[str, FileId | None]]]:
         if self._chains is None:
