@@ -7,7 +7,6 @@ thread is left with creating the scene items, which :mod:`chain_scene` does in s
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -147,19 +146,22 @@ def make_remote_job(
     report = note or _no_note
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
+        from imagegui.core.virt.inventory import read_host
         from imagegui.core.virt.remote import open_for_reading, scan_host
 
         t = time.perf_counter()
         report(f"Reading the volumes of {uri}")
         conn, _readonly = open_for_reading(uri)
         try:
-            scan = scan_host(conn, uri)
+            inventory = read_host(conn, uri)
+            scan = scan_host(conn, uri, inventory=inventory)
         finally:
             conn.close()
         timings = {"scan": time.perf_counter() - t}
         report(scan.files_seen)
+        index = DomainIndex.of_remote_host(inventory)  # that host's VMs, on its own paths
         with gcpause.paused_gc():
-            return build_snapshot(scan, None, aspect, report, cancel, None, timings)
+            return build_snapshot(scan, None, aspect, report, cancel, None, timings, index)
 
     return Job(f"Reading the images of {uri}", run)
 
@@ -201,15 +203,18 @@ def build_snapshot(
     cancel: CancelToken | None = None,
     select: str | None = None,
     timings: dict[str, float] | None = None,
+    index: DomainIndex | None = None,
 ) -> Snapshot:
-    """Everything after the walk: graph (with the VM uses of ``hosts``), states, layout."""
+    """Everything after the walk: graph (with the VM uses of ``hosts``, or of ``index`` when
+    given: another host's), states, layout."""
     report = report or _no_note
     timings = {} if timings is None else timings
     cancel = cancel or CancelToken()
     report("Building the chain graph")
     cancel.raise_if_cancelled()
     t = time.perf_counter()
-    index = DomainIndex(hosts.local) if hosts is not None else None
+    if index is None and hosts is not None:
+        index = DomainIndex(hosts.local)
     try:
         graph = build_graph(scan, index)
         domains = domain_uses(graph, index)
@@ -239,15 +244,8 @@ def build_snapshot(
     return snap
 
 
-#: Whether the chain graph takes the libvirt index itself (``ChainGraph(scan, domains=...)``):
-#: then it also adds the ``domain-disk-missing`` problems and answers ``domains_of``.
-_GRAPH_TAKES_DOMAINS = "domains" in inspect.signature(ChainGraph).parameters
-
-
 def build_graph(scan: ScanResult, index: DomainIndex | None) -> ChainGraph:
-    if index is not None and _GRAPH_TAKES_DOMAINS:
-        return ChainGraph(scan, domains=index)  # type: ignore[call-arg]
-    return ChainGraph(scan)
+    return ChainGraph(scan, domains=index)
 
 
 def domain_uses(graph: ChainGraph, index: DomainIndex | None) -> dict[str, tuple[DomainUse, ...]]:
@@ -255,15 +253,7 @@ def domain_uses(graph: ChainGraph, index: DomainIndex | None) -> dict[str, tuple
     worker: the list, the cards and the details read it without touching a file."""
     if index is None or not index.disks:
         return {}
-    of = getattr(graph, "domains_of", None)  # the graph built with the index answers itself
-    out: dict[str, tuple[DomainUse, ...]] = {}
-    for node in graph.nodes:
-        if "://" in node:
-            continue
-        uses = of(node) if of is not None else index.uses_of(node)
-        if uses:
-            out[node] = tuple(uses)
-    return out
+    return graph.domain_uses()
 
 
 def _no_note(_news: int | str) -> None:

@@ -249,7 +249,7 @@ def test_a_late_read_whose_vms_use_nothing_here_draws_nothing_twice(qtbot, windo
 
 
 def test_another_hosts_images_are_shown_from_its_section_and_only_shown(
-    qtbot, window, make, define_pool, ssh_libvirt_uri
+    qtbot, window, make, define_pool, define_domain, ssh_libvirt_uri
 ):
     """A host over SSH (this machine's daemon through a loopback sshd): its section, then "Show
     This Host's Images" puts its volumes in the graph, read through libvirt, with every image
@@ -258,6 +258,7 @@ def test_another_hosts_images_are_shown_from_its_section_and_only_shown(
     top = make.overlay("vm.qcow2", "base.qcow2")
     make.overlay("lost.qcow2", "gone.qcow2")
     define_pool(make.root)
+    vm = define_domain(disks=[top]).name()  # a VM of that host: named on its volumes too
     window.settings.set_libvirt_uris([ssh_libvirt_uri])
     hosts, panel = window.session.hosts, window.hosts
     window.actions.refresh_vms.trigger()
@@ -279,6 +280,12 @@ def test_another_hosts_images_are_shown_from_its_section_and_only_shown(
     assert snap.remote_uri == ssh_libvirt_uri
     assert str(top) in snap.graph.nodes and str(make.root / "lost.qcow2") in snap.graph.nodes
     assert "missing-backing" in {str(p.kind) for p in snap.graph.problems}
+    assert [(u.name, u.role, u.uri) for u in snap.domains[str(top)]] == [
+        (vm, "top", ssh_libvirt_uri)
+    ]
+    assert [(u.name, u.role) for u in snap.domains[str(make.root / "base.qcow2")]] == [
+        (vm, "backing")
+    ]
     assert ssh_libvirt_uri in window.windowTitle()
     assert window.settings.recent_dirs() == []  # another host's pools are no recent directory
 

@@ -356,6 +356,11 @@ class ChainGraph:
         their chain (role backing); empty when no domain was read or none uses it."""
         return self._uses.get(node, [])
 
+    def domain_uses(self) -> dict[str, tuple[DomainUse, ...]]:
+        """Every node some domain disk uses, with those uses (``domains_of`` of each), without
+        visiting the nodes no disk uses."""
+        return {node: tuple(uses) for node, uses in self._uses.items()}
+
     def problems_for(self, path: str) -> list[Problem]:
         return self._problem_index.get(path, [])
 
