@@ -13,10 +13,10 @@ from functools import cache
 from importlib import resources as _importlib_resources
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QRect, QSize, Qt
+from PySide6.QtCore import QByteArray, QEvent, QRect, QSize, Qt
 from PySide6.QtGui import QIcon, QIconEngine, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
-from PySide6.QtWidgets import QApplication, QStyleOption
+from PySide6.QtWidgets import QApplication, QLabel, QStyleOption, QWidget
 
 from imagegui.gui import theme
 
@@ -96,12 +96,14 @@ def app_icon() -> QIcon:
     return QIcon(str(resources_dir() / "imagegui.svg"))
 
 
-_pixmaps: dict[tuple[str, int, float], QPixmap] = {}
+_pixmaps: dict[tuple[str, int, float, int], QPixmap] = {}
 
 
 def pixmap(name: str, size: int, ratio: float = 1.0) -> QPixmap:
-    """A rendered icon, cached: the graph paints the same few badges thousands of times."""
-    key = (name, size, ratio)
+    """A rendered icon, cached: the graph paints the same few badges thousands of times. The
+    cache is keyed by the palette's ink too: a monochrome icon drawn for the light palette is
+    invisible on the dark one."""
+    key = (name, size, ratio, theme.current().icon_ink.rgba())
     pm = _pixmaps.get(key)
     if pm is None:
         px = max(1, round(size * ratio))
@@ -113,6 +115,24 @@ def pixmap(name: str, size: int, ratio: float = 1.0) -> QPixmap:
         pm.setDevicePixelRatio(ratio)
         _pixmaps[key] = pm
     return pm
+
+
+class IconLabel(QLabel):
+    """A monochrome icon as a label, drawn again in the new ink when the palette changes (a
+    pixmap set once keeps the old palette's ink: light on light after switching back)."""
+
+    def __init__(self, name: str, size: int, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._name, self._size = name, size
+        self._render()
+
+    def _render(self) -> None:
+        self.setPixmap(pixmap(self._name, self._size, self.devicePixelRatioF()))
+
+    def event(self, e: QEvent) -> bool:
+        if e.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange):
+            self._render()
+        return super().event(e)
 
 
 def stylesheet() -> str:

@@ -529,3 +529,30 @@ def test_own_palettes_read(qapp, make_palette):
     ):
         ratio = theme.contrast(pal.color(fg), pal.color(bg))
         assert ratio >= theme.MIN_CONTRAST, f"{fg.name} on {bg.name}: {ratio:.2f}"
+
+
+def _pixmap_ink(pm) -> QColor:
+    image = pm.toImage()
+    best = max(
+        (image.pixelColor(x, y) for x in range(image.width()) for y in range(image.height())),
+        key=lambda c: c.alpha(),
+    )
+    best.setAlpha(255)
+    return best
+
+
+def test_painted_icons_follow_the_palette(qtbot, qapp, appearance):
+    """The badges the graph paints and the VMs panel's icon are cached pixmaps: drawn for the
+    light palette, they must not stay dark-on-dark after switching (nor light-on-light back)."""
+    from imagegui.gui.resources import IconLabel
+
+    light = appearance(theme.LIGHT)
+    label = IconLabel("vm", 20)
+    qtbot.addWidget(label)
+    assert theme.contrast(_pixmap_ink(resources.pixmap("vm", 20)), light.window) >= 3.0
+    dark = appearance(theme.DARK)
+    ink = _pixmap_ink(resources.pixmap("vm", 20))
+    assert theme.contrast(ink, dark.window) >= 3.0 and theme.luminance(ink) > 0.4
+    assert _pixmap_ink(label.pixmap()) == ink  # the label was drawn again in the new ink
+    light = appearance(theme.LIGHT)
+    assert theme.contrast(_pixmap_ink(label.pixmap()), light.window) >= 3.0

@@ -105,7 +105,7 @@ class VmsPanel(QWidget):
         force.setAccessibleName(f"Force off {vm_label(vm)}")
         line = QHBoxLayout(row)
         line.setContentsMargins(8, 6, 8, 6)
-        line.addWidget(QLabel(pixmap=resources.pixmap("vm", 20)))
+        line.addWidget(resources.IconLabel("vm", 20))
         line.addWidget(name, 1)
         line.addWidget(status)
         line.addWidget(stop)
