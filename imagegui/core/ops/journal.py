@@ -169,9 +169,10 @@ def new_id() -> str:
     return f"{time.time_ns():x}-{os.getpid():x}"
 
 
-def entries(image: str | None = None, notes: list[str] | None = None) -> list[RebaseEntry]:
-    """Journal entries, oldest first; for ``image`` those about that file (by path or inode).
-    Lines that cannot be read are skipped; ``notes`` (if given) gets one sentence for each."""
+def _journal_lines(notes: list[str] | None) -> list[tuple[int, dict]]:
+    """The journal's lines that are JSON objects, with their line numbers, from one read; a
+    line that is not gets one sentence in ``notes`` (if given), as does a journal that cannot
+    be read."""
     path = journal_path()
     try:
         with open(path, "rb") as f:
@@ -182,11 +183,7 @@ def entries(image: str | None = None, notes: list[str] | None = None) -> list[Re
         if notes is not None:
             notes.append(f"the journal {path} cannot be read: {exc.strerror}")
         return []
-    key = _file_key(image) if image else ""
-    norm = canonical(image) if image else ""  # "..": the kernel's way, as plans store it
     out = []
-    fields = RebaseEntry.__dataclass_fields__
-    required = [n for n, f in fields.items() if f.default is MISSING]
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
@@ -194,24 +191,51 @@ def entries(image: str | None = None, notes: list[str] | None = None) -> list[Re
             data = json.loads(raw.decode("utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-            if data.get("op") != "rebase":
-                continue
-            missing = [n for n in required if n not in data]
-            if missing:
-                raise ValueError(f"no {', '.join(missing)}")
-            for name in ("id", "image", "mode", *_OPTIONAL_TEXT):
-                value = data.get(name)
-                if not isinstance(value, str) and (value is not None or name not in _OPTIONAL_TEXT):
-                    raise ValueError(f"{name} is not text")
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             if notes is not None:
                 why = "not valid JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
                 notes.append(f"journal line {number} skipped ({why}): {path}")
             continue
-        if image and data.get("image") != norm and (not key or data.get("file_key") != key):
-            continue
-        out.append(RebaseEntry(**{k: v for k, v in data.items() if k in fields}))
+        out.append((number, data))
     return out
+
+
+def _rebase_entry(data: dict) -> RebaseEntry:
+    """A rebase line's entry; ValueError saying what is wrong with it."""
+    fields = RebaseEntry.__dataclass_fields__
+    required = [n for n, f in fields.items() if f.default is MISSING]
+    missing = [n for n in required if n not in data]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    for name in ("id", "image", "mode", *_OPTIONAL_TEXT):
+        value = data.get(name)
+        if not isinstance(value, str) and (value is not None or name not in _OPTIONAL_TEXT):
+            raise ValueError(f"{name} is not text")
+    return RebaseEntry(**{k: v for k, v in data.items() if k in fields})
+
+
+def entries(image: str | None = None, notes: list[str] | None = None) -> list[RebaseEntry]:
+    """Journal entries, oldest first; for ``image`` those about that file (by path or inode).
+    Lines that cannot be read are skipped; ``notes`` (if given) gets one sentence for each."""
+    key = _file_key(image) if image else ""
+    norm = canonical(image) if image else ""  # "..": the kernel's way, as plans store it
+    out = []
+    for number, data in _journal_lines(notes):
+        if data.get("op") != "rebase":
+            continue
+        try:
+            entry = _rebase_entry(data)
+        except ValueError as exc:
+            _skipped(notes, number, exc)
+            continue
+        if not image or entry.image == norm or (key and data.get("file_key") == key):
+            out.append(entry)
+    return out
+
+
+def _skipped(notes: list[str] | None, number: int, exc: Exception) -> None:
+    if notes is not None:
+        notes.append(f"journal line {number} skipped ({exc}): {journal_path()}")
 
 
 def last_undoable(image: str, notes: list[str] | None = None) -> RebaseEntry | None:
@@ -301,38 +325,16 @@ def _clone_entry(data: dict) -> CloneVmEntry:
 
 def _all_entries(notes: list[str] | None = None) -> list[RebaseEntry | CloneVmEntry]:
     """Every readable entry of either kind, oldest first (one read of the journal)."""
-    path = journal_path()
-    try:
-        with open(path, "rb") as f:
-            lines = f.read().split(b"\n")
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        if notes is not None:
-            notes.append(f"the journal {path} cannot be read: {exc.strerror}")
-        return []
-    # Rebase lines are checked by their own reader (which notes the ones it skips).
-    rebases = {e.id: e for e in entries(notes=notes)}
     out: list[RebaseEntry | CloneVmEntry] = []
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
+    for number, data in _journal_lines(notes):
+        op = data.get("op")
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except ValueError:
-            continue  # entries() has noted it
-        if not isinstance(data, dict):
-            continue
-        if data.get("op") == "rebase":
-            entry = rebases.get(data.get("id"))  # type: ignore[arg-type]
-            if entry is not None:
-                out.append(entry)
-        elif data.get("op") == CLONE_OP:
-            try:
+            if op == "rebase":
+                out.append(_rebase_entry(data))
+            elif op == CLONE_OP:
                 out.append(_clone_entry(data))
-            except (ValueError, TypeError) as exc:
-                if notes is not None:
-                    notes.append(f"journal line {number} skipped ({exc}): {path}")
+        except (ValueError, TypeError) as exc:
+            _skipped(notes, number, exc)
     return out
 
 
