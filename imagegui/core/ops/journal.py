@@ -147,6 +147,13 @@ def record(entry: RebaseEntry, fd: int | None = None) -> None:
     data = asdict(entry)
     data["op"] = "rebase"
     data["file_key"] = _file_key(entry.image)
+    by_hand = f"the image pointed at {entry.old_backing!r} (format {entry.old_format})"
+    _append(data, "rebase", by_hand, fd)
+
+
+def _append(data: dict, what: str, by_hand: str, fd: int | None = None) -> None:
+    """One line, one ``write``, fsynced before the operation goes on; ``by_hand`` says how to
+    undo it without the journal, should the line not get there."""
     line = (json.dumps(data, sort_keys=True) + "\n").encode()
     if fd is None:
         fd = open_for_append()
@@ -155,8 +162,8 @@ def record(entry: RebaseEntry, fd: int | None = None) -> None:
         os.fsync(fd)
     except OSError as exc:
         raise JournalError(
-            f"could not record the rebase in {journal_path()} ({exc.strerror}); to undo it by "
-            f"hand: the image pointed at {entry.old_backing!r} (format {entry.old_format})"
+            f"could not record the {what} in {journal_path()} ({exc.strerror}); to undo it by "
+            f"hand: {by_hand}"
         ) from None
     finally:
         os.close(fd)
@@ -296,18 +303,9 @@ def record_clone(entry: CloneVmEntry) -> None:
     """Appends ``entry`` (one ``write``, fsynced, like a rebase's)."""
     data = asdict(entry)
     data["op"] = CLONE_OP
-    line = (json.dumps(data, sort_keys=True) + "\n").encode()
-    fd = open_for_append()
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    except OSError as exc:
-        raise JournalError(
-            f"could not record the clone in {journal_path()} ({exc.strerror}); to undo it by "
-            f"hand: virsh -c {entry.uri} undefine {entry.name}, then remove {entry.overlay}"
-        ) from None
-    finally:
-        os.close(fd)
+    _append(
+        data, "clone", f"virsh -c {entry.uri} undefine {entry.name}, then remove {entry.overlay}"
+    )
 
 
 def _clone_entry(data: dict) -> CloneVmEntry:
