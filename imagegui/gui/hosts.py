@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal
 
 from imagegui.core.jobs import CancelToken, Job
-from imagegui.core.virt.connect import LibvirtUnreachable, is_remote
+from imagegui.core.virt.connect import LibvirtUnreachable, is_remote, local_uris
 from imagegui.core.virt.inventory import HostInventory, Hosts, read_hosts
 from imagegui.gui.settings import Settings
 from imagegui.gui.workers import TaskSlot
@@ -135,8 +135,8 @@ def split_uris(uris: Sequence[str]) -> tuple[list[str] | None, list[str]]:
     """(local, remote) connections to read. Local is None - the defaults, tried quietly - when
     the user named no local one: adding a remote host does not stop the window from seeing
     which of this machine's VMs use the scanned images."""
-    local = [u for u in uris if not is_remote(u)]
-    remote = [u for u in uris if is_remote(u)]
+    local = local_uris(uris)
+    remote = [u for u in uris if u not in local]
     return (local or None), remote
 
 

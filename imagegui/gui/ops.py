@@ -24,7 +24,7 @@ from imagegui.core.ops.launchvirt import LibvirtLaunchResult, local_uri
 from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
-from imagegui.core.virt.connect import is_remote
+from imagegui.core.virt.connect import local_uris
 from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.actions import update_undo
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
@@ -94,7 +94,7 @@ class Ops(QObject):
         to this machine (File ▸ Connect to libvirt…), else the defaults tried quietly. Only
         built here; each plan reads it on its worker. Other hosts' VMs cannot use files here,
         so they are not asked."""
-        local = tuple(u for u in self.settings.libvirt_uris() if not is_remote(u))
+        local = tuple(local_uris(self.settings.libvirt_uris()))
         return DomainSource(local or None)
 
     @property

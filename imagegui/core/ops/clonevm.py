@@ -31,15 +31,20 @@ from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
 from imagegui.core.units import printable
 from imagegui.core.virt import clonexml, virtinstall
-from imagegui.core.virt.connect import LibvirtUnreachable, binding, is_remote, open_connection
+from imagegui.core.virt.connect import (
+    SYSTEM_URI,
+    LibvirtUnreachable,
+    binding,
+    is_remote,
+    open_connection,
+)
 from imagegui.core.virt.domxml import BadXML, parse_domain
 from imagegui.core.virt.inventory import DomainIndex, read_host
 from imagegui.core.virt.model import STATE_NAMES, Domain, DomainUse, HostInventory, Role, Volume
 from imagegui.core.virt.remote import RemoteWriteError, create_overlay_volume, plan_overlay_volume
 
-#: The connection a clone is defined on unless the user names another: the host's own VMs,
-#: where virt-manager shows them.
-DEFAULT_URI = "qemu:///system"
+#: The connection a clone is defined on unless the user names another.
+DEFAULT_URI = SYSTEM_URI
 #: What a definition from virt-install gets (the user changes it later in virt-manager).
 FRESH_MEMORY_MIB = 1024
 FRESH_VCPUS = 1

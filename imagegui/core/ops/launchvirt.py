@@ -25,11 +25,18 @@ from imagegui.core.ops.launch import LaunchOptions, launch_checks
 from imagegui.core.ops.plan import Finding, OpResult, Plan, info, refuse
 from imagegui.core.qemu.vm import LaunchError
 from imagegui.core.read.backing import canonical
-from imagegui.core.virt.connect import LibvirtUnreachable, binding, is_remote, open_connection
+from imagegui.core.virt.connect import (
+    SYSTEM_URI,
+    LibvirtUnreachable,
+    binding,
+    is_remote,
+    local_uris,
+    open_connection,
+)
 from imagegui.core.virt.inventory import DiskUse, DomainIndex, read_host
 
-#: The connection a libvirt launch uses when none is named: the host's VMs (virt-manager's).
-DEFAULT_URI = "qemu:///system"
+#: The connection a libvirt launch uses when none is named.
+DEFAULT_URI = SYSTEM_URI
 #: The program that shows a libvirt domain's screen, when installed.
 VIEWER = "virt-viewer"
 #: Transient domains are named after their image: ``imagegui-<stem>``.
@@ -43,7 +50,7 @@ class VirtLaunchError(LaunchError):
 def local_uri(uris: list[str] | tuple[str, ...] = (), fallback: str = DEFAULT_URI) -> str:
     """The connection to launch through: the first of ``uris`` on this machine, else
     ``fallback`` (a remote host cannot open a file of this machine)."""
-    return next((u for u in uris if not is_remote(u)), fallback)
+    return next(iter(local_uris(uris)), fallback)
 
 
 def unreachable(uri: str) -> str | None:

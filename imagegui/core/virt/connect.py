@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+#: The host's own VMs (virt-manager's): where a new VM goes unless the user names another.
+SYSTEM_URI = "qemu:///system"
+
 #: Tried in this order when the user names no connection: the host's VMs, then the user's own.
-DEFAULT_URIS = ("qemu:///system", "qemu:///session")
+DEFAULT_URIS = (SYSTEM_URI, "qemu:///session")
 
 #: Environment variable that replaces :data:`DEFAULT_URIS` (``default_uris``).
 DEFAULT_URIS_ENV = "IMAGEGUI_LIBVIRT_URIS"
@@ -83,6 +86,12 @@ def is_remote(uri: str) -> bool:
     # qemu+unix:///system?socket=... is this machine's daemon on another socket; every other
     # transport (ssh, tls, tcp, libssh, ext) reaches a daemon elsewhere, host named or not.
     return bool(parts.hostname) or transport not in ("", "unix")
+
+
+def local_uris(uris: Iterable[str]) -> list[str]:
+    """The connections of ``uris`` to this machine's daemons, in order: only their VMs can use
+    (or boot) a file here."""
+    return [u for u in uris if not is_remote(u)]
 
 
 def session_socket() -> str:

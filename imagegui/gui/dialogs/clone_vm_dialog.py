@@ -27,7 +27,7 @@ from imagegui.core.ops.clonevm import DEFAULT_URI, name_problem, plan_clone_vm, 
 from imagegui.core.ops.plan import Plan
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import display_path
-from imagegui.core.virt.connect import is_remote
+from imagegui.core.virt.connect import local_uris
 from imagegui.core.virt.model import DomainUse
 from imagegui.gui.dialogs.fields import PathField
 from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
@@ -75,7 +75,7 @@ class CloneVmDialog(PlanDialog):
         self.connection = QComboBox()
         # The image is a file on this machine: only this machine's libvirt can boot it (another
         # host's images are only listed in the window; the command line clones them there).
-        for uri in dict.fromkeys([*(u for u in uris if not is_remote(u)), DEFAULT_URI]):
+        for uri in dict.fromkeys([*local_uris(uris), DEFAULT_URI]):
             self.connection.addItem(uri, uri)
         self.connection.setToolTip("The libvirt connection the VM is added to")
         self.template = QComboBox()
