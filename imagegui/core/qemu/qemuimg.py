@@ -26,7 +26,10 @@ from typing import Any
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.qemu.processes import popen
+from imagegui.core.read.allocmap import native_map
+from imagegui.core.read.extents import LayerMap, MapUnavailable, normalise
 from imagegui.core.read.holders import describe_holders
+from imagegui.core.read.model import ImageInfo
 from imagegui.core.units import printable
 
 log = logging.getLogger(__name__)
@@ -376,6 +379,96 @@ def own_data(image: str, image_format: str, qemu_img: str = "") -> int:
         for e in extents
         if e.get("depth") == 0 and (e.get("data") or e.get("zero"))
     )
+
+
+def layer_map_argv(image: str, image_format: str) -> list[str]:
+    """``qemu-img map`` of ``image`` alone: its backing file is not opened (``backing: null``),
+    so every range is this layer's own, and a missing or broken backing file does not matter.
+
+    The image is named by a ``json:`` filename (the only spelling of ``backing: null`` on the
+    command line that qemu does not warn about); a path that is not valid UTF-8 cannot be
+    written in JSON, so that one is named by ``--image-opts`` with ``backing=`` instead (the
+    same meaning, deprecated spelling).
+    """
+    path = os.path.abspath(image)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        opts = f"driver={image_format},backing=,file.driver=file,file.filename="
+        return [
+            "qemu-img",
+            "map",
+            "--output=json",
+            "-U",
+            "--image-opts",
+            opts + path.replace(",", ",,"),
+        ]
+    spec = {"driver": image_format, "backing": None, "file": {"driver": "file", "filename": path}}
+    return ["qemu-img", "map", "--output=json", "-U", "json:" + json.dumps(spec)]
+
+
+def layer_map(
+    path: str, fmt: str, cancel: CancelToken | None = None, qemu_img: str = ""
+) -> LayerMap:
+    """What ``path`` itself stores and zeroes, as ``qemu-img map`` reports it (the slow path of
+    :func:`read_layer_map`, for every format qemu opens).
+
+    Raises :class:`MapUnavailable` (message for the user) when qemu-img cannot read the map,
+    ``CancelledError`` when ``cancel`` fired.
+    """
+    name = os.path.basename(path)
+    try:
+        result = run(layer_map_argv(path, fmt), cancel=cancel, qemu_img=qemu_img)
+    except QemuNotFoundError as exc:
+        raise MapUnavailable(f"cannot read what {name} holds: {exc}") from exc
+    except QemuImgError as exc:
+        raise MapUnavailable(f"qemu-img cannot read what {name} holds: {exc}") from exc
+    try:
+        return parse_layer_map(result.stdout)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MapUnavailable(
+            f"qemu-img printed a map of {name} that cannot be read ({exc}); "
+            "check the installed qemu-img"
+        ) from exc
+
+
+def read_layer_map(
+    info: ImageInfo, cancel: CancelToken | None = None, qemu_img: str = ""
+) -> LayerMap:
+    """The map of one scanned image's own file: read natively where ``core.read.allocmap``
+    can (no process, microseconds), else by ``qemu-img map`` on the layer alone.
+
+    Raises :class:`MapUnavailable` (message for the user) when neither can read it,
+    ``CancelledError`` when ``cancel`` fired.
+    """
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    native = native_map(info)
+    if native is not None:
+        return native
+    return layer_map(info.path, info.format, cancel=cancel, qemu_img=qemu_img)
+
+
+def parse_layer_map(text: str) -> LayerMap:
+    """The :class:`LayerMap` in ``qemu-img map --output=json`` of one layer opened alone:
+    depth-0 extents that are present hold data (``data: true``) or read as zeroes
+    (``zero: true``, ``data: false``); the rest falls through to the backing file."""
+    extents = json.loads(text)
+    if not isinstance(extents, list):
+        raise ValueError("not a list of extents")
+    data: list[tuple[int, int]] = []
+    zero: list[tuple[int, int]] = []
+    end = 0
+    for e in extents:
+        start, length = int(e["start"]), int(e["length"])
+        end = max(end, start + length)
+        if e.get("depth", 0) != 0 or not e.get("present"):
+            continue
+        if e.get("data"):
+            data.append((start, start + length))
+        elif e.get("zero"):
+            zero.append((start, start + length))
+    return LayerMap(end, normalise(data), normalise(zero), source="qemu-img map")
 
 
 #: ``qemu-img check`` exit statuses that still print a JSON report.

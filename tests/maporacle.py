@@ -1,0 +1,31 @@
+"""The oracle the allocation-map tests compare with: ``qemu-img map`` of the image as qemu opens
+it (backing included), its depth-0 extents. Written independently of ``qemuimg.layer_map`` (no
+``backing: null``, no shared parser) so a mistake there cannot hide in both."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from conftest import qemu_img
+
+from imagegui.core.read.extents import LayerMap, normalise
+
+
+def qemu_depth0(path: str | os.PathLike, fmt: str) -> LayerMap:
+    """``data``: depth-0 extents qemu says hold data; ``zero``: depth-0 extents it says are
+    present and zero without data."""
+    extents = json.loads(qemu_img("map", "--output=json", "-U", "-f", fmt, path).stdout)
+    data, zero = [], []
+    end = 0
+    for e in extents:
+        start, stop = e["start"], e["start"] + e["length"]
+        end = max(end, stop)
+        if e["depth"] != 0 or not e["present"]:
+            continue
+        (data if e["data"] else zero if e["zero"] else []).append((start, stop))
+    return LayerMap(end, normalise(data), normalise(zero), source="oracle")
+
+
+def same_map(a: LayerMap, b: LayerMap) -> bool:
+    return (a.virtual_size, a.data, a.zero) == (b.virtual_size, b.data, b.zero)
