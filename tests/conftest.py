@@ -69,6 +69,29 @@ def check_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_trash(tmp_path_factory: pytest.TempPathFactory):
+    """No test (nor any imagegui it starts) moves a file into the user's Trash: the home Trash
+    is ``$XDG_DATA_HOME/Trash``, pointed at a directory of this run; ``trash_home`` gives a
+    test a fresh, empty one."""
+    path = tmp_path_factory.mktemp("data")
+    old = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = old
+
+
+@pytest.fixture
+def trash_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ``$XDG_DATA_HOME`` for this test; its home Trash is ``trash_home / "Trash"``."""
+    path = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(path))
+    return path
+
+
 def _require_qemu() -> str:
     if QEMU_IMG is None:
         pytest.fail("qemu-img is not installed: run the README's set-up command (qemu-utils)")

@@ -19,11 +19,15 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import MISSING, asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, replace
+from typing import TYPE_CHECKING, Union
 
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.fileid import file_id
 from imagegui.core.statefiles import state_file
+
+if TYPE_CHECKING:
+    from imagegui.core.ops.trash import Trashed
 
 #: Bytes of the image hashed into its fingerprint: every format's header and backing name.
 HEAD_BYTES = 65536
@@ -297,6 +301,8 @@ class CloneVmEntry:
 
 
 CLONE_OP = "clone-vm"
+#: Any entry the journal holds (a rebase, a linked-clone VM, a deletion to the Trash).
+Entry = Union[RebaseEntry, CloneVmEntry, "DeleteEntry"]
 
 
 def record_clone(entry: CloneVmEntry) -> None:
@@ -321,9 +327,9 @@ def _clone_entry(data: dict) -> CloneVmEntry:
     return CloneVmEntry(**{k: v for k, v in data.items() if k in fields})
 
 
-def _all_entries(notes: list[str] | None = None) -> list[RebaseEntry | CloneVmEntry]:
-    """Every readable entry of either kind, oldest first (one read of the journal)."""
-    out: list[RebaseEntry | CloneVmEntry] = []
+def _all_entries(notes: list[str] | None = None) -> list[Entry]:
+    """Every readable entry of any kind, oldest first (one read of the journal)."""
+    out: list[Entry] = []
     for number, data in _journal_lines(notes):
         op = data.get("op")
         try:
@@ -331,6 +337,8 @@ def _all_entries(notes: list[str] | None = None) -> list[RebaseEntry | CloneVmEn
                 out.append(_rebase_entry(data))
             elif op == CLONE_OP:
                 out.append(_clone_entry(data))
+            elif op == DELETE_OP:
+                out.append(_delete_entry(data))
         except (ValueError, TypeError) as exc:
             _skipped(notes, number, exc)
     return out
@@ -354,6 +362,132 @@ def last_clone(
     return None
 
 
+# --------------------------------------------------------------------------- deletions to the Trash
+
+
+@dataclass(frozen=True)
+class DeleteEntry:
+    """A file imagegui moved to the Trash (``ops.trash``): where it was, where it is in the Trash
+    and its ``.trashinfo``, and the file's identity and state then, so that a restore puts back
+    only that very file, unchanged. A restore is journalled as a copy with ``undo_of`` set.
+    Permanent deletions are not journalled: there is nothing to restore."""
+
+    id: str
+    time: float
+    original: str
+    trashed: str
+    trashinfo: str
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    #: The files one delete moved share it (the id of its first entry): the window restores
+    #: them together.
+    batch: str = ""
+    undo_of: str | None = None
+
+    @property
+    def image(self) -> str:
+        """The file deleted (the window selects it once restored)."""
+        return self.original
+
+    def trashed_file(self) -> Trashed:
+        """The entry as ``ops.trash`` takes it (``locate``, ``restore``)."""
+        from imagegui.core.ops.trash import Trashed
+
+        return Trashed(
+            original=self.original,
+            trashed=self.trashed,
+            trashinfo=self.trashinfo,
+            dev=self.dev,
+            ino=self.ino,
+            size=self.size,
+            mtime_ns=self.mtime_ns,
+            deleted_at=self.time,
+        )
+
+
+DELETE_OP = "delete"
+_DELETE_TEXT = ("id", "original", "trashed", "trashinfo", "batch")
+_DELETE_INTS = ("dev", "ino", "size", "mtime_ns")
+
+
+def delete_entry_for(item: Trashed, batch: str = "") -> DeleteEntry:
+    """The journal entry for a file just moved to the Trash (``batch``: the id of the first
+    entry of the same delete; empty for the first, which then names itself)."""
+    entry_id = new_id()
+    return DeleteEntry(
+        id=entry_id,
+        time=item.deleted_at,
+        original=item.original,
+        trashed=item.trashed,
+        trashinfo=item.trashinfo,
+        dev=item.dev,
+        ino=item.ino,
+        size=item.size,
+        mtime_ns=item.mtime_ns,
+        batch=batch or entry_id,
+    )
+
+
+def record_delete(entry: DeleteEntry) -> None:
+    """Appends ``entry`` (a deletion, or with ``undo_of`` its restore), one fsynced line."""
+    data = asdict(entry)
+    data["op"] = DELETE_OP
+    what = "restore" if entry.undo_of else "deletion"
+    by_hand = f"the file is {entry.trashed}; its original place was {entry.original}"
+    _append(data, what, by_hand)
+
+
+def restore_entry_for(entry: DeleteEntry) -> DeleteEntry:
+    """The entry that records ``entry``'s file put back."""
+    return replace(entry, id=new_id(), time=time.time(), undo_of=entry.id)
+
+
+def _delete_entry(data: dict) -> DeleteEntry:
+    fields = DeleteEntry.__dataclass_fields__
+    required = [n for n, f in fields.items() if f.default is MISSING]
+    missing = [n for n in required if n not in data]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    for name in _DELETE_TEXT:
+        if not isinstance(data.get(name, ""), str):
+            raise ValueError(f"{name} is not text")
+    for name in _DELETE_INTS:
+        if not isinstance(data[name], int) or isinstance(data[name], bool):
+            raise ValueError(f"{name} is not a number")
+    if not isinstance(data.get("undo_of"), (str, type(None))):
+        raise ValueError("undo_of is not text")
+    return DeleteEntry(**{k: v for k, v in data.items() if k in fields})
+
+
+def delete_entries(notes: list[str] | None = None) -> list[DeleteEntry]:
+    """Every deletion and restore, oldest first."""
+    return [e for e in _all_entries(notes) if isinstance(e, DeleteEntry)]
+
+
+def in_trash(notes: list[str] | None = None) -> list[DeleteEntry]:
+    """The deletions not restored (yet), oldest first: what the journal says is in the Trash
+    (the Trash may have been emptied since: ``ops.trash.locate`` says)."""
+    found = delete_entries(notes)
+    restored = {e.undo_of for e in found if e.undo_of}
+    return [e for e in found if not e.undo_of and e.id not in restored]
+
+
+def last_deletion(path: str, notes: list[str] | None = None) -> DeleteEntry | None:
+    """The most recent deletion of the file that was at ``path``, not yet restored."""
+    norm = canonical(path)
+    for e in reversed(in_trash(notes)):
+        if e.original == norm:
+            return e
+    return None
+
+
+def batch_of(entry: DeleteEntry, notes: list[str] | None = None) -> list[DeleteEntry]:
+    """The deletions made together with ``entry`` (itself included) not yet restored."""
+    return [e for e in in_trash(notes) if e.batch == entry.batch]
+
+
 # --------------------------------------------------------------------------- the undo on offer
 
 
@@ -364,22 +498,27 @@ class UndoTarget:
     on), as an editor's Undo does; ``reason`` says why nothing is (the journal is empty, or its
     last entry is an undo)."""
 
-    entry: RebaseEntry | CloneVmEntry | None
+    entry: Entry | None
     reason: str = ""
+    #: For a deletion: every file that delete moved to the Trash and that is not restored yet,
+    #: ``entry`` among them (Restore puts them all back).
+    batch: tuple[DeleteEntry, ...] = ()
 
     @property
     def name(self) -> str:
-        """The image rebased, or the VM cloned, as Undo names it."""
+        """The image rebased, the VM cloned or the file deleted, as Undo names it."""
         if isinstance(self.entry, CloneVmEntry):
             return self.entry.name
         return os.path.basename(self.entry.image) if self.entry else ""
 
     @property
     def kind(self) -> str:
-        """``rebase`` or ``clone-vm`` (empty when there is nothing to undo)."""
+        """``rebase``, ``clone-vm`` or ``delete`` (empty when there is nothing to undo)."""
         if self.entry is None:
             return ""
-        return CLONE_OP if isinstance(self.entry, CloneVmEntry) else "rebase"
+        if isinstance(self.entry, CloneVmEntry):
+            return CLONE_OP
+        return DELETE_OP if isinstance(self.entry, DeleteEntry) else "rebase"
 
 
 def undo_target() -> UndoTarget:
@@ -399,5 +538,20 @@ def undo_target() -> UndoTarget:
                 f"nothing to undo: the last linked-clone VM ({undone.name}) was already undone",
             )
         name = os.path.basename(undone.image)
+        if isinstance(undone, DeleteEntry):
+            return UndoTarget(
+                None, f"nothing to undo: the last deleted file ({name}) was already restored"
+            )
         return UndoTarget(None, f"nothing to undo: the last rebase ({name}) was already undone")
+    if isinstance(last, DeleteEntry):
+        restored = {e.undo_of for e in found if isinstance(e, DeleteEntry) and e.undo_of}
+        batch = tuple(
+            e
+            for e in found
+            if isinstance(e, DeleteEntry)
+            and e.batch == last.batch
+            and not e.undo_of
+            and e.id not in restored
+        )
+        return UndoTarget(last, batch=batch)
     return UndoTarget(last)
