@@ -74,14 +74,17 @@ def test_commit_shared_refused_then_forced(tmp_path: Path, capsys):
 
 def test_commit_dry_run_names_the_folders_searched_for_other_overlays(make, tmp_path: Path, capsys):
     """templates/base <- clones/mine: the search covers their common parent, and the text says
-    so on its own line, a name's control characters escaped (no forged verdict line)."""
+    so once (in the note, with what was not looked at), a name's control characters escaped (no
+    forged verdict line)."""
     root = tmp_path / "x\nverdict: ok to run"
     make.create(f"{root.name}/templates/base.qcow2")
     mine = make.overlay(f"{root.name}/clones/mine.qcow2", "../templates/base.qcow2")
     status, out, _ = cli(capsys, "commit", mine, "--dry-run")
     assert status == 0
     shown = str(root).replace("\n", "\\n")
-    assert f"searched for other overlays in: {shown}" in out.splitlines()
+    [said] = [line for line in out.splitlines() if f"under {shown};" in line]
+    assert said.startswith("  [note] looked for other overlays of ")
+    assert "searched for other overlays in:" not in out
     assert [line for line in out.splitlines() if line.startswith("verdict:")] == [
         "verdict: ok to run"
     ]

@@ -84,11 +84,13 @@ def test_a_plan_for_fields_that_changed_never_arrives(qtbot, window, make):
 
 
 def test_the_preview_says_where_it_looked_for_other_overlays(make, tmp_path):
-    """The folders a commit searched for the base's other overlays, in the window's words."""
+    """The folders a commit searched for the base's other overlays, in the window's words,
+    once: its note says it with what was not looked at, so no second line repeats it."""
     make.create("templates/base.qcow2")
     mine = make.overlay("clones/mine.qcow2", "../templates/base.qcow2")
     html = plan_html(plan_commit(str(mine)))
-    assert f"Looked for other overlays in {tmp_path}" in html
+    assert f"under {tmp_path}; clones kept anywhere else are not seen" in html
+    assert "Looked for" not in html
     leftover = tmp_path / "d" / ".out.qcow2.0123abcd.partial"
     leftover.parent.mkdir()
     leftover.write_bytes(b"x")

@@ -195,6 +195,12 @@ class Plan(Generic[R]):
     def command_lines(self) -> list[str]:
         return [shlex.join(argv) for argv in self.commands]
 
+    @property
+    def search_line(self) -> bool:
+        """Whether the text states ``searched`` on a line of its own: not when a ``searched``
+        note already says it (with what was not looked at), once is enough."""
+        return bool(self.searched) and not any(f.code == "searched" for f in self.findings)
+
     def describe(self) -> str:
         """The text ``--dry-run`` prints (the window shows ``plan_dialog.plan_html`` instead):
         one line per item, each with its control characters escaped (a name with a line feed
@@ -206,7 +212,7 @@ class Plan(Generic[R]):
             lines += [f"  {printable(line)}" for line in text.splitlines()]
         lines.append("will change:")
         lines += [f"  - {printable(c)}" for c in self.changes] or ["  nothing"]
-        if self.searched:
+        if self.search_line:
             roots = ", ".join(printable(r) for r in self.searched)
             lines.append(f"searched for {self.searched_for} in: {roots}")
         if self.findings:

@@ -94,7 +94,7 @@ def plan_html(plan: Plan, describe: Callable[[Finding], str] | None = None) -> s
     parts.append("<h4 style='margin-bottom:2px'>What changes</h4><ul style='margin-top:0'>")
     parts += [f"<li>{escape(display_path(c))}</li>" for c in plan.changes] or ["<li>nothing</li>"]
     parts.append("</ul>")
-    if plan.searched:
+    if plan.search_line:
         roots = ", ".join(display_path(r) for r in plan.searched)
         parts.append(f"<p>Looked for {escape(plan.searched_for)} in {escape(roots)}</p>")
     if plan.findings:

@@ -84,3 +84,19 @@ def test_clean_leftovers_states_the_folders_it_searched(make, tmp_path: Path):
     leftover.write_bytes(b"x")
     plan = plan_clean_leftovers([str(leftover)])
     assert plan.searched == (str(tmp_path / "d"),)
+
+
+def test_the_search_is_stated_once(make, tmp_path: Path):
+    """A commit's ``searched`` note already names the folders: neither the dry run's text nor the
+    window's preview (tests/gui/test_plan_dialog.py) repeats them on a line of their own; a plan
+    without the note keeps the line."""
+    make.create("templates/base.qcow2")
+    mine = make.overlay("clones/mine.qcow2", "../templates/base.qcow2")
+    plan = plan_commit(str(mine))
+    text = plan.describe()
+    assert f"under {tmp_path};" in text and "searched for other overlays in:" not in text
+    leftover = tmp_path / "d" / ".out.qcow2.0123abcd.partial"
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"x")
+    plan = plan_clean_leftovers([str(leftover)])
+    assert f"in: {tmp_path / 'd'}" in plan.describe()
