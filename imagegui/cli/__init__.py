@@ -31,6 +31,7 @@ _MODULES = {
     "stop": "ops_cmds",
     "clean-leftovers": "ops_cmds",
     "clone-vm": "clonevm_cmds",
+    "delete": "delete_cmds",
     "install-desktop": "install_desktop",
 }
 SUBCOMMANDS = tuple(_MODULES)
