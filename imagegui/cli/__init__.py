@@ -32,6 +32,7 @@ _MODULES = {
     "clean-leftovers": "ops_cmds",
     "clone-vm": "clonevm_cmds",
     "delete": "delete_cmds",
+    "clean": "delete_cmds",
     "install-desktop": "install_desktop",
 }
 SUBCOMMANDS = tuple(_MODULES)

@@ -23,7 +23,11 @@ from imagegui.cli.ops_cmds import (
     usage_error,
 )
 from imagegui.cli.remote_args import refuse_remote
-from imagegui.core.units import printable
+from imagegui.core.units import counted, human_size, printable
+
+#: ``clean --older-than``'s default, ``core.chains.space.DEFAULT_OLDER_THAN_DAYS`` (not imported
+#: here: the parser is built for every command, the space accounting is not cheap to import).
+OLDER_THAN_DAYS = 30.0
 
 
 def _delete(args: argparse.Namespace) -> int:
@@ -86,6 +90,57 @@ def print_result(result, outcome: dict[str, int]) -> None:  # DeleteResult (impo
         outcome["status"] = EXIT_REFUSED
 
 
+def _clean(args: argparse.Namespace) -> int:
+    """Lists the reclaimable files under DIR in the chosen categories with the total, then
+    moves them to the Trash (each examined again right before it moves)."""
+    import os
+
+    from imagegui.cli.ops_cmds import qemu_img_setting
+    from imagegui.core.ops.clean import CleanRequest, clean_job
+    from imagegui.core.ops.delete import DeleteResult
+
+    if not os.path.isdir(args.directory):
+        raise usage_error(f"{args.directory}: not a directory")
+    older = OLDER_THAN_DAYS if args.older_than is None else args.older_than
+    if older < 0:
+        raise usage_error("--older-than must be 0 or more (days)")
+    request = CleanRequest(
+        root=args.directory,
+        nova=args.nova,
+        older_than_days=older,
+        domains=domain_source(args),
+        qemu_img=qemu_img_setting(),
+    )
+    plan = clean_job(request).run()
+    if not plan.reclaimable:
+        print("nothing to clean up")
+        return EXIT_OK
+    listed = {i.path for i in plan.items}
+    for r in plan.reclaimable:
+        if r.path in listed:
+            print(printable(f"{r.category}: {r.path} ({human_size(r.bytes)}): {r.reason}"))
+    print(
+        printable(
+            f"total: {counted(len(plan.items), 'file')}, {human_size(plan.reclaimed)} "
+            "(freed when the Trash is emptied)"
+        )
+    )
+    if not args.dry_run:
+        for f in plan.kept + [f for f in plan.clean_findings if f.refuses]:
+            print_error(f"kept: {f.cli_text}")
+        if not plan.items:
+            return EXIT_REFUSED
+    outcome = {"status": EXIT_OK}
+
+    def report(result: DeleteResult) -> None:
+        print_result(result, outcome)
+
+    status = execute(plan, args, report)
+    if status == EXIT_OK and args.dry_run and plan.kept:
+        return EXIT_REFUSED
+    return outcome["status"] if status == EXIT_OK else status
+
+
 def _add_dry_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run",
@@ -135,3 +190,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_connect_argument(p)
     _add_dry_run(p)
     p.set_defaults(func=refuse_remote(_delete))
+
+    p = sub.add_parser(
+        "clean",
+        help="move what can be reclaimed under DIR to the Trash",
+        description="Finds what the space accounting calls reclaimable under DIR: temporary "
+        "files of interrupted operations (leftover), overlays that store nothing of their own "
+        "(empty-overlay) and images nothing backs onto, not in use and used by no libvirt VM "
+        "(orphan), both last written more than --older-than days ago; with --nova also "
+        "OpenStack Nova cache bases Nova itself would remove (nova-unused-base: no instance "
+        "disk here backs onto it and it is older than 24 hours, 1 hour for a resized copy). "
+        "Lists them with the total, then moves them to the Trash with the guards of delete: a "
+        "file a guard keeps is named and kept, the others still go. Other compute hosts "
+        "sharing _base over NFS are not visible: their instances' bases look unused. Exit "
+        "status 0 done (or nothing found), 2 something was kept, 1 a move failed.",
+    )
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument(
+        "--nova",
+        action="store_true",
+        help="also OpenStack Nova's unused cache bases (by Nova's own age rules)",
+    )
+    p.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help=f"orphans and empty overlays last written more than DAYS ago (default "
+        f"{OLDER_THAN_DAYS:g})",
+    )
+    add_connect_argument(p)
+    _add_dry_run(p)
+    p.set_defaults(func=refuse_remote(_clean))
