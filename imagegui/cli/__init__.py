@@ -33,6 +33,8 @@ _MODULES = {
     "clone-vm": "clonevm_cmds",
     "delete": "delete_cmds",
     "clean": "delete_cmds",
+    "move": "move_cmds",
+    "relink": "move_cmds",
     "install-desktop": "install_desktop",
 }
 SUBCOMMANDS = tuple(_MODULES)

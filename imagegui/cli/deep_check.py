@@ -41,7 +41,9 @@ def run_deep(graph: ChainGraph, jobs: int | None) -> tuple[ChainGraph, DeepResul
             progress.clear()
     if result.store.note and result.store.note != graph.checks_note:
         print(f"imagegui: note: {printable(result.store.note)}", file=sys.stderr)
-    return ChainGraph(graph.scan, checks=result.store, domains=graph.domains), result
+    return ChainGraph(
+        graph.scan, checks=result.store, domains=graph.domains, portable=graph.portable
+    ), result
 
 
 def deep_json(result: DeepResult, jobs: int) -> dict[str, object]:

@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="with --deep: checks to run at once (default: the number of CPUs)",
     )
+    p.add_argument(
+        "--portable",
+        action="store_true",
+        help="also warn about what stops DIR moving or being shared at another path: backing "
+        "files inside DIR named by an absolute path (absolute-backing; fix: imagegui relink "
+        "DIR --relative)",
+    )
     add_connect_argument(p)
     p.set_defaults(func=cmd_check)
 
@@ -79,7 +86,11 @@ def load(args: argparse.Namespace) -> tuple[ChainGraph, Hosts]:
     domains, hosts = read_domains(args)
     progress = _TerminalCount(sys.stderr) if sys.stderr.isatty() else None
     try:
-        graph = ChainGraph(scan_directory(directory, progress=progress), domains=domains)
+        graph = ChainGraph(
+            scan_directory(directory, progress=progress),
+            domains=domains,
+            portable=getattr(args, "portable", False),
+        )
     except OSError as exc:
         raise UsageError(f"cannot scan {printable(directory)}: {exc.strerror}") from None
     finally:

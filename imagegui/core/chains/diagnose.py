@@ -56,6 +56,9 @@ class Kind(StrEnum):
     LEFTOVER = "leftover-file"
     #: A libvirt domain's disk whose file does not exist or whose chain qemu cannot open.
     DOMAIN_DISK_MISSING = "domain-disk-missing"
+    #: Only when portability is asked for (``check --portable``): an absolute backing name
+    #: inside the scanned directory.
+    ABSOLUTE_BACKING = "absolute-backing"
 
 
 class FixAction(StrEnum):
@@ -267,6 +270,18 @@ KINDS: dict[Kind, KindInfo] = {
             "disk in its settings.",
             break_rank=7,
         ),
+        KindInfo(
+            Kind.ABSOLUTE_BACKING,
+            Level.WARNING,
+            "Absolute backing path",
+            "The image names its backing file by an absolute path although both lie inside "
+            "the directory: moving the directory, or opening it at another path (a network "
+            "share mounted elsewhere, another host), breaks the chain. A relative name keeps "
+            "leading to the same file wherever the directory goes. Reported only when a "
+            "portability check is asked for.",
+            "Make its backing path relative: only the name stored in the image changes.",
+            cli="imagegui relink --relative {path}",
+        ),
     )
 }
 
@@ -354,13 +369,17 @@ def find_problems(
     scan: ScanResult,
     loops: list[list[str]],
     known: Iterable[Problem] = (),
+    portable: bool = False,
 ) -> list[Problem]:
     """Every problem of the chain graph ``g`` built from ``scan``, sorted by path and kind.
     ``loops`` are the graph's backing loops (each in chain order); ``known`` are problems found
-    before the scan (kept ``qemu-img check`` results), sorted in with the rest."""
+    before the scan (kept ``qemu-img check`` results), sorted in with the rest; ``portable``
+    adds the portability warnings (``absolute-backing``), off unless asked for."""
     problems = list(known)
     problems += scan_error_problems(scan)
     problems += loop_problems(loops)
+    if portable:
+        problems += portability_problems(scan)
     # The common case first, without building any message: a healthy image on a healthy,
     # correctly recorded backing inside the root. Flags are mostly shared dicts
     # (formats.base.shared_flags), so their verdict is worked out once per dict.
@@ -399,6 +418,29 @@ def find_problems(
             problems += backing_problems(g, scan.root, errors, path, info, target, scan)
     problems.sort(key=lambda p: (p.path, p.kind))
     return problems
+
+
+def portability_problems(scan: ScanResult) -> list[Problem]:
+    """Images that name a backing file inside the root by its absolute path: the directory
+    cannot move or be opened at another path (NFS) without breaking them."""
+    out = []
+    for path, info in scan.images.items():
+        name = info.backing_file
+        if not name or not name.startswith("/") or info.backing_protocol:
+            continue
+        target = info.backing_path or name
+        if scan.within(target, scan.root):
+            out.append(
+                problem(
+                    Kind.ABSOLUTE_BACKING,
+                    path,
+                    f"Names its backing file by the absolute path {name}, inside {scan.root}: "
+                    "moving or sharing this directory at another path breaks the chain. Make "
+                    "the name relative.",
+                    fix_cli(Kind.ABSOLUTE_BACKING, path),
+                )
+            )
+    return out
 
 
 def scan_error_problems(scan: ScanResult) -> list[Problem]:

@@ -111,13 +111,18 @@ class ChainGraph:
         now: float | None = None,
         checks: CheckStore | None = None,
         domains: DomainIndex | None = None,
+        portable: bool = False,
     ):
+        """``portable``: also report what stops the directory moving or being shared at another
+        path (``absolute-backing``), as ``check --portable`` asks."""
         import networkx
 
         self.scan = scan
         self.root = scan.root
         #: The domain disks this graph was built with (a rebuild passes them on), or None.
         self.domains = domains
+        #: Whether the portability warnings were asked for (a rebuild passes it on).
+        self.portable = portable
         #: The graph: node attributes ``kind`` and ``info``, edges overlay -> backing with the
         #: recorded backing ``format`` (``chains.schema``). Insertion order: images, external
         #: images, then placeholders as the edges found them.
@@ -130,7 +135,9 @@ class ChainGraph:
             self._add_edges()
             self.loops = self._find_loops()
             checked = self._check_problems(checks)
-            self.problems: list[Problem] = diagnose.find_problems(self.g, scan, self.loops, checked)
+            self.problems: list[Problem] = diagnose.find_problems(
+                self.g, scan, self.loops, checked, portable
+            )
             self._problem_index: dict[str, list[Problem]] = {}
             for p in self.problems:
                 self._problem_index.setdefault(p.path, []).append(p)

@@ -1,0 +1,141 @@
+"""``imagegui move``, ``imagegui relink`` and ``imagegui check --portable`` on the command line:
+dry runs change nothing, refusals exit 2 naming why, a libvirt VM's disk is named."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import qemu_info
+from opshelpers import create, qemu_io, sha256
+
+from imagegui.cli import run_cli
+
+
+@pytest.fixture(autouse=True)
+def _journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEGUI_JOURNAL", str(tmp_path / "state" / "journal.jsonl"))
+
+
+def cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+    status = run_cli([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def overlay(path: Path, backing: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", backing, "-F", "qcow2"]
+    subprocess.run([*argv, str(path), "64M"], check=True)
+    return path
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): sha256(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "state" not in p.parts
+    }
+
+
+@pytest.fixture
+def vms(tmp_path: Path) -> Path:
+    vms = tmp_path / "vms"
+    base = create(vms / "base.qcow2")
+    qemu_io(base, "write -P 0x11 0 1M")
+    overlay(vms / "rel.qcow2", "base.qcow2")
+    overlay(vms / "abs.qcow2", str(base))
+    overlay(tmp_path / "clones" / "far.qcow2", "../vms/base.qcow2")
+    return vms
+
+
+def test_move_dry_run_changes_nothing_then_runs(tmp_path: Path, vms: Path, capsys):
+    dest = tmp_path / "store"
+    dest.mkdir()
+    before = snapshot(tmp_path)
+    status, out, _ = cli(capsys, "move", vms / "base.qcow2", dest, "--dry-run")
+    assert status == 0
+    assert f"$ mv -n -T -- {vms / 'base.qcow2'} {dest / 'base.qcow2'}" in out
+    assert out.count("$ qemu-img rebase -f qcow2 -u -b ") == 3
+    assert "verdict: ok to run" in out
+    status, out, _ = cli(capsys, "move", vms / "base.qcow2", dest, "--dry-run", "--json")
+    doc = json.loads(out)
+    assert doc["op"] == "move" and not doc["refused"] and len(doc["commands"]) == 4
+    assert snapshot(tmp_path) == before
+    status, out, err = cli(capsys, "move", vms / "base.qcow2", dest)
+    assert status == 0, err
+    assert "3 backing pointers rewritten" in out and "rebase --undo" in out
+    assert qemu_info(vms / "rel.qcow2")["backing-filename"] == "../store/base.qcow2"
+    status, out, _ = cli(capsys, "check", tmp_path)
+    assert status == 0 and "0 errors, 0 warnings, 0 unusable" in out
+
+
+def test_move_refused_when_dest_exists(tmp_path: Path, vms: Path, capsys):
+    before = snapshot(tmp_path)
+    status, _, err = cli(capsys, "move", vms / "base.qcow2", vms / "rel.qcow2")
+    assert status == 2
+    assert f"refused: destination {vms / 'rel.qcow2'} already exists" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_move_bad_arguments(tmp_path: Path, capsys):
+    status, _, err = cli(capsys, "move", tmp_path / "nope.qcow2", tmp_path / "x.qcow2")
+    assert status == 2 and "does not exist" in err
+    with pytest.raises(SystemExit) as exc:
+        run_cli(["move", str(tmp_path)])  # DEST missing
+    assert exc.value.code == 2
+
+
+def test_relink_and_check_portable(tmp_path: Path, vms: Path, capsys):
+    status, out, _ = cli(capsys, "check", tmp_path)
+    assert status == 0 and "absolute-backing" not in out
+    status, out, _ = cli(capsys, "check", tmp_path, "--portable")
+    assert status == 0  # a warning
+    assert "warning absolute-backing" in out and "vms/abs.qcow2" in out
+    assert f"Fix: imagegui relink --relative {vms / 'abs.qcow2'}" in out
+    status, out, _ = cli(capsys, "check", tmp_path, "--portable", "--json")
+    kinds = [p["kind"] for p in json.loads(out)["problems"]]
+    assert kinds == ["absolute-backing"]
+    before = snapshot(tmp_path)
+    status, out, _ = cli(capsys, "relink", tmp_path, "--relative", "--dry-run")
+    assert status == 0 and "-b base.qcow2 -F qcow2" in out
+    assert snapshot(tmp_path) == before
+    status, out, err = cli(capsys, "relink", tmp_path, "--relative")
+    assert status == 0, err
+    assert f"rewrote {vms / 'abs.qcow2'}" in out
+    status, out, _ = cli(capsys, "check", tmp_path, "--portable")
+    assert "absolute-backing" not in out and "0 warnings" in out
+    # A read-only image is kept and named (exit 2), the others rewritten.
+    os.chmod(vms / "rel.qcow2", 0o444)
+    try:
+        status, out, err = cli(capsys, "relink", vms, "--absolute")
+        assert status == 2
+        assert f"kept: image {vms / 'rel.qcow2'} is read-only" in err
+        assert f"rewrote {vms / 'abs.qcow2'}" in out
+    finally:
+        os.chmod(vms / "rel.qcow2", 0o644)
+    with pytest.raises(SystemExit):
+        run_cli(["relink", str(tmp_path)])  # --relative or --absolute is required
+
+
+def test_move_of_a_libvirt_vms_disk_is_refused_naming_it(
+    libvirt_uri, define_domain, tmp_path: Path, vms: Path, capsys
+):
+    name = define_domain(disks=[vms / "rel.qcow2"]).name()
+    dest = tmp_path / "store"
+    dest.mkdir()
+    before = snapshot(tmp_path)
+    status, _, err = cli(capsys, "move", vms / "base.qcow2", dest, "--connect", libvirt_uri)
+    assert status == 2
+    assert f"image {vms / 'base.qcow2'} is used by the VM {name} (shut off)" in err
+    assert f"overlay {vms / 'rel.qcow2'} is used by the VM {name} (shut off) as its disk" in err
+    assert snapshot(tmp_path) == before
+    status, out, err = cli(
+        capsys, "move", vms / "base.qcow2", dest, "--connect", libvirt_uri, "--force"
+    )
+    assert status == 0, err
+    assert f"warning: image {vms / 'base.qcow2'} is used by the VM {name}" in err
+    assert (dest / "base.qcow2").exists()
