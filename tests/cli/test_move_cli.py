@@ -133,6 +133,11 @@ def test_move_of_a_libvirt_vms_disk_is_refused_naming_it(
     assert f"image {vms / 'base.qcow2'} is used by the VM {name} (shut off)" in err
     assert f"overlay {vms / 'rel.qcow2'} is used by the VM {name} (shut off) as its disk" in err
     assert snapshot(tmp_path) == before
+    # relink keeps that VM's disk as it is, named (nothing else to rewrite: refused).
+    status, out, err = cli(capsys, "relink", vms, "--absolute", "--connect", libvirt_uri)
+    assert status == 2
+    assert f"refused: image {vms / 'rel.qcow2'} is used by the VM {name} (shut off)" in err
+    assert snapshot(tmp_path) == before  # abs.qcow2 was absolute already: nothing else to do
     status, out, err = cli(
         capsys, "move", vms / "base.qcow2", dest, "--connect", libvirt_uri, "--force"
     )

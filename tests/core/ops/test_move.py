@@ -417,6 +417,12 @@ def test_images_a_running_vm_uses_are_not_moved(tmp_path: Path, three):
             with pytest.raises(GuardRefused):
                 plan.run()
         assert src.exists() and os.listdir(dest) == []
+        # relink keeps the image the VM runs as it is and rewrites the others.
+        from imagegui.core.ops.relink import plan_relink
+
+        plan = plan_relink([str(tmp_path / "vms"), str(tmp_path / "clones")], absolute=True)
+        assert [f.code for f in plan.kept] == ["in-use"] and str(three["rel"]) in plan.describe()
+        assert [r.image for r in plan.relinks] == [str(three["far"])]
     finally:
         vm.stop(timeout=1)
     after = files(tmp_path)
@@ -425,3 +431,16 @@ def test_images_a_running_vm_uses_are_not_moved(tmp_path: Path, three):
     }  # the VM itself may have written its own disk
     with contextlib.suppress(FileNotFoundError):
         os.rmdir(tmp_path / "store")
+
+
+def test_an_unrecorded_backing_format_is_recorded_by_the_rewrite(tmp_path: Path, three):
+    from imagegui.core.demo import drop_backing_format
+
+    drop_backing_format(str(three["rel"]))  # as an image made before -F existed
+    assert "backing-filename-format" not in qemu_info(three["rel"])
+    plan = plan_move([str(three["base"])], str(tmp_path / "vms" / "b2.qcow2"))
+    assert any(f.code == "format-recorded" for f in plan.findings)
+    plan.run()
+    info = qemu_info(three["rel"])
+    assert (info["backing-filename"], info["backing-filename-format"]) == ("b2.qcow2", "qcow2")
+    assert problems(tmp_path) == []  # its no-backing-format warning is gone, none is new
