@@ -16,11 +16,13 @@ from imagegui.core.chains.graph import EXTERNAL, IMAGE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.chains.repair import missing_backing
 from imagegui.core.ops.journal import CLONE_OP, UndoTarget
-from imagegui.core.units import display_path
+from imagegui.core.units import counted, display_path
 from imagegui.gui import resources
 from imagegui.gui.snapshot import Snapshot
 
 Std = QKeySequence.StandardKey
+#: The journal's word for a file moved to the Trash (``journal.DELETE_OP``).
+DELETE_OP = "delete"
 #: Why no image action applies to another host's images (shown, not changed, from the window).
 REMOTE_ONLY_SHOWN = "the images of {uri} are only shown here: they are another host's files"
 UNDO_TIP = "Put back the backing file the last rebased image had, as the journal recorded it"
@@ -53,6 +55,9 @@ class Actions:
     launch: QAction
     repair: QAction
     reveal: QAction
+    trash: QAction
+    trash_with_overlays: QAction
+    clean_up: QAction
     about: QAction
 
     def image_menu(self) -> list[QAction | None]:
@@ -60,7 +65,8 @@ class Actions:
         return [
             self.overlay, self.clone_vm, self.rebase, self.commit, self.flatten, None,
             self.check, self.launch, self.repair, self.undo_rebase, None,
-            self.copy_path, self.reveal,
+            self.copy_path, self.reveal, None,
+            self.trash, self.trash_with_overlays,
         ]  # fmt: skip
 
     def label(self, name: str) -> str:
@@ -150,6 +156,15 @@ def create_actions(parent: QWidget) -> Actions:
                  "Find the moved base among the scanned images and point the overlay at it"),
         reveal=a(parent, "Re&veal in File Manager", "reveal", "Ctrl+Shift+O",
                  "Show the selected image in the file manager"),
+        trash=a(parent, "Move to &Trash…", "user-trash", "Delete",
+                "Move the selected image to the Trash (refused while anything depends on it, "
+                "it is in use or a VM uses it); Restore puts it back"),
+        trash_with_overlays=a(parent, "Delete With O&verlays…", None, None,
+                              "Move the selected image and every overlay that depends on it to "
+                              "the Trash, all listed first"),
+        clean_up=a(parent, "Clean &Up…", "clean-up", None,
+                   "Find what can go (leftover files, empty overlays, old unused images, unused "
+                   "cache bases) and move what you choose to the Trash"),
         about=a(parent, "&About imagegui", None, None, "Version and licence"),
     )  # fmt: skip
 
@@ -168,7 +183,16 @@ def update_undo(actions: Actions, target: UndoTarget | None) -> None:
         action.setStatusTip(f"Unavailable: {why}")
         return
     name = display_path(target.name).replace("&", "&&")
-    if target.kind == CLONE_OP:
+    if target.kind == DELETE_OP:
+        batch = getattr(target, "batch", ()) or (target.entry,)
+        others = len(batch) - 1
+        more = f" and {counted(others, 'other file')}" if others else ""
+        action.setText(f"&Restore {name}{more}…")
+        tip = (
+            f"Put {display_path(target.entry.image)}{more} back from the Trash, where "
+            f"{'they were' if others else 'it was'}"
+        )
+    elif target.kind == CLONE_OP:
         action.setText(f"&Undo linked-clone VM {name}…")
         tip = (
             f"Remove the VM {display_path(target.name)} from libvirt and delete its disk "
@@ -203,7 +227,10 @@ def _set(action: QAction, enabled: bool, why_not: str | None) -> None:
 
 def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, str | None]:
     """For each image action, why it cannot apply to ``node`` now (None: it can)."""
-    names = ("overlay", "clone_vm", "rebase", "commit", "flatten", "check", "launch", "repair")
+    names = (
+        "overlay", "clone_vm", "rebase", "commit", "flatten", "check", "launch", "repair",
+        "trash", "trash_with_overlays",
+    )  # fmt: skip
     if snapshot is None:
         return dict.fromkeys(names, "open a directory first")
     if node is None or node not in snapshot.graph.nodes:
@@ -234,6 +261,11 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
         why["commit"] = f"{label}'s backing file is a network source"
     if missing_backing(graph, node) is None:
         why["repair"] = f"{label}'s backing file is not missing"
+    if kind != IMAGE:
+        outside = f"{label} is outside the scanned folder"
+        why["trash"] = why["trash_with_overlays"] = outside
+    elif not graph.children(node):
+        why["trash_with_overlays"] = f"no overlay depends on {label}: Move to Trash removes it"
     return why
 
 
@@ -244,6 +276,13 @@ def update_enabled(actions: Actions, snapshot: Snapshot | None, node: str | None
     for action in (actions.rescan, actions.zoom_in, actions.zoom_out, actions.zoom_fit,
                    actions.zoom_reset, actions.problems_only):  # fmt: skip
         action.setEnabled(have)
+    if not have:
+        why_not: str | None = "open a directory first"
+    elif snapshot.remote_uri is not None:
+        why_not = REMOTE_ONLY_SHOWN.format(uri=snapshot.remote_uri)
+    else:
+        why_not = None
+    _set(actions.clean_up, why_not is None, why_not)
     kind, info = (None, None)
     if have and node in snapshot.graph.nodes:
         kind, info = snapshot.graph.nodes[node]

@@ -52,6 +52,7 @@ from imagegui.gui.panels.welcome import WelcomePage
 from imagegui.gui.session import Selection, Session
 from imagegui.gui.settings import Settings
 from imagegui.gui.snapshot import Snapshot
+from imagegui.gui.trash_ops import TrashOps
 
 APP_NAME = "imagegui"
 
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self.ops = Ops(self, self.session, self.selection, self.jobs, self.vms, settings)
+        self.trash_ops = TrashOps(self.ops)
         self._first_of_root: str | None = None
         self._fit_on_build = False
         #: Tests and --screenshot close without questions.
@@ -159,7 +161,7 @@ class MainWindow(QMainWindow):
         a.quit.triggered.connect(self.close)
         a.copy_path.triggered.connect(self.ops.copy_path)
         a.find.triggered.connect(self.chains.focus_filter)
-        a.undo_rebase.triggered.connect(self.ops.undo_rebase)
+        a.undo_rebase.triggered.connect(self._on_undo)
         a.zoom_in.triggered.connect(self.view.zoom_in)
         a.zoom_out.triggered.connect(self.view.zoom_out)
         a.zoom_fit.triggered.connect(self.view.fit_all)
@@ -175,6 +177,9 @@ class MainWindow(QMainWindow):
         a.launch.triggered.connect(self.ops.launch)
         a.repair.triggered.connect(self.ops.repair)
         a.reveal.triggered.connect(self.ops.reveal)
+        a.trash.triggered.connect(lambda: self.trash_ops.delete())
+        a.trash_with_overlays.triggered.connect(lambda: self.trash_ops.delete(with_overlays=True))
+        a.clean_up.triggered.connect(self.trash_ops.clean_up)
         a.about.triggered.connect(self.show_about)
         s = self.session
         s.scanStarted.connect(self._on_scan_started)
@@ -201,6 +206,9 @@ class MainWindow(QMainWindow):
         self.welcome.demoRequested.connect(self.demoRequested)
         self.welcome.recentRequested.connect(self.open_directory)
         self.ops.message.connect(lambda text: self.status.showMessage(text, 8000))
+        self.trash_ops.message.connect(
+            lambda text, undo: self.status.say(text, self.actions.undo_rebase if undo else None)
+        )
         self.jobs.activeChanged.connect(self._on_jobs_active_changed)
         self.status.job.watch(self.jobs)
         self.vms.vmsChanged.connect(self._on_vms_changed)
@@ -388,6 +396,14 @@ class MainWindow(QMainWindow):
                 [self.details.node] if self.details.node else []
             ),
         }
+
+    def _on_undo(self) -> None:
+        """Undo acts on the journal's last change: a delete is restored, the rest undone."""
+        target = self.ops.undo
+        if target is not None and target.kind == "delete":
+            self.trash_ops.restore(target)
+        else:
+            self.ops.undo_rebase()
 
     def _on_details_action(self, name: str) -> None:
         snap = self.session.snapshot

@@ -19,6 +19,8 @@ def build_menus(window: QMainWindow, actions: Actions, docks: list) -> QMenu:
     file.addAction(actions.open_demo)
     file.addAction(actions.rescan)
     file.addSeparator()
+    file.addAction(actions.clean_up)
+    file.addSeparator()
     file.addAction(actions.connect_libvirt)
     file.addAction(actions.refresh_vms)
     file.addSeparator()

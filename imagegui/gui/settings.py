@@ -142,6 +142,25 @@ class Settings:
     def set_wheel_zooms(self, value: bool) -> None:
         self.q.setValue("graph/wheel_zooms", bool(value))
 
+    # -- clean up
+
+    def cleanup_days(self) -> int:
+        """Clean Up lists images nothing uses once they are this many days old."""
+        return max(0, self._int("cleanup/older_than_days", 30))
+
+    def set_cleanup_days(self, value: int) -> None:
+        self.q.setValue("cleanup/older_than_days", int(value))
+
+    def cleanup_unticked(self) -> list[str]:
+        """The kinds of file (``cleanup_dialog.CATEGORIES`` keys) Clean Up leaves unticked."""
+        value = self.q.value("cleanup/unticked", [])
+        if isinstance(value, str):  # QSettings returns a lone string for a one-item list
+            value = [value]
+        return [str(v) for v in value or [] if str(v)]
+
+    def set_cleanup_unticked(self, keys: list[str]) -> None:
+        self.q.setValue("cleanup/unticked", sorted(set(keys)))
+
     # -- libvirt
 
     def libvirt_uris(self) -> list[str]:

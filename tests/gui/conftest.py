@@ -72,3 +72,12 @@ def wait_plan(qtbot):
         return dialog.plan
 
     return run
+
+
+@pytest.fixture
+def trash_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The home Trash in a scratch directory (on the tmp file system, so a move is a rename):
+    no test writes the real one."""
+    data = tmp_path_factory.mktemp("xdg-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    return data / "Trash"

@@ -1,23 +1,25 @@
-"""Undo: put back the backing pointer the journal recorded before the last rebase.
+"""Undo: put back the backing pointer the journal recorded before the last rebase, remove a
+linked-clone VM that never ran, or restore the files the last delete moved to the Trash.
 
 It acts on the journal's last change, named in the title, whatever image is selected; the plan
-(verified against the image's fingerprint by the core) is shown before anything runs.
+(verified against the image's fingerprint, or the trashed file's identity, by the core) is shown
+before anything runs.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from html import escape
 
 from PySide6.QtWidgets import QWidget
 
 from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
-from imagegui.core.ops.journal import CloneVmEntry, RebaseEntry
+from imagegui.core.ops.journal import CloneVmEntry, DeleteEntry, RebaseEntry
 from imagegui.core.ops.plan import Plan
 from imagegui.core.ops.rebase import plan_undo_rebase
-from imagegui.core.units import display_path
+from imagegui.core.units import counted, display_path
 from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 
@@ -83,3 +85,42 @@ class UndoCloneVmDialog(PlanDialog):
     def planner(self) -> Callable[[], Plan] | str:
         name, uri = self.entry.name, self.entry.uri
         return lambda: plan_undo_clone_vm(name, uri)
+
+
+class RestoreDialog(PlanDialog):
+    """Restore: put the files the last delete moved to the Trash back where they were, only
+    while each is still there unchanged and its place is free (the core checks; the preview says
+    why not). Nothing is overwritten, so Restore is the default button."""
+
+    def __init__(self, entries: Sequence[DeleteEntry], parent: QWidget | None = None):
+        self.entries = tuple(entries)
+        first = self.entries[0]
+        name = display_path(os.path.basename(first.original))
+        others = len(self.entries) - 1
+        more = f" and {counted(others, 'other file')}" if others else ""
+        super().__init__(f"Restore {name}{more}", "Restore", parent)
+        self.copy_button.hide()  # no program runs: there is no command to copy
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(first.time))
+        where = escape(display_path(os.path.dirname(first.original)))
+        self.intro.setText(
+            f"On {when}, <b>{escape(name)}</b>{escape(more)} moved to the Trash from "
+            f"<tt>{where}</tt>. Restore puts {'them' if others else 'it'} back exactly as "
+            f"{'they were' if others else 'it was'}, unless the name has been taken again or "
+            "the Trash was emptied since."
+        )
+        self.replan()
+
+    def run_text(self, plan: Plan | None) -> str:
+        n = len(self.entries)
+        return "Restore" if n == 1 else f"Restore {n} Files"
+
+    def ready_text(self, plan: Plan) -> str:
+        n = len(self.entries)
+        where = "they were" if n > 1 else "it was"
+        return f"Ready: {counted(n, 'file')} will be put back where {where}."
+
+    def planner(self) -> Callable[[], Plan] | str:
+        from imagegui.core.ops.delete import plan_restore_entries
+
+        entries = list(self.entries)
+        return lambda: plan_restore_entries(entries)

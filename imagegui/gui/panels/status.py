@@ -4,6 +4,7 @@ an operation runs, its name, progress and a Cancel button (the Operations panel 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -122,9 +123,23 @@ class StatusBar(QStatusBar):
         self.zoom.setToolTip(
             "Zoom: Ctrl+wheel (the wheel scrolls; Preferences can swap them), Ctrl+0 fits all"
         )
+        #: Undo beside a message that says what was just removed ("Moved … to the Trash").
+        self.undo = QToolButton()
+        self.undo.setObjectName("statusUndo")
+        self.undo.setText("Undo")
+        self.undo.setIcon(resources.icon("edit-undo"))
+        self.undo.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.undo.setAutoRaise(True)
+        self.undo.setAccessibleName("Undo: restore what was just moved to the Trash")
+        self.undo.hide()
+        self._undo_action: QAction | None = None
+        self._undo_text = ""
+        self.undo.clicked.connect(self._on_undo_clicked)
+        self.messageChanged.connect(self._on_message_changed)
         self.addWidget(self.progress)
         self.addWidget(self.scan_label)
         self.addWidget(self.selection, 1)
+        self.addPermanentWidget(self.undo)
         self.addPermanentWidget(self.job)
         self.addPermanentWidget(self.summary)
         self.addPermanentWidget(self.zoom)
@@ -178,6 +193,40 @@ class StatusBar(QStatusBar):
                 text += f". Unavailable: {', '.join(unavailable)}"
         self.selection.setText(text)
         self.selection.setToolTip(text)
+
+    def say(self, text: str, undo: QAction | None = None, timeout: int = 15_000) -> None:
+        """Shows ``text``; with ``undo``, an Undo button beside it for as long as it shows, which
+        triggers that action (its tooltip names what it does)."""
+        old = self._undo_action
+        if old is not None and old is not undo:
+            old.changed.disconnect(self._on_undo_changed)
+        if undo is not None and undo is not old:
+            undo.changed.connect(self._on_undo_changed)
+        self._undo_action, self._undo_text = undo, text if undo is not None else ""
+        self.showMessage(text, timeout)
+        self._on_message_changed(self.currentMessage())
+
+    def _on_message_changed(self, text: str) -> None:
+        action = self._undo_action
+        shown = action is not None and bool(text) and text == self._undo_text
+        if shown and action is not None:
+            self.undo.setToolTip(action.toolTip())
+            self.undo.setEnabled(action.isEnabled())
+        elif action is not None:
+            action.changed.disconnect(self._on_undo_changed)
+            self._undo_action, self._undo_text = None, ""
+        self.undo.setVisible(shown)
+
+    def _on_undo_changed(self) -> None:
+        """The journal was read again: Undo now names (and is enabled for) the removal."""
+        if self._undo_action is not None:
+            self._on_message_changed(self.currentMessage())
+
+    def _on_undo_clicked(self) -> None:
+        action = self._undo_action
+        self.clearMessage()
+        if action is not None and action.isEnabled():
+            action.trigger()
 
     def set_zoom(self, scale: float) -> None:
         self.zoom.setText(f"{scale * 100:.0f} %")

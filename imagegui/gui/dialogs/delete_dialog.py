@@ -1,0 +1,150 @@
+"""Move to Trash, Delete With Overlays, Delete Permanently: what goes, what it frees, what refuses.
+
+Deleting an image is the one operation whose mistake cannot be seen in the graph afterwards (the
+card is simply gone), so it goes through the same plan and preview as every writing operation:
+the files that will move to the Trash with their sizes, the total freed, and each refusal in the
+window's words (the overlays that depend on it, named; a program that has it open; a VM that
+uses it). Cancel is the default button: Enter never deletes. Moving to the Trash can be undone
+(Edit ▸ Restore) while the file is still there; a permanent delete cannot, so it also asks for
+the file's name to be typed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from html import escape
+
+from PySide6.QtWidgets import QWidget
+
+from imagegui.core.ops.plan import Plan
+from imagegui.core.units import counted, display_path, human_size
+from imagegui.core.virt.inventory import DomainSource
+from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
+
+
+def plan_bytes(plan: Plan | None) -> int | None:
+    """What the plan frees, as the core counts it (None before the plan is made)."""
+    if plan is None:
+        return None
+    for name in ("total", "freed", "bytes"):
+        value = getattr(plan, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def plan_paths(plan: Plan | None, fallback: Sequence[str]) -> list[str]:
+    """The files the plan will remove (those it keeps are not counted)."""
+    if plan is not None:
+        for name in ("targets", "items", "paths"):
+            value = getattr(plan, name, None)
+            if isinstance(value, (list, tuple)):
+                return [getattr(v, "path", v) for v in value]
+    return list(fallback)
+
+
+class DeleteDialog(PlanDialog):
+    """``paths`` to the Trash (or removed for good with ``permanent``); ``with_overlays`` also
+    takes every overlay above them (one explicit action, everything listed)."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        parent: QWidget | None = None,
+        *,
+        with_overlays: bool = False,
+        permanent: bool = False,
+        overlays: Sequence[str] = (),
+        root: str = "",
+        domains: DomainSource | None = None,
+    ):
+        self.paths = tuple(paths)
+        self.with_overlays = with_overlays
+        self.permanent = permanent
+        #: The overlays the scan saw above ``paths`` (the plan finds them again itself).
+        self.overlays = tuple(overlays)
+        #: The scanned folder: searched for images that back onto the files, besides their own.
+        self.root = root
+        n = len(self.paths)
+        name = display_path(os.path.basename(self.paths[0])) if n == 1 else ""
+        what = name or f"{n} Images"
+        if with_overlays:
+            title = f"Delete {what} With Its Overlays" if n == 1 else f"Delete {what} With Overlays"
+        elif permanent:
+            title = f"Delete {what} Permanently"
+        else:
+            title = f"Move {what} to the Trash"
+        super().__init__(title, "Move to Trash", parent, domains=domains)
+        self.copy_button.hide()  # no program runs: there is no command to copy
+        self.intro.setText(self._intro_text())
+        if permanent:
+            # As strong as a forced commit: the name typed, then the red button.
+            self.require_confirmation(os.path.basename(self.paths[0]) if n == 1 else "delete")
+        self.replan()
+
+    def _intro_text(self) -> str:
+        n = len(self.paths)
+        names = f"<b>{escape(display_path(self.paths[0]))}</b>" if n == 1 else f"these {n} images"
+        if self.permanent:
+            return (
+                f"Deletes {names} <b>permanently</b>: it does not go to the Trash and cannot be "
+                "restored. An image is never deleted while anything depends on it, a program "
+                "has it open or a VM uses it."
+            )
+        restore = " While they are in the Trash, Edit ▸ Restore puts them back."
+        if self.with_overlays:
+            count = len(self.overlays)
+            above = (
+                f" and the {counted(count, 'overlay')} that depend on it"
+                if count
+                else " and every overlay that depends on it"
+            )
+            return (
+                f"Moves {names}{above} to the Trash, all of them listed below. Each overlay's "
+                "data is only complete with its base, so they go together; none is moved while "
+                "a program has it open or a VM uses it." + restore
+            )
+        return (
+            f"Moves {names} to the Trash. An image is not moved while another image depends on "
+            "it, a program has it open or a VM uses it." + restore
+        )
+
+    def destructive_fields(self) -> bool:
+        return True  # it removes files: Enter must not
+
+    def confirmed(self) -> bool:
+        if self.confirm_name:  # a permanent delete: the name typed first
+            return self.confirm.text().strip() == self.confirm_name
+        return super().confirmed()
+
+    def run_text(self, plan: Plan | None) -> str:
+        count = len(plan_paths(plan, self.paths))
+        if self.permanent:
+            return "Delete Permanently" if count == 1 else f"Delete {count} Images Permanently"
+        return "Move to Trash" if count == 1 else f"Move {count} Images to Trash"
+
+    def ready_text(self, plan: Plan) -> str:
+        count = len(plan_paths(plan, self.paths))
+        freed = plan_bytes(plan)
+        size = f" ({human_size(freed)})" if freed is not None else ""
+        where = "deleted permanently" if self.permanent else "moved to the Trash"
+        text = f"Ready: {counted(count, 'image')}{size} will be {where}."
+        if plan.warnings:
+            text += f" Read the {counted(len(plan.warnings), 'warning')} below."
+        return text
+
+    def refused_text(self, plan: Plan) -> str:
+        text = super().refused_text(plan)
+        if not self.with_overlays and any(f.code == "has-overlays" for f in plan.blocking()):
+            text += " (Delete With Overlays… removes it together with them.)"
+        return text
+
+    def planner(self) -> Callable[[], Plan] | str:
+        from imagegui.core.ops.delete import plan_delete
+
+        paths, domains, roots = list(self.paths), self.domains, scan_roots(self.root)
+        permanent, with_overlays = self.permanent, self.with_overlays
+        return lambda: plan_delete(
+            paths, permanent=permanent, with_overlays=with_overlays, domains=domains, roots=roots
+        )

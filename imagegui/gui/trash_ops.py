@@ -1,0 +1,246 @@
+"""Delete, Restore and Clean Up in the window: the dialogs, the runs, and what the window says.
+
+Kept apart from ``ops.py`` (the operations that write images) because these remove files: every
+one goes through a plan and its preview with Cancel as the default button, runs on a worker, and
+ends with a rescan and a status line that says what happened and how to take it back ("Moved 3
+images (4.2 GiB) to the Trash", with Undo beside it while the Restore is on offer).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from PySide6.QtCore import QObject, Signal
+
+from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.jobs import CancelToken, Job, Outcome, ProgressFn
+from imagegui.core.ops.journal import UndoTarget
+from imagegui.core.ops.plan import Plan
+from imagegui.core.units import counted, display_path, human_size
+from imagegui.core.virt.inventory import DomainSource
+from imagegui.gui.dialogs.cleanup_dialog import CleanUpDialog, Finder, Planner
+from imagegui.gui.dialogs.delete_dialog import DeleteDialog, plan_bytes, plan_paths
+from imagegui.gui.dialogs.messages import failure_box
+from imagegui.gui.dialogs.plan_dialog import scan_roots
+from imagegui.gui.dialogs.undo_dialog import RestoreDialog
+from imagegui.gui.ops import Ops
+
+
+def moved_message(
+    result: object, fallback: Sequence[str], size: int | None, permanent: bool, noun: str = "image"
+) -> str:
+    """ "Moved web06.qcow2 (64 MiB) to the Trash", "Deleted 3 images (4.2 GiB) permanently; 1
+    kept: …", from the run's result (``delete.DeleteResult``), else from the plan's figures."""
+    done = getattr(result, "removed" if permanent else "trashed", None)
+    if done is not None:
+        paths = [getattr(d, "original", d) for d in done]
+        size = getattr(result, "freed" if permanent else "in_trash", size)
+    else:
+        paths = list(fallback)
+    if len(paths) == 1:
+        what = display_path(os.path.basename(paths[0]))
+    else:
+        what = counted(len(paths), noun)
+    if paths and size is not None:
+        what += f" ({human_size(size)})"
+    text = f"Deleted {what} permanently" if permanent else f"Moved {what} to the Trash"
+    kept = list(getattr(result, "kept", ()) or ())
+    if kept:
+        first = display_path(getattr(kept[0], "message", str(kept[0])))
+        text += f"; {len(kept):,} kept: {first}"
+    return text
+
+
+def restored_message(result: object, entries: Sequence) -> str:
+    """ "Restored web06.qcow2 from the Trash", "Restored 3 files from the Trash; 1 could not
+    be: …"."""
+    back = list(getattr(result, "restored", ()) or ())
+    if len(back) == 1:
+        text = f"Restored {display_path(os.path.basename(back[0]))} from the Trash"
+    else:
+        text = f"Restored {counted(len(back), 'file')} from the Trash"
+    kept = list(getattr(result, "kept", ()) or ())
+    if kept:
+        first = display_path(getattr(kept[0], "message", str(kept[0])))
+        text += f"; {len(kept):,} could not be: {first}"
+    return text
+
+
+class TrashOps(QObject):
+    """Move to Trash…, Delete With Overlays…, Delete Permanently…, Restore and Clean Up…."""
+
+    #: A status line and whether Undo (Restore) belongs beside it.
+    message = Signal(str, bool)
+
+    def __init__(self, ops: Ops):
+        super().__init__(ops)
+        self.ops = ops
+        #: What to say once the rescan after a removal is shown (a scan starting clears the
+        #: status bar, so said before it, it would flash and go).
+        self._pending: tuple[str, bool] | None = None
+        ops.session.snapshotReady.connect(self._on_snapshot_ready)
+
+    def _say_after_rescan(self, text: str, undo: bool) -> None:
+        self._pending = (text, undo)
+
+    def _on_snapshot_ready(self, _snapshot: object) -> None:
+        if self._pending is not None:
+            text, undo = self._pending
+            self._pending = None
+            self.message.emit(text, undo)
+
+    # -- delete
+
+    def delete(self, with_overlays: bool = False, permanent: bool = False) -> None:
+        """The selected image to the Trash (with every overlay above it, or for good): the plan
+        first, in a dialog whose default button is Cancel."""
+        info, graph, snap = self.ops.current(), self.ops.graph, self.ops.session.snapshot
+        if info is None or graph is None or snap is None:
+            return
+        overlays = sorted(graph.descendants(info.path)) if with_overlays else []
+        dialog = DeleteDialog(
+            [info.path],
+            self.ops.window,
+            with_overlays=with_overlays,
+            permanent=permanent,
+            overlays=overlays,
+            root=snap.root,
+            domains=self.ops.domains(),
+        )
+        below = graph.backing_of(info.path)
+        select = below if below and graph.image(below) is not None else None
+        self.ops._open(
+            dialog,
+            lambda d: self.run_removal(d.plan, d.windowTitle(), d.paths, d.permanent, select),
+        )
+
+    def run_removal(
+        self,
+        plan: Plan | None,
+        title: str,
+        fallback: Sequence[str],
+        permanent: bool,
+        select: str | None = None,
+        noun: str = "image",
+    ) -> None:
+        """Runs an accepted delete (or clean-up) plan; then rescans, selects ``select`` and says
+        what moved, with Undo beside it when the files went to the Trash."""
+        if plan is None or plan.refused:
+            return
+        paths, size = plan_paths(plan, fallback), plan_bytes(plan)
+        session = self.ops.session
+        session.hold()
+
+        def done(outcome: Outcome, payload: object) -> None:
+            session.release()  # rescans: the cards go
+            if outcome == Outcome.DONE:
+                self.ops.select_after_scan = select
+                text = moved_message(payload, paths, size, permanent, noun)
+                undoable = not permanent and bool(getattr(payload, "trashed", paths))
+                self._say_after_rescan(text, undoable)
+                if errors := list(getattr(payload, "errors", ()) or ()):
+                    self.ops.last_box = failure_box(self.ops.window, title, "\n".join(errors))
+            elif outcome == Outcome.FAILED:
+                self.ops.last_box = failure_box(self.ops.window, title, payload)
+            else:
+                self.message.emit(display_path(str(payload)), False)
+
+        self.ops.jobs.start(Job(title, plan.run), done)
+
+    # -- restore
+
+    def restore(self, target: UndoTarget) -> None:
+        """Undo of a delete: every file of the last delete still in the Trash goes back (the
+        plan refuses, naming why, one whose name is taken again or that left the Trash)."""
+        last = target.entry
+        if last is None:
+            return
+        # The file Undo names first (the last one moved: a base after its overlays).
+        batch = getattr(target, "batch", ()) or (last,)
+        entries = [last, *(e for e in batch if e.id != last.id)]
+        dialog = RestoreDialog(entries, self.ops.window)
+        session = self.ops.session
+
+        def accepted(d: RestoreDialog) -> None:
+            plan = d.plan
+            if plan is None or plan.refused:
+                return
+            session.hold()
+
+            def done(outcome: Outcome, payload: object) -> None:
+                session.release()
+                if outcome == Outcome.DONE:
+                    back = list(getattr(payload, "restored", ()) or ())
+                    self.ops.select_after_scan = back[0] if back else None
+                    self._say_after_rescan(restored_message(payload, entries), False)
+                    if errors := list(getattr(payload, "errors", ()) or ()):
+                        self.ops.last_box = failure_box(
+                            self.ops.window, d.windowTitle(), "\n".join(errors)
+                        )
+                elif outcome == Outcome.FAILED:
+                    self.ops.last_box = failure_box(self.ops.window, d.windowTitle(), payload)
+                else:
+                    self.message.emit(display_path(str(payload)), False)
+
+            self.ops.jobs.start(Job(d.windowTitle(), plan.run), done)
+
+        self.ops._open(dialog, accepted)
+
+    # -- clean up
+
+    def clean_up(self) -> None:
+        """File ▸ Clean Up…: what can go is found on the dialog's worker, the plan for what is
+        ticked shown below it; the kinds ticked and the age are remembered when it runs."""
+        snap = self.ops.session.snapshot
+        if snap is None or snap.remote_uri is not None:
+            return
+        settings = self.ops.settings
+        dialog = CleanUpDialog(
+            reclaimable_finder(snap.graph, self.ops.qemu_img),
+            delete_planner(self.ops.domains(), snap.root),
+            self.ops.window,
+            root=snap.root,
+            days=settings.cleanup_days(),
+            unticked=settings.cleanup_unticked(),
+            domains=self.ops.domains(),
+        )
+
+        def accepted(d: CleanUpDialog) -> None:
+            settings.set_cleanup_days(d.days.value())
+            settings.set_cleanup_unticked(sorted(d.unticked))
+            chosen = [i.path for i in d.chosen()]
+            self.run_removal(d.plan, "Clean up", chosen, permanent=False, noun="file")
+
+        self.ops._open(dialog, accepted)
+
+
+def reclaimable_finder(graph: ChainGraph, qemu_img: str = "") -> Finder:
+    """What can go in ``graph``'s folder for an age limit (``core.chains.space``), run on the
+    dialog's worker. The allocation maps (the slow part, needed to tell an empty overlay) are
+    read once per dialog, with progress and Cancel; a new age only redoes the arithmetic."""
+    maps: list[object] = []
+
+    def find(days: int, progress: ProgressFn, cancel: CancelToken) -> list:
+        from imagegui.core.chains.space import read_maps, space_report
+        from imagegui.core.qemu.qemuimg import read_layer_map
+
+        if not maps:
+            reader = lambda info, c: read_layer_map(info, c, qemu_img=qemu_img)  # noqa: E731
+            maps.append(read_maps(graph, reader, progress, cancel))
+        return space_report(graph, maps[0], older_than_days=float(days)).reclaimable
+
+    return find
+
+
+def delete_planner(domains: DomainSource, root: str) -> Planner:
+    """The plan for the files ticked: Move to Trash's, with the same guards; a file a guard
+    keeps (it gained an overlay, a VM started using it) keeps only itself, the rest go."""
+
+    def make(items: Sequence) -> Plan:
+        from imagegui.core.ops.delete import plan_delete
+
+        paths = [i.path for i in items]
+        return plan_delete(paths, domains=domains, roots=scan_roots(root), partial=True)
+
+    return make
