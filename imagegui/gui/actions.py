@@ -57,6 +57,7 @@ class Actions:
     reveal: QAction
     trash: QAction
     trash_with_overlays: QAction
+    delete_permanently: QAction
     clean_up: QAction
     about: QAction
 
@@ -66,7 +67,7 @@ class Actions:
             self.overlay, self.clone_vm, self.rebase, self.commit, self.flatten, None,
             self.check, self.launch, self.repair, self.undo_rebase, None,
             self.copy_path, self.reveal, None,
-            self.trash, self.trash_with_overlays,
+            self.trash, self.trash_with_overlays, self.delete_permanently,
         ]  # fmt: skip
 
     def label(self, name: str) -> str:
@@ -162,6 +163,9 @@ def create_actions(parent: QWidget) -> Actions:
         trash_with_overlays=a(parent, "Delete With O&verlays…", None, None,
                               "Move the selected image and every overlay that depends on it to "
                               "the Trash, all listed first"),
+        delete_permanently=a(parent, "Delete &Permanently…", None, "Shift+Delete",
+                             "Delete the selected image for good, without the Trash: it cannot "
+                             "be restored (its name is typed to confirm)"),
         clean_up=a(parent, "Clean &Up…", "clean-up", None,
                    "Find what can go (leftover files, empty overlays, old unused images, unused "
                    "cache bases) and move what you choose to the Trash"),
@@ -229,7 +233,7 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     """For each image action, why it cannot apply to ``node`` now (None: it can)."""
     names = (
         "overlay", "clone_vm", "rebase", "commit", "flatten", "check", "launch", "repair",
-        "trash", "trash_with_overlays",
+        "trash", "trash_with_overlays", "delete_permanently",
     )  # fmt: skip
     if snapshot is None:
         return dict.fromkeys(names, "open a directory first")
@@ -263,7 +267,7 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
         why["repair"] = f"{label}'s backing file is not missing"
     if kind != IMAGE:
         outside = f"{label} is outside the scanned folder"
-        why["trash"] = why["trash_with_overlays"] = outside
+        why["trash"] = why["trash_with_overlays"] = why["delete_permanently"] = outside
     elif not graph.children(node):
         why["trash_with_overlays"] = f"no overlay depends on {label}: Move to Trash removes it"
     return why

@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
         a.reveal.triggered.connect(self.ops.reveal)
         a.trash.triggered.connect(lambda: self.trash_ops.delete())
         a.trash_with_overlays.triggered.connect(lambda: self.trash_ops.delete(with_overlays=True))
+        a.delete_permanently.triggered.connect(lambda: self.trash_ops.delete(permanent=True))
         a.clean_up.triggered.connect(self.trash_ops.clean_up)
         a.about.triggered.connect(self.show_about)
         s = self.session

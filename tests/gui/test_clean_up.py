@@ -86,7 +86,9 @@ def test_clean_up_lists_what_can_go_with_sizes_and_the_total(
     assert sorted(p for p, _ in rows["orphan"]) == sorted([old, str(used)])
     assert rows["nova-unused-base"] == []
     group = dialog.group_item("nova-unused-base")
-    assert "none found" in group.text(0) and not group.flags() & Qt.ItemFlag.ItemIsUserCheckable
+    assert group.text(2).startswith("none found")
+    assert not group.flags() & Qt.ItemFlag.ItemIsUserCheckable
+    assert not dialog.nova_note.isVisible()
     everything = [partial, empty, old, str(used)]
     total = sum(on_disk(p) for p in everything)
     assert dialog.total.text() == (
@@ -137,4 +139,26 @@ def test_clean_up_with_nothing_to_clean_says_so(
     assert dialog.total.text() == "Nothing to clean up: nothing of these kinds was found."
     assert dialog.verdict.text() == "Nothing to clean up."
     assert not dialog.ok_button.isEnabled()
+    dialog.reject()
+
+
+def test_clean_up_of_a_nova_cache_offers_the_unused_base_with_the_shared_base_warning(
+    qtbot, window, open_dir, wait_plan, tmp_path, trash_home
+):
+    from imagegui.core.demo import build_demo
+
+    root = build_demo(str(tmp_path / "demo"))
+    open_dir(root)
+    graph = window.session.snapshot.graph
+    unused = [
+        p for p in graph.nodes if (b := graph.nova_base(p)) is not None and b.nova_would_remove
+    ]
+    assert len(unused) == 1
+    dialog = open_clean_up(qtbot, window)
+    assert [p for p, _ in listed(dialog)["nova-unused-base"]] == unused
+    assert dialog.nova_note.isVisible()
+    assert "Other compute hosts that share this _base folder" in dialog.nova_note.text()
+    used = [p for p in graph.nodes if graph.nova_base(p) is not None and p not in unused]
+    everything = {p for rows in listed(dialog).values() for p, _ in rows}
+    assert used and not everything & set(used)  # a base an instance uses is never offered
     dialog.reject()

@@ -78,7 +78,8 @@ def test_delete_of_a_base_with_overlays_is_refused_naming_them(
     verdict = dialog.verdict.text()
     assert verdict.startswith("Refused: ")
     assert top1 in verdict and top2 in verdict
-    assert "Delete With Overlays" in verdict  # the window's way, not a flag
+    assert "use Delete With Overlays… to delete them all together" in verdict  # not a flag
+    assert dialog.ok_button.text() == "Move to Trash"
     assert "--" not in verdict and "--" not in dialog.preview.toPlainText()
     assert not dialog.ok_button.isEnabled()
     dialog.accept()  # refused: nothing runs
@@ -202,3 +203,38 @@ def test_delete_is_offered_on_images_only(qtbot, window, open_dir, make, tmp_pat
     assert window.actions.trash.isEnabled()
     assert window.actions.trash in window.actions.image_menu()
     assert window.actions.trash.shortcut().toString() == "Del"
+
+
+def test_shift_delete_deletes_for_good_only_once_the_name_is_typed(
+    qtbot, window, open_dir, wait_plan, make, tmp_path, trash_home
+):
+    orphan = str(make.create("orphan.qcow2"))
+    make.create("other.qcow2")
+    open_dir(tmp_path)
+    window.selection.set(orphan)
+    window.view.setFocus()
+    with qtbot.waitSignal(window.ops.dialogOpened) as opened:
+        qtbot.keyClick(window.view.viewport(), Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
+    dialog = opened.args[0]
+    assert dialog.windowTitle() == "Delete orphan.qcow2 Permanently"
+    assert "cannot be restored" in dialog.intro.text()
+    plan = wait_plan(dialog)
+    assert not plan.refused and plan.permanent
+    assert f"deletes {orphan} (" in dialog.preview.toPlainText()
+    assert dialog.cancel_button.isDefault()
+    assert dialog.ok_button.text() == "Delete Permanently"
+    assert not dialog.ok_button.isEnabled()  # the name first
+    dialog.accept()
+    assert os.path.exists(orphan)
+    qtbot.keyClicks(dialog.confirm, "orphan.qcow2")
+    assert dialog.ok_button.isEnabled()
+    from gui.test_a11y import unnamed_controls
+
+    assert unnamed_controls(dialog) == []
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        dialog.accept()
+    assert not os.path.exists(orphan)
+    assert not (trash_home / "files" / "orphan.qcow2").exists()
+    message = window.status.currentMessage()
+    assert message.startswith("Deleted orphan.qcow2 (") and message.endswith(") permanently")
+    assert not window.status.undo.isVisible()  # nothing to restore

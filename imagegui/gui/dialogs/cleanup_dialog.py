@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QSpinBox,
-    QSplitter,
+    QStyle,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -60,9 +60,10 @@ class CleanItem:
 @dataclass(frozen=True)
 class Category:
     key: str
+    #: Short, for the group's row; ``{days}`` is the age chosen.
     title: str
-    #: Said under the group's title (what "unused" means here; what cannot be seen).
-    note: str = ""
+    #: What makes a file one of these, beside the title.
+    detail: str
 
 
 NOVA_NOTE = (
@@ -70,15 +71,19 @@ NOVA_NOTE = (
     "make sure none of their instances uses these bases before removing them."
 )
 
-#: The kinds in the order they are shown (``space.Category``); ``{days}`` is the age chosen.
+#: The kinds in the order they are shown (``space.Category``).
 CATEGORIES: tuple[Category, ...] = (
-    Category("leftover", "Leftover files of interrupted operations"),
-    Category("nova-unused-base", "Unused Nova cache bases past Nova's age limit", NOVA_NOTE),
-    Category("empty-overlay", "Empty overlays (no data of their own)"),
+    Category("leftover", "Leftover files", "temporary files of interrupted operations"),
+    Category(
+        "nova-unused-base",
+        "Unused Nova cache bases",
+        "no instance on this host uses them and they are past Nova's age limit",
+    ),
+    Category("empty-overlay", "Empty overlays", "overlays with no data of their own"),
     Category(
         "orphan",
-        "Images nothing uses, older than {days}",
-        "Nothing backs onto them, no program has them open and no VM uses them.",
+        "Unused images older than {days}",
+        "nothing backs onto them, no program has them open and no VM uses them",
     ),
 )
 
@@ -158,30 +163,25 @@ class CleanUpDialog(PlanDialog):
         header.setStretchLastSection(True)
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(SIZE, QHeaderView.ResizeMode.ResizeToContents)
-        header.resizeSection(NAME, 330)
+        header.resizeSection(NAME, 300)
+        self.nova_note = QLabel(NOVA_NOTE)
+        self.nova_note.setObjectName("novaNote")
+        self.nova_note.setWordWrap(True)
+        self.nova_note.hide()
         self.total = QLabel("Looking for what can go…")
         self.total.setObjectName("cleanUpTotal")
         self.total.setWordWrap(True)
-        # The list above, the plan below, the split movable (a small window keeps both).
+        # The list above, the plan below; both shrink in a small window (each scrolls), the
+        # wrapped texts between them never do (a splitter would let them overlap the list).
         layout = self.layout()
         assert isinstance(layout, QVBoxLayout)
         index = layout.indexOf(self.preview)
-        layout.removeWidget(self.preview)
-        top = QWidget()
-        top_box = QVBoxLayout(top)
-        top_box.setContentsMargins(0, 0, 0, 0)
-        top_box.addWidget(self.tree, 1)
-        top_box.addWidget(self.total)
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
-        self.splitter.setObjectName("cleanUpSplitter")
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.addWidget(top)
-        self.splitter.addWidget(self.preview)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.tree.setMinimumHeight(120)
-        self.preview.setMinimumHeight(100)
-        layout.insertWidget(index, self.splitter, 1)
+        layout.setStretchFactor(self.preview, 2)
+        layout.insertWidget(index, self.tree, 3)
+        layout.insertWidget(index + 1, self.nova_note)
+        layout.insertWidget(index + 2, self.total)
+        self.tree.setMinimumHeight(110)
+        self.preview.setMinimumHeight(110)
         self._age_debounce = QTimer(self)
         self._age_debounce.setSingleShot(True)
         self._age_debounce.setInterval(AGE_DEBOUNCE_MS)
@@ -237,6 +237,9 @@ class CleanUpDialog(PlanDialog):
                 mine = [i for i in items if i.category == category.key]
                 self._add_group(category, days, mine)
             self.tree.expandAll()
+            nova = any(i.category == "nova-unused-base" for i in items)
+            self.nova_note.setText(f"<b>Nova cache bases:</b> {escape(NOVA_NOTE)}")
+            self.nova_note.setVisible(nova)
         finally:
             self._filling = False
 
@@ -244,19 +247,22 @@ class CleanUpDialog(PlanDialog):
         title = category_title(category, days)
         group = QTreeWidgetItem(self.tree)
         group.setData(NAME, CATEGORY_ROLE, category.key)
-        size = sum(i.bytes for i in items)
-        group.setText(NAME, f"{title} ({len(items)})" if items else f"{title}: none found")
-        group.setText(SIZE, human_size(size) if items else "")
-        group.setText(REASON, category.note)
-        group.setToolTip(NAME, title)
-        if category.note:
-            group.setToolTip(REASON, category.note)
+        group.setText(NAME, f"{title} ({len(items)})" if items else title)
+        group.setText(SIZE, human_size(sum(i.bytes for i in items)) if items else "")
+        group.setText(REASON, category.detail if items else f"none found: {category.detail}")
+        group.setToolTip(NAME, f"{title}: {category.detail}")
+        group.setToolTip(REASON, category.detail)
         font = group.font(NAME)
         font.setBold(True)
         group.setFont(NAME, font)
         if not items:
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)
             group.setDisabled(True)
+            # As tall as a row with a tick box (a row without one is shorter, and looks cut).
+            style = self.tree.style()
+            box = style.pixelMetric(QStyle.PixelMetric.PM_IndicatorHeight)
+            height = max(box, self.tree.fontMetrics().height()) + 4
+            group.setSizeHint(NAME, QSize(-1, height))
             return
         group.setFlags(
             Qt.ItemFlag.ItemIsEnabled

@@ -17,7 +17,7 @@ from html import escape
 
 from PySide6.QtWidgets import QWidget
 
-from imagegui.core.ops.plan import Plan
+from imagegui.core.ops.plan import Finding, Plan
 from imagegui.core.units import counted, display_path, human_size
 from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
@@ -35,13 +35,15 @@ def plan_bytes(plan: Plan | None) -> int | None:
 
 
 def plan_paths(plan: Plan | None, fallback: Sequence[str]) -> list[str]:
-    """The files the plan will remove (those it keeps are not counted)."""
-    if plan is not None:
-        for name in ("targets", "items", "paths"):
-            value = getattr(plan, name, None)
-            if isinstance(value, (list, tuple)):
-                return [getattr(v, "path", v) for v in value]
-    return list(fallback)
+    """The files the plan will remove (those it keeps are not counted); ``fallback`` before the
+    plan is made, or when it removes nothing (refused)."""
+    items = getattr(plan, "items", None) or ()
+    return [i.path for i in items] or list(fallback)
+
+
+#: How the core's refusal of a base with overlays words the way round it, and the window's way.
+WITH_OVERLAYS_WORDS = "delete the image together with everything that depends on it"
+WITH_OVERLAYS_ACTION = "use Delete With Overlays… to delete them all together"
 
 
 class DeleteDialog(PlanDialog):
@@ -80,7 +82,10 @@ class DeleteDialog(PlanDialog):
         self.intro.setText(self._intro_text())
         if permanent:
             # As strong as a forced commit: the name typed, then the red button.
-            self.require_confirmation(os.path.basename(self.paths[0]) if n == 1 else "delete")
+            typed = os.path.basename(self.paths[0]) if n == 1 else "delete"
+            self.require_confirmation(typed)
+            self.confirm_label.setText(f"To delete it for good, type <b>{escape(typed)}</b>:")
+            self.confirm.setAccessibleName("Name to type to delete it permanently")
         self.replan()
 
     def _intro_text(self) -> str:
@@ -92,7 +97,11 @@ class DeleteDialog(PlanDialog):
                 "restored. An image is never deleted while anything depends on it, a program "
                 "has it open or a VM uses it."
             )
-        restore = " While they are in the Trash, Edit ▸ Restore puts them back."
+        restore = (
+            " While it is in the Trash, Edit ▸ Restore puts it back."
+            if n == 1 and not self.with_overlays
+            else " While they are in the Trash, Edit ▸ Restore puts them back."
+        )
         if self.with_overlays:
             count = len(self.overlays)
             above = (
@@ -134,10 +143,14 @@ class DeleteDialog(PlanDialog):
             text += f" Read the {counted(len(plan.warnings), 'warning')} below."
         return text
 
-    def refused_text(self, plan: Plan) -> str:
-        text = super().refused_text(plan)
-        if not self.with_overlays and any(f.code == "has-overlays" for f in plan.blocking()):
-            text += " (Delete With Overlays… removes it together with them.)"
+    def describe_finding(self, finding: Finding) -> str:
+        """A refusal for overlays names the window's way round it: Delete With Overlays…."""
+        text = display_path(finding.message)
+        if finding.code == "has-overlays" and not self.with_overlays:
+            if WITH_OVERLAYS_WORDS in text:
+                text = text.replace(WITH_OVERLAYS_WORDS, WITH_OVERLAYS_ACTION)
+            else:
+                text += f" ({WITH_OVERLAYS_ACTION})"
         return text
 
     def planner(self) -> Callable[[], Plan] | str:
