@@ -124,7 +124,7 @@ class MainWindow(QMainWindow):
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self.ops = Ops(self, self.session, self.selection, self.jobs, self.vms, settings)
-        self.trash_ops = TrashOps(self.ops)
+        self.trash_ops = TrashOps(self.ops, self.chains.selected_nodes)
         self._first_of_root: str | None = None
         self._fit_on_build = False
         #: Tests and --screenshot close without questions.

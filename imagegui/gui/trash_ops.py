@@ -9,11 +9,11 @@ images (4.2 GiB) to the Trash", with Undo beside it while the Restore is on offe
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
-from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.graph import IMAGE, ChainGraph
 from imagegui.core.jobs import CancelToken, Job, Outcome, ProgressFn
 from imagegui.core.ops.journal import UndoTarget
 from imagegui.core.ops.plan import Plan
@@ -73,9 +73,11 @@ class TrashOps(QObject):
     #: A status line and whether Undo (Restore) belongs beside it.
     message = Signal(str, bool)
 
-    def __init__(self, ops: Ops):
+    def __init__(self, ops: Ops, selected: Callable[[], list[str]] | None = None):
         super().__init__(ops)
         self.ops = ops
+        #: The images selected for a delete (the chains list's rows), the current one first.
+        self.selected = selected or (lambda: [ops.selection.node] if ops.selection.node else [])
         #: What to say once the rescan after a removal is shown (a scan starting clears the
         #: status bar, so said before it, it would flash and go).
         self._pending: tuple[str, bool] | None = None
@@ -93,26 +95,35 @@ class TrashOps(QObject):
     # -- delete
 
     def delete(self, with_overlays: bool = False, permanent: bool = False) -> None:
-        """The selected image to the Trash (with every overlay above it, or for good): the plan
-        first, in a dialog whose default button is Cancel."""
+        """The selected images (several rows of the list, or the current image) to the Trash,
+        with every overlay above them, or for good: the plan first, in a dialog whose default
+        button is Cancel."""
         info, graph, snap = self.ops.current(), self.ops.graph, self.ops.session.snapshot
         if info is None or graph is None or snap is None:
             return
-        overlays = sorted(graph.descendants(info.path)) if with_overlays else []
+        chosen = [n for n in self.selected() if graph.kind(n) == IMAGE]
+        paths = chosen if info.path in chosen else [info.path]
+        overlays: set[str] = set()
+        if with_overlays:
+            for path in paths:
+                overlays |= graph.descendants(path)
         dialog = DeleteDialog(
-            [info.path],
+            paths,
             self.ops.window,
             with_overlays=with_overlays,
             permanent=permanent,
-            overlays=overlays,
+            overlays=sorted(overlays - set(paths)),
             root=snap.root,
             domains=self.ops.domains(),
         )
-        below = graph.backing_of(info.path)
-        select = below if below and graph.image(below) is not None else None
+        gone = set(paths) | overlays
+        below = next(
+            (b for p in paths if (b := graph.backing_of(p)) and b not in gone and graph.image(b)),
+            None,
+        )
         self.ops._open(
             dialog,
-            lambda d: self.run_removal(d.plan, d.windowTitle(), d.paths, d.permanent, select),
+            lambda d: self.run_removal(d.plan, d.windowTitle(), d.paths, d.permanent, below),
         )
 
     def run_removal(

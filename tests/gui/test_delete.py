@@ -238,3 +238,37 @@ def test_shift_delete_deletes_for_good_only_once_the_name_is_typed(
     message = window.status.currentMessage()
     assert message.startswith("Deleted orphan.qcow2 (") and message.endswith(") permanently")
     assert not window.status.undo.isVisible()  # nothing to restore
+
+
+def test_several_rows_of_the_list_go_to_the_trash_together(
+    qtbot, window, open_dir, wait_plan, make, tmp_path, trash_home
+):
+    a = str(make.create("a.qcow2"))
+    b = str(make.create("b.qcow2"))
+    c = str(make.create("c.qcow2"))
+    open_dir(tmp_path)
+    tree = window.chains.tree
+    model = window.chains.model
+
+    def click(node: str, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+        rect = tree.visualRect(model.index_of(node))
+        qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
+
+    click(a)
+    click(c, Qt.KeyboardModifier.ControlModifier)
+    assert window.selection.node == c  # the current image: what Details shows
+    assert window.chains.selected_nodes() == [c, a]
+    with qtbot.waitSignal(window.ops.dialogOpened) as opened:
+        qtbot.keyClick(tree, Qt.Key.Key_Delete)
+    dialog = opened.args[0]
+    assert dialog.windowTitle() == "Move 2 Images to the Trash"
+    plan = wait_plan(dialog)
+    assert sorted(i.path for i in plan.items) == [a, c]
+    assert dialog.ok_button.text() == "Move 2 Images to Trash"
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        dialog.accept()
+    assert sorted(os.listdir(tmp_path)) == ["b.qcow2"]
+    assert window.status.currentMessage().startswith("Moved 2 images (")
+    # A click on a card selects that image alone again.
+    window.selection.set(b)
+    assert window.chains.selected_nodes() == [b]

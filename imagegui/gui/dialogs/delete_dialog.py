@@ -104,10 +104,11 @@ class DeleteDialog(PlanDialog):
         )
         if self.with_overlays:
             count = len(self.overlays)
+            it = "it" if n == 1 else "them"
             above = (
-                f" and the {counted(count, 'overlay')} that depend on it"
+                f" and the {counted(count, 'overlay')} that depend on {it}"
                 if count
-                else " and every overlay that depends on it"
+                else f" and every overlay that depends on {it}"
             )
             return (
                 f"Moves {names}{above} to the Trash, all of them listed below. Each overlay's "

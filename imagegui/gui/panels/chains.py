@@ -120,7 +120,9 @@ class ChainsPanel(QWidget):
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Several rows at once (Ctrl/Shift+click) for Move to Trash; the current row is the
+        # image every other action and panel shows.
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.setAllColumnsShowFocus(True)
@@ -165,6 +167,8 @@ class ChainsPanel(QWidget):
         self.tree.customContextMenuRequested.connect(self._on_context_menu)
         self.tree.menuKeyPressed.connect(self._on_menu_key)
         self._syncing = False
+        #: The node the list is announcing as current (the window echoes it back to ``select``).
+        self._echo: str | None = None
 
     def set_snapshot(self, snapshot: Snapshot, current: str | None) -> None:
         expanded = self._expanded_nodes() if self.model.snapshot else set()
@@ -201,6 +205,8 @@ class ChainsPanel(QWidget):
     def select(self, node: str | None) -> None:
         """Makes ``node`` current without echoing it back as a user selection."""
         index = self.model.index_of(node) if node else QModelIndex()
+        if node is not None and node == self._echo:
+            return  # the list made it current itself: its selection (Ctrl/Shift+click) stays
         self._syncing = True
         try:
             if not index.isValid():
@@ -222,6 +228,17 @@ class ChainsPanel(QWidget):
     def current_node(self) -> str | None:
         return self.model.node_at(self.tree.currentIndex())
 
+    def selected_nodes(self) -> list[str]:
+        """The rows selected, the current one first (several with Ctrl/Shift+click)."""
+        # (selectedRows() wants every column of a row selected, the hidden ones too)
+        rows = [i for i in self.tree.selectionModel().selectedIndexes() if i.column() == 0]
+        nodes = list(dict.fromkeys(n for n in map(self.model.node_at, rows) if n is not None))
+        current = self.current_node()
+        if current in nodes:
+            nodes.remove(current)
+            nodes.insert(0, current)
+        return nodes
+
     def focus_filter(self) -> None:
         self.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.filter.selectAll()
@@ -236,7 +253,11 @@ class ChainsPanel(QWidget):
     def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         node = self.model.node_at(current)
         if node is not None and not self._syncing:
-            self.nodeSelected.emit(node)
+            self._echo = node
+            try:
+                self.nodeSelected.emit(node)
+            finally:
+                self._echo = None
 
     def _on_double_clicked(self, index: QModelIndex) -> None:
         node = self.model.node_at(index)
