@@ -76,8 +76,8 @@ def wait_plan(qtbot):
 
 @pytest.fixture
 def trash_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The home Trash in a scratch directory (on the tmp file system, so a move is a rename):
-    no test writes the real one."""
-    data = tmp_path_factory.mktemp("xdg-data")
+    """A fresh ``$XDG_DATA_HOME`` for this test (its home Trash is ``trash_home / "Trash"``, on
+    the tmp file system, so a move is a rename): no test writes the real one."""
+    data = tmp_path_factory.mktemp("data")
     monkeypatch.setenv("XDG_DATA_HOME", str(data))
-    return data / "Trash"
+    return data

@@ -119,7 +119,9 @@ def test_clean_up_lists_what_can_go_with_sizes_and_the_total(
         dialog.accept()
     assert not os.path.exists(partial) and not os.path.exists(empty)
     assert os.path.exists(old) and os.path.exists(used) and os.path.exists(base)
-    assert sorted(os.listdir(trash_home / "files")) == sorted(os.path.basename(p) for p in kept)
+    assert sorted(os.listdir(trash_home / "Trash" / "files")) == sorted(
+        os.path.basename(p) for p in kept
+    )
     assert window.status.currentMessage().startswith("Moved 2 files (")
     # Remembered: the age and the kinds left unticked.
     assert settings.cleanup_days() == 30

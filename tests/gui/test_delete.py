@@ -56,9 +56,9 @@ def test_delete_key_on_an_orphan_moves_it_to_the_trash_after_the_plan(
     with qtbot.waitSignal(window.ready, timeout=30_000):
         dialog.accept()
     assert not os.path.exists(orphan)
-    trashed = trash_home / "files" / "orphan.qcow2"
+    trashed = trash_home / "Trash" / "files" / "orphan.qcow2"
     assert digest(trashed) == before
-    assert (trash_home / "info" / "orphan.qcow2.trashinfo").is_file()
+    assert (trash_home / "Trash" / "info" / "orphan.qcow2.trashinfo").is_file()
     assert orphan not in window.session.snapshot.graph.nodes
     message = window.status.currentMessage()
     assert message.startswith("Moved orphan.qcow2 (") and message.endswith(") to the Trash")
@@ -86,7 +86,9 @@ def test_delete_of_a_base_with_overlays_is_refused_naming_them(
     assert dialog.isVisible()
     dialog.reject()
     assert sorted(os.listdir(tmp_path)) == ["base.qcow2", "top1.qcow2", "top2.qcow2"]
-    assert not (trash_home / "files").exists() or not os.listdir(trash_home / "files")
+    assert not (trash_home / "Trash" / "files").exists() or not os.listdir(
+        trash_home / "Trash" / "files"
+    )
 
 
 def test_delete_with_overlays_lists_everything_then_restore_puts_it_all_back(
@@ -234,7 +236,7 @@ def test_shift_delete_deletes_for_good_only_once_the_name_is_typed(
     with qtbot.waitSignal(window.ready, timeout=30_000):
         dialog.accept()
     assert not os.path.exists(orphan)
-    assert not (trash_home / "files" / "orphan.qcow2").exists()
+    assert not (trash_home / "Trash" / "files" / "orphan.qcow2").exists()
     message = window.status.currentMessage()
     assert message.startswith("Deleted orphan.qcow2 (") and message.endswith(") permanently")
     assert not window.status.undo.isVisible()  # nothing to restore
