@@ -119,12 +119,12 @@ class MainWindow(QMainWindow):
         docks = [
             self.details_dock, self.problems_dock, self.jobs_dock, self.vms_dock, self.hosts_dock
         ]  # fmt: skip
-        self.recent_menu = build_menus(self, self.actions, docks)
         self.toolbar = build_toolbar(self, self.actions)
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self.ops = Ops(self, self.session, self.selection, self.jobs, self.vms, settings)
         self.trash_ops = TrashOps(self.ops, self.chains.selected_nodes)
+        self.recent_menu = build_menus(self, self.actions, docks, self.trash_ops.restore_menu)
         self._first_of_root: str | None = None
         self._fit_on_build = False
         #: Tests and --screenshot close without questions.

@@ -9,8 +9,11 @@ from imagegui.gui import a11y
 from imagegui.gui.actions import Actions
 
 
-def build_menus(window: QMainWindow, actions: Actions, docks: list) -> QMenu:
-    """Fills the menu bar; returns the (empty) Open Recent menu for the window to fill."""
+def build_menus(
+    window: QMainWindow, actions: Actions, docks: list, restore: QMenu | None = None
+) -> QMenu:
+    """Fills the menu bar (``restore``: the Restore from Trash menu, under Undo); returns the
+    (empty) Open Recent menu for the window to fill."""
     bar = window.menuBar()
     file = bar.addMenu("&File")
     file.addAction(actions.open)
@@ -33,6 +36,8 @@ def build_menus(window: QMainWindow, actions: Actions, docks: list) -> QMenu:
     edit.addAction(actions.find)
     edit.addSeparator()
     edit.addAction(actions.undo_rebase)
+    if restore is not None:
+        edit.addMenu(restore)
 
     view = bar.addMenu("&View")
     for action in (actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.zoom_reset):

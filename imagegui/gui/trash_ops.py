@@ -9,13 +9,16 @@ images (4.2 GiB) to the Trash", with Undo beside it while the Restore is on offe
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMenu
 
 from imagegui.core.chains.graph import IMAGE, ChainGraph
 from imagegui.core.jobs import CancelToken, Job, Outcome, ProgressFn
-from imagegui.core.ops.journal import UndoTarget
+from imagegui.core.ops import journal
+from imagegui.core.ops.journal import DeleteEntry, UndoTarget
 from imagegui.core.ops.plan import Plan
 from imagegui.core.units import counted, display_path, human_size
 from imagegui.core.virt.inventory import DomainSource
@@ -25,6 +28,7 @@ from imagegui.gui.dialogs.messages import failure_box
 from imagegui.gui.dialogs.plan_dialog import scan_roots
 from imagegui.gui.dialogs.undo_dialog import RestoreDialog
 from imagegui.gui.ops import Ops
+from imagegui.gui.workers import TaskSlot
 
 
 def moved_message(
@@ -50,6 +54,21 @@ def moved_message(
         first = display_path(getattr(kept[0], "message", str(kept[0])))
         text += f"; {len(kept):,} kept: {first}"
     return text
+
+
+def restorable(limit: int = 15) -> list[tuple[DeleteEntry, ...]]:
+    """The deletes whose files are still in the Trash, newest first, each as its files (the last
+    one moved first: a base after its overlays), from the journal; ``limit`` of them. Reads the
+    journal and the Trash folders: call it on a worker."""
+    from imagegui.core.ops.trash import locate
+
+    batches: dict[str, list[DeleteEntry]] = {}
+    for entry in journal.in_trash():
+        if locate(entry.trashed_file()) is not None:
+            batches.setdefault(entry.batch or entry.id, []).append(entry)
+    out = [tuple(reversed(b)) for b in batches.values()]
+    out.sort(key=lambda b: b[0].time, reverse=True)
+    return out[:limit]
 
 
 def restored_message(result: object, entries: Sequence) -> str:
@@ -82,11 +101,58 @@ class TrashOps(QObject):
         #: status bar, so said before it, it would flash and go).
         self._pending: tuple[str, bool] | None = None
         ops.session.snapshotReady.connect(self._on_snapshot_ready)
+        #: Edit ▸ Restore from Trash: every delete whose files are still in the Trash (Undo
+        #: offers only the last change), read on a worker with each scan and after each job.
+        self.restore_menu = QMenu("Restore from &Trash")
+        self.restore_menu.setObjectName("restoreMenu")
+        self.restore_menu.setToolTipsVisible(True)
+        self.restore_menu.menuAction().setStatusTip(
+            "Put back files imagegui moved to the Trash, while they are still there"
+        )
+        self.batches: list[tuple[DeleteEntry, ...]] = []
+        self._reading = TaskSlot(self, on_done=self._on_restorable)
+        self._show_restorable([])
+        for sig in (ops.jobs.jobFinished, ops.jobs.jobFailed, ops.jobs.jobCancelled):
+            sig.connect(lambda *_: self.refresh_restorable())
+        self.refresh_restorable()
+
+    # -- restore from trash
+
+    def refresh_restorable(self) -> None:
+        self._reading.start(Job("read the deletions", lambda p, c: restorable()))
+
+    def _on_restorable(self, batches: list[tuple[DeleteEntry, ...]]) -> None:
+        self.batches = batches
+        self._show_restorable(batches)
+
+    def _show_restorable(self, batches: list[tuple[DeleteEntry, ...]]) -> None:
+        menu = self.restore_menu
+        menu.clear()
+        for batch in batches:
+            first = batch[0]
+            name = display_path(os.path.basename(first.original)).replace("&", "&&")
+            more = f" and {counted(len(batch) - 1, 'other file')}" if len(batch) > 1 else ""
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(first.time))
+            action = menu.addAction(f"{name}{more} ({when})…")
+            action.setToolTip(
+                "Put back "
+                + ", ".join(display_path(e.original) for e in batch[:5])
+                + (" …" if len(batch) > 5 else "")
+            )
+            action.triggered.connect(lambda _=False, b=batch: self.restore_entries(list(b)))
+        menu.menuAction().setEnabled(bool(batches))
+        if not batches:
+            menu.menuAction().setToolTip(
+                "Unavailable: nothing imagegui moved to the Trash is still there"
+            )
+        else:
+            menu.menuAction().setToolTip("")
 
     def _say_after_rescan(self, text: str, undo: bool) -> None:
         self._pending = (text, undo)
 
     def _on_snapshot_ready(self, _snapshot: object) -> None:
+        self.refresh_restorable()  # the Trash may have been emptied meanwhile
         if self._pending is not None:
             text, undo = self._pending
             self._pending = None
@@ -165,11 +231,16 @@ class TrashOps(QObject):
         """Undo of a delete: every file of the last delete still in the Trash goes back (the
         plan refuses, naming why, one whose name is taken again or that left the Trash)."""
         last = target.entry
-        if last is None:
+        if not isinstance(last, DeleteEntry):
             return
         # The file Undo names first (the last one moved: a base after its overlays).
-        batch = getattr(target, "batch", ()) or (last,)
-        entries = [last, *(e for e in batch if e.id != last.id)]
+        batch = target.batch or (last,)
+        self.restore_entries([last, *(e for e in batch if e.id != last.id)])
+
+    def restore_entries(self, entries: list[DeleteEntry]) -> None:
+        """Puts ``entries`` (the files of one delete) back, through the plan and its preview."""
+        if not entries:
+            return
         dialog = RestoreDialog(entries, self.ops.window)
         session = self.ops.session
 

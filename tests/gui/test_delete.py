@@ -20,6 +20,8 @@ def digest(path: str | Path) -> str:
 def press_delete(qtbot, window, node: str):
     """Selects ``node`` in the graph and presses Delete there; returns the dialog it opens."""
     window.selection.set(node)
+    window.activateWindow()  # as after a dialog closes (offscreen does not do it by itself)
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
     window.view.setFocus()
     with qtbot.waitSignal(window.ops.dialogOpened, timeout=5_000) as opened:
         qtbot.keyClick(window.view.viewport(), Qt.Key.Key_Delete)
@@ -274,3 +276,37 @@ def test_several_rows_of_the_list_go_to_the_trash_together(
     # A click on a card selects that image alone again.
     window.selection.set(b)
     assert window.chains.selected_nodes() == [b]
+
+
+def test_restore_from_trash_lists_every_delete_still_in_the_trash(
+    qtbot, window, open_dir, wait_plan, make, tmp_path, trash_home
+):
+    a = str(make.create("a.qcow2"))
+    b = str(make.create("b.qcow2"))
+    make.create("c.qcow2")
+    open_dir(tmp_path)
+    menu = window.trash_ops.restore_menu
+    qtbot.waitUntil(lambda: not window.trash_ops._reading.running, timeout=10_000)
+    assert not menu.menuAction().isEnabled()
+    for path in (a, b):
+        dialog = press_delete(qtbot, window, path)
+        wait_plan(dialog)
+        with qtbot.waitSignal(window.ready, timeout=30_000):
+            dialog.accept()
+    qtbot.waitUntil(lambda: len(menu.actions()) == 2, timeout=10_000)
+    texts = [act.text() for act in menu.actions()]
+    assert texts[0].startswith("b.qcow2 (") and texts[1].startswith("a.qcow2 (")  # newest first
+    # Emptied from the Trash by hand: no longer offered (after a rescan).
+    os.unlink(trash_home / "Trash" / "files" / "b.qcow2")
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.rescan()
+    qtbot.waitUntil(lambda: len(menu.actions()) == 1, timeout=10_000)
+    with qtbot.waitSignal(window.ops.dialogOpened) as opened:
+        menu.actions()[0].trigger()
+    restore = opened.args[0]
+    assert restore.windowTitle() == "Restore a.qcow2"
+    wait_plan(restore)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        restore.accept()
+    assert os.path.exists(a) and not os.path.exists(b)
+    qtbot.waitUntil(lambda: not menu.menuAction().isEnabled(), timeout=10_000)
