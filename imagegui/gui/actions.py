@@ -25,7 +25,9 @@ Std = QKeySequence.StandardKey
 DELETE_OP = "delete"
 #: Why no image action applies to another host's images (shown, not changed, from the window).
 REMOTE_ONLY_SHOWN = "the images of {uri} are only shown here: they are another host's files"
-UNDO_TIP = "Put back the backing file the last rebased image had, as the journal recorded it"
+UNDO_TIP = (
+    "Undo the last change imagegui recorded: a rebase, a linked-clone VM or a move to the Trash"
+)
 
 
 @dataclass
@@ -128,7 +130,7 @@ def create_actions(parent: QWidget) -> Actions:
                     "Copy the selected image's full path"),
         find=a(parent, "&Filter…", "filter", Std.Find,
                "Filter the chains list by name, format, state or problem"),
-        undo_rebase=a(parent, "&Undo Rebase…", "edit-undo", Std.Undo, UNDO_TIP),
+        undo_rebase=a(parent, "&Undo…", "edit-undo", Std.Undo, UNDO_TIP),
         zoom_in=a(parent, "Zoom &In", "zoom-in", ["Ctrl++", "Ctrl+="], "Zoom into the graph"),
         zoom_out=a(parent, "Zoom &Out", "zoom-out", "Ctrl+-", "Zoom out of the graph"),
         zoom_fit=a(parent, "&Fit All", "zoom-fit", "Ctrl+0", "Show the whole graph"),
@@ -181,7 +183,7 @@ def update_undo(actions: Actions, target: UndoTarget | None) -> None:
     keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
     if target is None or target.entry is None:
         why = target.reason if target is not None else "the rebase journal is being read"
-        action.setText("&Undo Rebase…")
+        action.setText("&Undo…")
         action.setEnabled(False)
         action.setToolTip(f"{UNDO_TIP} ({keys})\nUnavailable: {why}")
         action.setStatusTip(f"Unavailable: {why}")
