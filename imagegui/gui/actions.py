@@ -15,14 +15,12 @@ from imagegui.core.chains.diagnose import KINDS
 from imagegui.core.chains.graph import EXTERNAL, IMAGE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.chains.repair import missing_backing
-from imagegui.core.ops.journal import CLONE_OP, UndoTarget
+from imagegui.core.ops.journal import CLONE_OP, DELETE_OP, UndoTarget
 from imagegui.core.units import counted, display_path
 from imagegui.gui import resources
 from imagegui.gui.snapshot import Snapshot
 
 Std = QKeySequence.StandardKey
-#: The journal's word for a file moved to the Trash (``journal.DELETE_OP``).
-DELETE_OP = "delete"
 #: Why no image action applies to another host's images (shown, not changed, from the window).
 REMOTE_ONLY_SHOWN = "the images of {uri} are only shown here: they are another host's files"
 UNDO_TIP = (
@@ -190,7 +188,7 @@ def update_undo(actions: Actions, target: UndoTarget | None) -> None:
         return
     name = display_path(target.name).replace("&", "&&")
     if target.kind == DELETE_OP:
-        batch = getattr(target, "batch", ()) or (target.entry,)
+        batch = target.batch or (target.entry,)
         others = len(batch) - 1
         more = f" and {counted(others, 'other file')}" if others else ""
         action.setText(f"&Restore {name}{more}…")

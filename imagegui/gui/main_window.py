@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 import imagegui
 from imagegui.core.chains.diagnose import FixAction
+from imagegui.core.ops.journal import DELETE_OP
 from imagegui.core.units import counted, display_path
 from imagegui.gui import a11y, resources
 from imagegui.gui.actions import (
@@ -401,7 +402,7 @@ class MainWindow(QMainWindow):
     def _on_undo(self) -> None:
         """Undo acts on the journal's last change: a delete is restored, the rest undone."""
         target = self.ops.undo
-        if target is not None and target.kind == "delete":
+        if target is not None and target.kind == DELETE_OP:
             self.trash_ops.restore(target)
         else:
             self.ops.undo_rebase()

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QMenu
 from imagegui.core.chains.graph import IMAGE, ChainGraph
 from imagegui.core.jobs import CancelToken, Job, Outcome, ProgressFn
 from imagegui.core.ops import journal
+from imagegui.core.ops.delete import DeleteResult, RestoreResult, plan_delete
 from imagegui.core.ops.journal import DeleteEntry, UndoTarget
 from imagegui.core.ops.plan import Plan
 from imagegui.core.units import counted, display_path, human_size
@@ -35,24 +36,21 @@ def moved_message(
     result: object, fallback: Sequence[str], size: int | None, permanent: bool, noun: str = "image"
 ) -> str:
     """ "Moved web06.qcow2 (64 MiB) to the Trash", "Deleted 3 images (4.2 GiB) permanently; 1
-    kept: …", from the run's result (``delete.DeleteResult``), else from the plan's figures."""
-    done = getattr(result, "removed" if permanent else "trashed", None)
-    if done is not None:
-        paths = [getattr(d, "original", d) for d in done]
-        size = getattr(result, "freed" if permanent else "in_trash", size)
+    kept: …", from the run's result, else (no result) from the plan's figures."""
+    if isinstance(result, DeleteResult):
+        paths = result.removed if permanent else [t.original for t in result.trashed]
+        size = result.freed if permanent else result.in_trash
+        kept = result.kept
     else:
-        paths = list(fallback)
-    if len(paths) == 1:
-        what = display_path(os.path.basename(paths[0]))
-    else:
-        what = counted(len(paths), noun)
+        paths, kept = list(fallback), []
+    what = (
+        display_path(os.path.basename(paths[0])) if len(paths) == 1 else counted(len(paths), noun)
+    )
     if paths and size is not None:
         what += f" ({human_size(size)})"
     text = f"Deleted {what} permanently" if permanent else f"Moved {what} to the Trash"
-    kept = list(getattr(result, "kept", ()) or ())
     if kept:
-        first = display_path(getattr(kept[0], "message", str(kept[0])))
-        text += f"; {len(kept):,} kept: {first}"
+        text += f"; {len(kept):,} kept: {display_path(kept[0].message)}"
     return text
 
 
@@ -71,18 +69,16 @@ def restorable(limit: int = 15) -> list[tuple[DeleteEntry, ...]]:
     return out[:limit]
 
 
-def restored_message(result: object, entries: Sequence) -> str:
+def restored_message(result: object) -> str:
     """ "Restored web06.qcow2 from the Trash", "Restored 3 files from the Trash; 1 could not
     be: …"."""
-    back = list(getattr(result, "restored", ()) or ())
+    back = result.restored if isinstance(result, RestoreResult) else []
     if len(back) == 1:
         text = f"Restored {display_path(os.path.basename(back[0]))} from the Trash"
     else:
         text = f"Restored {counted(len(back), 'file')} from the Trash"
-    kept = list(getattr(result, "kept", ()) or ())
-    if kept:
-        first = display_path(getattr(kept[0], "message", str(kept[0])))
-        text += f"; {len(kept):,} could not be: {first}"
+    if isinstance(result, RestoreResult) and result.kept:
+        text += f"; {len(result.kept):,} could not be: {display_path(result.kept[0].message)}"
     return text
 
 
@@ -214,10 +210,11 @@ class TrashOps(QObject):
             if outcome == Outcome.DONE:
                 self.ops.select_after_scan = select
                 text = moved_message(payload, paths, size, permanent, noun)
-                undoable = not permanent and bool(getattr(payload, "trashed", paths))
+                undoable = isinstance(payload, DeleteResult) and bool(payload.trashed)
                 self._say_after_rescan(text, undoable)
-                if errors := list(getattr(payload, "errors", ()) or ()):
-                    self.ops.last_box = failure_box(self.ops.window, title, "\n".join(errors))
+                if isinstance(payload, DeleteResult) and payload.errors:
+                    errors = "\n".join(payload.errors)
+                    self.ops.last_box = failure_box(self.ops.window, title, errors)
             elif outcome == Outcome.FAILED:
                 self.ops.last_box = failure_box(self.ops.window, title, payload)
             else:
@@ -253,13 +250,12 @@ class TrashOps(QObject):
             def done(outcome: Outcome, payload: object) -> None:
                 session.release()
                 if outcome == Outcome.DONE:
-                    back = list(getattr(payload, "restored", ()) or ())
+                    back = payload.restored if isinstance(payload, RestoreResult) else []
                     self.ops.select_after_scan = back[0] if back else None
-                    self._say_after_rescan(restored_message(payload, entries), False)
-                    if errors := list(getattr(payload, "errors", ()) or ()):
-                        self.ops.last_box = failure_box(
-                            self.ops.window, d.windowTitle(), "\n".join(errors)
-                        )
+                    self._say_after_rescan(restored_message(payload), False)
+                    if isinstance(payload, RestoreResult) and payload.errors:
+                        errors = "\n".join(payload.errors)
+                        self.ops.last_box = failure_box(self.ops.window, d.windowTitle(), errors)
                 elif outcome == Outcome.FAILED:
                     self.ops.last_box = failure_box(self.ops.window, d.windowTitle(), payload)
                 else:
@@ -320,8 +316,6 @@ def delete_planner(domains: DomainSource, root: str) -> Planner:
     keeps (it gained an overlay, a VM started using it) keeps only itself, the rest go."""
 
     def make(items: Sequence) -> Plan:
-        from imagegui.core.ops.delete import plan_delete
-
         paths = [i.path for i in items]
         return plan_delete(paths, domains=domains, roots=scan_roots(root), partial=True)
 

@@ -72,12 +72,3 @@ def wait_plan(qtbot):
         return dialog.plan
 
     return run
-
-
-@pytest.fixture
-def trash_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh ``$XDG_DATA_HOME`` for this test (its home Trash is ``trash_home / "Trash"``, on
-    the tmp file system, so a move is a rename): no test writes the real one."""
-    data = tmp_path_factory.mktemp("data")
-    monkeypatch.setenv("XDG_DATA_HOME", str(data))
-    return data

@@ -17,6 +17,7 @@ from html import escape
 
 from PySide6.QtWidgets import QWidget
 
+from imagegui.core.ops.delete import DeletePlan, plan_delete
 from imagegui.core.ops.plan import Finding, Plan
 from imagegui.core.units import counted, display_path, human_size
 from imagegui.core.virt.inventory import DomainSource
@@ -25,19 +26,13 @@ from imagegui.gui.dialogs.plan_dialog import PlanDialog, scan_roots
 
 def plan_bytes(plan: Plan | None) -> int | None:
     """What the plan frees, as the core counts it (None before the plan is made)."""
-    if plan is None:
-        return None
-    for name in ("total", "freed", "bytes"):
-        value = getattr(plan, name, None)
-        if isinstance(value, int):
-            return value
-    return None
+    return plan.total if isinstance(plan, DeletePlan) else None
 
 
 def plan_paths(plan: Plan | None, fallback: Sequence[str]) -> list[str]:
     """The files the plan will remove (those it keeps are not counted); ``fallback`` before the
     plan is made, or when it removes nothing (refused)."""
-    items = getattr(plan, "items", None) or ()
+    items = plan.items if isinstance(plan, DeletePlan) else []
     return [i.path for i in items] or list(fallback)
 
 
@@ -155,8 +150,6 @@ class DeleteDialog(PlanDialog):
         return text
 
     def planner(self) -> Callable[[], Plan] | str:
-        from imagegui.core.ops.delete import plan_delete
-
         paths, domains, roots = list(self.paths), self.domains, scan_roots(self.root)
         permanent, with_overlays = self.permanent, self.with_overlays
         return lambda: plan_delete(

@@ -16,6 +16,7 @@ from html import escape
 from PySide6.QtWidgets import QWidget
 
 from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
+from imagegui.core.ops.delete import plan_restore_entries
 from imagegui.core.ops.journal import CloneVmEntry, DeleteEntry, RebaseEntry
 from imagegui.core.ops.plan import Plan
 from imagegui.core.ops.rebase import plan_undo_rebase
@@ -120,7 +121,5 @@ class RestoreDialog(PlanDialog):
         return f"Ready: {counted(n, 'file')} will be put back where {where}."
 
     def planner(self) -> Callable[[], Plan] | str:
-        from imagegui.core.ops.delete import plan_restore_entries
-
         entries = list(self.entries)
         return lambda: plan_restore_entries(entries)
