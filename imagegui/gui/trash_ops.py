@@ -16,17 +16,19 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMenu
 
 from imagegui.core.chains.graph import IMAGE, ChainGraph
+from imagegui.core.chains.space import Maps, read_maps, space_report
 from imagegui.core.jobs import CancelToken, Job, Outcome, ProgressFn
 from imagegui.core.ops import journal
-from imagegui.core.ops.delete import DeleteResult, RestoreResult, plan_delete
+from imagegui.core.ops.clean import categories, plan_clean, select
+from imagegui.core.ops.delete import DeleteResult, RestoreResult
 from imagegui.core.ops.journal import DeleteEntry, UndoTarget
 from imagegui.core.ops.plan import Plan
+from imagegui.core.qemu.qemuimg import read_layer_map
 from imagegui.core.units import counted, display_path, human_size
 from imagegui.core.virt.inventory import DomainSource
-from imagegui.gui.dialogs.cleanup_dialog import CleanUpDialog, Finder, Planner
+from imagegui.gui.dialogs.cleanup_dialog import CleanUpDialog, Finder, Found, Planner
 from imagegui.gui.dialogs.delete_dialog import DeleteDialog, plan_bytes, plan_paths
 from imagegui.gui.dialogs.messages import failure_box
-from imagegui.gui.dialogs.plan_dialog import scan_roots
 from imagegui.gui.dialogs.undo_dialog import RestoreDialog
 from imagegui.gui.ops import Ops
 from imagegui.gui.workers import TaskSlot
@@ -276,7 +278,7 @@ class TrashOps(QObject):
         settings = self.ops.settings
         dialog = CleanUpDialog(
             reclaimable_finder(snap.graph, self.ops.qemu_img),
-            delete_planner(self.ops.domains(), snap.root),
+            clean_planner(self.ops.domains(), snap.root),
             self.ops.window,
             root=snap.root,
             days=settings.cleanup_days(),
@@ -294,29 +296,30 @@ class TrashOps(QObject):
 
 
 def reclaimable_finder(graph: ChainGraph, qemu_img: str = "") -> Finder:
-    """What can go in ``graph``'s folder for an age limit (``core.chains.space``), run on the
-    dialog's worker. The allocation maps (the slow part, needed to tell an empty overlay) are
-    read once per dialog, with progress and Cancel; a new age only redoes the arithmetic."""
-    maps: list[object] = []
+    """What can go in ``graph``'s folder for an age limit, as ``imagegui clean`` finds it (the
+    space accounting's reclaimable files, ``clean.select``: an empty overlay too only once that
+    old), run on the dialog's worker. The allocation maps (the slow part, needed to tell an
+    empty overlay) are read once per dialog, with progress and Cancel; a new age only redoes the
+    arithmetic."""
+    maps: list[Maps] = []
 
-    def find(days: int, progress: ProgressFn, cancel: CancelToken) -> list:
-        from imagegui.core.chains.space import read_maps, space_report
-        from imagegui.core.qemu.qemuimg import read_layer_map
-
+    def find(days: int, progress: ProgressFn, cancel: CancelToken) -> Found:
         if not maps:
             reader = lambda info, c: read_layer_map(info, c, qemu_img=qemu_img)  # noqa: E731
             maps.append(read_maps(graph, reader, progress, cancel))
-        return space_report(graph, maps[0], older_than_days=float(days)).reclaimable
+        report = space_report(graph, maps[0], older_than_days=float(days))
+        items = select(report, categories(nova=True), float(days))
+        return Found(items, [m for p, m in report.notes if p == report.root])
 
     return find
 
 
-def delete_planner(domains: DomainSource, root: str) -> Planner:
-    """The plan for the files ticked: Move to Trash's, with the same guards; a file a guard
-    keeps (it gained an overlay, a VM started using it) keeps only itself, the rest go."""
+def clean_planner(domains: DomainSource, root: str) -> Planner:
+    """The plan for the files ticked, as ``imagegui clean`` makes it: one delete with the same
+    guards as Move to Trash, where a file a guard keeps (it gained an overlay, a VM started
+    using it, a leftover is open again) keeps only itself; the notes become its warnings."""
 
-    def make(items: Sequence) -> Plan:
-        paths = [i.path for i in items]
-        return plan_delete(paths, domains=domains, roots=scan_roots(root), partial=True)
+    def make(items: Sequence, notes: Sequence[str]) -> Plan:
+        return plan_clean(items, root, domains, notes=notes)
 
     return make

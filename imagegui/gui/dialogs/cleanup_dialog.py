@@ -92,10 +92,19 @@ def category_title(category: Category, days: int) -> str:
     return category.title.format(days=counted(days, "day"))
 
 
+@dataclass(frozen=True)
+class Found:
+    """What a search found: the files, and sentences about what it could not tell (libvirt was
+    not reachable: a shut-off VM's disk looks unused), which the plan carries as warnings."""
+
+    items: Sequence[CleanItem]
+    notes: Sequence[str] = ()
+
+
 #: Finds what can go, given the age in days (runs on a worker, with progress and cancel).
-Finder = Callable[[int, ProgressFn, CancelToken], Sequence[CleanItem]]
+Finder = Callable[[int, ProgressFn, CancelToken], Found]
 #: Makes the plan for the items ticked (runs on a worker).
-Planner = Callable[[Sequence[CleanItem]], Plan]
+Planner = Callable[[Sequence[CleanItem], Sequence[str]], Plan]
 
 
 class CleanUpDialog(PlanDialog):
@@ -119,8 +128,9 @@ class CleanUpDialog(PlanDialog):
         self._make_plan = make_plan
         #: The kinds the user left unticked (remembered between runs).
         self.unticked: set[str] = set(unticked)
-        #: What the last search found (None while it runs).
+        #: What the last search found (None while it runs), and what it could not tell.
         self.items: list[CleanItem] | None = None
+        self.notes: list[str] = []
         self._finding = TaskSlot(
             self,
             on_done=self._on_found,
@@ -202,7 +212,7 @@ class CleanUpDialog(PlanDialog):
         self.fields_changed()
         self._debounce.stop()  # the plan waits for the list
         find, days = self._find, self.days.value()
-        self._finding.start(Job("find what can go", lambda p, c: list(find(days, p, c))))
+        self._finding.start(Job("find what can go", lambda p, c: find(days, p, c)))
 
     def _on_find_progress(self, fraction: float) -> None:
         if self.items is None:
@@ -214,8 +224,10 @@ class CleanUpDialog(PlanDialog):
         self._debounce.stop()
         self._age_debounce.start()
 
-    def _on_found(self, items: list[CleanItem]) -> None:
+    def _on_found(self, found: Found) -> None:
+        items = list(found.items)
         self.items = items
+        self.notes = list(found.notes)
         self._fill(items)
         self.tree.setEnabled(True)
         self._update_total()
@@ -369,9 +381,9 @@ class CleanUpDialog(PlanDialog):
             self.planReady.emit(None)
 
     def planner(self) -> Callable[[], Plan] | str:
-        chosen = self.chosen()
+        chosen, notes = self.chosen(), list(self.notes)
         make = self._make_plan
-        return lambda: make(chosen)
+        return lambda: make(chosen, notes)
 
     def destructive_fields(self) -> bool:
         return True  # it removes files: Enter must not
