@@ -192,6 +192,8 @@ class MainWindow(QMainWindow):
         self.scene.built.connect(self._on_scene_built)
         self.selection.changed.connect(self._on_selection_changed)
         self.view.nodeClicked.connect(self.selection.set)
+        self.view.nodeToggled.connect(self.chains.toggle)
+        self.chains.rowsSelected.connect(self.scene.set_also_selected)
         self.view.nodeActivated.connect(self._on_node_activated)
         self.view.contextMenuRequested.connect(self._on_context_menu_requested)
         self.view.zoomChanged.connect(self.status.set_zoom)

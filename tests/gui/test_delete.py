@@ -310,3 +310,36 @@ def test_restore_from_trash_lists_every_delete_still_in_the_trash(
         restore.accept()
     assert os.path.exists(a) and not os.path.exists(b)
     qtbot.waitUntil(lambda: not menu.menuAction().isEnabled(), timeout=10_000)
+
+
+def test_ctrl_click_on_cards_selects_several_and_delete_takes_them_all(
+    qtbot, window, open_dir, wait_plan, make, tmp_path, trash_home
+):
+    a = str(make.create("a.qcow2"))
+    b = str(make.create("b.qcow2"))
+    c = str(make.create("c.qcow2"))
+    open_dir(tmp_path)
+    view, scene = window.view, window.scene
+
+    def click(node: str, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+        view.show_node(node)
+        point = view.mapFromScene(scene.node_rect(node).center())
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, modifier, point)
+
+    click(a)
+    click(b, Qt.KeyboardModifier.ControlModifier)
+    assert window.selection.node == b
+    assert window.chains.selected_nodes() == [b, a]  # the list shows the same two
+    assert scene.also_selected == {a, b}
+    ring = scene._also_ring
+    assert ring.isVisible() and ring.boundingRect().contains(scene.node_rect(a))
+    click(c)  # a plain click: that card alone
+    assert window.chains.selected_nodes() == [c] and not scene._also_ring.isVisible()
+    click(a, Qt.KeyboardModifier.ControlModifier)
+    with qtbot.waitSignal(window.ops.dialogOpened) as opened:
+        qtbot.keyClick(view.viewport(), Qt.Key.Key_Delete)
+    dialog = opened.args[0]
+    plan = wait_plan(dialog)
+    assert sorted(i.path for i in plan.items) == [a, c]
+    dialog.reject()
+    assert sorted(os.listdir(tmp_path)) == ["a.qcow2", "b.qcow2", "c.qcow2"]

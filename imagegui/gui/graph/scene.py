@@ -70,6 +70,10 @@ class ChainScene(QGraphicsScene):
         #: While the list is filtered: the matching nodes; the other cards are dimmed.
         self.matches: set[str] | None = None
         self._ring = None
+        #: Cards selected besides the current one (Ctrl+click, or several rows of the list):
+        #: what Move to Trash takes with it; one path item rings them all.
+        self.also_selected: set[str] = set()
+        self._also_ring = None
         self.building = False
         self._queue: list[int] = []
         self._timer = QTimer(self)
@@ -123,8 +127,9 @@ class ChainScene(QGraphicsScene):
                 brush, pen = palette(status[node])
                 item.setBrush(brush)
                 item.setPen(pen)
-        if self._ring is not None:
-            self._ring.setPen(self._ring_pen())
+        for ring in (self._ring, self._also_ring):
+            if ring is not None:
+                ring.setPen(self._ring_pen())
         if self._focus_ring is not None:
             self._focus_ring.setPen(self._ring_pen(focus=True))
         if self.markers is not None:
@@ -143,6 +148,7 @@ class ChainScene(QGraphicsScene):
         self.markers = None
         self._columns = None
         self._ring = self._make_ring()
+        self._also_ring = self._make_ring()
         self._focus_ring = self._make_ring(focus=True)
         self.snapshot = snapshot
         layout, self.paths = snapshot.layout, snapshot.paths
@@ -236,7 +242,25 @@ class ChainScene(QGraphicsScene):
         ring.setVisible(False)
         return ring
 
+    def set_also_selected(self, nodes: set[str]) -> None:
+        """Rings the cards selected besides the current one."""
+        self.also_selected = set(nodes)
+        self._place_ring()
+
+    def _place_also_ring(self) -> None:
+        ring = self._also_ring
+        if ring is None:
+            return
+        path = QPainterPath()
+        for node in self.also_selected - {self.selected}:
+            item = self.items_by_node.get(node)
+            if item is not None:
+                path.addRoundedRect(item.rect().adjusted(-5, -5, 5, 5), 9, 9)
+        ring.setPath(path)
+        ring.setVisible(not path.isEmpty())
+
     def _place_ring(self) -> None:
+        self._place_also_ring()
         item = self.items_by_node.get(self.selected) if self.selected else None
         for ring, grow, visible in (
             (self._ring, 5, True),

@@ -42,6 +42,8 @@ FOCUS_FRAME = 2
 
 class ChainView(QGraphicsView):
     nodeClicked = Signal(str)
+    #: Ctrl+click on a card: add it to the images selected, or take it out.
+    nodeToggled = Signal(str)
     nodeActivated = Signal(str)
     #: (node, global position): the window shows the image context menu.
     contextMenuRequested = Signal(str, QPoint)
@@ -159,7 +161,10 @@ class ChainView(QGraphicsView):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         node = self.chain_scene.node_at(self.mapToScene(event.position().toPoint()))
-        if node is not None and event.button() in (
+        ctrl = event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        if node is not None and event.button() == Qt.MouseButton.LeftButton and ctrl:
+            self.nodeToggled.emit(node)
+        elif node is not None and event.button() in (
             Qt.MouseButton.LeftButton,
             Qt.MouseButton.RightButton,
         ):

@@ -96,6 +96,8 @@ class ChainsPanel(QWidget):
     nodeSelected = Signal(str)
     nodeActivated = Signal(str)
     contextMenuRequested = Signal(str, QPoint)
+    #: The rows selected changed (a set of nodes): the graph rings them.
+    rowsSelected = Signal(object)
     #: The filter's matches (a set of nodes), or None when the filter is empty.
     filterApplied = Signal(object)
 
@@ -163,6 +165,9 @@ class ChainsPanel(QWidget):
         clear.setContext(Qt.ShortcutContext.WidgetShortcut)
         clear.activated.connect(self.filter.clear)
         self.tree.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
+        self.tree.selectionModel().selectionChanged.connect(
+            lambda *_: self.rowsSelected.emit(set(self.selected_nodes()))
+        )
         self.tree.doubleClicked.connect(self._on_double_clicked)
         self.tree.customContextMenuRequested.connect(self._on_context_menu)
         self.tree.menuKeyPressed.connect(self._on_menu_key)
@@ -227,6 +232,16 @@ class ChainsPanel(QWidget):
 
     def current_node(self) -> str | None:
         return self.model.node_at(self.tree.currentIndex())
+
+    def toggle(self, node: str) -> None:
+        """Adds ``node``'s row to the rows selected, or takes it out, and makes it current (a
+        Ctrl+click on its card)."""
+        index = self.model.index_of(node)
+        if not index.isValid():
+            return
+        flags = QItemSelectionModel.SelectionFlag.Toggle | QItemSelectionModel.SelectionFlag.Rows
+        self.tree.selectionModel().setCurrentIndex(index, flags)
+        self.tree.scrollTo(index, QAbstractItemView.ScrollHint.EnsureVisible)
 
     def selected_nodes(self) -> list[str]:
         """The rows selected, the current one first (several with Ctrl/Shift+click)."""
