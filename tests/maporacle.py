@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 from conftest import qemu_img
 
@@ -29,3 +30,12 @@ def qemu_depth0(path: str | os.PathLike, fmt: str) -> LayerMap:
 
 def same_map(a: LayerMap, b: LayerMap) -> bool:
     return (a.virtual_size, a.data, a.zero) == (b.virtual_size, b.data, b.zero)
+
+
+def qemu_io(path: str | os.PathLike, fmt: str, *commands: str, opts: tuple[str, ...] = ()) -> None:
+    """Run qemu-io commands (``write -P 1 0 64k``, ``write -z ...``) on one image."""
+    argv = ["qemu-io", *opts, "-f", fmt]
+    for c in commands:
+        argv += ["-c", c]
+    proc = subprocess.run([*argv, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "error" not in proc.stdout.lower(), proc.stdout + proc.stderr

@@ -4,10 +4,9 @@ for every format qemu opens, compared with qemu's own depth-0 extents of the who
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
-from maporacle import qemu_depth0, same_map
+from maporacle import qemu_depth0, qemu_io, same_map
 
 from imagegui.core.jobs import CancelledError, CancelToken
 from imagegui.core.qemu import qemuimg
@@ -15,13 +14,6 @@ from imagegui.core.read.extents import MapUnavailable
 from imagegui.core.read.probe import probe_image
 
 FORMATS = ["qcow2", "qed", "vmdk", "vpc", "vhdx", "raw", "qcow"]
-
-
-def qemu_io(path, fmt: str, *commands: str) -> None:
-    argv = ["qemu-io", "-f", fmt]
-    for c in commands:
-        argv += ["-c", c]
-    subprocess.run([*argv, str(path)], check=True, capture_output=True)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -116,3 +108,19 @@ def test_read_layer_map_native_raw(make):
     got = qemuimg.read_layer_map(probe_image(str(path)))
     assert got.source == "native"
     assert same_map(got, qemu_depth0(path, "raw"))
+
+
+def test_read_layer_map_native_qcow2_equals_qemu_img(make):
+    base = make.create("base.qcow2", "qcow2", "16M")
+    top = make.overlay("top.qcow2", "base.qcow2")
+    qemu_io(top, "qcow2", "write -P 1 1M 1M", "write -z 8M 2M")
+    info = probe_image(str(top))
+    native = qemuimg.read_layer_map(info)
+    slow = qemuimg.layer_map(info.path, info.format)
+    assert native.source == "native"
+    assert (native.virtual_size, native.data, native.zero) == (
+        slow.virtual_size,
+        slow.data,
+        slow.zero,
+    )
+    assert base.exists()

@@ -132,6 +132,14 @@ _MAX_SNAPSHOTS_TABLE = _SNAPSHOT_HEADER_SIZE * QCOW2_MAX_SNAPSHOTS
 _LUKS_MAGIC = b"LUKS\xba\xbe"
 
 
+def fixed_header(head: bytes) -> Qcow2Header:
+    """The fixed header fields of ``head`` (the file's first bytes; short input reads as zeros,
+    as qemu reads past the end of a file). Checks nothing: :func:`parse` does."""
+    if len(head) < _HEADER_SIZE:
+        head = head.ljust(_HEADER_SIZE, b"\0")
+    return Qcow2Header._make(_HEADER.unpack_from(head))
+
+
 def probe(head: bytes) -> bool:
     """qemu's own probe: the magic and a version of 2 or more (a too-new version is still
     qcow2 to qemu, which then refuses to open it, so we claim it and :func:`parse` refuses)."""
