@@ -132,13 +132,20 @@ def _nonzero_spans(t: bytes) -> list[tuple[int, int]]:
     compares, not a Python step per entry."""
     spans: list[tuple[int, int]] = []
     size = len(t)
+    starts = t.startswith
+    full = size - size % _CHUNK
     for c in range(0, size, _CHUNK):
-        c_end = min(c + _CHUNK, size)
-        if c_end - c == _CHUNK and t.startswith(_ZERO_CHUNK, c):
-            continue
+        if c < full:
+            if starts(_ZERO_CHUNK, c):
+                continue
+            c_end = c + _CHUNK
+        else:
+            c_end = size
         for a in range(c, c_end, _BLOCK):
-            b = min(a + _BLOCK, c_end)
-            if b - a == _BLOCK and t.startswith(_ZERO_BLOCK, a):
+            b = a + _BLOCK
+            if b > c_end:
+                b = c_end
+            elif starts(_ZERO_BLOCK, a):
                 continue
             if spans and spans[-1][1] == a:
                 spans[-1] = (spans[-1][0], b)

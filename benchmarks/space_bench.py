@@ -1,0 +1,176 @@
+"""How fast are allocation maps, against the plain scan and qemu-img map? (issue 12: ``space`` on
+10,000 images with native qcow2 maps <= 5x the plain scan)
+
+Makes N real qcow2 images with some data of their own, in chains (templates written by qemu-img
+and qemu-io, copied with only the backing name patched and only their non-zero blocks written,
+so 10,000 images cost little disk), then prints, for the same tree with a warm page cache:
+  * the plain scan (``scan_directory``, in this process, best of --runs);
+  * native maps of every image (``read_layer_map`` on each scanned image, best of --runs);
+  * qemu-img map of one layer per image, a random sample extrapolated to N;
+  * ``imagegui space --json`` against ``imagegui scan --json`` (whole processes) when the
+    ``space`` command exists;
+and the ratios against the <= 5x target, with the load average (a shared machine moves every
+figure).
+
+    .venv/bin/python benchmarks/space_bench.py [--count 10000] [--chain 5] [--keep DIR] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from imagegui.core.qemu.qemuimg import layer_map, read_layer_map
+from imagegui.core.read.scan import scan_directory
+
+CHAIN_NAME = "c{chain:06d}-d{depth:03d}.qcow2"
+#: What each template's own data is (qemu-io commands): a base with a few MiB in several places,
+#: overlays with a little data and a zero cluster over the base's data.
+BASE_WRITES = ("write -P 1 0 1M", "write -P 2 100M 256k", "write -P 3 1020M 64k")
+OVERLAY_WRITES = ("write -P 4 64k 128k", "write -z 512k 64k", "write -P 5 300M 64k")
+
+
+def _template(tmp: str, backing: str | None, writes: tuple[str, ...]) -> tuple[list, int]:
+    path = os.path.join(tmp, "template.qcow2")
+    args = ["qemu-img", "create", "-q", "-f", "qcow2"]
+    if backing:
+        args += ["-b", backing, "-F", "qcow2", "-u"]
+    subprocess.run([*args, path, "1G"], check=True)
+    io = ["qemu-io", "-f", "qcow2"]
+    if backing:
+        # The backing file does not exist yet: open the overlay alone to write its data.
+        io = ["qemu-io", "--image-opts"]
+        path_arg = f"driver=qcow2,backing=,file.filename={path}"
+    else:
+        path_arg = path
+    for w in writes:
+        io += ["-c", w]
+    subprocess.run([*io, path_arg], check=True, capture_output=True)
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    blocks = [(off, data[off : off + 4096]) for off in range(0, len(data), 4096)]
+    return [(o, b) for o, b in blocks if b.strip(b"\0")], len(data)
+
+
+def make_tree(root: str, count: int, chain: int) -> None:
+    sample = CHAIN_NAME.format(chain=0, depth=0)
+    base_blocks, size = _template(root, None, BASE_WRITES)
+    over_blocks, osize = _template(root, sample, OVERLAY_WRITES)
+    name_at = over_blocks[0][1].index(sample.encode())
+    per_dir = 1000 // chain * chain
+    for i in range(count):
+        c, d = divmod(i, chain)
+        sub = os.path.join(root, f"dir{i // per_dir:04d}")
+        if i % per_dir == 0:
+            os.makedirs(sub, exist_ok=True)
+        name = CHAIN_NAME.format(chain=c, depth=d)
+        if d == 0:
+            blocks, length = base_blocks, size
+        else:
+            backing = CHAIN_NAME.format(chain=c, depth=d - 1).encode()
+            first = over_blocks[0][1]
+            first = first[:name_at] + backing + first[name_at + len(backing) :]
+            blocks, length = [(0, first), *over_blocks[1:]], osize
+        fd = os.open(os.path.join(sub, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        for off, block in blocks:
+            os.pwrite(fd, block, off)
+        os.ftruncate(fd, length)
+        os.close(fd)
+
+
+def best(fn, runs: int) -> tuple[float, object]:
+    result = None
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def best_process(commands: list[list[str]], runs: int) -> list[float]:
+    """Best wall time of each command, run in turn so all see the same noise."""
+    out = [float("inf")] * len(commands)
+    for _ in range(runs):
+        for i, argv in enumerate(commands):
+            t = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            out[i] = min(out[i], time.perf_counter() - t)
+    return out
+
+
+def has_space_command() -> bool:
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagegui", "space", "--help"], capture_output=True, text=True
+    )
+    return proc.returncode == 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=10_000)
+    ap.add_argument("--chain", type=int, default=5, help="images per chain")
+    ap.add_argument("--sample", type=int, default=40, help="qemu-img map calls to time")
+    ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each measure; the best counts")
+    args = ap.parse_args()
+    root = args.keep or tempfile.mkdtemp(prefix="imagegui-space-bench-")
+    try:
+        if not (args.keep and os.path.isdir(root) and os.listdir(root)):
+            os.makedirs(root, exist_ok=True)
+            t = time.perf_counter()
+            make_tree(root, args.count, args.chain)
+            print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
+        load_before = os.getloadavg()[0]
+        scan_directory(root)  # warm the page cache
+        scan_s, result = best(lambda: scan_directory(root), args.runs)
+        images = list(result.images.values())  # type: ignore[attr-defined]
+        maps_s, maps = best(lambda: [read_layer_map(i) for i in images], args.runs)
+        native = sum(1 for m in maps if m.source == "native")  # type: ignore[attr-defined]
+        held = sum(m.guest_data for m in maps)  # type: ignore[attr-defined]
+        sample = random.Random(1).sample(images, min(args.sample, len(images)))
+        t = time.perf_counter()
+        for info in sample:
+            layer_map(info.path, info.format)
+        qemu_s = (time.perf_counter() - t) / len(sample) * len(images)
+        n = len(images)
+        print(f"images                           {n:>10}   ({native} mapped natively)")
+        print(f"guest data held, all layers      {held / 2**30:>10.2f} GiB")
+        print(f"plain scan (scan_directory)      {scan_s:>10.3f} s")
+        print(
+            f"native maps of every image       {maps_s:>10.3f} s   ({maps_s / n * 1e6:.1f} us each)"
+        )
+        print(f"qemu-img map per image (est.)    {qemu_s:>10.1f} s   (sample of {len(sample)})")
+        print(
+            f"scan + native maps vs scan       {(scan_s + maps_s) / scan_s:>10.2f} x   "
+            "(target for space <= 5)"
+        )
+        print(f"qemu-img map vs native maps      {qemu_s / maps_s:>10.0f} x")
+        if has_space_command():
+            scan_cmd = [sys.executable, "-m", "imagegui", "scan", "--json", root]
+            space_cmd = [sys.executable, "-m", "imagegui", "space", "--json", root]
+            scan_p, space_p = best_process([scan_cmd, space_cmd], args.runs)
+            print(f"imagegui scan --json (process)   {scan_p:>10.3f} s")
+            print(f"imagegui space --json (process)  {space_p:>10.3f} s")
+            print(f"space vs scan                    {space_p / scan_p:>10.2f} x   (target <= 5)")
+        else:
+            print("imagegui space: not available yet (the ratio above is scan + maps)")
+        print(
+            f"load average (1 min)             {load_before:>10.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after   ({os.cpu_count()} CPUs; best of {args.runs})"
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
