@@ -439,7 +439,9 @@ def read_layer_map(
     can (no process, microseconds), else by ``qemu-img map`` on the layer alone.
 
     Raises :class:`MapUnavailable` (message for the user) when neither can read it,
-    ``CancelledError`` when ``cancel`` fired.
+    ``CancelledError`` when ``cancel`` fired. An image the native reader finds damaged (a
+    table past the end of the file, misaligned offsets) is not handed to qemu-img, which
+    reads such tables as zeroes or fails the same way.
     """
     if cancel is not None:
         cancel.raise_if_cancelled()
