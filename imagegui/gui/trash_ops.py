@@ -168,13 +168,18 @@ class TrashOps(QObject):
         chosen = [n for n in self.selected() if graph.kind(n) == IMAGE]
         paths = chosen if info.path in chosen else [info.path]
         overlays: set[str] = set()
-        if with_overlays:
-            for path in paths:
-                overlays |= graph.descendants(path)
+        for path in paths:
+            overlays |= graph.descendants(path)
+        # A base chosen together with everything that depends on it: they go together (tops
+        # first), as Delete With Overlays would take them; otherwise its overlays refuse it.
+        together = bool(overlays) and overlays <= set(paths)
+        if not (with_overlays or together):
+            overlays = set()
         dialog = DeleteDialog(
             paths,
             self.ops.window,
             with_overlays=with_overlays,
+            together=together,
             permanent=permanent,
             overlays=sorted(overlays - set(paths)),
             root=snap.root,

@@ -343,3 +343,30 @@ def test_ctrl_click_on_cards_selects_several_and_delete_takes_them_all(
     assert sorted(i.path for i in plan.items) == [a, c]
     dialog.reject()
     assert sorted(os.listdir(tmp_path)) == ["a.qcow2", "b.qcow2", "c.qcow2"]
+
+
+def test_a_base_chosen_with_all_its_overlays_goes_with_them(
+    qtbot, window, open_dir, wait_plan, make, tmp_path, trash_home
+):
+    base = str(make.create("base.qcow2"))
+    top = str(make.overlay("top.qcow2", "base.qcow2"))
+    other = str(make.overlay("other.qcow2", "base.qcow2"))
+    open_dir(tmp_path)
+    window.selection.set(base)
+    window.chains.toggle(top)
+    assert sorted(window.chains.selected_nodes()) == [base, top]
+    window.actions.trash.trigger()  # other.qcow2 is not chosen: refused, naming it
+    dialog = window.ops.dialog
+    plan = wait_plan(dialog)
+    assert plan.refused and other in dialog.verdict.text()
+    dialog.reject()
+    window.chains.toggle(other)
+    window.actions.trash.trigger()
+    dialog = window.ops.dialog
+    assert dialog.windowTitle() == "Move 3 Images to the Trash"
+    plan = wait_plan(dialog)
+    assert not plan.refused
+    assert [i.path for i in plan.items][-1] == base  # the overlays first
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        dialog.accept()
+    assert os.listdir(tmp_path) == []

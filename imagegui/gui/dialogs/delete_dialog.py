@@ -51,6 +51,7 @@ class DeleteDialog(PlanDialog):
         parent: QWidget | None = None,
         *,
         with_overlays: bool = False,
+        together: bool = False,
         permanent: bool = False,
         overlays: Sequence[str] = (),
         root: str = "",
@@ -58,6 +59,8 @@ class DeleteDialog(PlanDialog):
     ):
         self.paths = tuple(paths)
         self.with_overlays = with_overlays
+        #: The images chosen include everything that depends on them: planned as one tree.
+        self.together = together
         self.permanent = permanent
         #: The overlays the scan saw above ``paths`` (the plan finds them again itself).
         self.overlays = tuple(overlays)
@@ -110,6 +113,12 @@ class DeleteDialog(PlanDialog):
                 "data is only complete with its base, so they go together; none is moved while "
                 "a program has it open or a VM uses it." + restore
             )
+        if self.together:
+            return (
+                f"Moves {names} to the Trash: they include every overlay that depends on them, "
+                "so each overlay goes before its base. None is moved while a program has it "
+                "open or a VM uses it." + restore
+            )
         return (
             f"Moves {names} to the Trash. An image is not moved while another image depends on "
             "it, a program has it open or a VM uses it." + restore
@@ -151,7 +160,7 @@ class DeleteDialog(PlanDialog):
 
     def planner(self) -> Callable[[], Plan] | str:
         paths, domains, roots = list(self.paths), self.domains, scan_roots(self.root)
-        permanent, with_overlays = self.permanent, self.with_overlays
+        permanent, with_overlays = self.permanent, self.with_overlays or self.together
         return lambda: plan_delete(
             paths, permanent=permanent, with_overlays=with_overlays, domains=domains, roots=roots
         )
