@@ -59,8 +59,13 @@ def describe(widget: QWidget, text: str) -> None:
 
 #: Widget classes (by class name) whose role Qt would get wrong: the graph is a QGraphicsView,
 #: which Qt reports as a bare "filler" that screen readers skip; it is a drawing of the chains.
-#: The overview in its corner is a drawing too, one the user clicks to move the view.
-ROLES = {"ChainView": QAccessible.Role.Canvas, "Minimap": QAccessible.Role.Canvas}
+#: The overview in its corner is a drawing too, one the user clicks to move the view, and so is
+#: the Space view's treemap.
+ROLES = {
+    "ChainView": QAccessible.Role.Canvas,
+    "Minimap": QAccessible.Role.Canvas,
+    "TreemapView": QAccessible.Role.Canvas,
+}
 
 
 def _factory(key: str, obj: QObject):

@@ -46,6 +46,8 @@ class Actions:
     zoom_reset: QAction
     show_selected: QAction
     problems_only: QAction
+    show_graph: QAction
+    show_space: QAction
     overlay: QAction
     clone_vm: QAction
     rebase: QAction
@@ -138,6 +140,12 @@ def create_actions(parent: QWidget) -> Actions:
         problems_only=_checkable(a(parent, "&Problems Only", "problems-only", "Ctrl+Shift+P",
                                    "Show only the chains with a problem or an unusable image "
                                    "in the graph")),
+        show_graph=_checkable(a(parent, "&Graph", "view-graph", "Ctrl+Shift+G",
+                                "Show the chains as a graph: bases on the left, overlays to "
+                                "the right")),
+        show_space=_checkable(a(parent, "&Space", "view-space", "Ctrl+Shift+S",
+                                "Show where the disk space goes: each image a rectangle as "
+                                "large as what it and its overlays hold on disk")),
         overlay=a(parent, "Create &Overlay…", "overlay-new", "Ctrl+N",
                   "Create a qcow2 overlay (linked clone) of the selected image"),
         clone_vm=a(parent, "&New Linked-Clone VM…", "vm", None,

@@ -1,6 +1,6 @@
 """The main window: composition and wiring only; the logic lives in the parts it connects.
 
-    chains list | chain graph            details (right dock)
+    chains list | Graph / Space tabs     details (right dock)
                                          problems / operations / VMs (bottom docks)
 
 One :class:`Selection` is the current image for all of them. ``ready`` is emitted when a scan's
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
 )
 
 import imagegui
@@ -47,6 +48,7 @@ from imagegui.gui.panels.details import DetailsPanel
 from imagegui.gui.panels.hosts import HostsPanel
 from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.problems import ProblemsPanel
+from imagegui.gui.panels.space import SpacePanel
 from imagegui.gui.panels.status import StatusBar
 from imagegui.gui.panels.vms import VmsPanel, vm_label
 from imagegui.gui.panels.welcome import WelcomePage
@@ -76,9 +78,18 @@ class MainWindow(QMainWindow):
         self.scene = ChainScene(self)
         self.view = ChainView(self.scene)
         self.welcome = WelcomePage()
+        self.space = SpacePanel()
+        #: The two pictures of the directory: the chain graph, and where the space goes.
+        self.views = QTabWidget()
+        self.views.setObjectName("views")
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.view, resources.icon("view-graph"), "Graph")
+        self.views.addTab(self.space, resources.icon("view-space"), "Space")
+        self.views.setAccessibleName("Views of the directory")
+        self.views.tabBar().setAccessibleName("Graph or Space")
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
-        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.views)
         self.chains = ChainsPanel()
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
@@ -134,6 +145,7 @@ class MainWindow(QMainWindow):
         self.transient_dirs: set[str] = set()
         self._connect()
         self.actions.problems_only.setChecked(settings.problems_only())
+        self.show_view(self.space if settings.view() == "space" else self.view)
         self._apply_graph_settings()
         self.vms.discover()  # VMs kept running by an earlier session, or left by a crash
         self.session.refresh_hosts()  # libvirt: the remembered connections, or the defaults
@@ -169,6 +181,9 @@ class MainWindow(QMainWindow):
         a.zoom_reset.triggered.connect(self.view.zoom_reset)
         a.show_selected.triggered.connect(self._on_show_selected)
         a.problems_only.toggled.connect(self._on_problems_only)
+        a.show_graph.triggered.connect(lambda: self.show_view(self.view))
+        a.show_space.triggered.connect(lambda: self.show_view(self.space))
+        self.views.currentChanged.connect(self._on_view_changed)
         a.overlay.triggered.connect(self.ops.create_overlay)
         a.clone_vm.triggered.connect(self.ops.clone_vm)
         a.rebase.triggered.connect(lambda: self.ops.rebase())
@@ -197,6 +212,9 @@ class MainWindow(QMainWindow):
         self.view.nodeActivated.connect(self._on_node_activated)
         self.view.contextMenuRequested.connect(self._on_context_menu_requested)
         self.view.zoomChanged.connect(self.status.set_zoom)
+        self.space.nodeClicked.connect(self.selection.set)
+        self.space.nodeActivated.connect(self._on_node_activated)
+        self.space.contextMenuRequested.connect(self._on_context_menu_requested)
         self.chains.nodeSelected.connect(self._on_list_selected)
         self.chains.nodeActivated.connect(self._on_node_activated)
         self.chains.contextMenuRequested.connect(self._on_context_menu_requested)
@@ -277,7 +295,7 @@ class MainWindow(QMainWindow):
             current = None
         self._fit_on_build = new_root
         if snapshot.graph.nodes:
-            self.stack.setCurrentWidget(self.view)
+            self.stack.setCurrentWidget(self.views)
         else:
             self.stack.setCurrentWidget(self.welcome)
             self.welcome.show_message(
@@ -290,6 +308,7 @@ class MainWindow(QMainWindow):
         # A half-built graph is not worth painting (each batch would repaint the view).
         self.view.viewport().setUpdatesEnabled(False)
         self.scene.set_snapshot(snapshot)
+        self.space.set_snapshot(snapshot)
         self.chains.set_snapshot(snapshot, current)
         self.problems.set_snapshot(snapshot)
         self.hosts.set_snapshot(snapshot)
@@ -346,9 +365,12 @@ class MainWindow(QMainWindow):
     def _on_selection_changed(self, node: str | None) -> None:
         snap = self.session.snapshot
         self.scene.select(node)
+        self.space.select(node)
         self.chains.select(node)
         self.details.show_node(snap, node)
-        a11y.describe(self.view, a11y.selection_description(snap, node))
+        described = a11y.selection_description(snap, node)
+        a11y.describe(self.view, described)
+        a11y.describe(self.space.map, described)
         update_enabled(self.actions, snap, node)
         unavailable = [
             self.actions.label(name)
@@ -369,6 +391,17 @@ class MainWindow(QMainWindow):
         if self.scene.snapshot is not None:
             self.view.viewport().setUpdatesEnabled(False)  # as for a scan: no half-built paints
         self.scene.set_problems_only(on)
+
+    def show_view(self, widget) -> None:
+        """Brings the graph or the Space view to the front (View ▸ Graph / Space)."""
+        self.views.setCurrentWidget(widget)
+        self._on_view_changed()
+
+    def _on_view_changed(self, _index: int = 0) -> None:
+        space = self.views.currentWidget() is self.space
+        self.actions.show_graph.setChecked(not space)
+        self.actions.show_space.setChecked(space)
+        self.settings.set_view("space" if space else "graph")
 
     def _on_show_selected(self) -> None:
         if self.selection.node:

@@ -40,6 +40,9 @@ def build_menus(
         edit.addMenu(restore)
 
     view = bar.addMenu("&View")
+    view.addAction(actions.show_graph)
+    view.addAction(actions.show_space)
+    view.addSeparator()
     for action in (actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.zoom_reset):
         view.addAction(action)
     view.addAction(actions.show_selected)

@@ -135,6 +135,14 @@ class Settings:
     def set_problems_only(self, value: bool) -> None:
         self.q.setValue("graph/problems_only", bool(value))
 
+    def view(self) -> str:
+        """The picture shown in the middle of the window: "graph" or "space"."""
+        value = self.q.value("window/view", "graph")
+        return value if value in ("graph", "space") else "graph"
+
+    def set_view(self, value: str) -> None:
+        self.q.setValue("window/view", value)
+
     def wheel_zooms(self) -> bool:
         """The mouse wheel zooms the graph (and Ctrl+wheel scrolls) instead of the other way."""
         return self._bool("graph/wheel_zooms", False)
