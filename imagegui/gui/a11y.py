@@ -60,11 +60,12 @@ def describe(widget: QWidget, text: str) -> None:
 #: Widget classes (by class name) whose role Qt would get wrong: the graph is a QGraphicsView,
 #: which Qt reports as a bare "filler" that screen readers skip; it is a drawing of the chains.
 #: The overview in its corner is a drawing too, one the user clicks to move the view, and so is
-#: the Space view's treemap.
+#: the Space view's treemap and the layer bars above the details.
 ROLES = {
     "ChainView": QAccessible.Role.Canvas,
     "Minimap": QAccessible.Role.Canvas,
     "TreemapView": QAccessible.Role.Canvas,
+    "LayerBar": QAccessible.Role.Canvas,
 }
 
 

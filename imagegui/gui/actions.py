@@ -144,8 +144,9 @@ def create_actions(parent: QWidget) -> Actions:
                                 "Show the chains as a graph: bases on the left, overlays to "
                                 "the right")),
         show_space=_checkable(a(parent, "&Space", "view-space", "Ctrl+Shift+S",
-                                "Show where the disk space goes: each image a rectangle as "
-                                "large as what it and its overlays hold on disk")),
+                                "Show where the disk space goes instead of the graph: each "
+                                "image a rectangle as large as what it and its overlays hold "
+                                "on disk")),
         overlay=a(parent, "Create &Overlay…", "overlay-new", "Ctrl+N",
                   "Create a qcow2 overlay (linked clone) of the selected image"),
         clone_vm=a(parent, "&New Linked-Clone VM…", "vm", None,

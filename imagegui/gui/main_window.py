@@ -1,6 +1,6 @@
 """The main window: composition and wiring only; the logic lives in the parts it connects.
 
-    chains list | Graph / Space tabs     details (right dock)
+    chains list | chain graph or Space   details (right dock)
                                          problems / operations / VMs (bottom docks)
 
 One :class:`Selection` is the current image for all of them. ``ready`` is emitted when a scan's
@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSplitter,
     QStackedWidget,
-    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 import imagegui
@@ -47,6 +48,7 @@ from imagegui.gui.panels.chains import ChainsPanel
 from imagegui.gui.panels.details import DetailsPanel
 from imagegui.gui.panels.hosts import HostsPanel
 from imagegui.gui.panels.jobs import JobsPanel
+from imagegui.gui.panels.layerbar import LayerBarPanel
 from imagegui.gui.panels.problems import ProblemsPanel
 from imagegui.gui.panels.space import SpacePanel
 from imagegui.gui.panels.status import StatusBar
@@ -79,14 +81,13 @@ class MainWindow(QMainWindow):
         self.view = ChainView(self.scene)
         self.welcome = WelcomePage()
         self.space = SpacePanel()
-        #: The two pictures of the directory: the chain graph, and where the space goes.
-        self.views = QTabWidget()
+        #: The two pictures of the directory: the chain graph, and where the space goes (View ▸
+        #: Graph / Space, and the toolbar's Space button). No tab bar: it would cost the graph
+        #: a row of its height.
+        self.views = QStackedWidget()
         self.views.setObjectName("views")
-        self.views.setDocumentMode(True)
-        self.views.addTab(self.view, resources.icon("view-graph"), "Graph")
-        self.views.addTab(self.space, resources.icon("view-space"), "Space")
-        self.views.setAccessibleName("Views of the directory")
-        self.views.tabBar().setAccessibleName("Graph or Space")
+        self.views.addWidget(self.view)
+        self.views.addWidget(self.space)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
         self.stack.addWidget(self.views)
@@ -99,13 +100,21 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([470, 640])
         self.setCentralWidget(self.splitter)
         self.details = DetailsPanel()
+        #: What each layer of the selected image's chain provides, above its details.
+        self.layers = LayerBarPanel()
+        details_box = QWidget()
+        box = QVBoxLayout(details_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(self.layers)
+        box.addWidget(self.details, 1)
         self.problems = ProblemsPanel()
         self.jobs = JobsPanel()
         self.vms = VmsPanel(self.jobs)
         #: "Power off" was chosen on quit: the window closes once the VMs are off.
         self._close_when_vms_off = False
         self.details_dock = self._dock(
-            "Details", "detailsDock", self.details, Qt.DockWidgetArea.RightDockWidgetArea
+            "Details", "detailsDock", details_box, Qt.DockWidgetArea.RightDockWidgetArea
         )
         self.problems_dock = self._dock(
             "Problems", "problemsDock", self.problems, Qt.DockWidgetArea.BottomDockWidgetArea
@@ -182,8 +191,7 @@ class MainWindow(QMainWindow):
         a.show_selected.triggered.connect(self._on_show_selected)
         a.problems_only.toggled.connect(self._on_problems_only)
         a.show_graph.triggered.connect(lambda: self.show_view(self.view))
-        a.show_space.triggered.connect(lambda: self.show_view(self.space))
-        self.views.currentChanged.connect(self._on_view_changed)
+        a.show_space.toggled.connect(lambda on: self.show_view(self.space if on else self.view))
         a.overlay.triggered.connect(self.ops.create_overlay)
         a.clone_vm.triggered.connect(self.ops.clone_vm)
         a.rebase.triggered.connect(lambda: self.ops.rebase())
@@ -204,6 +212,8 @@ class MainWindow(QMainWindow):
         s.scanStage.connect(self.status.set_stage)
         s.snapshotReady.connect(self._on_snapshot_ready)
         s.scanFailed.connect(self._on_scan_failed)
+        s.spaceReady.connect(self._on_space_ready)
+        s.spaceProgress.connect(self.space.set_progress)
         self.scene.built.connect(self._on_scene_built)
         self.selection.changed.connect(self._on_selection_changed)
         self.view.nodeClicked.connect(self.selection.set)
@@ -223,6 +233,7 @@ class MainWindow(QMainWindow):
         self.problems.removeLeftoversRequested.connect(self.ops.remove_leftovers)
         self.problems.message.connect(lambda text: self.status.showMessage(text, 8000))
         self.details.nodeRequested.connect(self._on_list_selected)
+        self.layers.nodeRequested.connect(self._on_list_selected)
         self.details.actionRequested.connect(self._on_details_action)
         self.welcome.openRequested.connect(self.choose_directory)
         self.welcome.demoRequested.connect(self.demoRequested)
@@ -321,6 +332,11 @@ class MainWindow(QMainWindow):
         if current is None:
             self._on_selection_changed(None)
 
+    def _on_space_ready(self, report) -> None:
+        """The space report of the current scan (None while it is read, or not available)."""
+        self.space.set_report(report, self.session.space_note)
+        self.layers.set_report(report)
+
     def _on_scene_built(self) -> None:
         self.view.viewport().setUpdatesEnabled(True)
         if self._fit_on_build:
@@ -368,6 +384,7 @@ class MainWindow(QMainWindow):
         self.space.select(node)
         self.chains.select(node)
         self.details.show_node(snap, node)
+        self.layers.show_node(snap, node)
         described = a11y.selection_description(snap, node)
         a11y.describe(self.view, described)
         a11y.describe(self.space.map, described)
@@ -393,12 +410,9 @@ class MainWindow(QMainWindow):
         self.scene.set_problems_only(on)
 
     def show_view(self, widget) -> None:
-        """Brings the graph or the Space view to the front (View ▸ Graph / Space)."""
+        """Brings the graph or the Space view to the front (View ▸ Graph / Space); remembered."""
         self.views.setCurrentWidget(widget)
-        self._on_view_changed()
-
-    def _on_view_changed(self, _index: int = 0) -> None:
-        space = self.views.currentWidget() is self.space
+        space = widget is self.space
         self.actions.show_graph.setChecked(not space)
         self.actions.show_space.setChecked(space)
         self.settings.set_view("space" if space else "graph")

@@ -80,7 +80,8 @@ def build_toolbar(window: QMainWindow, actions: Actions) -> QToolBar:
         actions.open, actions.rescan, None,
         actions.overlay, actions.rebase, actions.commit, actions.flatten, None,
         actions.check, actions.launch, actions.repair, None,
-        actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.problems_only,
+        actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.problems_only, None,
+        actions.show_space,
     ):  # fmt: skip
         if action is None:
             bar.addSeparator()

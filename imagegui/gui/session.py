@@ -11,6 +11,10 @@ Each scan also reads the local libvirt hosts (``hosts``, beside the walk, on a w
 job takes that read before it builds the graph, so the graph knows which VMs use which images.
 When the read ends after the graph was built and says something new, the graph is built once more
 from the same scan (no new walk) and announced again; the local graph is never held back for it.
+
+After each local scan the space report (``gui.spacejob``: allocation maps, guest data, shadowed
+and reclaimable bytes) is read in a task slot of its own, reusing the maps of files that did not
+change; ``spaceReady`` announces it (None while a new one is read, or for another host's images).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from imagegui.core.virt.inventory import Hosts
 from imagegui.gui.hosts import HostsReader, hosts_key
 from imagegui.gui.settings import Settings
 from imagegui.gui.snapshot import Snapshot, make_attach_job, make_remote_job, make_scan_job
+from imagegui.gui.spacejob import SpaceResult, make_space_job
 from imagegui.gui.workers import TaskSlot
 
 #: Quiet time after the last file event before an automatic rescan.
@@ -54,6 +59,10 @@ class Session(QObject):
     snapshotReady = Signal(object)
     #: (target, message)
     scanFailed = Signal(str, str)
+    #: The space report of the current snapshot (``core.chains.space.SpaceReport``), or None:
+    #: being read (``spaceProgress`` follows), or not available (``space_note`` says why).
+    spaceReady = Signal(object)
+    spaceProgress = Signal(float)
 
     def __init__(self, settings: Settings, parent: QObject | None = None):
         super().__init__(parent)
@@ -85,6 +94,16 @@ class Session(QObject):
         #: Builds the graph again when the local hosts were read after the scan's graph was.
         self._attach = TaskSlot(self, on_done=self._on_attached)
         self._attaching: Hosts | None = None
+        #: The space report of ``snapshot`` (None until read), and why there is none.
+        self.space_report = None
+        self.space_note = ""
+        self._space = TaskSlot(
+            self,
+            on_done=self._on_space_read,
+            on_failed=self._on_space_failed,
+            on_progress=self.spaceProgress.emit,
+        )
+        self._maps: dict = {}
 
     @property
     def scanning(self) -> bool:
@@ -143,6 +162,7 @@ class Session(QObject):
         self._watch(snapshot)
         self.snapshotReady.emit(snapshot)
         if not self._next():
+            self._read_space()
             self._attach_hosts()
 
     def _on_scan_failed(self, exc: object) -> None:
@@ -203,6 +223,35 @@ class Session(QObject):
             return
         self.snapshot = snapshot
         self.snapshotReady.emit(snapshot)
+        self._read_space()  # which VMs use an image changes what is reclaimable
+
+    # -- space
+
+    def _read_space(self) -> None:
+        """Reads the space report of the current snapshot on a worker (maps of unchanged files
+        reused); announces None meanwhile."""
+        snap = self.snapshot
+        self.space_report = None
+        if snap is None:
+            return
+        if snap.remote_uri is not None:
+            self._space.discard()
+            self.space_note = "not read for another host's images"
+            self.spaceReady.emit(None)
+            return
+        self.space_note = "reading where the space goes…"
+        self.spaceReady.emit(None)
+        self._space.start(make_space_job(snap, self._maps, self.settings.qemu_img()))
+
+    def _on_space_read(self, result: SpaceResult) -> None:
+        self._maps = result.maps
+        self.space_report = result.report
+        self.space_note = ""
+        self.spaceReady.emit(result.report)
+
+    def _on_space_failed(self, exc: BaseException) -> None:
+        self.space_note = f"where the space goes could not be read: {exc}"
+        self.spaceReady.emit(None)
 
     # -- watching
 
@@ -244,6 +293,7 @@ class Session(QObject):
         self._debounce.stop()
         self._scan.discard()
         self._attach.discard()
+        self._space.discard()
         self.hosts.stop()
         old = self._watcher.directories()
         if old:

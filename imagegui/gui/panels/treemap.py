@@ -185,6 +185,9 @@ class TreemapView(QWidget):
         #: What the tooltip adds per image (guest data, shadowed), from the space report.
         self.extra: Mapping[str, str] = {}
         self.picture: Picture | None = None
+        #: Images drawn hatched (reclaimable), and their rectangles in the current picture.
+        self.marked: set[str] = set()
+        self._marked_rects: list[QRectF] = []
         self.selected: str | None = None
         self.hovered = -1
         self._stale = False
@@ -209,6 +212,23 @@ class TreemapView(QWidget):
             self._set_picture(None)
         elif self.isVisible():
             self._start_layout()
+
+    def set_marked(self, paths: set[str]) -> None:
+        """Hatches these images' rectangles (the reclaimable ones)."""
+        self.marked = set(paths)
+        self._collect_marked()
+        self.update()
+
+    def _collect_marked(self) -> None:
+        pic = self.picture
+        self._marked_rects = []
+        if pic is None:
+            return
+        for path in self.marked:
+            i = pic.index.get(path)
+            if i is not None and pic.tiles[i].w > 0 and pic.tiles[i].h > 0:
+                t = pic.tiles[i]
+                self._marked_rects.append(QRectF(t.x, t.y, t.w, t.h))
 
     def select(self, node: str | None) -> None:
         if node == self.selected:
@@ -264,6 +284,7 @@ class TreemapView(QWidget):
         self.picture = picture
         self._labels = {}
         self.hovered = -1
+        self._collect_marked()
         self.update()
 
     def showEvent(self, event) -> None:
@@ -300,6 +321,10 @@ class TreemapView(QWidget):
             painter.setBrush(s.brush)
             painter.setPen(s.pen)
             painter.drawRects(rects)
+        if self._marked_rects:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QBrush(t.muted, Qt.BrushStyle.BDiagPattern))
+            painter.drawRects(self._marked_rects)
         if exact:
             self._paint_labels(painter, pic, QRectF(event.rect()))
         painter.resetTransform()
