@@ -78,6 +78,9 @@ step screenshot env -u PYTHONPATH QT_QPA_PLATFORM=offscreen HOME="$work/run" \
   XDG_CONFIG_HOME="$work/run/config" "$work/venv/bin/imagegui" --demo --screenshot "$work/demo.png"
 [ "$(head -c 8 "$work/demo.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
   fail "the window's screenshot is not a PNG"
+# Delete to the Trash from the installed wheel (Send2Trash is a dependency): a dry run plans it.
+step delete-dry-run env -u PYTHONPATH HOME="$work/run" XDG_DATA_HOME="$work/run/data" \
+  XDG_STATE_HOME="$work/run/state" "$work/venv/bin/imagegui" delete --dry-run "$work/demo.png"
 # The app menu from the installed wheel: what install-desktop writes passes the desktop's own
 # validators, and --uninstall leaves the data directory as it found it.
 data="$work/run/data"

@@ -76,13 +76,14 @@ def test_an_orphan_lands_in_the_trash_with_its_trashinfo_and_undo_restores_it(
     assert status == 2 and "no deletion of" in err
 
 
-def test_dry_run_changes_nothing(images, capsys, trash_home):
+def test_dry_run_changes_nothing(images, capsys, trash_home, tmp_path):
     status, out, _ = cli(capsys, "delete", images["base"], "--with-overlays", "--dry-run")
     assert status == 0
     assert "move 3 files to the Trash" in out
     assert f"moves {images['web01']} (" in out and "backs onto" in out
     assert all(p.exists() for p in images.values())
     assert not (trash_home / "Trash").exists()
+    assert not (tmp_path / "state").exists()  # not even the journal is made
     status, out, _ = cli(capsys, "delete", images["orphan"], "--dry-run", "--json")
     doc = json.loads(out)
     assert doc["op"] == "delete" and not doc["refused"]

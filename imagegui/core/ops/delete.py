@@ -44,6 +44,7 @@ from imagegui.core.ops.trash import (
     trash_spot,
 )
 from imagegui.core.read.backing import canonical, is_inside
+from imagegui.core.read.fileid import file_id
 from imagegui.core.units import counted, human_size
 
 if TYPE_CHECKING:
@@ -80,6 +81,9 @@ class DeleteItem:
     spot: TrashSpot | None = None
     #: The file it is in the plan because of (it backs onto it, directly or further down).
     overlay_of: str | None = None
+    #: The image whose data it holds (a VMDK extent, a qcow2 external data file): it goes
+    #: with that image, right after it.
+    extent_of: str | None = None
 
     @property
     def frees(self) -> int:
@@ -91,6 +95,8 @@ class DeleteItem:
         if self.links > 1:
             size += f", {counted(self.links - 1, 'other name')}: nothing freed"
         why = f"; backs onto {self.overlay_of}" if self.overlay_of else ""
+        if self.extent_of:
+            why = f"; holds the data of {self.extent_of}"
         return f"{self.path} ({size}{why})"
 
 
@@ -110,10 +116,12 @@ def examine(
     index: DomainIndex | None,
     permanent: bool,
     overlays_ok: bool = False,
+    owner_ok: bool = False,
 ) -> DeleteItem | Finding:
     """The file as something that can be deleted now, or the refusal that keeps it. ``roots``:
     where images that back onto it are searched for; ``overlays_ok``: they are in the plan
-    too and deleted before it (``with_overlays``), so they are no reason to keep it."""
+    too and deleted before it (``with_overlays``), so they are no reason to keep it;
+    ``owner_ok``: the file is a data file of an image the plan deletes before it."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -160,6 +168,14 @@ def examine(
             fix_cli="add --with-overlays to the same command (deletes them too)",
             paths=tuple(overlays),
         )
+    if not owner_ok and (owners := extent_owners(path, roots)):
+        names = ", ".join(owners)
+        return refuse(
+            "holds-data",
+            f"{path} holds the data of {names} (an extent or external data file): deleting it "
+            f"destroys that image's data; delete {names} instead, which takes this file along",
+            paths=tuple(owners),
+        )
     spot = None
     if not permanent:
         if is_inside(path, home_trash()):
@@ -183,6 +199,39 @@ def examine(
         links=st.st_nlink,
         spot=spot,
     )
+
+
+def data_files(path: str) -> list[str]:
+    """The other files ``path``'s image keeps its data in (a VMDK's extents, a qcow2's external
+    data file): deleting the image deletes them too. Empty for a file that is no image."""
+    from imagegui.core.read.probe import ProbeError, probe_image
+
+    try:
+        img = probe_image(path)
+    except (ProbeError, OSError):
+        return []
+    return [canonical(e) for e in dict.fromkeys(img.extents) if canonical(e) != path]
+
+
+def extent_owners(path: str, roots: Sequence[str]) -> list[str]:
+    """The images under ``roots`` that keep data in ``path`` (as an extent or data file). Only
+    a raw file can be one (an extent, a data file has no header): others are not searched."""
+    from imagegui.core.read.probe import ProbeError, probe_image
+    from imagegui.core.read.scan import scan_directory
+
+    try:
+        if probe_image(path).format != "raw":
+            return []
+    except (ProbeError, OSError):
+        pass
+    ident = file_id(path)
+    found: set[str] = set()
+    for root in roots:
+        for img in scan_directory(root).images.values():
+            for extent in img.extents:
+                if extent != img.path and file_id(extent) == ident:
+                    found.add(img.path)
+    return sorted(found)
 
 
 def dependents(path: str, roots: Sequence[str]) -> list[tuple[str, str]]:
@@ -309,7 +358,7 @@ class DeletePlan(Plan[DeleteResult]):
                     moved = trash(planned.path, now.spot)
                     trashed.append(moved)
                     in_trash += planned.frees
-                    entry = journal.delete_entry_for(moved, batch)
+                    entry = journal.delete_entry_for(moved, batch, planned.extent_of or "")
                     batch = entry.batch
                     try:
                         journal.record_delete(entry)
@@ -389,6 +438,23 @@ def plan_delete(
     search = nearby_roots(*named, extra=extra) if named else list(extra)
     items: list[DeleteItem] = []
     planned: set[str] = set()
+
+    def add(got: DeleteItem | Finding) -> None:
+        """The item (then its data files, right after it) or the refusal."""
+        if isinstance(got, Finding):
+            findings.append(got)
+            return
+        items.append(got)
+        for extent in data_files(got.path):
+            if extent in planned:
+                continue
+            planned.add(extent)
+            part = examine(extent, search, index, permanent, owner_ok=True)
+            if isinstance(part, Finding):
+                findings.append(part)
+            else:
+                items.append(replace(part, extent_of=got.path))
+
     for path in named:
         tree = dependents(path, search) if with_overlays else []
         for child, base in tree:
@@ -396,18 +462,11 @@ def plan_delete(
                 continue
             planned.add(child)
             got = examine(child, search, index, permanent, overlays_ok=True)
-            if isinstance(got, Finding):
-                findings.append(got)
-            else:
-                items.append(replace(got, overlay_of=base))
+            add(got if isinstance(got, Finding) else replace(got, overlay_of=base))
         if path in planned:
-            continue  # named and also above another named file: deleted as its overlay
+            continue  # named and also above another named file: deleted with it
         planned.add(path)
-        got = examine(path, search, index, permanent, overlays_ok=with_overlays)
-        if isinstance(got, Finding):
-            findings.append(got)
-        else:
-            items.append(got)
+        add(examine(path, search, index, permanent, overlays_ok=with_overlays))
     findings += _notes(items, permanent)
     if not items and not findings:
         findings.append(refuse("nothing", "no file to delete"))
@@ -452,7 +511,7 @@ def _notes(items: list[DeleteItem], permanent: bool) -> list[Finding]:
                 f"deleted permanently: {counted(len(items), 'file')} cannot be restored or undone",
             )
         )
-    elif problem := journal.writable_problem():
+    elif problem := journal.predicted_problem():
         out.append(
             warn(
                 "journal",
@@ -565,6 +624,8 @@ def plan_restore(paths: Iterable[str | os.PathLike[str]]) -> RestorePlan:
                 )
             )
         else:
+            # Its data files first: the image is whole the moment it is back.
+            entries += [e for e in journal.parts_of(entry) if e not in entries]
             entries.append(entry)
     findings += [info("journal", n) for n in notes]
     plan = plan_restore_entries(entries, findings)

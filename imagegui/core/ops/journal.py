@@ -146,6 +146,25 @@ def writable_problem() -> str | None:
     return None
 
 
+def predicted_problem() -> str | None:
+    """Why the journal could not be written, judged without creating anything (for a plan
+    that is only shown): the file's permission, or the nearest existing folder's."""
+    path = journal_path()
+    if os.path.exists(path):
+        ok = os.access(path, os.W_OK)
+    else:
+        folder = os.path.dirname(path)
+        while folder and not os.path.exists(folder):
+            folder = os.path.dirname(folder)
+        ok = os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+    if ok:
+        return None
+    return (
+        f"the journal {path} cannot be written (permission denied); point IMAGEGUI_JOURNAL at "
+        "a writable file"
+    )
+
+
 def record(entry: RebaseEntry, fd: int | None = None) -> None:
     """Appends ``entry`` (to ``fd`` from :func:`open_for_append`, which it closes, if given)."""
     data = asdict(entry)
@@ -385,6 +404,9 @@ class DeleteEntry:
     #: them together.
     batch: str = ""
     undo_of: str | None = None
+    #: The image this file holds data of (a VMDK extent, a qcow2 data file), moved with it:
+    #: restoring that image restores this file too.
+    part_of: str = ""
 
     @property
     def image(self) -> str:
@@ -408,13 +430,14 @@ class DeleteEntry:
 
 
 DELETE_OP = "delete"
-_DELETE_TEXT = ("id", "original", "trashed", "trashinfo", "batch")
+_DELETE_TEXT = ("id", "original", "trashed", "trashinfo", "batch", "part_of")
 _DELETE_INTS = ("dev", "ino", "size", "mtime_ns")
 
 
-def delete_entry_for(item: Trashed, batch: str = "") -> DeleteEntry:
+def delete_entry_for(item: Trashed, batch: str = "", part_of: str = "") -> DeleteEntry:
     """The journal entry for a file just moved to the Trash (``batch``: the id of the first
-    entry of the same delete; empty for the first, which then names itself)."""
+    entry of the same delete; empty for the first, which then names itself; ``part_of``: the
+    image whose data file it is)."""
     entry_id = new_id()
     return DeleteEntry(
         id=entry_id,
@@ -427,6 +450,7 @@ def delete_entry_for(item: Trashed, batch: str = "") -> DeleteEntry:
         size=item.size,
         mtime_ns=item.mtime_ns,
         batch=batch or entry_id,
+        part_of=part_of,
     )
 
 
@@ -481,6 +505,11 @@ def last_deletion(path: str, notes: list[str] | None = None) -> DeleteEntry | No
         if e.original == norm:
             return e
     return None
+
+
+def parts_of(entry: DeleteEntry, notes: list[str] | None = None) -> list[DeleteEntry]:
+    """The data files deleted with ``entry``'s image (its extents), not yet restored."""
+    return [e for e in in_trash(notes) if e.batch == entry.batch and e.part_of == entry.original]
 
 
 def batch_of(entry: DeleteEntry, notes: list[str] | None = None) -> list[DeleteEntry]:

@@ -205,7 +205,14 @@ def trash(path: str, spot: TrashSpot | None = None) -> Trashed:
     if spot.kind == "volume":
         # send2trash makes the volume's trash (and says which it made); it must be where the
         # plan said and on the file's file system, or the rename could not be one.
-        made = os.fsdecode(plat_other.find_ext_volume_trash(os.fsencode(spot.topdir)))
+        try:
+            made = os.fsdecode(plat_other.find_ext_volume_trash(os.fsencode(spot.topdir)))
+        except OSError as exc:  # TrashPermissionError too: the folder could not be made
+            raise TrashUnavailable(
+                f"{path} cannot be moved to the Trash without copying it "
+                f"({human_size(st.st_blocks * 512)}): no Trash folder can be made on its volume "
+                f"at {spot.topdir} ({exc.strerror})"
+            ) from None
         if _usable_dir(made, st.st_dev) is not True:
             raise TrashUnavailable(
                 f"the Trash of the volume at {spot.topdir} ({made}) is not on the file system "

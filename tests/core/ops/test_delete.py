@@ -166,3 +166,40 @@ def test_an_image_a_running_vm_holds_is_refused(running, trash_home):
     with_tree = plan_delete([base], with_overlays=True)
     assert {f.code for f in with_tree.blocking()} == {"in-use"}
     assert top.exists() and base.exists()
+
+
+@pytest.fixture
+def flat_vmdk(tmp_path: Path) -> tuple[Path, Path]:
+    """A monolithicFlat VMDK: the descriptor d.vmdk and its data in d-flat.vmdk."""
+    d = tmp_path / "vmdk"
+    d.mkdir()
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat",
+         str(d / "d.vmdk"), "8M"],
+        check=True,
+    )  # fmt: skip
+    return d / "d.vmdk", d / "d-flat.vmdk"
+
+
+def test_an_extent_is_refused_naming_its_image(flat_vmdk, trash_home):
+    descriptor, flat = flat_vmdk
+    plan = plan_delete([flat])
+    (f,) = plan.blocking()
+    assert f.code == "holds-data" and str(descriptor) in f.message
+    assert flat.exists()
+
+
+def test_an_image_goes_with_its_extents_and_comes_back_with_them(flat_vmdk, trash_home):
+    descriptor, flat = flat_vmdk
+    plan = plan_delete([descriptor])
+    assert not plan.refused, plan.describe()
+    assert [(i.path, i.extent_of) for i in plan.items] == [
+        (str(descriptor), None),
+        (str(flat), str(descriptor)),
+    ]
+    plan.run()
+    assert not descriptor.exists() and not flat.exists()
+    restore = plan_restore([descriptor])
+    assert [e.original for e in restore.entries] == [str(flat), str(descriptor)]
+    restore.run()
+    assert descriptor.exists() and flat.exists()

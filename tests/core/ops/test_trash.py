@@ -180,3 +180,16 @@ def test_a_read_only_volume_is_refused_saying_what_a_copy_would_cost(volume: Pat
     with pytest.raises(TrashUnavailable, match=r"without copying it \(1 MiB\)"):
         trash_spot(str(f))
     assert f.exists() and not (trash_home / "Trash").exists()
+
+
+def test_a_volume_trash_that_cannot_be_made_when_moving_refuses_without_copying(
+    volume: Path, trash_home
+):
+    """The plan saw a writable volume; by the move it is read-only: refused, nothing copied."""
+    f = volume / "img.raw"
+    f.write_bytes(b"\1" * 8192)
+    spot = trash_spot(str(f))
+    subprocess.run(["mount", "-o", "remount,ro", str(volume)], check=True)
+    with pytest.raises(TrashUnavailable, match="no Trash folder can be made on its volume"):
+        trash(str(f), spot)
+    assert f.exists() and not (trash_home / "Trash").exists()
