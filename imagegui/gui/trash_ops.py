@@ -101,7 +101,7 @@ class TrashOps(QObject):
         ops.session.snapshotReady.connect(self._on_snapshot_ready)
         #: Edit ▸ Restore from Trash: every delete whose files are still in the Trash (Undo
         #: offers only the last change), read on a worker with each scan and after each job.
-        self.restore_menu = QMenu("Restore from &Trash")
+        self.restore_menu = QMenu("Restore from &Trash", ops.window)
         self.restore_menu.setObjectName("restoreMenu")
         self.restore_menu.setToolTipsVisible(True)
         self.restore_menu.menuAction().setStatusTip(
