@@ -9,6 +9,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 
 from imagegui.core.jobs import CancelledError, CancelToken
@@ -125,3 +126,75 @@ def copy_verified(
             os.close(dfd)
     finally:
         os.close(sfd)
+
+
+def tree_stamps(root: str) -> dict[str, tuple[int, int, int, int]]:
+    """Every entry under the folder ``root`` (symbolic links not followed) -> (mode, size,
+    mtime in ns, inode): what a copy of the tree was made from, to tell whether it changed."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            size = 0 if stat.S_ISDIR(st.st_mode) else st.st_size
+            mtime = 0 if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
+            out[os.path.relpath(path, root)] = (st.st_mode, size, mtime, st.st_ino)
+    return out
+
+
+def tree_problem(root: str) -> str | None:
+    """Why the folder ``root`` cannot be copied file by file (a device, a FIFO, a socket, an
+    unreadable entry), or None."""
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
+        for name in (*dirnames, *filenames):
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                return f"{path} is not a file, a folder or a link"
+            if stat.S_ISREG(mode) and not os.access(path, os.R_OK):
+                return f"{path} cannot be read (permission denied)"
+    return None
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def copy_tree(
+    src: str, dst: str, step: Callable[[int], None], cancel: CancelToken | None = None
+) -> None:
+    """Copies the folder ``src`` to the new folder ``dst`` (created here, exclusively): folders
+    with their modes, symbolic links as links, every file with :func:`copy_verified` and its
+    mode, owner (as root) and times. A cancel raises ``CancelledError``; the caller removes
+    ``dst`` on any failure."""
+    os.mkdir(dst, 0o700)
+    modes = [(dst, stat.S_IMODE(os.stat(src).st_mode))]
+    for dirpath, dirnames, filenames in os.walk(src, onerror=_raise):
+        into = os.path.join(dst, os.path.relpath(dirpath, src))
+        for name in (*dirnames, *filenames):
+            if cancel is not None and cancel.cancelled:
+                raise CancelledError("cancelled")
+            path, target = os.path.join(dirpath, name), os.path.join(into, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(path), target)
+            elif stat.S_ISDIR(st.st_mode):
+                os.mkdir(target, 0o700)
+                modes.append((target, stat.S_IMODE(st.st_mode)))
+            elif stat.S_ISREG(st.st_mode):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                os.close(os.open(target, flags, 0o600))
+                copy_verified(path, target, step, cancel)
+                _same_owner_mode_times(target, st)
+            else:
+                raise CopyError(f"{path} is not a file, a folder or a link")
+    for path, mode in reversed(modes):  # deepest first: a read-only folder is filled by now
+        os.chmod(path, mode)
+
+
+def _same_owner_mode_times(path: str, st: os.stat_result) -> None:
+    with contextlib.suppress(OSError):
+        if os.geteuid() == 0:
+            os.chown(path, st.st_uid, st.st_gid)
+    os.chmod(path, stat.S_IMODE(st.st_mode))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))

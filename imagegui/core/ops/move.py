@@ -9,9 +9,10 @@ absolute stays absolute) and its recorded backing format. Relative links inside 
 keep working on their own and are left alone.
 
 On one file system the pointers are rewritten first, then the files renamed (never replacing a
-file); across file systems each file is copied to a temporary name beside its destination
-(``.NAME.<8 hex>.partial``, which a scan reports should imagegui be killed), compared byte for
-byte with the source, renamed, then the pointers are rewritten and only then the source removed.
+file); across file systems each file (or folder, file by file) is copied to a temporary name
+beside its destination (``.NAME.<8 hex>.partial``: a file of that name left by a killed imagegui
+is reported by the scan; a folder is not, yet), compared byte for byte with the source, renamed,
+then the pointers are rewritten and only then the source removed.
 A failure or a cancel undoes what was done (renames back, pointers back, the copy removed), so
 the source is intact; every rewrite is journalled like a rebase (``rebase --undo``).
 """
@@ -21,15 +22,23 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.ops import guards, journal
-from imagegui.core.ops.filemove import copy_verified, data_bytes, rename_no_replace
+from imagegui.core.ops.filemove import (
+    copy_tree,
+    copy_verified,
+    data_bytes,
+    rename_no_replace,
+    tree_problem,
+    tree_stamps,
+)
 from imagegui.core.ops.newfile import claim_new_file, link_no_replace, release_new_file
 from imagegui.core.ops.plan import (
     Finding,
@@ -187,6 +196,8 @@ class _Run:
         self.renamed: list[Relocation] = []
         self.rewritten: list[tuple[Rewrite, str, str]] = []  # (rewrite, path written, entry id)
         self.copies: list[tuple[str, FileId]] = []  # new files made (partial or final name)
+        #: Folders copied (partial or final name, and the folder's identity once made).
+        self.trees: list[tuple[str, FileId | None]] = []
         self.late_note = ""
 
     # -- one file system
@@ -225,8 +236,7 @@ class _Run:
 
     def across(self) -> None:
         plan = self.plan
-        sizes = {r.src: data_bytes(r.src) for r in plan.relocations}
-        total = max(1, 2 * sum(sizes.values()))
+        total = max(1, 2 * sum(_tree_data_bytes(r) for r in plan.relocations))
         done = [0]
 
         def step(n: int) -> None:
@@ -234,34 +244,14 @@ class _Run:
             self.progress(min(0.99, done[0] / total))
 
         own = {w.image: w for w in plan.rewrites if w.moved}
-        stamps: dict[str, tuple[int, int, int, int]] = {}
+        stamps: dict[str, object] = {}
         try:
             for r in plan.relocations:
                 self._check_cancel()
-                st = os.stat(r.src)
-                stamps[r.src] = _stamp(st)
-                ident = claim_new_file(r.partial, stat.S_IMODE(st.st_mode) | 0o600)
-                self.copies.append((r.partial, ident))
-                with contextlib.suppress(OSError):
-                    os.chmod(r.partial, stat.S_IMODE(st.st_mode) | 0o600)
-                    if os.geteuid() == 0:
-                        os.chown(r.partial, st.st_uid, st.st_gid)
-                copy_verified(r.src, r.partial, step, self.cancel)
-                if _stamp(os.stat(r.src)) != stamps[r.src]:
-                    raise GuardRefused(
-                        [refuse("changed", f"{r.src} was written while it was being copied")]
-                    )
-                w = own.get(r.src)
-                if w is not None:
-                    self._run_rebase(w, r.partial)
+                if r.is_dir:
+                    self._copy_folder(r, own, stamps, step)
                 else:
-                    os.utime(r.partial, ns=(st.st_atime_ns, st.st_mtime_ns))
-                os.chmod(r.partial, stat.S_IMODE(st.st_mode))
-                self._check_cancel()
-                link_no_replace(r.partial, r.dst)
-                self.copies[-1] = (r.dst, ident)
-                if w is not None:
-                    self.rewritten.append((w, r.dst, self._journal(w, r.dst)))
+                    self._copy_file(r, own, stamps, step)
                 self.progress(min(0.99, done[0] / total))  # named: the rewrites come next
             for w in plan.rewrites:
                 if not w.moved:
@@ -270,12 +260,14 @@ class _Run:
             self._verify()
             for r in plan.relocations:  # the last check: the source is still as copied
                 self._check_cancel()
-                if _stamp(os.stat(r.src)) != stamps[r.src]:
+                if _source_state(r) != stamps[r.src]:
                     raise GuardRefused(
                         [refuse("changed", f"{r.src} was written while it was being moved")]
                     )
-                if (lock := guards.not_in_use(r.src, "source")) is not None:
-                    raise GuardRefused([lock])
+                for path in plan.moved_images:
+                    lock = guards.not_in_use(path, "source") if is_within(path, r.src) else None
+                    if lock is not None:
+                        raise GuardRefused([lock])
         except CancelledError:
             state = self._undo()
             raise CancelledError(f"move cancelled: {state}") from None
@@ -292,7 +284,10 @@ class _Run:
         left = []
         for r in plan.relocations:
             try:
-                os.unlink(r.src)
+                if r.is_dir:
+                    shutil.rmtree(r.src)
+                else:
+                    os.unlink(r.src)
             except OSError as exc:
                 left.append(f"{r.src} ({exc.strerror})")
         if left:
@@ -301,6 +296,62 @@ class _Run:
                 f"removed: {', '.join(left)}; remove it yourself"
             )
         self.progress(1.0)
+
+    def _copy_file(
+        self,
+        r: Relocation,
+        own: dict[str, Rewrite],
+        stamps: dict[str, object],
+        step: Callable[[int], None],
+    ) -> None:
+        st = os.stat(r.src)
+        stamps[r.src] = _source_state(r)
+        ident = claim_new_file(r.partial, stat.S_IMODE(st.st_mode) | 0o600)
+        self.copies.append((r.partial, ident))
+        with contextlib.suppress(OSError):
+            os.chmod(r.partial, stat.S_IMODE(st.st_mode) | 0o600)
+            if os.geteuid() == 0:
+                os.chown(r.partial, st.st_uid, st.st_gid)
+        copy_verified(r.src, r.partial, step, self.cancel)
+        if _source_state(r) != stamps[r.src]:
+            raise GuardRefused(
+                [refuse("changed", f"{r.src} was written while it was being copied")]
+            )
+        w = own.get(r.src)
+        if w is not None:
+            self._run_rebase(w, r.partial)
+        else:
+            os.utime(r.partial, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.chmod(r.partial, stat.S_IMODE(st.st_mode))
+        self._check_cancel()
+        link_no_replace(r.partial, r.dst)
+        self.copies[-1] = (r.dst, ident)
+        if w is not None:
+            self.rewritten.append((w, r.dst, self._journal(w, r.dst)))
+
+    def _copy_folder(
+        self,
+        r: Relocation,
+        own: dict[str, Rewrite],
+        stamps: dict[str, object],
+        step: Callable[[int], None],
+    ) -> None:
+        stamps[r.src] = _source_state(r)
+        self.trees.append((r.partial, None))
+        copy_tree(r.src, r.partial, step, self.cancel)
+        self.trees[-1] = (r.partial, file_id(r.partial))
+        if _source_state(r) != stamps[r.src]:
+            raise GuardRefused(
+                [refuse("changed", f"something in {r.src} changed while it was being copied")]
+            )
+        inside = [w for w in own.values() if is_within(w.image, r.src)]
+        for w in inside:  # the copies' own pointers, before the folder gets its name
+            self._run_rebase(w, r.partial + w.image[len(r.src) :])
+        self._check_cancel()
+        rename_no_replace(r.partial, r.dst)
+        self.trees[-1] = (r.dst, self.trees[-1][1])
+        for w in inside:
+            self.rewritten.append((w, w.final, self._journal(w, w.final)))
 
     # -- steps
 
@@ -416,6 +467,14 @@ class _Run:
             if os.path.lexists(path) and file_id(path) == ident:
                 failed.append(f"the copy {path} could not be removed")
         self.copies.clear()
+        for path, folder in reversed(self.trees):
+            # Only the folder this run made (its identity; a half-made one by its name, which
+            # was free when the run began and is imagegui's temporary name).
+            if os.path.isdir(path) and (folder is None or file_id(path) == folder):
+                shutil.rmtree(path, ignore_errors=True)
+            if os.path.lexists(path) and (folder is None or file_id(path) == folder):
+                failed.append(f"the copy {path} could not be removed")
+        self.trees.clear()
         sources = ", ".join(r.src for r in self.plan.relocations)
         if failed:
             return "undoing it failed in part: " + "; ".join(failed)
@@ -432,6 +491,23 @@ def _why(exc: BaseException) -> str:
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _source_state(r: Relocation) -> object:
+    """What the source is now: the file's stamp, or every entry of the folder's."""
+    return tree_stamps(r.src) if r.is_dir else _stamp(os.stat(r.src))
+
+
+def _tree_data_bytes(r: Relocation) -> int:
+    if not r.is_dir:
+        return data_bytes(r.src)
+    total = 0
+    for dirpath, _dirs, names in os.walk(r.src):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                total += data_bytes(path)
+    return total
 
 
 # --------------------------------------------------------------------------- planning
@@ -495,15 +571,18 @@ def plan_move(
     if cross_fs:
         for i, r in enumerate(relocations):
             if r.is_dir:
-                findings.append(
-                    refuse(
-                        "folder-across-file-systems",
-                        f"{r.src} is a folder and {os.path.dirname(r.dst)} is on another file "
-                        "system: moving a whole folder there is not supported; move its images "
-                        "(or move the folder within its file system)",
+                try:
+                    why = tree_problem(r.src)
+                except OSError as exc:
+                    why = f"{exc.filename}: {exc.strerror}"
+                if why is not None:
+                    findings.append(
+                        refuse(
+                            "cannot-copy",
+                            f"{r.src} must be copied to the other file system file by file, "
+                            f"and {why}",
+                        )
                     )
-                )
-                continue
             partial = partials.get(r.src) or os.path.join(
                 os.path.dirname(r.dst),
                 f".{os.path.basename(r.dst)}.{secrets.token_hex(4)}.partial",
@@ -592,7 +671,7 @@ def plan_move(
     if rewrites and (why := journal.writable_problem()) is not None:
         findings.append(refuse("journal", why))
     if cross_fs:
-        needed = sum(_allocated(r.src) for r in relocations if not r.is_dir)
+        needed = sum(_allocated(r) for r in relocations)
         folders = {os.path.dirname(r.dst) for r in relocations}
         for folder in sorted(folders):
             if os.path.isdir(folder):
@@ -647,11 +726,16 @@ def _source_problem(src: str, dst: str) -> Finding | None:
     return None
 
 
-def _allocated(path: str) -> int:
-    try:
-        return os.stat(path).st_blocks * 512
-    except OSError:
-        return 0
+def _allocated(r: Relocation) -> int:
+    """Bytes the source takes on disk (a folder's files and links, summed)."""
+    paths = [r.src]
+    if r.is_dir:
+        paths = [os.path.join(d, n) for d, _dirs, names in os.walk(r.src) for n in names]
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += os.lstat(path).st_blocks * 512
+    return total
 
 
 def _rewrite_for(
@@ -742,18 +826,26 @@ def _describe(
     others = [w for w in rewrites if not w.moved]
     if cross_fs:
         for r in relocations:
-            commands.append(["cp", "--sparse=always", "--", r.src, r.partial])
-            commands.append(["cmp", "--", r.src, r.partial])
-            if r.src in own:
-                commands.append(rebase(own[r.src], r.partial))
+            if r.is_dir:
+                commands.append(["cp", "-a", "--sparse=always", "--", r.src, r.partial])
+                commands.append(["diff", "-r", "--no-dereference", "--", r.src, r.partial])
+                for w in own.values():
+                    if is_within(w.image, r.src):
+                        commands.append(rebase(w, r.partial + w.image[len(r.src) :]))
+            else:
+                commands.append(["cp", "--sparse=always", "--", r.src, r.partial])
+                commands.append(["cmp", "--", r.src, r.partial])
+                if r.src in own:
+                    commands.append(rebase(own[r.src], r.partial))
             commands.append(["mv", "-n", "-T", "--", r.partial, r.dst])
+            what = "every file of the folder " if r.is_dir else ""
             changes.append(
-                f"{r.src} is copied to {r.dst} (through {os.path.basename(r.partial)} beside it, "
-                "compared byte for byte before it gets its name), and removed once every "
-                "pointer leads to the copy"
+                f"{what}{r.src} is copied to {r.dst} (through {os.path.basename(r.partial)} "
+                "beside it, compared byte for byte before it gets its name), and removed once "
+                "every pointer leads to the copy"
             )
         commands += [rebase(w, w.image) for w in others]
-        commands += [["rm", "--", r.src] for r in relocations]
+        commands += [["rm", *(["-r"] if r.is_dir else []), "--", r.src] for r in relocations]
     else:
         commands += [rebase(w, w.image) for w in rewrites]
         for r in relocations:

@@ -10,7 +10,15 @@ import pytest
 
 from imagegui.core.jobs import CancelledError, CancelToken
 from imagegui.core.ops import filemove
-from imagegui.core.ops.filemove import CopyError, copy_verified, data_bytes, rename_no_replace
+from imagegui.core.ops.filemove import (
+    CopyError,
+    copy_tree,
+    copy_verified,
+    data_bytes,
+    rename_no_replace,
+    tree_problem,
+    tree_stamps,
+)
 from imagegui.core.ops.plan import GuardRefused
 
 
@@ -85,3 +93,34 @@ def test_a_cancel_stops_the_copy_between_chunks(tmp_path: Path):
     with pytest.raises(CancelledError):
         copy_verified(str(src), str(dst), step, token)
     assert len(seen) == 1
+
+
+def test_copy_tree_keeps_links_modes_and_bytes_and_names_what_it_cannot_copy(tmp_path: Path):
+    src = tmp_path / "src"
+    (src / "ro").mkdir(parents=True)
+    sparse(src / "ro" / "disk.img", 4 << 20, {1 << 20: os.urandom(1 << 20)})
+    os.chmod(src / "ro" / "disk.img", 0o440)
+    os.chmod(src / "ro", 0o550)  # a read-only folder is still filled
+    os.symlink("ro/disk.img", src / "link")
+    try:
+        assert tree_problem(str(src)) is None
+        before = tree_stamps(str(src))
+        copy_tree(str(src), str(tmp_path / "dst"), lambda n: None)
+        dst = tmp_path / "dst"
+        assert os.readlink(dst / "link") == "ro/disk.img"
+        assert (dst / "ro" / "disk.img").read_bytes() == (src / "ro" / "disk.img").read_bytes()
+        assert os.stat(dst / "ro").st_mode & 0o777 == 0o550
+        assert os.stat(dst / "ro" / "disk.img").st_mode & 0o777 == 0o440
+        assert (
+            os.stat(dst / "ro" / "disk.img").st_mtime_ns
+            == os.stat(src / "ro" / "disk.img").st_mtime_ns
+        )
+        assert tree_stamps(str(src)) == before  # the source was only read
+    finally:
+        os.chmod(src / "ro", 0o750)
+        if (tmp_path / "dst" / "ro").exists():
+            os.chmod(tmp_path / "dst" / "ro", 0o750)
+    os.mkfifo(src / "pipe")
+    assert tree_problem(str(src)) == f"{src / 'pipe'} is not a file, a folder or a link"
+    with pytest.raises(CopyError):
+        copy_tree(str(src), str(tmp_path / "dst2"), lambda n: None)

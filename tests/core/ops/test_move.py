@@ -387,11 +387,63 @@ def test_a_cancel_after_the_copy_took_its_name_removes_the_copy_and_restores_poi
     assert problems(tmp_path) == []
 
 
-def test_a_whole_folder_across_file_systems_is_refused_saying_so(
+def test_a_whole_folder_across_file_systems_keeps_every_chain(
     tmp_path: Path, three, other_fs: Path
 ):
+    qemu_io(three["base"], "write -P 0x77 8M 4M")
+    os_base = create(tmp_path / "shared" / "os.qcow2")
+    outward = img(tmp_path / "vms" / "sub" / "app.qcow2", "../../shared/os.qcow2")
+    qemu_io(outward, "write -P 0x66 1M 1M")
+    os.symlink("base.qcow2", tmp_path / "vms" / "current")  # a link travels as a link
+    os.chmod(tmp_path / "vms" / "sub", 0o750)
+    images = {**three, "outward": outward, "os": os_base}
+    refs = references(tmp_path, images)
     plan = plan_move([str(tmp_path / "vms")], str(other_fs))
-    assert codes(plan) == {"folder-across-file-systems"}
+    assert plan.cross_fs and not plan.refused, plan.describe()
+    assert plan.commands[0][:2] == ["cp", "-a"] and plan.commands[-1][:2] == ["rm", "-r"]
+    touched = {os.path.relpath(w.image, tmp_path) for w in plan.rewrites}
+    assert touched == {"vms/abs.qcow2", "clones/far.qcow2", "vms/sub/app.qcow2"}
+    plan.run()
+    new = other_fs / "vms"
+    assert not (tmp_path / "vms").exists() and os.listdir(other_fs) == ["vms"]
+    assert os.readlink(new / "current") == "base.qcow2"
+    assert os.stat(new / "sub").st_mode & 0o777 == 0o750
+    assert stored(new / "rel.qcow2") == "base.qcow2"  # untouched: the link inside still works
+    assert stored(new / "abs.qcow2") == str(new / "base.qcow2")
+    assert stored(new / "sub" / "app.qcow2") == os.path.relpath(os_base, new / "sub")
+    assert stored(three["far"]) == os.path.relpath(new / "base.qcow2", three["far"].parent)
+    assert problems(new) == [f"backing-outside-root {new / 'sub' / 'app.qcow2'}"]
+    # (Only where the second file system lies outside tmp_path is far.qcow2's base outside.)
+    assert all(p.startswith("backing-outside-root ") for p in problems(tmp_path))
+    moved = {
+        "base": new / "base.qcow2",
+        "rel": new / "rel.qcow2",
+        "abs": new / "abs.qcow2",
+        "far": three["far"],
+        "outward": new / "sub" / "app.qcow2",
+        "os": os_base,
+    }
+    for k, p in moved.items():
+        assert same_content(p, refs[k]), k
+
+
+def test_a_cancelled_folder_copy_leaves_the_folder_and_no_partial_copy(
+    tmp_path: Path, three, other_fs: Path
+):
+    qemu_io(three["base"], "write -P 0x77 8M 8M")
+    before = files(tmp_path)
+    token = CancelToken()
+
+    def cancel_mid_copy(fraction: float) -> None:
+        if fraction > 0.1:
+            token.cancel()
+
+    with pytest.raises(CancelledError) as exc:
+        plan_move([str(tmp_path / "vms")], str(other_fs)).run(cancel_mid_copy, token)
+    assert "untouched, no copy left" in str(exc.value)
+    assert os.listdir(other_fs) == []
+    assert files(tmp_path) == before
+    assert problems(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- in use
