@@ -144,3 +144,44 @@ def test_move_of_a_libvirt_vms_disk_is_refused_naming_it(
     assert status == 0, err
     assert f"warning: image {vms / 'base.qcow2'} is used by the VM {name}" in err
     assert (dest / "base.qcow2").exists()
+
+
+def test_ctrl_c_during_a_move_across_file_systems_undoes_it(tmp_path: Path, vms: Path, other_fs):
+    """The first pointer rewrite hangs (a fake qemu-img says when it got there); Ctrl-C stops
+    it, the rewrites done are put back, the copy is removed and the source stays: exit 130."""
+    import shutil
+    import signal
+    import sys
+
+    fifo = tmp_path / "ready"
+    os.mkfifo(fifo)
+    fake = tmp_path / "fake-qemu-img"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = rebase ] && [ ! -e {tmp_path}/hung ]; then\n'
+        f"  : > {tmp_path}/hung; echo ready > {fifo}; exec sleep 300\n"
+        "fi\n"
+        f'exec {shutil.which("qemu-img")} "$@"\n'
+    )
+    fake.chmod(0o755)
+    before = snapshot(vms)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imagegui", "move", str(vms / "base.qcow2"), str(other_fs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "IMAGEGUI_QEMU_IMG": str(fake)},
+    )
+    with open(fifo) as f:  # blocks until the copy has its name and the first rewrite hangs
+        assert f.read() == "ready\n"
+    assert os.listdir(other_fs) == ["base.qcow2"]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "move cancelled:" in err and "untouched, no copy left" in err
+    assert os.listdir(other_fs) == []
+    assert snapshot(vms) == before  # clones/far.qcow2 hung first: nothing else was touched
+    assert qemu_info(vms / "abs.qcow2")["backing-filename"] == str(vms / "base.qcow2")
+    assert qemu_info(vms / "rel.qcow2")["backing-filename"] == "base.qcow2"
+    status = run_cli(["check", str(tmp_path)])
+    assert status == 0

@@ -199,6 +199,8 @@ class _Run:
         #: Folders copied (partial or final name, and the folder's identity once made).
         self.trees: list[tuple[str, FileId | None]] = []
         self.late_note = ""
+        #: The last rewrite had finished when its cancel came (it is undone with the rest).
+        self.late_rewrite = False
 
     # -- one file system
 
@@ -363,18 +365,29 @@ class _Run:
         return qemuimg.rebase_argv(path, w.image_format, w.new_name, w.new_format, True)
 
     def _run_rebase(self, w: Rewrite, path: str) -> None:
-        # No cancel token: a pointer rewrite takes milliseconds and is whole or not at all; the
-        # cancel is looked at between steps.
-        qemuimg.run(self._rebase_argv(w, path), qemu_img=self.plan.qemu_img)
+        """Rewrites one pointer; a cancel stops a qemu-img that hangs (a stale NFS mount), and
+        the pointer is then read back: a rewrite that got through is counted as done, so the
+        undo puts it back too."""
+        try:
+            qemuimg.run(self._rebase_argv(w, path), cancel=self.cancel, qemu_img=self.plan.qemu_img)
+        except CancelledError:
+            if _stored(path) != (w.new_name, w.new_format):
+                raise
+            self.late_rewrite = True
 
     def _rewrite(self, w: Rewrite, path: str) -> None:
-        fd = journal.open_for_append()  # before the write: a rewrite that cannot be undone...
+        """Rewrites one pointer in place and journals it (the journal is opened first: a
+        rewrite that could not be recorded never runs)."""
+        fd = journal.open_for_append()
+        self.late_rewrite = False
         try:
             self._run_rebase(w, path)
         except BaseException:
             os.close(fd)
             raise
         self.rewritten.append((w, path, self._journal(w, path, fd)))
+        if self.late_rewrite:
+            raise CancelledError("cancelled")
 
     def _journal(self, w: Rewrite, path: str, fd: int | None = None) -> str:
         state = journal.Fingerprint.of(path)
@@ -491,6 +504,17 @@ def _why(exc: BaseException) -> str:
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _stored(path: str) -> tuple[str | None, str | None] | None:
+    """The backing name and format ``path`` stores now (None when it cannot be read)."""
+    from imagegui.core.read.probe import ProbeError, probe_image
+
+    try:
+        img = probe_image(path)
+    except (ProbeError, OSError):
+        return None
+    return (img.backing_file, img.backing_format)
 
 
 def _source_state(r: Relocation) -> object:
@@ -666,7 +690,7 @@ def plan_move(
                 path, "overlay", index, "rewriting its backing pointer changes {vm} disk"
             )
             add_findings(findings, guards.writable(path, "overlay"))
-    # Dependents rewritten in place first, own pointers (of images that move) with them.
+    # The moving images' own pointers first, then the dependents', each in path order.
     rewrites.sort(key=lambda w: (not w.moved, w.image))
     if rewrites and (why := journal.writable_problem()) is not None:
         findings.append(refuse("journal", why))

@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -277,39 +276,6 @@ def test_dry_run_plan_lists_commands_in_order(tmp_path: Path, three):
 
 
 # --------------------------------------------------------------------------- across file systems
-
-
-@pytest.fixture
-def other_fs(tmp_path: Path) -> Iterator[Path]:
-    """A folder on another file system: a tmpfs mounted for the test (root), else /dev/shm when
-    it is one; skipped, saying why, when neither is possible."""
-    mnt = tmp_path / "otherfs"
-    mnt.mkdir()
-    mounted = False
-    if os.geteuid() == 0 and shutil.which("mount"):
-        proc = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mnt)],
-            capture_output=True,
-            text=True,
-        )
-        mounted = proc.returncode == 0
-    if mounted:
-        try:
-            yield mnt
-        finally:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
-        return
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.stat(shm).st_dev != os.stat(tmp_path).st_dev and os.access(shm, os.W_OK):
-        import tempfile
-
-        path = Path(tempfile.mkdtemp(prefix="imagegui-move-", dir=shm))
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-        return
-    pytest.skip("no second file system: cannot mount a tmpfs (not root) and /dev/shm is absent")
 
 
 def test_across_file_systems_copies_verifies_then_removes_the_source(
