@@ -13,6 +13,8 @@ from PySide6.QtCore import Qt
 
 from imagegui.core.units import human_size
 
+PATH = Qt.ItemDataRole.UserRole
+
 
 def aged(path: Path, days: float) -> Path:
     then = time.time() - days * 86400
@@ -101,6 +103,11 @@ def test_clean_up_lists_what_can_go_with_sizes_and_the_total(
     assert plan is not None and not plan.refused
     assert dialog.ok_button.text() == "Move 4 Files to Trash"
 
+    # A file unticked stays unticked when a new age lists it again.
+    orphans = dialog.group_item("orphan")
+    (row,) = [orphans.child(r) for r in range(2) if orphans.child(r).data(0, PATH) == str(used)]
+    row.setCheckState(0, Qt.CheckState.Unchecked)
+    assert orphans.checkState(0) == Qt.CheckState.PartiallyChecked
     # A longer age leaves out the files written 40 days ago (used.qcow2: 90 days, still in).
     dialog.days.setValue(60)
     qtbot.waitUntil(lambda: dialog.items is not None, timeout=30_000)
@@ -108,6 +115,12 @@ def test_clean_up_lists_what_can_go_with_sizes_and_the_total(
     assert listed(dialog)["empty-overlay"] == []
     dialog.days.setValue(30)
     qtbot.waitUntil(lambda: dialog.items is not None and len(dialog.items) == 4, timeout=30_000)
+    orphans = dialog.group_item("orphan")
+    states = {
+        orphans.child(r).data(0, PATH): orphans.child(r).checkState(0)
+        for r in range(orphans.childCount())
+    }
+    assert states == {str(used): Qt.CheckState.Unchecked, old: Qt.CheckState.Checked}
 
     # Untick the unused images: the total and the plan follow.
     dialog.group_item("orphan").setCheckState(0, Qt.CheckState.Unchecked)

@@ -79,7 +79,11 @@ CATEGORIES: tuple[Category, ...] = (
         "Unused Nova cache bases",
         "no instance on this host uses them and they are past Nova's age limit",
     ),
-    Category("empty-overlay", "Empty overlays", "overlays with no data of their own"),
+    Category(
+        "empty-overlay",
+        "Empty overlays older than {days}",
+        "overlays with no data of their own that nothing backs onto",
+    ),
     Category(
         "orphan",
         "Unused images older than {days}",
@@ -126,8 +130,10 @@ class CleanUpDialog(PlanDialog):
         self.root = root
         self._find = find
         self._make_plan = make_plan
-        #: The kinds the user left unticked (remembered between runs).
+        #: The kinds the user left unticked (remembered between runs), and the files (kept
+        #: unticked while the dialog is open, when a new age lists them again).
         self.unticked: set[str] = set(unticked)
+        self.unticked_paths: set[str] = set()
         #: What the last search found (None while it runs), and what it could not tell.
         self.items: list[CleanItem] | None = None
         self.notes: list[str] = []
@@ -146,11 +152,13 @@ class CleanUpDialog(PlanDialog):
         self.days.setRange(0, 3650)
         self.days.setValue(max(0, min(3650, days)))
         self.days.setSuffix(" days")
-        self.days.setAccessibleName("Images nothing uses: older than, in days")
+        self.days.setAccessibleName("Unused images and empty overlays: older than, in days")
         self.days.setToolTip(
-            "An image nothing uses is listed only when it has not been written for this long"
+            "An image nothing uses, or an overlay with no data of its own, is listed only once "
+            "it has not been written for this long (an overlay made a minute ago is empty "
+            "because its VM has not started yet)"
         )
-        days_label = QLabel("Images nothing uses, older than:")
+        days_label = QLabel("Unused images and empty overlays, older than:")
         days_label.setBuddy(self.days)
         row = QHBoxLayout()
         row.addWidget(days_label)
@@ -297,7 +305,8 @@ class CleanUpDialog(PlanDialog):
             row.setTextAlignment(SIZE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             row.setText(REASON, display_path(item.reason))
             row.setToolTip(REASON, display_path(item.reason))
-            row.setCheckState(NAME, Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked)
+            on = ticked and item.path not in self.unticked_paths
+            row.setCheckState(NAME, Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
 
     def _shown_path(self, path: str) -> str:
         """Relative to the folder scanned when it is inside it (the list is narrow)."""
@@ -340,6 +349,11 @@ class CleanUpDialog(PlanDialog):
             elif item.checkState(NAME) == Qt.CheckState.Checked:
                 self.unticked.discard(key)
             return
+        path = item.data(NAME, PATH_ROLE)
+        if item.checkState(NAME) == Qt.CheckState.Unchecked:
+            self.unticked_paths.add(path)
+        else:
+            self.unticked_paths.discard(path)
         self._update_total()
         self.fields_changed()
 
