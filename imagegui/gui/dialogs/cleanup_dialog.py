@@ -282,7 +282,7 @@ class CleanUpDialog(PlanDialog):
             style = self.tree.style()
             box = style.pixelMetric(QStyle.PixelMetric.PM_IndicatorHeight)
             height = max(box, self.tree.fontMetrics().height()) + 4
-            group.setSizeHint(NAME, QSize(-1, height))
+            group.setSizeHint(NAME, QSize(0, height))
             return
         group.setFlags(
             Qt.ItemFlag.ItemIsEnabled
