@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import journal
-from imagegui.core.ops.guards import find_overlays, nearby_roots, not_in_use, not_used_by_domain
+from imagegui.core.ops.guards import nearby_roots, not_in_use, not_used_by_domain
 from imagegui.core.ops.guards import read_domains as _read_domains
 from imagegui.core.ops.plan import Finding, OpResult, Plan, info, refuse, warn
 from imagegui.core.ops.trash import (
@@ -48,6 +48,7 @@ from imagegui.core.read.fileid import file_id
 from imagegui.core.units import counted, human_size
 
 if TYPE_CHECKING:
+    from imagegui.core.chains.graph import ChainGraph
     from imagegui.core.virt.inventory import DomainIndex, DomainSource
 
 #: Refusals that keep one file: with ``partial`` the plan's other files still go (``clean``).
@@ -112,14 +113,14 @@ def _kind(mode: int) -> str:
 
 def examine(
     path: str,
-    roots: Sequence[str],
+    users: Users,
     index: DomainIndex | None,
     permanent: bool,
     overlays_ok: bool = False,
     owner_ok: bool = False,
 ) -> DeleteItem | Finding:
-    """The file as something that can be deleted now, or the refusal that keeps it. ``roots``:
-    where images that back onto it are searched for; ``overlays_ok``: they are in the plan
+    """The file as something that can be deleted now, or the refusal that keeps it. ``users``:
+    the images that back onto it or hold data in it; ``overlays_ok``: they are in the plan
     too and deleted before it (``with_overlays``), so they are no reason to keep it;
     ``owner_ok``: the file is a data file of an image the plan deletes before it."""
     try:
@@ -158,7 +159,7 @@ def examine(
         path, "image", index, "deleting it breaks {vm} disk", stopped="refuse"
     ):
         return replace(vm, paths=(path,))
-    if not overlays_ok and (overlays := find_overlays(path, roots)):
+    if not overlays_ok and (overlays := users.overlays(path)):
         names = ", ".join(overlays)
         them = "them" if len(overlays) > 1 else "it"
         return refuse(
@@ -168,7 +169,7 @@ def examine(
             fix_cli="add --with-overlays to the same command (deletes them too)",
             paths=tuple(overlays),
         )
-    if not owner_ok and (owners := extent_owners(path, roots)):
+    if not owner_ok and (owners := users.extent_owners(path)):
         names = ", ".join(owners)
         return refuse(
             "holds-data",
@@ -213,36 +214,68 @@ def data_files(path: str) -> list[str]:
     return [canonical(e) for e in dict.fromkeys(img.extents) if canonical(e) != path]
 
 
-def extent_owners(path: str, roots: Sequence[str]) -> list[str]:
-    """The images under ``roots`` that keep data in ``path`` (as an extent or data file). Only
-    a raw file can be one (an extent, a data file has no header): others are not searched."""
-    from imagegui.core.read.probe import ProbeError, probe_image
-    from imagegui.core.read.scan import scan_directory
+class Users:
+    """Which images need a file: those that back onto it and those that keep data in it (a VMDK
+    descriptor its extent), found in one scan of each of ``roots``, taken when first asked. A
+    plan asks about many files and each would otherwise scan every folder again; files gone
+    since the scan (the overlays a run has already moved) no longer count."""
 
-    try:
-        if probe_image(path).format != "raw":
-            return []
-    except (ProbeError, OSError):
-        pass
-    ident = file_id(path)
-    found: set[str] = set()
-    for root in roots:
-        for img in scan_directory(root).images.values():
-            for extent in img.extents:
-                if extent != img.path and file_id(extent) == ident:
-                    found.add(img.path)
-    return sorted(found)
+    def __init__(self, roots: Iterable[str]):
+        self.roots = tuple(roots)
+        self._graphs: list[ChainGraph] | None = None
+
+    def _scanned(self) -> list[ChainGraph]:
+        if self._graphs is None:
+            from imagegui.core.chains.graph import ChainGraph
+            from imagegui.core.read.scan import scan_directory
+
+            self._graphs = [ChainGraph(scan_directory(r)) for r in self.roots]
+        return self._graphs
+
+    def overlays(self, base: str) -> list[str]:
+        """The images that back onto ``base`` (through links and ``..``), as
+        ``guards.find_overlays`` finds them, each file once."""
+        found: set[str] = set()
+        for graph in self._scanned():
+            node = graph.resolve(base)
+            if node is not None:
+                found.update(c for c in graph.children(node) if os.path.lexists(c))
+        unique: dict[tuple[int, int] | str, str] = {}
+        for p in sorted(found):
+            unique.setdefault(file_id(p) or p, p)
+        return sorted(unique.values())
+
+    def extent_owners(self, path: str) -> list[str]:
+        """The images that keep data in ``path`` (as an extent or data file). Only a raw file
+        can be one (an extent, a data file has no header): other files are not looked up."""
+        from imagegui.core.read.probe import ProbeError, probe_image
+
+        try:
+            if probe_image(path).format != "raw":
+                return []
+        except (ProbeError, OSError):
+            pass
+        ident = file_id(path)
+        found: set[str] = set()
+        for graph in self._scanned():
+            for img in graph.scan.images.values():
+                if not os.path.lexists(img.path):
+                    continue
+                for extent in img.extents:
+                    if extent != img.path and file_id(extent) == ident:
+                        found.add(img.path)
+        return sorted(found)
 
 
-def dependents(path: str, roots: Sequence[str]) -> list[tuple[str, str]]:
-    """Every image under ``roots`` that depends on ``path`` (backs onto it, or onto one that
-    does, ...), each with the file it backs onto, in the order they can be deleted: the tops
-    first, each image only after all that back onto it."""
+def dependents(path: str, users: Users) -> list[tuple[str, str]]:
+    """Every image that depends on ``path`` (backs onto it, or onto one that does, ...), each
+    with the file it backs onto, in the order they can be deleted: the tops first, each image
+    only after all that back onto it."""
     order: list[tuple[str, str]] = []
     seen = {path}
 
     def visit(base: str) -> None:
-        for child in find_overlays(base, roots):
+        for child in users.overlays(base):
             if child in seen:
                 continue  # a loop, or reached twice: once is enough
             seen.add(child)
@@ -322,7 +355,9 @@ class DeletePlan(Plan[DeleteResult]):
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> DeleteResult:
         index, _ = _read_domains(self.domains)
-        roots = self.searched
+        # The folders are scanned again as the run starts (not once per file: a clean moves
+        # hundreds); each file's own state, locks and VMs are looked at right before it moves.
+        users = Users(self.searched)
         kept: list[Finding] = list(self.kept)
         errors: list[str] = []
         trashed: list[Trashed] = []
@@ -334,7 +369,7 @@ class DeletePlan(Plan[DeleteResult]):
                 kept.append(refuse("cancelled", f"{planned.path}: not deleted (cancelled)"))
                 continue
             # Again, right before it moves: the very file, still free of users.
-            now = examine(planned.path, roots, index, self.permanent)
+            now = examine(planned.path, users, index, self.permanent)
             if isinstance(now, Finding):
                 kept.append(now)
                 progress((n + 1) / len(self.items))
@@ -436,6 +471,7 @@ def plan_delete(
     extra = tuple(canonical(r) for r in roots)
     index, findings = _read_domains(domains)
     search = nearby_roots(*named, extra=extra) if named else list(extra)
+    users = Users(search)
     items: list[DeleteItem] = []
     planned: set[str] = set()
 
@@ -449,24 +485,29 @@ def plan_delete(
             if extent in planned:
                 continue
             planned.add(extent)
-            part = examine(extent, search, index, permanent, owner_ok=True)
+            part = examine(extent, users, index, permanent, owner_ok=True)
             if isinstance(part, Finding):
                 findings.append(part)
             else:
                 items.append(replace(part, extent_of=got.path))
 
+    chosen = set(named)
     for path in named:
-        tree = dependents(path, search) if with_overlays else []
-        for child, base in tree:
-            if child in planned:
-                continue
-            planned.add(child)
-            got = examine(child, search, index, permanent, overlays_ok=True)
-            add(got if isinstance(got, Finding) else replace(got, overlay_of=base))
         if path in planned:
             continue  # named and also above another named file: deleted with it
+        tree = dependents(path, users)
+        # Everything that depends on it named too: they go together, the tops first, as
+        # with_overlays would take them.
+        together = bool(tree) and all(child in chosen for child, _ in tree)
+        if with_overlays or together:
+            for child, base in tree:
+                if child in planned:
+                    continue
+                planned.add(child)
+                got = examine(child, users, index, permanent, overlays_ok=True)
+                add(got if isinstance(got, Finding) else replace(got, overlay_of=base))
         planned.add(path)
-        add(examine(path, search, index, permanent, overlays_ok=with_overlays))
+        add(examine(path, users, index, permanent, overlays_ok=with_overlays or together))
     findings += _notes(items, permanent)
     if not items and not findings:
         findings.append(refuse("nothing", "no file to delete"))

@@ -582,5 +582,7 @@ def undo_target() -> UndoTarget:
             and not e.undo_of
             and e.id not in restored
         )
-        return UndoTarget(last, batch=batch)
+        # Named by an image, not by the extent file that went with it.
+        named = [e for e in batch if not e.part_of] or [last]
+        return UndoTarget(named[-1], batch=batch)
     return UndoTarget(last)

@@ -199,7 +199,55 @@ def test_an_image_goes_with_its_extents_and_comes_back_with_them(flat_vmdk, tras
     ]
     plan.run()
     assert not descriptor.exists() and not flat.exists()
+    target = journal.undo_target()
+    assert target.name == "d.vmdk" and len(target.batch) == 2
     restore = plan_restore([descriptor])
     assert [e.original for e in restore.entries] == [str(flat), str(descriptor)]
     restore.run()
     assert descriptor.exists() and flat.exists()
+
+
+def test_a_base_named_with_everything_that_depends_on_it_goes_with_them(tree, trash_home):
+    named = [tree["base"], tree["mid"], tree["top"], tree["other"]]
+    plan = plan_delete(named)
+    assert not plan.refused, plan.describe()
+    order = [Path(i.path).name for i in plan.items]
+    assert order.index("top.qcow2") < order.index("mid.qcow2") < order.index("base.qcow2")
+    # One overlay left out: the base is refused, naming it.
+    partly = plan_delete([tree["base"], tree["mid"], tree["top"]])
+    assert {f.code for f in partly.blocking()} == {"has-overlays"}
+    assert str(tree["other"]) in partly.blocking()[0].message
+
+
+def test_a_plan_scans_each_folder_once_however_many_files(tmp_path, trash_home, monkeypatch):
+    import imagegui.core.read.scan as scan
+
+    d = tmp_path / "many"
+    files = [create(d / f"img{i}.qcow2", "1M") for i in range(12)]
+    calls: list[str] = []
+    real = scan.scan_directory
+
+    def counting(root, *args, **kwargs):
+        calls.append(root)
+        return real(root, *args, **kwargs)
+
+    monkeypatch.setattr(scan, "scan_directory", counting)
+    plan = plan_delete(files)
+    assert not plan.refused and len(plan.items) == 12
+    assert calls == [str(d)]
+    calls.clear()
+    plan.run()
+    assert calls == [str(d)] * 2  # the run plans again, then scans as it starts
+    assert not any(f.exists() for f in files)
+
+
+def test_a_cancel_between_files_keeps_the_rest_in_place(tmp_path, trash_home):
+    from imagegui.core.jobs import CancelToken
+
+    files = [create(tmp_path / "c" / f"img{i}.qcow2", "1M") for i in range(3)]
+    token = CancelToken()
+    result = plan_delete(files).run(lambda _fraction: token.cancel(), token)
+    assert [t.original for t in result.trashed] == [str(files[0])]
+    assert [f.code for f in result.kept] == ["cancelled", "cancelled"]
+    assert not files[0].exists() and files[1].exists() and files[2].exists()
+    assert [e.original for e in journal.in_trash()] == [str(files[0])]
