@@ -11,6 +11,9 @@ again on a dark one (``-dark`` before the extension; ``--theme`` for only one of
   overview.png  (with --big N) N images zoomed out, level-of-detail painting; every 97th chain
                 has a file deleted in its middle, so broken and unusable cards show as dots
   overview-problems.png  the same with Problems Only: just the broken chains
+  space.png     the Space view: the treemap of the demo's disk use, the totals above it
+  layers.png    the details of a five-layer snapshot chain: what each layer gives its guest
+(``--only space.png,layers.png`` shoots only those.)
 The dark set is shot in the same window after switching the palette, as a user would.
 """
 
@@ -47,6 +50,7 @@ def main() -> int:
     ap.add_argument(
         "--theme", choices=("light", "dark", "both"), default="both", help="palettes to shoot"
     )
+    ap.add_argument("--only", default="", help="comma-separated names: shoot only these")
     args = ap.parse_args()
     reexec_under_xvfb()
 
@@ -82,19 +86,39 @@ def main() -> int:
             wait(ms=50)
 
     suffix = ""
+    only = {n.strip() for n in args.only.split(",") if n.strip()}
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
 
     def named(name: str) -> Path:
         stem, dot, ext = name.rpartition(".")
         return out / f"{stem}{suffix}{dot}{ext}"
 
     def shoot_window(name: str) -> None:
+        if not wanted(name):
+            return
         wait(ms=400)
         path = named(name)
         window.grab().save(str(path))
         print(path)
 
+    def shoot_widget(name: str, widget, height: int = 0) -> None:
+        """``widget`` alone, its top ``height`` pixels when given."""
+        if not wanted(name):
+            return
+        wait(ms=400)
+        path = named(name)
+        rect = widget.rect()
+        if height:
+            rect.setHeight(min(rect.height(), height))
+        widget.grab(rect).save(str(path))
+        print(path)
+
     def shoot_screen(name: str) -> None:
         """The window with its dialog on top, as a user sees them (no window manager here)."""
+        if not wanted(name):
+            return
         wait(ms=600)
         geo = window.frameGeometry()
         screen = QGuiApplication.primaryScreen()
@@ -124,6 +148,22 @@ def main() -> int:
         window.view.show_node(clone)
         shoot_window("main.png")
 
+        if wanted("space.png") or wanted("layers.png"):
+            until(lambda: window.session.space_report is not None)
+            window.show_view(window.space)
+            snapshots = f"{demo}/templates/snapshots"
+            window.selection.set(f"{snapshots}/web-2024-03.qcow2")
+            picture = window.space.map
+            until(lambda picture=picture: picture.picture is not None)
+            shoot_window("space.png")
+            bar = window.layers  # the bar, its legend and the top of the details below it
+            below = bar.mapTo(window.details_dock, bar.rect().bottomLeft()).y()
+            shoot_widget("layers.png", window.details_dock, below + 190)
+            window.show_view(window.view)
+            window.selection.set(clone)
+
+        if not (wanted("commit.png") or wanted("repair.png") or wanted("launch.png")):
+            continue
         window.selection.set(f"{demo}/templates/debian-12-web.qcow2")
         window.actions.commit.trigger()
         dialog = window.ops.dialog
@@ -145,7 +185,7 @@ def main() -> int:
         shoot_screen("launch.png")
         dialog.reject()
 
-    if args.big:
+    if args.big and (wanted("overview.png") or wanted("overview-problems.png")):
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from scan_bench import CHAIN_NAME, make_tree
 

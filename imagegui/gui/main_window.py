@@ -338,6 +338,7 @@ class MainWindow(QMainWindow):
         self.layers.set_report(report)
 
     def _on_scene_built(self) -> None:
+        self.session.read_space()  # now: beside the graph's construction it would slow both
         self.view.viewport().setUpdatesEnabled(True)
         if self._fit_on_build:
             self.view.fit_all()

@@ -12,9 +12,11 @@ job takes that read before it builds the graph, so the graph knows which VMs use
 When the read ends after the graph was built and says something new, the graph is built once more
 from the same scan (no new walk) and announced again; the local graph is never held back for it.
 
-After each local scan the space report (``gui.spacejob``: allocation maps, guest data, shadowed
-and reclaimable bytes) is read in a task slot of its own, reusing the maps of files that did not
-change; ``spaceReady`` announces it (None while a new one is read, or for another host's images).
+Each local scan's space report (``gui.spacejob``: allocation maps, guest data, shadowed and
+reclaimable bytes) is read in a task slot of its own, reusing the maps of files that did not
+change, once the window has drawn the scan (``read_space``): thousands of maps read in Python
+beside the graph's construction would slow both. ``spaceReady`` announces it (None when a new
+snapshot makes the last one stale, or for another host's images).
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class Session(QObject):
             on_progress=self.spaceProgress.emit,
         )
         self._maps: dict = {}
+        self._space_for: Snapshot | None = None
 
     @property
     def scanning(self) -> bool:
@@ -160,9 +163,9 @@ class Session(QObject):
         self.snapshot = snapshot
         self.remote_uri = snapshot.remote_uri
         self._watch(snapshot)
+        self._forget_space()
         self.snapshotReady.emit(snapshot)
         if not self._next():
-            self._read_space()
             self._attach_hosts()
 
     def _on_scan_failed(self, exc: object) -> None:
@@ -222,18 +225,27 @@ class Session(QObject):
                 self.snapshot.hosts = hosts
             return
         self.snapshot = snapshot
+        self._forget_space()  # which VMs use an image changes what is reclaimable
         self.snapshotReady.emit(snapshot)
-        self._read_space()  # which VMs use an image changes what is reclaimable
 
     # -- space
 
-    def _read_space(self) -> None:
+    def _forget_space(self) -> None:
+        """A new snapshot: the report of the last one no longer applies."""
+        self._space.discard()
+        self._space_for = None
+        if self.space_report is not None:
+            self.space_report = None
+            self.spaceReady.emit(None)
+
+    def read_space(self) -> None:
         """Reads the space report of the current snapshot on a worker (maps of unchanged files
-        reused); announces None meanwhile."""
+        reused), unless it is read or being read already; announces None meanwhile."""
         snap = self.snapshot
-        self.space_report = None
-        if snap is None:
+        if snap is None or self._space_for is snap:
             return
+        self._space_for = snap
+        self.space_report = None
         if snap.remote_uri is not None:
             self._space.discard()
             self.space_note = "not read for another host's images"

@@ -32,7 +32,7 @@ _HEADER_FRACTION = 0.3
 _PAD_FRACTION = 0.08
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tile:
     """One image's rectangle: ``x``, ``y``, ``w``, ``h`` in layout units; ``depth`` 0 for a base
     (a root of the forest). ``own`` is the image's own bytes, ``total`` those of its subtree
@@ -70,20 +70,22 @@ def squarify(
             break
         short = w if w < h else h
         short2 = short * short
-        row_sum, row_min, row_max = first, first, first
-        worst = max(short2 * first / (first * first), (first * first) / (short2 * first))
+        # Sorted largest first: the row's largest is its first, its smallest the last added.
+        row_sum, row_max = first, first
+        a, b = short2 / first, first / short2
+        worst = a if a > b else b
         j = i + 1
         while j < n:
             v = values[j]
             if v <= 0:
                 break
             s = row_sum + v
-            lo = v if v < row_min else row_min
             s2 = s * s
-            ratio = max(short2 * row_max / s2, s2 / (short2 * lo))
+            a, b = short2 * row_max / s2, s2 / (short2 * v)
+            ratio = a if a > b else b
             if ratio > worst:
                 break
-            row_sum, row_min, worst = s, lo, ratio
+            row_sum, worst = s, ratio
             j += 1
         thick = row_sum / short
         last = j >= n or values[j] <= 0
@@ -169,7 +171,21 @@ def squarified_forest(
     ) -> None:
         """Pushes ``nodes`` laid out in the rectangle, sharing it with ``extra`` bytes of their
         parent's own (a part no tile is made for)."""
-        items = sorted(nodes, key=key) if len(nodes) > 1 else list(nodes)
+        if len(nodes) == 1:  # a chain's next layer: the one overlay and the parent's own part
+            node = nodes[0]
+            v, e = total[node], extra
+            if v <= 0 or w <= 0 or h <= 0:
+                stack.append((node, x, y, 0.0, 0.0, d, p))
+            elif e <= 0:
+                stack.append((node, x, y, w, h, d, p))
+            elif w >= h:  # side by side, the larger on the left (as squarify would)
+                cw = w * v / (v + e)
+                stack.append((node, x if v >= e else x + w - cw, y, cw, h, d, p))
+            else:
+                ch = h * v / (v + e)
+                stack.append((node, x, y if v >= e else y + h - ch, w, ch, d, p))
+            return
+        items = sorted(nodes, key=key)
         if not items:
             return
         weights = [total[n] for n in items]
@@ -195,23 +211,27 @@ def squarified_forest(
     under = {k for kids in kept.values() for k in kids}
     tops = [r for r in dict.fromkeys(roots) if r not in under]
     place(tops, 0, 0.0, 0.0, width, height, 0, -1)
+    get_own = own.get
     while stack:
         node, x, y, w, h, depth, parent = stack.pop()
         index = len(tiles)
-        tiles.append(
-            Tile(
-                node, x, y, w, h, depth, own.get(node, 0), total[node], index + count[node], parent
-            )
-        )
+        mine = get_own(node, 0)
+        tiles.append(Tile(node, x, y, w, h, depth, mine, total[node], index + count[node], parent))
         kids = kept[node]
         if not kids:
             continue
-        band = min(header, h * _HEADER_FRACTION)
-        margin = min(pad, w * _PAD_FRACTION, h * _PAD_FRACTION)
+        band = h * _HEADER_FRACTION
+        if band > header:
+            band = header
+        margin = pad
+        if w * _PAD_FRACTION < margin:
+            margin = w * _PAD_FRACTION
+        if h * _PAD_FRACTION < margin:
+            margin = h * _PAD_FRACTION
         iw, ih = w - 2 * margin, h - band - margin
         if iw <= 0 or ih <= 0:
             iw = ih = 0.0
-        place(kids, own.get(node, 0), x + margin, y + band, iw, ih, depth + 1, index)
+        place(kids, mine, x + margin, y + band, iw, ih, depth + 1, index)
     return tiles
 
 

@@ -73,6 +73,7 @@ class SpacePanel(QWidget):
     def set_snapshot(self, snapshot: Snapshot | None) -> None:
         self.snapshot = snapshot
         self.report = None
+        self.status_text = ""
         self.map.extra = {}
         self.map.set_marked(set())
         self.map.set_snapshot(snapshot)

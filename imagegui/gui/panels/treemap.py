@@ -73,7 +73,10 @@ class Picture:
 
 def image_sizes(snapshot: Snapshot) -> dict[str, int]:
     """What each node holds on disk, as the scan read it (placeholders hold nothing)."""
-    return {n: info.actual_size for n, (_, info) in snapshot.graph.nodes.items() if info}
+    scan = snapshot.graph.scan
+    sizes = {path: info.actual_size for path, info in scan.images.items()}
+    sizes.update((path, info.actual_size) for path, info in scan.external.items())
+    return sizes
 
 
 def lay_out(
@@ -398,6 +401,9 @@ class TreemapView(QWidget):
                 cached = (f"{name} · {size}", "")
             else:
                 elided = name_fm.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
+                stem = _stem(name)
+                if elided != name and stem != name:  # "web-2024-03" says more than "web-…cow2"
+                    elided = name_fm.elidedText(stem, Qt.TextElideMode.ElideMiddle, width)
                 if len(elided) < 4:
                     elided = ""
                 cached = (elided, small_fm.elidedText(size, Qt.TextElideMode.ElideRight, width))
@@ -602,6 +608,17 @@ def _children(tiles: list[Tile], parent: int) -> list[int]:
         out.append(i)
         i = tiles[i].end
     return out
+
+
+#: Extensions a cramped label drops before it elides the name.
+_EXTENSIONS = (".qcow2", ".qcow", ".qed", ".vmdk", ".vhdx", ".vhd", ".img", ".raw")
+
+
+def _stem(name: str) -> str:
+    for ext in _EXTENSIONS:
+        if name.endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name
 
 
 def _percent(part: int, whole: int) -> str:
