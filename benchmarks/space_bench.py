@@ -30,10 +30,21 @@ from imagegui.core.qemu.qemuimg import layer_map, read_layer_map
 from imagegui.core.read.scan import scan_directory
 
 CHAIN_NAME = "c{chain:06d}-d{depth:03d}.qcow2"
-#: What each template's own data is (qemu-io commands): a base with a few MiB in several places,
-#: overlays with a little data and a zero cluster over the base's data.
-BASE_WRITES = ("write -P 1 0 1M", "write -P 2 100M 256k", "write -P 3 1020M 64k")
-OVERLAY_WRITES = ("write -P 4 64k 128k", "write -z 512k 64k", "write -P 5 300M 64k")
+#: What each template's own data is (qemu-io commands): a base with 1 MiB and two more clusters
+#: far apart (a second L2 table), overlays with a little data and a zero cluster over the base's
+#: data. Each write fills 4 KiB of a 64 KiB cluster: qemu allocates the whole cluster, the copy
+#: stores only the non-zero 4 KiB, so 10,000 images take about 500 MB of disk.
+BASE_WRITES = (
+    *(f"write -P 1 {k * 64}k 4k" for k in range(16)),
+    "write -P 2 100M 4k",
+    "write -P 3 1020M 4k",
+)
+OVERLAY_WRITES = (
+    "write -P 4 64k 4k",
+    "write -P 4 128k 4k",
+    "write -z 512k 64k",
+    "write -P 5 300M 4k",
+)
 
 
 def _template(tmp: str, backing: str | None, writes: tuple[str, ...]) -> tuple[list, int]:

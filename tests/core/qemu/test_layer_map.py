@@ -124,3 +124,15 @@ def test_read_layer_map_native_qcow2_equals_qemu_img(make):
         slow.zero,
     )
     assert base.exists()
+
+
+def test_read_layer_map_damaged_qcow2_is_not_handed_to_qemu_img(make):
+    path = make.create("cut.qcow2", "qcow2", "8M")
+    qemu_io(path, "qcow2", "write -P 1 0 1M")
+    info = probe_image(str(path))
+    with open(path, "rb") as f:
+        head = f.read(48)
+    l1_offset = int.from_bytes(head[40:48], "big")
+    os.truncate(path, l1_offset + 4)  # the L1 table cut short
+    with pytest.raises(MapUnavailable, match="cut.qcow2 is damaged: its L1 table"):
+        qemuimg.read_layer_map(info, qemu_img="/nonexistent/qemu-img")
