@@ -35,6 +35,7 @@ _MODULES = {
     "clean": "delete_cmds",
     "move": "move_cmds",
     "relink": "move_cmds",
+    "space": "space_cmds",
     "install-desktop": "install_desktop",
 }
 SUBCOMMANDS = tuple(_MODULES)

@@ -22,7 +22,7 @@ from imagegui.core.read.model import JSON_FIELDS, ImageInfo
 from imagegui.core.units import display_path
 
 #: Fields holding one file name: when it is not valid UTF-8, ``<field>_bytes`` follows it.
-BYTES_FIELDS = frozenset({"root", "path", "backing_file", "backing_path", "broken_at"})
+BYTES_FIELDS = frozenset({"root", "path", "backing_file", "backing_path", "broken_at", "top"})
 
 
 def not_utf8(text: str) -> bool:

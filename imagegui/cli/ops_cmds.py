@@ -88,7 +88,7 @@ class ProgressBar:
 
 
 @contextmanager
-def _signals_cancel(token: CancelToken, received: list[int]) -> Iterator[None]:
+def signals_cancel(token: CancelToken, received: list[int]) -> Iterator[None]:
     """Ctrl-C, SIGTERM and SIGHUP set the token (qemu-img is stopped by it) instead of raising
     mid-cleanup; ``received`` gets each signal's number."""
     if threading.current_thread() is not threading.main_thread():
@@ -144,7 +144,7 @@ def execute(
     bar = ProgressBar(plan.title, sys.stderr) if sys.stderr.isatty() else None
     progress = Throttle(bar, 0.1) if bar else no_progress
     try:
-        with _signals_cancel(token, received):
+        with signals_cancel(token, received):
             result = plan.run(progress, token)
     except CancelledError as exc:
         _finish(bar)
@@ -469,7 +469,7 @@ def _stop(args: argparse.Namespace) -> int:
     token = CancelToken()
     received: list[int] = []
     try:
-        with _signals_cancel(token, received):
+        with signals_cancel(token, received):
             if args.force:
                 _say(f"forcing off {printable(label)}", sys.stderr)
             else:

@@ -171,6 +171,7 @@ class SpaceReport:
     libvirt_checked: bool
     #: (path, message): maps that could not be read, and what the figures leave out.
     notes: list[tuple[str, str]] = field(default_factory=list)
+    #: Wall time of the report (with ``space_job``: the maps read too).
     seconds: float = 0.0
 
     def inside(self) -> Iterator[ImageSpace]:
@@ -312,14 +313,17 @@ def space_job(
     """The whole report as one job (maps, then arithmetic) for a worker or the terminal."""
 
     def run(progress: ProgressFn, cancel: CancelToken) -> SpaceReport:
+        started = time.perf_counter()
         maps = read_maps(graph, read_map, progress, cancel)
-        return space_report(
+        rep = space_report(
             graph,
             maps,
             older_than_days=older_than_days,
             now=now,
             libvirt_checked=libvirt_checked,
         )
+        rep.seconds = time.perf_counter() - started
+        return rep
 
     return Job("Reading allocation maps", run)
 

@@ -43,26 +43,12 @@ def oracle(path: str | os.PathLike, fmt: str) -> LayerMap:
     return LayerMap(end, normalise(data), normalise(zero), source="oracle")
 
 
-def _alone(info: ImageInfo, cancel: CancelToken) -> LayerMap:
-    """``qemu-img map`` of the layer opened without its backing file (a stand-in reader)."""
-    spec = {"driver": info.format, "backing": None,
-            "file": {"driver": "file", "filename": info.path}}  # fmt: skip
-    extents = json.loads(qemu_img("map", "--output=json", "-U", "json:" + json.dumps(spec)).stdout)
-    data = [(e["start"], e["start"] + e["length"]) for e in extents if e["present"] and e["data"]]
-    zero = [
-        (e["start"], e["start"] + e["length"]) for e in extents if e["present"] and not e["data"]
-    ]
-    return LayerMap(info.virtual_size, normalise(data), normalise(zero), source="qemu-img map")
-
-
 def _reader():
-    """The map reader the window and the command line use (native qcow2/raw, else qemu-img
-    map); a stand-in until that has landed."""
-    try:
-        from imagegui.core.qemu.qemuimg import read_layer_map  # type: ignore[attr-defined]
-    except ImportError:
-        return _alone
-    return lambda info, cancel: read_layer_map(info, cancel)
+    """The map reader the window and the command line use (native where it can, else
+    qemu-img map of the layer alone)."""
+    from imagegui.core.qemu.qemuimg import read_layer_map
+
+    return read_layer_map
 
 
 def report(root: Path, *, read_map=None, **kwargs):
