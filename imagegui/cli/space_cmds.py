@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_space(args: argparse.Namespace) -> int:
     from imagegui.cli import UsageError
-    from imagegui.cli.ops_cmds import ProgressBar, signals_cancel, cancelled_status
+    from imagegui.cli.ops_cmds import ProgressBar, cancelled_status, signals_cancel
     from imagegui.cli.remote_args import remote_uri
     from imagegui.core.chains.graph import ChainGraph
     from imagegui.core.jobs import CancelledError, CancelToken, Throttle, no_progress

@@ -280,8 +280,11 @@ def space_report(
     if libvirt_checked is None:
         libvirt_checked = graph.domains is not None and bool(graph.domains.inventories)
     images, notes = _images(graph, maps)
+    notes.extend(
+        (e.path, f"{e.message} (not counted)") for e in graph.scan.errors if e.looked_like_image
+    )
     chains = _chains(graph, maps.maps)
-    reclaimable = _reclaimable(graph, maps.maps, older_than_days, now)
+    reclaimable = _reclaimable(graph, maps.maps, older_than_days, now, libvirt_checked)
     if not libvirt_checked and any(r.category is Category.ORPHAN for r in reclaimable):
         notes.append(
             (
@@ -459,7 +462,11 @@ def _chains(graph: ChainGraph, maps: Mapping[str, LayerMap]) -> list[ChainSpace]
 
 
 def _reclaimable(
-    graph: ChainGraph, maps: Mapping[str, LayerMap], older_than_days: float, now: float
+    graph: ChainGraph,
+    maps: Mapping[str, LayerMap],
+    older_than_days: float,
+    now: float,
+    libvirt_checked: bool,
 ) -> list[Reclaimable]:
     out: list[Reclaimable] = []
     taken: set[str] = set()
@@ -473,6 +480,8 @@ def _reclaimable(
         if info.is_symlink or path in aliased:
             continue  # deleting one name of a file frees nothing
         category, reason = _category(graph, path, info, maps.get(path), limit, now)
+        if category is not None and category is not Category.NOVA_UNUSED_BASE:
+            reason += _NO_VM if libvirt_checked else _NO_VM_UNKNOWN
         if category is None:
             continue
         freed = _freed(path, info)
@@ -505,15 +514,18 @@ def _category(
     if info.backing_file is not None and m is not None and not m.data and not m.zero:
         return Category.EMPTY_OVERLAY, (
             "an overlay that stores nothing of its own (every read goes to "
-            f"{os.path.basename(info.backing_file)}); nothing backs onto it, no VM uses it"
+            f"{os.path.basename(info.backing_file)}); nothing backs onto it, it is not in use"
         )
     age = now - info.mtime
     if age > limit:
         return Category.ORPHAN, (
-            f"nothing backs onto it, it is not in use, no VM uses it, and it was last "
-            f"written {_age(age)} ago"
+            f"last written {_age(age)} ago; nothing backs onto it, it is not in use"
         )
     return None, ""
+
+
+_NO_VM = ", no libvirt VM uses it"
+_NO_VM_UNKNOWN = " (libvirt did not answer: a VM defined there may still use it)"
 
 
 def _leftovers(graph: ChainGraph, taken: set[str]) -> Iterator[Reclaimable]:

@@ -167,6 +167,7 @@ def test_a_missing_base_and_a_loop_leave_placeholders_and_unknowns_not_errors(ma
     orphan = make.overlay("orphan.qcow2", "gone.qcow2")
     qemu_io(orphan, "write -P 1 0 1M", "write -P 1 4M 1M")
     gone.unlink()
+    (tmp_path / "bad.qcow2").write_bytes(b"QFI\xfb" + b"\xff" * 508)  # a header qemu rejects
     make.overlay("l1.qcow2", "l2.qcow2")
     make.overlay("l2.qcow2", "l1.qcow2")
     graph, rep = report(tmp_path)
@@ -181,6 +182,8 @@ def test_a_missing_base_and_a_loop_leave_placeholders_and_unknowns_not_errors(ma
         img = rep.images[str(tmp_path / name)]
         assert img.guest_data == 0 and img.shadowed is None and "loop" in (img.note or "")
     assert not any(c.top.endswith(("l1.qcow2", "l2.qcow2")) for c in rep.chains)
+    [(path, message)] = [(p, m) for p, m in rep.notes if p.endswith("bad.qcow2")]
+    assert message.endswith("(not counted)") and path not in rep.images
 
 
 def test_reading_maps_reports_progress_and_stops_on_cancel(make, tmp_path):
@@ -242,6 +245,9 @@ def test_reclaimable_lists_unused_cache_bases_and_orphans_never_a_base_with_over
         (Category.ORPHAN, "inst-1/disk", size[disk]),
     ]
     assert all(r.action == "delete" and r.reason for r in rep.reclaimable)
+    orphan = next(r for r in rep.reclaimable if r.path == str(forgotten))
+    assert orphan.reason.startswith("last written 31 days ago; nothing backs onto it")
+    assert orphan.reason.endswith("(libvirt did not answer: a VM defined there may still use it)")
     by = rep.by_category()
     assert list(by) == list(Category) and by[Category.ORPHAN] == size[forgotten] + size[disk]
     assert rep.reclaimable_bytes == sum(size.values())
@@ -295,7 +301,9 @@ def test_an_image_a_libvirt_domain_uses_is_never_reclaimable(
     assert graph.domains_of(str(vm_disk))
     rep = space_report(graph, read_maps(graph, _reader()))
     assert rep.libvirt_checked
-    assert [os.path.basename(r.path) for r in rep.reclaimable] == ["alone.qcow2"]
+    [alone] = rep.reclaimable
+    assert os.path.basename(alone.path) == "alone.qcow2"
+    assert alone.reason.endswith("it is not in use, no libvirt VM uses it")
     assert not any("libvirt" in m for _, m in rep.notes)
 
 
