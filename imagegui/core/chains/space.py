@@ -430,7 +430,8 @@ def _chains(graph: ChainGraph, maps: Mapping[str, LayerMap]) -> list[ChainSpace]
                 rows.append((layer, None, False))
                 above = None
                 continue
-            rows.append((layer, total(subtract(intersect(m.data, disk), above)), False))
+            held = m.data if not m.data or m.data[-1][1] <= size else intersect(m.data, disk)
+            rows.append((layer, total(subtract(held, above) if above else held), False))
             above = union(above, m.covers)
         shares = [s for _, s, placeholder in rows if not placeholder]
         data = None if any(s is None for s in shares) else sum(s or 0 for s in shares)

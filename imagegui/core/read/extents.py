@@ -38,11 +38,24 @@ def total(ranges: Ranges) -> int:
 
 
 def union(*many: Ranges) -> Ranges:
-    return normalise(pair for ranges in many for pair in ranges)
+    """Bytes in any of ``many`` (each canonical). One non-empty input is returned as it is and
+    two that do not meet are joined: the common cases of adding a layer to a chain."""
+    some = [r for r in many if r]
+    if len(some) <= 1:
+        return some[0] if some else ()
+    if len(some) == 2:
+        a, b = some
+        if a[-1][1] < b[0][0]:
+            return a + b
+        if b[-1][1] < a[0][0]:
+            return b + a
+    return normalise(pair for ranges in some for pair in ranges)
 
 
 def intersect(a: Ranges, b: Ranges) -> Ranges:
     """Bytes in both ``a`` and ``b`` (a two-pointer sweep; both canonical)."""
+    if not a or not b or a[-1][1] <= b[0][0] or b[-1][1] <= a[0][0]:
+        return ()
     out: list[Range] = []
     i = j = 0
     while i < len(a) and j < len(b):
@@ -91,7 +104,7 @@ class LayerMap:
     @property
     def covers(self) -> Ranges:
         """Every byte a read stops at this layer for."""
-        return union(self.data, self.zero)
+        return union(self.data, self.zero) if self.zero else self.data
 
     @property
     def guest_data(self) -> int:
