@@ -313,3 +313,16 @@ def test_space_report_takes_maps_as_a_plain_mapping_too(make, tmp_path):
     rep = space_report(graph, {str(base): LayerMap(4 * M, ((0, M),))})
     assert rep.images[str(base)].guest_data == M
     assert isinstance(Maps(), Maps)
+
+
+def test_shares_are_clipped_to_the_top_s_disk_size(make, tmp_path):
+    """An overlay smaller than its base: the guest never reads the base's bytes past its end."""
+    base = make.create("base.qcow2", "qcow2", "16M")
+    qemu_io(base, "write -P 1 0 1M", "write -P 1 12M 2M")
+    qemu_img("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "-u",
+             tmp_path / "small.qcow2", "8M")  # fmt: skip
+    _, rep = report(tmp_path)
+    [chain] = rep.chains
+    assert chain.virtual_size == 8 * M
+    assert [layer.share for layer in chain.layers] == [0, 1 * M]
+    assert rep.images[str(base)].guest_data == 3 * M
