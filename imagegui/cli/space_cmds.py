@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -81,7 +82,9 @@ def cmd_space(args: argparse.Namespace) -> int:
         graph = ChainGraph(scan_directory(args.directory), domains=domains)
     except OSError as exc:
         raise UsageError(f"cannot scan {printable(args.directory)}: {exc.strerror}") from None
-    job = space_job(graph, read_layer_map, older_than_days=args.older_than)
+    # Maps qemu-img has to read cost a process each: as many at once as there are CPUs.
+    jobs = len(os.sched_getaffinity(0))
+    job = space_job(graph, read_layer_map, older_than_days=args.older_than, jobs=jobs)
     token = CancelToken()
     received: list[int] = []
     bar = ProgressBar(job.title, sys.stderr) if sys.stderr.isatty() else None

@@ -205,6 +205,35 @@ def test_reading_maps_reports_progress_and_stops_on_cancel(make, tmp_path):
     with pytest.raises(CancelledError):
         read_maps(graph, read, seen.append, cancel)
     assert seen[-1] < 1.0
+    # Two at once: the same maps, in scan order, progress counted in the calling thread.
+    seen.clear()
+    both = read_maps(graph, real, seen.append, jobs=2)
+    assert list(both.maps.items()) == list(maps.maps.items())
+    assert seen == [0.0, 0.25, 0.5, 0.75, 1.0]
+    cancel = CancelToken()
+    seen.clear()
+
+    def cancelling(info: ImageInfo, token: CancelToken) -> LayerMap:
+        cancel.cancel()  # the first read cancels: the two running finish, no other starts
+        return real(info, token)
+
+    with pytest.raises(CancelledError):
+        read_maps(graph, cancelling, seen.append, cancel, jobs=2)
+    assert cancel.cancelled and seen[-1] < 1.0
+
+
+def test_a_failing_reader_stops_the_others_without_cancelling_the_callers_token(make, tmp_path):
+    for i in range(3):
+        make.create(f"d{i}.qcow2", "qcow2", "1M")
+    graph = ChainGraph(scan_directory(str(tmp_path)))
+    caller = CancelToken()
+
+    def broken(info: ImageInfo, token: CancelToken) -> LayerMap:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        read_maps(graph, broken, cancel=caller, jobs=2)
+    assert not caller.cancelled
 
 
 # -- reclaimable ---------------------------------------------------------------------------------
