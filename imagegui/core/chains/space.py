@@ -248,6 +248,12 @@ def read_maps(
     out = Maps()
     n = len(targets)
     progress(0.0)
+    if graph.scan.remote_uri is not None:
+        # Another host's paths: a file of the same name here is not that image.
+        why = "another host's image: its allocation map cannot be read from here"
+        out.failed = {info.path: why for info in targets}
+        progress(1.0)
+        return out
 
     def one(info: ImageInfo) -> tuple[str, LayerMap | None, str | None]:
         cancel.raise_if_cancelled("nothing was changed")
@@ -333,7 +339,10 @@ def space_report(
         (e.path, f"{e.message} (not counted)") for e in graph.scan.errors if e.looked_like_image
     )
     chains = _chains(graph, maps.maps)
-    reclaimable = _reclaimable(graph, maps.maps, older_than_days, now, libvirt_checked)
+    if graph.scan.remote_uri is None:
+        reclaimable = _reclaimable(graph, maps.maps, older_than_days, now, libvirt_checked)
+    else:  # deleting (and even lstat) works on this machine's files only
+        reclaimable = []
     if not libvirt_checked and any(r.category is Category.ORPHAN for r in reclaimable):
         notes.append(
             (

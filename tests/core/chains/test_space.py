@@ -355,3 +355,21 @@ def test_shares_are_clipped_to_the_top_s_disk_size(make, tmp_path):
     assert chain.virtual_size == 8 * M
     assert [layer.share for layer in chain.layers] == [0, 1 * M]
     assert rep.images[str(base)].guest_data == 3 * M
+
+
+def test_another_hosts_images_are_never_read_here_nor_offered(make, tmp_path):
+    """A remote graph's paths name that host's files: a file of the same name here is not
+    the image, so no map is read with them and nothing is offered for deleting."""
+    import dataclasses
+
+    aged(make.create("old.qcow2"), 60)
+    scan = dataclasses.replace(scan_directory(str(tmp_path)), remote_uri="qemu+ssh://h/system")
+    graph = ChainGraph(scan)
+
+    def never(info: ImageInfo, cancel: CancelToken) -> LayerMap:
+        raise AssertionError(f"read {info.path} here")
+
+    rep = space_job(graph, never).run()
+    [img] = rep.images.values()
+    assert img.guest_data is None and "another host" in (img.note or "")
+    assert rep.reclaimable == []
