@@ -171,3 +171,12 @@ def test_an_image_a_libvirt_domain_uses_is_not_reclaimable(
     assert [os.path.basename(r["path"]) for r in doc["reclaimable"]] == ["alone.qcow2"]
     assert doc["libvirt_checked"] is True and doc["libvirt"][0]["reachable"] is True
     assert not [n for n in doc["notes"] if "libvirt" in n["message"]]
+
+
+def test_a_split_vmdk_is_on_disk_with_its_extent_files(make, tmp_path):
+    vmdk = make.create("split.vmdk", "vmdk", "8M", "subformat=twoGbMaxExtentSparse")
+    qemu_io(vmdk, "write -P 1 0 1M", fmt="vmdk")
+    doc = space_json(tmp_path)
+    [img] = doc["images"]
+    assert img["on_disk"] == du(vmdk) + du(tmp_path / "split-s001.vmdk")
+    assert img["guest_data"] == 1 * M and doc["totals"]["on_disk"] == img["on_disk"]
