@@ -431,7 +431,9 @@ def _shadowed(
     overlays = g.pred
     hidden: dict[str, Ranges | None] = {}
     why: dict[str, str] = {}
-    order = networkx.topological_sort(g.subgraph(n for n in g if n not in in_loop))
+    # (A subgraph view costs a filter per lookup: only when there is a loop to leave out.)
+    dag = g.subgraph(n for n in g if n not in in_loop) if in_loop else g
+    order = networkx.topological_sort(dag)
     for node in order:
         acc: Ranges | None = None
         unknown: str | None = None
@@ -479,7 +481,7 @@ def _chains(graph: ChainGraph, maps: Mapping[str, LayerMap]) -> list[ChainSpace]
         above: Ranges | None = ()
         rows: list[tuple[str, int | None, bool]] = []
         on_disk = 0
-        for layer in graph.chain(top):
+        for layer in _chain(g.succ, top):
             kind = graph.kind(layer)
             layer_info = graph.image(layer)
             if kind not in (IMAGE, EXTERNAL) or layer_info is None:
@@ -518,6 +520,17 @@ def _chains(graph: ChainGraph, maps: Mapping[str, LayerMap]) -> list[ChainSpace]
             )
         )
     return out
+
+
+def _chain(succ: Mapping[str, Mapping[str, object]], top: str) -> Iterator[str]:
+    """``top`` and its backing files (``ChainGraph.chain`` without networkx's traversal: each
+    node has one backing at most); stops before repeating a loop."""
+    seen: set[str] = set()
+    node: str | None = top
+    while node is not None and node not in seen:
+        seen.add(node)
+        yield node
+        node = next(iter(succ[node]), None)
 
 
 # -- reclaimable ---------------------------------------------------------------------------------
