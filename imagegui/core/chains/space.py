@@ -282,6 +282,9 @@ def read_maps(
         _read_all(targets, one, keep, cancel, jobs)
     finally:
         forget()
+    if jobs > 1:  # in scan order, whatever order the reads finished in
+        out.maps = {i.path: out.maps[i.path] for i in targets if i.path in out.maps}
+        out.failed = {i.path: out.failed[i.path] for i in targets if i.path in out.failed}
     if n == 0:
         progress(1.0)
     return out
