@@ -136,3 +136,12 @@ def test_read_layer_map_damaged_qcow2_is_not_handed_to_qemu_img(make):
     os.truncate(path, l1_offset + 4)  # the L1 table cut short
     with pytest.raises(MapUnavailable, match="cut.qcow2 is damaged: its L1 table"):
         qemuimg.read_layer_map(info, qemu_img="/nonexistent/qemu-img")
+
+
+@pytest.mark.parametrize("sub", ["twoGbMaxExtentSparse", "monolithicFlat", "streamOptimized"])
+def test_vmdk_with_extent_files_and_compressed_grains(make, sub):
+    path = make.create(f"{sub}.vmdk", "vmdk", "64M", f"subformat={sub}")
+    qemu_io(path, "vmdk", "write -P 1 1M 128k")
+    got = qemuimg.layer_map(str(path), "vmdk")
+    assert same_map(got, qemu_depth0(path, "vmdk"))
+    assert (1 << 20, (1 << 20) + (128 << 10)) in got.data or got.data == ((0, 64 << 20),)
