@@ -148,3 +148,25 @@ def test_an_image_a_libvirt_vm_uses_is_refused(
         "vda; deleting it breaks that VM's disk" in err
     )
     assert images["orphan"].exists() and not (trash_home / "Trash").exists()
+
+
+def test_a_volume_without_a_usable_trash_is_refused_naming_permanent(tmp_path, capsys, trash_home):
+    """A volume whose Trash folder cannot be made (a file is in its way), and the home Trash
+    would mean a copy: refused, saying how much, and how to delete it for good instead."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a volume needs root")
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "none", str(vol)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        img = vol / "big.raw"
+        img.write_bytes(b"\1" * (1 << 20))
+        (vol / f".Trash-{os.getuid()}").write_text("not a folder")
+        status, _, err = cli(capsys, "delete", img)
+        assert status == 2
+        assert f"refused: {img} cannot be moved to the Trash without copying it (1 MiB)" in err
+        assert "add --permanent" in err
+        assert img.exists() and not (trash_home / "Trash").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(vol)], check=False)

@@ -148,10 +148,14 @@ def examine(
         )
     folder = os.path.dirname(path)
     if not os.access(folder, os.W_OK | os.X_OK):
+        why = "is not writable by this user"
+        try:
+            if os.statvfs(folder).f_flag & os.ST_RDONLY:
+                why = "is on a file system mounted read-only"
+        except OSError:
+            pass
         return refuse(
-            "not-writable",
-            f"{path} cannot be deleted: its folder {folder} is not writable by this user",
-            paths=(path,),
+            "not-writable", f"{path} cannot be deleted: its folder {folder} {why}", paths=(path,)
         )
     if lock := not_in_use(path, "image", index=index):
         return replace(lock, paths=(path,))
@@ -400,7 +404,14 @@ class DeletePlan(Plan[DeleteResult]):
                     except journal.JournalError as exc:
                         errors.append(str(exc))
             except TrashUnavailable as exc:
-                kept.append(refuse("no-trash", str(exc), paths=(planned.path,)))
+                kept.append(
+                    refuse(
+                        "no-trash",
+                        f"{exc}; delete it permanently instead (it cannot be restored then)",
+                        fix_cli="add --permanent to the same command",
+                        paths=(planned.path,),
+                    )
+                )
             except OSError as exc:
                 errors.append(f"{planned.path}: {exc.strerror or exc}")
             progress((n + 1) / len(self.items))

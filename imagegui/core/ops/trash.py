@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -143,6 +144,35 @@ def _volume_trash(top: str, dev: int) -> str | None:
     return None
 
 
+def _unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash are written as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mount_point(path: str, mountinfo: str = "/proc/self/mountinfo") -> str:
+    """The mount point the (existing part of) ``path`` lies under: the longest mount point that
+    is a prefix of its real path. A bind mount of the same file system is a mount of its own
+    here (the kernel refuses a rename across it), which a device comparison cannot see; without
+    ``/proc``, send2trash's device walk."""
+    real = os.path.realpath(path)
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
+            points = [_unescape(line.split(" ")[4]) for line in f if line.count(" ") >= 4]
+    except OSError:
+        return plat_other.find_mount_point(real)
+    best = "/"
+    for p in points:
+        if (real == p or real.startswith(p.rstrip("/") + "/")) and len(p) > len(best):
+            best = p
+    return best
+
+
+def _nearest_existing(path: str) -> str:
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
 def trash_spot(path: str) -> TrashSpot:
     """The Trash ``path`` would go to, on its own file system; ``TrashUnavailable`` when there is
     none, saying what a copy would have cost. Makes nothing."""
@@ -151,9 +181,10 @@ def trash_spot(path: str) -> TrashSpot:
     except OSError as exc:
         raise TrashUnavailable(f"{path} cannot be read: {exc.strerror}") from None
     home = home_trash()
-    if _device_of_nearest(home) == st.st_dev:
+    folder = os.path.dirname(path) or "."
+    top = mount_point(folder)
+    if _device_of_nearest(home) == st.st_dev and mount_point(_nearest_existing(home)) == top:
         return TrashSpot(home, data_home(), "home")
-    top = plat_other.find_mount_point(os.path.dirname(path) or ".")
     cost = human_size(st.st_blocks * 512)
     copy = (
         f"{path} cannot be moved to the Trash without copying it ({cost}) to the Trash in your "
@@ -164,7 +195,8 @@ def trash_spot(path: str) -> TrashSpot:
     volume = _volume_trash(top, st.st_dev)
     if volume is None:
         raise TrashUnavailable(
-            f"{copy}, and no Trash folder can be made on its volume ({top} is not writable)"
+            f"{copy}, and no Trash folder can be made on its volume at {top} (not writable, "
+            f"or .Trash-{os.getuid()} there is not a folder)"
         )
     return TrashSpot(volume, top, "volume")
 

@@ -193,3 +193,53 @@ def test_a_volume_trash_that_cannot_be_made_when_moving_refuses_without_copying(
     with pytest.raises(TrashUnavailable, match="no Trash folder can be made on its volume"):
         trash(str(f), spot)
     assert f.exists() and not (trash_home / "Trash").exists()
+
+
+def test_a_bind_mount_of_the_same_file_system_has_a_trash_of_its_own(tmp_path: Path, trash_home):
+    """Same device as the home Trash, but another mount: the kernel refuses a rename across it
+    (EXDEV), where send2trash falls back to copying. The mount's own Trash is chosen; handed
+    the home Trash anyway, the move is refused and leaves no ``.trashinfo`` behind."""
+    if os.geteuid() != 0:
+        pytest.skip("a bind mount needs root")
+    real, bound = tmp_path / "real", tmp_path / "bound"
+    real.mkdir()
+    bound.mkdir()
+    proc = subprocess.run(["mount", "--bind", str(real), str(bound)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {proc.stderr.decode().strip()}")
+    try:
+        f = bound / "img.qcow2"
+        f.write_bytes(b"\1" * 4096)
+        assert trashmod.mount_point(str(bound)) == str(bound)
+        home = trashmod.TrashSpot(str(trash_home / "Trash"), str(trash_home), "home")
+        with pytest.raises(TrashUnavailable, match="different mounts"):
+            trash(str(f), home)
+        assert f.read_bytes() == b"\1" * 4096
+        assert os.listdir(trash_home / "Trash" / "info") == []
+        spot = trash_spot(str(f))
+        assert (spot.kind, spot.topdir) == ("volume", str(bound))
+        moved = trash(str(f))
+        assert moved.trashed == str(bound / f".Trash-{os.getuid()}" / "files" / "img.qcow2")
+        restore(moved)
+        assert f.read_bytes() == b"\1" * 4096
+    finally:
+        subprocess.run(["umount", "-l", str(bound)], check=False)
+
+
+def test_mount_point_reads_escaped_names(tmp_path: Path):
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "1 0 8:1 / / rw - ext4 /dev/vda rw\n2 1 0:5 / /mnt/my\\040disk rw - tmpfs none rw\n"
+    )
+    assert trashmod.mount_point("/mnt/my disk/vm/x.qcow2", str(info)) == "/mnt/my disk"
+    assert trashmod.mount_point("/mnt/other/x", str(info)) == "/"
+
+
+def test_a_file_on_a_read_only_volume_is_refused_saying_so(volume: Path, trash_home):
+    from imagegui.core.ops.delete import plan_delete
+
+    f = volume / "img.raw"
+    f.write_bytes(b"x")
+    subprocess.run(["mount", "-o", "remount,ro", str(volume)], check=True)
+    (refusal,) = plan_delete([f]).blocking()
+    assert refusal.code == "not-writable" and "mounted read-only" in refusal.message
