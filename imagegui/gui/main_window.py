@@ -229,6 +229,7 @@ class MainWindow(QMainWindow):
         self.chains.nodeActivated.connect(self._on_node_activated)
         self.chains.contextMenuRequested.connect(self._on_context_menu_requested)
         self.chains.filterApplied.connect(self.scene.set_matches)
+        self.chains.filterApplied.connect(self.space.map.set_matches)
         self.problems.nodeRequested.connect(self._on_list_selected)
         self.problems.removeLeftoversRequested.connect(self.ops.remove_leftovers)
         self.problems.message.connect(lambda text: self.status.showMessage(text, 8000))

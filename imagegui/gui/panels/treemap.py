@@ -68,6 +68,10 @@ class Picture:
     batches: list[tuple[int, str, list[QRectF]]] = field(default_factory=list)
     #: path -> index into ``tiles``.
     index: dict[str, int] = field(default_factory=dict)
+    #: Per tile: its style key (depth shade, state) and its rectangle (None: empty, not drawn),
+    #: to batch again on the GUI thread when the list's filter dims some of them.
+    keys: list[tuple[int, str]] = field(default_factory=list)
+    rects: list[QRectF | None] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -95,17 +99,38 @@ def lay_out(
     tiles = squarified_forest(forest.roots, forest.children, sizes, width, height)
     cancel.raise_if_cancelled()
     status = snapshot.status
-    groups: dict[tuple[int, str], list[QRectF]] = {}
     index: dict[str, int] = {}
+    keys: list[tuple[int, str]] = []
+    rects: list[QRectF | None] = []
     for i, tile in enumerate(tiles):
         index[tile.path] = i
-        if tile.w <= 0 or tile.h <= 0:
-            continue
         st = status.get(tile.path)
-        key = (min(tile.depth, DEPTH_SHADES - 1), str(st.state if st else State.OK))
-        groups.setdefault(key, []).append(QRectF(tile.x, tile.y, tile.w, tile.h))
-    batches = [(d, s, rects) for (d, s), rects in sorted(groups.items())]
-    return Picture(tiles, width, height, batches, index, time.perf_counter() - t)
+        keys.append((min(tile.depth, DEPTH_SHADES - 1), str(st.state if st else State.OK)))
+        empty = tile.w <= 0 or tile.h <= 0
+        rects.append(None if empty else QRectF(tile.x, tile.y, tile.w, tile.h))
+    pic = Picture(tiles, width, height, index=index, keys=keys, rects=rects)
+    pic.batches = batch(pic, None)
+    pic.seconds = time.perf_counter() - t
+    return pic
+
+
+#: Appended to a state's name for the style of a tile the list's filter does not match.
+DIM = "/dim"
+
+
+def batch(pic: Picture, matches: set[str] | None) -> list[tuple[int, str, list[QRectF]]]:
+    """The rectangles grouped by style in painting order (parents first); with ``matches``,
+    the others in their dimmed style."""
+    groups: dict[tuple[int, str], list[QRectF]] = {}
+    tiles = pic.tiles
+    for i, rect in enumerate(pic.rects):
+        if rect is None:
+            continue
+        key = pic.keys[i]
+        if matches is not None and tiles[i].path not in matches:
+            key = (key[0], key[1] + DIM)
+        groups.setdefault(key, []).append(rect)
+    return [(d, s, rects) for (d, s), rects in sorted(groups.items())]
 
 
 def make_layout_job(
@@ -145,6 +170,10 @@ def _styles(_key: int) -> dict[tuple[int, str], TileStyle]:
             out[(depth, state)] = TileStyle(
                 QBrush(fill), pen, text, theme.readable(theme.mix(text, fill, 0.3), fill)
             )
+            dim = theme.mix(fill, t.scene_bg, 0.7)
+            dim_pen = QPen(theme.mix(pen.color(), t.scene_bg, 0.6), 1.0, card.pen.style())
+            dim_text = theme.readable(t.muted, dim)
+            out[(depth, state + DIM)] = TileStyle(QBrush(dim), dim_pen, dim_text, dim_text)
     return out
 
 
@@ -188,6 +217,9 @@ class TreemapView(QWidget):
         #: What the tooltip adds per image (guest data, shadowed), from the space report.
         self.extra: Mapping[str, str] = {}
         self.picture: Picture | None = None
+        #: The chains list's filter matches (None: no filter): the others are drawn dimmed.
+        self.matches: set[str] | None = None
+        self._batches: list[tuple[int, str, list[QRectF]]] = []
         #: Images drawn hatched (reclaimable), and their rectangles in the current picture.
         self.marked: set[str] = set()
         self._marked_rects: list[QRectF] = []
@@ -215,6 +247,23 @@ class TreemapView(QWidget):
             self._set_picture(None)
         elif self.isVisible():
             self._start_layout()
+
+    def set_matches(self, matches: set[str] | None) -> None:
+        """Dims every image the list's filter does not match (None: none dimmed)."""
+        if matches is None and self.matches is None:
+            return
+        self.matches = set(matches) if matches is not None else None
+        self._rebatch()
+        self.update()
+
+    def _rebatch(self) -> None:
+        pic = self.picture
+        if pic is None:
+            self._batches = []
+        elif self.matches is None:
+            self._batches = pic.batches
+        else:
+            self._batches = batch(pic, self.matches)
 
     def set_marked(self, paths: set[str]) -> None:
         """Hatches these images' rectangles (the reclaimable ones)."""
@@ -288,6 +337,7 @@ class TreemapView(QWidget):
         self._labels = {}
         self.hovered = -1
         self._collect_marked()
+        self._rebatch()
         self.update()
 
     def showEvent(self, event) -> None:
@@ -319,7 +369,7 @@ class TreemapView(QWidget):
         if not exact:  # the picture of the old size, stretched until the new one is laid out
             painter.scale(self.width() / max(1, pic.width), self.height() / max(1, pic.height))
         style = styles()
-        for depth, state, rects in pic.batches:
+        for depth, state, rects in self._batches:
             s = style.get((depth, state)) or style[(depth, "ok")]
             painter.setBrush(s.brush)
             painter.setPen(s.pen)
@@ -363,7 +413,10 @@ class TreemapView(QWidget):
                 i = tile.end
                 continue
             st = status.get(tile.path)
-            s = style.get((min(tile.depth, DEPTH_SHADES - 1), str(st.state if st else "ok")))
+            state = str(st.state if st else "ok")
+            if self.matches is not None and tile.path not in self.matches:
+                state += DIM
+            s = style.get((min(tile.depth, DEPTH_SHADES - 1), state))
             if s is None:
                 s = style[(0, "ok")]
             name, size = self._label(i, tile, name_fm, small_fm)

@@ -186,3 +186,24 @@ def test_an_image_holding_nothing_on_disk(qtbot, window, open_dir, make, tmp_pat
     tile = view.tile_of(str(empty))
     assert tile is not None and tile.w * tile.h == 0  # present, not drawn
     assert view.node_at(QPointF(tile.x, tile.y)) != str(empty)
+
+
+def test_the_list_filter_dims_the_others(qtbot, window, open_dir, chains):
+    view = open_space(qtbot, window, open_dir, chains)
+    with qtbot.waitSignal(window.chains.filterApplied, timeout=10_000):
+        window.chains.filter.setText("lone")
+    lone, base = str(chains / "lone.raw"), str(chains / "base.qcow2")
+    assert view.matches is not None and lone in view.matches and base not in view.matches
+    image = view.grab().toImage()
+    snap = window.session.snapshot
+    for path, dimmed in ((lone, False), (base, True)):
+        tile = view.tile_of(path)
+        state = str(snap.status[path].state) + (treemap.DIM if dimmed else "")
+        expected = treemap.styles()[(min(tile.depth, treemap.DEPTH_SHADES - 1), state)]
+        # A leaf's own area at its corner; the base's in its name band, right of the name.
+        x, y = (tile.x + tile.w - 6, tile.y + 4) if dimmed else (tile.x + 5, tile.y + tile.h - 5)
+        colour = image.pixelColor(int(x), int(y))
+        assert theme.contrast(colour, expected.brush.color()) < 1.02, path
+    with qtbot.waitSignal(window.chains.filterApplied, timeout=10_000):
+        window.chains.filter.clear()
+    assert view.matches is None
