@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.chains.schema import EXTERNAL, IMAGE
 from imagegui.core.jobs import CancelledError, CancelToken, Job, ProgressFn, no_progress
+from imagegui.core.read.allocmap import NATIVE_FORMATS
 from imagegui.core.read.extents import (
     LayerMap,
     MapUnavailable,
@@ -297,23 +298,31 @@ def _read_all(
     cancel: CancelToken,
     jobs: int,
 ) -> None:
-    """``keep(i, one(target))`` for every target, ``jobs`` at once; every result is kept in
-    the calling thread."""
-    if jobs <= 1 or len(targets) < 2:
+    """``keep(i, one(target))`` for every target, every result kept in the calling thread;
+    the maps that need a ``qemu-img map`` ``jobs`` at once. Native maps are read first, here:
+    handing microsecond reads to a pool costs more in hand-overs than it saves (10,000 qcow2
+    maps took 5x the scan on two threads, 2.5x inline)."""
+    slow = [info for info in targets if info.format not in NATIVE_FORMATS] if jobs > 1 else []
+    if len(slow) < 2:
         for i, info in enumerate(targets, 1):
             keep(i, one(info))
-    else:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+        return
+    done = 0
+    for info in targets:
+        if info.format in NATIVE_FORMATS:
+            done += 1
+            keep(done, one(info))
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        with ThreadPoolExecutor(min(jobs, len(targets)), thread_name_prefix="maps") as pool:
-            futures = [pool.submit(one, info) for info in targets]
-            try:
-                for i, future in enumerate(as_completed(futures), 1):
-                    keep(i, future.result())
-            except BaseException:
-                cancel.cancel()  # the running reads stop (qemu-img is terminated) ...
-                pool.shutdown(wait=True, cancel_futures=True)  # ... the others never start
-                raise
+    with ThreadPoolExecutor(min(jobs, len(slow)), thread_name_prefix="maps") as pool:
+        futures = [pool.submit(one, info) for info in slow]
+        try:
+            for i, future in enumerate(as_completed(futures), done + 1):
+                keep(i, future.result())
+        except BaseException:
+            cancel.cancel()  # the running reads stop (qemu-img is terminated) ...
+            pool.shutdown(wait=True, cancel_futures=True)  # ... the others never start
+            raise
 
 
 # -- the report ----------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ from imagegui.core.read.formats.limits import (
 )
 from imagegui.core.read.model import ImageInfo
 
+#: The formats whose maps are read here, in microseconds; the others cost a ``qemu-img map``.
+NATIVE_FORMATS = frozenset({"raw", "qcow2"})
+
 
 def native_map(info: ImageInfo) -> LayerMap | None:
     """The map of ``info``'s own file, or None when it is not read natively (the caller falls
