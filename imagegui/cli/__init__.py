@@ -36,6 +36,10 @@ _MODULES = {
     "move": "move_cmds",
     "relink": "move_cmds",
     "space": "space_cmds",
+    "new": "image_cmds",
+    "resize": "image_cmds",
+    "snapshot": "image_cmds",
+    "convert": "image_cmds",
     "install-desktop": "install_desktop",
 }
 SUBCOMMANDS = tuple(_MODULES)

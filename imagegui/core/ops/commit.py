@@ -144,6 +144,7 @@ def plan_commit(
                 skip=index.uses_of(base) if index else (),
             )
             add_findings(findings, guards.writable(image), guards.writable(base, "backing file"))
+            add_findings(findings, guards.snapshots_not_carried(img, "commit"))
             chain = guards.follow_chain(image)
             findings += guards.chain_access(chain, guards.access_roots(image, extra=roots), allow)
             base_img = probe_or_refuse(base, "backing file", findings)

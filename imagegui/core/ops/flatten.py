@@ -4,7 +4,6 @@ beside the output that is renamed (never replacing a file) when done; free space
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,6 +12,7 @@ from imagegui.core.ops import guards
 from imagegui.core.ops.newfile import (
     claim_new_file,
     link_no_replace,
+    partial_name,
     release_new_file,
     still_ours,
 )
@@ -103,9 +103,7 @@ def plan_flatten(
     flatten reads the chain and creates a new file (it never replaces one)."""
     image, out = canonical(image), canonical(out)
     mode = 0o600
-    partial = partial or os.path.join(
-        os.path.dirname(out), f".{os.path.basename(out)}.{secrets.token_hex(4)}.partial"
-    )
+    partial = partial or partial_name(out)
     index, findings = guards.read_domains(domains)
     add_findings(findings, guards.target_free(out, "output"))
     if os.path.lexists(partial):
@@ -127,6 +125,7 @@ def plan_flatten(
             add_findings(
                 findings,
                 guards.not_in_use(member.path, "chain member", writers_only=True, index=index),
+                guards.snapshots_not_carried(member, "flatten"),
             )
         add_findings(
             findings,

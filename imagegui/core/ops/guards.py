@@ -253,6 +253,55 @@ def same_file(a: str, b: str) -> bool:
         return canonical(a) == canonical(b)
 
 
+# --------------------------------------------------------------------------- internal snapshots
+
+#: What happens to an image's internal snapshots in each operation that does not carry them
+#: along (checked against qemu 7.2): ``{n}`` the count with its names, ``{path}`` the image.
+_SNAPSHOTS_LEFT = {
+    # qemu-img convert copies the current state only.
+    "flatten": "the new image has none of them (a flatten copies the current state only); "
+    "they stay in {path}",
+    "convert": "the new image has none of them (a convert copies the current state only); "
+    "they stay in {path}",
+    # qemu-img commit writes the overlay's current data into the base and empties it; the
+    # snapshots stay in the overlay but read what they did not store from the changed base.
+    "commit": "they are not committed into the base; they stay in {path}, but what they did "
+    "not store themselves they read from the base, which this commit changes, so reverting to "
+    "one afterwards no longer gives what it recorded",
+    # qemu-img rebase (safe) copies the differences into the current state only.
+    "rebase": "they are not rebased; they stay in {path}, but what they did not store "
+    "themselves they read from the new backing file (as zeros without one), so reverting to "
+    "one afterwards no longer gives what it recorded",
+}
+
+
+def snapshot_count(img: ImageInfo) -> int:
+    """How many internal snapshots the header says ``img`` has (only qcow2 has them)."""
+    count = img.flags.get("nb_snapshots", 0) if img.format == "qcow2" else 0
+    return count if isinstance(count, int) else 0
+
+
+def snapshots_not_carried(img: ImageInfo, op: str) -> Finding | None:
+    """A warning that ``img``'s internal snapshots (qcow2) are not carried along by ``op``
+    (``flatten``, ``convert``, ``commit``, ``rebase``); None when it has none."""
+    count = snapshot_count(img)
+    if not count:
+        return None
+    from imagegui.core.read.formats.base import ParseError
+    from imagegui.core.read.snapshots import read_snapshots
+
+    try:
+        names = ", ".join(repr(s.name) for s in read_snapshots(img.path)[:5])
+    except (OSError, ParseError):
+        names = ""
+    more = "..." if count > 5 else ""
+    what = f"{count} internal snapshot{'s' * (count > 1)}" + (f" ({names}{more})" if names else "")
+    return warn(
+        "snapshots-not-carried",
+        f"{img.path} has {what}: " + _SNAPSHOTS_LEFT[op].format(path=img.path),
+    )
+
+
 # --------------------------------------------------------------------------- who else uses a base
 # Finding a base's other overlays means scanning directory trees: a search, not a check. A plan
 # builder chooses the roots (``nearby_roots``), calls ``find_overlays`` over exactly

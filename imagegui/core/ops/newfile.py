@@ -6,9 +6,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 
+from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops.plan import GuardRefused, refuse
 from imagegui.core.read.fileid import FileId, file_id, stat_id
+
+
+def partial_name(out: str) -> str:
+    """The temporary name a new file is written under beside ``out`` (``.OUT.<8 hex>.partial``),
+    renamed to ``out`` when complete: the scan reports one left behind as a ``leftover-file``
+    and ``clean-leftovers`` removes it (``core.read.scan.LEFTOVER_RE``)."""
+    return os.path.join(
+        os.path.dirname(out), f".{os.path.basename(out)}.{secrets.token_hex(4)}.partial"
+    )
 
 
 def claim_new_file(path: str, mode: int) -> FileId:
@@ -63,3 +74,26 @@ def link_no_replace(src: str, dst: str) -> None:
         os.rename(src, dst)
         return
     os.unlink(src)
+
+
+def write_via_partial(
+    argv: list[str],
+    partial: str,
+    out: str,
+    mode: int,
+    progress: ProgressFn,
+    cancel: CancelToken,
+    qemu_img: str = "",
+) -> None:
+    """Runs the qemu-img command ``argv`` that writes ``partial`` (claimed first, exclusively,
+    with ``mode``), then gives it the name ``out``. Whatever stops it (a cancel, a qemu error,
+    a refusal) removes ``partial``: no half-written file is left under either name."""
+    from imagegui.core.qemu import qemuimg
+
+    ident = claim_new_file(partial, mode)
+    try:
+        qemuimg.run(argv, progress=progress, cancel=cancel, qemu_img=qemu_img)
+        still_ours(partial, ident)
+        link_no_replace(partial, out)
+    finally:
+        release_new_file(partial, ident)

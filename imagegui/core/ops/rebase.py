@@ -231,6 +231,8 @@ def plan_rebase(
         old_chain = guards.follow_chain(image)
         add_findings(findings, guards.chain_problem(old_chain, "a safe rebase"))
         findings += guards.chain_access(old_chain, guards.access_roots(image, extra=roots), allow)
+    if img and not unsafe:
+        add_findings(findings, guards.snapshots_not_carried(img, "rebase"))
     if img and unsafe and old_path and new_abs and os.path.exists(old_path):
         if guards.same_file(old_path, new_abs):
             findings.append(info("same-file", "same file: only the stored name/format change"))

@@ -345,12 +345,66 @@ def commit_argv(image: str, image_format: str) -> list[str]:
     return ["qemu-img", "commit", "-p", "-f", image_format, image]
 
 
-def convert_argv(src: str, src_format: str, out: str, out_format: str = "qcow2") -> list[str]:
-    return ["qemu-img", "convert", "-p", "-f", src_format, "-O", out_format, src, out]
+def convert_argv(
+    src: str,
+    src_format: str,
+    out: str,
+    out_format: str = "qcow2",
+    *,
+    compress: bool = False,
+    options: Sequence[str] = (),
+    backing: tuple[str, str] | None = None,
+) -> list[str]:
+    """``backing``: (name to store, its format) for an output that keeps the source's backing
+    file (``-B``): only what the source's top layer holds is copied. ``options``: ``-o`` ones
+    of the output format (``subformat=streamOptimized``)."""
+    argv = ["qemu-img", "convert", "-p", "-f", src_format, "-O", out_format]
+    if compress:
+        argv.append("-c")
+    if options:
+        argv += ["-o", ",".join(options)]
+    if backing is not None:
+        argv += ["-B", backing[0], "-F", backing[1]]
+    return [*argv, src, out]
+
+
+def create_argv(path: str, fmt: str, size: int, preallocation: str = "off") -> list[str]:
+    """A new, blank image (no backing file)."""
+    argv = ["qemu-img", "create", "-f", fmt]
+    if preallocation != "off":
+        argv += ["-o", f"preallocation={preallocation}"]
+    return [*argv, path, str(size)]
+
+
+def resize_argv(image: str, image_format: str, size: int, shrink: bool = False) -> list[str]:
+    """To the absolute ``size`` in bytes; qemu-img refuses to shrink without ``--shrink``."""
+    argv = ["qemu-img", "resize", "-f", image_format]
+    if shrink:
+        argv.append("--shrink")
+    return [*argv, image, str(size)]
+
+
+def snapshot_argv(action: str, image: str, name: str = "") -> list[str]:
+    """``action``: ``create``, ``apply`` or ``delete`` (a qcow2 internal snapshot ``name``),
+    or ``list``."""
+    flag = {"create": "-c", "apply": "-a", "delete": "-d", "list": "-l"}[action]
+    argv = ["qemu-img", "snapshot", "--image-opts", flag]
+    if action != "list":
+        argv.append(name)
+    # qemu-img snapshot has no -f: the format is named in the options, so qemu never probes.
+    return [*argv, "driver=qcow2,file.driver=file,file.filename=" + image.replace(",", ",,")]
 
 
 def measure_argv(src: str, src_format: str, out_format: str = "qcow2") -> list[str]:
     return ["qemu-img", "measure", "--output=json", "-f", src_format, "-O", out_format, src]
+
+
+def measure_size_argv(size: int, out_format: str, preallocation: str = "off") -> list[str]:
+    """What a new blank image of ``size`` bytes needs on disk (no source file)."""
+    argv = ["qemu-img", "measure", "--output=json", "--size", str(size), "-O", out_format]
+    if preallocation != "off":
+        argv += ["-o", f"preallocation={preallocation}"]
+    return argv
 
 
 def check_argv(
@@ -491,7 +545,10 @@ def measure(
     out_format: str = "qcow2",
     cancel: CancelToken | None = None,
     qemu_img: str = "",
+    argv: Sequence[str] | None = None,
 ) -> Measure:
-    data = run(measure_argv(src, src_format, out_format), cancel=cancel, qemu_img=qemu_img).json()
+    """``argv``: another measure command line (``measure_size_argv``) instead of the source's."""
+    argv = argv or measure_argv(src, src_format, out_format)
+    data = run(argv, cancel=cancel, qemu_img=qemu_img).json()
     assert isinstance(data, dict)
     return Measure(int(data["required"]), int(data["fully-allocated"]))
