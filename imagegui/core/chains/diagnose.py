@@ -250,7 +250,8 @@ KINDS: dict[Kind, KindInfo] = {
             Kind.LEFTOVER,
             Level.WARNING,
             "Leftover temporary file",
-            "A temporary file imagegui writes while flattening, left behind because the "
+            "A temporary file imagegui writes while flattening, converting or creating an image, "
+            "left behind because the "
             "operation was interrupted (the program was killed or the machine stopped). It is "
             "not an image of yours and nothing uses it: remove it to get the space back.",
             "Remove leftover file…",

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 #: How far to follow backing pointers that leave the scanned directory.
 MAX_EXTERNAL_DEPTH = 64
 
-#: flatten's temporary file (``ops.flatten.plan_flatten``): ``.OUT.<8 hex>.partial``.
+#: The temporary file of a flatten, convert or new image (``ops.newfile.partial_name``):
+#: ``.OUT.<8 hex>.partial``.
 LEFTOVER_RE = re.compile(r"\.(.+)\.[0-9a-f]{8}\.partial\Z", re.S)
 
 
@@ -53,13 +54,15 @@ def leftover_note(path: str, out: str) -> tuple[str, bool]:
     writers = holders(path)
     if writers:
         who = ", ".join(h.describe() for h in writers)
-        return f"temporary file of a flatten into {out} now running ({who}); not an image", False
+        what = f"temporary file of a flatten, convert or new image into {out} now running ({who})"
+        return f"{what}; not an image", False
     try:
         size = human_size(os.lstat(path).st_size)
     except OSError:
         size = "?"
     message = (
-        f"leftover temporary file ({size}) of an interrupted flatten into {out}; not an image: "
+        f"leftover temporary file ({size}) of an interrupted flatten, convert or new image into "
+        f"{out}; not an image: "
         "nothing uses it, remove it"
     )
     return message, True
