@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.ops import guards
-from imagegui.core.ops.flatten import _error_kw
 from imagegui.core.ops.newfile import partial_name, write_via_partial
 from imagegui.core.ops.plan import (
     Finding,
@@ -98,7 +97,7 @@ class ConvertPlan(Plan[OpResult]):
         except GuardRefused:
             raise
         except qemuimg.QemuImgError as exc:
-            raise type(exc)(f"{exc} ({state})", **_error_kw(exc)) from exc
+            raise type(exc)(f"{exc} ({state})", **qemuimg.error_kwargs(exc)) from exc
         kept = " on the same backing file" if self.keep_backing else ""
         return OpResult(
             message=f"wrote {self.dest}: a {self.out_format} image with {self.src}'s content{kept}",

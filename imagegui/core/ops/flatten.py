@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.ops import guards
@@ -71,22 +71,13 @@ class FlattenPlan(Plan[OpResult]):
         except GuardRefused:
             raise
         except qemuimg.QemuImgError as exc:
-            raise type(exc)(f"{exc} ({state})", **_error_kw(exc)) from exc
+            raise type(exc)(f"{exc} ({state})", **qemuimg.error_kwargs(exc)) from exc
         finally:
             release_new_file(self.partial, ident)
         return OpResult(
             message=f"wrote {self.out}: an independent qcow2 with {self.image}'s full content",
             changed=[self.out],
         )
-
-
-def _error_kw(exc: qemuimg.QemuImgError) -> dict[str, Any]:
-    kw: dict[str, Any] = {"argv": exc.argv, "returncode": exc.returncode, "stderr": exc.stderr}
-    if isinstance(exc, qemuimg.ImageInUseError):
-        kw["path"] = exc.path
-    if isinstance(exc, qemuimg.MissingBackingError):
-        kw["backing"] = exc.backing
-    return kw
 
 
 def plan_flatten(

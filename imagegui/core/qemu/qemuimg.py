@@ -96,6 +96,17 @@ class MissingBackingError(QemuImgError):
         self.backing = backing
 
 
+def error_kwargs(exc: QemuImgError) -> dict[str, Any]:
+    """The keyword arguments that make another ``type(exc)`` like ``exc`` (to raise it again
+    with a longer message: what state the images are in)."""
+    kw: dict[str, Any] = {"argv": exc.argv, "returncode": exc.returncode, "stderr": exc.stderr}
+    if isinstance(exc, ImageInUseError):
+        kw["path"] = exc.path
+    if isinstance(exc, MissingBackingError):
+        kw["backing"] = exc.backing
+    return kw
+
+
 def _qemu_lines(stderr: str, program: str) -> list[str]:
     lines = []
     for line in stderr.splitlines():

@@ -14,9 +14,11 @@ import struct
 import time
 from dataclasses import dataclass
 
-from imagegui.core.read.formats.base import ParseError, decode_name
+from imagegui.core.read.formats.base import ParseError, decode_name, named_struct
 from imagegui.core.read.formats.limits import QCOW2_MAX_SNAPSHOT_EXTRA_DATA, QCOW2_MAX_SNAPSHOTS
-from imagegui.core.read.formats.qcow2 import _SNAPSHOT_HEADER, MAGIC, SnapshotHeader
+from imagegui.core.read.formats.qcow2 import MAGIC, SnapshotHeader
+
+_SNAPSHOT_HEADER = named_struct(">QIHHIIQII", SnapshotHeader._fields)  # 40 bytes, as qcow2's
 
 #: The header fields needed: version, size (at 24), nb_snapshots and snapshots_offset (at 60).
 _HEAD = struct.Struct(">4sI16xQ28xIQ")
