@@ -33,6 +33,7 @@ from imagegui.core.ops import journal
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.holders import Holder, holders_by_path
 from imagegui.core.read.scan import ScanResult, scan_directory
+from imagegui.core.read.snapshots import Snapshot as InternalSnapshot
 from imagegui.core.virt.inventory import DomainIndex, Hosts
 from imagegui.core.virt.model import DomainUse, Role
 
@@ -82,6 +83,9 @@ class Snapshot:
     domains: dict[str, tuple[DomainUse, ...]] = field(default_factory=dict)
     #: The local libvirt hosts the graph was built with (None: none read in time).
     hosts: Hosts | None = None
+    #: The internal snapshots of each qcow2 image that has some, read from its snapshot table
+    #: with the scan (``internal_snapshots``), so the details never read a file in a slot.
+    internal: dict[str, tuple[InternalSnapshot, ...]] = field(default_factory=dict)
 
     @property
     def remote_uri(self) -> str | None:
@@ -241,7 +245,25 @@ def build_snapshot(
     snap.holders = holders_by_path(in_use) if in_use and local else {}
     snap.domains = domains
     snap.hosts = hosts
+    snap.internal = internal_snapshots(graph) if local else {}
     return snap
+
+
+def internal_snapshots(graph: ChainGraph) -> dict[str, tuple[InternalSnapshot, ...]]:
+    """Each image whose header counts internal snapshots, with them (a small read of the
+    snapshot table per such image; images without snapshots cost nothing)."""
+    from imagegui.core.read.formats.base import ParseError
+    from imagegui.core.read.snapshots import read_snapshots
+
+    found: dict[str, tuple[InternalSnapshot, ...]] = {}
+    for node, (_, info) in graph.nodes.items():
+        if info is None or info.format != "qcow2" or not info.flags.get("nb_snapshots"):
+            continue
+        try:
+            found[node] = tuple(read_snapshots(info.path))
+        except (OSError, ParseError) as exc:
+            log.info("snapshot table of %s not read: %s", node, exc)
+    return found
 
 
 def build_graph(scan: ScanResult, index: DomainIndex | None) -> ChainGraph:

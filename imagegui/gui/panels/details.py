@@ -119,6 +119,7 @@ class DetailsPanel(QTextBrowser):
             )
         if info is not None:
             parts.append(self._chain(snap, node))
+            parts.append(self._internal(snap, node))
         parts.append(self._users(snap, node))
         parts.append(self._vms(snap, node))
         if info is not None:
@@ -213,6 +214,29 @@ class DetailsPanel(QTextBrowser):
             + "".join(rows)
             + f"<tr><td></td><td colspan=3>Disk used by the whole chain</td>"
             f"<td align=right><b>{human_size(total)}</b></td></tr></table>"
+        )
+
+    def _internal(self, snap: Snapshot, node: str) -> str:
+        """The image's internal snapshots (qcow2), read with the scan; nothing without any."""
+        found = snap.internal.get(node, ())
+        if not found:
+            return ""
+        rows = "".join(
+            f"<tr><td>{escape(display_path(s.id))}</td><td><b>{escape(display_path(s.name))}"
+            f"</b></td><td align=right>{human_size(s.vm_state_size) if s.vm_state_size else '—'}"
+            f"</td><td>{s.date_text}</td><td>{s.vm_clock_text}</td>"
+            f"<td align=right>{human_size(s.disk_size)}</td></tr>"
+            for s in found
+        )
+        return (
+            f"<h4>Internal snapshots ({len(found)})</h4>"
+            "<table cellspacing=0 cellpadding=3>"
+            "<tr class='muted'><th align=left>ID</th><th align=left>Name</th>"
+            "<th align=right>VM state</th><th align=left>Date</th><th align=left>VM clock</th>"
+            "<th align=right>Disk size</th></tr>"
+            + rows
+            + "</table><p class='muted'>Reverting to one replaces the current state of the "
+            "disk. Flatten and Commit do not carry them along.</p>"
         )
 
     def _users(self, snap: Snapshot, node: str) -> str:

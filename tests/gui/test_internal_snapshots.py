@@ -1,0 +1,33 @@
+"""The details panel lists an image's internal snapshots (id, name, VM state, date, VM clock,
+disk size), read with the scan on its worker, as qemu-img lists them."""
+
+from __future__ import annotations
+
+from conftest import qemu_img, qemu_info
+
+
+def test_details_list_the_internal_snapshots(window, open_dir, make, tmp_path):
+    img = make.create("vm.qcow2", "qcow2", "64M")
+    qemu_img("snapshot", "-c", "fresh install", img)
+    qemu_img("resize", img, "128M")
+    qemu_img("snapshot", "-c", "after <update>", img)
+    plain = make.create("plain.qcow2", "qcow2", "64M")
+    open_dir(tmp_path)
+    assert [s.name for s in window.session.snapshot.internal[str(img)]] == [
+        s["name"] for s in qemu_info(img)["snapshots"]
+    ]
+    window.selection.set(str(img))
+    text = window.details.toPlainText()
+    assert "Internal snapshots (2)" in text
+    section = text.split("Internal snapshots (2)")[1].split("Overlays")[0]
+    cells = [c.strip() for c in section.splitlines() if c.strip()]
+    first, second = window.session.snapshot.internal[str(img)]
+    row = ["1", "fresh install", "—", first.date_text, "00:00:00.000", "64 MiB"]
+    assert cells[cells.index("fresh install") - 1 :][:6] == row
+    assert cells[cells.index("after <update>") - 1 :][:6] == [
+        "2", "after <update>", "—", second.date_text, "00:00:00.000", "128 MiB",
+    ]  # fmt: skip
+    assert "Reverting to one replaces the current state" in text
+    assert "--" not in section  # window terms
+    window.selection.set(str(plain))
+    assert "Internal snapshots" not in window.details.toPlainText()
