@@ -16,6 +16,7 @@ from imagegui.core.chains.graph import EXTERNAL, IMAGE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.chains.repair import missing_backing
 from imagegui.core.ops.journal import CLONE_OP, DELETE_OP, UndoTarget
+from imagegui.core.ops.resize import RESIZABLE
 from imagegui.core.units import counted, display_path
 from imagegui.gui import resources
 from imagegui.gui.snapshot import Snapshot
@@ -53,6 +54,8 @@ class Actions:
     rebase: QAction
     commit: QAction
     flatten: QAction
+    convert: QAction
+    resize: QAction
     check: QAction
     launch: QAction
     repair: QAction
@@ -67,6 +70,7 @@ class Actions:
         """The image actions in menu order; None is a separator."""
         return [
             self.overlay, self.clone_vm, self.rebase, self.commit, self.flatten, None,
+            self.convert, self.resize, None,
             self.check, self.launch, self.repair, self.undo_rebase, None,
             self.copy_path, self.reveal, None,
             self.trash, self.trash_with_overlays, self.delete_permanently,
@@ -158,6 +162,11 @@ def create_actions(parent: QWidget) -> Actions:
                  "Write the selected overlay's data into its backing file"),
         flatten=a(parent, "&Flatten…", "flatten", "Ctrl+Shift+F",
                   "Copy the selected image's whole chain into one independent qcow2"),
+        convert=a(parent, "Con&vert…", None, None,
+                  "Write the selected image in another format (VMware, Hyper-V, VHD, raw, "
+                  "qcow2) as a new file"),
+        resize=a(parent, "Resi&ze…", None, None,
+                 "Change the size of the selected image's virtual disk"),
         check=a(parent, "C&heck", "check-image", "Ctrl+K",
                 "Check the selected image's metadata for corruption and leaks (read-only)"),
         launch=a(parent, "&Launch in QEMU…", "launch", "Ctrl+L",
@@ -241,8 +250,8 @@ def _set(action: QAction, enabled: bool, why_not: str | None) -> None:
 def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, str | None]:
     """For each image action, why it cannot apply to ``node`` now (None: it can)."""
     names = (
-        "overlay", "clone_vm", "rebase", "commit", "flatten", "check", "launch", "repair",
-        "trash", "trash_with_overlays", "delete_permanently",
+        "overlay", "clone_vm", "rebase", "commit", "flatten", "convert", "resize", "check",
+        "launch", "repair", "trash", "trash_with_overlays", "delete_permanently",
     )  # fmt: skip
     if snapshot is None:
         return dict.fromkeys(names, "open a directory first")
@@ -262,8 +271,10 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     reason = status.chain_reason(node)
     broken = f"qemu cannot open {label} ({reason})" if reason else None
     why: dict[str, str | None] = dict.fromkeys(names)
-    for name in ("overlay", "clone_vm", "commit", "flatten", "launch"):
+    for name in ("overlay", "clone_vm", "commit", "flatten", "convert", "resize", "launch"):
         why[name] = broken
+    if info.format not in RESIZABLE:
+        why["resize"] = f"qemu cannot resize a {info.format} image; convert it to qcow2 first"
     if status.broken_at == node and status.broken_kind and KINDS[status.broken_kind].stops_check:
         why["check"] = broken
     if info.format not in ("qcow2", "qed"):

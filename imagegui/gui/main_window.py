@@ -197,6 +197,8 @@ class MainWindow(QMainWindow):
         a.rebase.triggered.connect(lambda: self.ops.rebase())
         a.commit.triggered.connect(self.ops.commit)
         a.flatten.triggered.connect(self.ops.flatten)
+        a.convert.triggered.connect(self.ops.convert)
+        a.resize.triggered.connect(self.ops.resize)
         a.check.triggered.connect(self.ops.check)
         a.launch.triggered.connect(self.ops.launch)
         a.repair.triggered.connect(self.ops.repair)

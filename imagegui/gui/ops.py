@@ -30,6 +30,7 @@ from imagegui.gui.actions import update_undo
 from imagegui.gui.dialogs.check_repair_dialog import CheckRepairDialog
 from imagegui.gui.dialogs.clone_vm_dialog import CloneVmDialog
 from imagegui.gui.dialogs.commit_dialog import CommitDialog
+from imagegui.gui.dialogs.convert_dialog import ConvertDialog
 from imagegui.gui.dialogs.flatten_dialog import FlattenDialog
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
 from imagegui.gui.dialogs.leftovers_dialog import RemoveLeftoversDialog
@@ -37,6 +38,7 @@ from imagegui.gui.dialogs.messages import check_result_box, failure_box, info_bo
 from imagegui.gui.dialogs.overlay_dialog import OverlayDialog
 from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
 from imagegui.gui.dialogs.repair_dialog import RepairDialog
+from imagegui.gui.dialogs.resize_dialog import ResizeDialog
 from imagegui.gui.dialogs.undo_dialog import UndoCloneVmDialog, UndoRebaseDialog
 from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.vms import VmsPanel
@@ -205,6 +207,32 @@ class Ops(QObject):
                 d.plan, f"Flatten {info.name} → {os.path.basename(d.out_path)}", d.out_path
             ),
         )
+
+    def convert(self) -> None:
+        info = self.current()
+        if info is None:
+            return
+        root = self.session.snapshot.root if self.session.snapshot else ""
+        dialog = ConvertDialog(
+            info, self._taken(), self.window, root=root, qemu_img=self.qemu_img,
+            domains=self.domains(),
+        )  # fmt: skip
+        self._open(
+            dialog,
+            lambda d: self.run_plan(
+                d.plan, f"Convert {info.name} → {os.path.basename(d.out_path)}", d.out_path
+            ),
+        )
+
+    def resize(self) -> None:
+        info = self.current()
+        if info is None:
+            return
+        root = self.session.snapshot.root if self.session.snapshot else ""
+        dialog = ResizeDialog(
+            info, self.window, root=root, qemu_img=self.qemu_img, domains=self.domains()
+        )
+        self._open(dialog, lambda d: self.run_plan(d.plan, f"Resize {info.name}", info.path))
 
     def repair(self) -> None:
         info, snap = self.current(), self.session.snapshot
