@@ -33,6 +33,7 @@ UNDO_TIP = (
 class Actions:
     open: QAction
     open_demo: QAction
+    new_image: QAction
     rescan: QAction
     connect_libvirt: QAction
     refresh_vms: QAction
@@ -119,6 +120,8 @@ def create_actions(parent: QWidget) -> Actions:
         open_demo=a(parent, "Open &Demo", None, None,
                     "Build a demo directory with qemu-img (a Nova cache, snapshots, a broken "
                     "clone, a loop) and open it"),
+        new_image=a(parent, "&New Image…", None, None,
+                    "Create a blank disk image (qcow2 or raw) in the open folder"),
         rescan=a(parent, "&Rescan", "view-refresh", ["F5", "Ctrl+R"],
                  "Scan the directory again"),
         connect_libvirt=a(parent, "Connect to &libvirt…", "vm", None,
@@ -307,6 +310,7 @@ def update_enabled(actions: Actions, snapshot: Snapshot | None, node: str | None
     else:
         why_not = None
     _set(actions.clean_up, why_not is None, why_not)
+    _set(actions.new_image, why_not is None, why_not)
     kind, info = (None, None)
     if have and node in snapshot.graph.nodes:
         kind, info = snapshot.graph.nodes[node]

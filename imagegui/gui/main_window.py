@@ -198,6 +198,7 @@ class MainWindow(QMainWindow):
         a.commit.triggered.connect(self.ops.commit)
         a.flatten.triggered.connect(self.ops.flatten)
         a.convert.triggered.connect(self.ops.convert)
+        a.new_image.triggered.connect(self.ops.new_image)
         a.resize.triggered.connect(self.ops.resize)
         a.check.triggered.connect(self.ops.check)
         a.launch.triggered.connect(self.ops.launch)

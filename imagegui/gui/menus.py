@@ -20,6 +20,7 @@ def build_menus(
     recent = file.addMenu("Open &Recent")
     recent.setToolTipsVisible(True)
     file.addAction(actions.open_demo)
+    file.addAction(actions.new_image)
     file.addAction(actions.rescan)
     file.addSeparator()
     file.addAction(actions.clean_up)

@@ -35,6 +35,7 @@ from imagegui.gui.dialogs.flatten_dialog import FlattenDialog
 from imagegui.gui.dialogs.launch_dialog import LaunchDialog
 from imagegui.gui.dialogs.leftovers_dialog import RemoveLeftoversDialog
 from imagegui.gui.dialogs.messages import check_result_box, failure_box, info_box
+from imagegui.gui.dialogs.new_image_dialog import NewImageDialog
 from imagegui.gui.dialogs.overlay_dialog import OverlayDialog
 from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
 from imagegui.gui.dialogs.repair_dialog import RepairDialog
@@ -221,6 +222,19 @@ class Ops(QObject):
             dialog,
             lambda d: self.run_plan(
                 d.plan, f"Convert {info.name} → {os.path.basename(d.out_path)}", d.out_path
+            ),
+        )
+
+    def new_image(self) -> None:
+        """File ▸ New Image…: a blank image in the open folder (or where the user browses)."""
+        snap = self.session.snapshot
+        if snap is None or snap.remote_uri is not None:
+            return
+        dialog = NewImageDialog(snap.root, self._taken(), self.window, qemu_img=self.qemu_img)
+        self._open(
+            dialog,
+            lambda d: self.run_plan(
+                d.plan, f"New image {os.path.basename(d.new_path)}", d.new_path
             ),
         )
 

@@ -69,3 +69,23 @@ def test_resize_off_for_formats_qemu_cannot_resize(window, open_dir, tmp_path):
     assert not window.actions.resize.isEnabled()
     assert "qemu cannot resize a vmdk image" in window.actions.resize.toolTip()
     assert window.actions.convert.isEnabled()
+
+
+def test_new_image_from_the_file_menu(qtbot, window, open_dir, wait_plan, tmp_path):
+    create(tmp_path / "other.qcow2")
+    open_dir(tmp_path)
+    assert window.actions.new_image.isEnabled()
+    window.actions.new_image.trigger()
+    dialog = window.ops.dialog
+    assert dialog.new_path == str(tmp_path / "disk.qcow2")
+    dialog.size.setText("96M")
+    plan = wait_plan(dialog)
+    assert not plan.refused and plan.size == 96 << 20
+    dialog.format.setCurrentIndex(1)  # raw: no metadata to preallocate
+    plan = wait_plan(dialog)
+    assert dialog.new_path == str(tmp_path / "disk.raw") and plan.format == "raw"
+    assert "metadata" not in [dialog.prealloc.itemData(i) for i in range(dialog.prealloc.count())]
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        dialog.accept()
+    assert qemu_info(tmp_path / "disk.raw", "raw")["virtual-size"] == 96 << 20
+    assert window.selection.node == str(tmp_path / "disk.raw")
