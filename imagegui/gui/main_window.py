@@ -461,6 +461,20 @@ class MainWindow(QMainWindow):
         else:
             self.ops.undo_rebase()
 
+    def _on_snapshot_link(self, name: str) -> None:
+        """``snapshot-create``, or ``snapshot-apply:N`` / ``snapshot-delete:N`` for the N-th
+        snapshot Details lists of the selected image."""
+        action, _, index = name.removeprefix("snapshot-").partition(":")
+        snap, node = self.session.snapshot, self.details.node
+        if action == "create":
+            self.ops.snapshot("create")
+            return
+        found = snap.internal.get(node, ()) if snap is not None and node else ()
+        if action in ("apply", "delete") and index.isdigit() and int(index) < len(found):
+            chosen = found[int(index)]
+            # apply matches ids first (unique), delete only names (as qemu-img does)
+            self.ops.snapshot(action, chosen.id if action == "apply" else chosen.name)
+
     def _on_details_action(self, name: str) -> None:
         snap = self.session.snapshot
         if snap is not None and snap.remote_uri is not None:  # the actions say why not
@@ -468,6 +482,8 @@ class MainWindow(QMainWindow):
             return
         if name in FixAction.__members__.values():
             self.fix_handlers()[FixAction(name)]()
+        elif name.startswith("snapshot-"):  # the Details' internal snapshots: take, revert, delete
+            self._on_snapshot_link(name)
 
     def _on_jobs_active_changed(self, count: int) -> None:
         if count:

@@ -40,6 +40,7 @@ from imagegui.gui.dialogs.overlay_dialog import OverlayDialog
 from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
 from imagegui.gui.dialogs.repair_dialog import RepairDialog
 from imagegui.gui.dialogs.resize_dialog import ResizeDialog
+from imagegui.gui.dialogs.snapshot_dialog import SnapshotDialog
 from imagegui.gui.dialogs.undo_dialog import UndoCloneVmDialog, UndoRebaseDialog
 from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.vms import VmsPanel
@@ -237,6 +238,19 @@ class Ops(QObject):
                 d.plan, f"New image {os.path.basename(d.new_path)}", d.new_path
             ),
         )
+
+    def snapshot(self, action: str = "create", name: str = "") -> None:
+        """Take, revert to or delete an internal snapshot of the selected qcow2 image."""
+        info = self.current()
+        if info is None:
+            return
+        root = self.session.snapshot.root if self.session.snapshot else ""
+        dialog = SnapshotDialog(
+            info, action, name, self.window, root=root, qemu_img=self.qemu_img,
+            domains=self.domains(),
+        )  # fmt: skip
+        what = {"create": "Snapshot", "apply": "Revert", "delete": "Delete snapshot of"}[action]
+        self._open(dialog, lambda d: self.run_plan(d.plan, f"{what} {info.name}", info.path))
 
     def resize(self) -> None:
         info = self.current()

@@ -30,4 +30,48 @@ def test_details_list_the_internal_snapshots(window, open_dir, make, tmp_path):
     assert "Reverting to one replaces the current state" in text
     assert "--" not in section  # window terms
     window.selection.set(str(plain))
-    assert "Internal snapshots" not in window.details.toPlainText()
+    text = window.details.toPlainText()
+    assert "Internal snapshots (" not in text and "Take Snapshot…" in text
+
+
+def test_take_revert_delete_from_the_details(qtbot, window, open_dir, wait_plan, tmp_path):
+    from opshelpers import pattern_at, qemu_io
+
+    img = make_image(tmp_path)
+    qemu_io(img, "write -P 0x11 0 1M")
+    open_dir(tmp_path)
+    window.selection.set(str(img))
+    window._on_details_action("snapshot-create")
+    dialog = window.ops.dialog
+    dialog.name.setText("clean")
+    plan = wait_plan(dialog)
+    assert not plan.refused and plan.action == "create"
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        dialog.accept()
+    assert [s.name for s in window.session.snapshot.internal[str(img)]] == ["clean"]
+    qemu_io(img, "write -P 0x22 0 1M")
+    window.selection.set(str(img))
+    window._on_details_action("snapshot-apply:0")
+    dialog = window.ops.dialog
+    plan = wait_plan(dialog)
+    assert plan.action == "apply" and not plan.refused
+    assert dialog.cancel_button.isDefault() and not dialog.ok_button.isDefault()  # destructive
+    assert dialog.ok_button.text() == "Revert, discarding the current state"
+    assert "everything written to it since" in dialog.preview.toPlainText()
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        dialog.accept()
+    assert pattern_at(img, 0x11, 0, "1M")
+    window.selection.set(str(img))
+    window._on_details_action("snapshot-delete:0")
+    dialog = window.ops.dialog
+    wait_plan(dialog)
+    with qtbot.waitSignal(window.ready, timeout=60_000):
+        dialog.accept()
+    assert str(img) not in window.session.snapshot.internal
+    assert qemu_info(img).get("snapshots", []) == []
+
+
+def make_image(tmp_path):
+    from opshelpers import create
+
+    return create(tmp_path / "vm.qcow2")

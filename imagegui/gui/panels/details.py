@@ -219,14 +219,28 @@ class DetailsPanel(QTextBrowser):
     def _internal(self, snap: Snapshot, node: str) -> str:
         """The image's internal snapshots (qcow2), read with the scan; nothing without any."""
         found = snap.internal.get(node, ())
+        _, info = snap.graph.nodes[node]
+        local = snap.remote_uri is None
         if not found:
+            if info is not None and info.format == "qcow2" and local:
+                return (
+                    "<h4>Internal snapshots</h4><p>None. <a href='action:snapshot-create'>"
+                    "Take Snapshot…</a></p>"
+                )
             return ""
         rows = "".join(
             f"<tr><td>{escape(display_path(s.id))}</td><td><b>{escape(display_path(s.name))}"
             f"</b></td><td align=right>{human_size(s.vm_state_size) if s.vm_state_size else '—'}"
             f"</td><td>{s.date_text}</td><td>{s.vm_clock_text}</td>"
-            f"<td align=right>{human_size(s.disk_size)}</td></tr>"
-            for s in found
+            f"<td align=right>{human_size(s.disk_size)}</td>"
+            + (
+                f"<td><a href='action:snapshot-apply:{i}'>Revert…</a> "
+                f"<a href='action:snapshot-delete:{i}'>Delete…</a></td>"
+                if local
+                else ""
+            )
+            + "</tr>"
+            for i, s in enumerate(found)
         )
         return (
             f"<h4>Internal snapshots ({len(found)})</h4>"
@@ -236,7 +250,9 @@ class DetailsPanel(QTextBrowser):
             "<th align=right>Disk size</th></tr>"
             + rows
             + "</table><p class='muted'>Reverting to one replaces the current state of the "
-            "disk. Flatten and Commit do not carry them along.</p>"
+            "disk. Flatten and Commit do not carry them along."
+            + (" <a href='action:snapshot-create'>Take Snapshot…</a>" if local else "")
+            + "</p>"
         )
 
     def _users(self, snap: Snapshot, node: str) -> str:
