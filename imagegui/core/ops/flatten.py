@@ -9,13 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.ops import guards
-from imagegui.core.ops.newfile import (
-    claim_new_file,
-    link_no_replace,
-    partial_name,
-    release_new_file,
-    still_ours,
-)
+from imagegui.core.ops.newfile import partial_name, write_via_partial
 from imagegui.core.ops.plan import (
     GuardRefused,
     OpResult,
@@ -61,19 +55,17 @@ class FlattenPlan(Plan[OpResult]):
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
         state = f"no file was created and {self.image} and its chain are unchanged"
-        ident = claim_new_file(self.partial, self.mode)
         try:
-            qemuimg.run(self.commands[-1], progress=progress, cancel=cancel, qemu_img=self.qemu_img)
-            still_ours(self.partial, ident)
-            link_no_replace(self.partial, self.out)
+            write_via_partial(
+                self.commands[-1], self.partial, self.out, self.mode, progress, cancel,
+                self.qemu_img,
+            )  # fmt: skip
         except CancelledError:
             raise CancelledError(f"flatten cancelled: {state}") from None
         except GuardRefused:
             raise
         except qemuimg.QemuImgError as exc:
             raise type(exc)(f"{exc} ({state})", **qemuimg.error_kwargs(exc)) from exc
-        finally:
-            release_new_file(self.partial, ident)
         return OpResult(
             message=f"wrote {self.out}: an independent qcow2 with {self.image}'s full content",
             changed=[self.out],
