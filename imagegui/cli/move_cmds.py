@@ -18,6 +18,7 @@ from imagegui.cli.ops_cmds import (
     execute,
     print_error,
     qemu_img_setting,
+    usage_error,
 )
 from imagegui.cli.remote_args import refuse_remote
 from imagegui.core.units import printable
@@ -26,9 +27,21 @@ from imagegui.core.units import printable
 def _move(args: argparse.Namespace) -> int:
     from imagegui.core.ops.move import plan_move
 
+    if args.undo:
+        from imagegui.core.ops.move_undo import plan_undo_move
+
+        if len(args.paths) > 1:
+            raise usage_error("--undo takes at most one PATH (a file or folder the move moved)")
+        path = args.paths[0] if args.paths else None
+        return execute(
+            plan_undo_move(path, qemu_img=qemu_img_setting(), domains=domain_source(args)), args
+        )
+    if len(args.paths) < 2:
+        raise usage_error("move needs SRC... DEST (or --undo)")
+    *sources, dest = args.paths
     plan = plan_move(
-        args.sources,
-        args.dest,
+        sources,
+        dest,
         roots=tuple(args.root),
         force=args.force,
         qemu_img=qemu_img_setting(),
@@ -97,10 +110,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "removed once every pointer leads to the copy. Refused for an image a running VM "
         "holds or a libvirt VM uses (--force for a shut-off one), when DEST exists, and when "
         "a dependent image cannot be rewritten; a failure or Ctrl-C undoes what was done. "
-        "Every rewritten pointer is journalled (imagegui rebase --undo IMAGE).",
+        "The move is journalled: imagegui move --undo [PATH] undoes it.",
     )
-    p.add_argument("sources", nargs="+", metavar="SRC")
-    p.add_argument("dest", metavar="DEST")
+    p.add_argument("paths", nargs="*", metavar="SRC... DEST")
+    p.add_argument(
+        "--undo",
+        action="store_true",
+        help="undo the last move (or the last one of PATH): rename the files back and put "
+        "back every pointer it rewrote, if nothing changed since",
+    )
     p.add_argument(
         "--force",
         action="store_true",

@@ -15,7 +15,7 @@ from imagegui.core.chains.diagnose import KINDS
 from imagegui.core.chains.graph import EXTERNAL, IMAGE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.chains.repair import missing_backing
-from imagegui.core.ops.journal import CLONE_OP, DELETE_OP, UndoTarget
+from imagegui.core.ops.journal import CLONE_OP, DELETE_OP, MOVE_OP, UndoTarget
 from imagegui.core.ops.resize import RESIZABLE
 from imagegui.core.units import counted, display_path
 from imagegui.gui import resources
@@ -222,6 +222,12 @@ def update_undo(actions: Actions, target: UndoTarget | None) -> None:
         tip = (
             f"Remove the VM {display_path(target.name)} from libvirt and delete its disk "
             f"{display_path(target.entry.image)}, if the VM has never run"
+        )
+    elif target.kind == MOVE_OP:
+        action.setText(f"&Undo move of {name}…")
+        tip = (
+            f"Move {display_path(target.name)} back where it was and put back the backing "
+            "pointers the move rewrote, if nothing changed since"
         )
     else:
         action.setText(f"&Undo rebase of {name}…")

@@ -41,7 +41,7 @@ from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
 from imagegui.gui.dialogs.repair_dialog import RepairDialog
 from imagegui.gui.dialogs.resize_dialog import ResizeDialog
 from imagegui.gui.dialogs.snapshot_dialog import SnapshotDialog
-from imagegui.gui.dialogs.undo_dialog import UndoCloneVmDialog, UndoRebaseDialog
+from imagegui.gui.dialogs.undo_dialog import UndoCloneVmDialog, UndoMoveDialog, UndoRebaseDialog
 from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.vms import VmsPanel
 from imagegui.gui.session import Selection, Session
@@ -280,6 +280,13 @@ class Ops(QObject):
         if isinstance(entry, journal.CloneVmEntry):
             undo = UndoCloneVmDialog(entry, self.window)
             self._open(undo, lambda d: self.run_plan(d.plan, f"Undo linked-clone VM {target.name}"))
+            return
+        if isinstance(entry, journal.MoveEntry):
+            back = entry.renames[0]["src"] if entry.renames else None
+            moving = UndoMoveDialog(
+                entry, self.window, qemu_img=self.qemu_img, domains=self.domains()
+            )
+            self._open(moving, lambda d: self.run_plan(d.plan, f"Undo move of {target.name}", back))
             return
         dialog = UndoRebaseDialog(
             entry, self.window, qemu_img=self.qemu_img, domains=self.domains()

@@ -67,7 +67,7 @@ def test_move_dry_run_changes_nothing_then_runs(tmp_path: Path, vms: Path, capsy
     assert snapshot(tmp_path) == before
     status, out, err = cli(capsys, "move", vms / "base.qcow2", dest)
     assert status == 0, err
-    assert "3 backing pointers rewritten" in out and "rebase --undo" in out
+    assert "3 backing pointers rewritten" in out and "move --undo" in out
     assert qemu_info(vms / "rel.qcow2")["backing-filename"] == "../store/base.qcow2"
     status, out, _ = cli(capsys, "check", tmp_path)
     assert status == 0 and "0 errors, 0 warnings, 0 unusable" in out
@@ -84,9 +84,8 @@ def test_move_refused_when_dest_exists(tmp_path: Path, vms: Path, capsys):
 def test_move_bad_arguments(tmp_path: Path, capsys):
     status, _, err = cli(capsys, "move", tmp_path / "nope.qcow2", tmp_path / "x.qcow2")
     assert status == 2 and "does not exist" in err
-    with pytest.raises(SystemExit) as exc:
-        run_cli(["move", str(tmp_path)])  # DEST missing
-    assert exc.value.code == 2
+    status, _, err = cli(capsys, "move", tmp_path)  # DEST missing
+    assert status == 2 and "move needs SRC... DEST" in err
 
 
 def test_relink_and_check_portable(tmp_path: Path, vms: Path, capsys):
@@ -185,3 +184,20 @@ def test_ctrl_c_during_a_move_across_file_systems_undoes_it(tmp_path: Path, vms:
     assert qemu_info(vms / "rel.qcow2")["backing-filename"] == "base.qcow2"
     status = run_cli(["check", str(tmp_path)])
     assert status == 0
+
+
+def test_move_undo_puts_it_back(tmp_path: Path, vms: Path, capsys):
+    new = vms / "golden.qcow2"
+    status, _, err = cli(capsys, "move", vms / "base.qcow2", new)
+    assert status == 0, err
+    status, out, _ = cli(capsys, "move", "--undo", "--dry-run")
+    assert status == 0 and "undo move of base.qcow2" in out
+    assert f"$ mv -n -T -- {new} {vms / 'base.qcow2'}" in out
+    status, out, err = cli(capsys, "move", "--undo", new)
+    assert status == 0, err
+    assert (vms / "base.qcow2").exists() and not new.exists()
+    assert qemu_info(vms / "rel.qcow2")["backing-filename"] == "base.qcow2"
+    status, _, err = cli(capsys, "move", "--undo")
+    assert status == 2 and "has no move" in err
+    status, _, err = cli(capsys, "move", vms / "base.qcow2")
+    assert status == 2 and "SRC" in err

@@ -108,6 +108,9 @@ class RebaseEntry:
     #: The image as this rebase left it (``Fingerprint`` fields); None in entries written before
     #: fingerprints existed.
     fingerprint: dict | None = None
+    #: The ``id`` of the move this rewrite is part of (its ``MoveEntry``): once that move is
+    #: recorded it is undone with the move, never on its own.
+    move: str = ""
 
     @property
     def state(self) -> Fingerprint | None:
@@ -241,6 +244,8 @@ def _rebase_entry(data: dict) -> RebaseEntry:
         value = data.get(name)
         if not isinstance(value, str) and (value is not None or name not in _OPTIONAL_TEXT):
             raise ValueError(f"{name} is not text")
+    if not isinstance(data.get("move", ""), str):
+        raise ValueError("move is not text")
     return RebaseEntry(**{k: v for k, v in data.items() if k in fields})
 
 
@@ -269,9 +274,14 @@ def _skipped(notes: list[str] | None, number: int, exc: Exception) -> None:
 
 
 def last_undoable(image: str, notes: list[str] | None = None) -> RebaseEntry | None:
-    """The most recent rebase of ``image`` not yet undone (undos stack, like an editor's)."""
+    """The most recent rebase of ``image`` not yet undone (undos stack, like an editor's). A
+    move's rewrites are undone with the move once it is recorded (``move --undo``), never on
+    their own; before that (a move killed part-way) each is undone on its own."""
+    moves = {data.get("id") for _n, data in _journal_lines(None) if data.get("op") == MOVE_OP}
     stack: list[RebaseEntry] = []
     for e in entries(image, notes):
+        if e.move and e.move in moves:
+            continue
         if e.undo_of:
             stack = [s for s in stack if s.id != e.undo_of]
         else:
@@ -320,8 +330,8 @@ class CloneVmEntry:
 
 
 CLONE_OP = "clone-vm"
-#: Any entry the journal holds (a rebase, a linked-clone VM, a deletion to the Trash).
-Entry = Union[RebaseEntry, CloneVmEntry, "DeleteEntry"]
+#: Any entry the journal holds (a rebase, a linked-clone VM, a deletion to the Trash, a move).
+Entry = Union[RebaseEntry, CloneVmEntry, "DeleteEntry", "MoveEntry"]
 
 
 def record_clone(entry: CloneVmEntry) -> None:
@@ -358,6 +368,8 @@ def _all_entries(notes: list[str] | None = None) -> list[Entry]:
                 out.append(_clone_entry(data))
             elif op == DELETE_OP:
                 out.append(_delete_entry(data))
+            elif op == MOVE_OP:
+                out.append(_move_entry(data))
         except (ValueError, TypeError) as exc:
             _skipped(notes, number, exc)
     return out
@@ -517,6 +529,93 @@ def batch_of(entry: DeleteEntry, notes: list[str] | None = None) -> list[DeleteE
     return [e for e in in_trash(notes) if e.batch == entry.batch]
 
 
+# --------------------------------------------------------------------------- moves
+
+
+@dataclass(frozen=True)
+class MoveEntry:
+    """One move or rename (``ops.move``) as one undoable unit: the files and folders renamed and
+    the backing pointers rewritten for it (each also journalled as a rebase with ``move`` set,
+    so a move killed part-way can still be undone pointer by pointer). Recorded once the move
+    is complete; its undo is a ``MoveEntry`` with ``undo_of`` set."""
+
+    id: str
+    time: float
+    #: What Undo calls it: the first file or folder moved (its name before the move).
+    name: str
+    #: Each rename: {"src", "dst", "is_dir", "fingerprint"} (the file as the move left it at
+    #: ``dst``; for a folder only its identity counts).
+    renames: list[dict]
+    #: Each pointer rewrite: {"image" (before the move), "final" (after it), "image_format",
+    #: "old_backing", "old_format", "new_backing", "new_format", "entry" (its rebase entry's
+    #: id), "fingerprint" (the image as the move left it)}.
+    rewrites: list[dict]
+    #: Copied to another file system: the undo is a move back, not a rename.
+    cross_fs: bool = False
+    undo_of: str | None = None
+
+    @property
+    def image(self) -> str:
+        """Where the first moved file is now (the window selects it)."""
+        if not self.renames:
+            return ""
+        first = self.renames[0]
+        return str(first["src"] if self.undo_of else first["dst"])
+
+
+MOVE_OP = "move"
+
+
+def record_move(entry: MoveEntry) -> None:
+    """Appends ``entry`` (a move, or with ``undo_of`` its undo), one fsynced line."""
+    data = asdict(entry)
+    data["op"] = MOVE_OP
+    moves = "; ".join(f"{r['dst']} was {r['src']}" for r in entry.renames)
+    what = "undo of the move" if entry.undo_of else "move"
+    _append(data, what, moves or "nothing was moved")
+
+
+def _move_entry(data: dict) -> MoveEntry:
+    fields = MoveEntry.__dataclass_fields__
+    required = [n for n, f in fields.items() if f.default is MISSING]
+    missing = [n for n in required if n not in data]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    for name in ("id", "name"):
+        if not isinstance(data[name], str):
+            raise ValueError(f"{name} is not text")
+    if not isinstance(data.get("undo_of"), (str, type(None))):
+        raise ValueError("undo_of is not text")
+    for name, keys in (("renames", ("src", "dst")), ("rewrites", ("image", "final", "entry"))):
+        items = data[name]
+        if not isinstance(items, list) or not all(
+            isinstance(i, dict) and all(isinstance(i.get(k), str) for k in keys) for i in items
+        ):
+            raise ValueError(f"{name} is not a list of moves")
+    return MoveEntry(**{k: v for k, v in data.items() if k in fields})
+
+
+def move_entries(notes: list[str] | None = None) -> list[MoveEntry]:
+    return [e for e in _all_entries(notes) if isinstance(e, MoveEntry)]
+
+
+def last_move(path: str | None = None, notes: list[str] | None = None) -> MoveEntry | None:
+    """The most recent move not yet undone; with ``path``, the most recent one that moved that
+    file or folder (named where it was or where it went, or inside a moved folder)."""
+    found = move_entries(notes)
+    undone = {e.undo_of for e in found if e.undo_of}
+    norm = canonical(path) if path else ""
+    for e in reversed(found):
+        if e.undo_of or e.id in undone:
+            continue
+        if not path:
+            return e
+        for r in e.renames:
+            if any(norm == p or norm.startswith(p.rstrip("/") + "/") for p in (r["src"], r["dst"])):
+                return e
+    return None
+
+
 # --------------------------------------------------------------------------- the undo on offer
 
 
@@ -535,18 +634,20 @@ class UndoTarget:
 
     @property
     def name(self) -> str:
-        """The image rebased, the VM cloned or the file deleted, as Undo names it."""
-        if isinstance(self.entry, CloneVmEntry):
+        """The image rebased, the VM cloned, the file deleted or moved, as Undo names it."""
+        if isinstance(self.entry, (CloneVmEntry, MoveEntry)):
             return self.entry.name
         return os.path.basename(self.entry.image) if self.entry else ""
 
     @property
     def kind(self) -> str:
-        """``rebase``, ``clone-vm`` or ``delete`` (empty when there is nothing to undo)."""
+        """``rebase``, ``clone-vm``, ``delete`` or ``move`` (empty when nothing can be undone)."""
         if self.entry is None:
             return ""
         if isinstance(self.entry, CloneVmEntry):
             return CLONE_OP
+        if isinstance(self.entry, MoveEntry):
+            return MOVE_OP
         return DELETE_OP if isinstance(self.entry, DeleteEntry) else "rebase"
 
 
@@ -565,6 +666,10 @@ def undo_target() -> UndoTarget:
             return UndoTarget(
                 None,
                 f"nothing to undo: the last linked-clone VM ({undone.name}) was already undone",
+            )
+        if isinstance(undone, MoveEntry):
+            return UndoTarget(
+                None, f"nothing to undo: the last move ({undone.name}) was already undone"
             )
         name = os.path.basename(undone.image)
         if isinstance(undone, DeleteEntry):

@@ -168,15 +168,14 @@ class MovePlan(Plan[MoveResult]):
             run.across()
         else:
             run.within()
+        run.record()
         moved = [(r.src, r.dst) for r in self.relocations]
         what = ", ".join(f"{s} -> {d}" for s, d in moved)
         n = len(self.rewrites)
         message = f"moved {what}; {n} backing pointer{'s' * (n != 1)} rewritten"
         if run.late_note:
             message += f" ({run.late_note})"
-        hint = ""
-        if self.rewrites:
-            hint = "each rewritten pointer is journalled: imagegui rebase --undo IMAGE"
+        hint = "journalled: imagegui move --undo undoes it"
         return MoveResult(
             message=message,
             changed=[r.dst for r in self.relocations] + [w.final for w in self.rewrites],
@@ -199,6 +198,8 @@ class _Run:
         #: Folders copied (partial or final name, and the folder's identity once made).
         self.trees: list[tuple[str, FileId | None]] = []
         self.late_note = ""
+        #: The id of this move's journal entry; each rewrite's rebase entry names it.
+        self.move_id = journal.new_id()
         #: The last rewrite had finished when its cancel came (it is undone with the rest).
         self.late_rewrite = False
 
@@ -401,9 +402,62 @@ class _Run:
             new_format=w.new_format,
             mode="unsafe",
             fingerprint=asdict(state) if state else None,
+            move=self.move_id,
         )
         journal.record(entry, fd)
         return entry.id
+
+    def record(self) -> None:
+        """Journals the finished move as one unit (what Undo offers): every rename and every
+        rewritten pointer, each file as the move left it. A move that cannot be recorded is
+        still done; its rewrites stay undoable one by one, and the message says so."""
+        plan = self.plan
+        entries = {w.image: entry_id for w, _path, entry_id in self.rewritten}
+        renames = []
+        for r in plan.relocations:
+            # A folder by its identity only: its files are the rewrites' business.
+            ident = file_id(r.dst) if r.is_dir else None
+            state = None if r.is_dir else journal.Fingerprint.of(r.dst)
+            recorded = {"dev": ident[0], "ino": ident[1]} if ident else None
+            renames.append(
+                {
+                    "src": r.src,
+                    "dst": r.dst,
+                    "is_dir": r.is_dir,
+                    "fingerprint": asdict(state) if state else recorded,
+                }
+            )
+        rewrites = []
+        for w in plan.rewrites:
+            state = journal.Fingerprint.of(w.final)
+            rewrites.append(
+                {
+                    "image": w.image,
+                    "final": w.final,
+                    "image_format": w.image_format,
+                    "old_backing": w.old_name,
+                    "old_format": w.old_format,
+                    "new_backing": w.new_name,
+                    "new_format": w.new_format,
+                    "entry": entries.get(w.image, ""),
+                    "fingerprint": asdict(state) if state else None,
+                }
+            )
+        name = os.path.basename(plan.relocations[0].src) if plan.relocations else ""
+        try:
+            journal.record_move(
+                journal.MoveEntry(
+                    id=self.move_id,
+                    time=time.time(),
+                    name=name,
+                    renames=renames,
+                    rewrites=rewrites,
+                    cross_fs=plan.cross_fs,
+                )
+            )
+        except journal.JournalError as exc:
+            note = f"the move could not be journalled as one change ({exc})"
+            self.late_note = f"{self.late_note}; {note}" if self.late_note else note
 
     def _verify(self) -> None:
         """Reads every moved and rewritten image back where it now is: its pointer must lead to
@@ -472,6 +526,7 @@ class _Run:
                         mode="unsafe",
                         undo_of=entry_id,
                         fingerprint=asdict(state) if state else None,
+                        move=self.move_id,
                     )
                 )
         self.rewritten.clear()

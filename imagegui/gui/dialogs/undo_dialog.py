@@ -17,7 +17,8 @@ from PySide6.QtWidgets import QWidget
 
 from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
 from imagegui.core.ops.delete import plan_restore_entries
-from imagegui.core.ops.journal import CloneVmEntry, DeleteEntry, RebaseEntry
+from imagegui.core.ops.journal import CloneVmEntry, DeleteEntry, MoveEntry, RebaseEntry
+from imagegui.core.ops.move_undo import plan_undo_move
 from imagegui.core.ops.plan import Plan
 from imagegui.core.ops.rebase import plan_undo_rebase
 from imagegui.core.units import counted, display_path
@@ -61,6 +62,46 @@ class UndoRebaseDialog(PlanDialog):
         allow = self.allowed_files()
         qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_undo_rebase(image, allow=allow, qemu_img=qemu_img, domains=domains)
+
+
+class UndoMoveDialog(PlanDialog):
+    """Undo of a move or rename: the files go back where they were and every backing pointer the
+    move rewrote gets its old name again, only while nothing changed since (the core checks, the
+    preview says why not). Nothing is overwritten, so Undo is the default button."""
+
+    def __init__(
+        self,
+        entry: MoveEntry,
+        parent: QWidget | None = None,
+        qemu_img: str = "",
+        domains: DomainSource | None = None,
+    ):
+        super().__init__(
+            f"Undo move of {display_path(entry.name)}",
+            "Undo",
+            parent,
+            qemu_img=qemu_img,
+            domains=domains,
+        )
+        self.entry = entry
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.time))
+        first = entry.renames[0] if entry.renames else {"src": "", "dst": ""}
+        others = len(entry.renames) - 1
+        more = f" and {counted(others, 'other file')}" if others else ""
+        n = len(entry.rewrites)
+        pointers = f" and puts back the {counted(n, 'backing pointer')} it rewrote" if n else ""
+        self.intro.setText(
+            f"The last change recorded: on {when}, <b>{escape(display_path(first['src']))}</b>"
+            f"{escape(more)} moved to <tt>{escape(display_path(first['dst']))}</tt>. Undo "
+            f"moves {'them' if others else 'it'} back{pointers}, exactly as the journal "
+            "recorded, unless a file was changed or an old name taken since."
+        )
+        self.replan()
+
+    def planner(self) -> Callable[[], Plan] | str:
+        path = self.entry.image
+        qemu_img, domains = self.qemu_img, self.domains
+        return lambda: plan_undo_move(path, qemu_img=qemu_img, domains=domains)
 
 
 class UndoCloneVmDialog(PlanDialog):
