@@ -61,6 +61,8 @@ class Actions:
     launch: QAction
     repair: QAction
     reveal: QAction
+    rename: QAction
+    move_to: QAction
     trash: QAction
     trash_with_overlays: QAction
     delete_permanently: QAction
@@ -74,6 +76,7 @@ class Actions:
             self.convert, self.resize, None,
             self.check, self.launch, self.repair, self.undo_rebase, None,
             self.copy_path, self.reveal, None,
+            self.rename, self.move_to, None,
             self.trash, self.trash_with_overlays, self.delete_permanently,
         ]  # fmt: skip
 
@@ -178,6 +181,12 @@ def create_actions(parent: QWidget) -> Actions:
                  "Find the moved base among the scanned images and point the overlay at it"),
         reveal=a(parent, "Re&veal in File Manager", "reveal", "Ctrl+Shift+O",
                  "Show the selected image in the file manager"),
+        rename=a(parent, "Ren&ame…", None, "F2",
+                 "Rename the selected image; the overlays that back onto it are re-pointed to "
+                 "the new name"),
+        move_to=a(parent, "Move To Fol&der…", None, None,
+                  "Move the selected images into another folder; the overlays that back onto "
+                  "them are re-pointed"),
         trash=a(parent, "Move to &Trash…", "user-trash", "Delete",
                 "Move the selected image to the Trash (refused while anything depends on it, "
                 "it is in use or a VM uses it); Restore puts it back"),
@@ -260,7 +269,8 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     """For each image action, why it cannot apply to ``node`` now (None: it can)."""
     names = (
         "overlay", "clone_vm", "rebase", "commit", "flatten", "convert", "resize", "check",
-        "launch", "repair", "trash", "trash_with_overlays", "delete_permanently",
+        "launch", "repair", "trash", "trash_with_overlays", "delete_permanently", "rename",
+        "move_to",
     )  # fmt: skip
     if snapshot is None:
         return dict.fromkeys(names, "open a directory first")
@@ -297,6 +307,7 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     if kind != IMAGE:
         outside = f"{label} is outside the scanned folder"
         why["trash"] = why["trash_with_overlays"] = why["delete_permanently"] = outside
+        why["rename"] = why["move_to"] = outside
     elif not graph.children(node):
         why["trash_with_overlays"] = f"no overlay depends on {label}: Move to Trash removes it"
     return why

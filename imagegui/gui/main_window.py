@@ -43,6 +43,7 @@ from imagegui.gui.dialogs.preferences_dialog import PreferencesDialog
 from imagegui.gui.graph.scene import ChainScene
 from imagegui.gui.graph.view import ChainView
 from imagegui.gui.menus import build_menus, build_toolbar, fill_image_menu
+from imagegui.gui.move_ops import MoveOps
 from imagegui.gui.ops import Ops
 from imagegui.gui.panels.chains import ChainsPanel
 from imagegui.gui.panels.details import DetailsPanel
@@ -145,6 +146,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.ops = Ops(self, self.session, self.selection, self.jobs, self.vms, settings)
         self.trash_ops = TrashOps(self.ops, self.chains.selected_nodes)
+        self.move_ops = MoveOps(self.ops, self.chains.selected_nodes)
         self.recent_menu = build_menus(self, self.actions, docks, self.trash_ops.restore_menu)
         self._first_of_root: str | None = None
         self._fit_on_build = False
@@ -204,6 +206,8 @@ class MainWindow(QMainWindow):
         a.launch.triggered.connect(self.ops.launch)
         a.repair.triggered.connect(self.ops.repair)
         a.reveal.triggered.connect(self.ops.reveal)
+        a.rename.triggered.connect(self.move_ops.rename)
+        a.move_to.triggered.connect(self.move_ops.move_to)
         a.trash.triggered.connect(lambda: self.trash_ops.delete())
         a.trash_with_overlays.triggered.connect(lambda: self.trash_ops.delete(with_overlays=True))
         a.delete_permanently.triggered.connect(lambda: self.trash_ops.delete(permanent=True))
