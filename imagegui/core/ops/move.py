@@ -14,7 +14,9 @@ beside its destination (``.NAME.<8 hex>.partial``: a file of that name left by a
 is reported by the scan; a folder is not, yet), compared byte for byte with the source, renamed,
 then the pointers are rewritten and only then the source removed.
 A failure or a cancel undoes what was done (renames back, pointers back, the copy removed), so
-the source is intact; every rewrite is journalled like a rebase (``rebase --undo``).
+the source is intact. A finished move is journalled as one change (``journal.MoveEntry``: the
+renames and every rewrite, each rewrite also as a rebase entry naming the move, so a move killed
+part-way can be undone pointer by pointer); ``move_undo`` undoes it as one.
 """
 
 from __future__ import annotations
