@@ -25,7 +25,8 @@ Std = QKeySequence.StandardKey
 #: Why no image action applies to another host's images (shown, not changed, from the window).
 REMOTE_ONLY_SHOWN = "the images of {uri} are only shown here: they are another host's files"
 UNDO_TIP = (
-    "Undo the last change imagegui recorded: a rebase, a linked-clone VM or a move to the Trash"
+    "Undo the last change imagegui recorded: a rebase, a move or rename, a linked-clone VM or a "
+    "move to the Trash"
 )
 
 
