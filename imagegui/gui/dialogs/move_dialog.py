@@ -85,7 +85,7 @@ class RenameDialog(PlanDialog):
         if "/" in text:
             return "A name cannot contain “/”: use Move To Folder… to move it elsewhere."
         if text == os.path.basename(self.path):
-            return "Enter a different name."
+            return "Type the new name."
         src, dest, roots = self.path, self.new_path, scan_roots(self.root)
         qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_move([src], dest, roots=roots, qemu_img=qemu_img, domains=domains)
