@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sys
 
-from imagegui.cli.ops_cmds import qemu_img_setting
+from imagegui.cli.ops_cmds import cancelled_status, qemu_img_setting, signals_cancel
 from imagegui.cli.scan_cmds import TerminalLine
 from imagegui.core.chains.graph import ChainGraph
-from imagegui.core.jobs import CancelledError
+from imagegui.core.jobs import CancelledError, CancelToken
 from imagegui.core.ops.deepcheck import DeepResult, check_all
 from imagegui.core.units import printable
 
@@ -21,10 +21,19 @@ class _TerminalChecks(TerminalLine):
 
 
 def run_deep(graph: ChainGraph, jobs: int | None) -> tuple[ChainGraph, DeepResult]:
-    """Checks every scanned image and returns the graph rebuilt with the findings."""
+    """Checks every scanned image and returns the graph rebuilt with the findings.
+
+    Ctrl-C, SIGTERM and SIGHUP set a cancel token rather than raise KeyboardInterrupt in the
+    main thread: raised inside ``concurrent.futures.wait`` while it held the futures' locks,
+    it left a finishing check unable to report and the command hung (seen once in CI)."""
     progress = _TerminalChecks(sys.stderr) if sys.stderr.isatty() else None
+    token = CancelToken()
+    received: list[int] = []
     try:
-        result = check_all(graph.scan.images.values(), jobs, progress, qemu_img=qemu_img_setting())
+        with signals_cancel(token, received):
+            result = check_all(
+                graph.scan.images.values(), jobs, progress, token, qemu_img=qemu_img_setting()
+            )
     except (KeyboardInterrupt, CancelledError) as exc:
         if progress is not None:
             progress.clear()
@@ -35,7 +44,7 @@ def run_deep(graph: ChainGraph, jobs: int | None) -> tuple[ChainGraph, DeepResul
             f"no image was changed); the {kept} finished check{'s' * (kept != 1)} are kept",
             file=sys.stderr,
         )
-        raise SystemExit(130) from None
+        raise SystemExit(cancelled_status(received)) from None
     finally:
         if progress is not None:
             progress.clear()

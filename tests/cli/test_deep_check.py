@@ -92,7 +92,12 @@ def test_a_damaged_store_is_a_note_and_is_renewed(lab: Path, check_store: Path, 
     assert len(json.loads(check_store.read_text())["records"]) == 2
 
 
-def test_ctrl_c_stops_every_running_check(tmp_path: Path, make, check_store: Path):
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_every_running_check(
+    tmp_path: Path, make, check_store: Path, sig: signal.Signals, status: int
+):
+    """Ctrl-C (and SIGTERM, as a service manager sends) stops both running checks and exits
+    128 + the signal, the finished ones kept."""
     for i in range(4):
         make.create(f"img{i}.qcow2", "qcow2", "1M")
     fifo = tmp_path / "started"
@@ -110,9 +115,9 @@ def test_ctrl_c_stops_every_running_check(tmp_path: Path, make, check_store: Pat
     while started < 2:  # blocks until both checks are running
         with open(fifo) as f:
             started += f.read().count("ready")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "every running qemu-img check was stopped" in err
     running = [int(p) for p in pids.read_text().split()]
     assert len(running) == 2
