@@ -81,7 +81,11 @@ def load_remote(args: argparse.Namespace):  # -> ChainGraph | None (imported lat
             conn.close()
     except LibvirtUnreachable as exc:
         raise _usage_error(str(exc)) from None
-    return ChainGraph(scan, domains=DomainIndex.of_remote_host(inventory))
+    return ChainGraph(
+        scan,
+        domains=DomainIndex.of_remote_host(inventory),
+        portable=getattr(args, "portable", False),  # check --portable, as on local files
+    )
 
 
 def overlay_remote(args: argparse.Namespace, uri: str) -> int:

@@ -82,3 +82,21 @@ def test_scan_over_ssh_names_the_domains_of_that_host_that_use_each_volume(
     }
     assert [h["uri"] for h in doc["libvirt"]] == [ssh_libvirt_uri]
     assert doc["libvirt"][0]["reachable"] is True and doc["libvirt"][0]["hostname"]
+
+
+def test_check_portable_over_ssh_warns_about_absolute_backing_names(
+    make, define_pool, ssh_libvirt_uri
+):
+    """--portable is honoured on another host's volumes as on local files (it was dropped when
+    --connect named another host: the remote graph was built without it)."""
+    make.create("base.qcow2", "qcow2", "16M")
+    make.overlay("rel.qcow2", "base.qcow2")
+    make.overlay("abs.qcow2", str(make.root / "base.qcow2"))
+    define_pool(make.root)
+    local = run("check", str(make.root), "--portable")
+    remote = run("check", str(make.root), "--portable", "--connect", ssh_libvirt_uri)
+    plain = run("check", str(make.root), "--connect", ssh_libvirt_uri)
+    assert "absolute-backing         abs.qcow2" in local.stdout, local.stderr
+    assert "absolute-backing         abs.qcow2" in remote.stdout, remote.stderr
+    assert "rel.qcow2" not in remote.stdout
+    assert "absolute-backing" not in plain.stdout, plain.stderr
