@@ -17,8 +17,8 @@ from imagegui.cli.ops_cmds import (
     add_common,
     add_read_root,
     execute,
+    plan_options,
     print_error,
-    qemu_img_setting,
     usage_error,
 )
 
@@ -54,9 +54,7 @@ def _clone_vm(args: argparse.Namespace) -> int:
             template=args.from_domain,
             uri=uri or DEFAULT_URI,
             absolute=args.absolute,
-            roots=tuple(args.root),
-            allow=tuple(args.allow_file),
-            qemu_img=qemu_img_setting(),
+            **plan_options(args, skip=("domains",)),
         )
     try:
         return execute(plan, args)

@@ -19,6 +19,7 @@ from imagegui.cli.ops_cmds import (
     EXIT_OK,
     EXIT_REFUSED,
     execute,
+    plan_options,
     print_error,
     usage_error,
 )
@@ -59,8 +60,7 @@ def _delete(args: argparse.Namespace) -> int:
         args.images,
         permanent=args.permanent,
         with_overlays=args.with_overlays,
-        domains=domain_source(args),
-        roots=tuple(args.root),
+        **plan_options(args, skip=("qemu_img",)),
     )
     outcome = {"status": EXIT_OK}
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from imagegui.cli.connect_args import add_connect_argument, domain_source
+from imagegui.cli.connect_args import add_connect_argument
 from imagegui.cli.ops_cmds import (
     EXIT_OK,
     EXIT_REFUSED,
     add_common,
     add_read_root,
     execute,
+    plan_options,
     print_error,
-    qemu_img_setting,
     usage_error,
 )
 from imagegui.cli.remote_args import refuse_remote
@@ -41,7 +41,8 @@ def _new(args: argparse.Namespace) -> int:
     from imagegui.core.ops.newimage import plan_new
 
     size, _ = _size(args.size)
-    plan = plan_new(args.path, size, args.format, args.preallocation, qemu_img=qemu_img_setting())
+    options = plan_options(args, skip=("allow",))
+    plan = plan_new(args.path, size, args.format, args.preallocation, **options)
     return execute(plan, args)
 
 
@@ -54,11 +55,7 @@ def _resize(args: argparse.Namespace) -> int:
         size,
         relative=relative,
         shrink=args.shrink,
-        force=args.force,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
+        **plan_options(args),
     )
     return execute(plan, args)
 
@@ -72,16 +69,7 @@ def _snapshot(args: argparse.Namespace) -> int:
         raise usage_error(f"snapshot IMAGE {args.action} needs NAME")
     from imagegui.core.ops.snapshot import plan_snapshot
 
-    plan = plan_snapshot(
-        args.image,
-        args.action,
-        args.name,
-        force=args.force,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
-    )
+    plan = plan_snapshot(args.image, args.action, args.name, **plan_options(args))
     return execute(plan, args)
 
 
@@ -131,10 +119,7 @@ def _convert(args: argparse.Namespace) -> int:
         args.out_format,
         compress=args.compress,
         keep_backing=args.keep_backing,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
+        **plan_options(args),
     )
     return execute(plan, args)
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from imagegui.cli.connect_args import add_connect_argument, domain_source
+from imagegui.cli.connect_args import add_connect_argument
 from imagegui.cli.ops_cmds import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
     execute,
+    plan_options,
     print_error,
-    qemu_img_setting,
     usage_error,
 )
 from imagegui.cli.remote_args import refuse_remote
@@ -33,33 +33,18 @@ def _move(args: argparse.Namespace) -> int:
         if len(args.paths) > 1:
             raise usage_error("--undo takes at most one PATH (a file or folder the move moved)")
         path = args.paths[0] if args.paths else None
-        return execute(
-            plan_undo_move(path, qemu_img=qemu_img_setting(), domains=domain_source(args)), args
-        )
+        return execute(plan_undo_move(path, **plan_options(args, skip=("roots", "force"))), args)
     if len(args.paths) < 2:
         raise usage_error("move needs SRC... DEST (or --undo)")
     *sources, dest = args.paths
-    plan = plan_move(
-        sources,
-        dest,
-        roots=tuple(args.root),
-        force=args.force,
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
-    )
+    plan = plan_move(sources, dest, **plan_options(args))
     return execute(plan, args)
 
 
 def _relink(args: argparse.Namespace) -> int:
     from imagegui.core.ops.relink import RelinkResult, plan_relink
 
-    plan = plan_relink(
-        args.paths,
-        absolute=args.absolute,
-        force=args.force,
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
-    )
+    plan = plan_relink(args.paths, absolute=args.absolute, **plan_options(args))
     if not args.dry_run and not plan.refused:
         for f in plan.kept:
             print_error(f"kept: {f.cli_text}")

@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from imagegui.cli.connect_args import add_connect_argument, domain_source
 from imagegui.cli.remote_args import overlay_remote, refuse_remote, remote_uri
@@ -52,6 +52,31 @@ def qemu_img_setting() -> str:
     """The qemu-img to run: ``$IMAGEGUI_QEMU_IMG`` (documented in the man page), else "" for
     the one on PATH. Read here, at the command line's edge, and passed to the engine."""
     return os.environ.get("IMAGEGUI_QEMU_IMG", "")
+
+
+#: The options the writing commands share, each as (the attribute ``argparse`` gives it, the
+#: plan's keyword, how its value becomes the keyword's).
+_SHARED_OPTIONS: tuple[tuple[str, str, Callable[[argparse.Namespace], Any]], ...] = (
+    ("root", "roots", lambda a: tuple(a.root)),
+    ("allow_file", "allow", lambda a: tuple(a.allow_file)),
+    ("force", "force", lambda a: a.force),
+    ("connect", "domains", domain_source),
+)
+
+
+def plan_options(args: argparse.Namespace, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keyword arguments of a ``plan_*`` call that come from the options every writing
+    command shares: ``roots`` (``--root``), ``allow`` (``--allow-file``), ``force``
+    (``--force``), ``domains`` (``--connect``), each only if the command's parser defines the
+    option, and ``qemu_img`` (``$IMAGEGUI_QEMU_IMG``). ``skip``: keywords the plan does not
+    take. One place, so that a shared option means the same to every command."""
+    out: dict[str, Any] = {"qemu_img": qemu_img_setting()}
+    for attr, keyword, value in _SHARED_OPTIONS:
+        if hasattr(args, attr):
+            out[keyword] = value(args)
+    for keyword in skip:
+        out.pop(keyword, None)
+    return out
 
 
 def _usage_error(message: str) -> Exception:
@@ -197,10 +222,7 @@ def _overlay(args: argparse.Namespace) -> int:
         args.new,
         size,
         absolute=args.absolute,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
+        **plan_options(args),
     )
     return execute(plan, args)
 
@@ -209,14 +231,7 @@ def _rebase(args: argparse.Namespace) -> int:
     if args.undo:
         if args.new_backing is not None:
             raise _usage_error("--undo takes only IMAGE")
-        plan = plan_undo_rebase(
-            args.image,
-            roots=tuple(args.root),
-            allow=tuple(args.allow_file),
-            qemu_img=qemu_img_setting(),
-            force=args.force,
-            domains=domain_source(args),
-        )
+        plan = plan_undo_rebase(args.image, **plan_options(args))
         return execute(plan, args)
     if args.new_backing is None:
         raise _usage_error('rebase needs NEW_BACKING (or "" to make IMAGE independent)')
@@ -225,36 +240,18 @@ def _rebase(args: argparse.Namespace) -> int:
         args.new_backing,
         unsafe=args.unsafe,
         absolute=args.absolute,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        force=args.force,
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
+        **plan_options(args),
     )
     return execute(plan, args)
 
 
 def _commit(args: argparse.Namespace) -> int:
-    plan = plan_commit(
-        args.image,
-        force=args.force,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
-    )
+    plan = plan_commit(args.image, **plan_options(args))
     return execute(plan, args)
 
 
 def _flatten(args: argparse.Namespace) -> int:
-    plan = plan_flatten(
-        args.image,
-        args.out,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
-    )
+    plan = plan_flatten(args.image, args.out, **plan_options(args))
     return execute(plan, args)
 
 
@@ -273,15 +270,7 @@ def _check_image(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  [{p.level}] {p.kind}: {printable(p.cli_text)}")
 
-    plan = plan_check(
-        args.image,
-        args.repair,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        force=args.force,
-        qemu_img=qemu_img_setting(),
-        domains=domain_source(args),
-    )
+    plan = plan_check(args.image, args.repair, **plan_options(args))
     status = execute(plan, args, report)
     if status == EXIT_OK and outcome["problems"]:
         return EXIT_FAILED  # like `imagegui check`: problems found -> 1
@@ -334,13 +323,7 @@ def _launch(args: argparse.Namespace) -> int:
         accel=args.accel,
         tied=True,
     )
-    plan = plan_launch(
-        args.image,
-        opts,
-        roots=tuple(args.root),
-        allow=tuple(args.allow_file),
-        domains=domain_source(args),
-    )
+    plan = plan_launch(args.image, opts, **plan_options(args, skip=("qemu_img", "force")))
     if args.dry_run or plan.refused:
         return execute(plan, args)
     try:
