@@ -1,0 +1,252 @@
+"""The tree watcher on real inotify, in tmp dirs: what each change reports, new and moved
+directories watched, the root going away; overflow and the watch limit as unit tests of the
+functions that handle them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import shutil
+from pathlib import Path
+
+import pytest
+from inotify_simple import Event
+from inotify_simple import flags as F
+
+from imagegui.core.read.watch import Changes, TreeWatcher, WatchStatus
+
+TIMEOUT = 10
+
+
+class Recorder:
+    """A watcher on ``root`` whose reports land in queues the test waits on."""
+
+    def __init__(self, root: Path):
+        self.changes: queue.Queue[Changes] = queue.Queue()
+        self.statuses: queue.Queue[WatchStatus] = queue.Queue()
+        self.watcher = TreeWatcher(str(root), self.changes.put, self.statuses.put)
+        self.watcher.start()
+        self.first_status = self.statuses.get(timeout=TIMEOUT)
+
+    def until(self, *wanted: str | Path) -> set[str]:
+        """Every path reported until all of ``wanted`` were (each report awaited, no sleep)."""
+        want = {str(p) for p in wanted}
+        seen: set[str] = set()
+        while not want <= seen:
+            seen |= self.changes.get(timeout=TIMEOUT).paths
+        return seen
+
+    def drain_until_gone(self) -> Changes:
+        while True:
+            changes = self.changes.get(timeout=TIMEOUT)
+            if changes.root_gone:
+                return changes
+
+
+@pytest.fixture
+def watch(tmp_path):
+    made: list[Recorder] = []
+
+    def start(root: Path = tmp_path) -> Recorder:
+        made.append(Recorder(root))
+        return made[-1]
+
+    yield start
+    for rec in made:
+        rec.watcher.stop()
+        assert not rec.watcher.running
+
+
+def test_every_directory_is_watched_at_the_start(tmp_path, watch):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "c").mkdir()
+    rec = watch()
+    assert rec.first_status == WatchStatus(folders=4)
+    assert rec.first_status.complete
+    assert set(rec.watcher.wds) == {str(tmp_path), *(str(tmp_path / p) for p in ("a", "a/b", "c"))}
+
+
+def test_file_created_modified_attrib_removed(tmp_path, watch):
+    (tmp_path / "sub").mkdir()
+    rec = watch()
+    image = tmp_path / "sub" / "disk.qcow2"
+    image.write_bytes(b"QFI\xfb")
+    assert str(image) in rec.until(image)
+    with open(image, "ab") as f:
+        f.write(b"more")
+    assert str(image) in rec.until(image)
+    os.utime(image, (1, 1))  # IN_ATTRIB
+    assert rec.until(image) >= {str(image)}
+    image.unlink()
+    assert str(image) in rec.until(image)
+
+
+def test_rename_reports_both_names(tmp_path, watch):
+    old = tmp_path / "old.qcow2"
+    old.write_bytes(b"x")
+    rec = watch()
+    new = tmp_path / "new.qcow2"
+    old.rename(new)
+    assert rec.until(old, new) >= {str(old), str(new)}
+
+
+def test_new_nested_directory_is_watched_then_its_files_reported(tmp_path, watch):
+    rec = watch()
+    nested = tmp_path / "d1" / "d2"
+    nested.mkdir(parents=True)
+    assert str(tmp_path / "d1") in rec.until(tmp_path / "d1")
+    # Both new directories get watches (d2 found by walking d1, or by its own event): the
+    # status says so once they are in place, and a file written then is named itself.
+    while rec.statuses.get(timeout=TIMEOUT).folders < 3:
+        pass
+    (nested / "disk.qcow2").write_bytes(b"x")
+    assert str(nested / "disk.qcow2") in rec.until(nested / "disk.qcow2")
+
+
+def test_renamed_directory_is_watched_under_its_new_name(tmp_path, watch):
+    (tmp_path / "before" / "inner").mkdir(parents=True)
+    rec = watch()
+    (tmp_path / "before").rename(tmp_path / "after")
+    assert rec.until(tmp_path / "before", tmp_path / "after") >= {
+        str(tmp_path / "before"),
+        str(tmp_path / "after"),
+    }
+    assert str(tmp_path / "before") not in rec.watcher.wds
+    assert str(tmp_path / "before" / "inner") not in rec.watcher.wds
+    assert str(tmp_path / "after" / "inner") in rec.watcher.wds
+    (tmp_path / "after" / "inner" / "x.raw").write_bytes(b"x")
+    assert str(tmp_path / "after" / "inner" / "x.raw") in rec.until(
+        tmp_path / "after" / "inner" / "x.raw"
+    )
+
+
+def test_directory_moved_out_is_dropped(tmp_path, watch):
+    root = tmp_path / "root"
+    (root / "away" / "deep").mkdir(parents=True)
+    rec = watch(root)
+    (root / "away").rename(tmp_path / "outside")
+    assert str(root / "away") in rec.until(root / "away")
+    assert set(rec.watcher.wds) == {str(root)}
+    # Writes in the moved-out tree say nothing any more; a write in the root still does.
+    (tmp_path / "outside" / "deep" / "ignored").write_bytes(b"x")
+    (root / "seen").write_bytes(b"x")
+    assert not any("outside" in p for p in rec.until(root / "seen"))
+
+
+def test_removed_directory_is_dropped(tmp_path, watch):
+    (tmp_path / "gone" / "deeper").mkdir(parents=True)
+    (tmp_path / "gone" / "deeper" / "f").write_bytes(b"x")
+    rec = watch()
+    shutil.rmtree(tmp_path / "gone")
+    assert rec.until(tmp_path / "gone") >= {str(tmp_path / "gone")}
+    (tmp_path / "after").write_bytes(b"x")
+    rec.until(tmp_path / "after")
+    assert set(rec.watcher.wds) == {str(tmp_path)}
+
+
+def test_root_removed_stops_watching(tmp_path, watch):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    rec = watch(root)
+    shutil.rmtree(root)
+    assert rec.drain_until_gone().root_gone
+    rec.watcher._thread.join(TIMEOUT)
+    assert not rec.watcher.running
+    assert rec.watcher.status().stopped
+
+
+def test_root_moved_stops_watching(tmp_path, watch):
+    root = tmp_path / "root"
+    root.mkdir()
+    rec = watch(root)
+    root.rename(tmp_path / "elsewhere")
+    assert rec.drain_until_gone().root_gone
+
+
+def test_symlinked_directory_is_watched_under_the_link(tmp_path, watch):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(outside)
+    (root / "loop").symlink_to(root)  # a loop back to the root: not watched twice
+    rec = watch(root)
+    assert set(rec.watcher.wds) == {str(root), str(root / "link")}
+    (outside / "disk.qcow2").write_bytes(b"x")
+    assert str(root / "link" / "disk.qcow2") in rec.until(root / "link" / "disk.qcow2")
+
+
+def test_symlink_to_a_directory_made_later_is_watched(tmp_path, watch):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    rec = watch(root)
+    (root / "link").symlink_to(outside)
+    rec.until(root / "link")
+    assert str(root / "link") in rec.watcher.wds
+    (outside / "f").write_bytes(b"x")
+    assert str(root / "link" / "f") in rec.until(root / "link" / "f")
+
+
+def test_stop_is_prompt_and_ends_the_thread(tmp_path, watch):
+    rec = watch()
+    rec.watcher.stop()
+    assert not rec.watcher.running
+    assert rec.watcher.inotify is None
+
+
+# -- unit tests of the overflow and limit branches
+
+
+class FakeNotify:
+    """inotify that refuses watches past ``allowed`` as the kernel does at its limit."""
+
+    def __init__(self, allowed: int):
+        self.allowed = allowed
+        self.added: list[str] = []
+
+    def add_watch(self, path, mask) -> int:
+        if len(self.added) >= self.allowed:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.added.append(path)
+        return len(self.added)
+
+    def rm_watch(self, wd) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_overflow_asks_for_a_full_rescan(tmp_path):
+    watcher = TreeWatcher(str(tmp_path), lambda c: None)
+    changes = watcher.handle([Event(-1, F.Q_OVERFLOW, 0, "")])
+    assert changes.overflow
+    assert not changes.paths
+    assert changes  # reported, although no path is named
+
+
+def test_watch_limit_keeps_what_it_has_and_counts_the_rest(tmp_path, monkeypatch):
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name).mkdir()
+    watcher = TreeWatcher(str(tmp_path), lambda c: None)
+    watcher.inotify = FakeNotify(allowed=2)
+    monkeypatch.setattr("imagegui.core.read.watch.read_limit", lambda *a: 2)
+    watcher.add_tree(str(tmp_path))
+    status = watcher.status()
+    assert (status.folders, status.unwatched, status.limit) == (2, 3, 2)
+    assert status.limited and not status.complete
+    assert set(watcher.wds) == {str(tmp_path), str(tmp_path / "a")}
+    # A directory made later is counted too, not watched.
+    (tmp_path / "e").mkdir()
+    watcher.handle([Event(watcher.root_wd, F.CREATE | F.ISDIR, 0, "e")])
+    assert watcher.status().unwatched == 4
+
+
+def test_events_of_a_dropped_watch_are_ignored(tmp_path):
+    watcher = TreeWatcher(str(tmp_path), lambda c: None)
+    watcher.inotify = FakeNotify(allowed=10)
+    watcher.add_tree(str(tmp_path))
+    assert not watcher.handle([Event(99, F.CREATE, 0, "x")])
