@@ -7,7 +7,9 @@ as they appear, removed or moved-out ones are dropped. The events are coalesced 
 changed paths per read (:class:`Changes`):
 
 - a file's path when it was created, removed, written (``IN_MODIFY``, ``IN_CLOSE_WRITE``), had
-  its metadata changed (``IN_ATTRIB``: ``touch``, ``chmod``) or was renamed (both names);
+  its metadata changed (``IN_ATTRIB``: ``touch``, ``chmod``) or was renamed (both names). A file
+  kept open and written is reported at its first write and when it is closed, not at every
+  write: a running VM writes its disk all day, and each report costs a rescan;
 - a directory's path when the directory was created, removed or renamed (both names): then
   anything under it may have changed, and files written into a new directory before its watch
   was added are not reported one by one (a rescan lists the new directory anyway);
@@ -134,6 +136,8 @@ class TreeWatcher:
         #: (st_dev, st_ino) of every directory met (watched or not): each is watched once.
         self.keys: dict[FileId, str] = {}
         self.root_wd: int | None = None
+        #: Files written since their last report and not closed yet: their writes are known.
+        self.writing: set[str] = set()
         self.unwatched = 0
         self.limited = False
         self.failure: str | None = None
@@ -295,6 +299,9 @@ class TreeWatcher:
         while todo:
             path = todo.pop()
             todo.extend(self.children.pop(path, ()))
+            if self.writing:
+                inside = path + "/"
+                self.writing = {p for p in self.writing if not p.startswith(inside)}
             wd = self.wds.pop(path, None)
             self.children.get(posixpath.dirname(path), set()).discard(path)
             if wd is None:
@@ -342,6 +349,12 @@ class TreeWatcher:
                 self.drop_tree(directory)
                 continue
             path = posixpath.join(directory, name) if name else directory
+            if mask & F.MODIFY:
+                if path in self.writing:
+                    continue
+                self.writing.add(path)
+            elif self.writing and mask & (F.CLOSE_WRITE | F.DELETE | F.MOVED_FROM):
+                self.writing.discard(path)
             paths.add(path)
             if mask & (F.CREATE | F.MOVED_TO):
                 if mask & F.ISDIR or (os.path.islink(path) and os.path.isdir(path)):

@@ -82,6 +82,23 @@ def test_file_created_modified_attrib_removed(tmp_path, watch):
     assert str(image) in rec.until(image)
 
 
+def test_a_file_kept_open_is_reported_at_its_first_write_and_its_close(tmp_path, watch):
+    image = tmp_path / "running-vm.qcow2"
+    image.write_bytes(b"")
+    rec = watch()
+    with open(image, "r+b", buffering=0) as f:
+        f.write(b"first")
+        assert str(image) in rec.until(image)
+        for _ in range(50):
+            f.write(b"more")
+        (tmp_path / "marker").write_bytes(b"")  # queued after every write above
+        assert str(image) not in rec.until(tmp_path / "marker")
+    assert str(image) in rec.until(image)  # closed: reported again
+    with open(image, "r+b", buffering=0) as f:
+        f.write(b"again")  # a new writer: its first write is news again
+        assert str(image) in rec.until(image)
+
+
 def test_rename_reports_both_names(tmp_path, watch):
     old = tmp_path / "old.qcow2"
     old.write_bytes(b"x")
