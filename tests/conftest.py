@@ -61,6 +61,20 @@ def _isolated_check_store(tmp_path_factory: pytest.TempPathFactory):
         os.environ["IMAGEGUI_CHECKS"] = old
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_journal(tmp_path_factory: pytest.TempPathFactory):
+    """Operations journal what they do (new, convert, resize and snapshot too, for their
+    undo): never into the user's journal. Tests of the journal set a fresh one of their own."""
+    path = tmp_path_factory.mktemp("journal") / "journal.jsonl"
+    old = os.environ.get("IMAGEGUI_JOURNAL")
+    os.environ["IMAGEGUI_JOURNAL"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("IMAGEGUI_JOURNAL", None)
+    else:
+        os.environ["IMAGEGUI_JOURNAL"] = old
+
+
 @pytest.fixture
 def check_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty check-results store for this test (``IMAGEGUI_CHECKS``)."""

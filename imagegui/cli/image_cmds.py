@@ -1,7 +1,9 @@
 """new / resize / snapshot / convert on the command line: the everyday image tasks.
 
 ``imagegui new PATH SIZE``, ``imagegui resize IMAGE SIZE``, ``imagegui snapshot IMAGE
-list|create NAME|apply NAME|delete NAME`` and ``imagegui convert SRC DEST``: each makes its plan
+list|create NAME|apply NAME|delete NAME`` and ``imagegui convert SRC DEST``, and the undo of each
+journalled one (``new --undo PATH``, ``resize --undo IMAGE``, ``snapshot IMAGE --undo``,
+``convert --undo DEST``, as ``move --undo``): each makes its plan
 (``--dry-run`` prints it, ``--json`` with it as JSON) and runs it through ``ops_cmds.execute``, so
 progress, Ctrl-C and the exit statuses are those of every writing command: 0 done, 1 qemu
 failed, 2 refused by a guard or a bad argument, 128 + the signal when cancelled by one.
@@ -23,6 +25,7 @@ from imagegui.cli.ops_cmds import (
     print_error,
     usage_error,
 )
+from imagegui.cli.parser import Parser
 from imagegui.cli.remote_args import refuse_remote
 from imagegui.core.units import human_size, parse_size, printable
 
@@ -37,9 +40,24 @@ def _size(text: str, signed: bool = False) -> tuple[int, bool]:
     return (-value if text[:1] == "-" else value) if relative else value, relative
 
 
+def _undo(args: argparse.Namespace, kind: str, path: str, extra: object) -> int:
+    """``new --undo PATH``, ``convert --undo DEST``, ``resize --undo IMAGE``, ``snapshot IMAGE
+    --undo``: the last such change imagegui made to that file, undone (``change_undo``)."""
+    from imagegui.core.ops.change_undo import plan_undo_change
+
+    if extra is not None:
+        raise usage_error(f"--undo takes only {args.undo_takes}")
+    options = plan_options(args, skip=("roots", "allow", "force"))
+    return execute(plan_undo_change(kind, path, **options), args)
+
+
 def _new(args: argparse.Namespace) -> int:
     from imagegui.core.ops.newimage import plan_new
 
+    if args.undo:
+        return _undo(args, "new", args.path, args.size)
+    if args.size is None:
+        raise usage_error("new needs PATH and SIZE (or --undo PATH)")
     size, _ = _size(args.size)
     options = plan_options(args, skip=("allow",))
     plan = plan_new(args.path, size, args.format, args.preallocation, **options)
@@ -49,6 +67,12 @@ def _new(args: argparse.Namespace) -> int:
 def _resize(args: argparse.Namespace) -> int:
     from imagegui.core.ops.resize import plan_resize
 
+    if args.undo:
+        if args.shrink or args.force:
+            raise usage_error("--undo takes only IMAGE")
+        return _undo(args, "resize", args.image, args.size)
+    if args.size is None:
+        raise usage_error("resize needs IMAGE and SIZE (or --undo IMAGE)")
     size, relative = _size(args.size, signed=True)
     plan = plan_resize(
         args.image,
@@ -61,6 +85,12 @@ def _resize(args: argparse.Namespace) -> int:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    if args.undo:
+        if args.name is not None or args.force:
+            raise usage_error("--undo takes only IMAGE")
+        return _undo(args, "snapshot-create", args.image, args.action)
+    if args.action is None:
+        raise usage_error("snapshot needs IMAGE and list, create, apply or delete (or --undo)")
     if args.action == "list":
         if args.name is not None:
             raise usage_error("snapshot IMAGE list takes no NAME")
@@ -113,6 +143,12 @@ def _snapshot_list(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from imagegui.core.ops.convert import plan_convert
 
+    if args.undo:
+        if args.compress or args.keep_backing:
+            raise usage_error("--undo takes only DEST")
+        return _undo(args, "convert", args.src, args.dest)
+    if args.dest is None:
+        raise usage_error("convert needs SRC and DEST (or --undo DEST)")
     plan = plan_convert(
         args.src,
         args.dest,
@@ -122,6 +158,15 @@ def _convert(args: argparse.Namespace) -> int:
         **plan_options(args),
     )
     return execute(plan, args)
+
+
+def _add_undo(p: argparse.ArgumentParser, takes: str, what: str) -> None:
+    """``--undo``, as ``move --undo`` and ``delete --undo``: the journalled change undone. The
+    positionals after the first are optional then, so options may stand between them."""
+    p.add_argument("--undo", action="store_true", help=f"undo: {what}")
+    p.set_defaults(undo_takes=takes)
+    if isinstance(p, Parser):
+        p.intermixed = True
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:
@@ -138,10 +183,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Creates PATH as a blank disk of SIZE (e.g. 20G, 512M, in bytes without a "
         "unit; a whole number of 512-byte sectors). It is written under a temporary name beside "
         "PATH and renamed when complete: a cancelled creation leaves nothing. PATH must not "
-        "exist; the space a preallocated image takes is checked first (qemu-img measure).",
+        "exist; the space a preallocated image takes is checked first (qemu-img measure). "
+        "Journalled: new --undo PATH moves it to the Trash again.",
     )
     p.add_argument("path", metavar="PATH")
-    p.add_argument("size", metavar="SIZE")
+    p.add_argument("size", metavar="SIZE", nargs="?")
     p.add_argument("-f", "--format", choices=FORMATS, default="qcow2", help="default: qcow2")
     p.add_argument(
         "--preallocation",
@@ -149,6 +195,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="off",
         help="off: sparse (default); metadata: qcow2 metadata laid out now; falloc: space "
         "reserved now; full: space written with zeros now",
+    )
+    _add_undo(
+        p,
+        "PATH",
+        "move the image this command created at PATH to the Trash, unless an "
+        "image backs onto it, it is in use or it is another file now",
     )
     _add_json(p)
     add_common(p)
@@ -165,16 +217,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "uses, a libvirt VM's disk (--force for a shut-off one) and a base with overlays: "
         "they keep their own virtual size, so growing the base gives their guests nothing "
         "(--force when the base is used alone) and shrinking it cuts off what they read. "
-        "Directories searched for overlays: the image's and any --root.",
+        "Directories searched for overlays: the image's and any --root. A grow is journalled: "
+        "resize --undo IMAGE shrinks it back while nothing has been written past the old "
+        "size; a shrink cannot be undone.",
     )
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("size", metavar="SIZE")
+    p.add_argument("size", metavar="SIZE", nargs="?")
     p.add_argument("--shrink", action="store_true", help="allow a smaller size (data is cut off)")
     p.add_argument(
         "--force",
         action="store_true",
         help="resize even a base with overlays (growing only), a shut-off libvirt VM's disk or "
         "a read-only image",
+    )
+    _add_undo(
+        p,
+        "IMAGE",
+        "shrink IMAGE back to its size before the last grow this command "
+        "made, if nothing has been written past that size since",
     )
     add_read_root(p)
     add_connect_argument(p)
@@ -190,10 +250,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "image to snapshot NAME (its current state is lost unless snapshotted first); delete "
         "removes one. Changes are refused while a running VM uses the image, for a libvirt VM's "
         "disk (--force for a shut-off one) and, for apply, on a base with overlays (--force if "
-        "they can be thrown away).",
+        "they can be thrown away). create is journalled: snapshot IMAGE --undo deletes that "
+        "snapshot again; apply and delete cannot be undone.",
     )
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("action", choices=("list", "create", "apply", "delete"))
+    p.add_argument("action", choices=("list", "create", "apply", "delete"), nargs="?")
     p.add_argument("name", metavar="NAME", nargs="?", help="the snapshot's name (or id)")
     p.add_argument(
         "--force",
@@ -202,6 +263,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "read-only image",
     )
     p.add_argument("--json", action="store_true", help="list, or the plan with --dry-run, as JSON")
+    _add_undo(
+        p,
+        "IMAGE",
+        "delete the last snapshot this command created of IMAGE, if it is "
+        "still there as taken (same id and date)",
+    )
     add_read_root(p)
     add_connect_argument(p)
     add_common(p)
@@ -216,10 +283,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "first (qemu-img measure). An overlay is flattened (its whole chain copied) unless "
         "--keep-backing, which copies only its own data on top of the same backing file (qcow2 "
         "output; the backing format recorded). Internal snapshots are not copied. DEST must not "
-        "exist.",
+        "exist. Journalled: convert --undo DEST moves DEST to the Trash (SRC is untouched).",
     )
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("dest", metavar="DEST")
+    p.add_argument("src", metavar="SRC", help="the image to convert (DEST with --undo)")
+    p.add_argument("dest", metavar="DEST", nargs="?")
     p.add_argument(
         "-O",
         dest="out_format",
@@ -234,6 +301,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--keep-backing",
         action="store_true",
         help="keep SRC's backing file instead of copying the chain in (qcow2 output)",
+    )
+    _add_undo(
+        p,
+        "DEST",
+        "move the file this command converted to DEST to the Trash, unless an "
+        "image backs onto it, it is in use or it is another file now (SRC is untouched)",
     )
     add_read_root(p)
     add_connect_argument(p)

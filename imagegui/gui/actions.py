@@ -15,7 +15,18 @@ from imagegui.core.chains.diagnose import KINDS
 from imagegui.core.chains.graph import EXTERNAL, IMAGE
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.chains.repair import missing_backing
-from imagegui.core.ops.journal import CLONE_OP, DELETE_OP, MOVE_OP, UndoTarget
+from imagegui.core.ops.journal import (
+    CHANGE_OPS,
+    CLONE_OP,
+    CONVERT_OP,
+    DELETE_OP,
+    MOVE_OP,
+    NEW_OP,
+    RESIZE_OP,
+    SNAPSHOT_OP,
+    ChangeEntry,
+    UndoTarget,
+)
 from imagegui.core.ops.resize import RESIZABLE
 from imagegui.core.units import counted, display_path
 from imagegui.gui import resources
@@ -25,9 +36,17 @@ Std = QKeySequence.StandardKey
 #: Why no image action applies to another host's images (shown, not changed, from the window).
 REMOTE_ONLY_SHOWN = "the images of {uri} are only shown here: they are another host's files"
 UNDO_TIP = (
-    "Undo the last change imagegui recorded: a rebase, a move or rename, a linked-clone VM or a "
-    "move to the Trash"
+    "Undo the last change imagegui recorded: a rebase, a move or rename, a linked-clone VM, a "
+    "move to the Trash, a new or converted image, a snapshot taken or a disk grown"
 )
+#: What Undo does to each change a ``journal.ChangeEntry`` records (its tooltip).
+CHANGE_TIPS = {
+    NEW_OP: "Move the new image to the Trash, if no image backs onto it and it is not in use",
+    CONVERT_OP: "Move the converted file to the Trash (its source is untouched), if no image "
+    "backs onto it and it is not in use",
+    SNAPSHOT_OP: "Delete the snapshot again, if it is still there as it was taken",
+    RESIZE_OP: "Shrink the disk back to its size before, if nothing was written past that size",
+}
 
 
 @dataclass
@@ -233,6 +252,10 @@ def update_undo(actions: Actions, target: UndoTarget | None) -> None:
             f"Remove the VM {display_path(target.name)} from libvirt and delete its disk "
             f"{display_path(target.entry.image)}, if the VM has never run"
         )
+    elif isinstance(target.entry, ChangeEntry):
+        words = CHANGE_OPS.get(target.kind, target.kind)
+        action.setText(f"&Undo {words} {name}…")
+        tip = CHANGE_TIPS.get(target.kind, "Take back the last change")
     elif target.kind == MOVE_OP:
         action.setText(f"&Undo move of {name}…")
         tip = (

@@ -41,7 +41,12 @@ from imagegui.gui.dialogs.rebase_dialog import RebaseDialog
 from imagegui.gui.dialogs.repair_dialog import RepairDialog
 from imagegui.gui.dialogs.resize_dialog import ResizeDialog
 from imagegui.gui.dialogs.snapshot_dialog import SnapshotDialog
-from imagegui.gui.dialogs.undo_dialog import UndoCloneVmDialog, UndoMoveDialog, UndoRebaseDialog
+from imagegui.gui.dialogs.undo_dialog import (
+    UndoChangeDialog,
+    UndoCloneVmDialog,
+    UndoMoveDialog,
+    UndoRebaseDialog,
+)
 from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.vms import VmsPanel
 from imagegui.gui.session import Selection, Session
@@ -280,6 +285,16 @@ class Ops(QObject):
         if isinstance(entry, journal.CloneVmEntry):
             undo = UndoCloneVmDialog(entry, self.window)
             self._open(undo, lambda d: self.run_plan(d.plan, f"Undo linked-clone VM {target.name}"))
+            return
+        if isinstance(entry, journal.ChangeEntry):
+            created = entry.kind in (journal.NEW_OP, journal.CONVERT_OP)
+            change = UndoChangeDialog(
+                entry, self.window, qemu_img=self.qemu_img, domains=self.domains()
+            )
+            label = f"Undo {entry.words}"
+            self._open(
+                change, lambda d: self.run_plan(d.plan, label, None if created else entry.image)
+            )
             return
         if isinstance(entry, journal.MoveEntry):
             back = entry.renames[0]["src"] if entry.renames else None

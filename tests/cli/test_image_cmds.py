@@ -143,3 +143,57 @@ def test_ctrl_c_cancels_convert_and_removes_the_partial_file(tmp_path: Path):
     assert proc.returncode == 130, err
     assert "convert cancelled: no file was created" in err
     assert sorted(os.listdir(tmp_path)) == ["fake-qemu-img", "ready", "vm.qcow2"]
+
+
+def test_undo_of_new_convert_snapshot_and_grow(tmp_path: Path, capsys, monkeypatch, trash_home):
+    """Each journalled change has its --undo, in the shape of move --undo: the plan with
+    --dry-run, exit 0 when undone, 2 when there is nothing (left) to undo."""
+    monkeypatch.setenv("IMAGEGUI_JOURNAL", str(tmp_path / "state" / "journal.jsonl"))
+    new = tmp_path / "new.qcow2"
+    status, out, _ = cli(capsys, "new", new, "64M")
+    assert status == 0 and "imagegui new --undo" in out
+    status, out, _ = cli(capsys, "new", "--undo", new, "--dry-run")
+    assert status == 0 and "moves" in out and new.exists()
+    assert cli(capsys, "new", "--undo", new)[0] == 0
+    assert not new.exists() and (trash_home / "Trash" / "files" / "new.qcow2").exists()
+    status, _, err = cli(capsys, "new", "--undo", new)
+    assert status == 2 and "no new image" in err
+
+    src = create(tmp_path / "src.qcow2")
+    dest = tmp_path / "out.raw"
+    assert cli(capsys, "convert", src, dest, "-O", "raw")[0] == 0
+    assert cli(capsys, "convert", "--undo", dest)[0] == 0
+    assert not dest.exists() and src.exists()
+
+    img = create(tmp_path / "vm.qcow2")
+    assert cli(capsys, "snapshot", img, "create", "s1")[0] == 0
+    status, out, _ = cli(capsys, "snapshot", img, "--undo", "--dry-run")
+    assert status == 0 and "-d s1" in out
+    assert cli(capsys, "snapshot", img, "--undo")[0] == 0
+    assert "s1" not in qemu_img("snapshot", "-l", img).stdout
+
+    assert cli(capsys, "resize", img, "+64M")[0] == 0
+    qemu_io(img, "write -P 0x12 100M 1M")
+    status, _, err = cli(capsys, "resize", "--undo", img)
+    assert status == 2 and "past its old size" in err
+    assert qemu_info(img)["virtual-size"] == 128 << 20
+
+
+def test_undo_usage_errors(tmp_path: Path, capsys):
+    img = tmp_path / "vm.qcow2"
+    for args in (
+        ("new", "--undo", img, "1G"),
+        ("convert", "--undo", img, tmp_path / "b.qcow2"),
+        ("resize", "--undo", img, "1G"),
+        ("snapshot", img, "--undo", "create"),
+        ("new", img),
+        ("resize", img),
+        ("snapshot", img),
+        ("convert", img),
+    ):
+        try:
+            status, _, err = cli(capsys, *args)
+        except SystemExit as exc:  # argparse's own usage error
+            status, err = exc.code, capsys.readouterr().err
+        assert status == 2, args
+        assert "--undo" in err or "needs" in err, (args, err)

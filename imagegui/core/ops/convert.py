@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
-from imagegui.core.ops import guards
+from imagegui.core.ops import guards, journal
 from imagegui.core.ops.newfile import partial_name, write_via_partial
 from imagegui.core.ops.plan import (
     Finding,
@@ -99,9 +100,12 @@ class ConvertPlan(Plan[OpResult]):
         except qemuimg.QemuImgError as exc:
             raise type(exc)(f"{exc} ({state})", **qemuimg.error_kwargs(exc)) from exc
         kept = " on the same backing file" if self.keep_backing else ""
+        note = journal.journal_change(journal.CONVERT_OP, self.dest, source=self.src)
         return OpResult(
-            message=f"wrote {self.dest}: a {self.out_format} image with {self.src}'s content{kept}",
+            message=f"wrote {self.dest}: a {self.out_format} image with {self.src}'s content"
+            f"{kept}{note}",
             changed=[self.dest],
+            cli_hint="" if note else f"imagegui convert --undo {shlex.quote(self.dest)} removes it",
         )
 
 
@@ -178,6 +182,14 @@ def plan_convert(
                 )
             if required and os.path.isdir(os.path.dirname(dest)):
                 add_findings(findings, guards.free_space(os.path.dirname(dest), required))
+    findings.append(
+        info(
+            "undoable",
+            f"Undo moves {dest} to the Trash, as long as no image backs onto it and it is not "
+            "in use; the source is never touched",
+            fix_cli=f"imagegui convert --undo {shlex.quote(dest)}",
+        )
+    )
     options = _out_options(out_format, compress)
     argv = qemuimg.convert_argv(
         src, fmt, partial, out_format, compress=compress, options=options, backing=backing

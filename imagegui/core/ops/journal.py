@@ -330,8 +330,9 @@ class CloneVmEntry:
 
 
 CLONE_OP = "clone-vm"
-#: Any entry the journal holds (a rebase, a linked-clone VM, a deletion to the Trash, a move).
-Entry = Union[RebaseEntry, CloneVmEntry, "DeleteEntry", "MoveEntry"]
+#: Any entry the journal holds (a rebase, a linked-clone VM, a deletion to the Trash, a move, a
+#: new file, a snapshot taken or a disk grown).
+Entry = Union[RebaseEntry, CloneVmEntry, "DeleteEntry", "MoveEntry", "ChangeEntry"]
 
 
 def record_clone(entry: CloneVmEntry) -> None:
@@ -370,6 +371,8 @@ def _all_entries(notes: list[str] | None = None) -> list[Entry]:
                 out.append(_delete_entry(data))
             elif op == MOVE_OP:
                 out.append(_move_entry(data))
+            elif op in CHANGE_OPS:
+                out.append(_change_entry(data))
         except (ValueError, TypeError) as exc:
             _skipped(notes, number, exc)
     return out
@@ -616,6 +619,144 @@ def last_move(path: str | None = None, notes: list[str] | None = None) -> MoveEn
     return None
 
 
+# -------------------------------------------------------------------- new files, snapshots, resizes
+
+NEW_OP, CONVERT_OP, SNAPSHOT_OP, RESIZE_OP = "new", "convert", "snapshot-create", "resize"
+#: The changes a ``ChangeEntry`` records, each with what Undo calls it ("Undo new image X").
+CHANGE_OPS = {
+    NEW_OP: "new image",
+    CONVERT_OP: "convert to",
+    SNAPSHOT_OP: "snapshot",
+    RESIZE_OP: "resize of",
+}
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    """A file imagegui created (``new``, ``convert``), an internal snapshot it took or a disk it
+    grew: what its undo needs to act on that very result and nothing else. A new file's undo
+    moves it to the Trash (only the same file: its identity is recorded); a snapshot's deletes
+    that snapshot (only while one with the same id and date is there); a grow's shrinks the
+    disk back (only while nothing was written past the old size). The undo is a
+    ``ChangeEntry`` with ``undo_of`` set."""
+
+    id: str
+    time: float
+    #: ``NEW_OP``, ``CONVERT_OP``, ``SNAPSHOT_OP`` or ``RESIZE_OP`` (the line's ``op``).
+    kind: str
+    #: The file created, or the image the snapshot was taken of / that was grown.
+    image: str
+    #: The file as the change left it (``Fingerprint`` fields).
+    fingerprint: dict | None = None
+    #: A convert's source (only read).
+    source: str = ""
+    #: The snapshot taken: {"id", "name", "date_sec", "date_nsec"}.
+    snapshot: dict | None = None
+    #: A resize's virtual sizes before and after.
+    old_size: int = 0
+    new_size: int = 0
+    undo_of: str | None = None
+    #: The undo of a new file: where in the Trash it went.
+    trashed: str = ""
+
+    @property
+    def state(self) -> Fingerprint | None:
+        return Fingerprint.from_json(self.fingerprint)
+
+    @property
+    def name(self) -> str:
+        """What Undo names: the file, or "NAME of IMAGE" for a snapshot."""
+        base = os.path.basename(self.image)
+        if self.kind == SNAPSHOT_OP and self.snapshot:
+            return f"{self.snapshot.get('name', '?')} of {base}"
+        return base
+
+    @property
+    def words(self) -> str:
+        """ "new image web.qcow2", "snapshot before-upgrade of web.qcow2", ..."""
+        return f"{CHANGE_OPS.get(self.kind, self.kind)} {self.name}"
+
+
+def change_entry_for(kind: str, image: str, **fields: object) -> ChangeEntry:
+    """The entry for a change just made to ``image`` (fingerprinted as it is now)."""
+    state = Fingerprint.of(image)
+    return ChangeEntry(
+        id=new_id(),
+        time=time.time(),
+        kind=kind,
+        image=image,
+        fingerprint=asdict(state) if state else None,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def record_change(entry: ChangeEntry) -> None:
+    """Appends ``entry`` (a change, or with ``undo_of`` its undo), one fsynced line."""
+    data = asdict(entry)
+    data["op"] = data.pop("kind")
+    what = f"undo of the {entry.kind}" if entry.undo_of else entry.kind
+    by_hand = f"undone: {entry.words}" if entry.undo_of else f"made: {entry.words}"
+    _append(data, what, by_hand)
+
+
+def journal_change(kind: str, image: str, **fields: object) -> str:
+    """Records a change just made (the change is done: a journal that cannot be written only
+    loses its undo); returns "" or a sentence for the result's message saying so."""
+    try:
+        record_change(change_entry_for(kind, image, **fields))
+    except JournalError as exc:
+        return f"; it cannot be undone from imagegui ({exc})"
+    return ""
+
+
+def undo_record(entry: ChangeEntry, **fields: object) -> ChangeEntry:
+    """The entry that records ``entry`` undone."""
+    return replace(entry, id=new_id(), time=time.time(), undo_of=entry.id, **fields)  # type: ignore[arg-type]
+
+
+def _change_entry(data: dict) -> ChangeEntry:
+    fields = ChangeEntry.__dataclass_fields__
+    for name in ("id", "image"):
+        if not isinstance(data.get(name), str):
+            raise ValueError(f"{name} is not text" if name in data else f"no {name}")
+    if not isinstance(data.get("time"), (int, float)):
+        raise ValueError("no time")
+    for name in ("source", "trashed"):
+        if not isinstance(data.get(name, ""), str):
+            raise ValueError(f"{name} is not text")
+    for name in ("old_size", "new_size"):
+        value = data.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{name} is not a number")
+    if not isinstance(data.get("undo_of"), (str, type(None))):
+        raise ValueError("undo_of is not text")
+    snap = data.get("snapshot")
+    if snap is not None and not (isinstance(snap, dict) and isinstance(snap.get("name"), str)):
+        raise ValueError("snapshot is not a snapshot")
+    values = {k: v for k, v in data.items() if k in fields}
+    return ChangeEntry(kind=data["op"], **values)
+
+
+def change_entries(notes: list[str] | None = None) -> list[ChangeEntry]:
+    return [e for e in _all_entries(notes) if isinstance(e, ChangeEntry)]
+
+
+def last_change(
+    kinds: tuple[str, ...], path: str | None = None, notes: list[str] | None = None
+) -> ChangeEntry | None:
+    """The most recent change of one of ``kinds`` not yet undone; with ``path``, the most recent
+    one made to (or creating) that file."""
+    found = change_entries(notes)
+    undone = {e.undo_of for e in found if e.undo_of}
+    norm = canonical(path) if path else ""
+    for e in reversed(found):
+        if e.undo_of or e.id in undone or e.kind not in kinds:
+            continue
+        if not path or e.image == norm:
+            return e
+    return None
+
+
 # --------------------------------------------------------------------------- the undo on offer
 
 
@@ -635,15 +776,19 @@ class UndoTarget:
     @property
     def name(self) -> str:
         """The image rebased, the VM cloned, the file deleted or moved, as Undo names it."""
-        if isinstance(self.entry, (CloneVmEntry, MoveEntry)):
+        if isinstance(self.entry, (CloneVmEntry, MoveEntry, ChangeEntry)):
             return self.entry.name
         return os.path.basename(self.entry.image) if self.entry else ""
 
     @property
     def kind(self) -> str:
-        """``rebase``, ``clone-vm``, ``delete`` or ``move`` (empty when nothing can be undone)."""
+        """``rebase``, ``clone-vm``, ``delete``, ``move``, or a ``ChangeEntry``'s kind
+        (``new``, ``convert``, ``snapshot-create``, ``resize``); empty when nothing can be
+        undone."""
         if self.entry is None:
             return ""
+        if isinstance(self.entry, ChangeEntry):
+            return self.entry.kind
         if isinstance(self.entry, CloneVmEntry):
             return CLONE_OP
         if isinstance(self.entry, MoveEntry):
@@ -670,6 +815,10 @@ def undo_target() -> UndoTarget:
         if isinstance(undone, MoveEntry):
             return UndoTarget(
                 None, f"nothing to undo: the last move ({undone.name}) was already undone"
+            )
+        if isinstance(undone, ChangeEntry):
+            return UndoTarget(
+                None, f"nothing to undo: the last change ({undone.words}) was already undone"
             )
         name = os.path.basename(undone.image)
         if isinstance(undone, DeleteEntry):

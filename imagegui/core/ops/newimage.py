@@ -5,13 +5,14 @@ while) leaves no half-made image behind; the space a preallocated image needs is
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from typing import ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
-from imagegui.core.ops import guards
+from imagegui.core.ops import guards, journal
 from imagegui.core.ops.newfile import partial_name, write_via_partial
-from imagegui.core.ops.plan import OpResult, Plan, add_findings, refuse
+from imagegui.core.ops.plan import OpResult, Plan, add_findings, info, refuse
 from imagegui.core.qemu import qemuimg
 from imagegui.core.read.backing import canonical
 from imagegui.core.units import human_size
@@ -58,11 +59,13 @@ class NewImagePlan(Plan[OpResult]):
             )
         except CancelledError:
             raise CancelledError(f"creation of {self.path} cancelled: no file was left") from None
+        note = journal.journal_change(journal.NEW_OP, self.path)
         progress(1.0)
         return OpResult(
             message=f"created {self.path}: a blank {self.format} image of "
-            f"{human_size(self.size)} ({self.preallocation} preallocation)",
+            f"{human_size(self.size)} ({self.preallocation} preallocation){note}",
             changed=[self.path],
+            cli_hint="" if note else f"imagegui new --undo {shlex.quote(self.path)} removes it",
         )
 
 
@@ -106,6 +109,14 @@ def plan_new(
             findings.append(refuse("measure", str(exc)))
     if ok and measured and os.path.isdir(os.path.dirname(path)):
         add_findings(findings, guards.free_space(os.path.dirname(path), measured))
+    findings.append(
+        info(
+            "undoable",
+            "Undo moves the new image to the Trash, as long as no image backs onto it and it "
+            "is not in use",
+            fix_cli=f"imagegui new --undo {shlex.quote(path)}",
+        )
+    )
     words = PREALLOCATION_WORDS.get(preallocation, preallocation)
     changes = [
         f"writes {partial} (mode 0600 at most; ~{human_size(measured)} on disk now), then "

@@ -9,11 +9,12 @@ it cuts off data they read (see ``_base_finding``).
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
-from imagegui.core.ops import guards
+from imagegui.core.ops import guards, journal
 from imagegui.core.ops.newimage import size_findings
 from imagegui.core.ops.plan import (
     Finding,
@@ -69,8 +70,16 @@ class ResizePlan(Plan[OpResult]):
         # qemu-img resize changes a few metadata clusters (a raw file is truncated): quick,
         # all or nothing, so it is not cancelled midway.
         qemuimg.run(self.commands[0], qemu_img=self.qemu_img)
-        progress(1.0)
         grew = self.new_size > self.old_size
+        note = hint = ""
+        if grew:
+            note = journal.journal_change(
+                journal.RESIZE_OP, self.image, old_size=self.old_size, new_size=self.new_size
+            )
+            hint = (
+                "" if note else f"imagegui resize --undo {shlex.quote(self.image)} shrinks it back"
+            )
+        progress(1.0)
         after = (
             "grow its partitions and file systems inside the guest to use the new space"
             if grew
@@ -78,8 +87,9 @@ class ResizePlan(Plan[OpResult]):
         )
         return OpResult(
             message=f"resized {self.image} from {human_size(self.old_size)} to "
-            f"{human_size(self.new_size)} ({self.new_size:,} bytes); {after}",
+            f"{human_size(self.new_size)} ({self.new_size:,} bytes); {after}{note}",
             changed=[self.image],
+            cli_hint=hint,
         )
 
 
@@ -123,6 +133,19 @@ def plan_resize(
                 "anywhere else are not seen",
                 fix_cli="add --root DIR if overlays live elsewhere too",
             )
+        )
+    if img and new > old:
+        findings.append(
+            info(
+                "undoable",
+                "Undo shrinks the disk back, as long as nothing has been written past the old "
+                "size by then",
+                fix_cli=f"imagegui resize --undo {shlex.quote(image)}",
+            )
+        )
+    elif img and new < old:
+        findings.append(
+            info("not-undoable", "shrinking cannot be undone: the end of the disk is discarded")
         )
     argv = qemuimg.resize_argv(image, fmt, new, shrink=new < old)
     if new >= old:

@@ -10,11 +10,12 @@ base is); creating and deleting leave the current state alone.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
-from imagegui.core.ops import guards
+from imagegui.core.ops import guards, journal
 from imagegui.core.ops.plan import (
     Finding,
     OpResult,
@@ -66,13 +67,21 @@ class SnapshotPlan(Plan[OpResult]):
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
+        hint = ""
         # One metadata update (apply also rewrites the active L1 table): quick, all or nothing.
         qemuimg.run(self.commands[0], qemu_img=self.qemu_img)
         progress(1.0)
         if self.action == "create":
             made = find_snapshot(_snapshots(self.image) or [], self.name, by_id=False)
             ident = f" (id {made.id})" if made else ""
-            message = f"created snapshot {self.name!r}{ident} of {self.image}"
+            note = "; it cannot be undone from imagegui (the new snapshot was not found)"
+            if made is not None:
+                taken = {"id": made.id, "name": made.name, "date_sec": made.date_sec,
+                         "date_nsec": made.date_nsec}  # fmt: skip
+                note = journal.journal_change(journal.SNAPSHOT_OP, self.image, snapshot=taken)
+            message = f"created snapshot {self.name!r}{ident} of {self.image}{note}"
+            if not note:
+                hint = f"imagegui snapshot {shlex.quote(self.image)} --undo deletes it"
         elif self.action == "apply":
             message = (
                 f"reverted {self.image} to snapshot {self.name!r}: it shows what it showed when "
@@ -80,7 +89,7 @@ class SnapshotPlan(Plan[OpResult]):
             )
         else:
             message = f"deleted snapshot {self.name!r} of {self.image}"
-        return OpResult(message=message, changed=[self.image])
+        return OpResult(message=message, changed=[self.image], cli_hint=hint)
 
 
 def _snapshots(path: str) -> list[Snapshot] | None:
@@ -170,6 +179,8 @@ def plan_snapshot(
                 f"{target.date_text}) is deleted and the space only it held is freed; what "
                 "the guest sees does not change"
             )
+    if img and changes:
+        findings.append(_undo_note(image, action))
     argv = qemuimg.snapshot_argv(action, image, name)
     return SnapshotPlan(
         title=f"snapshot {action}: {name!r} of {image}",
@@ -185,6 +196,25 @@ def plan_snapshot(
         roots=tuple(roots),
         searched=tuple(searched),
         domains=domains,
+    )
+
+
+def _undo_note(image: str, action: str) -> Finding:
+    """Whether Undo can take the change back (said in every preview)."""
+    if action == "create":
+        return info(
+            "undoable",
+            "Undo deletes the snapshot again, as long as it is still there as taken and the "
+            "image is not in use",
+            fix_cli=f"imagegui snapshot {shlex.quote(image)} --undo",
+        )
+    if action == "apply":
+        return info(
+            "not-undoable",
+            "reverting cannot be undone: the current state it replaces is not kept anywhere",
+        )
+    return info(
+        "not-undoable", "deleting a snapshot cannot be undone: the data only it held is freed"
     )
 
 

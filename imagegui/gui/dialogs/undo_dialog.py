@@ -15,13 +15,24 @@ from html import escape
 
 from PySide6.QtWidgets import QWidget
 
+from imagegui.core.ops.change_undo import plan_undo_change
 from imagegui.core.ops.clonevm_undo import plan_undo_clone_vm
 from imagegui.core.ops.delete import plan_restore_entries
-from imagegui.core.ops.journal import CloneVmEntry, DeleteEntry, MoveEntry, RebaseEntry
+from imagegui.core.ops.journal import (
+    CONVERT_OP,
+    NEW_OP,
+    RESIZE_OP,
+    SNAPSHOT_OP,
+    ChangeEntry,
+    CloneVmEntry,
+    DeleteEntry,
+    MoveEntry,
+    RebaseEntry,
+)
 from imagegui.core.ops.move_undo import plan_undo_move
 from imagegui.core.ops.plan import Plan
 from imagegui.core.ops.rebase import plan_undo_rebase
-from imagegui.core.units import counted, display_path
+from imagegui.core.units import counted, display_path, human_size
 from imagegui.core.virt.inventory import DomainSource
 from imagegui.gui.dialogs.plan_dialog import PlanDialog
 
@@ -102,6 +113,68 @@ class UndoMoveDialog(PlanDialog):
         path = self.entry.image
         qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_undo_move(path, qemu_img=qemu_img, domains=domains)
+
+
+class UndoChangeDialog(PlanDialog):
+    """Undo of a new image, a convert, a snapshot taken or a disk grown: the file goes to the
+    Trash, the snapshot is deleted, the disk shrunk back - only on that very result, unchanged
+    where it matters (the core checks, the preview says why not)."""
+
+    _INTRO = {
+        NEW_OP: ("the blank image <b>{image}</b> was created", "moves it to the Trash"),
+        CONVERT_OP: (
+            "<b>{image}</b> was written by a convert of <tt>{source}</tt>",
+            "moves it to the Trash; <tt>{source}</tt> is not touched",
+        ),
+        SNAPSHOT_OP: (
+            "the snapshot <b>{snapshot}</b> of <tt>{image}</tt> was taken",
+            "deletes that snapshot; what the guest sees does not change",
+        ),
+        RESIZE_OP: (
+            "<b>{image}</b> was grown from {old} to {new}",
+            "shrinks it back to {old}, as long as nothing was written past that size",
+        ),
+    }
+
+    def __init__(
+        self,
+        entry: ChangeEntry,
+        parent: QWidget | None = None,
+        qemu_img: str = "",
+        domains: DomainSource | None = None,
+    ):
+        self.entry = entry  # before the dialog is built: destructive_fields reads it
+        super().__init__(
+            f"Undo {display_path(entry.words)}",
+            "Undo",
+            parent,
+            qemu_img=qemu_img,
+            domains=domains,
+        )
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.time))
+        made, undo = self._INTRO.get(entry.kind, ("{image} was changed", "takes it back"))
+        values = {
+            "image": escape(display_path(entry.image)),
+            "source": escape(display_path(entry.source)),
+            "snapshot": escape(display_path(str((entry.snapshot or {}).get("name", "")))),
+            "old": human_size(entry.old_size),
+            "new": human_size(entry.new_size),
+        }
+        self.intro.setText(
+            f"The last change recorded: on {when}, {made.format(**values)}. Undo "
+            f"{undo.format(**values)}."
+        )
+        self.replan()
+
+    def destructive_fields(self) -> bool:
+        # A deleted snapshot cannot be taken back: Enter must not do that. (A file goes to the
+        # Trash; a shrink is planned only when nothing past the old size was written.)
+        return self.entry.kind == SNAPSHOT_OP
+
+    def planner(self) -> Callable[[], Plan] | str:
+        kind, path = self.entry.kind, self.entry.image
+        qemu_img, domains = self.qemu_img, self.domains
+        return lambda: plan_undo_change(kind, path, qemu_img=qemu_img, domains=domains)
 
 
 class UndoCloneVmDialog(PlanDialog):
