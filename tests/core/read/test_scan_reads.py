@@ -1,0 +1,301 @@
+"""Headers read on the reading threads (``reads="parallel"``) give exactly the scan that reading
+them one by one gives (``"serial"``): the same images in the same order, the same aliases, the
+same errors in the same order, the same raw bases adopted. ``"auto"`` moves to the threads only
+once the walk waits on storage. Real files made with qemu-img throughout; batches are made tiny
+so a handful of files crosses many of them."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import struct
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import imagegui.core.read.scan as scan
+from imagegui.core.read.scan import ScanResult, scan_directory, waits_on_storage
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two files a batch, three batches ahead: every fixture crosses batch boundaries, and the
+    walk waits for the oldest batch as it does on a big tree."""
+    monkeypatch.setattr(scan, "READ_BATCH", 2)
+    monkeypatch.setattr(scan, "READ_AHEAD", 3)
+
+
+def everything(result: ScanResult) -> tuple:
+    """All a scan found, orders included (dict order is what the graph and the JSON follow)."""
+    return (
+        list(result.images.items()),
+        list(result.aliases.items()),
+        list(result.external.items()),
+        result.errors,
+        result.files_seen,
+    )
+
+
+def both(root: Path) -> ScanResult:
+    """Scan ``root`` serially and in parallel, assert the two are the same (and that the
+    parallel scan read its files on the reading threads), return one."""
+    serial = scan_directory(str(root), reads="serial")
+    where: list[str] = []
+    real_read = scan.read_file
+
+    def read_file(*args):
+        where.append(threading.current_thread().name)
+        return real_read(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "read_file", read_file)
+        parallel = scan_directory(str(root), reads="parallel")
+    assert everything(parallel) == everything(serial)
+    # Only the raw bases adopted after the walk are read by the walk's own thread.
+    walked = parallel.files_seen - where.count("MainThread")
+    assert all(name.startswith("imagegui-read") for name in where[:walked])
+    return parallel
+
+
+def reading_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("imagegui-read")]
+
+
+def test_hostile_tree_is_the_same_either_way(make, tmp_path, monkeypatch):
+    root = tmp_path / "in"
+    good = make.create("in/a/good.qcow2")
+    make.overlay("in/a/over.qcow2", "good.qcow2")
+    os.link(good, root / "a" / "hard.qcow2")  # a hard link: the first real name wins
+    os.symlink("good.qcow2", root / "a" / "a-link.qcow2")  # a link listed before its target
+    os.mkfifo(root / "a" / "pipe.img")
+    os.symlink("loop-b.qcow2", root / "a" / "loop-a.qcow2")
+    os.symlink("loop-a.qcow2", root / "a" / "loop-b.qcow2")
+    os.symlink("gone.qcow2", root / "a" / "dangling.qcow2")
+    os.symlink("..", root / "a" / "up")  # a directory link: walked last, already seen
+    (root / "a" / "empty.qcow2").write_bytes(b"")
+    (root / "a" / "text.qcow2").write_text("not an image\n")
+    (root / "a" / "notes.txt").write_text("skipped in silence")
+    trunc = make.create("in/b/trunc.qcow2")
+    with open(trunc, "r+b") as f:
+        f.truncate(40)
+    (root / "b" / "named-base").write_bytes(b"\0" * 8192)  # no magic, adopted as raw
+    make.overlay("in/b/top.qcow2", "named-base", "raw")
+    make.overlay("in/b/outside.qcow2", str(make.create("outside-base.qcow2")))
+    make.create("in/b/.flat.qcow2.0123abcd.partial")  # a leftover
+    weird = os.fsdecode(os.path.join(os.fsencode(root / "b"), b"bad-\xff-name.qcow2"))
+    Path(weird).write_bytes(good.read_bytes())
+    make.create("in/c/split.vmdk", "vmdk", "64M", "subformat=twoGbMaxExtentSparse")
+    secret = make.create("in/c/secret.qcow2")
+    real_open = os.open
+
+    def fake_open(path, *args, **kw):  # root reads everything: refuse one file
+        if os.fspath(path) == str(secret):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kw)
+
+    monkeypatch.setattr(os, "open", fake_open)
+    result = both(root)
+    errors = {os.path.basename(e.path): e for e in result.errors}
+    assert "FIFO" in errors["pipe.img"].message
+    assert "loop" in errors["loop-a.qcow2"].message
+    assert "broken symbolic link" in errors["dangling.qcow2"].message
+    assert "already scanned" in errors["up"].message
+    assert "truncated" in errors["trunc.qcow2"].message
+    assert "permission denied" in errors["secret.qcow2"].message
+    assert "not valid UTF-8" in errors[os.path.basename(weird)].message
+    assert errors[".flat.qcow2.0123abcd.partial"].leftover
+    assert weird in result.images
+    good_path = str(good)
+    assert result.aliases == {
+        str(root / "a" / "a-link.qcow2"): good_path,
+        str(root / "a" / "hard.qcow2"): good_path,
+    }
+    assert result.images[str(root / "b" / "named-base")].format == "raw"
+    assert list(result.external) == [str(tmp_path / "outside-base.qcow2")]
+    assert str(root / "c" / "split.vmdk") in result.images
+    assert str(root / "c" / "split-s001.vmdk") not in result.images
+
+
+def test_files_that_vanish_or_change_while_listed_are_the_same_either_way(
+    make, tmp_path, monkeypatch
+):
+    """A file deleted between the listing and its read, and one that grows while it is read."""
+    for i in range(6):
+        make.create(f"f{i}.qcow2")
+    grows = tmp_path / "f1.qcow2"
+    vanishes = tmp_path / "f4.qcow2"
+    real_scandir, real_probe = os.scandir, scan.probe_fd
+    data = vanishes.read_bytes()
+
+    def listing_then_delete(path):
+        entries = list(real_scandir(path))
+        vanishes.unlink(missing_ok=True)
+        return iter(entries)
+
+    def probe_while_growing(fd, path, st, *args):
+        info = real_probe(fd, path, st, *args)
+        if path == str(grows):
+            with open(grows, "ab") as f:
+                f.write(b"\0" * 512)
+        return info
+
+    monkeypatch.setattr(os, "scandir", listing_then_delete)
+    monkeypatch.setattr(scan, "probe_fd", probe_while_growing)
+    serial = scan_directory(str(tmp_path), reads="serial")
+    vanishes.write_bytes(data)
+    parallel = scan_directory(str(tmp_path), reads="parallel")
+    assert everything(parallel) == everything(serial)
+    assert [(os.path.basename(e.path), e.message.split(";")[0]) for e in serial.errors] == [
+        ("f1.qcow2", "changed while it was being read"),
+        ("f4.qcow2", "vanished during the scan"),
+    ]
+
+
+@pytest.mark.parametrize("reads", ["serial", "parallel"])
+def test_progress_counts_the_same(tmp_path, reads):
+    for i in range(600):
+        (tmp_path / f"f{i:03d}.txt").write_bytes(b"x")
+    seen: list[int] = []
+    result = scan_directory(str(tmp_path), seen.append, reads)
+    assert seen == [256, 512] and result.files_seen == 600
+
+
+class Cancelled(Exception):
+    pass
+
+
+def test_cancel_from_progress_stops_the_reading_threads_and_closes_every_file(tmp_path):
+    for i in range(600):
+        (tmp_path / f"f{i:03d}.txt").write_bytes(b"x")
+    fds = len(os.listdir("/proc/self/fd"))
+
+    def cancel(count: int) -> None:
+        raise Cancelled(count)
+
+    with pytest.raises(Cancelled, match="256"):
+        scan_directory(str(tmp_path), cancel, reads="parallel")
+    assert reading_threads() == []
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_waits_on_storage_only_when_neither_running_nor_queued():
+    """The decision, from a thread's clocks over its last files: wall, on a CPU, queued."""
+    assert not waits_on_storage(0.100, 0.095, 0.000)  # warm cache: running all the time
+    assert not waits_on_storage(0.100, 0.030, 0.065)  # busy machine: waiting for a CPU
+    assert not waits_on_storage(0.100, 0.040, 0.015)  # half blocked is not enough
+    assert waits_on_storage(0.100, 0.020, 0.010)  # cold cache or NFS: blocked reading
+    assert waits_on_storage(1.600, 0.300, 0.000)
+
+
+@pytest.mark.parametrize(("blocked", "threaded"), [(False, 0), (True, 600 - 256)])
+def test_auto_reads_in_parallel_once_the_walk_is_seen_waiting(
+    tmp_path, monkeypatch, blocked, threaded
+):
+    """The walk's clocks are the one faked thing: its thread blocked (neither running nor
+    queued for a CPU) or running all the time. It looks every 256 files."""
+    for i in range(600):
+        (tmp_path / f"f{i:03d}.txt").write_bytes(b"x")
+    ticks = itertools.count(1.0)
+
+    def clocks() -> tuple[float, float, float]:
+        wall = next(ticks)
+        return wall, 0.0 if blocked else wall, 0.0
+
+    monkeypatch.setattr(scan, "_thread_clocks", clocks)
+    monkeypatch.setattr(scan, "prefetch_networkx", lambda: None)
+    where: list[str] = []
+    real_read = scan._Walker._read
+
+    def read(self, path, is_symlink, raw_ok=None):
+        where.append(threading.current_thread().name)
+        return real_read(self, path, is_symlink, raw_ok)
+
+    monkeypatch.setattr(scan._Walker, "_read", read)
+    result = scan_directory(str(tmp_path))
+    assert result.files_seen == len(where) == 600
+    assert where[:256] == ["MainThread"] * 256
+    assert sum(name.startswith("imagegui-read") for name in where) == threaded
+
+
+# A random tree: each file is one of these, named from a small set so names collide with
+# backing names, hard links and symlinks point at earlier files.
+_KINDS = ["base", "overlay", "raw", "junk", "empty", "hardlink", "symlink", "fifo", "partial"]
+_NAMES = ["a.qcow2", "b.img", "disk", "c.vmdk", "notes", "d.raw", "e.qcow2"]
+
+
+def _overlay_bytes(backing: str) -> bytes:
+    """A real qcow2 overlay made by qemu-img, its backing name (offset at 8, length at 16)
+    patched."""
+    data = bytearray(_template("x" * 60))
+    (offset,) = struct.unpack_from(">Q", data, 8)
+    name = os.fsencode(backing)
+    data[offset : offset + len(name)] = name
+    struct.pack_into(">I", data, 16, len(name))
+    return bytes(data)
+
+
+@functools.cache
+def _template(backing: str | None) -> bytes:
+    """A qcow2 image made by qemu-img (an overlay of ``backing``, not opened)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "t.qcow2")
+        args = ["qemu-img", "create", "-q", "-f", "qcow2", path, "64M"]
+        if backing:
+            args[5:5] = ["-u", "-b", backing, "-F", "qcow2"]
+        subprocess.run(args, check=True)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    files=st.lists(
+        st.tuples(
+            st.sampled_from(["", "x", "x/y", "z"]),
+            st.sampled_from(_NAMES),
+            st.sampled_from(_KINDS),
+            st.integers(0, 30),
+        ),
+        max_size=24,
+    )
+)
+def test_random_trees_are_the_same_either_way(tmp_path_factory, files):
+    root = tmp_path_factory.mktemp("tree")
+    made: list[Path] = []
+    for directory, name, kind, pick in files:
+        path = root / directory / name
+        if path.exists() or path.is_symlink():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        earlier = made[pick % len(made)] if made else root / "missing.qcow2"
+        if kind == "base":
+            path.write_bytes(_template(None))
+        elif kind == "overlay":
+            path.write_bytes(_overlay_bytes(os.path.relpath(earlier, path.parent)))
+        elif kind == "raw":
+            path.write_bytes(b"\0" * (4096 * (1 + pick % 3)))
+        elif kind == "junk":
+            path.write_bytes(b"QFI\xfb" + bytes(pick))
+        elif kind == "empty":
+            path.write_bytes(b"")
+        elif kind == "hardlink" and earlier.is_file() and not earlier.is_symlink():
+            os.link(earlier, path)
+        elif kind == "symlink":
+            os.symlink(os.path.relpath(earlier, path.parent) if pick % 4 else "..", path)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "partial":
+            path = path.with_name(f".{name}.0123abcd.partial")
+            if path.exists():
+                continue
+            path.write_bytes(_template(None))
+        else:
+            continue
+        made.append(path)
+    both(root)
