@@ -1,0 +1,149 @@
+"""How fast is ``imagegui scan --json`` when the files are not in the page cache?
+
+Makes N real qcow2 images in chains (``scan_bench.make_tree``), then times, each as a whole
+process, run in turn so all see the same machine noise:
+  * a bare sequential loop: walk, open each file, read its first 64 KiB, close;
+  * the same loop on 8 threads (what parallel reads can reach);
+  * imagegui scan --json as shipped (reads="auto": serial until the walk waits on storage);
+  * imagegui scan --json with reads forced "serial" and "parallel" (``scan_directory``'s
+    parameter, set in the child process);
+cold (``sync; echo 3 > /proc/sys/vm/drop_caches`` before every run: only as root; otherwise it
+says so and measures warm only) and warm, the median of --runs runs each, with each figure's
+ratio to the bare sequential loop next to its target (cold <= 0.5x, warm <= 3x) and the load
+average, since a machine shared with other work moves every figure.
+
+    .venv/bin/python benchmarks/cold_scan_bench.py [--count 10000] [--keep DIR] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scan_bench import make_tree  # noqa: E402
+
+BARE_LOOP = """
+import os, sys
+from concurrent.futures import ThreadPoolExecutor
+
+def read(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+root, threads = sys.argv[1], int(sys.argv[2])
+paths = (os.path.join(top, name) for top, _, names in os.walk(root) for name in sorted(names))
+if threads == 1:
+    for path in paths:
+        read(path)
+else:
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(read, paths):
+            pass
+"""
+
+FORCED = """
+import sys
+from imagegui.core.read import scan
+mode = sys.argv.pop(1)
+real = scan.scan_directory
+scan.scan_directory = lambda root, progress=None, reads="auto": real(root, progress, mode)
+from imagegui.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def drop_caches() -> None:
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def timed(argv: list[str], cold: bool) -> float:
+    if cold:
+        drop_caches()
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def medians(commands: dict[str, list[str]], runs: int, cold: bool) -> dict[str, float]:
+    """Median wall time of each command, the commands run in turn (so all see the same noise)."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            times[name].append(timed(argv, cold))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def load() -> str:
+    return "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+def table(title: str, figures: dict[str, float], targets: dict[str, str]) -> None:
+    bare = figures["bare loop, 1 thread"]
+    print(f"\n{title}")
+    for name, seconds in figures.items():
+        target = targets.get(name, "")
+        print(f"  {name:<34} {seconds:>7.3f} s  {seconds / bare:>5.2f}x bare loop  {target}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=10_000)
+    ap.add_argument("--chain", type=int, default=10, help="images per chain")
+    ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
+    ap.add_argument("--runs", type=int, default=5, help="runs of each command; the median counts")
+    args = ap.parse_args()
+    root = args.keep or tempfile.mkdtemp(prefix="imagegui-cold-bench-")
+    py = sys.executable
+    commands = {
+        "bare loop, 1 thread": [py, "-c", BARE_LOOP, root, "1"],
+        "bare loop, 8 threads": [py, "-c", BARE_LOOP, root, "8"],
+        "imagegui scan --json (auto)": [py, "-m", "imagegui", "scan", "--json", root],
+        "imagegui scan --json, serial": [py, "-c", FORCED, "serial", "scan", "--json", root],
+        "imagegui scan --json, parallel": [py, "-c", FORCED, "parallel", "scan", "--json", root],
+    }
+    try:
+        if not (args.keep and os.path.isdir(root) and os.listdir(root)):
+            os.makedirs(root, exist_ok=True)
+            t = time.perf_counter()
+            make_tree(root, args.count, args.chain)
+            print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
+        files = sum(len(names) for _, _, names in os.walk(root))
+        print(f"{files} images; {os.cpu_count()} CPUs; median of {args.runs} runs")
+        print(f"load average (1, 5, 15 min) before: {load()}")
+        if os.geteuid() == 0:
+            cold = medians(commands, args.runs, cold=True)
+            print(f"load average after the cold runs: {load()}")
+        else:
+            cold = None
+            print("not root: cannot drop the page cache, so only warm figures are measured")
+        for argv in commands.values():
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)  # warm the page cache
+        warm = medians(commands, args.runs, cold=False)
+        print(f"load average after the warm runs: {load()}")
+        if cold is not None:
+            table(
+                "cold page cache (dropped before every run)",
+                cold,
+                {"imagegui scan --json (auto)": "(target <= 0.50x)"},
+            )
+        table("warm page cache", warm, {"imagegui scan --json (auto)": "(target <= 3.00x)"})
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
