@@ -707,7 +707,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "clean-leftovers",
-        help="remove the temporary files interrupted flattens, converts and new images left behind",
+        help="remove the temporary files (and folder copies) interrupted moves, flattens, converts "
+        "and new images left behind",
         description="Lists every leftover temporary file (.NAME.<8 hex>.partial) of a flatten "
         "under each DIR, with its size and age, and removes it. A file a process has open, one "
         "written in the last few seconds or one whose name is not exactly a leftover's is kept. "

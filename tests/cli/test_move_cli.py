@@ -201,3 +201,71 @@ def test_move_undo_puts_it_back(tmp_path: Path, vms: Path, capsys):
     assert status == 2 and "has no move" in err
     status, _, err = cli(capsys, "move", vms / "base.qcow2")
     assert status == 2 and "SRC" in err
+
+
+def test_a_killed_folder_move_across_file_systems_leaves_a_leftover_clean_offers(
+    tmp_path: Path, other_fs, trash_home, capsys
+):
+    """SIGKILL (no clean-up runs) while a folder is copied to another file system: the copy is
+    left as .NAME.<hex>.partial/. The scan reports it as a leftover naming the interrupted
+    move, the space report counts it, and clean moves it to the Trash."""
+    import shutil
+    import signal
+    import sys
+
+    tree = tmp_path / "vms" / "tree"
+    base = create(tmp_path / "vms" / "base.qcow2")
+    top = overlay(tree / "top.qcow2", "../base.qcow2")  # leads outside: rewritten in the copy
+    qemu_io(top, "write -P 0x22 0 1M")
+    fifo = tmp_path / "ready"
+    os.mkfifo(fifo)
+    fake = tmp_path / "fake-qemu-img"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = rebase ]; then echo ready > {fifo}; exec sleep 300; fi\n'
+        f'exec {shutil.which("qemu-img")} "$@"\n'
+    )
+    fake.chmod(0o755)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imagegui", "move", str(tree), str(other_fs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "IMAGEGUI_QEMU_IMG": str(fake)},
+    )
+    with open(fifo) as f:  # the folder is copied and its copy's pointer being rewritten
+        assert f.read() == "ready\n"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    (left,) = os.listdir(other_fs)
+    assert left.startswith(".tree.") and left.endswith(".partial")
+    partial = other_fs / left
+    assert (partial / "top.qcow2").is_file() and tree.is_dir() and base.exists()
+    old = os.stat(partial).st_mtime - 7200  # an old leftover, not a copy starting now
+    for p in [*partial.rglob("*"), partial]:
+        os.utime(p, (old, old))
+
+    status, out, _ = cli(capsys, "check", other_fs, "--json")
+    doc = json.loads(out)
+    assert [p["path"] for p in doc["problems"] if p["kind"] == "leftover-file"] == [str(partial)]
+    (problem,) = [p for p in doc["problems"] if p["kind"] == "leftover-file"]
+    assert "interrupted move" in problem["message"] and "tree" in problem["message"]
+    status, out, _ = cli(capsys, "scan", other_fs, "--json")
+    assert json.loads(out)["images"] == []  # its copies are not shown as images
+    status, out, _ = cli(capsys, "space", other_fs, "--json")
+    leftovers = [r for r in json.loads(out)["reclaimable"] if r["category"] == "leftover"]
+    assert [r["path"] for r in leftovers] == [str(partial)] and leftovers[0]["bytes"] > 1 << 20
+    status, out, err = cli(capsys, "clean", other_fs, "--dry-run")
+    assert status == 0 and str(partial) in out, out + err
+    status, out, err = cli(capsys, "clean", other_fs)
+    assert status == 0, err
+    assert os.listdir(other_fs) == [".Trash-0"] or not partial.exists()
+    assert not partial.exists()
+
+
+def test_a_leftover_file_names_the_move_among_what_leaves_one(tmp_path: Path):
+    from imagegui.core.read.scan import scan_directory
+
+    left = create(tmp_path / ".base.qcow2.0123abcd.partial")
+    (note,) = scan_directory(str(tmp_path)).errors
+    assert note.path == str(left) and note.leftover
+    assert "interrupted move, flatten, convert or new image into base.qcow2" in note.message

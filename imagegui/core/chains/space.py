@@ -616,7 +616,10 @@ _NO_VM_UNKNOWN = " (libvirt did not answer: a VM defined there may still use it)
 
 
 def _leftovers(graph: ChainGraph, taken: set[str]) -> Iterator[Reclaimable]:
-    """The scan's leftover temporary files that are still regular files no VM names."""
+    """The scan's leftover temporary files that are still regular files no VM names, and the
+    folder copies a killed move left (no VM naming a file in them)."""
+    from imagegui.core.read.partials import is_leftover_dir, tree_bytes, tree_files
+
     domains = graph.domains
     for e in graph.scan.errors:
         if not e.leftover or e.path in taken:
@@ -625,12 +628,15 @@ def _leftovers(graph: ChainGraph, taken: set[str]) -> Iterator[Reclaimable]:
             st = os.lstat(e.path)
         except OSError:
             continue
-        if not stat.S_ISREG(st.st_mode):
+        folder = stat.S_ISDIR(st.st_mode) and is_leftover_dir(e.path)
+        if not stat.S_ISREG(st.st_mode) and not folder:
             continue
-        if domains is not None and domains.uses_of(e.path):
+        files = tree_files(e.path) if folder else [e.path]
+        if domains is not None and any(domains.uses_of(f) for f in files):
             continue
         taken.add(e.path)
-        yield Reclaimable(Category.LEFTOVER, e.path, st.st_blocks * 512, e.message)
+        size = tree_bytes(e.path) if folder else st.st_blocks * 512
+        yield Reclaimable(Category.LEFTOVER, e.path, size, e.message)
 
 
 def _freed(path: str, info: ImageInfo) -> int | None:

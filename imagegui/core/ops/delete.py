@@ -21,6 +21,7 @@ the plan says so.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,7 @@ from imagegui.core.ops.trash import (
 )
 from imagegui.core.read.backing import canonical, is_inside
 from imagegui.core.read.fileid import file_id
+from imagegui.core.read.partials import is_leftover_dir
 from imagegui.core.units import counted, human_size
 
 if TYPE_CHECKING:
@@ -140,6 +142,8 @@ def examine(
             "and free nothing, and the image stays; delete the file it leads to instead",
             paths=(path,),
         )
+    if stat.S_ISDIR(st.st_mode) and is_leftover_dir(path):
+        return _leftover_folder(path, st, permanent)
     if not stat.S_ISREG(st.st_mode):
         return refuse(
             "not-a-file",
@@ -204,6 +208,31 @@ def examine(
         links=st.st_nlink,
         spot=spot,
     )
+
+
+def _leftover_folder(path: str, st: os.stat_result, permanent: bool) -> DeleteItem | Finding:
+    """A move's folder copy left behind (``clean`` offers it, checked as a leftover first):
+    deleted whole, unless a file in it is open (a move still copying into it)."""
+    from imagegui.core.read.holders import holders_by_path
+    from imagegui.core.read.partials import tree_bytes, tree_files
+
+    users = {h for found in holders_by_path(tree_files(path)).values() for h in found}
+    if users:
+        who = ", ".join(sorted(h.describe() for h in users))
+        return refuse("in-use", f"a file in {path} is open by {who}; kept", paths=(path,))
+    spot = None
+    if not permanent:
+        try:
+            spot = trash_spot(path)
+        except TrashUnavailable as exc:
+            return refuse(
+                "no-trash",
+                f"{exc}; delete it permanently instead (it cannot be restored then)",
+                fix_cli="add --permanent to the same command",
+                paths=(path,),
+            )
+    size = tree_bytes(path)
+    return DeleteItem(path=path, size=size, on_disk=size, stamp=_stamp(st), spot=spot)
 
 
 def data_files(path: str) -> list[str]:
@@ -389,7 +418,11 @@ class DeletePlan(Plan[DeleteResult]):
                 progress((n + 1) / len(self.items))
                 continue
             try:
-                if self.permanent:
+                if self.permanent and stat.S_ISDIR(os.lstat(planned.path).st_mode):
+                    shutil.rmtree(planned.path)  # a move's leftover folder copy
+                    removed.append(planned.path)
+                    freed += planned.frees
+                elif self.permanent:
                     os.unlink(planned.path)
                     removed.append(planned.path)
                     freed += planned.frees

@@ -14,6 +14,7 @@ operations.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops.guards import find_overlays, nearby_roots, not_used_by_domain, read_domains
 from imagegui.core.ops.plan import Finding, OpResult, Plan, refuse
 from imagegui.core.read.backing import canonical
-from imagegui.core.read.scan import LEFTOVER_RE
+from imagegui.core.read.partials import LEFTOVER_RE
 from imagegui.core.units import human_size
 
 if TYPE_CHECKING:
@@ -114,6 +115,8 @@ def examine(
         return refuse("gone", f"{path} no longer exists", paths=(path,))
     except OSError as exc:
         return refuse("gone", f"{path} cannot be read: {exc.strerror}", paths=(path,))
+    if stat.S_ISDIR(st.st_mode):
+        return _examine_folder(path, st, roots, now, index)
     if not stat.S_ISREG(st.st_mode):
         return refuse(
             "not-leftover",
@@ -146,6 +149,58 @@ def examine(
             paths=(path,),
         )
     return Leftover(path, st.st_size, st.st_mtime, _stamp(st))
+
+
+def _examine_folder(
+    path: str,
+    st: os.stat_result,
+    roots: Sequence[str],
+    now: float | None,
+    index: DomainIndex | None,
+) -> Leftover | Finding:
+    """A move's folder copy left behind: removable only while no process has a file in it
+    open, no VM uses one, no image outside it backs onto one, and nothing in it changed for a
+    while (a move copying into it now writes its files)."""
+    from imagegui.core.read.holders import holders_by_path
+    from imagegui.core.read.partials import tree_bytes, tree_files
+
+    files = tree_files(path)
+    users = {h for found in holders_by_path(files).values() for h in found}
+    if users:
+        who = ", ".join(sorted(h.describe() for h in users))
+        return refuse(
+            "in-use", f"a file in {path} is open by {who} (a move still copying?); kept",
+            paths=(path,),
+        )  # fmt: skip
+    for f in files:
+        for vm in not_used_by_domain(
+            f, "file", index, "removing it deletes {vm} disk: not a leftover; kept", "refuse"
+        ):
+            return replace(vm, paths=(path,))
+        outside = [o for o in find_overlays(f, roots) if not o.startswith(path + os.sep)]
+        if outside:
+            return refuse(
+                "has-overlays",
+                f"{f} is the backing file of {', '.join(outside)}: {path} is not a leftover; kept",
+                paths=(path,),
+            )
+    newest = max([st.st_mtime, *(_mtime(f) for f in files)])
+    age = (now or time.time()) - newest
+    if age < SETTLE_SECONDS:
+        return refuse(
+            "too-new",
+            f"{path} changed {age:.0f} s ago and may belong to a move that is copying; kept "
+            "(try again in a moment)",
+            paths=(path,),
+        )
+    return Leftover(path, tree_bytes(path), newest, _stamp(st))
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:
+        return 0.0
 
 
 @dataclass(kw_only=True)
@@ -203,7 +258,10 @@ class CleanLeftoversPlan(Plan[CleanResult]):
                 )
             else:
                 try:
-                    os.unlink(planned.path)
+                    if os.path.isdir(planned.path) and not os.path.islink(planned.path):
+                        shutil.rmtree(planned.path)  # a move's folder copy
+                    else:
+                        os.unlink(planned.path)
                 except FileNotFoundError:
                     kept.append(refuse("gone", f"{planned.path} no longer exists"))
                 except OSError as exc:

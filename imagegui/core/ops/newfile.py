@@ -16,7 +16,7 @@ from imagegui.core.read.fileid import FileId, file_id, stat_id
 def partial_name(out: str) -> str:
     """The temporary name a new file is written under beside ``out`` (``.OUT.<8 hex>.partial``),
     renamed to ``out`` when complete: the scan reports one left behind as a ``leftover-file``
-    and ``clean-leftovers`` removes it (``core.read.scan.LEFTOVER_RE``)."""
+    and ``clean-leftovers`` removes it (``core.read.partials.LEFTOVER_RE``)."""
     return os.path.join(
         os.path.dirname(out), f".{os.path.basename(out)}.{secrets.token_hex(4)}.partial"
     )

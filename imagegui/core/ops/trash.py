@@ -226,11 +226,12 @@ class Trashed:
 
 
 def trash(path: str, spot: TrashSpot | None = None) -> Trashed:
-    """Moves the regular file ``path`` into ``spot`` (``trash_spot(path)`` when None) by renaming
-    it there through send2trash, and returns where it went. ``TrashUnavailable`` when it could
-    only be copied; ``OSError`` when the move fails (then nothing is left behind in the Trash)."""
+    """Moves the regular file ``path`` (or a folder: a move's leftover copy) into ``spot``
+    (``trash_spot(path)`` when None) by renaming it there through send2trash, and returns where
+    it went. ``TrashUnavailable`` when it could only be copied; ``OSError`` when the move fails
+    (then nothing is left behind in the Trash)."""
     st = os.lstat(path)
-    if not stat.S_ISREG(st.st_mode):
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         raise TrashUnavailable(f"{path} is not a regular file")
     spot = spot or trash_spot(path)
     directory = spot.directory

@@ -19,7 +19,6 @@ import errno
 import logging
 import os
 import posixpath
-import re
 import stat
 import sys
 import threading
@@ -34,6 +33,7 @@ from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
 from imagegui.core.read.fileid import FileId, file_id, stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
+from imagegui.core.read.partials import LEFTOVER_RE, leftover_note
 from imagegui.core.read.probe import (
     OPEN_FLAGS,
     ProbeError,
@@ -42,39 +42,12 @@ from imagegui.core.read.probe import (
     open_regular,
     probe_fd,
 )
-from imagegui.core.units import human_size, printable
+from imagegui.core.units import printable
 
 log = logging.getLogger(__name__)
 
 #: How far to follow backing pointers that leave the scanned directory.
 MAX_EXTERNAL_DEPTH = 64
-
-#: The temporary file of a flatten, convert or new image (``ops.newfile.partial_name``):
-#: ``.OUT.<8 hex>.partial``.
-LEFTOVER_RE = re.compile(r"\.(.+)\.[0-9a-f]{8}\.partial\Z", re.S)
-
-
-def leftover_note(path: str, out: str) -> tuple[str, bool]:
-    """What a flatten's temporary file is: being written now (a process has it open: only a
-    note) or left behind by a flatten that was interrupted (killed, power loss: also a warning).
-    """
-    from imagegui.core.read.holders import holders
-
-    writers = holders(path)
-    if writers:
-        who = ", ".join(h.describe() for h in writers)
-        what = f"temporary file of a flatten, convert or new image into {out} now running ({who})"
-        return f"{what}; not an image", False
-    try:
-        size = human_size(os.lstat(path).st_size)
-    except OSError:
-        size = "?"
-    message = (
-        f"leftover temporary file ({size}) of an interrupted flatten, convert or new image into "
-        f"{out}; not an image: "
-        "nothing uses it, remove it"
-    )
-    return message, True
 
 
 @dataclass
@@ -295,6 +268,11 @@ class _Walker:
             if entry.is_symlink():
                 self._symlink(path, linked)
             elif entry.is_dir(follow_symlinks=False):
+                if path.endswith(".partial") and (m := LEFTOVER_RE.match(entry.name)):
+                    # a killed move's copy of a folder: a leftover, its copies not walked
+                    message, left = leftover_note(path, m[1], is_dir=True)
+                    self.result.errors.append(ScanError(path, message, False, left))
+                    return None
                 return path
             elif entry.is_file(follow_symlinks=False):
                 self._listed(path, False)

@@ -64,3 +64,34 @@ def test_a_file_that_is_some_images_backing_file_is_kept(tmp_path: Path, make):
     kept = [f for f in plan.kept if f.code == "has-overlays"]
     assert kept and str(tmp_path / "vm.qcow2") in kept[0].message, plan.describe()
     assert base.exists()
+
+
+def test_a_moves_leftover_folder_copy_is_removed_whole_unless_a_file_in_it_is_open(
+    tmp_path: Path,
+):
+    from imagegui.core.ops.leftovers import examine, search_roots
+
+    folder = tmp_path / ".tree.0123abcd.partial"
+    (folder / "sub").mkdir(parents=True)
+    a = _old(folder / "a.qcow2", b"a" * 5000)
+    _old(folder / "sub" / "b.qcow2", b"b" * 5000)
+    then = time.time() - 600
+    os.utime(folder, (then, then))
+    import subprocess
+
+    # another process with a file in it open: a move still copying into it
+    holder = subprocess.Popen(["sh", "-c", 'exec 3<"$1"; echo open; read x', "sh", str(a)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "open\n"
+        kept = examine(str(folder), search_roots(str(folder)))
+        assert kept.code == "in-use" and "(sh)" in kept.message
+    finally:
+        holder.communicate("\n", timeout=30)
+    a.write_bytes(b"just written")  # written a moment ago: a move may be copying
+    assert examine(str(folder), search_roots(str(folder))).code == "too-new"
+    os.utime(a, (then, then))
+    plan = plan_clean_leftovers([folder])
+    assert not plan.refused, plan.describe()
+    assert plan.run().changed == [str(folder)]
+    assert not folder.exists()

@@ -299,7 +299,7 @@ def test_a_flattens_leftover_temporary_file_is_a_note_and_a_warning_not_an_image
     assert list(result.images) == [str(tmp_path / "base.qcow2")]
     (note,) = result.errors
     assert note.path == partial and note.leftover and not note.looked_like_image
-    assert "interrupted flatten, convert or new image into flat.qcow2" in note.message
+    assert "interrupted move, flatten, convert or new image into flat.qcow2" in note.message
     problems = ChainGraph(result).problems
     assert [(p.kind, p.level, p.path) for p in problems] == [("leftover-file", "warning", partial)]
 
