@@ -77,6 +77,7 @@ class Actions:
     flatten: QAction
     convert: QAction
     resize: QAction
+    take_snapshot: QAction
     check: QAction
     launch: QAction
     repair: QAction
@@ -93,7 +94,7 @@ class Actions:
         """The image actions in menu order; None is a separator."""
         return [
             self.overlay, self.clone_vm, self.rebase, self.commit, self.flatten, None,
-            self.convert, self.resize, None,
+            self.convert, self.resize, self.take_snapshot, None,
             self.check, self.launch, self.repair, self.undo_rebase, None,
             self.copy_path, self.reveal, None,
             self.rename, self.move_to, None,
@@ -143,7 +144,7 @@ def create_actions(parent: QWidget) -> Actions:
         open_demo=a(parent, "Open &Demo", None, None,
                     "Build a demo directory with qemu-img (a Nova cache, snapshots, a broken "
                     "clone, a loop) and open it"),
-        new_image=a(parent, "&New Image…", None, None,
+        new_image=a(parent, "&New Image…", None, "Ctrl+Shift+N",
                     "Create a blank disk image (qcow2 or raw) in the open folder"),
         rescan=a(parent, "&Rescan", "view-refresh", ["F5", "Ctrl+R"],
                  "Scan the directory again"),
@@ -193,6 +194,9 @@ def create_actions(parent: QWidget) -> Actions:
                   "qcow2) as a new file"),
         resize=a(parent, "Resi&ze…", None, None,
                  "Change the size of the selected image's virtual disk"),
+        take_snapshot=a(parent, "&Take Snapshot…", None, "Ctrl+T",
+                        "Record the selected qcow2 image's current state as an internal "
+                        "snapshot, to revert to later (Details lists its snapshots)"),
         check=a(parent, "C&heck", "check-image", "Ctrl+K",
                 "Check the selected image's metadata for corruption and leaks (read-only)"),
         launch=a(parent, "&Launch in QEMU…", "launch", "Ctrl+L",
@@ -294,7 +298,7 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     names = (
         "overlay", "clone_vm", "rebase", "commit", "flatten", "convert", "resize", "check",
         "launch", "repair", "trash", "trash_with_overlays", "delete_permanently", "rename",
-        "move_to",
+        "move_to", "take_snapshot",
     )  # fmt: skip
     if snapshot is None:
         return dict.fromkeys(names, "open a directory first")
@@ -314,8 +318,14 @@ def disabled_reasons(snapshot: Snapshot | None, node: str | None) -> dict[str, s
     reason = status.chain_reason(node)
     broken = f"qemu cannot open {label} ({reason})" if reason else None
     why: dict[str, str | None] = dict.fromkeys(names)
-    for name in ("overlay", "clone_vm", "commit", "flatten", "convert", "resize", "launch"):
+    for name in (
+        "overlay", "clone_vm", "commit", "flatten", "convert", "resize", "launch", "take_snapshot"
+    ):  # fmt: skip
         why[name] = broken
+    if info.format != "qcow2":
+        why["take_snapshot"] = (
+            f"only qcow2 images hold internal snapshots; {label} is {info.format}"
+        )
     if info.format not in RESIZABLE:
         why["resize"] = f"qemu cannot resize a {info.format} image; convert it to qcow2 first"
     if status.broken_at == node and status.broken_kind and KINDS[status.broken_kind].stops_check:

@@ -202,6 +202,7 @@ class MainWindow(QMainWindow):
         a.convert.triggered.connect(self.ops.convert)
         a.new_image.triggered.connect(self.ops.new_image)
         a.resize.triggered.connect(self.ops.resize)
+        a.take_snapshot.triggered.connect(lambda: self.ops.snapshot("create"))
         a.check.triggered.connect(self.ops.check)
         a.launch.triggered.connect(self.ops.launch)
         a.repair.triggered.connect(self.ops.repair)

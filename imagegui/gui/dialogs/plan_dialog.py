@@ -278,6 +278,49 @@ class PlanDialog(QDialog):
         self._update_run_button()
         self.refit()
 
+    # -- overriding a guard that can be overridden (a shut-off VM's disk, a read-only image)
+
+    #: Each overridable refusal in a few words, for the override box's text.
+    OVERRIDE_WORDS = {
+        "base-has-overlays": "other images back onto it",
+        "used-by-vm": "a shut-off VM uses it",
+        "read-only": "its owner made it read-only",
+    }
+
+    def add_override(self, verb: str, confirm_name: str) -> QCheckBox:
+        """An unticked box, shown only while the plan has a refusal that can be overridden (or
+        it is ticked): "Resize anyway: a shut-off VM uses it". Ticked, the plan is made with
+        the override and runs only once ``confirm_name`` is typed, as a forced commit does."""
+        self.override_verb, self.override_name = verb, confirm_name
+        self.override = QCheckBox(f"{verb} anyway")
+        self.override.setObjectName("override")
+        self.override.setAccessibleName(f"{verb} anyway, overriding the checks that refused it")
+        self.override.setToolTip(
+            "Only if you know why the check refused it: the preview names what may be damaged"
+        )
+        self.form.addRow("", self.override)  # in the fields' column, as other options
+        self.form.setRowVisible(self.override, False)
+        self.override.toggled.connect(self._on_override_toggled)
+        return self.override
+
+    def overriding(self) -> bool:
+        box = getattr(self, "override", None)
+        return box is not None and box.isChecked()
+
+    def _on_override_toggled(self, checked: bool) -> None:
+        self.require_confirmation(self.override_name if checked else None)
+        self.fields_changed()
+
+    def _show_override(self, plan: Plan) -> None:
+        box = getattr(self, "override", None)
+        if box is None:
+            return
+        lifted = [f for f in plan.findings if f.refuses and f.overridable]
+        if lifted:
+            words = [self.OVERRIDE_WORDS.get(f.code, "a check refused it") for f in lifted]
+            box.setText(f"{self.override_verb} anyway: {', '.join(dict.fromkeys(words))}")
+        self.form.setRowVisible(box, bool(lifted) or box.isChecked())
+
     def allowed_files(self) -> tuple[str, ...]:
         """The files the user ticked "Allow reading" for: pass them to the planner (``allow``)."""
         return tuple(sorted(self.allowed))
@@ -349,6 +392,7 @@ class PlanDialog(QDialog):
         self.plan = plan
         self.preview.setHtml(plan_html(plan, self.describe_finding))
         self._show_allow_boxes(plan)
+        self._show_override(plan)
         self.copy_button.setEnabled(bool(plan.commands))
         if plan.blocking():
             self._set_verdict("refused", self.refused_text(plan))

@@ -37,8 +37,14 @@ class ResizeDialog(PlanDialog):
         self.shrink = QCheckBox(
             "Allow shrinking (the end of the disk is removed: shrink the guest's partitions first)"
         )
-        self.form.addRow("New size:", self.size)
+        self.shrink.setAccessibleName("Allow shrinking the disk")
+        self.shrink.setToolTip(
+            "Shrinking removes the end of the disk and whatever the guest keeps there; it "
+            "cannot be undone"
+        )
+        self.form.addRow("&New size:", self.size)
         self.form.addRow("", self.shrink)
+        self.add_override("Resize", image.name)
         self.size.textChanged.connect(self.fields_changed)
         self.shrink.toggled.connect(self.fields_changed)
         self.replan()
@@ -48,6 +54,11 @@ class ResizeDialog(PlanDialog):
             return "Shrink and cut off the end"
         return self.ok_text
 
+    def destructive_fields(self) -> bool:
+        # A shrink asked for cannot be undone: Enter must not do that.
+        box = getattr(self, "shrink", None)
+        return box is not None and box.isChecked()
+
     def planner(self) -> Callable[[], Plan] | str:
         text = self.size.text().strip()
         relative = text[:1] in "+-"
@@ -56,10 +67,10 @@ class ResizeDialog(PlanDialog):
         except ValueError as exc:
             return str(exc)
         size = -value if text[:1] == "-" else value
-        image, shrink = self.image.path, self.shrink.isChecked()
+        image, shrink, force = self.image.path, self.shrink.isChecked(), self.overriding()
         roots, allow = scan_roots(self.root), self.allowed_files()
         qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_resize(
-            image, size, relative=relative, shrink=shrink, roots=roots, allow=allow,
-            qemu_img=qemu_img, domains=domains,
+            image, size, relative=relative, shrink=shrink, force=force, roots=roots,
+            allow=allow, qemu_img=qemu_img, domains=domains,
         )  # fmt: skip

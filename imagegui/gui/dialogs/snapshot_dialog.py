@@ -51,21 +51,24 @@ class SnapshotDialog(PlanDialog):
         self.name = QLineEdit(name or time.strftime("snapshot-%Y%m%d-%H%M%S"))
         self.name.setAccessibleName("Snapshot name")
         self.name.setReadOnly(action != "create")
-        self.form.addRow("Snapshot:", self.name)
+        self.form.addRow("&Snapshot:", self.name)
+        self.add_override(_TITLES[action].split()[0], image.name)
         self.name.textChanged.connect(self.fields_changed)
         self.replan()
 
     def destructive_fields(self) -> bool:
-        # Called by PlanDialog's constructor too, before ``action`` is set.
-        return getattr(self, "action", "") == "apply"
+        # Called by PlanDialog's constructor too, before ``action`` is set. Reverting and
+        # deleting cannot be undone.
+        return getattr(self, "action", "") in ("apply", "delete")
 
     def planner(self) -> Callable[[], Plan] | str:
         name = self.name.text()
         if not name.strip():
             return "Enter a name for the snapshot."
-        image, action = self.image.path, self.action
+        image, action, force = self.image.path, self.action, self.overriding()
         roots, allow = scan_roots(self.root), self.allowed_files()
         qemu_img, domains = self.qemu_img, self.domains
         return lambda: plan_snapshot(
-            image, action, name, roots=roots, allow=allow, qemu_img=qemu_img, domains=domains
-        )
+            image, action, name, force=force, roots=roots, allow=allow, qemu_img=qemu_img,
+            domains=domains,
+        )  # fmt: skip
