@@ -13,6 +13,10 @@ again on a dark one (``-dark`` before the extension; ``--theme`` for only one of
   overview-problems.png  the same with Problems Only: just the broken chains
   space.png     the Space view: the treemap of the demo's disk use, the totals above it
   layers.png    the details of a five-layer snapshot chain: what each layer gives its guest
+  snapshots.png the details of a disk with internal snapshots: the list, Take, Revert, Delete
+  drag-move.png a card dragged onto a folder of the Folders panel: a real drag (xdotool moves
+                the pointer and holds the button), the folder under it highlighted
+  drop-preview.png  the Move preview that drop opens: the overlays re-pointed (then cancelled)
 (``--only space.png,layers.png`` shoots only those.)
 The dark set is shot in the same window after switching the palette, as a user would.
 """
@@ -54,7 +58,7 @@ def main() -> int:
     args = ap.parse_args()
     reexec_under_xvfb()
 
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
     from PySide6.QtGui import QGuiApplication
 
     import imagegui.gui  # noqa: F401  (the PySide6 guard first)
@@ -127,6 +131,70 @@ def main() -> int:
         pixmap.save(str(path))
         print(path)
 
+    def drag_and_drop(image: str, folder: str) -> None:
+        """A real drag of ``image``'s card onto ``folder`` in the Folders panel: xdotool presses
+        on the card and moves the pointer (the X server delivers it, as a hand would); the shot
+        is taken while the button is held over the highlighted folder, then the button is let go
+        and the Move preview the drop opens is shot and cancelled (nothing is moved)."""
+        import subprocess
+
+        from PySide6.QtCore import QTimer as Timer
+
+        from imagegui.gui.dialogs.move_dialog import MoveDialog
+
+        if shutil.which("xdotool") is None:
+            print("screenshots: no xdotool (Debian: apt install xdotool); no drag shots")
+            return
+        window.selection.set(image)
+        window.view.show_node(image)
+        window.show_folders_panel()  # (a drag raises it too, but the pointer's path is set now)
+        tree = window.folders.tree
+        index = window.folders.index_of(folder)
+        tree.scrollTo(index)
+        wait(ms=300)
+        view = window.view
+        card = window.scene.node_rect(image)
+        start = view.viewport().mapToGlobal(view.mapFromScene(card.center()))
+        end = tree.viewport().mapToGlobal(tree.visualRect(index).center())
+        steps = []
+        for i in range(1, 9):  # a hand's path: several moves, so the drag starts and follows
+            x = start.x() + (end.x() - start.x()) * i // 8
+            y = start.y() + (end.y() - start.y()) * i // 8
+            steps += ["mousemove", str(x), str(y), "sleep", "0.08"]
+        shot = {"taken": False}
+
+        def over_folder() -> None:
+            if shot["taken"] or not tree.drop_target.isValid():
+                return
+            shot["taken"] = True
+            poll.stop()
+            shoot_screen("drag-move.png")  # inside the drag's own event loop: button held
+            subprocess.run(["xdotool", "mouseup", "1"], check=False)
+
+        poll = Timer()
+        poll.timeout.connect(over_folder)
+        poll.start(50)
+        mover = subprocess.Popen(
+            ["xdotool", "mousemove", str(start.x()), str(start.y()), "sleep", "0.2",
+             "mousedown", "1", "sleep", "0.2", *steps,
+             "mousemove", str(end.x() + 3), str(end.y()), "sleep", "0.3",
+             "mousemove", str(end.x() + 6), str(end.y())]
+        )  # fmt: skip
+        until(lambda: isinstance(window.ops.dialog, MoveDialog) and window.ops.dialog.isVisible())
+        mover.wait()
+        poll.stop()
+        dialog = window.ops.dialog
+        if not shot["taken"] or not isinstance(dialog, MoveDialog):
+            subprocess.run(["xdotool", "mouseup", "1"], check=False)
+            print("screenshots: the drag did not reach the folder; no drag shots")
+            return
+        until(lambda: dialog.plan is not None)
+        shoot_screen("drop-preview.png")
+        dialog.reject()
+        window.ops.dialog = None
+        window.details_dock.raise_()
+        wait(ms=200)
+
     themes = ["light", "dark"] if args.theme == "both" else [args.theme]
     theme.apply_appearance(app, themes[0])
     demo = build_demo(str(scratch / "demo"))
@@ -160,6 +228,25 @@ def main() -> int:
             below = bar.mapTo(window.details_dock, bar.rect().bottomLeft()).y()
             shoot_widget("layers.png", window.details_dock, below + 190)
             window.show_view(window.view)
+            window.selection.set(clone)
+
+        if wanted("snapshots.png"):
+            window.selection.set(f"{demo}/vms/fedora-40.qcow2")
+            dock, details = window.details_dock, window.details
+            width = dock.width()
+            window.resizeDocks([dock], [560], Qt.Orientation.Horizontal)  # the table unwrapped
+            wait(ms=200)
+            cursor = details.document().find("Internal snapshots")
+            if not cursor.isNull():  # the list at the top of the text
+                top = details.cursorRect(cursor).top()
+                bar = details.verticalScrollBar()
+                bar.setValue(bar.value() + top - 6)
+            shoot_widget("snapshots.png", dock, 520)
+            window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+            window.selection.set(clone)
+
+        if wanted("drag-move.png") or wanted("drop-preview.png"):
+            drag_and_drop(f"{demo}/templates/debian-12.qcow2", f"{demo}/vms")
             window.selection.set(clone)
 
         if not (wanted("commit.png") or wanted("repair.png") or wanted("launch.png")):

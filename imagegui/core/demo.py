@@ -12,6 +12,8 @@ in a few hundred milliseconds (about 25 qemu-img / qemu-io runs, sparse files, ~
 - ``broken/``: two images backing onto each other (a loop), a clone that records the wrong backing
   format, and one whose backing is a network (nbd) source.
 - ``legacy/``: an overlay from before ``-F`` existed (no backing format recorded).
+- ``vms/fedora-40.qcow2``: a standalone disk with two internal snapshots (``qemu-img snapshot
+  -c``: "fresh-install", then "before-upgrade", guest data written between), listed in Details.
 """
 
 from __future__ import annotations
@@ -94,13 +96,14 @@ def build_demo(
     Raises ``QemuNotFoundError`` without qemu-img, ``CancelledError`` when cancelled."""
     root = root or tempfile.mkdtemp(prefix="imagegui-demo-")
     b = _Builder(
-        os.path.abspath(root), progress or no_progress, cancel or CancelToken(), 30, qemu_img
+        os.path.abspath(root), progress or no_progress, cancel or CancelToken(), 35, qemu_img
     )
     _nova(b)
     _templates(b)
     _moved_base(b)
     _broken(b)
     _legacy(b)
+    _internal_snapshots(b)
     b.progress(1.0)
     return b.root
 
@@ -162,6 +165,19 @@ def _legacy(b: _Builder) -> None:
     b.image("legacy/win10.qcow2", 40 * GiB)
     old = b.overlay("legacy/win10-2019.qcow2", "win10.qcow2", "qcow2", 40 * GiB)
     drop_backing_format(old)
+
+
+#: The internal snapshots of the demo's ``vms/fedora-40.qcow2``, oldest first.
+SNAPSHOT_NAMES = ("fresh-install", "before-upgrade")
+
+
+def _internal_snapshots(b: _Builder) -> None:
+    """A VM disk with snapshots inside the file (the Details panel lists them, with Revert)."""
+    disk = b.image("vms/fedora-40.qcow2", 20 * GiB)
+    b.write(disk, 6, 0x70)
+    for i, name in enumerate(SNAPSHOT_NAMES):
+        b.run("qemu-img", "snapshot", "-c", name, disk)
+        b.write(disk, 2, 0x71 + i, offset_mib=8 + 2 * i)
 
 
 def drop_backing_format(path: str) -> None:

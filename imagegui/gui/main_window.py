@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 
 from PySide6.QtCore import QPoint, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -30,7 +30,7 @@ import imagegui
 from imagegui.core.chains.diagnose import FixAction
 from imagegui.core.ops.journal import DELETE_OP
 from imagegui.core.units import counted, display_path
-from imagegui.gui import a11y, resources
+from imagegui.gui import a11y, dnd, resources
 from imagegui.gui.actions import (
     REMOTE_ONLY_SHOWN,
     create_actions,
@@ -47,6 +47,7 @@ from imagegui.gui.move_ops import MoveOps
 from imagegui.gui.ops import Ops
 from imagegui.gui.panels.chains import ChainsPanel
 from imagegui.gui.panels.details import DetailsPanel
+from imagegui.gui.panels.folders import FoldersPanel
 from imagegui.gui.panels.hosts import HostsPanel
 from imagegui.gui.panels.jobs import JobsPanel
 from imagegui.gui.panels.layerbar import LayerBarPanel
@@ -138,6 +139,16 @@ class MainWindow(QMainWindow):
         )
         self.tabifyDockWidget(self.vms_dock, self.hosts_dock)
         self.problems_dock.raise_()
+        #: The scanned folder's tree: where images are dragged to move them. A tab beside
+        #: Details (the graph keeps its width), raised while images are dragged.
+        self.folders = FoldersPanel()
+        self.folders_dock = self._dock(
+            "Folders", "foldersDock", self.folders, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.tabifyDockWidget(self.details_dock, self.folders_dock)
+        self.details_dock.raise_()
+        #: The dock raised before a drag raised Folders (raised again when the drag ends).
+        self._raised_before_drag: QDockWidget | None = None
         docks = [
             self.details_dock, self.problems_dock, self.jobs_dock, self.vms_dock, self.hosts_dock
         ]  # fmt: skip
@@ -148,6 +159,7 @@ class MainWindow(QMainWindow):
         self.trash_ops = TrashOps(self.ops, self.chains.selected_nodes)
         self.move_ops = MoveOps(self.ops, self.chains.selected_nodes)
         self.recent_menu = build_menus(self, self.actions, docks, self.trash_ops.restore_menu)
+        self.show_folders = self._folders_action()
         self._first_of_root: str | None = None
         self._fit_on_build = False
         #: Tests and --screenshot close without questions.
@@ -209,6 +221,15 @@ class MainWindow(QMainWindow):
         a.reveal.triggered.connect(self.ops.reveal)
         a.rename.triggered.connect(self.move_ops.rename)
         a.move_to.triggered.connect(self.move_ops.move_to)
+        f = self.folders
+        f.moveRequested.connect(self.move_ops.move_into)
+        f.moveSelectedRequested.connect(self.move_ops.move_selected_into)
+        f.newFolderRequested.connect(self.move_ops.new_folder)
+        f.selectRequested.connect(self._on_folder_images)
+        f.message.connect(lambda text: self.status.showMessage(text, 8000))
+        self.move_ops.folderMade.connect(lambda path: setattr(f, "select_after", path))
+        dnd.news().started.connect(self._on_drag_started)
+        dnd.news().ended.connect(self._on_drag_ended)
         a.trash.triggered.connect(lambda: self.trash_ops.delete())
         a.trash_with_overlays.triggered.connect(lambda: self.trash_ops.delete(with_overlays=True))
         a.delete_permanently.triggered.connect(lambda: self.trash_ops.delete(permanent=True))
@@ -330,6 +351,7 @@ class MainWindow(QMainWindow):
         self.scene.set_snapshot(snapshot)
         self.space.set_snapshot(snapshot)
         self.chains.set_snapshot(snapshot, current)
+        self.folders.set_snapshot(snapshot)
         self.problems.set_snapshot(snapshot)
         self.hosts.set_snapshot(snapshot)
         self.problems_dock.setWindowTitle(f"Problems ({snapshot.problem_count})")
@@ -387,6 +409,60 @@ class MainWindow(QMainWindow):
                 "View ▸ Problems Only to see it there.",
                 8000,
             )
+
+    def _on_folder_images(self, nodes: list[str]) -> None:
+        """A folder's images (Enter on it in the Folders panel): selected in the list and ringed
+        in the graph, the first one current."""
+        self.chains.select_nodes(nodes)
+        if nodes:
+            self.view.show_node(nodes[0])
+
+    def _folders_action(self) -> QAction:
+        """View ▸ Folders (Ctrl+Shift+E): shows the Folders panel, raised and with the focus
+        (the keyboard's way in); again, while it has the focus, hides it."""
+        action = QAction("F&olders", self)
+        action.setCheckable(True)
+        action.setShortcut("Ctrl+Shift+E")
+        action.setToolTip(
+            "Show the folders of the scanned directory, each with its number of images: drag "
+            "images onto one to move them there (Ctrl+Shift+E)"
+        )
+        action.setChecked(True)
+        action.triggered.connect(self._on_folders_action)
+        self.folders_dock.visibilityChanged.connect(
+            lambda _on: action.setChecked(not self.folders_dock.isHidden())
+        )
+        view = next(m.menu() for m in self.menuBar().actions() if m.text() == "&View")
+        view.addAction(action)
+        return action
+
+    def _on_folders_action(self) -> None:
+        dock = self.folders_dock
+        if dock.isVisible() and not dock.visibleRegion().isEmpty() and self.folders.tree.hasFocus():
+            dock.hide()
+        else:
+            self.show_folders_panel()
+            self.folders.focus_tree()
+        self.show_folders.setChecked(not dock.isHidden())
+
+    def show_folders_panel(self) -> None:
+        self.folders_dock.show()
+        self.folders_dock.raise_()
+
+    def _on_drag_started(self) -> None:
+        """Images are dragged: the Folders panel comes to the front to drop them on."""
+        dock = self.folders_dock
+        if dock.isVisible() and not dock.visibleRegion().isEmpty():
+            self._raised_before_drag = None
+            return
+        tabbed = [d for d in self.tabifiedDockWidgets(dock) if not d.visibleRegion().isEmpty()]
+        self._raised_before_drag = tabbed[0] if tabbed else None
+        self.show_folders_panel()
+
+    def _on_drag_ended(self) -> None:
+        before, self._raised_before_drag = self._raised_before_drag, None
+        if before is not None:
+            before.raise_()
 
     def _on_selection_changed(self, node: str | None) -> None:
         snap = self.session.snapshot

@@ -33,3 +33,19 @@ def test_demo_has_every_kind_of_trouble(tmp_path):
     assert above is not None and above.at == f"{root}/images/ubuntu-22.04.qcow2"
     snap = f"{root}/templates/snapshots/web-2024-03.qcow2"
     assert graph.depth(snap) == 4  # three snapshots on a clone of the golden image
+
+
+def test_demo_has_an_image_with_named_internal_snapshots(tmp_path):
+    from conftest import qemu_img
+
+    from imagegui.core.demo import SNAPSHOT_NAMES
+    from imagegui.core.read.snapshots import read_snapshots
+
+    root = build_demo(str(tmp_path / "demo"))
+    disk = f"{root}/vms/fedora-40.qcow2"
+    found = read_snapshots(disk)
+    assert [s.name for s in found] == list(SNAPSHOT_NAMES)
+    listed = qemu_img("snapshot", "-l", disk).stdout  # qemu-img's own list agrees
+    assert all(name in listed for name in SNAPSHOT_NAMES)
+    graph = ChainGraph(scan_directory(root))
+    assert disk in graph.nodes and graph.depth(disk) == 0  # standalone

@@ -75,3 +75,16 @@ def make_image(tmp_path):
     from opshelpers import create
 
     return create(tmp_path / "vm.qcow2")
+
+
+def test_the_demo_has_an_image_whose_details_list_its_snapshots(window, open_dir, tmp_path):
+    from imagegui.core.demo import SNAPSHOT_NAMES, build_demo
+
+    root = build_demo(str(tmp_path / "demo"))
+    open_dir(root)
+    disk = f"{root}/vms/fedora-40.qcow2"
+    assert [s.name for s in window.session.snapshot.internal[disk]] == list(SNAPSHOT_NAMES)
+    window.selection.set(disk)
+    text = window.details.toPlainText()
+    assert "Internal snapshots (2)" in text
+    assert all(name in text for name in SNAPSHOT_NAMES)

@@ -24,8 +24,9 @@ from PySide6.QtGui import (
     QRegion,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QFrame, QGraphicsView, QToolTip
+from PySide6.QtWidgets import QApplication, QFrame, QGraphicsView, QToolTip
 
+from imagegui.gui import dnd
 from imagegui.gui.graph.cards import LOD_MARKER, LOD_NAME
 from imagegui.gui.graph.minimap import Minimap
 from imagegui.gui.graph.scene import ChainScene
@@ -74,6 +75,9 @@ class ChainView(QGraphicsView):
         scene.built.connect(self._on_built)
         #: The overview in the bottom-right corner while only part of the graph is in view.
         self.minimap = Minimap(self)
+        #: A card pressed with the left button: (node, where, its click still to be reported).
+        #: Moved far enough it is dragged (onto a folder of the Folders panel).
+        self._press: tuple[str, QPoint, bool] | None = None
 
     # -- zoom
 
@@ -159,17 +163,70 @@ class ChainView(QGraphicsView):
 
     # -- mouse
 
+    def drag_paths(self, node: str) -> list[str]:
+        """What a drag from ``node``'s card carries: the images selected (the current card and
+        the Ctrl-clicked ones) when it is one of them, else it alone; only files of the scan,
+        ``node`` first. Empty when ``node`` is not one (a missing backing file)."""
+        snap = self.chain_scene.snapshot
+        images = snap.graph.scan.images if snap is not None else {}
+        if node not in images:
+            return []
+        scene = self.chain_scene
+        group = set(scene.also_selected) | ({scene.selected} if scene.selected else set())
+        if node not in group:
+            return [node]
+        return [node, *sorted(n for n in group - {node} if n in images)]
+
+    def _drags_cards(self) -> bool:
+        """Cards are dragged where they can be told apart (zoomed out, a press pans)."""
+        return self.scale_factor >= LOD_NAME
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
         node = self.chain_scene.node_at(self.mapToScene(event.position().toPoint()))
         ctrl = event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        self._press = None
         if node is not None and event.button() == Qt.MouseButton.LeftButton and ctrl:
             self.nodeToggled.emit(node)
-        elif node is not None and event.button() in (
-            Qt.MouseButton.LeftButton,
-            Qt.MouseButton.RightButton,
-        ):
+        elif node is not None and event.button() == Qt.MouseButton.LeftButton:
+            scene = self.chain_scene
+            several = node in scene.also_selected and len(scene.also_selected | {node}) > 1
+            if not several:  # pressing one of several selected keeps them for a drag
+                self.nodeClicked.emit(node)
+            if self._drags_cards() and node in self._scanned():
+                self._press = (node, event.position().toPoint(), several)
+                event.accept()
+                return  # no hand-scrolling from a card: it is dragged
+        elif node is not None and event.button() == Qt.MouseButton.RightButton:
             self.nodeClicked.emit(node)
         super().mousePressEvent(event)
+
+    def _scanned(self):
+        snap = self.chain_scene.snapshot
+        return snap.graph.scan.images if snap is not None else {}
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        press = self._press
+        if press is not None and event.buttons() & Qt.MouseButton.LeftButton:
+            node, where, _ = press
+            moved = (event.position().toPoint() - where).manhattanLength()
+            if moved >= QApplication.startDragDistance():
+                self._press = None
+                paths = self.drag_paths(node)
+                if paths:
+                    dnd.start_drag(self, paths)
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        press, self._press = self._press, None
+        if press is not None:
+            node, _, pending = press
+            if pending:  # a click (no drag) on one of several selected: it alone, as usual
+                self.nodeClicked.emit(node)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         node = self.chain_scene.node_at(self.mapToScene(event.position().toPoint()))

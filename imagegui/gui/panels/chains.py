@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.gui import a11y, resources
+from imagegui.gui import a11y, dnd, resources
 from imagegui.gui.panels.chains_model import (
     COLUMNS,
     DSIZE,
@@ -92,6 +92,21 @@ class ItemTree(QTreeView):
         super().keyPressEvent(event)
 
 
+class ChainsTree(ItemTree):
+    """The chains list's tree: its selected rows are dragged onto a folder (never to another
+    program: ``gui.dnd``)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        #: The images a drag of the selected rows carries (the panel tells).
+        self.drag_paths = list
+
+    def startDrag(self, supportedActions) -> None:
+        dnd.start_drag(self, self.drag_paths())
+
+
 class ChainsPanel(QWidget):
     nodeSelected = Signal(str)
     nodeActivated = Signal(str)
@@ -117,7 +132,8 @@ class ChainsPanel(QWidget):
             "Shows the images whose name, folder, format, state or problem kind contain every "
             "word, with the chains they belong to (Ctrl+F)"
         )
-        self.tree = ItemTree()
+        self.tree = ChainsTree()
+        self.tree.drag_paths = self.drag_paths
         self.tree.setModel(self.model)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setUniformRowHeights(True)
@@ -242,6 +258,24 @@ class ChainsPanel(QWidget):
         flags = QItemSelectionModel.SelectionFlag.Toggle | QItemSelectionModel.SelectionFlag.Rows
         self.tree.selectionModel().setCurrentIndex(index, flags)
         self.tree.scrollTo(index, QAbstractItemView.ScrollHint.EnsureVisible)
+
+    def drag_paths(self) -> list[str]:
+        """The selected rows that are files of the scan (what a drag can move), current first."""
+        snap = self.model.snapshot
+        images = snap.graph.scan.images if snap is not None else {}
+        return [n for n in self.selected_nodes() if n in images]
+
+    def select_nodes(self, nodes: list[str]) -> None:
+        """Selects the rows of ``nodes``, the first one current (a folder's images)."""
+        shown = [i for i in map(self.model.index_of, nodes) if i.isValid()]
+        if not shown:
+            return
+        self.select(self.model.node_at(shown[0]))
+        self.nodeSelected.emit(self.model.node_at(shown[0]))
+        model = self.tree.selectionModel()
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        for index in shown[1:]:
+            model.select(index, flags)
 
     def selected_nodes(self) -> list[str]:
         """The rows selected, the current one first (several with Ctrl/Shift+click)."""

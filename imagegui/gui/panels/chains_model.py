@@ -176,6 +176,11 @@ class ChainsModel(QAbstractItemModel):
     def columnCount(self, parent: QModelIndex = NO_PARENT) -> int:
         return len(COLUMNS)
 
+    def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        # Rows are dragged onto a folder of the Folders panel (``ChainsTree.startDrag``).
+        flags = super().flags(index)
+        return flags | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else flags
+
     def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
