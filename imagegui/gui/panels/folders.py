@@ -44,6 +44,8 @@ from imagegui.gui.snapshot import Snapshot
 from imagegui.gui.workers import TaskSlot
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+#: Every folder is expanded when there are at most this many; else the top and those open before.
+EXPAND_ALL_LIMIT = 300
 NAME, COUNT = 0, 1
 HINT = (
     "Drag images (cards, or rows of the chains list) onto a folder to move them there; the "
@@ -110,6 +112,8 @@ class FolderTreeView(ItemTree):
         mime = event.mimeData()
         if dnd.dragged_paths(mime) is not None:
             event.acceptProposedAction()
+            # (what QAbstractItemView does for a drag it can drop: auto-expand waits for it)
+            self.setState(QAbstractItemView.State.DraggingState)
         elif mime.hasUrls() or mime.hasFormat(dnd.IMAGES_MIME):
             # Taken (so the window does not open the files instead) and refused in each move.
             event.accept()
@@ -136,6 +140,8 @@ class FolderTreeView(ItemTree):
 
     def dropEvent(self, event: QDropEvent) -> None:
         self._set_target(QModelIndex())
+        self.stopAutoScroll()
+        self.setState(QAbstractItemView.State.NoState)
         verdict = self._verdict(event)
         if not isinstance(verdict, tuple):
             self._say(dnd.FOREIGN_REFUSED if verdict is None else verdict)
@@ -211,6 +217,8 @@ class FoldersPanel(QWidget):
         box.addWidget(self.note)
         self.snapshot: Snapshot | None = None
         self.folders: FolderTree | None = None
+        #: Each folder's row, by path.
+        self._items: dict[str, QStandardItem] = {}
         #: The folder to make current once the next tree shows it (a new folder).
         self.select_after: str | None = None
         self._slot = TaskSlot(self, on_done=self._show_tree, on_failed=self._on_failed)
@@ -264,6 +272,7 @@ class FoldersPanel(QWidget):
         self.select_after = None
         expanded = self._expanded() if old is not None and old.root == tree.root else None
         self.model.removeRows(0, self.model.rowCount())
+        self._items = {}
         root = tree.folders[tree.root]
         stack: list[tuple[QStandardItem, str]] = []
         top = self._row(self.model.invisibleRootItem(), root, display_path(tree.root))
@@ -272,11 +281,11 @@ class FoldersPanel(QWidget):
             item, path = stack.pop()
             for child in tree.children(path):
                 stack.append((self._row(item, child, os.path.basename(child.path)), child.path))
-        if expanded is None or len(tree.folders) <= 200:
+        if len(tree.folders) <= EXPAND_ALL_LIMIT:
             self.tree.expandAll()
         else:
             self.tree.expand(top.index())
-            for path in expanded:
+            for path in expanded or ():
                 found = self._index_of(path)
                 if found.isValid():
                     self.tree.expand(found)
@@ -302,18 +311,12 @@ class FoldersPanel(QWidget):
             cell.setToolTip(tip)
             cell.setData(spoken, Qt.ItemDataRole.AccessibleTextRole)
         parent.appendRow([item, count])
+        self._items[folder.path] = item
         return item
 
     def _index_of(self, path: str) -> QModelIndex:
-        stack = [self.model.index(r, NAME) for r in range(self.model.rowCount())]
-        while stack:
-            index = stack.pop()
-            if index.data(PATH_ROLE) == path:
-                return index
-            stack.extend(
-                self.model.index(r, NAME, index) for r in range(self.model.rowCount(index))
-            )
-        return QModelIndex()
+        item = self._items.get(path)
+        return item.index() if item is not None else QModelIndex()
 
     def index_of(self, path: str) -> QModelIndex:
         """The row of folder ``path`` (invalid when not shown)."""
