@@ -1,0 +1,532 @@
+"""Rescan a directory at the cost of what changed, with the same result as a full scan.
+
+A :class:`ScanState` keeps, from its last scan, each directory's identity and stamp
+(``os.stat``: dev, inode, size, blocks, mtime_ns, ctime_ns) with its sorted listing, and each
+file's stamp with what reading it gave (an :class:`ImageInfo`, a :class:`ScanError` for a bad
+header, or "not an image": a raw candidate an overlay may still adopt). A rescan walks the tree
+in the very order ``scan.scan_directory`` does, with the same bookkeeping (which name of a hard
+link or symlinked file wins, aliases, the visited set that stops directory link loops, files
+seen, the order of the errors), but takes each listing and each file's outcome from the state
+when it provably has not changed:
+
+* **Without hints** (``rescan()``): a directory whose stamp is unchanged keeps its listing (no
+  ``scandir``); every listed file is ``lstat``'ed (a symlink ``stat``'ed through) and read again
+  only when its stamp changed.
+* **With hints** (``rescan(changed)``, the paths inotify reported): only those paths and their
+  parent directories are looked at; everything else is reused without a system call, except
+  what no directory watch reports, which is checked as without hints: symbolic links (their
+  target may live anywhere), directories reached through a link, a hinted directory's whole
+  subtree (a directory moved in brings content no event named), files with more than one hard
+  link (written through another name), and "volatile" images (see below). A hinted file is
+  always read again, so an open/close event (a VM starting) refreshes its lock state.
+
+Always redone, as the full scan does them: backing files outside the root (``external``) and
+every backing pointer that names no scanned image (``stat``'ed and probed each time: nothing
+watches them), raw files adopted as bases (their ``raw_ok`` read is kept beside the plain one),
+flatten leftovers (``.partial``: whether a process holds them changes without any event), and
+files whose reading failed for a system reason (vanished, permission denied). Images whose
+record depends on more than their own file are "volatile" and read again on every rescan: one
+a QEMU holds locked (``in_use``: the lock goes away without a stamp change), a VMDK with extent
+files (its ``actual_size`` adds theirs), and a backing name with ``..`` (resolved through
+directory symlinks).
+
+**Racy stamps**: file systems stamp times from a clock that ticks every few milliseconds, so a
+change made in the same tick as the read that recorded a stamp can leave the stamp as it was.
+A record whose mtime or ctime is not older than the scan's start minus :attr:`racy_ns` is never
+trusted by a stamp comparison (it is read again next time, once).
+
+**Not seen by a rescan** (a full scan sees them): a QEMU starting on an image that has not been
+written since (no stamp changes; with hints, an open event on the file is enough), and, with
+hints only, a change to ``st_blocks`` alone (XFS trimming its speculative preallocation).
+
+Thread use: one rescan at a time per state (the GUI runs it on its worker); the returned
+:class:`ScanResult` shares its :class:`ImageInfo` records with earlier results (they are
+read-only for everyone).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from imagegui.core.gcpause import paused_gc
+from imagegui.core.read import backing
+from imagegui.core.read.fileid import FileId
+from imagegui.core.read.model import ImageInfo, ScanError
+from imagegui.core.read.probe import (
+    OPEN_FLAGS,
+    ProbeError,
+    file_kind,
+    has_image_extension,
+    probe_fd,
+)
+from imagegui.core.read.scan import (
+    LEFTOVER_RE,
+    ScanResult,
+    _adopt_backing_files,
+    _drop_extents,
+    _readlink,
+    _unenterable,
+    _utf8_problem,
+    _Walker,
+    leftover_note,
+)
+from imagegui.core.units import printable
+
+log = logging.getLogger(__name__)
+
+#: (st_dev, st_ino, st_size, st_blocks, st_mtime_ns, st_ctime_ns)
+Stamp = tuple[int, int, int, int, int, int]
+
+# What a directory entry is, as the full scan's DirEntry tests decide it.
+_LINK, _DIR, _FILE, _OTHER, _FAILED = range(5)
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_blocks, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(slots=True)
+class _Dir:
+    stamp: Stamp
+    #: (name, kind) in name order, as the full scan lists them.
+    entries: list[tuple[str, int]]
+    #: The stamp is older than the listing by more than a clock tick: an unchanged stamp
+    #: proves an unchanged listing.
+    trusted: bool
+
+
+@dataclass(slots=True)
+class _File:
+    stamp: Stamp
+    is_symlink: bool
+    #: The image, the bad-header error, or None: not an image (an unclaimed raw candidate).
+    outcome: ImageInfo | ScanError | None
+    trusted: bool
+    #: Depends on more than this file's stamp: read again on every rescan.
+    volatile: bool
+
+    @property
+    def file_id(self) -> FileId:
+        return (self.stamp[0], self.stamp[1])
+
+
+@dataclass(frozen=True)
+class RescanCounts:
+    """What the last scan of a state cost: directories listed, files opened and read, and
+    ``lstat``/``stat`` calls made to check stamps. Tests and benchmarks read these."""
+
+    listed: int = 0
+    read: int = 0
+    checked: int = 0
+
+
+class ScanState:
+    """The last scan of one directory, kept so the next one costs what changed.
+
+    ::
+
+        state = ScanState.from_full(root)   # a full scan (state.result), remembered
+        result = state.rescan()             # everything re-stat'ed, changed files re-read
+        result = state.rescan({"/root/vm/disk.qcow2"})  # only these paths looked at
+
+    Each rescan returns a :class:`ScanResult` equal to what ``scan_directory(root)`` would
+    return at that moment (``seconds`` aside), and becomes the state's new :attr:`result`.
+    """
+
+    #: Records whose mtime or ctime is this close to the scan's start are not trusted by a
+    #: stamp comparison (the file system clock's tick is at most 10 ms; NFS servers' clocks
+    #: drift, hence the margin).
+    racy_ns: int = 1_000_000_000
+
+    def __init__(self, root: str):
+        self.root = backing.canonical(root)
+        self.result = ScanResult(self.root)
+        self.counts = RescanCounts()
+        self._dirs: dict[str, _Dir] = {}
+        self._files: dict[str, _File] = {}
+        #: The ``raw_ok`` reads of files adopted as raw bases, by path.
+        self._adopted: dict[str, _File] = {}
+        #: Identities seen with more than one hard link: checked by stamp even with hints.
+        self._multi: set[FileId] = set()
+
+    @classmethod
+    def from_full(
+        cls, root: str, progress: Callable[[int], None] | None = None, racy_ns: int | None = None
+    ) -> ScanState:
+        """A full scan of ``root`` (the result is :attr:`result`), remembered for rescans.
+        Raises as ``scan_directory`` does for a bad root."""
+        state = cls(root)
+        if racy_ns is not None:
+            state.racy_ns = racy_ns
+        state.rescan(None, progress)
+        return state
+
+    def rescan(
+        self, changed: Iterable[str] | None = None, progress: Callable[[int], None] | None = None
+    ) -> ScanResult:
+        """Scan again; ``changed``: every path created, deleted, renamed (both names), written
+        or whose attributes changed since the last scan, as the scan names them (under the
+        root; a directory's own path when its listing or attributes changed), or None when
+        they are not known (no watch yet, an inotify queue overflow): then every stamp is
+        checked. Raises as ``scan_directory`` does for a bad root; the state is then unchanged.
+        """
+        started = time.perf_counter()
+        root = self.root
+        if not os.path.isdir(root):
+            if not os.path.exists(root):
+                raise FileNotFoundError(errno.ENOENT, "no such directory", root)
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", root)
+        hints = None if changed is None else {os.path.normpath(p) for p in changed}
+        walker = _Rescan(self, hints, progress)
+        with paused_gc():
+            walker.walk()
+            _adopt_backing_files(walker)
+            _drop_extents(walker.result)
+        result = walker.result
+        result.seconds = time.perf_counter() - started
+        self._dirs, self._files, self._adopted = walker.dirs, walker.files, walker.adopted
+        self.result = result
+        self.counts = RescanCounts(walker.listed, walker.read, walker.checked)
+        log.info(
+            "rescanned %s (%s): %d images, %d errors, %d files; %d listed, %d read, "
+            "%d stat'ed in %.3f s",
+            printable(root),
+            "all stamps" if hints is None else f"{len(hints)} changed paths",
+            len(result.images), len(result.errors), result.files_seen,
+            walker.listed, walker.read, walker.checked, result.seconds,
+        )  # fmt: skip
+        return result
+
+
+def _parents(paths: set[str]) -> set[str]:
+    return {p.rsplit("/", 1)[0] or "/" for p in paths}
+
+
+class _Rescan(_Walker):
+    """``scan._Walker``'s walk, taking listings and file outcomes from a state when they
+    provably did not change. Kept step for step equal to ``_Walker.walk``/``_entry``/
+    ``_symlink``/``_file`` (tests compare every result with a full scan)."""
+
+    def __init__(
+        self, state: ScanState, hints: set[str] | None, progress: Callable[[int], None] | None
+    ):
+        super().__init__(state.root, progress)
+        self.waiting_check = None  # no networkx prefetch: a rescan is mostly reuse
+        self.old_dirs, self.old_files, self.old_adopted = state._dirs, state._files, state._adopted
+        self.dirs: dict[str, _Dir] = {}
+        self.files: dict[str, _File] = {}
+        self.adopted: dict[str, _File] = {}
+        self.multi = state._multi
+        self.cutoff = time.time_ns() - state.racy_ns
+        self.hints = hints
+        #: Directories to stat (parents of changed paths) when hints are given.
+        self.stat_dirs = _parents(hints) if hints is not None else set()
+        #: Files read again (not reused) in this scan, for their adopted raw read.
+        self.fresh: set[str] = set()
+        self.listed = self.read = self.checked = 0
+        #: Entries of this scan's listings whose type could not be told: the error.
+        self.failures: dict[str, OSError] = {}
+        if hints:
+            for path in hints:  # a hard link written through a new name: check every name
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                    self.multi.add((st.st_dev, st.st_ino))
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    def walk(self) -> None:
+        root = self.result.root
+        hints = self.hints
+        st = os.stat(root)
+        self.checked += 1
+        visited = {(st.st_dev, st.st_ino)}
+        # (directory, its stamp, checked: stamps decide, not hints)
+        stack: list[tuple[str, Stamp, bool]] = [(root, _stamp(st), hints is None or root in hints)]
+        linked: list[tuple[str, FileId, Stamp]] = []
+        while stack or linked:
+            if not stack:
+                path, key, lstamp = linked.pop(0)
+                if key in visited:
+                    self.error(path, "link to a directory already scanned; not followed", False)
+                    continue
+                visited.add(key)
+                stack.append((path, lstamp, True))
+            directory, dstamp, checked = stack.pop()
+            entries = self._listing(directory, dstamp, checked)
+            if entries is None:
+                continue
+            prefix = directory + "/" if directory != "/" else "/"
+            subdirs = []
+            for name, kind in entries:
+                path = prefix + name
+                sub = self._entry2(path, kind, linked, checked)
+                if sub:
+                    old = self.old_dirs.get(sub)
+                    if (
+                        old is not None
+                        and not checked
+                        and sub not in self.stat_dirs
+                        and hints is not None
+                        and sub not in hints
+                    ):
+                        sstamp = old.stamp
+                    else:
+                        try:
+                            st = os.stat(sub)
+                        except OSError as exc:  # listed but not enterable: never skip in silence
+                            self.error(sub, _unenterable(sub, exc), False)
+                            continue
+                        self.checked += 1
+                        sstamp = _stamp(st)
+                    key = (sstamp[0], sstamp[1])
+                    if key not in visited:
+                        visited.add(key)
+                        subdirs.append(
+                            (sub, sstamp, checked or (hints is not None and sub in hints))
+                        )
+            stack.extend(reversed(subdirs))
+
+    def _listing(
+        self, directory: str, dstamp: Stamp, checked: bool
+    ) -> list[tuple[str, int]] | None:
+        old = self.old_dirs.get(directory)
+        if old is not None:
+            hints = self.hints
+            if (
+                hints is not None
+                and not checked
+                and directory not in self.stat_dirs
+                and directory not in hints
+            ):
+                self.dirs[directory] = old
+                return old.entries
+            if old.trusted and old.stamp == dstamp:
+                self.dirs[directory] = old
+                return old.entries
+        try:
+            found = list(os.scandir(directory))
+        except OSError as exc:
+            self.error(directory, f"cannot list this directory: {exc.strerror}", False)
+            return None
+        self.listed += 1
+        found.sort(key=lambda e: e.name)
+        entries: list[tuple[str, int]] = []
+        keep = True
+        for entry in found:
+            try:
+                if entry.is_symlink():
+                    kind = _LINK
+                elif entry.is_dir(follow_symlinks=False):
+                    kind = _DIR
+                elif entry.is_file(follow_symlinks=False):
+                    kind = _FILE
+                else:
+                    kind = _OTHER
+            except OSError as exc:
+                kind, keep = _FAILED, False
+                self.failures[entry.path] = exc
+            entries.append((entry.name, kind))
+        if keep:
+            self.dirs[directory] = _Dir(dstamp, entries, max(dstamp[4], dstamp[5]) < self.cutoff)
+        return entries
+
+    def _entry2(self, path: str, kind: int, linked: list, checked: bool) -> str | None:
+        """``_Walker._entry`` on a listed (name, kind)."""
+        if not path.isascii() and _utf8_problem(path):
+            self.error(
+                path, "file name is not valid UTF-8; shown with replacement characters", False
+            )
+        try:
+            if kind == _FILE:
+                self._take(path, False, None, checked)
+            elif kind == _DIR:
+                return path
+            elif kind == _LINK:
+                self._link(path, linked)
+            elif kind == _FAILED:
+                raise self.failures.pop(path)  # from this scan's listing (never kept)
+            elif has_image_extension(path):
+                mode = os.lstat(path).st_mode
+                self.error(path, f"not a regular file ({file_kind(mode)}); not read", True)
+        except OSError as exc:
+            self._os_error(path, exc)
+        return None
+
+    def _link(self, path: str, linked: list) -> None:
+        """``_Walker._symlink``: a link is always followed (its target may be anywhere)."""
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            target = _readlink(path)
+            if exc.errno == errno.ELOOP:
+                msg = f"symbolic link loop ({path} -> {target}): never reaches a file"
+            else:
+                msg = f"broken symbolic link: its target {target} does not exist"
+            self.error(path, msg, has_image_extension(path))
+            return
+        self.checked += 1
+        if stat.S_ISDIR(st.st_mode):
+            linked.append((path, (st.st_dev, st.st_ino), _stamp(st)))
+            return
+        if stat.S_ISREG(st.st_mode):
+            self._take(path, True, None, True, st)
+        elif has_image_extension(path):
+            self.error(
+                path, f"links to {file_kind(st.st_mode)}, not a regular file; not read", True
+            )
+
+    # -- files -------------------------------------------------------------------------------
+
+    def _file(self, path: str, is_symlink: bool, raw_ok: bool | None = None) -> ImageInfo | None:
+        """The adoption of an unclaimed file as a raw base (``_adopt_backing_files``)."""
+        if raw_ok is None:
+            return self._take(path, is_symlink, None, True)
+        self._count()
+        old = self.old_adopted.get(path)
+        plain = self.files.get(path)
+        if (
+            old is not None
+            and path not in self.fresh
+            and plain is not None
+            and old.stamp == plain.stamp
+            and old.is_symlink == is_symlink
+            and not old.volatile
+        ):
+            self.adopted[path] = old
+            return self._outcome(path, is_symlink, old)
+        rec = self._read(path, is_symlink, raw_ok)
+        if rec is None:
+            return None
+        self.adopted[path] = rec
+        return self._outcome(path, is_symlink, rec)
+
+    def _count(self) -> None:
+        self.result.files_seen += 1
+        if self.result.files_seen % 256 == 0 and self.progress is not None:
+            self.progress(self.result.files_seen)
+
+    def _take(
+        self,
+        path: str,
+        is_symlink: bool,
+        raw_ok: bool | None,
+        checked: bool,
+        st: os.stat_result | None = None,
+    ) -> ImageInfo | None:
+        """``_Walker._file`` for a file of the walk: reuse its record or read it."""
+        self._count()
+        if path.endswith(".partial") and (m := LEFTOVER_RE.match(os.path.basename(path))):
+            message, left = leftover_note(path, m[1])
+            self.result.errors.append(ScanError(path, message, False, left))
+            return None
+        old = self.old_files.get(path)
+        if old is not None and old.is_symlink == is_symlink and not old.volatile:
+            hints = self.hints
+            if hints is not None and path in hints:
+                pass  # reported changed: read again
+            elif (
+                hints is not None
+                and not checked
+                and st is None
+                and (not self.multi or old.file_id not in self.multi)
+            ):
+                self.files[path] = old
+                return self._outcome(path, is_symlink, old)
+            elif old.trusted:
+                if st is None:
+                    try:
+                        st = os.lstat(path)
+                    except OSError:
+                        st = None  # the read says what happened
+                    self.checked += 1
+                if st is not None and _stamp(st) == old.stamp:
+                    self.files[path] = old
+                    return self._outcome(path, is_symlink, old)
+        rec = self._read(path, is_symlink, raw_ok)
+        if rec is None:
+            return None
+        self.files[path] = rec
+        self.fresh.add(path)
+        return self._outcome(path, is_symlink, rec)
+
+    def _read(self, path: str, is_symlink: bool, raw_ok: bool | None) -> _File | None:
+        """Open and probe as ``_Walker._file`` does; the record, or None when the failure was
+        recorded as an error that is not kept (the file vanished, changed, cannot be opened)."""
+        self.read += 1
+        try:
+            fd = os.open(path, OPEN_FLAGS)
+        except OSError as exc:
+            self._os_error(path, exc)
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # replaced by something else since the listing
+                self.error(path, f"changed into {file_kind(st.st_mode)} during the scan", False)
+                return None
+            outcome: ImageInfo | ScanError | None
+            try:
+                outcome = probe_fd(fd, path, st, raw_ok, is_symlink)
+            except ProbeError as exc:
+                outcome = ScanError(path, str(exc), True)
+            else:
+                after = os.fstat(fd)
+                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                    self.error(path, "changed while it was being read; rescan to see it", True)
+                    return None
+        except OSError as exc:
+            self._os_error(path, exc)
+            return None
+        finally:
+            os.close(fd)
+        if st.st_nlink > 1:
+            self.multi.add((st.st_dev, st.st_ino))
+        stamp = _stamp(st)
+        return _File(
+            stamp,
+            is_symlink,
+            outcome,
+            max(stamp[4], stamp[5]) < self.cutoff,
+            isinstance(outcome, ImageInfo) and _volatile(outcome),
+        )
+
+    def _outcome(self, path: str, is_symlink: bool, rec: _File) -> ImageInfo | None:
+        """``_Walker._file``'s bookkeeping of one read: errors, unclaimed files, which name of
+        the same file wins."""
+        info = rec.outcome
+        if info is None:
+            self.unclaimed[rec.file_id] = path
+            return None
+        if isinstance(info, ScanError):
+            self.result.errors.append(info)
+            return None
+        result = self.result
+        first = self.by_id.get(info.file_id)
+        if first is not None:
+            if result.images[first].is_symlink and not is_symlink:
+                del result.images[first]
+                result.aliases[first] = path
+            else:
+                result.aliases[path] = first
+                return result.images[first]
+        self.by_id[info.file_id] = path
+        result.images[path] = info
+        return info
+
+
+def _volatile(info: ImageInfo) -> bool:
+    """Whether the record depends on more than the file's own stamp (read again each time)."""
+    if info.in_use:
+        return True
+    if info.extents and any(e != info.path for e in info.extents):
+        return True
+    name = info.backing_file
+    return bool(name) and ".." in name  # type: ignore[operator]
