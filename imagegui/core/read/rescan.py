@@ -56,7 +56,7 @@ from dataclasses import dataclass
 
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
-from imagegui.core.read.fileid import FileId
+from imagegui.core.read.fileid import FileId, stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
 from imagegui.core.read.probe import (
     OPEN_FLAGS,
@@ -239,7 +239,7 @@ class _Rescan(_Walker):
                 except OSError:
                     continue
                 if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
-                    self.multi.add((st.st_dev, st.st_ino))
+                    self.multi.add(stat_id(st))
 
     # -- the walk ----------------------------------------------------------------------------
 
@@ -248,7 +248,7 @@ class _Rescan(_Walker):
         hints = self.hints
         st = os.stat(root)
         self.checked += 1
-        visited = {(st.st_dev, st.st_ino)}
+        visited = {stat_id(st)}
         # (directory, its stamp, checked: stamps decide, not hints)
         stack: list[tuple[str, Stamp, bool]] = [(root, _stamp(st), hints is None or root in hints)]
         linked: list[tuple[str, FileId, Stamp]] = []
@@ -375,7 +375,7 @@ class _Rescan(_Walker):
             return
         self.checked += 1
         if stat.S_ISDIR(st.st_mode):
-            linked.append((path, (st.st_dev, st.st_ino), _stamp(st)))
+            linked.append((path, stat_id(st), _stamp(st)))
             return
         if stat.S_ISREG(st.st_mode):
             self._take(path, True, None, True, st)
@@ -488,7 +488,7 @@ class _Rescan(_Walker):
         finally:
             os.close(fd)
         if st.st_nlink > 1:
-            self.multi.add((st.st_dev, st.st_ino))
+            self.multi.add(stat_id(st))
         stamp = _stamp(st)
         return _File(
             stamp,

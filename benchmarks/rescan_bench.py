@@ -1,0 +1,148 @@
+"""How much does a rescan cost when few files changed? (issue 14: <= 0.3 s for 1 of 100,000)
+
+Builds (or reuses, ``--keep DIR``) the tree of ``scan_bench.make_tree`` (qcow2 chains, 1,000
+images a directory), then prints, in one process with a warm page cache:
+  * the full scan (``scan_directory``) and the full scan that keeps a state
+    (``ScanState.from_full``), and a bare loop that only ``lstat``s every file (the floor of a
+    rescan without hints), with their ratios;
+  * a rescan after touching 1, 100 and 10,000 files (a write of the same bytes: new mtime and
+    ctime), without hints (every stamp checked) and with the exact set of changed paths (what
+    the watch delivers), best of ``--runs``;
+  * rebuilding the chain graph and its problems from the result (``ChainGraph``), which the
+    window needs after every rescan too;
+and the load average, since the machine is shared and every figure moves with it.
+
+    .venv/bin/python benchmarks/rescan_bench.py [--count 100000] [--keep DIR] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from scan_bench import make_tree  # noqa: E402
+
+from imagegui.core.chains.graph import ChainGraph  # noqa: E402
+from imagegui.core.read.rescan import ScanState  # noqa: E402
+from imagegui.core.read.scan import scan_directory  # noqa: E402
+
+TARGET_1 = 0.3
+
+
+def _files(root: str) -> list[str]:
+    out = []
+    for top, dirs, names in os.walk(root):
+        dirs.sort()
+        out += [os.path.join(top, n) for n in sorted(names)]
+    return out
+
+
+def _touch(paths: list[str]) -> None:
+    """Write each file's first byte back: its data is unchanged, its mtime and ctime are new."""
+    for path in paths:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.pwrite(fd, os.pread(fd, 1, 0), 0)
+        finally:
+            os.close(fd)
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def _bare_lstat(paths: list[str]) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        os.lstat(path)
+    return time.perf_counter() - start
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=100_000)
+    ap.add_argument("--chain", type=int, default=10, help="images per chain")
+    ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each figure; the best counts")
+    ap.add_argument("--touch", default="1,100,10000", help="how many files to touch, in turn")
+    args = ap.parse_args()
+    root = args.keep or tempfile.mkdtemp(prefix="imagegui-rescan-bench-")
+    try:
+        if not (args.keep and os.path.isdir(root) and os.listdir(root)):
+            os.makedirs(root, exist_ok=True)
+            t = time.perf_counter()
+            make_tree(root, args.count, args.chain)
+            print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
+        files = _files(root)
+        scan_directory(root)  # warm the page cache
+        print(f"images {len(files)}, {os.cpu_count()} CPUs, load average {_load()} at start")
+
+        full = bare = from_full = float("inf")
+        for _ in range(args.runs):
+            full = min(full, _timed(scan_directory, root)[0])
+            from_full = min(from_full, _timed(ScanState.from_full, root)[0])
+            bare = min(bare, _bare_lstat(files))
+        print(f"full scan (scan_directory)         {full:8.3f} s")
+        print(f"full scan keeping a state          {from_full:8.3f} s   {from_full / full:.2f}x")
+        print(f"bare lstat of every file           {bare:8.3f} s")
+
+        # Two states from the same full scan: one rescanned without hints, one with them.
+        plain = ScanState.from_full(root)
+        hinted = ScanState.from_full(root)
+        rng = random.Random(14)
+        print()
+        print(f"{'touched':>8}  {'no hints':>9}  {'/bare':>6}  {'hints':>9}  {'read':>6}  load")
+        for count in (int(n) for n in args.touch.split(",")):
+            best_plain = best_hint = float("inf")
+            reads = 0
+            for _ in range(args.runs):
+                changed = rng.sample(files, min(count, len(files)))
+                _touch(changed)
+                t_plain, result = _timed(plain.rescan, None)
+                t_hint, hinted_result = _timed(hinted.rescan, set(changed))
+                assert len(result.images) == len(hinted_result.images) == len(files)
+                best_plain, best_hint = min(best_plain, t_plain), min(best_hint, t_hint)
+                reads = hinted.counts.read
+            print(
+                f"{count:>8}  {best_plain:7.3f} s  {best_plain / bare:5.1f}x  "
+                f"{best_hint:7.3f} s  {reads:>6}  {_load()}"
+            )
+        check = scan_directory(root)
+        same = (
+            check.images == hinted.result.images == plain.result.images
+            and check.errors == hinted.result.errors == plain.result.errors
+        )
+        print(f"rescans equal a full scan: {same}")
+
+        graph = float("inf")
+        problems = 0
+        for _ in range(args.runs):
+            t, g = _timed(ChainGraph, hinted.result)
+            graph, problems = min(graph, t), len(g.problems)
+        print()
+        print(f"ChainGraph rebuild (+ problems)    {graph:8.3f} s   ({problems} problems)")
+        print(
+            f"target: rescan after touching 1 file <= {TARGET_1} s; "
+            f"load average {_load()} at the end (1 min)"
+        )
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
