@@ -83,6 +83,9 @@ log = logging.getLogger(__name__)
 #: (st_dev, st_ino, st_size, st_blocks, st_mtime_ns, st_ctime_ns)
 Stamp = tuple[int, int, int, int, int, int]
 
+#: The full scan's words for a name that is not UTF-8 (``_Walker._entry``).
+_NOT_UTF8 = "file name is not valid UTF-8; shown with replacement characters"
+
 # What a directory entry is, as the full scan's DirEntry tests decide it.
 _LINK, _DIR, _FILE, _OTHER, _FAILED = range(5)
 
@@ -114,6 +117,22 @@ class _File:
     @property
     def file_id(self) -> FileId:
         return (self.stamp[0], self.stamp[1])
+
+
+@dataclass(slots=True)
+class _Segment:
+    """What one directory's entries added to a scan, applied whole when none changed."""
+
+    #: The listing it was made from (the same object while the listing is kept).
+    listing: _Dir
+    records: dict[str, _File]
+    images: dict[str, ImageInfo]
+    images_by_id: dict[FileId, str]
+    unclaimed: dict[FileId, str]
+    errors: list[ScanError]
+    subdirs: list[str]
+    #: Every file's id.
+    ids: frozenset[FileId]
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,7 @@ class ScanState:
         self._files: dict[str, _File] = {}
         #: The ``raw_ok`` reads of files adopted as raw bases, by path.
         self._adopted: dict[str, _File] = {}
+        self._segments: dict[str, _Segment] = {}
         #: Identities seen with more than one hard link: checked by stamp even with hints.
         self._multi: set[FileId] = set()
 
@@ -191,6 +211,7 @@ class ScanState:
         result = walker.result
         result.seconds = time.perf_counter() - started
         self._dirs, self._files, self._adopted = walker.dirs, walker.files, walker.adopted
+        self._segments = walker.segments
         self.result = result
         self.counts = RescanCounts(walker.listed, walker.read, walker.checked)
         log.info(
@@ -222,11 +243,16 @@ class _Rescan(_Walker):
         self.dirs: dict[str, _Dir] = {}
         self.files: dict[str, _File] = {}
         self.adopted: dict[str, _File] = {}
+        self.old_segments = state._segments
+        self.segments: dict[str, _Segment] = {}
         self.multi = state._multi
         self.cutoff = time.time_ns() - state.racy_ns
         self.hints = hints
         #: Directories to stat (parents of changed paths) when hints are given.
         self.stat_dirs = _parents(hints) if hints is not None else set()
+        #: Files reached through a symlink in this walk: the only way a file of a kept
+        #: segment can already be in ``by_id`` (another real name is a hard link: ``multi``).
+        self.linked_ids: set[FileId] = set()
         #: Files read again (not reused) in this scan, for their adopted raw read.
         self.fresh: set[str] = set()
         self.listed = self.read = self.checked = 0
@@ -264,29 +290,23 @@ class _Rescan(_Walker):
             entries = self._listing(directory, dstamp, checked)
             if entries is None:
                 continue
+            listing = self.dirs.get(directory)
+            seg = self.old_segments.get(directory)
+            if (
+                seg is not None
+                and seg.listing is listing
+                and self._whole(seg, directory, checked, visited, stack)
+            ):
+                continue
             prefix = directory + "/" if directory != "/" else "/"
             subdirs = []
             for name, kind in entries:
                 path = prefix + name
                 sub = self._entry2(path, kind, linked, checked)
                 if sub:
-                    old = self.old_dirs.get(sub)
-                    if (
-                        old is not None
-                        and not checked
-                        and sub not in self.stat_dirs
-                        and hints is not None
-                        and sub not in hints
-                    ):
-                        sstamp = old.stamp
-                    else:
-                        try:
-                            st = os.stat(sub)
-                        except OSError as exc:  # listed but not enterable: never skip in silence
-                            self.error(sub, _unenterable(sub, exc), False)
-                            continue
-                        self.checked += 1
-                        sstamp = _stamp(st)
+                    sstamp = self._substamp(sub, checked)
+                    if sstamp is None:
+                        continue
                     key = (sstamp[0], sstamp[1])
                     if key not in visited:
                         visited.add(key)
@@ -294,6 +314,135 @@ class _Rescan(_Walker):
                             (sub, sstamp, checked or (hints is not None and sub in hints))
                         )
             stack.extend(reversed(subdirs))
+            if listing is not None:
+                self._segment(listing, prefix)
+
+    def _substamp(self, sub: str, checked: bool) -> Stamp | None:
+        """The stamp of a listed subdirectory: kept (with hints, when no event names it or its
+        entries) or ``stat``'ed; None when it cannot be entered (the error is recorded)."""
+        hints = self.hints
+        if (
+            hints is not None
+            and not checked
+            and sub not in self.stat_dirs
+            and sub not in hints
+            and (old := self.old_dirs.get(sub)) is not None
+        ):
+            return old.stamp
+        try:
+            st = os.stat(sub)
+        except OSError as exc:  # listed but not enterable: never skip in silence
+            self.error(sub, _unenterable(sub, exc), False)
+            return None
+        self.checked += 1
+        return _stamp(st)
+
+    # -- a whole directory at once -----------------------------------------------------------
+
+    def _whole(
+        self,
+        seg: _Segment,
+        directory: str,
+        checked: bool,
+        visited: set[FileId],
+        stack: list[tuple[str, Stamp, bool]],
+    ) -> bool:
+        """Apply a directory's kept segment in a few dict operations, when nothing in it can
+        have changed and none of its files is another name of a file seen before; False (and
+        nothing done) otherwise, for the entry-by-entry walk."""
+        hints = self.hints
+        trusting = hints is not None and not checked
+        if hints is not None and directory in self.stat_dirs and not hints.isdisjoint(seg.records):
+            return False  # a file in it was reported changed
+        if self.multi and not self.multi.isdisjoint(seg.ids):
+            return False
+        if self.linked_ids and not self.linked_ids.isdisjoint(seg.ids):
+            return False  # a symlink walked before names one of its files
+        subs = []
+        for sub in seg.subdirs:
+            if hints is not None and not checked and sub not in self.stat_dirs and sub not in hints:
+                old = self.old_dirs.get(sub)
+                if old is None:
+                    return False
+                subs.append((sub, old.stamp, False))
+                continue
+            try:
+                st = os.stat(sub)
+            except OSError:
+                return False  # the walk records why
+            self.checked += 1
+            subs.append((sub, _stamp(st), checked or (hints is not None and sub in hints)))
+        if not trusting:
+            for path, rec in seg.records.items():
+                if not rec.trusted:
+                    return False
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    return False
+                self.checked += 1
+                if _stamp(st) != rec.stamp:
+                    return False
+        result = self.result
+        before = result.files_seen
+        result.files_seen += len(seg.records)
+        if self.progress is not None and before // 256 != result.files_seen // 256:
+            self.progress(result.files_seen)
+        result.images.update(seg.images)
+        self.by_id.update(seg.images_by_id)
+        self.unclaimed.update(seg.unclaimed)
+        result.errors.extend(seg.errors)
+        self.files.update(seg.records)
+        self.segments[directory] = seg
+        subdirs = []
+        for sub, sstamp, sub_checked in subs:
+            key = (sstamp[0], sstamp[1])
+            if key not in visited:
+                visited.add(key)
+                subdirs.append((sub, sstamp, sub_checked))
+        stack.extend(reversed(subdirs))
+        return True
+
+    def _segment(self, listing: _Dir, prefix: str) -> None:
+        """Keep what this directory's entries added to the result, for :meth:`_whole` next
+        time: only a directory of plain files and subdirectories, each file read or reused
+        in this walk, none volatile, none another name of one before it in the directory."""
+        images: dict[str, ImageInfo] = {}
+        images_by_id: dict[FileId, str] = {}
+        unclaimed: dict[FileId, str] = {}
+        errors: list[ScanError] = []
+        records: dict[str, _File] = {}
+        subdirs: list[str] = []
+        files = self.files
+        for name, kind in listing.entries:
+            path = prefix + name
+            if not path.isascii() and _utf8_problem(path):
+                errors.append(ScanError(path, _NOT_UTF8, False))
+            if kind == _DIR:
+                subdirs.append(path)
+                continue
+            if kind != _FILE or (path.endswith(".partial") and LEFTOVER_RE.match(name)):
+                return
+            rec = files.get(path)
+            if rec is None or rec.volatile or rec.is_symlink:
+                return
+            fid = rec.file_id
+            out = rec.outcome
+            if out is None:
+                unclaimed[fid] = path
+            elif isinstance(out, ScanError):
+                errors.append(out)
+            else:
+                images[path] = out
+                images_by_id[fid] = path
+            records[path] = rec
+        ids = frozenset(r.file_id for r in records.values())
+        if len(ids) != len(records):
+            return  # hard links side by side: the walk decides which name wins
+        directory = prefix.rstrip("/") or "/"
+        self.segments[directory] = _Segment(
+            listing, records, images, images_by_id, unclaimed, errors, subdirs, ids
+        )
 
     def _listing(
         self, directory: str, dstamp: Stamp, checked: bool
@@ -342,9 +491,7 @@ class _Rescan(_Walker):
     def _entry2(self, path: str, kind: int, linked: list, checked: bool) -> str | None:
         """``_Walker._entry`` on a listed (name, kind)."""
         if not path.isascii() and _utf8_problem(path):
-            self.error(
-                path, "file name is not valid UTF-8; shown with replacement characters", False
-            )
+            self.error(path, _NOT_UTF8, False)
         try:
             if kind == _FILE:
                 self._take(path, False, None, checked)
@@ -502,6 +649,8 @@ class _Rescan(_Walker):
         """``_Walker._file``'s bookkeeping of one read: errors, unclaimed files, which name of
         the same file wins."""
         info = rec.outcome
+        if is_symlink:
+            self.linked_ids.add(rec.file_id)
         if info is None:
             self.unclaimed[rec.file_id] = path
             return None

@@ -125,16 +125,25 @@ def test_hard_link_written_through_its_other_name(tmp_path):
     assert_same(got, scan_directory(str(tmp_path)))
 
 
-def test_raw_base_adopted_by_a_new_overlay(tmp_path):
-    _write(tmp_path / "blob", b"\0" * 4096)  # no magic, not named like an image: unclaimed
+@pytest.mark.parametrize("hints", [True, False])
+def test_raw_base_adopted_by_a_new_overlay(tmp_path, hints):
+    """A file without magic, not named like an image, is a raw base only while an overlay
+    names it; its directory does not change when the overlay comes and goes."""
+    _write(tmp_path / "blob", b"\0" * 4096)
+    (tmp_path / "sub").mkdir()
     state = ScanState.from_full(str(tmp_path), racy_ns=0)
     assert state.result.images == {}
-    _write(tmp_path / "top.qcow2", _qcow2("blob", "raw"))
-    got = state.rescan({str(tmp_path / "top.qcow2")})
+    top = tmp_path / "sub" / "top.qcow2"
+    _write(top, _qcow2(str(tmp_path / "blob"), "raw"))  # no "..": not re-read each time
+    got = state.rescan({str(top)} if hints else None)
     assert got.images[str(tmp_path / "blob")].format == "raw"
     assert_same(got, scan_directory(str(tmp_path)))
-    os.unlink(tmp_path / "top.qcow2")
-    got = state.rescan({str(tmp_path / "top.qcow2")})
+    assert state.counts.read == 2  # the overlay, and the blob read as a raw image
+    got = state.rescan({str(top)} if hints else None)  # the same again: the raw read is kept
+    assert_same(got, scan_directory(str(tmp_path)))
+    assert state.counts.read == (1 if hints else 0)  # a reported file is always read
+    os.unlink(top)
+    got = state.rescan({str(top)} if hints else None)
     assert got.images == {}
     assert_same(got, scan_directory(str(tmp_path)))
 
