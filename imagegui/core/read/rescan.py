@@ -58,15 +58,10 @@ from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
 from imagegui.core.read.fileid import FileId, stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
-from imagegui.core.read.probe import (
-    OPEN_FLAGS,
-    ProbeError,
-    file_kind,
-    has_image_extension,
-    probe_fd,
-)
+from imagegui.core.read.partials import LEFTOVER_RE, leftover_note
+from imagegui.core.read.probe import file_kind, has_image_extension
 from imagegui.core.read.scan import (
-    LEFTOVER_RE,
+    FileRead,
     ScanResult,
     _adopt_backing_files,
     _drop_extents,
@@ -74,7 +69,8 @@ from imagegui.core.read.scan import (
     _unenterable,
     _utf8_problem,
     _Walker,
-    leftover_note,
+    os_error,
+    read_file,
 )
 from imagegui.core.units import printable
 
@@ -108,8 +104,8 @@ class _Dir:
 class _File:
     stamp: Stamp
     is_symlink: bool
-    #: The image, the bad-header error, or None: not an image (an unclaimed raw candidate).
-    outcome: ImageInfo | ScanError | None
+    #: What reading it gave: an image, a bad header's error, or an unclaimed raw candidate.
+    read: FileRead
     trusted: bool
     #: Depends on more than this file's stamp: read again on every rescan.
     volatile: bool
@@ -237,7 +233,7 @@ class _Rescan(_Walker):
     def __init__(
         self, state: ScanState, hints: set[str] | None, progress: Callable[[int], None] | None
     ):
-        super().__init__(state.root, progress)
+        super().__init__(state.root, progress, "serial")
         self.waiting_check = None  # no networkx prefetch: a rescan is mostly reuse
         self.old_dirs, self.old_files, self.old_adopted = state._dirs, state._files, state._adopted
         self.dirs: dict[str, _Dir] = {}
@@ -418,23 +414,23 @@ class _Rescan(_Walker):
             path = prefix + name
             if not path.isascii() and _utf8_problem(path):
                 errors.append(ScanError(path, _NOT_UTF8, False))
-            if kind == _DIR:
+            if kind == _DIR and not (name.endswith(".partial") and LEFTOVER_RE.match(name)):
                 subdirs.append(path)
                 continue
-            if kind != _FILE or (path.endswith(".partial") and LEFTOVER_RE.match(name)):
+            if kind != _FILE:
                 return
-            rec = files.get(path)
+            rec = files.get(path)  # none for a leftover, nor for a failed read: both redone
             if rec is None or rec.volatile or rec.is_symlink:
                 return
             fid = rec.file_id
-            out = rec.outcome
-            if out is None:
-                unclaimed[fid] = path
-            elif isinstance(out, ScanError):
-                errors.append(out)
-            else:
-                images[path] = out
+            read = rec.read
+            if read.info is not None:
+                images[path] = read.info
                 images_by_id[fid] = path
+            elif read.error is not None:
+                errors.append(read.error)
+            elif read.unclaimed is not None:
+                unclaimed[fid] = path
             records[path] = rec
         ids = frozenset(r.file_id for r in records.values())
         if len(ids) != len(records):
@@ -496,6 +492,11 @@ class _Rescan(_Walker):
             if kind == _FILE:
                 self._take(path, False, None, checked)
             elif kind == _DIR:
+                if path.endswith(".partial") and (m := LEFTOVER_RE.match(path.rsplit("/", 1)[1])):
+                    # a killed move's copy of a folder: redone each time (is it held open?)
+                    message, left = leftover_note(path, m[1], is_dir=True)
+                    self.result.errors.append(ScanError(path, message, False, left))
+                    return None
                 return path
             elif kind == _LINK:
                 self._link(path, linked)
@@ -505,7 +506,7 @@ class _Rescan(_Walker):
                 mode = os.lstat(path).st_mode
                 self.error(path, f"not a regular file ({file_kind(mode)}); not read", True)
         except OSError as exc:
-            self._os_error(path, exc)
+            self._found(os_error(path, exc))
         return None
 
     def _link(self, path: str, linked: list) -> None:
@@ -534,7 +535,8 @@ class _Rescan(_Walker):
     # -- files -------------------------------------------------------------------------------
 
     def _file(self, path: str, is_symlink: bool, raw_ok: bool | None = None) -> ImageInfo | None:
-        """The adoption of an unclaimed file as a raw base (``_adopt_backing_files``)."""
+        """The adoption of an unclaimed file as a raw base (``_adopt_backing_files``): its
+        ``raw_ok`` read is kept beside the plain one, valid while that one is reused."""
         if raw_ok is None:
             return self._take(path, is_symlink, None, True)
         self._count()
@@ -549,14 +551,15 @@ class _Rescan(_Walker):
             and not old.volatile
         ):
             self.adopted[path] = old
-            return self._outcome(path, is_symlink, old)
-        rec = self._read(path, is_symlink, raw_ok)
-        if rec is None:
-            return None
-        self.adopted[path] = rec
-        return self._outcome(path, is_symlink, rec)
+            return self._settle(path, is_symlink, old.read)
+        got = self._fresh(path, is_symlink, raw_ok)
+        if isinstance(got, _File):
+            self.adopted[path] = got
+            got = got.read
+        return self._settle(path, is_symlink, got)
 
     def _count(self) -> None:
+        """``_Walker._count`` without its networkx prefetch (a rescan mostly reuses)."""
         self.result.files_seen += 1
         if self.result.files_seen % 256 == 0 and self.progress is not None:
             self.progress(self.result.files_seen)
@@ -571,10 +574,6 @@ class _Rescan(_Walker):
     ) -> ImageInfo | None:
         """``_Walker._file`` for a file of the walk: reuse its record or read it."""
         self._count()
-        if path.endswith(".partial") and (m := LEFTOVER_RE.match(os.path.basename(path))):
-            message, left = leftover_note(path, m[1])
-            self.result.errors.append(ScanError(path, message, False, left))
-            return None
         old = self.old_files.get(path)
         if old is not None and old.is_symlink == is_symlink and not old.volatile:
             hints = self.hints
@@ -586,8 +585,7 @@ class _Rescan(_Walker):
                 and st is None
                 and (not self.multi or old.file_id not in self.multi)
             ):
-                self.files[path] = old
-                return self._outcome(path, is_symlink, old)
+                return self._reuse(path, is_symlink, old)
             elif old.trusted:
                 if st is None:
                     try:
@@ -596,79 +594,42 @@ class _Rescan(_Walker):
                         st = None  # the read says what happened
                     self.checked += 1
                 if st is not None and _stamp(st) == old.stamp:
-                    self.files[path] = old
-                    return self._outcome(path, is_symlink, old)
-        rec = self._read(path, is_symlink, raw_ok)
-        if rec is None:
-            return None
-        self.files[path] = rec
-        self.fresh.add(path)
-        return self._outcome(path, is_symlink, rec)
+                    return self._reuse(path, is_symlink, old)
+        got = self._fresh(path, is_symlink, raw_ok)
+        if isinstance(got, _File):
+            self.files[path] = got
+            self.fresh.add(path)
+            if is_symlink:
+                self.linked_ids.add(got.file_id)
+            got = got.read
+        return self._settle(path, is_symlink, got)
 
-    def _read(self, path: str, is_symlink: bool, raw_ok: bool | None) -> _File | None:
-        """Open and probe as ``_Walker._file`` does; the record, or None when the failure was
-        recorded as an error that is not kept (the file vanished, changed, cannot be opened)."""
+    def _reuse(self, path: str, is_symlink: bool, rec: _File) -> ImageInfo | None:
+        self.files[path] = rec
+        if is_symlink:
+            self.linked_ids.add(rec.file_id)
+        return self._settle(path, is_symlink, rec.read)
+
+    def _fresh(self, path: str, is_symlink: bool, raw_ok: bool | None) -> _File | FileRead:
+        """Read the file (``scan.read_file``); its record, or only the read when it failed for
+        a reason of the moment (vanished, changed while read, a leftover's note): not kept."""
         self.read += 1
-        try:
-            fd = os.open(path, OPEN_FLAGS)
-        except OSError as exc:
-            self._os_error(path, exc)
-            return None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):  # replaced by something else since the listing
-                self.error(path, f"changed into {file_kind(st.st_mode)} during the scan", False)
-                return None
-            outcome: ImageInfo | ScanError | None
-            try:
-                outcome = probe_fd(fd, path, st, raw_ok, is_symlink)
-            except ProbeError as exc:
-                outcome = ScanError(path, str(exc), True)
-            else:
-                after = os.fstat(fd)
-                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-                    self.error(path, "changed while it was being read; rescan to see it", True)
-                    return None
-        except OSError as exc:
-            self._os_error(path, exc)
-            return None
-        finally:
-            os.close(fd)
+        read = read_file(path, is_symlink, raw_ok)
+        st = read.st
+        if st is None:
+            return read
+        read.st = None  # the stamp is all a rescan needs of it
         if st.st_nlink > 1:
             self.multi.add(stat_id(st))
         stamp = _stamp(st)
+        info = read.info
         return _File(
             stamp,
             is_symlink,
-            outcome,
+            read,
             max(stamp[4], stamp[5]) < self.cutoff,
-            isinstance(outcome, ImageInfo) and _volatile(outcome),
+            info is not None and _volatile(info),
         )
-
-    def _outcome(self, path: str, is_symlink: bool, rec: _File) -> ImageInfo | None:
-        """``_Walker._file``'s bookkeeping of one read: errors, unclaimed files, which name of
-        the same file wins."""
-        info = rec.outcome
-        if is_symlink:
-            self.linked_ids.add(rec.file_id)
-        if info is None:
-            self.unclaimed[rec.file_id] = path
-            return None
-        if isinstance(info, ScanError):
-            self.result.errors.append(info)
-            return None
-        result = self.result
-        first = self.by_id.get(info.file_id)
-        if first is not None:
-            if result.images[first].is_symlink and not is_symlink:
-                del result.images[first]
-                result.aliases[first] = path
-            else:
-                result.aliases[path] = first
-                return result.images[first]
-        self.by_id[info.file_id] = path
-        result.images[path] = info
-        return info
 
 
 def _volatile(info: ImageInfo) -> bool:

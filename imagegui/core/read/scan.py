@@ -124,6 +124,10 @@ class FileRead:
     #: still name it as its raw backing file (``_adopt_backing_files``).
     unclaimed: tuple[int, int] | None = None
     error: ScanError | None = None
+    #: The open file's ``fstat`` when the result is about that file as it was (an image, a raw
+    #: candidate, a bad header), so a rescan can keep it while the file is unchanged
+    #: (``core.read.rescan``); None for a failure of the moment (vanished, changed while read).
+    st: os.stat_result | None = None
 
 
 def read_file(path: str, is_symlink: bool, raw_ok: bool | None = None) -> FileRead:
@@ -144,7 +148,7 @@ def read_file(path: str, is_symlink: bool, raw_ok: bool | None = None) -> FileRe
         try:
             info = probe_fd(fd, path, st, raw_ok, is_symlink)
         except ProbeError as exc:
-            return FileRead(error=ScanError(path, str(exc), True))
+            return FileRead(error=ScanError(path, str(exc), True), st=st)
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             message = "changed while it was being read; rescan to see it"
@@ -154,8 +158,8 @@ def read_file(path: str, is_symlink: bool, raw_ok: bool | None = None) -> FileRe
     finally:
         os.close(fd)
     if info is None:
-        return FileRead(unclaimed=stat_id(st))
-    return FileRead(info)
+        return FileRead(unclaimed=stat_id(st), st=st)
+    return FileRead(info, st=st)
 
 
 def os_error(path: str, exc: OSError) -> ScanError:

@@ -329,9 +329,18 @@ def _op_outside(t: Tree, how: int) -> None:
         _write(ext, _qcow2("gone.qcow2"))
 
 
-def _op_leftover(t: Tree, d: int) -> None:
-    path = t.root / DIRS[d % len(DIRS)] / ".f0.qcow2.0123abcd.partial"
-    if path.parent.is_dir():
+def _op_leftover(t: Tree, d: int, folder: bool) -> None:
+    """An interrupted operation's temporary file, or a killed move's folder copy."""
+    parent = t.root / DIRS[d % len(DIRS)]
+    if not parent.is_dir():
+        return
+    if folder:
+        path = parent / ".moved.0123abcd.partial"
+        if not path.exists():
+            _write(path / "disk.qcow2", _qcow2(None))
+            t.note(path)
+    else:
+        path = parent / ".f0.qcow2.0123abcd.partial"
         _write(path, _qcow2(None))
         t.note(path)
 
@@ -347,7 +356,7 @@ OPS = st.one_of(
               st.integers(0, 5)),
     st.tuples(st.just(_op_mkdir), st.integers(0, 3)),
     st.tuples(st.just(_op_outside), st.integers(0, 2)),
-    st.tuples(st.just(_op_leftover), st.integers(0, 3)),
+    st.tuples(st.just(_op_leftover), st.integers(0, 3), st.booleans()),
 )  # fmt: skip
 
 
