@@ -63,14 +63,14 @@ from imagegui.core.read.probe import file_kind, has_image_extension
 from imagegui.core.read.scan import (
     FileRead,
     ScanResult,
-    _adopt_backing_files,
-    _drop_extents,
-    _readlink,
-    _unenterable,
-    _utf8_problem,
-    _Walker,
+    Walker,
+    adopt_backing_files,
+    drop_extents,
     os_error,
     read_file,
+    readlink_text,
+    unenterable,
+    utf8_problem,
 )
 from imagegui.core.units import printable
 
@@ -202,8 +202,8 @@ class ScanState:
         walker = _Rescan(self, hints, progress)
         with paused_gc():
             walker.walk()
-            _adopt_backing_files(walker)
-            _drop_extents(walker.result)
+            adopt_backing_files(walker)
+            drop_extents(walker.result)
         result = walker.result
         result.seconds = time.perf_counter() - started
         self._dirs, self._files, self._adopted = walker.dirs, walker.files, walker.adopted
@@ -225,7 +225,7 @@ def _parents(paths: set[str]) -> set[str]:
     return {p.rsplit("/", 1)[0] or "/" for p in paths}
 
 
-class _Rescan(_Walker):
+class _Rescan(Walker):
     """``scan._Walker``'s walk, taking listings and file outcomes from a state when they
     provably did not change. Kept step for step equal to ``_Walker.walk``/``_entry``/
     ``_symlink``/``_file`` (tests compare every result with a full scan)."""
@@ -328,7 +328,7 @@ class _Rescan(_Walker):
         try:
             st = os.stat(sub)
         except OSError as exc:  # listed but not enterable: never skip in silence
-            self.error(sub, _unenterable(sub, exc), False)
+            self.error(sub, unenterable(sub, exc), False)
             return None
         self.checked += 1
         return _stamp(st)
@@ -412,7 +412,7 @@ class _Rescan(_Walker):
         files = self.files
         for name, kind in listing.entries:
             path = prefix + name
-            if not path.isascii() and _utf8_problem(path):
+            if not path.isascii() and utf8_problem(path):
                 errors.append(ScanError(path, _NOT_UTF8, False))
             if kind == _DIR and not (name.endswith(".partial") and LEFTOVER_RE.match(name)):
                 subdirs.append(path)
@@ -486,7 +486,7 @@ class _Rescan(_Walker):
 
     def _entry2(self, path: str, kind: int, linked: list, checked: bool) -> str | None:
         """``_Walker._entry`` on a listed (name, kind)."""
-        if not path.isascii() and _utf8_problem(path):
+        if not path.isascii() and utf8_problem(path):
             self.error(path, _NOT_UTF8, False)
         try:
             if kind == _FILE:
@@ -514,7 +514,7 @@ class _Rescan(_Walker):
         try:
             st = os.stat(path)
         except OSError as exc:
-            target = _readlink(path)
+            target = readlink_text(path)
             if exc.errno == errno.ELOOP:
                 msg = f"symbolic link loop ({path} -> {target}): never reaches a file"
             else:

@@ -640,3 +640,13 @@ def _readlink(path: str) -> str:
         return os.readlink(path)
     except OSError:
         return "?"
+
+
+# The walk's steps, public for ``core.read.rescan``: it replays this walk with kept results and
+# must stay step for step equal to it.
+Walker = _Walker
+adopt_backing_files = _adopt_backing_files
+drop_extents = _drop_extents
+unenterable = _unenterable
+readlink_text = _readlink
+utf8_problem = _utf8_problem
