@@ -23,12 +23,13 @@ when it provably has not changed:
 Always redone, as the full scan does them: backing files outside the root (``external``) and
 every backing pointer that names no scanned image (``stat``'ed and probed each time: nothing
 watches them), raw files adopted as bases (their ``raw_ok`` read is kept beside the plain one),
-flatten leftovers (``.partial``: whether a process holds them changes without any event), and
-files whose reading failed for a system reason (vanished, permission denied). Images whose
-record depends on more than their own file are "volatile" and read again on every rescan: one
-a QEMU holds locked (``in_use``: the lock goes away without a stamp change), a VMDK with extent
-files (its ``actual_size`` adds theirs), and a backing name with ``..`` (resolved through
-directory symlinks).
+leftovers (``.partial`` files and a killed move's ``.partial`` folders: whether a process holds
+them changes without any event), and files whose reading failed for a reason of the moment
+(vanished, permission denied, changed while read; ``scan.FileRead.st`` is None for those).
+Images whose record depends on more than their own file are "volatile" and read again on every
+rescan: one a QEMU holds locked (``in_use``: the lock goes away without a stamp change), a
+VMDK with extent files (its ``actual_size`` adds theirs), and a backing name with ``..``
+(resolved through directory symlinks).
 
 **Racy stamps**: file systems stamp times from a clock that ticks every few milliseconds, so a
 change made in the same tick as the read that recorded a stamp can leave the stamp as it was.
@@ -39,9 +40,19 @@ trusted by a stamp comparison (it is read again next time, once).
 written since (no stamp changes; with hints, an open event on the file is enough), and, with
 hints only, a change to ``st_blocks`` alone (XFS trimming its speculative preallocation).
 
+**For the watch** (``gui/session.py``): start watching *before* the full scan the state comes
+from (``ScanState.from_full``), so no change falls between the scan and the first event; then
+hand every batch of reported paths to :meth:`ScanState.rescan` on the worker: created, deleted,
+written, attributes changed, both names of a rename, as ``os.path.join(watched directory, name)``
+under the root (the scan's names: a directory reached through a symlink to a directory need not
+be watched, it is checked every time). A queue overflow, a watch that could not be added (the
+``max_user_watches`` limit) or any doubt: ``rescan(None)``. Reporting a path too many costs one
+read; one too few is a stale result until the next ``rescan(None)``.
+
 Thread use: one rescan at a time per state (the GUI runs it on its worker); the returned
 :class:`ScanResult` shares its :class:`ImageInfo` records with earlier results (they are
-read-only for everyone).
+read-only for everyone). The counts of the last scan (:attr:`ScanState.counts`: listed, read,
+stat'ed) say what it cost.
 """
 
 from __future__ import annotations
@@ -343,13 +354,11 @@ class _Rescan(Walker):
         visited: set[FileId],
         stack: list[tuple[str, Stamp, bool]],
     ) -> bool:
-        """Apply a directory's kept segment in a few dict operations, when nothing in it can
-        have changed and none of its files is another name of a file seen before; False (and
-        nothing done) otherwise, for the entry-by-entry walk."""
+        """Apply a directory's kept segment in a few dict operations, when none of its files
+        is another name of a file seen before and those that changed (reported, or a new stamp)
+        were only written in place (:meth:`_patched`); False (nothing filed) otherwise, for the
+        entry-by-entry walk."""
         hints = self.hints
-        trusting = hints is not None and not checked
-        if hints is not None and directory in self.stat_dirs and not hints.isdisjoint(seg.records):
-            return False  # a file in it was reported changed
         if self.multi and not self.multi.isdisjoint(seg.ids):
             return False
         if self.linked_ids and not self.linked_ids.isdisjoint(seg.ids):
@@ -368,17 +377,32 @@ class _Rescan(Walker):
                 return False  # the walk records why
             self.checked += 1
             subs.append((sub, _stamp(st), checked or (hints is not None and sub in hints)))
-        if not trusting:
-            for path, rec in seg.records.items():
-                if not rec.trusted:
-                    return False
-                try:
-                    st = os.lstat(path)
-                except OSError:
-                    return False
-                self.checked += 1
-                if _stamp(st) != rec.stamp:
-                    return False
+        records = seg.records
+        stale: list[str] = []
+        if hints is not None and directory in self.stat_dirs:
+            if len(hints) < len(records):
+                stale = [p for p in hints if p in records]
+            else:
+                stale = [p for p in records if p in hints]
+        if checked:
+            for path, rec in records.items():
+                if rec.trusted:
+                    try:
+                        st = os.lstat(path)
+                    except OSError:
+                        return False
+                    self.checked += 1
+                    if _stamp(st) == rec.stamp:
+                        continue
+                if not stale or path not in stale:
+                    stale.append(path)
+        if stale:
+            if len(stale) * 2 > len(records):
+                return False  # mostly changed: the walk costs no more
+            patched = self._patched(seg, stale)
+            if patched is None:
+                return False
+            seg = patched
         result = self.result
         before = result.files_seen
         result.files_seen += len(seg.records)
@@ -398,6 +422,44 @@ class _Rescan(Walker):
                 subdirs.append((sub, sstamp, sub_checked))
         stack.extend(reversed(subdirs))
         return True
+
+    def _patched(self, seg: _Segment, stale: list[str]) -> _Segment | None:
+        """``seg`` with these files read again, when each is the same file as before (same
+        inode) and gave the same kind of result (an image, a bad header, a raw candidate): its
+        place in the images and errors stays. None when one did not: the walk sorts it out."""
+        records = dict(seg.records)
+        images, errors = seg.images, seg.errors
+        for path in stale:
+            old = records[path]
+            got = self._fresh(path, False, None)
+            if not isinstance(got, _File) or got.volatile or got.file_id != old.file_id:
+                return None
+            before, now = old.read, got.read
+            if before.info is not None and now.info is not None:
+                if images is seg.images:
+                    images = dict(images)
+                images[path] = now.info
+            elif before.error is not None and now.error is not None:
+                if errors is seg.errors:
+                    errors = list(errors)
+                at = next(i for i, e in enumerate(errors) if e is before.error)
+                errors[at] = now.error
+            elif before.unclaimed is None or now.unclaimed is None:
+                return None
+            records[path] = got
+            self.fresh.add(path)
+        if self.multi and not self.multi.isdisjoint(seg.ids):
+            return None  # a new hard link: which name wins is the walk's to decide
+        return _Segment(
+            seg.listing,
+            records,
+            images,
+            seg.images_by_id,
+            seg.unclaimed,
+            errors,
+            seg.subdirs,
+            seg.ids,
+        )
 
     def _segment(self, listing: _Dir, prefix: str) -> None:
         """Keep what this directory's entries added to the result, for :meth:`_whole` next
