@@ -397,8 +397,6 @@ class _Rescan(Walker):
                 if not stale or path not in stale:
                     stale.append(path)
         if stale:
-            if len(stale) * 2 > len(records):
-                return False  # mostly changed: the walk costs no more
             patched = self._patched(seg, stale)
             if patched is None:
                 return False
