@@ -269,6 +269,7 @@ class MainWindow(QMainWindow):
         self.welcome.demoRequested.connect(self.demoRequested)
         self.welcome.recentRequested.connect(self.open_directory)
         self.ops.message.connect(lambda text: self.status.showMessage(text, 8000))
+        self.ops.undoable.connect(lambda text: self.status.say(text, self.actions.undo_rebase))
         self.trash_ops.message.connect(
             lambda text, undo: self.status.say(text, self.actions.undo_rebase if undo else None)
         )

@@ -60,6 +60,9 @@ class Ops(QObject):
     undoChanged = Signal(object)
     #: A message for the status bar.
     message = Signal(str)
+    #: A change Undo can take back is done (a new image, a convert, a snapshot taken, a grow):
+    #: its message, for the status bar to show with an Undo button beside it once rescanned.
+    undoable = Signal(str)
 
     def __init__(
         self,
@@ -88,6 +91,10 @@ class Ops(QObject):
         for sig in (jobs.jobFinished, jobs.jobFailed, jobs.jobCancelled):
             sig.connect(lambda *_: self.refresh_undo())
         session.snapshotReady.connect(lambda snap: self.set_undo(snap.undo))
+        #: The message of a journalled change, said with Undo once the rescan it starts is in
+        #: (said before, the rescan's own message would replace it at once).
+        self._undoable_text: str | None = None
+        session.snapshotReady.connect(self._say_undoable)
         update_undo(window.actions, None)  # disabled until the journal has been read
         self.refresh_undo()
 
@@ -501,13 +508,21 @@ class Ops(QObject):
             self.session.release()
             if outcome == Outcome.DONE:
                 self.select_after_scan = select
-                self.message.emit(display_path(getattr(payload, "message", title)))
+                text = display_path(getattr(payload, "message", title))
+                self.message.emit(text)
+                if journalled_change(plan):
+                    self._undoable_text = text
             elif outcome == Outcome.FAILED:
                 self.last_box = failure_box(self.window, title, payload)
             else:
                 self.message.emit(display_path(str(payload)))
 
         return self.jobs.start(Job(title, plan.run), done)
+
+    def _say_undoable(self, _snapshot: object) -> None:
+        if self._undoable_text is not None:
+            text, self._undoable_text = self._undoable_text, None
+            self.undoable.emit(text)
 
     # -- no dialog
 
@@ -548,3 +563,15 @@ class Ops(QObject):
             w.deleteLater()
 
         watcher.finished.connect(finished)
+
+
+def journalled_change(plan: Plan) -> bool:
+    """Whether running ``plan`` recorded a change Undo can take back: a new image, a convert,
+    a snapshot taken, a disk grown (``journal.ChangeEntry``)."""
+    if plan.op in ("new", "convert"):
+        return True
+    if plan.op == "snapshot":
+        return getattr(plan, "action", "") == "create"
+    if plan.op == "resize":
+        return getattr(plan, "new_size", 0) > getattr(plan, "old_size", 0)
+    return False

@@ -59,3 +59,24 @@ def test_undo_snapshot_and_grow_by_name(qtbot, window, open_dir, wait_plan, make
 
     plan_undo_change(journal.RESIZE_OP, str(img)).run()
     assert qemu_info(img)["virtual-size"] == 64 << 20
+
+
+def test_a_snapshot_taken_in_the_window_is_said_with_undo_beside_it(
+    qtbot, window, open_dir, wait_plan, make, tmp_path
+):
+    img = make.create("vm.qcow2")
+    open_dir(tmp_path)
+    window.selection.set(str(img))
+    window.actions.take_snapshot.trigger()
+    dialog = window.ops.dialog
+    dialog.name.setText("before-upgrade")
+    assert not wait_plan(dialog).refused
+    with qtbot.waitSignal(window.ops.undoable, timeout=60_000):
+        dialog.accept()
+    status, undo = window.status, window.actions.undo_rebase
+    assert "created snapshot 'before-upgrade'" in status.currentMessage()
+    qtbot.waitUntil(lambda: _plain(undo) == "Undo snapshot before-upgrade of vm.qcow2")
+    assert status.undo.isVisibleTo(window) and status.undo.isEnabled()
+    status.undo.click()
+    assert window.ops.dialog.windowTitle() == "Undo snapshot before-upgrade of vm.qcow2"
+    window.ops.dialog.reject()

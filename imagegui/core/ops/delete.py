@@ -185,21 +185,9 @@ def examine(
             f"destroys that image's data; delete {names} instead, which takes this file along",
             paths=tuple(owners),
         )
-    spot = None
-    if not permanent:
-        if is_inside(path, home_trash()):
-            return refuse("in-trash", f"{path} is in the Trash already", paths=(path,))
-        try:
-            spot = trash_spot(path)
-        except TrashUnavailable as exc:
-            return refuse(
-                "no-trash",
-                f"{exc}; delete it permanently instead (it cannot be restored then)",
-                fix_cli="add --permanent to the same command",
-                paths=(path,),
-            )
-        if is_inside(path, spot.directory):
-            return refuse("in-trash", f"{path} is in the Trash already", paths=(path,))
+    spot = None if permanent else _trash_for(path)
+    if isinstance(spot, Finding):
+        return spot
     return DeleteItem(
         path=path,
         size=st.st_size,
@@ -208,6 +196,25 @@ def examine(
         links=st.st_nlink,
         spot=spot,
     )
+
+
+def _trash_for(path: str) -> TrashSpot | Finding:
+    """The Trash ``path`` goes to, or why it cannot go to one (it is in the Trash already, or
+    only a copy could take it there)."""
+    if is_inside(path, home_trash()):
+        return refuse("in-trash", f"{path} is in the Trash already", paths=(path,))
+    try:
+        spot = trash_spot(path)
+    except TrashUnavailable as exc:
+        return refuse(
+            "no-trash",
+            f"{exc}; delete it permanently instead (it cannot be restored then)",
+            fix_cli="add --permanent to the same command",
+            paths=(path,),
+        )
+    if is_inside(path, spot.directory):
+        return refuse("in-trash", f"{path} is in the Trash already", paths=(path,))
+    return spot
 
 
 def _leftover_folder(path: str, st: os.stat_result, permanent: bool) -> DeleteItem | Finding:
@@ -220,17 +227,9 @@ def _leftover_folder(path: str, st: os.stat_result, permanent: bool) -> DeleteIt
     if users:
         who = ", ".join(sorted(h.describe() for h in users))
         return refuse("in-use", f"a file in {path} is open by {who}; kept", paths=(path,))
-    spot = None
-    if not permanent:
-        try:
-            spot = trash_spot(path)
-        except TrashUnavailable as exc:
-            return refuse(
-                "no-trash",
-                f"{exc}; delete it permanently instead (it cannot be restored then)",
-                fix_cli="add --permanent to the same command",
-                paths=(path,),
-            )
+    spot = None if permanent else _trash_for(path)
+    if isinstance(spot, Finding):
+        return spot
     size = tree_bytes(path)
     return DeleteItem(path=path, size=size, on_disk=size, stamp=_stamp(st), spot=spot)
 
