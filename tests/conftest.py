@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,19 +25,29 @@ pytest_plugins = ["libvirt_fixtures"]
 QEMU_IMG = shutil.which("qemu-img")
 
 
+@contextmanager
+def _session_env(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` for the whole test run (and every imagegui it starts), then
+    put back: monkeypatch is per test, these hold for session fixtures and hypothesis too."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_log(tmp_path_factory: pytest.TempPathFactory):
     """The log of this test run (and of every imagegui it starts) goes to a file of its own,
     never to the user's ``$XDG_STATE_HOME/imagegui/imagegui.log``; ``log_file`` gives a test
     a fresh one."""
     path = tmp_path_factory.mktemp("log") / "imagegui.log"
-    old = os.environ.get("IMAGEGUI_LOG")
-    os.environ["IMAGEGUI_LOG"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("IMAGEGUI_LOG", None)
-    else:
-        os.environ["IMAGEGUI_LOG"] = old
+    with _session_env("IMAGEGUI_LOG", str(path)):
+        yield path
 
 
 @pytest.fixture
@@ -52,13 +63,8 @@ def _isolated_check_store(tmp_path_factory: pytest.TempPathFactory):
     """Check results never go to the user's real store (session-wide, so hypothesis tests are
     covered too; ``check_store`` gives a test a fresh one of its own)."""
     path = tmp_path_factory.mktemp("state") / "checks.json"
-    old = os.environ.get("IMAGEGUI_CHECKS")
-    os.environ["IMAGEGUI_CHECKS"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("IMAGEGUI_CHECKS", None)
-    else:
-        os.environ["IMAGEGUI_CHECKS"] = old
+    with _session_env("IMAGEGUI_CHECKS", str(path)):
+        yield path
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,13 +72,8 @@ def _isolated_journal(tmp_path_factory: pytest.TempPathFactory):
     """Operations journal what they do (new, convert, resize and snapshot too, for their
     undo): never into the user's journal. Tests of the journal set a fresh one of their own."""
     path = tmp_path_factory.mktemp("journal") / "journal.jsonl"
-    old = os.environ.get("IMAGEGUI_JOURNAL")
-    os.environ["IMAGEGUI_JOURNAL"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("IMAGEGUI_JOURNAL", None)
-    else:
-        os.environ["IMAGEGUI_JOURNAL"] = old
+    with _session_env("IMAGEGUI_JOURNAL", str(path)):
+        yield path
 
 
 @pytest.fixture
@@ -89,13 +90,8 @@ def _isolated_trash(tmp_path_factory: pytest.TempPathFactory):
     is ``$XDG_DATA_HOME/Trash``, pointed at a directory of this run; ``trash_home`` gives a
     test a fresh, empty one."""
     path = tmp_path_factory.mktemp("data")
-    old = os.environ.get("XDG_DATA_HOME")
-    os.environ["XDG_DATA_HOME"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("XDG_DATA_HOME", None)
-    else:
-        os.environ["XDG_DATA_HOME"] = old
+    with _session_env("XDG_DATA_HOME", str(path)):
+        yield path
 
 
 @pytest.fixture
@@ -167,13 +163,8 @@ def _no_default_libvirt():
     """No test asks the machine's libvirtd unless it names a connection (``--connect``, a
     ``DomainSource`` with URIs): the domains other test sessions define there come and go, and
     a quiet default connection in every scan would see them."""
-    old = os.environ.get("IMAGEGUI_LIBVIRT_URIS")
-    os.environ["IMAGEGUI_LIBVIRT_URIS"] = ""
-    yield
-    if old is None:
-        os.environ.pop("IMAGEGUI_LIBVIRT_URIS", None)
-    else:
-        os.environ["IMAGEGUI_LIBVIRT_URIS"] = old
+    with _session_env("IMAGEGUI_LIBVIRT_URIS", ""):
+        yield
 
 
 @pytest.fixture
@@ -188,13 +179,8 @@ def private_runtime_dir() -> Iterator[str]:
     import tempfile
 
     path = tempfile.mkdtemp(prefix="ig-rt-")
-    old = os.environ.get("XDG_RUNTIME_DIR")
-    os.environ["XDG_RUNTIME_DIR"] = path
-    yield path
-    if old is None:
-        os.environ.pop("XDG_RUNTIME_DIR", None)
-    else:
-        os.environ["XDG_RUNTIME_DIR"] = old
+    with _session_env("XDG_RUNTIME_DIR", path):
+        yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
