@@ -188,14 +188,19 @@ def _undo_snapshot(
     qemu_img: str,
     domains: DomainSource | None,
 ) -> Plan[Any]:
-    from imagegui.core.ops.snapshot import _snapshots, plan_snapshot
+    from imagegui.core.ops.snapshot import plan_snapshot
+    from imagegui.core.read.formats.base import ParseError
+    from imagegui.core.read.snapshots import read_snapshots
 
     taken = entry.snapshot or {}
     name = str(taken.get("name", ""))
     inner = plan_snapshot(entry.image, "delete", name, qemu_img=qemu_img, domains=domains)
     # Undo deletes it again: "cannot be undone" is said of a delete the user asks for.
     inner.findings = [f for f in inner.findings if f.code != "not-undoable"]
-    snaps = _snapshots(entry.image) or []
+    try:
+        snaps = read_snapshots(entry.image)
+    except (OSError, ParseError):
+        snaps = []  # the snapshot plan says the table cannot be read
     same_name = [s for s in snaps if s.name == name]
     ident = f"id {taken.get('id')}"
     if ident_now := file_id(entry.image):
