@@ -36,7 +36,8 @@ class DragNews(QObject):
     """Says when a drag of images starts and ends (the window brings the Folders panel to the
     front for it, and puts back the panel it covered)."""
 
-    started = Signal()
+    #: The paths dragged.
+    started = Signal(list)
     ended = Signal()
 
 
@@ -125,7 +126,7 @@ def start_drag(source: QWidget, paths: Sequence[str]) -> Qt.DropAction:
     if not paths:
         return Qt.DropAction.IgnoreAction
     drag = make_drag(source, paths)
-    news().started.emit()
+    news().started.emit(list(paths))
     try:
         return drag.exec(Qt.DropAction.MoveAction, Qt.DropAction.MoveAction)
     finally:

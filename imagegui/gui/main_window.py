@@ -450,7 +450,7 @@ class MainWindow(QMainWindow):
         self.folders_dock.show()
         self.folders_dock.raise_()
 
-    def _on_drag_started(self) -> None:
+    def _on_drag_started(self, _paths: list) -> None:
         """Images are dragged: the Folders panel comes to the front to drop them on."""
         dock = self.folders_dock
         if dock.isVisible() and not dock.visibleRegion().isEmpty():

@@ -192,8 +192,61 @@ def test_a_drag_brings_the_folders_panel_to_the_front_and_puts_details_back(
     assert folders in window.tabifiedDockWidgets(details)  # a tab beside Details
     qtbot.waitUntil(lambda: not details.visibleRegion().isEmpty())
     assert folders.visibleRegion().isEmpty()
-    dnd.news().started.emit()
+    dnd.news().started.emit(["/a.qcow2"])
     qtbot.waitUntil(lambda: not folders.visibleRegion().isEmpty())
     dnd.news().ended.emit()
     qtbot.waitUntil(lambda: not details.visibleRegion().isEmpty())
     assert folders.visibleRegion().isEmpty()
+
+
+def _card_point(window, node):
+    view = window.view
+    return view.mapFromScene(window.scene.node_rect(node).center())
+
+
+def test_pressing_and_moving_a_card_drags_the_selected_cards(qtbot, window, shown, make, tmp_path):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    base = make.create("base.qcow2")
+    make.overlay("web.qcow2", "base.qcow2")
+    db = make.create("db.qcow2")
+    shown(tmp_path)
+    window.view.zoom_reset()
+    window.selection.set(str(base))
+    window.chains.toggle(str(db))
+    qtbot.waitUntil(lambda: window.scene.also_selected == {str(base), str(db)})
+    window.view.show_node(str(db))
+    port = window.view.viewport()
+    at = _card_point(window, str(db))
+    left = Qt.MouseButton.LeftButton
+    QTest.mousePress(port, left, Qt.KeyboardModifier.NoModifier, at)
+    # Pressing one of several selected cards keeps them all selected (for the drag).
+    assert set(window.chains.selected_nodes()) == {str(base), str(db)}
+    with qtbot.waitSignal(dnd.news().started, timeout=5_000) as started:
+        QTest.mouseMove(port, at + QPoint(QApplication.startDragDistance() + 12, 4))
+    assert started.args[0] == [str(db), str(base)]
+    QTest.mouseRelease(port, left, Qt.KeyboardModifier.NoModifier, at)
+    # A plain click (no move) on one of them makes it the one selected, as before.
+    QTest.mouseClick(port, left, Qt.KeyboardModifier.NoModifier, _card_point(window, str(base)))
+    qtbot.waitUntil(lambda: window.chains.selected_nodes() == [str(base)])
+
+
+def test_pressing_and_moving_selected_rows_drags_them(qtbot, window, shown, make, tmp_path):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    a = make.create("a.qcow2")
+    b = make.create("b.qcow2")
+    shown(tmp_path)
+    window.selection.set(str(a))
+    window.chains.toggle(str(b))
+    tree = window.chains.tree
+    at = tree.visualRect(window.chains.model.index_of(str(b))).center()
+    left = Qt.MouseButton.LeftButton
+    QTest.mousePress(tree.viewport(), left, Qt.KeyboardModifier.NoModifier, at)
+    with qtbot.waitSignal(dnd.news().started, timeout=5_000) as started:
+        for step in (4, 10, 20, 30):
+            QTest.mouseMove(tree.viewport(), at + QPoint(step, step))
+    assert sorted(started.args[0]) == sorted([str(a), str(b)])
+    QTest.mouseRelease(tree.viewport(), left, Qt.KeyboardModifier.NoModifier, at)
