@@ -114,7 +114,14 @@ class MoveOps(QObject):
                 f"{what} {'is' if len(images) == 1 else 'are'} in {where} already"
             )
             return
-        if skipped:
+        there = [p for p in images if os.path.dirname(p) == folder]
+        if there:  # a move onto itself is no move: the others go, these are said
+            images = [p for p in images if p not in there]
+            self.ops.message.emit(
+                f"{counted(len(there), 'image')} already in "
+                f"{display_path(os.path.basename(folder) or folder)} left out"
+            )
+        elif skipped:
             self.ops.message.emit(
                 f"{counted(skipped, 'item')} left out: only scanned images can be moved"
             )

@@ -121,6 +121,7 @@ def test_a_drop_on_the_folder_the_image_is_in_does_nothing_and_says_so(
     qtbot, window, shown, make, tmp_path
 ):
     base = make.create("vms/base.qcow2")
+    other = make.create("other.qcow2")
     shown(tmp_path)
     folders = window.folders
     mime = dnd.image_mime([str(base)])
@@ -135,6 +136,12 @@ def test_a_drop_on_the_folder_the_image_is_in_does_nothing_and_says_so(
     with qtbot.waitSignal(window.ops.message, timeout=5_000) as told:
         window.move_ops.move_into([str(base)], str(tmp_path / "vms"))
     assert "already" in told.args[0]
+    # With another image, only that one is moved (a move onto itself is none).
+    with qtbot.waitSignal(window.ops.dialogOpened, timeout=5_000) as shown_dialog:
+        window.move_ops.move_into([str(base), str(other)], str(tmp_path / "vms"))
+    assert shown_dialog.args[0].paths == [str(other)]
+    shown_dialog.args[0].reject()
+    opened.clear()
     qtbot.wait(50)  # the drop's own posted emission, had one been made
     assert opened == [] and base.exists()
 
