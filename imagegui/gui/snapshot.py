@@ -86,6 +86,9 @@ class Snapshot:
     #: The internal snapshots of each qcow2 image that has some, read from its snapshot table
     #: with the scan (``internal_snapshots``), so the details never read a file in a slot.
     internal: dict[str, tuple[InternalSnapshot, ...]] = field(default_factory=dict)
+    #: The zoomed-out overview's data for each layout (keyed by ``id(layout)``), made on the
+    #: worker (``gui.graph.overview``): at 100,000 images a pass over every node.
+    overviews: dict = field(default_factory=dict)
 
     @property
     def remote_uri(self) -> str | None:
@@ -238,6 +241,7 @@ def build_snapshot(
     tables = tree_tables(layout.forest, nodes, {n: i for i, n in enumerate(nodes)})
     snap = Snapshot(scan.root, graph, layout, status, paths, tables, select, timings)
     add_problem_layout(snap, aspect)
+    add_overviews(snap)
     timings["layout"] = time.perf_counter() - t
     snap.undo = journal.undo_target()  # a small file: read here, never in a slot
     in_use = [n for n, (_, info) in graph.nodes.items() if info is not None and info.in_use]
@@ -301,6 +305,15 @@ def add_problem_layout(snap: Snapshot, aspect: float = ASPECT) -> None:
         return
     sub = compute_layout(snap.graph, layout.forest, aspect, roots=roots)
     snap.problem_layout, snap.problem_paths = sub, build_paths(sub)
+
+
+def add_overviews(snap: Snapshot) -> None:
+    """The overview's per-tree figures and block paths for both layouts, here on the worker."""
+    from imagegui.gui.graph.overview import overview_data  # it imports this module's users
+
+    for layout in (snap.layout, snap.problem_layout):
+        if layout is not None and id(layout) not in snap.overviews:
+            snap.overviews[id(layout)] = overview_data(layout, snap.status)
 
 
 def build_paths(layout: Layout) -> list[ComponentPaths]:

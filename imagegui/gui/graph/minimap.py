@@ -5,9 +5,10 @@ says where that corner is and where the trouble is (broken and unusable cards as
 size), and a click or a drag on it moves the view there. It is shown only while the view does not
 show everything.
 
-The picture is rendered once per built scene, and only once it is needed (the view shows part of
-the graph): ``QGraphicsScene.render`` into a pixmap, Qt painting the card boxes in C++ and the card
-layers skipping themselves at this size, on a zero-timer; moving the view only repaints the frame.
+The picture is made once per built scene, and only once it is needed (the view shows part of
+the graph), on a zero-timer: each tree drawn as its overview block (a few paths, whatever the
+image count), or failing that ``QGraphicsScene.render`` of the card boxes; moving the view only
+repaints the frame.
 """
 
 from __future__ import annotations
@@ -92,7 +93,13 @@ class Minimap(QWidget):
         pixmap = QPixmap(size)
         pixmap.fill(theme.current().scene_bg)
         painter = QPainter(pixmap)
-        scene.render(painter, QRectF(pixmap.rect()), source, Qt.AspectRatioMode.IgnoreAspectRatio)
+        sx, sy = size.width() / source.width(), size.height() / source.height()
+        # Each tree as its overview block (gui/graph/overview.py): at 100,000 images a few
+        # paths, where a render of the scene would paint every card box.
+        if not self.view.overview.paint_picture(painter, source, sx, sy):
+            scene.render(
+                painter, QRectF(pixmap.rect()), source, Qt.AspectRatioMode.IgnoreAspectRatio
+            )
         self._paint_trouble(painter, source, size)
         painter.end()
         self._pixmap, self._source, self._scale = pixmap, source, scale

@@ -23,7 +23,12 @@ import time
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QGraphicsScene
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+)
 
 from imagegui.core.chains.layout import NODE_H, NODE_W, Layout
 from imagegui.core.chains.nodestate import State
@@ -58,6 +63,11 @@ class ChainScene(QGraphicsScene):
         self.problems_only = False
         self.markers: MarkerLayer | None = None
         self.markers_visible = False
+        #: The parent of every card box, card layer and edge path: hidden as one subtree while
+        #: the zoomed-out overview stands for them (``set_cards_visible``), so a zoomed-out
+        #: repaint visits one item instead of one per image.
+        self.cards_root: QGraphicsRectItem | None = None
+        self.cards_visible = True
         self.focus_visible = False
         self._focus_ring = None
         self._columns: dict[float, list[tuple[float, str]]] | None = None
@@ -147,6 +157,9 @@ class ChainScene(QGraphicsScene):
         self._paths = []
         self.markers = None
         self._columns = None
+        self.cards_root = self.addRect(QRectF())
+        self.cards_root.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
+        self.cards_root.setVisible(self.cards_visible)
         self._ring = self._make_ring()
         self._also_ring = self._make_ring()
         self._focus_ring = self._make_ring(focus=True)
@@ -201,13 +214,16 @@ class ChainScene(QGraphicsScene):
     def _add_component(self, snap: Snapshot, index: int) -> None:
         comp = self.layout.components[index]
         paths = self.paths[index]
+        root = self.cards_root
+        made = []
         if comp.has_edges:
-            self._paths.append(("edges", self.addPath(paths.edges, self._edge_pen)))
-            self._paths.append(
-                ("arrows", self.addPath(paths.arrows, self._no_pen, self._arrow_brush))
-            )
+            made.append(("edges", self.addPath(paths.edges, self._edge_pen)))
+            made.append(("arrows", self.addPath(paths.arrows, self._no_pen, self._arrow_brush)))
         if paths.loops is not None:
-            self._paths.append(("loops", self.addPath(paths.loops, self._loop_pen)))
+            made.append(("loops", self.addPath(paths.loops, self._loop_pen)))
+        for _kind, path_item in made:
+            path_item.setParentItem(root)
+        self._paths += made
         pos = self.layout.positions
         status = snap.status
         rects: list[tuple[str, QRectF]] = []
@@ -220,13 +236,14 @@ class ChainScene(QGraphicsScene):
             item = self.addRect(rect, pen, brush)
             item.setData(NODE_KEY, node)
             item.setData(COMPONENT_KEY, index)
+            item.setParentItem(root)
             if self.matches is not None and node not in self.matches:
                 item.setOpacity(DIMMED)
             self.items_by_node[node] = item
             rects.append((node, rect))
         layer = CardLayer(self, index, rects, QRectF(comp.x, comp.y, comp.w, comp.h))
         layer.setVisible(self.details_visible)
-        self.addItem(layer)
+        layer.setParentItem(root)
         self.layers[index] = layer
 
     # -- selection (ours, not Qt's: one current image, shared with the list)
@@ -325,6 +342,12 @@ class ChainScene(QGraphicsScene):
         self.details_visible = visible
         for layer in self.layers.values():
             layer.setVisible(visible)
+
+    def set_cards_visible(self, visible: bool) -> None:
+        """Shows or hides every card, card layer and edge at once (the overview's switch)."""
+        self.cards_visible = visible
+        if self.cards_root is not None:
+            self.cards_root.setVisible(visible)
 
     def node_at(self, scene_pos) -> str | None:
         for item in self.items(scene_pos):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 
-from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QKeyEvent,
     QMouseEvent,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QApplication, QFrame, QGraphicsView, QToolTip
 from imagegui.gui import dnd
 from imagegui.gui.graph.cards import LOD_MARKER, LOD_NAME
 from imagegui.gui.graph.minimap import Minimap
+from imagegui.gui.graph.overview import Overview, tree_tooltip
 from imagegui.gui.graph.scene import ChainScene
 from imagegui.gui.panels.chains_model import tooltip
 
@@ -73,6 +74,9 @@ class ChainView(QGraphicsView):
         #: The wheel zooms and Ctrl+wheel scrolls (a preference); by default the other way.
         self.wheel_zooms = False
         scene.built.connect(self._on_built)
+        #: Zoomed out, each tree drawn as one block (gui/graph/overview.py).
+        self.overview = Overview(scene)
+        self._press_at: QPointF | None = None
         #: The overview in the bottom-right corner while only part of the graph is in view.
         self.minimap = Minimap(self)
         #: A card pressed with the left button: (node, where, its click still to be reported).
@@ -125,6 +129,7 @@ class ChainView(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.Antialiasing, self.scale_factor >= ANTIALIAS_FROM)
         self.chain_scene.set_details_visible(self.scale_factor >= LOD_NAME)
         self.chain_scene.set_markers_visible(self.scale_factor < LOD_MARKER)
+        self.overview.set_scale(self.scale_factor)
         self.zoomChanged.emit(self.scale_factor)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
@@ -161,6 +166,22 @@ class ChainView(QGraphicsView):
         else:
             self.ensureVisible(rect, 80, 60)
 
+    def zoom_to_tree(self, root: str) -> None:
+        """Zooms in on the tree based on ``root`` (a click on its overview block): the whole tree
+        when it fits at a legible zoom, else its base, legible."""
+        scene = self.chain_scene
+        layout = scene.layout
+        index = layout.component_of.get(root) if layout is not None else None
+        if index is None:
+            return
+        comp = layout.components[index]
+        rect = QRectF(comp.x, comp.y, comp.w, comp.h).adjusted(-40, -40, 40, 40)
+        area = self.viewport().rect()
+        fit = min(area.width() / rect.width(), area.height() / rect.height())
+        self.set_scale(max(LOD_NAME * 1.5, min(1.0, fit)))
+        base = scene.node_rect(root)
+        self.centerOn(rect.center() if fit >= LOD_NAME * 1.5 or base is None else base.center())
+
     # -- mouse
 
     def drag_paths(self, node: str) -> list[str]:
@@ -182,6 +203,7 @@ class ChainView(QGraphicsView):
         return self.scale_factor >= LOD_NAME
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        self._press_at = event.position()
         node = self.chain_scene.node_at(self.mapToScene(event.position().toPoint()))
         ctrl = event.modifiers() & Qt.KeyboardModifier.ControlModifier
         self._press = None
@@ -219,7 +241,10 @@ class ChainView(QGraphicsView):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        """Ends a card's press (a click on one of several selected: it alone); a click (not a
+        drag) on a tree's overview block selects its base and zooms in on the tree."""
         press, self._press = self._press, None
+        pressed_at, self._press_at = self._press_at, None
         if press is not None:
             node, _, pending = press
             if pending:  # a click (no drag) on one of several selected: it alone, as usual
@@ -227,6 +252,17 @@ class ChainView(QGraphicsView):
             event.accept()
             return
         super().mouseReleaseEvent(event)
+        if event.button() != Qt.MouseButton.LeftButton or pressed_at is None:
+            return
+        if (event.position() - pressed_at).manhattanLength() > 4:
+            return
+        at = self.mapToScene(event.position().toPoint())
+        if self.chain_scene.node_at(at) is not None:
+            return
+        tree = self.overview.tree_at(at)
+        if tree is not None:
+            self.nodeClicked.emit(tree.root)
+            self.zoom_to_tree(tree.root)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         node = self.chain_scene.node_at(self.mapToScene(event.position().toPoint()))
@@ -262,7 +298,12 @@ class ChainView(QGraphicsView):
     def viewportEvent(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.ToolTip:
             snap = self.chain_scene.snapshot
-            node = self.chain_scene.node_at(self.mapToScene(event.pos()))
+            at = self.mapToScene(event.pos())
+            node = self.chain_scene.node_at(at)
+            tree = self.overview.tree_at(at) if node is None and snap is not None else None
+            if tree is not None:
+                QToolTip.showText(event.globalPos(), tree_tooltip(tree), self.viewport())
+                return True
             if node is None or snap is None:
                 QToolTip.hideText()
                 event.ignore()

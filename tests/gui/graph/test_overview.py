@@ -1,0 +1,124 @@
+"""The zoomed-out overview: each tree one block with its count and worst state, standing in for
+the cards below a legible zoom; its tooltip, a click that zooms in, and the way back."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QHelpEvent
+from PySide6.QtWidgets import QApplication, QToolTip
+
+from imagegui.core.chains.nodestate import State
+from imagegui.gui import theme
+from imagegui.gui.graph.cards import LOD_NAME
+from imagegui.gui.graph.overview import FADE_FROM, block_styles, tree_tooltip
+
+
+def lab(make, tmp_path) -> dict[str, str]:
+    """A healthy tree of four images and a tree broken in its middle (b1 deleted)."""
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("a.qcow2", "base.qcow2")
+    make.overlay("b.qcow2", "base.qcow2")
+    make.overlay("a1.qcow2", "a.qcow2")
+    make.create("b0.qcow2", "qcow2", "1G")
+    gone = make.overlay("b1.qcow2", "b0.qcow2")
+    make.overlay("b2.qcow2", "b1.qcow2")
+    make.overlay("b3.qcow2", "b2.qcow2")
+    gone.unlink()
+    return {"healthy": str(tmp_path / "base.qcow2"), "broken": str(tmp_path / "b1.qcow2")}
+
+
+def tree_of(window, root):
+    overview = window.view.overview
+    return next(t for t in overview.current().trees if t.root == root)
+
+
+def block_centre(view, tree) -> QPoint:
+    return view.mapFromScene(QPointF(tree.x + tree.w / 2, tree.y + tree.h / 2))
+
+
+def test_zoomed_out_the_overview_stands_in_for_the_cards(qtbot, window, open_dir, make, tmp_path):
+    roots = lab(make, tmp_path)
+    open_dir(tmp_path)
+    view, scene, overview = window.view, window.scene, window.view.overview
+    view.set_scale(1.0)
+    assert not overview.shown and scene.cards_root.isVisible()
+
+    view.set_scale(FADE_FROM / 2)
+    assert overview.shown and overview.only
+    assert overview.layer.isVisible() and overview.labels.isVisible()
+    assert not scene.cards_root.isVisible()  # no card box, edge or card layer is painted
+    assert not any(layer.isVisibleTo(None) for layer in scene.layers.values())
+    assert scene.node_at(scene.node_rect(roots["healthy"]).center()) is None
+
+    healthy, broken = tree_of(window, roots["healthy"]), tree_of(window, roots["broken"])
+    assert (healthy.images, healthy.worst) == (4, State.OK)
+    assert (broken.images, broken.worst) == (2, State.ERROR) and broken.broken
+
+    view.centerOn(QPointF(broken.x + broken.w / 2, broken.y + broken.h / 2))
+    image = view.viewport().grab().toImage()
+    styles = block_styles()
+    for tree in (healthy, broken):  # each block in its worst state's colour
+        assert (
+            image.pixelColor(block_centre(view, tree)).rgb()
+            == styles[tree.worst].brush.color().rgb()
+        )
+    assert broken.index in {i for i, _ in overview.labels.labelled}  # trouble is labelled
+
+    view.set_scale((FADE_FROM + LOD_NAME) / 2)  # the cards come back under fading blocks
+    assert overview.shown and not overview.only and scene.cards_root.isVisible()
+    assert 0 < overview.layer.fade < 1
+    view.set_scale(LOD_NAME * 1.5)
+    assert not overview.shown and not overview.layer.isVisible()
+    assert all(layer.isVisible() for layer in scene.layers.values())
+    assert scene.node_at(scene.node_rect(roots["healthy"]).center()) == roots["healthy"]
+
+
+def test_a_block_names_its_base_count_and_problems(qtbot, window, open_dir, make, tmp_path):
+    roots = lab(make, tmp_path)
+    open_dir(tmp_path)
+    view = window.view
+    view.set_scale(FADE_FROM / 2)
+    broken = tree_of(window, roots["broken"])
+    text = tree_tooltip(broken)
+    assert "<b>b1.qcow2</b>" in text and "2 images" in text and "worst: error" in text
+    assert "missing backing file: b1.qcow2" in text
+    assert "2 images qemu cannot open" in text
+    assert "qemu-img" not in text and "--" not in text  # window terms
+
+    at = block_centre(view, broken)
+    event = QHelpEvent(QEvent.Type.ToolTip, at, view.viewport().mapToGlobal(at))
+    QApplication.sendEvent(view.viewport(), event)
+    qtbot.waitUntil(QToolTip.isVisible)
+    assert "b1.qcow2" in QToolTip.text() and "2 images" in QToolTip.text()
+    QToolTip.hideText()
+
+
+def test_clicking_a_block_selects_its_base_and_zooms_in(qtbot, window, open_dir, make, tmp_path):
+    roots = lab(make, tmp_path)
+    open_dir(tmp_path)
+    view = window.view
+    view.set_scale(FADE_FROM / 2)
+    healthy = tree_of(window, roots["healthy"])
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=block_centre(view, healthy))
+    assert window.selection.node == roots["healthy"]
+    assert view.scale_factor >= LOD_NAME and not view.overview.shown
+    card = view.mapFromScene(window.scene.node_rect(roots["healthy"])).boundingRect()
+    assert view.viewport().rect().contains(card)  # the base is in view, legible
+
+
+def test_the_blocks_follow_the_palette(qtbot, window, open_dir, make, tmp_path):
+    lab(make, tmp_path)
+    open_dir(tmp_path)
+    app = QApplication.instance()
+    layer = window.view.overview.layer
+    try:
+        theme.apply_appearance(app, theme.LIGHT)
+        qtbot.waitUntil(lambda: not theme.current().dark)
+        light = layer.styles[State.OK].brush.color()
+        theme.apply_appearance(app, theme.DARK)
+        qtbot.waitUntil(lambda: theme.current().dark)
+        qtbot.waitUntil(lambda: layer.styles[State.OK].brush.color() != light)
+        dark = layer.styles[State.OK].brush.color()
+        assert theme.luminance(dark) < theme.luminance(light)
+    finally:
+        theme.apply_appearance(app, theme.SYSTEM)
