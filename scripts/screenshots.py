@@ -8,8 +8,9 @@ again on a dark one (``-dark`` before the extension; ``--theme`` for only one of
   commit.png    Commit… on a clone whose base is shared: the siblings listed, refused
   repair.png    Repair missing backing…: the moved base found by name, the exact command
   launch.png    Launch in QEMU… on a base with overlays: snapshot only
-  overview.png  (with --big N) N images zoomed out, level-of-detail painting; every 97th chain
-                has a file deleted in its middle, so broken and unusable cards show as dots
+  overview.png  (with --big N) N images zoomed out: each tree one block (gui/graph/overview.py);
+                every 97th chain has a file deleted in its middle, so some trees are broken
+  overview-zoom.png  the same closer (8 %): the blocks labelled with base and count
   overview-problems.png  the same with Problems Only: just the broken chains
   space.png     the Space view: the treemap of the demo's disk use, the totals above it
   layers.png    the details of a five-layer snapshot chain: what each layer gives its guest
@@ -272,7 +273,8 @@ def main() -> int:
         shoot_screen("launch.png")
         dialog.reject()
 
-    if args.big and (wanted("overview.png") or wanted("overview-problems.png")):
+    big_shots = ("overview.png", "overview-zoom.png", "overview-problems.png")
+    if args.big and any(wanted(name) for name in big_shots):
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from scan_bench import CHAIN_NAME, make_tree
 
@@ -289,6 +291,18 @@ def main() -> int:
             suffix = "" if mode == "light" else "-dark"
             theme.apply_appearance(app, mode)
             shoot_window("overview.png")
+        if wanted("overview-zoom.png"):  # closer: the blocks labelled, a broken tree in view
+            overview = window.view.overview
+            data = overview.current()
+            broken = next((t for t in data.trees if t.broken), None) if data else None
+            window.view.set_scale(0.08)
+            if broken is not None:
+                window.view.centerOn(broken.x + broken.w / 2, broken.y + broken.h / 2)
+            for mode in themes:
+                suffix = "" if mode == "light" else "-dark"
+                theme.apply_appearance(app, mode)
+                shoot_window("overview-zoom.png")
+            window.view.fit_all()
         window.actions.problems_only.setChecked(True)
         wait(window.scene.built, timeout=120_000)
         wait(ms=300)

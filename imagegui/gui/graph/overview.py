@@ -38,6 +38,7 @@ from PySide6.QtGui import (
     QTransform,
 )
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+from shiboken6 import isValid
 
 from imagegui.core.chains.layout import NODE_H, NODE_W, Layout
 from imagegui.core.chains.nodestate import NodeStatus, State
@@ -45,6 +46,7 @@ from imagegui.core.chains.trees import RANK, SEVERITY, TreeSummary, summarize
 from imagegui.core.units import display_path
 from imagegui.gui import resources, theme
 from imagegui.gui.graph.cards import LOD_NAME, is_broken
+from imagegui.gui.graph.scene import DIMMED
 from imagegui.gui.panels.chains_model import STATE_ICON
 
 #: Below this zoom only the overview is drawn (the cards are hidden); from it up to ``LOD_NAME``
@@ -208,6 +210,8 @@ class OverviewLayer(QGraphicsItem):
         self.styles = block_styles()
         #: Opacity of the blocks (1 zoomed out, falling to 0 as the cards come back).
         self.fade = 1.0
+        #: (the filter's matches, the trees with one, the path of the others' blocks).
+        self._dim: tuple[set[str], set[int], QPainterPath] | None = None
         self.setZValue(3)  # above the cards (while they fade in), below markers and rings
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
@@ -219,10 +223,34 @@ class OverviewLayer(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return self._bounds
 
+    def matched(self) -> set[int] | None:
+        """The trees with an image the list's filter matches (None: no filter), and the path
+        of the others' blocks, made once per filter."""
+        scene = self.scene()
+        matches = getattr(scene, "matches", None)
+        if matches is None or scene.layout is None:
+            return None
+        if self._dim is None or self._dim[0] is not matches:
+            of = scene.layout.component_of
+            hit = {of[n] for n in matches if n in of}
+            path = QPainterPath()
+            for t in self.data.trees:
+                if t.index not in hit:
+                    radius = min(RADIUS, t.h / 2, t.w / 2)
+                    path.addRoundedRect(QRectF(t.x, t.y, t.w, t.h), radius, radius)
+            self._dim = (matches, hit, path)
+        return self._dim[1]
+
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ):
         paint_blocks(painter, self.data, self.styles, option.exposedRect, self.fade * BLOCK_OPACITY)
+        if self.matched() is not None and self._dim is not None:  # the filter's misses faded
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(theme.current().scene_bg)
+            painter.setOpacity(self.fade * (1 - DIMMED))
+            painter.drawPath(self._dim[2])
+            painter.setOpacity(1.0)
 
 
 class LabelLayer(QGraphicsItem):
@@ -315,6 +343,7 @@ class LabelLayer(QGraphicsItem):
         left, top = exposed.x() * sx + dx, exposed.y() * sy + dy
         right, bottom = left + exposed.width() * sx, top + exposed.height() * sy
         trees = self.data.trees
+        matched = self.blocks.matched()  # while the list is filtered, only matching trees
         candidates = self.data.troubled
         if self.data.min_h * sy >= LABEL_MIN_H:
             candidates = candidates + self.data.healthy
@@ -332,6 +361,8 @@ class LabelLayer(QGraphicsItem):
         for n, i in enumerate(candidates):
             if n >= MAX_CANDIDATES or len(labelled) >= MAX_LABELS:
                 break
+            if matched is not None and i not in matched:
+                continue
             tree = trees[i]
             x0, y0 = tree.x * sx + dx, tree.y * sy + dy
             x1, y1 = x0 + tree.w * sx, y0 + tree.h * sy
@@ -341,8 +372,8 @@ class LabelLayer(QGraphicsItem):
                 continue
             pm = self.label(i, ratio)
             w = pm.width() / ratio
-            # At the block's left; a troubled tree's may go past its right end instead when
-            # the left would cover a dot. Never over another label or a dot.
+            # At the block's left; a troubled tree's may go past its right end (or before its
+            # left) instead when that would cover a dot. Never over another label or a dot.
             ly = (y0 + y1) / 2 - h / 2
             spans = [
                 rows.setdefault(r, []) for r in range(int(ly // ROW), int((ly + h) // ROW) + 1)
@@ -350,6 +381,8 @@ class LabelLayer(QGraphicsItem):
             places = [max(x0, left)]
             if tree.troubled and x1 + LABEL_GAP + w <= right:
                 places.append(x1 + LABEL_GAP)
+            if tree.troubled and x0 - LABEL_GAP - w >= left:
+                places.append(x0 - LABEL_GAP - w)
             for lx in places:
                 lx1 = lx + w
                 if not any(a < lx1 and lx < b for row in spans for a, b in row):
@@ -393,10 +426,17 @@ class Overview(QObject):
         scene.built.connect(self._on_built)
         theme.watcher().changed.connect(self._on_theme_changed)
 
+    def _live(self) -> OverviewLayer | None:
+        """The layer, while it is in the scene (a new snapshot's ``clear()`` deletes it)."""
+        layer = self.layer
+        if layer is None or not isValid(layer) or layer.scene() is not self.scene:
+            return None
+        return layer
+
     @property
     def shown(self) -> bool:
         """The overview is drawn (the view is zoomed out below legible names)."""
-        return self.layer is not None and self.scale < LOD_NAME
+        return self.scale < LOD_NAME and self._live() is not None
 
     @property
     def only(self) -> bool:
@@ -408,7 +448,7 @@ class Overview(QObject):
         snap, layout = scene.snapshot, scene.layout
         if snap is None or layout is None:
             return
-        if layout is not self._layout or self.layer is None or self.layer.scene() is not scene:
+        if layout is not self._layout or self._live() is None:
             self._layout = layout
             self.data = _data_for(snap, layout)
             self.layer = OverviewLayer(self.data, scene.sceneRect())
@@ -418,8 +458,9 @@ class Overview(QObject):
         self.set_scale(self.scale, force=True)
 
     def _on_theme_changed(self) -> None:
-        if self.layer is not None and self.layer.scene() is self.scene:
-            self.layer.set_colours()
+        layer = self._live()
+        if layer is not None:
+            layer.set_colours()
             if self.labels is not None:
                 self.labels.set_colours()
 
@@ -427,8 +468,8 @@ class Overview(QObject):
         """The view's zoom changed: show, fade or hide the overview, hide or show the cards."""
         before = (self.shown, self.only)
         self.scale = scale
-        layer = self.layer
-        if layer is None or layer.scene() is not self.scene:
+        layer = self._live()
+        if layer is None:
             self.layer = self.labels = None
             self.scene.set_cards_visible(True)
             return
@@ -445,12 +486,8 @@ class Overview(QObject):
 
     def current(self) -> OverviewData | None:
         """The overview of the layout the scene shows now (None before one is built)."""
-        layer = self.layer
-        if (
-            layer is None
-            or layer.scene() is not self.scene
-            or self._layout is not self.scene.layout
-        ):
+        layer = self._live()
+        if layer is None or self._layout is not self.scene.layout:
             return None
         return layer.data
 
@@ -458,24 +495,25 @@ class Overview(QObject):
         """Paints the blocks of scene rect ``source`` at scale (``sx``, ``sy``) onto ``painter``
         (the minimap's picture: a few paths instead of one box per image); False if there is no
         overview to paint."""
-        data = self.current()
-        if data is None or self.layer is None:
+        data, layer = self.current(), self.layer
+        if data is None or layer is None:
             return False
         painter.save()
         painter.scale(sx, sy)
         painter.translate(-source.x(), -source.y())
-        paint_blocks(painter, data, self.layer.styles, source)
+        paint_blocks(painter, data, layer.styles, source)
         painter.restore()
         return True
 
     def tree_at(self, pos: QPointF) -> TreeSummary | None:
         """The tree whose block is at scene point ``pos`` (or within a few pixels of it)."""
-        if not self.shown or self.data is None:
+        data = self.current()
+        if not self.shown or data is None:
             return None
         slop = HIT_SLOP / max(self.scale, 1e-6)
         x, y = pos.x(), pos.y()
         best: tuple[float, TreeSummary] | None = None
-        for t in self.data.trees:
+        for t in data.trees:
             ddx = max(t.x - x, 0.0, x - t.x - t.w)
             ddy = max(t.y - y, 0.0, y - t.y - t.h)
             if ddx <= slop and ddy <= slop:

@@ -335,6 +335,7 @@ class ChainScene(QGraphicsScene):
             item.setOpacity(1.0 if matches is None or node in matches else DIMMED)
         for layer in self.layers.values():
             layer.update()
+        self.update()  # the zoomed-out overview fades the trees without a match
 
     def set_details_visible(self, visible: bool) -> None:
         if visible == self.details_visible:

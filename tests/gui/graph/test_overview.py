@@ -122,3 +122,39 @@ def test_the_blocks_follow_the_palette(qtbot, window, open_dir, make, tmp_path):
         assert theme.luminance(dark) < theme.luminance(light)
     finally:
         theme.apply_appearance(app, theme.SYSTEM)
+
+
+def test_problems_only_gets_its_own_overview(qtbot, window, open_dir, make, tmp_path):
+    roots = lab(make, tmp_path)
+    open_dir(tmp_path)
+    view, scene = window.view, window.scene
+    view.set_scale(FADE_FROM / 2)
+    assert {roots["healthy"], roots["broken"]} <= {t.root for t in view.overview.current().trees}
+    with qtbot.waitSignal(window.ready):
+        window.actions.problems_only.trigger()
+        view.set_scale(FADE_FROM / 3)  # zoomed while the scene is rebuilt: the old layer is gone
+        assert not view.overview.shown or not scene.building
+    shown = {t.root for t in view.overview.current().trees}
+    assert roots["broken"] in shown and roots["healthy"] not in shown
+    assert view.overview.only and not scene.cards_root.isVisible()
+    view.viewport().grab()
+
+
+def test_the_filter_fades_trees_without_a_match(qtbot, window, open_dir, make, tmp_path):
+    roots = lab(make, tmp_path)
+    open_dir(tmp_path)
+    view = window.view
+    view.set_scale(FADE_FROM / 2)
+    healthy, broken = tree_of(window, roots["healthy"]), tree_of(window, roots["broken"])
+    full = block_styles()[State.OK].brush.color().rgb()
+    with qtbot.waitSignal(window.chains.filterApplied):
+        window.chains.filter.setText("b2.qcow2")
+    assert view.overview.layer.matched() == {broken.index}
+    image = view.viewport().grab().toImage()
+    assert image.pixelColor(block_centre(view, healthy)).rgb() != full  # faded
+    assert {i for i, _ in view.overview.labels.labelled} <= {broken.index}
+    with qtbot.waitSignal(window.chains.filterApplied):
+        window.chains.filter.setText("")
+    assert view.overview.layer.matched() is None
+    image = view.viewport().grab().toImage()
+    assert image.pixelColor(block_centre(view, healthy)).rgb() == full
