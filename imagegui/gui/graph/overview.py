@@ -215,6 +215,10 @@ class OverviewLayer(QGraphicsItem):
         self.setZValue(3)  # above the cards (while they fade in), below markers and rings
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
+        # Kept as a picture of the part in view until the zoom, the palette or the filter
+        # changes: a repaint for the selection ring, a tooltip or the minimap is a copy, and a
+        # scroll renders only the strip that comes into view.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def set_colours(self) -> None:
         self.styles = block_styles()
@@ -424,6 +428,7 @@ class Overview(QObject):
         self._layout: Layout | None = None
         self.scale = 1.0
         scene.built.connect(self._on_built)
+        scene.matchesChanged.connect(self._on_matches_changed)
         theme.watcher().changed.connect(self._on_theme_changed)
 
     def _live(self) -> OverviewLayer | None:
@@ -456,6 +461,14 @@ class Overview(QObject):
             scene.addItem(self.layer)
             scene.addItem(self.labels)
         self.set_scale(self.scale, force=True)
+
+    def _on_matches_changed(self) -> None:
+        """The list's filter changed: fade other trees (the cached picture is redrawn)."""
+        layer = self._live()
+        if layer is not None:
+            layer.update()
+            if self.labels is not None:
+                self.labels.update()
 
     def _on_theme_changed(self) -> None:
         layer = self._live()

@@ -52,6 +52,8 @@ COMPONENT_KEY = 1
 class ChainScene(QGraphicsScene):
     #: All items of the current snapshot are in the scene.
     built = Signal()
+    #: The list's filter changed what ``matches`` holds (the zoomed-out overview redraws).
+    matchesChanged = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -335,7 +337,7 @@ class ChainScene(QGraphicsScene):
             item.setOpacity(1.0 if matches is None or node in matches else DIMMED)
         for layer in self.layers.values():
             layer.update()
-        self.update()  # the zoomed-out overview fades the trees without a match
+        self.matchesChanged.emit()
 
     def set_details_visible(self, visible: bool) -> None:
         if visible == self.details_visible:
