@@ -2,7 +2,8 @@
 
 Makes N real qcow2 images in chains (``scan_bench.make_tree``), then times, each as a whole
 process, run in turn so all see the same machine noise:
-  * a bare sequential loop: walk, open each file, read its first 64 KiB, close;
+  * a bare sequential loop: walk, open each file, read its first 4 KiB (what the probe reads of
+    a qcow2 image: ``probe.HEAD_SIZE``; --bare-bytes to change), close;
   * the same loop on 8 threads (what parallel reads can reach);
   * imagegui scan --json as shipped (reads="auto": serial until the walk waits on storage);
   * imagegui scan --json with reads forced "serial" and "parallel" (``scan_directory``'s
@@ -29,6 +30,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scan_bench import make_tree  # noqa: E402
 
+from imagegui.core.read.probe import HEAD_SIZE  # noqa: E402
+
 BARE_LOOP = """
 import os, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -36,11 +39,11 @@ from concurrent.futures import ThreadPoolExecutor
 def read(path):
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.read(fd, 65536)
+        os.read(fd, size)
     finally:
         os.close(fd)
 
-root, threads = sys.argv[1], int(sys.argv[2])
+root, threads, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 paths = (os.path.join(top, name) for top, _, names in os.walk(root) for name in sorted(names))
 if threads == 1:
     for path in paths:
@@ -103,12 +106,15 @@ def main() -> int:
     ap.add_argument("--chain", type=int, default=10, help="images per chain")
     ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
     ap.add_argument("--runs", type=int, default=5, help="runs of each command; the median counts")
+    ap.add_argument(
+        "--bare-bytes", type=int, default=HEAD_SIZE, help="bytes the bare loop reads of each file"
+    )
     args = ap.parse_args()
     root = args.keep or tempfile.mkdtemp(prefix="imagegui-cold-bench-")
     py = sys.executable
     commands = {
-        "bare loop, 1 thread": [py, "-c", BARE_LOOP, root, "1"],
-        "bare loop, 8 threads": [py, "-c", BARE_LOOP, root, "8"],
+        "bare loop, 1 thread": [py, "-c", BARE_LOOP, root, "1", str(args.bare_bytes)],
+        "bare loop, 8 threads": [py, "-c", BARE_LOOP, root, "8", str(args.bare_bytes)],
         "imagegui scan --json (auto)": [py, "-m", "imagegui", "scan", "--json", root],
         "imagegui scan --json, serial": [py, "-c", FORCED, "serial", "scan", "--json", root],
         "imagegui scan --json, parallel": [py, "-c", FORCED, "parallel", "scan", "--json", root],
@@ -120,7 +126,10 @@ def main() -> int:
             make_tree(root, args.count, args.chain)
             print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
         files = sum(len(names) for _, _, names in os.walk(root))
-        print(f"{files} images; {os.cpu_count()} CPUs; median of {args.runs} runs")
+        print(
+            f"{files} images; {os.cpu_count()} CPUs; median of {args.runs} runs; the bare loop "
+            f"reads {args.bare_bytes} bytes a file"
+        )
         print(f"load average (1, 5, 15 min) before: {load()}")
         if os.geteuid() == 0:
             cold = medians(commands, args.runs, cold=True)
