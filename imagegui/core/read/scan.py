@@ -434,6 +434,10 @@ class _Walker:
             )
             self.reads_window = None
             self._start_pool()
+            # The import of networkx (its files as uncached as these, as a rule) can run in
+            # the same waits (:func:`prefetch_networkx`).
+            prefetch_networkx()
+            self.waiting_check = None
         elif self.result.files_seen % READS_WINDOW == 0:
             self.reads_window = now
 

@@ -213,7 +213,8 @@ def test_auto_reads_in_parallel_once_the_walk_is_seen_waiting(
         return wall, 0.0 if blocked else wall, 0.0
 
     monkeypatch.setattr(scan, "_thread_clocks", clocks)
-    monkeypatch.setattr(scan, "prefetch_networkx", lambda: None)
+    prefetched: list[bool] = []
+    monkeypatch.setattr(scan, "prefetch_networkx", lambda: prefetched.append(True))
     where: list[str] = []
     real_read = scan._Walker._read
 
@@ -226,6 +227,7 @@ def test_auto_reads_in_parallel_once_the_walk_is_seen_waiting(
     assert result.files_seen == len(where) == 600
     assert where[:256] == ["MainThread"] * 256
     assert sum(name.startswith("imagegui-read") for name in where) == threaded
+    assert prefetched == ([True] if blocked else [])  # networkx imported in the same waits
 
 
 # A random tree: each file is one of these, named from a small set so names collide with
