@@ -219,6 +219,8 @@ class _Walker:
         self._found(ScanError(path, message, image_like))
 
     def _found(self, error: ScanError) -> None:
+        """Something the walk itself found: filed once every file listed before it is (never
+        ``result.errors.append`` during the walk: with parallel reads it would jump ahead)."""
         if self.batch is not None:  # after the files listed before it are settled
             self.batch.steps.append(error)
         else:
@@ -278,7 +280,7 @@ class _Walker:
                 if path.endswith(".partial") and (m := LEFTOVER_RE.match(entry.name)):
                     # a killed move's copy of a folder: a leftover, its copies not walked
                     message, left = leftover_note(path, m[1], is_dir=True)
-                    self.result.errors.append(ScanError(path, message, False, left))
+                    self._found(ScanError(path, message, False, left))
                     return None
                 return path
             elif entry.is_file(follow_symlinks=False):

@@ -67,7 +67,11 @@ def reading_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("imagegui-read")]
 
 
-def test_hostile_tree_is_the_same_either_way(make, tmp_path, monkeypatch):
+@pytest.mark.parametrize("batch", [2, 1000])
+def test_hostile_tree_is_the_same_either_way(make, tmp_path, monkeypatch, batch):
+    """With batches of 1,000 every file is still being read when the walk ends: whatever the
+    walk found itself must still come after the files listed before it."""
+    monkeypatch.setattr(scan, "READ_BATCH", batch)
     root = tmp_path / "in"
     good = make.create("in/a/good.qcow2")
     make.overlay("in/a/over.qcow2", "good.qcow2")
@@ -91,6 +95,7 @@ def test_hostile_tree_is_the_same_either_way(make, tmp_path, monkeypatch):
     weird = os.fsdecode(os.path.join(os.fsencode(root / "b"), b"bad-\xff-name.qcow2"))
     Path(weird).write_bytes(good.read_bytes())
     make.create("in/c/split.vmdk", "vmdk", "64M", "subformat=twoGbMaxExtentSparse")
+    make.create("in/c/.moved.0123abcd.partial/copy.qcow2")  # a killed move's folder copy
     secret = make.create("in/c/secret.qcow2")
     real_open = os.open
 
@@ -110,6 +115,7 @@ def test_hostile_tree_is_the_same_either_way(make, tmp_path, monkeypatch):
     assert "permission denied" in errors["secret.qcow2"].message
     assert "not valid UTF-8" in errors[os.path.basename(weird)].message
     assert errors[".flat.qcow2.0123abcd.partial"].leftover
+    assert errors[".moved.0123abcd.partial"].leftover
     assert weird in result.images
     good_path = str(good)
     assert result.aliases == {
@@ -232,7 +238,9 @@ def test_auto_reads_in_parallel_once_the_walk_is_seen_waiting(
 
 # A random tree: each file is one of these, named from a small set so names collide with
 # backing names, hard links and symlinks point at earlier files.
-_KINDS = ["base", "overlay", "raw", "junk", "empty", "hardlink", "symlink", "fifo", "partial"]
+_KINDS = [
+    "base", "overlay", "raw", "junk", "empty", "hardlink", "symlink", "fifo", "partial", "moved"
+]  # fmt: skip
 _NAMES = ["a.qcow2", "b.img", "disk", "c.vmdk", "notes", "d.raw", "e.qcow2"]
 
 
@@ -297,6 +305,12 @@ def test_random_trees_are_the_same_either_way(tmp_path_factory, files):
             os.symlink(os.path.relpath(earlier, path.parent) if pick % 4 else "..", path)
         elif kind == "fifo":
             os.mkfifo(path)
+        elif kind == "moved":  # a killed move's folder copy
+            path = path.with_name(f".{name}.0123abcd.partial")
+            if path.exists():
+                continue
+            path.mkdir()
+            (path / name).write_bytes(_template(None))
         elif kind == "partial":
             path = path.with_name(f".{name}.0123abcd.partial")
             if path.exists():
