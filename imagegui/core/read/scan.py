@@ -187,9 +187,11 @@ class _Walker:
     """Lists the tree on one thread and reads each file (:meth:`_file`) where it is found, or
     hands it to the reading threads (:meth:`_queue`) once reads are parallel.
 
-    Listing and reading are separate steps: :meth:`_read` does a file's I/O and nothing else (it
-    may run on a reading thread, so it changes no state here); :meth:`_settle` files its result
-    (images, aliases, errors, raw candidates) on the walk's thread, always in the walk's order.
+    Listing and reading are separate steps: :meth:`_read_file` does a file's I/O and nothing
+    else (it may run on a reading thread, so it changes no state here); :meth:`_settle` files its
+    result (images, aliases, errors, raw candidates) on the walk's thread, in the walk's order.
+    Only :meth:`walk` starts reading threads (and takes every read back before it returns): a
+    subclass with a walk of its own reads serially through :meth:`_file`.
     """
 
     def __init__(
@@ -204,16 +206,14 @@ class _Walker:
         #: When the walk last looked at whether it waits on the disk: wall clock and its
         #: thread's time on a CPU and waiting for one (None: not looking any more).
         self.waiting_check = _thread_clocks()
-        #: With ``reads="auto"``, still serial: where the window the choice looks at began
-        #: (the same clocks; None once chosen).
-        self.reads_window = self.waiting_check if reads == "auto" else None
+        #: During :meth:`walk` with ``reads="auto"``, still serial: where the window the choice
+        #: looks at began (the same clocks; None once chosen, or not walking).
+        self.reads_window: tuple[float, float, float] | None = None
         #: The reading threads, once reads are parallel; the batch being filled and those
         #: handed over, oldest first.
         self.pool: ThreadPoolExecutor | None = None
         self.batch: _Batch | None = None
         self.handed: deque[_Batch] = deque()
-        if reads == "parallel":
-            self._start_pool()
 
     def error(self, path: str, message: str, image_like: bool) -> None:
         self._found(ScanError(path, message, image_like))
@@ -230,6 +230,10 @@ class _Walker:
         """Depth-first in name order. Real directories come first; directories reached through
         symlinks are walked last and only if not already seen, so an image is listed at its real
         path when the root contains it, and a link loop is never followed."""
+        if self.reads == "parallel":
+            self._start_pool()
+        elif self.reads == "auto":
+            self.reads_window = _thread_clocks()
         root = self.result.root
         st = os.stat(root)
         visited = {stat_id(st)}
@@ -323,9 +327,9 @@ class _Walker:
     def _file(self, path: str, is_symlink: bool, raw_ok: bool | None = None) -> ImageInfo | None:
         """Read one file here and now and file the result."""
         self._count()
-        return self._settle(path, is_symlink, self._read(path, is_symlink, raw_ok))
+        return self._settle(path, is_symlink, self._read_file(path, is_symlink, raw_ok))
 
-    def _read(self, path: str, is_symlink: bool, raw_ok: bool | None = None) -> FileRead:
+    def _read_file(self, path: str, is_symlink: bool, raw_ok: bool | None = None) -> FileRead:
         """One file's I/O (:func:`read_file`). Runs on a reading thread once reads are
         parallel: it must not change the walker's state."""
         return read_file(path, is_symlink, raw_ok)
@@ -385,7 +389,7 @@ class _Walker:
         self.handed.append(batch)
 
     def _read_all(self, files: list[tuple[str, bool]]) -> list[FileRead]:
-        return [self._read(path, is_symlink) for path, is_symlink in files]
+        return [self._read_file(path, is_symlink) for path, is_symlink in files]
 
     def _take_back(self, batch: _Batch) -> None:
         """File a batch's steps in order (waiting for its reads): as if read one by one."""

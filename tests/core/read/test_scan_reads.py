@@ -222,18 +222,34 @@ def test_auto_reads_in_parallel_once_the_walk_is_seen_waiting(
     prefetched: list[bool] = []
     monkeypatch.setattr(scan, "prefetch_networkx", lambda: prefetched.append(True))
     where: list[str] = []
-    real_read = scan._Walker._read
+    real_read = scan._Walker._read_file
 
     def read(self, path, is_symlink, raw_ok=None):
         where.append(threading.current_thread().name)
         return real_read(self, path, is_symlink, raw_ok)
 
-    monkeypatch.setattr(scan._Walker, "_read", read)
+    monkeypatch.setattr(scan._Walker, "_read_file", read)
     result = scan_directory(str(tmp_path))
     assert result.files_seen == len(where) == 600
     assert where[:256] == ["MainThread"] * 256
     assert sum(name.startswith("imagegui-read") for name in where) == threaded
     assert prefetched == ([True] if blocked else [])  # networkx imported in the same waits
+
+
+def test_only_the_walk_moves_reads_to_threads(tmp_path, monkeypatch):
+    """A walker driven by other code (an incremental rescan's own walk calling ``_file``) stays
+    serial however blocked it looks: nothing would take reads or findings back from threads."""
+    for i in range(600):
+        (tmp_path / f"f{i:03d}.txt").write_bytes(b"x")
+    ticks = itertools.count(1.0)
+    monkeypatch.setattr(scan, "_thread_clocks", lambda: (next(ticks), 0.0, 0.0))
+    monkeypatch.setattr(scan, "prefetch_networkx", lambda: None)
+    walker = scan._Walker(str(tmp_path), None)
+    for path in sorted(tmp_path.iterdir()):
+        walker._file(str(path), False)
+    walker.error(str(tmp_path / "x"), "found by the walk", False)
+    assert walker.pool is None and walker.result.files_seen == 600
+    assert [e.message for e in walker.result.errors] == ["found by the walk"]
 
 
 # A random tree: each file is one of these, named from a small set so names collide with
