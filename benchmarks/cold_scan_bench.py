@@ -8,6 +8,9 @@ process, run in turn so all see the same machine noise:
   * imagegui scan --json as shipped (reads="auto": serial until the walk waits on storage);
   * imagegui scan --json with reads forced "serial" and "parallel" (``scan_directory``'s
     parameter, set in the child process);
+  * ``scan_directory`` alone (auto, serial, parallel), timed inside a process after its imports:
+    a cold process spends most of its time importing Python modules one file after another;
+
 cold (``sync; echo 3 > /proc/sys/vm/drop_caches`` before every run: only as root; otherwise it
 says so and measures warm only) and warm, the median of --runs runs each, with each figure's
 ratio to the bare sequential loop next to its target (cold <= 0.5x, warm <= 3x) and the load
@@ -54,6 +57,14 @@ else:
             pass
 """
 
+SCAN_ONLY = """
+import sys, time
+from imagegui.core.read.scan import scan_directory
+start = time.perf_counter()
+scan_directory(sys.argv[1], reads=sys.argv[2])
+print(time.perf_counter() - start)
+"""
+
 FORCED = """
 import sys
 from imagegui.core.read import scan
@@ -72,11 +83,13 @@ def drop_caches() -> None:
 
 
 def timed(argv: list[str], cold: bool) -> float:
+    """Wall time of the process, or the time it prints itself (``SCAN_ONLY``)."""
     if cold:
         drop_caches()
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - start
+    return float(out) if SCAN_ONLY in argv else wall
 
 
 def medians(commands: dict[str, list[str]], runs: int, cold: bool) -> dict[str, float]:
@@ -118,6 +131,9 @@ def main() -> int:
         "imagegui scan --json (auto)": [py, "-m", "imagegui", "scan", "--json", root],
         "imagegui scan --json, serial": [py, "-c", FORCED, "serial", "scan", "--json", root],
         "imagegui scan --json, parallel": [py, "-c", FORCED, "parallel", "scan", "--json", root],
+        "scan_directory only (auto)": [py, "-c", SCAN_ONLY, root, "auto"],
+        "scan_directory only, serial": [py, "-c", SCAN_ONLY, root, "serial"],
+        "scan_directory only, parallel": [py, "-c", SCAN_ONLY, root, "parallel"],
     }
     try:
         if not (args.keep and os.path.isdir(root) and os.listdir(root)):

@@ -236,6 +236,45 @@ def test_auto_reads_in_parallel_once_the_walk_is_seen_waiting(
     assert prefetched == ([True] if blocked else [])  # networkx imported in the same waits
 
 
+@pytest.mark.parametrize(
+    ("blocked", "switched_at"),
+    [
+        ({4}, None),  # a blip of 256 files half blocked, after warm ones: stays serial
+        ({4, 5, 6}, 1536),  # the rest not cached: threads once the window (512-1536) sees it
+        ({0}, 256),  # blocked from the start
+    ],
+)
+def test_auto_judges_windows_of_many_files(tmp_path, monkeypatch, blocked, switched_at):
+    """Windows of 512 files here (READS_WINDOW): the choice never rests on the last 256 alone.
+    The walk's clocks are faked from the files it has seen: each 256 files take 1 s, all of it
+    running, or half of it blocked in the stretches listed in ``blocked``."""
+    for i in range(1800):
+        (tmp_path / f"f{i:04d}.txt").write_bytes(b"x")
+    monkeypatch.setattr(scan, "READS_WINDOW", 512)
+    monkeypatch.setattr(scan, "prefetch_networkx", lambda: None)
+    seen = [0]
+    real_count, real_start = scan._Walker._count, scan._Walker._start_pool
+    started: list[int] = []
+
+    def count(self):
+        seen[0] = self.result.files_seen + 1
+        real_count(self)
+
+    def start_pool(self):
+        started.append(self.result.files_seen)
+        real_start(self)
+
+    def clocks() -> tuple[float, float, float]:
+        stretches = range(seen[0] // 256)
+        return len(stretches), sum(0.5 if k in blocked else 1.0 for k in stretches), 0.0
+
+    monkeypatch.setattr(scan._Walker, "_count", count)
+    monkeypatch.setattr(scan._Walker, "_start_pool", start_pool)
+    monkeypatch.setattr(scan, "_thread_clocks", clocks)
+    assert scan_directory(str(tmp_path)).files_seen == 1800
+    assert started == ([switched_at] if switched_at else [])
+
+
 def test_only_the_walk_moves_reads_to_threads(tmp_path, monkeypatch):
     """A walker driven by other code (an incremental rescan's own walk calling ``_file``) stays
     serial however blocked it looks: nothing would take reads or findings back from threads."""
