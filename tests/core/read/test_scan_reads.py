@@ -140,9 +140,11 @@ def test_files_that_vanish_or_change_while_listed_are_the_same_either_way(
     data = vanishes.read_bytes()
 
     def listing_then_delete(path):
-        entries = list(real_scandir(path))
+        if path != str(tmp_path):  # not the scan's (a fixture cleaning up, say)
+            return real_scandir(path)
+        entries = Listing(real_scandir(path))
         vanishes.unlink(missing_ok=True)
-        return iter(entries)
+        return entries
 
     def probe_while_growing(fd, path, st, *args):
         info = real_probe(fd, path, st, *args)
@@ -161,6 +163,16 @@ def test_files_that_vanish_or_change_while_listed_are_the_same_either_way(
         ("f1.qcow2", "changed while it was being read"),
         ("f4.qcow2", "vanished during the scan"),
     ]
+
+
+class Listing(list):
+    """A directory's entries, read before the fake ``os.scandir`` returns them."""
+
+    def __enter__(self) -> Listing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 @pytest.mark.parametrize("reads", ["serial", "parallel"])
