@@ -119,7 +119,7 @@ def make_scan_job(
     report = note or _no_note
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
-        with gcpause.paused_gc():
+        with gcpause.paused_gc(keep=True):  # shown until the next scan: never walked
             return _scan(progress, cancel)
 
     def _scan(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
@@ -167,7 +167,7 @@ def make_remote_job(
         timings = {"scan": time.perf_counter() - t}
         report(scan.files_seen)
         index = DomainIndex.of_remote_host(inventory)  # that host's VMs, on its own paths
-        with gcpause.paused_gc():
+        with gcpause.paused_gc(keep=True):
             return build_snapshot(scan, None, aspect, report, cancel, None, timings, index)
 
     return Job(f"Reading the images of {uri}", run)
@@ -182,7 +182,7 @@ def make_attach_job(
     here - so the window draws nothing twice."""
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot | None:
-        with gcpause.paused_gc():
+        with gcpause.paused_gc(keep=True):
             new = build_snapshot(snapshot.graph.scan, hosts, aspect, _no_note, cancel)
         return None if same_picture(snapshot, new) else new
 

@@ -9,6 +9,7 @@ import weakref
 
 import pytest
 
+from imagegui.core import gcpause
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read.scan import scan_directory
@@ -73,3 +74,33 @@ def test_a_collector_switched_off_before_stays_off():
     with paused_gc():
         pass
     assert not gc.isenabled()
+
+
+def test_a_kept_pause_freezes_what_it_built_until_the_next_kept_pause(monkeypatch):
+    monkeypatch.setattr(gcpause, "_kept_base", 0)
+    gc.unfreeze()
+    with paused_gc(keep=True):
+        kept = [Node() for _ in range(10)]
+    assert gc.get_freeze_count() > 0  # out of every collection's sight while shown
+    assert len(kept) == 10
+    with paused_gc(keep=True):
+        assert gc.get_freeze_count() == 0  # the next scan thaws it first
+    gc.unfreeze()
+
+
+def test_cycles_that_died_while_frozen_are_collected_once_they_grow_by_a_quarter(monkeypatch):
+    monkeypatch.setattr(gcpause, "_kept_base", 0)
+    gc.unfreeze()
+    gc.collect()
+    with paused_gc(keep=True):
+        pass  # the base: what is alive now
+    base = gc.get_freeze_count()
+    with paused_gc(keep=True):
+        cycles = [Node() for _ in range(int(base * 0.5) + 10)]
+    gone = weakref.ref(cycles[0])
+    del cycles  # garbage, but frozen: no collection finds it yet
+    gc.collect()
+    assert gone() is not None
+    with paused_gc(keep=True):  # thawed, and half as much again as the base: collected
+        assert gone() is None
+    gc.unfreeze()
