@@ -349,7 +349,7 @@ class MainWindow(QMainWindow):
             )
         # A half-built graph is not worth painting (each batch would repaint the view).
         self.view.viewport().setUpdatesEnabled(False)
-        self.scene.set_snapshot(snapshot)
+        self.scene.apply_snapshot(snapshot)  # a rescan keeps the trees that did not change
         self.space.set_snapshot(snapshot)
         self.chains.set_snapshot(snapshot, current)
         self.folders.set_snapshot(snapshot)

@@ -1,8 +1,11 @@
 """One scan as the window shows it, computed entirely on a worker thread.
 
 The scan job walks the directory, builds the chain graph, lays it out, classifies every node and
-even builds the edge paths (``QPainterPath`` is reentrant, so a worker may build one). The GUI
-thread is left with creating the scene items, which :mod:`chain_scene` does in small batches.
+even builds what the scene draws: each tree's edge paths and card boxes (one path per state) and
+the broken cards' marker points (``QPainterPath`` and ``QPolygonF`` are reentrant, so a worker
+may build them), and a signature of what each tree's cards show, by which a rescan's scene keeps
+the trees that did not change. The GUI thread is left with a few items per tree, which
+:mod:`~imagegui.gui.graph.scene` adds in small batches.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PySide6.QtGui import QPainterPath
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QPainterPath, QPolygonF
 
 from imagegui.core import gcpause
 from imagegui.core.chains.graph import ChainGraph
@@ -46,14 +50,28 @@ HostsFn = Callable[[CancelToken], "Hosts | None"]
 ARROW = 9.0
 
 
-@dataclass
+@dataclass(slots=True)
 class ComponentPaths:
     """Every edge of one tree in one path (one draw call per chain), the arrow heads in another,
-    and the edges that close a loop in a third (drawn red and dashed)."""
+    the edges that close a loop in a third (drawn red and dashed), and the card boxes of each
+    state in one path per state (the scene paints them in C++, one item per state and tree)."""
 
     edges: QPainterPath
     arrows: QPainterPath
     loops: QPainterPath | None = None
+    boxes: list[tuple[State, QPainterPath]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Markers:
+    """The centres of the cards that get a marker zoomed out: where a chain breaks, and the
+    cards above a break (``gui.graph.cards.MarkerLayer`` draws them)."""
+
+    breaks: QPolygonF
+    above: QPolygonF
+
+    def count(self) -> int:
+        return self.breaks.size() + self.above.size()
 
 
 @dataclass
@@ -89,6 +107,12 @@ class Snapshot:
     #: The zoomed-out overview's data for each layout (keyed by ``id(layout)``), made on the
     #: worker (``gui.graph.overview``): at 100,000 images a pass over every node.
     overviews: dict = field(default_factory=dict)
+    #: The marker points of ``layout`` and of ``problem_layout``.
+    markers: Markers | None = None
+    problem_markers: Markers | None = None
+    #: Each tree's signature (by its root): equal in two snapshots when its cards, edges and
+    #: what the cards say are the same, so a rescan's scene keeps its items (``tree_signature``).
+    signatures: dict[str, int] = field(default_factory=dict)
 
     @property
     def remote_uri(self) -> str | None:
@@ -236,10 +260,11 @@ def build_snapshot(
     cancel.raise_if_cancelled()
     t = time.perf_counter()
     layout = compute_layout(graph, aspect=aspect)
-    paths = build_paths(layout)
+    paths = build_paths(layout, status)
     nodes = list(graph.nodes)
     tables = tree_tables(layout.forest, nodes, {n: i for i, n in enumerate(nodes)})
     snap = Snapshot(scan.root, graph, layout, status, paths, tables, select, timings)
+    snap.markers = build_markers(layout, status)
     add_problem_layout(snap, aspect)
     add_overviews(snap)
     timings["layout"] = time.perf_counter() - t
@@ -250,7 +275,27 @@ def build_snapshot(
     snap.domains = domains
     snap.hosts = hosts
     snap.internal = internal_snapshots(graph) if local else {}
+    snap.signatures = {c.root: tree_signature(snap, c.nodes) for c in layout.components}
     return snap
+
+
+def tree_signature(snap: Snapshot, nodes: list[str]) -> int:
+    """A hash of what one tree's drawing shows: its nodes in order with their backing files
+    (hence its shape), each one's state, format and sizes, and who uses or holds it."""
+    graph, status, parent = snap.graph.nodes, snap.status, snap.layout.forest.parent
+    domains, holders = snap.domains, snap.holders
+    parts: list[object] = []
+    add = parts.append
+    for node in nodes:
+        kind, info = graph[node]
+        add((node, parent.get(node), kind, status[node]))
+        if info is not None:
+            add((info.format, info.virtual_size, info.actual_size))
+        if node in domains:
+            add(uses_label(domains[node]))
+        if node in holders:
+            add(holder_label(holders[node]))
+    return hash(tuple(parts))
 
 
 def internal_snapshots(graph: ChainGraph) -> dict[str, tuple[InternalSnapshot, ...]]:
@@ -302,9 +347,11 @@ def add_problem_layout(snap: Snapshot, aspect: float = ASPECT) -> None:
     roots = [c.root for c in layout.components if any(troubled(status[n]) for n in c.nodes)]
     if len(roots) == len(layout.components):
         snap.problem_layout, snap.problem_paths = layout, snap.paths
+        snap.problem_markers = snap.markers
         return
     sub = compute_layout(snap.graph, layout.forest, aspect, roots=roots)
-    snap.problem_layout, snap.problem_paths = sub, build_paths(sub)
+    snap.problem_layout, snap.problem_paths = sub, build_paths(sub, status)
+    snap.problem_markers = build_markers(sub, status)
 
 
 def add_overviews(snap: Snapshot) -> None:
@@ -316,11 +363,33 @@ def add_overviews(snap: Snapshot) -> None:
             snap.overviews[id(layout)] = overview_data(layout, snap.status)
 
 
-def build_paths(layout: Layout) -> list[ComponentPaths]:
-    return [_component_paths(layout, comp) for comp in layout.components]
+def build_paths(layout: Layout, status: dict[str, NodeStatus]) -> list[ComponentPaths]:
+    return [_component_paths(layout, comp, status) for comp in layout.components]
 
 
-def _component_paths(layout: Layout, comp: Component) -> ComponentPaths:
+#: States whose cards get a marker zoomed out (``gui.graph.cards.BROKEN``): the chain cannot
+#: be opened.
+BROKEN = {State.ERROR, State.MISSING, State.UNREADABLE, State.UNUSABLE}
+
+
+def build_markers(layout: Layout, status: dict[str, NodeStatus]) -> Markers:
+    """Where the markers go: the centre of every card whose chain breaks there (large) or
+    further down (small)."""
+    half_w, half_h = NODE_W / 2, NODE_H / 2
+    points: dict[bool, list[QPointF]] = {True: [], False: []}
+    for node, (x, y) in layout.positions.items():
+        st = status[node]
+        if st.state in BROKEN or st.broken_at is not None:
+            at = st.broken_at
+            points[at is None or at == node or st.state is not State.UNUSABLE].append(
+                QPointF(x + half_w, y + half_h)
+            )
+    return Markers(QPolygonF(points[True]), QPolygonF(points[False]))
+
+
+def _component_paths(
+    layout: Layout, comp: Component, status: dict[str, NodeStatus]
+) -> ComponentPaths:
     edges = QPainterPath()
     arrows = QPainterPath()
     pos = layout.positions
@@ -357,7 +426,15 @@ def _component_paths(layout: Layout, comp: Component) -> ComponentPaths:
         arrows.lineTo(right + ARROW, y2 - ARROW * 0.55)
         arrows.lineTo(right + ARROW, y2 + ARROW * 0.55)
         arrows.closeSubpath()
-    return ComponentPaths(edges, arrows, loops)
+    boxes: dict[State, QPainterPath] = {}
+    for node in comp.nodes:
+        state = status[node].state
+        box = boxes.get(state)
+        if box is None:
+            box = boxes[state] = QPainterPath()
+        x, y = pos[node]
+        box.addRect(x, y, NODE_W, NODE_H)
+    return ComponentPaths(edges, arrows, loops, list(boxes.items()))
 
 
 def holder_label(holders: tuple[Holder, ...] | None) -> str:

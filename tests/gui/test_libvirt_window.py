@@ -24,7 +24,7 @@ CLOSED_SSH = "qemu+ssh://root@127.0.0.1:9/system"
 
 def card_lines(window, node: str) -> tuple[str, str]:
     scene = window.scene
-    comp = scene.items_by_node[node].data(1)
+    comp = scene.layout.component_of[node]
     line1, line2, _broken = scene.layers[comp].detail_lines(node)
     return line1, line2
 

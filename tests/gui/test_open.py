@@ -45,7 +45,7 @@ def test_opening_a_directory_fills_the_model(qtbot, window, open_dir, make, tmp_
     assert window.windowTitle() == f"{tmp_path.name} — 6 images, 1 problem — imagegui"
     assert window.status.summary.text() == "6 images · 1 error · 0 warnings · 1 unusable"
     # One card per node (six images and the missing placeholder) and a problems entry.
-    assert len(window.scene.items_by_node) == 7
+    assert len(window.scene.shown_nodes()) == 7
     assert window.problems.model.problem_count() == 1
     assert window.settings.recent_dirs() == [str(tmp_path)]
 
@@ -80,7 +80,7 @@ def test_rescan_after_a_file_appears_keeps_the_selection(qtbot, window, open_dir
     make.overlay("new.qcow2", "base.qcow2")
     with qtbot.waitSignal(window.ready, timeout=30_000):
         window.actions.rescan.trigger()  # F5
-    assert str(tmp_path / "new.qcow2") in window.scene.items_by_node
+    assert window.scene.shown(str(tmp_path / "new.qcow2"))
     assert window.selection.node == base
     assert window.chains.current_node() == base
 
@@ -116,12 +116,12 @@ def test_filter_dims_the_other_cards(qtbot, window, open_dir, make, tmp_path):
     open_dir(tmp_path)
     with qtbot.waitSignal(window.chains.filterApplied, timeout=5_000):
         window.chains.filter.setText("error")
-    items = window.scene.items_by_node
-    assert items[lost].opacity() == 1.0
-    assert items[str(tmp_path / "base.qcow2")].opacity() < 1.0
+    scene = window.scene
+    assert not scene.dimmed(lost)
+    assert scene.dimmed(str(tmp_path / "base.qcow2"))
     with qtbot.waitSignal(window.chains.filterApplied, timeout=5_000):
         window.chains.filter.clear()
-    assert all(item.opacity() == 1.0 for item in items.values())
+    assert not any(scene.dimmed(node) for node in scene.shown_nodes())
 
 
 def test_opening_another_directory_while_one_scans_shows_only_the_second(

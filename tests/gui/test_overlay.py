@@ -31,7 +31,7 @@ def test_create_overlay_via_the_dialog(qtbot, window, open_dir, wait_plan, make,
     info = qemu_info(new)
     assert info["backing-filename"] == "../base.qcow2"
     assert info["backing-filename-format"] == "qcow2"
-    assert new in window.scene.items_by_node  # the graph shows it ...
+    assert window.scene.shown(new)  # the graph shows it ...
     assert window.session.snapshot.graph.backing_of(new) == base  # ... on its base
     assert window.selection.node == new  # and selects it
     assert window.jobs.records[-1].state == "done"

@@ -252,11 +252,11 @@ def test_lists_details_and_graph_are_readable(
     scene = window.scene
     assert scene.backgroundBrush().color() == t.scene_bg
     states = set()
-    for node, item in scene.items_by_node.items():
+    for node in scene.shown_nodes():
         state = snap.status[node].state
         states.add(str(state))
-        assert item.brush().color() == t.card(state).fill
-        rect = item.rect()
+        assert scene.box_item(node).brush().color() == t.card(state).fill
+        rect = scene.node_rect(node)
         image = QImage(int(rect.width()), int(rect.height()), QImage.Format.Format_RGB32)
         painter = QPainter(image)
         scene.render(painter, QRectF(image.rect()), rect)
@@ -277,12 +277,12 @@ def test_graph_and_details_follow_a_palette_change_live(qtbot, window, open_dir,
     open_dir(make.root)
     window.selection.set(top)
     scene = window.scene
-    item = scene.items_by_node[top]
+    item = scene.box_item(top)
     assert item.brush().color() == light.card("ok").fill
     light_html = window.details.toHtml()
 
     dark = appearance(theme.DARK)  # no rescan, no new layout: the same items recoloured
-    assert scene.items_by_node[top] is item
+    assert scene.box_item(top) is item
     assert scene.backgroundBrush().color() == dark.scene_bg
     assert item.brush().color() == dark.card("ok").fill
     assert theme.luminance(item.brush().color()) < 0.1

@@ -33,7 +33,7 @@ from imagegui.core.chains.nodestate import NodeStatus, State, short_name
 from imagegui.core.units import display_path, human_size
 from imagegui.gui import resources, theme
 from imagegui.gui.panels.chains_model import STATE_ICON
-from imagegui.gui.snapshot import holder_label, uses_label, uses_parts
+from imagegui.gui.snapshot import BROKEN, holder_label, uses_label, uses_parts
 
 if TYPE_CHECKING:
     from imagegui.gui.graph.scene import ChainScene
@@ -50,8 +50,6 @@ LOD_MARKER = LOD_NAME
 NAME_PX = 9.0
 #: Name font sizes (scene units) the compact card uses: a few, so elided texts can be cached.
 COMPACT_SIZES = (16, 18, 20, 23, 26, 30)
-#: States whose cards get a marker zoomed out: the chain cannot be opened.
-BROKEN = {State.ERROR, State.MISSING, State.UNREADABLE, State.UNUSABLE}
 
 
 def is_broken(status: NodeStatus) -> bool:
@@ -66,7 +64,12 @@ def _style(state: State) -> tuple[QBrush, QPen, QColor]:
 
 def palette(status: NodeStatus) -> tuple[QBrush, QPen]:
     """Brush and pen for a card box; shared objects, so 10,000 cards cost 9 brushes."""
-    brush, pen, _ = _style(status.state)
+    return box_style(status.state)
+
+
+def box_style(state: State) -> tuple[QBrush, QPen]:
+    """Brush and pen of the boxes of the cards in ``state``."""
+    brush, pen, _ = _style(state)
     return brush, pen
 
 
@@ -166,19 +169,36 @@ def _wrap_name(name: str, fm: QFontMetricsF, width: float) -> tuple[str, ...]:
 
 class CardLayer(QGraphicsItem):
     """Paints the text, icons and badges of one tree's cards. Hidden by the view below
-    ``LOD_NAME`` (then Qt does not even call it); the selection ring is a separate item."""
+    ``LOD_NAME`` (then Qt does not even call it); the boxes and the selection ring are other
+    items. Its cards' rectangles are worked out when first painted (a tree never scrolled to
+    costs nothing), in the coordinates the tree was drawn at (a rescan that moves the tree only
+    moves the item)."""
 
-    def __init__(self, scene: ChainScene, index: int, rects: list[tuple[str, QRectF]], box: QRectF):
+    def __init__(self, scene: ChainScene, index: int, box: QRectF):
         super().__init__()
         self._scene = scene
+        #: The tree's index in the scene's layout (a rescan may change it).
         self.index = index
-        self.rects = rects
-        self.members = {n for n, _ in rects}
+        self._rects: list[tuple[str, QRectF]] | None = None
         self._bounds = box.adjusted(-10, -10, 10, 10)
         self._elided: dict[str, str] = {}
         self._compact_cache: dict[tuple[str, int], tuple[str, ...]] = {}
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    @property
+    def rects(self) -> list[tuple[str, QRectF]]:
+        """(node, card rectangle in this item's coordinates) for each card of the tree."""
+        if self._rects is None:
+            layout = self._scene.layout
+            assert layout is not None
+            pos, at = layout.positions, self.pos()
+            dx, dy = at.x(), at.y()
+            self._rects = [
+                (n, QRectF(pos[n][0] - dx, pos[n][1] - dy, NODE_W, NODE_H))
+                for n in layout.components[self.index].nodes
+            ]
+        return self._rects
 
     def boundingRect(self) -> QRectF:
         return self._bounds
@@ -193,10 +213,16 @@ class CardLayer(QGraphicsItem):
         detail = lod >= LOD_DETAIL
         px = 0 if detail else compact_size(lod)
         matches = self._scene.matches
+        status = self._scene.snapshot.status  # type: ignore[union-attr]
+        painter.setBrush(Qt.BrushStyle.NoBrush)
         for node, rect in self.rects:
             if rect.intersects(exposed):
                 dim = matches is not None and node not in matches
                 painter.setOpacity(0.3 if dim else 1.0)  # no saved state: set it every time
+                # The box's border (the box item only fills: a path's outline costs far more
+                # to draw zoomed out, where the border is thinner than a pixel anyway).
+                painter.setPen(_style(status[node].state)[1])
+                painter.drawRect(rect)
                 if detail:
                     self._card(painter, node, rect)
                 else:
@@ -389,7 +415,9 @@ class MarkerLayer(QGraphicsItem):
     (smaller), so trouble is found by looking at 10,000 images zoomed out. One item and two
     ``drawPoints`` calls with wide cosmetic pens: Qt draws them all in C++."""
 
-    def __init__(self, bounds: QRectF, breaks: list[QPointF], above: list[QPointF]):
+    def __init__(
+        self, bounds: QRectF, breaks: QPolygonF | list[QPointF], above: QPolygonF | list[QPointF]
+    ):
         super().__init__()
         self._bounds = bounds
         self.breaks = QPolygonF(breaks)

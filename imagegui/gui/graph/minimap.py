@@ -82,7 +82,7 @@ class Minimap(QWidget):
             return
         source = scene.sceneRect()
         self._stale = False
-        if scene.layout is None or not scene.items_by_node or source.isEmpty():
+        if scene.layout is None or not scene.card_count or source.isEmpty():
             self._pixmap = None
             self.hide()
             return
@@ -143,7 +143,7 @@ class Minimap(QWidget):
             return
         source = scene.sceneRect()
         whole = self.visible_scene_rect().contains(source.adjusted(20, 20, -20, -20))
-        if whole or scene.building or not scene.items_by_node:
+        if whole or scene.building or not scene.card_count:
             self.hide()
             return
         if self._stale:

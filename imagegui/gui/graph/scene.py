@@ -1,40 +1,45 @@
-"""The chain graph as a QGraphicsScene that stays smooth at 10,000 images.
+"""The chain graph as a QGraphicsScene that stays smooth at 100,000 images.
 
-Drawing cost is what decides the design (Qt's "chip" example, adapted for Python):
+Drawing cost and item count are what decide the design (Qt's "chip" example, adapted for Python):
 
-- A card's box is a plain ``QGraphicsRectItem`` (no Python subclass, so no virtual override to
-  look up), so zoomed out Qt paints all of them in C++ without calling Python once per image.
-- Everything else on the cards - name, sizes, state icon, badges, the selection ring - is painted
-  by one :class:`CardLayer` per tree, which paints only the cards inside the exposed rectangle and
-  only from a readable zoom level up (level of detail from the painter's transform).
-- Each tree's edges are one ``QGraphicsPathItem`` (one path per chain, built on the worker).
-- Items are created in batches of a few milliseconds from a zero-timer, so showing 10,000 images
-  never freezes the window; ``built`` is emitted when the last batch is in.
+- No item per card. Each tree is a handful of plain C++ ``QGraphicsPathItem``\\ s: its edges, its
+  arrow heads, the edges that close a loop, and its card boxes, one path per state (made on the
+  scan's worker, ``snapshot.ComponentPaths``). Qt paints them in C++ without calling Python, so
+  zoomed out 100,000 cards cost a few thousand C++ paths, and no Python object per card exists
+  for the garbage collector to walk. The box paths are only filled (an outline of a path costs
+  far more than its fill); the card layer draws the borders, from a readable zoom up.
+- Everything else on the cards - name, sizes, state icon, badges - is painted by one
+  :class:`CardLayer` per tree, which paints only the cards inside the exposed rectangle and only
+  from a readable zoom level up (the view hides the layers below it: ``details_visible``).
+- Items are created in batches of a few milliseconds from a zero-timer, so showing 100,000
+  images never freezes the window; ``built`` is emitted when the last batch is in.
 - Broken and unusable cards get one marker each, of a fixed size on screen, all painted by one
   item in one call (:class:`~imagegui.gui.graph.cards.MarkerLayer`), shown only zoomed out.
+- A rescan of the same directory (``apply_snapshot``) keeps the items of every tree whose
+  signature (``snapshot.tree_signature``) did not change, moved to where the new layout puts it,
+  and builds only the others; the selection stays, and the view keeps its zoom and scroll.
 
+Clicks find their card from the layout (the tree under the point, then its card), not from items.
 "Problems only" shows the snapshot's second layout, made on the scan's worker: only the chains
 with a problem or an unusable image, packed without holes.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
+from collections.abc import Iterable
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPainterPath, QPen
-from PySide6.QtWidgets import (
-    QGraphicsItem,
-    QGraphicsPathItem,
-    QGraphicsRectItem,
-    QGraphicsScene,
-)
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsRectItem, QGraphicsScene
+from shiboken6 import delete
 
 from imagegui.core.chains.layout import NODE_H, NODE_W, Layout
 from imagegui.core.chains.nodestate import State
 from imagegui.gui import theme
-from imagegui.gui.graph.cards import CardLayer, MarkerLayer, is_broken, palette
-from imagegui.gui.snapshot import Snapshot
+from imagegui.gui.graph.cards import CardLayer, MarkerLayer, box_style
+from imagegui.gui.snapshot import ComponentPaths, Markers, Snapshot
 
 #: Milliseconds of item creation per event-loop turn.
 BATCH_MS = 8.0
@@ -42,11 +47,30 @@ BATCH_MS = 8.0
 MARGIN = 40.0
 #: Opacity of a card the filter does not match.
 DIMMED = 0.22
+#: ``QGraphicsItem.data`` key on a tree's items: the tree's root node.
+ROOT_KEY = 0
 
 
-#: ``QGraphicsItem.data`` keys on a card box: the node it stands for and its tree's index.
-NODE_KEY = 0
-COMPONENT_KEY = 1
+class TreeItems:
+    """The items that draw one tree, and where its paths were drawn (``origin``: the tree's
+    top-left corner then), so a rescan that moves the tree only moves the items."""
+
+    __slots__ = ("root", "origin", "paths", "boxes", "layer")
+
+    def __init__(self, root: str, origin: tuple[float, float]):
+        self.root = root
+        self.origin = origin
+        #: ("edges" | "arrows" | "loops", item)
+        self.paths: list[tuple[str, QGraphicsPathItem]] = []
+        #: (state, dimmed) -> the item drawing those boxes.
+        self.boxes: dict[tuple[State, bool], QGraphicsPathItem] = {}
+        self.layer: CardLayer | None = None
+
+    def items(self) -> Iterable:
+        yield from (item for _, item in self.paths)
+        yield from self.boxes.values()
+        if self.layer is not None:
+            yield self.layer
 
 
 class ChainScene(QGraphicsScene):
@@ -60,20 +84,22 @@ class ChainScene(QGraphicsScene):
         self.snapshot: Snapshot | None = None
         #: The layout shown: the snapshot's, or its problems-only one.
         self.layout: Layout | None = None
-        self.paths: list = []
+        self.paths: list[ComponentPaths] = []
         #: Only the chains with a problem or an unusable image are shown.
         self.problems_only = False
         self.markers: MarkerLayer | None = None
         self.markers_visible = False
-        #: The parent of every card box, card layer and edge path: hidden as one subtree while
-        #: the zoomed-out overview stands for them (``set_cards_visible``), so a zoomed-out
-        #: repaint visits one item instead of one per image.
+        #: The parent of every tree's items (boxes, card layers, edges): hidden as one subtree
+        #: while a zoomed-out overview stands for them (``set_cards_visible``), so a zoomed-out
+        #: repaint visits one item instead of a few per tree.
         self.cards_root: QGraphicsRectItem | None = None
         self.cards_visible = True
         self.focus_visible = False
         self._focus_ring = None
         self._columns: dict[float, list[tuple[float, str]]] | None = None
-        self.items_by_node: dict[str, QGraphicsRectItem] = {}
+        #: The items of each tree shown, by its index in ``layout.components``.
+        self.trees: dict[int, TreeItems] = {}
+        #: Each tree's card layer, by the same index.
         self.layers: dict[int, CardLayer] = {}
         self.selected: str | None = None
         #: Whether the card layers paint (the view turns them off below a readable zoom, so a
@@ -88,17 +114,16 @@ class ChainScene(QGraphicsScene):
         self._also_ring = None
         self.building = False
         self._queue: list[int] = []
+        #: Trees by column for hit-testing: sorted column x's, and per column (y, index) sorted.
+        self._hit: tuple[list[float], list[list[tuple[float, int]]], list[float]] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self._on_batch)
-        # No spatial index: the items never move, and keeping a BSP tree up to date while 10,000
-        # items arrive costs more (re-built on every batch) than Qt's linear C++ pass over the
-        # item list when painting or hit-testing (~1 ms at 10,000 items).
+        # No spatial index: the items never move while shown, and keeping a BSP tree up to date
+        # while thousands of items arrive costs more than Qt's linear C++ pass over them.
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self._no_pen = QPen(Qt.PenStyle.NoPen)
-        #: Edge, arrow and loop path items, restyled when the palette changes.
-        self._paths: list[tuple[str, QGraphicsPathItem]] = []
         self._set_colours()
         theme.watcher().changed.connect(self._on_theme_changed)
 
@@ -123,22 +148,23 @@ class ChainScene(QGraphicsScene):
         pen.setCosmetic(True)  # as thick zoomed out as zoomed in
         return pen
 
+    def _style_path(self, kind: str, item: QGraphicsPathItem) -> None:
+        if kind == "edges":
+            item.setPen(self._edge_pen)
+        elif kind == "arrows":
+            item.setPen(self._no_pen)
+            item.setBrush(self._arrow_brush)
+        else:
+            item.setPen(self._loop_pen)
+
     def _on_theme_changed(self) -> None:
         """The palette changed: recolour what is drawn, without laying anything out again."""
         self._set_colours()
-        for kind, item in self._paths:
-            if kind == "edges":
-                item.setPen(self._edge_pen)
-            elif kind == "arrows":
-                item.setBrush(self._arrow_brush)
-            else:
-                item.setPen(self._loop_pen)
-        if self.snapshot is not None:
-            status = self.snapshot.status
-            for node, item in self.items_by_node.items():
-                brush, pen = palette(status[node])
-                item.setBrush(brush)
-                item.setPen(pen)
+        for tree in self.trees.values():
+            for kind, item in tree.paths:
+                self._style_path(kind, item)
+            for (state, _dim), box in tree.boxes.items():
+                box.setBrush(box_style(state)[0])
         for ring in (self._ring, self._also_ring):
             if ring is not None:
                 ring.setPen(self._ring_pen())
@@ -150,35 +176,96 @@ class ChainScene(QGraphicsScene):
 
     # -- building
 
+    def _chosen(self, snapshot: Snapshot) -> tuple[Layout, list[ComponentPaths], Markers | None]:
+        """The layout to show (the problems-only one while that is on), its paths and markers."""
+        if self.problems_only and snapshot.problem_layout is not None:
+            assert snapshot.problem_paths is not None
+            return snapshot.problem_layout, snapshot.problem_paths, snapshot.problem_markers
+        return snapshot.layout, snapshot.paths, snapshot.markers
+
     def set_snapshot(self, snapshot: Snapshot) -> None:
         """Replaces everything; items arrive over the next event-loop turns."""
         self._timer.stop()
         self.clear()
-        self.items_by_node = {}
+        self.trees = {}
         self.layers = {}
-        self._paths = []
         self.markers = None
-        self._columns = None
         self.cards_root = self.addRect(QRectF())
         self.cards_root.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
         self.cards_root.setVisible(self.cards_visible)
         self._ring = self._make_ring()
         self._also_ring = self._make_ring()
         self._focus_ring = self._make_ring(focus=True)
+        self._install(snapshot)
+        self._queue = list(range(len(self.layout.components)))  # type: ignore[union-attr]
+        self._queue.reverse()
+        self.building = True
+        self._on_batch()
+
+    def _install(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        layout, self.paths = snapshot.layout, snapshot.paths
-        if self.problems_only and snapshot.problem_layout is not None:
-            layout, self.paths = snapshot.problem_layout, snapshot.problem_paths
-        self.layout = layout
+        self.layout, self.paths, _ = self._chosen(snapshot)
+        self._columns = None
+        self._hit = None
+        layout = self.layout
         self.setSceneRect(
             QRectF(-MARGIN, -MARGIN, layout.width + 2 * MARGIN, layout.height + 2 * MARGIN)
         )
         if self.selected not in snapshot.graph.nodes:
             self.selected = None
-        self._queue = list(range(len(layout.components)))
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """A new scan of the directory shown: the trees whose signature is unchanged keep their
+        items (moved where the new layout puts them), the others are replaced; the selection
+        stays when its image is still there. Another directory gets ``set_snapshot``. Emits
+        ``built`` once the changed trees are in."""
+        old = self.snapshot
+        if old is None or self.building or old.root != snapshot.root:
+            self.set_snapshot(snapshot)
+            return
+        self._timer.stop()
+        old_sigs, new_sigs = old.signatures, snapshot.signatures
+        kept: dict[str, TreeItems] = {}
+        for tree in self.trees.values():
+            sig = old_sigs.get(tree.root)
+            if sig is not None and sig == new_sigs.get(tree.root):
+                kept[tree.root] = tree
+            else:
+                self._remove_tree(tree)
+        if self.markers is not None:
+            self._drop(self.markers)
+            self.markers = None
+        self._install(snapshot)
+        assert self.layout is not None
+        self.trees, self.layers, self._queue = {}, {}, []
+        for index, comp in enumerate(self.layout.components):
+            tree = kept.pop(comp.root, None)
+            if tree is None:
+                self._queue.append(index)
+                continue
+            dx, dy = comp.x - tree.origin[0], comp.y - tree.origin[1]
+            for item in tree.items():
+                item.setPos(dx, dy)
+            if tree.layer is not None:
+                tree.layer.index = index
+                self.layers[index] = tree.layer
+            self.trees[index] = tree
+            if self.matches is not None:
+                self._dim_boxes(index)
+        for tree in kept.values():  # a tree whose root is gone (merged into another one)
+            self._remove_tree(tree)
         self._queue.reverse()
         self.building = True
         self._on_batch()
+
+    def _remove_tree(self, tree: TreeItems) -> None:
+        for item in list(tree.items()):
+            self._drop(item)
+
+    def _drop(self, item: QGraphicsItem) -> None:
+        """Takes ``item`` out of the scene and deletes it (out of the scene, nothing owns it)."""
+        self.removeItem(item)
+        delete(item)
 
     def _on_batch(self) -> None:
         snap = self.snapshot
@@ -186,7 +273,7 @@ class ChainScene(QGraphicsScene):
             return
         deadline = time.perf_counter() + BATCH_MS / 1000
         while self._queue:
-            self._add_component(snap, self._queue.pop())
+            self._add_component(self._queue.pop())
             if time.perf_counter() > deadline:
                 break
         if self._queue:
@@ -198,55 +285,77 @@ class ChainScene(QGraphicsScene):
         self.built.emit()
 
     def _add_markers(self, snap: Snapshot) -> None:
-        status = snap.status
-        half_w, half_h = NODE_W / 2, NODE_H / 2
-        points = {True: [], False: []}  # the break itself: True; above a break: False
-        for node, (x, y) in self.layout.positions.items():
-            st = status[node]
-            if is_broken(st):
-                at = st.broken_at
-                points[at is None or at == node or st.state is not State.UNUSABLE].append(
-                    QPointF(x + half_w, y + half_h)
-                )
-        if points[True] or points[False]:
-            self.markers = MarkerLayer(self.sceneRect(), points[True], points[False])
+        _, _, found = self._chosen(snap)
+        if found is not None and found.count():
+            self.markers = MarkerLayer(self.sceneRect(), found.breaks, found.above)
             self.markers.setVisible(self.markers_visible)
             self.addItem(self.markers)
 
-    def _add_component(self, snap: Snapshot, index: int) -> None:
+    def _add_component(self, index: int) -> None:
+        assert self.layout is not None
         comp = self.layout.components[index]
         paths = self.paths[index]
-        root = self.cards_root
-        made = []
+        tree = TreeItems(comp.root, (comp.x, comp.y))
         if comp.has_edges:
-            made.append(("edges", self.addPath(paths.edges, self._edge_pen)))
-            made.append(("arrows", self.addPath(paths.arrows, self._no_pen, self._arrow_brush)))
+            tree.paths.append(("edges", self._add_path(paths.edges, self._edge_pen)))
+            tree.paths.append(
+                ("arrows", self._add_path(paths.arrows, self._no_pen, self._arrow_brush))
+            )
         if paths.loops is not None:
-            made.append(("loops", self.addPath(paths.loops, self._loop_pen)))
-        for _kind, path_item in made:
-            path_item.setParentItem(root)
-        self._paths += made
-        pos = self.layout.positions
-        status = snap.status
-        rects: list[tuple[str, QRectF]] = []
-        for node in comp.nodes:
-            x, y = pos[node]
-            rect = QRectF(x, y, NODE_W, NODE_H)
-            brush, pen = palette(status[node])
-            # addRect makes a plain C++ item: Qt calls its virtuals without asking PySide6
-            # whether Python overrides them (an item made from Python pays that on every call).
-            item = self.addRect(rect, pen, brush)
-            item.setData(NODE_KEY, node)
-            item.setData(COMPONENT_KEY, index)
-            item.setParentItem(root)
-            if self.matches is not None and node not in self.matches:
-                item.setOpacity(DIMMED)
-            self.items_by_node[node] = item
-            rects.append((node, rect))
-        layer = CardLayer(self, index, rects, QRectF(comp.x, comp.y, comp.w, comp.h))
+            tree.paths.append(("loops", self._add_path(paths.loops, self._loop_pen)))
+        self.trees[index] = tree
+        if self.matches is None:
+            for state, path in paths.boxes:
+                tree.boxes[(state, False)] = self._add_box(path, state, False)
+        else:
+            self._dim_boxes(index)
+        layer = CardLayer(self, index, QRectF(comp.x, comp.y, comp.w, comp.h))
         layer.setVisible(self.details_visible)
-        layer.setParentItem(root)
+        layer.setParentItem(self.cards_root)
+        tree.layer = layer
         self.layers[index] = layer
+
+    def _add_path(self, path: QPainterPath, pen: QPen, brush: QBrush | None = None):
+        # addPath makes a plain C++ item: Qt calls its virtuals without asking PySide6 whether
+        # Python overrides them (an item made from Python pays that on every call).
+        item = self.addPath(path, pen) if brush is None else self.addPath(path, pen, brush)
+        item.setParentItem(self.cards_root)
+        return item
+
+    def _add_box(self, path: QPainterPath, state: State, dim: bool) -> QGraphicsPathItem:
+        item = self._add_path(path, self._no_pen, box_style(state)[0])
+        if dim:
+            item.setOpacity(DIMMED)
+        return item
+
+    def _dim_boxes(self, index: int) -> None:
+        """Draws tree ``index``'s boxes again, the cards the filter does not match dimmed."""
+        assert self.layout is not None and self.snapshot is not None
+        tree = self.trees[index]
+        for item in tree.boxes.values():
+            self._drop(item)
+        tree.boxes = {}
+        matches, status = self.matches, self.snapshot.status
+        pos = self.layout.positions
+        dx, dy = self._offset(tree, index)
+        groups: dict[tuple[State, bool], QPainterPath] = {}
+        for node in self.layout.components[index].nodes:
+            key = (status[node].state, matches is not None and node not in matches)
+            path = groups.get(key)
+            if path is None:
+                path = groups[key] = QPainterPath()
+            x, y = pos[node]
+            path.addRect(x - dx, y - dy, NODE_W, NODE_H)
+        for key, path in groups.items():
+            item = self._add_box(path, *key)
+            item.setPos(dx, dy)
+            tree.boxes[key] = item
+
+    def _offset(self, tree: TreeItems, index: int) -> tuple[float, float]:
+        """How far tree ``index`` moved since its items were drawn (a rescan moved it)."""
+        assert self.layout is not None
+        comp = self.layout.components[index]
+        return comp.x - tree.origin[0], comp.y - tree.origin[1]
 
     # -- selection (ours, not Qt's: one current image, shared with the list)
 
@@ -272,26 +381,26 @@ class ChainScene(QGraphicsScene):
             return
         path = QPainterPath()
         for node in self.also_selected - {self.selected}:
-            item = self.items_by_node.get(node)
-            if item is not None:
-                path.addRoundedRect(item.rect().adjusted(-5, -5, 5, 5), 9, 9)
+            rect = self.node_rect(node)
+            if rect is not None:
+                path.addRoundedRect(rect.adjusted(-5, -5, 5, 5), 9, 9)
         ring.setPath(path)
         ring.setVisible(not path.isEmpty())
 
     def _place_ring(self) -> None:
         self._place_also_ring()
-        item = self.items_by_node.get(self.selected) if self.selected else None
+        rect = self.node_rect(self.selected) if self.selected else None
         for ring, grow, visible in (
             (self._ring, 5, True),
             (self._focus_ring, 10, self.focus_visible),  # the keyboard focus, round the ring
         ):
             if ring is None:
                 continue
-            if item is None or not visible:
+            if rect is None or not visible:
                 ring.setVisible(False)
                 continue
             path = QPainterPath()
-            path.addRoundedRect(item.rect().adjusted(-grow, -grow, grow, grow), 9, 9)
+            path.addRoundedRect(rect.adjusted(-grow, -grow, grow, grow), 9, 9)
             ring.setPath(path)
             ring.setVisible(True)
 
@@ -333,11 +442,18 @@ class ChainScene(QGraphicsScene):
         if matches is None and self.matches is None:
             return
         self.matches = matches
-        for node, item in self.items_by_node.items():
-            item.setOpacity(1.0 if matches is None or node in matches else DIMMED)
+        for index in self.trees:
+            self._dim_boxes(index)
         for layer in self.layers.values():
             layer.update()
         self.matchesChanged.emit()
+
+    def set_cards_visible(self, visible: bool) -> None:
+        """Shows or hides every card, card layer and edge at once (a zoomed-out overview's
+        switch: ``gui/graph/overview.py``)."""
+        self.cards_visible = visible
+        if self.cards_root is not None:
+            self.cards_root.setVisible(visible)
 
     def set_details_visible(self, visible: bool) -> None:
         if visible == self.details_visible:
@@ -346,22 +462,85 @@ class ChainScene(QGraphicsScene):
         for layer in self.layers.values():
             layer.setVisible(visible)
 
-    def set_cards_visible(self, visible: bool) -> None:
-        """Shows or hides every card, card layer and edge at once (the overview's switch)."""
-        self.cards_visible = visible
-        if self.cards_root is not None:
-            self.cards_root.setVisible(visible)
+    # -- cards
 
-    def node_at(self, scene_pos) -> str | None:
-        for item in self.items(scene_pos):
-            node = item.data(NODE_KEY) if isinstance(item, QGraphicsRectItem) else None
-            if node is not None:
+    @property
+    def card_count(self) -> int:
+        """How many cards are drawn (those of the trees built so far)."""
+        layout = self.layout
+        if layout is None:
+            return 0
+        if len(self.trees) == len(layout.components):
+            return len(layout.positions)
+        return sum(len(layout.components[i].nodes) for i in self.trees)
+
+    def shown(self, node: str) -> bool:
+        """Whether ``node``'s card is drawn (its tree is built, in the layout shown)."""
+        layout = self.layout
+        return layout is not None and layout.component_of.get(node, -1) in self.trees
+
+    def shown_nodes(self) -> list[str]:
+        layout = self.layout
+        if layout is None:
+            return []
+        return [n for i in sorted(self.trees) for n in layout.components[i].nodes]
+
+    def node_rect(self, node: str) -> QRectF | None:
+        if not self.shown(node):
+            return None
+        assert self.layout is not None
+        x, y = self.layout.positions[node]
+        return QRectF(x, y, NODE_W, NODE_H)
+
+    def dimmed(self, node: str) -> bool:
+        """Whether ``node``'s card is drawn dimmed (the filter does not match it)."""
+        return self.box_item(node).opacity() < 1.0
+
+    def box_item(self, node: str) -> QGraphicsPathItem:
+        """The item that draws ``node``'s box (shared with the cards of its tree in its state)."""
+        assert self.layout is not None and self.snapshot is not None
+        tree = self.trees[self.layout.component_of[node]]
+        state = self.snapshot.status[node].state
+        dim = self.matches is not None and node not in self.matches
+        return tree.boxes[(state, dim)]
+
+    def node_at(self, scene_pos: QPointF) -> str | None:
+        """The card under a scene point, found in the layout: the tree, then its card."""
+        layout = self.layout
+        if layout is None:
+            return None
+        x, y = scene_pos.x(), scene_pos.y()
+        index = self._tree_at(x, y)
+        if index is None or index not in self.trees:
+            return None
+        pos = layout.positions
+        for node in layout.components[index].nodes:
+            nx, ny = pos[node]
+            if nx <= x <= nx + NODE_W and ny <= y <= ny + NODE_H:
                 return node
         return None
 
-    def shown(self, node: str) -> bool:
-        return node in self.items_by_node
-
-    def node_rect(self, node: str) -> QRectF | None:
-        item = self.items_by_node.get(node)
-        return item.rect() if item is not None else None
+    def _tree_at(self, x: float, y: float) -> int | None:
+        """The tree whose box holds (x, y): trees are packed in columns, so two bisections."""
+        layout = self.layout
+        assert layout is not None
+        if self._hit is None:
+            by_x: dict[float, list[tuple[float, int]]] = {}
+            for i, comp in enumerate(layout.components):
+                by_x.setdefault(comp.x, []).append((comp.y, i))
+            xs = sorted(by_x)
+            columns = [sorted(by_x[cx]) for cx in xs]
+            widths = [max(layout.components[i].w for _, i in col) for col in columns]
+            self._hit = (xs, columns, widths)
+        xs, columns, widths = self._hit
+        k = bisect.bisect_right(xs, x) - 1
+        if k < 0 or x > xs[k] + widths[k]:
+            return None
+        column = columns[k]
+        j = bisect.bisect_right(column, (y, len(layout.components))) - 1
+        if j < 0:
+            return None
+        comp = layout.components[column[j][1]]
+        if comp.x <= x <= comp.x + comp.w and comp.y <= y <= comp.y + comp.h:
+            return column[j][1]
+        return None

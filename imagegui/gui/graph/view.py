@@ -379,7 +379,7 @@ class ChainView(QGraphicsView):
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
         scene = self.chain_scene
-        if scene.problems_only and scene.snapshot is not None and not scene.items_by_node:
+        if scene.problems_only and scene.snapshot is not None and not scene.card_count:
             painter = QPainter(self.viewport())
             painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(

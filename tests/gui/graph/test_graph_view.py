@@ -71,8 +71,8 @@ def test_fit_shows_every_card(qtbot, window, open_dir, labs, count):
     window.actions.zoom_fit.trigger()
     inside = view.viewport().rect()
     scene = window.scene
-    assert len(scene.items_by_node) == count
-    clipped = [n for n in scene.items_by_node if not inside.contains(card_on_screen(view, n))]
+    assert len(scene.shown_nodes()) == count
+    clipped = [n for n in scene.shown_nodes() if not inside.contains(card_on_screen(view, n))]
     assert clipped == []
     assert not view.horizontalScrollBar().isVisible() and not view.verticalScrollBar().isVisible()
 
@@ -268,11 +268,11 @@ def test_problems_only_hides_healthy_chains(qtbot, window, open_dir, make, tmp_p
     open_dir(tmp_path)
     scene, view, action = window.scene, window.view, window.actions.problems_only
     assert action.isEnabled() and not action.isChecked()
-    assert set(nodes["healthy"]) <= set(scene.items_by_node)
+    assert set(nodes["healthy"]) <= set(scene.shown_nodes())
     with qtbot.waitSignal(window.ready):
         action.trigger()
     assert settings.problems_only()
-    shown = set(scene.items_by_node)
+    shown = set(scene.shown_nodes())
     assert not shown & set(nodes["healthy"])  # not dimmed: gone from the scene
     assert set(nodes["troubled"]) <= shown
     inside = view.viewport().rect()
@@ -285,7 +285,7 @@ def test_problems_only_hides_healthy_chains(qtbot, window, open_dir, make, tmp_p
     )  # packed without the holes
     with qtbot.waitSignal(window.ready):
         action.trigger()
-    assert set(nodes["healthy"]) <= set(scene.items_by_node)
+    assert set(nodes["healthy"]) <= set(scene.shown_nodes())
     assert not settings.problems_only()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from PySide6.QtCore import QObject
+from shiboken6 import isValid
 
 from imagegui.gui import qtfix
 from imagegui.gui.graph.cards import LOD_NAME
@@ -17,7 +18,7 @@ def test_cards_edges_and_level_of_detail(qtbot, window, open_dir, make, tmp_path
     make.overlay("lost.qcow2", "gone.qcow2")
     open_dir(tmp_path)
     scene, view = window.scene, window.view
-    assert set(scene.items_by_node) == set(window.session.snapshot.graph.nodes)
+    assert set(scene.shown_nodes()) == set(window.session.snapshot.graph.nodes)
     assert scene.node_at(scene.node_rect(top).center()) == top
 
     view.set_scale(LOD_NAME / 4)  # zoomed out: only the C++ boxes paint
@@ -34,6 +35,46 @@ def test_cards_edges_and_level_of_detail(qtbot, window, open_dir, make, tmp_path
     text = tooltip(window.session.snapshot, str(tmp_path / "lost.qcow2"))
     assert str(tmp_path / "lost.qcow2") in text and "not found" in text
     view.viewport().grab()  # paints at full detail without a Qt warning
+
+
+def test_a_rescan_keeps_the_trees_that_did_not_change(qtbot, window, open_dir, make, tmp_path):
+    make.create("a.qcow2", "qcow2", "1G")
+    make.overlay("a1.qcow2", "a.qcow2")
+    make.create("b.qcow2", "qcow2", "1G")
+    b1 = str(make.overlay("b1.qcow2", "b.qcow2"))
+    make.create("c.qcow2", "qcow2", "1G")
+    open_dir(tmp_path)
+    scene, view = window.scene, window.view
+    a, b, c = (str(tmp_path / f"{n}.qcow2") for n in "abc")
+    window.selection.set(b1)
+    view.set_scale(0.7)
+    view.centerOn(scene.node_rect(b1).center())
+    scroll = (view.horizontalScrollBar().value(), view.verticalScrollBar().value())
+    layout = scene.layout
+    before = {root: scene.trees[layout.component_of[root]] for root in (a, b, c)}
+    items = {root: list(tree.items()) for root, tree in before.items()}
+
+    new = str(make.overlay("a2.qcow2", "a.qcow2"))  # one new overlay in tree a
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.rescan()
+
+    assert scene.layout is not layout and scene.shown(new)
+    after = {root: scene.trees[scene.layout.component_of[root]] for root in (a, b, c)}
+    for root in (b, c):  # unchanged: the very same items, in the scene, where the layout says
+        assert after[root] is before[root]
+        assert list(after[root].items()) == items[root]
+        assert all(item.scene() is scene for item in items[root])
+        assert scene.node_at(scene.node_rect(root).center()) == root
+        layer = after[root].layer
+        assert layer.index == scene.layout.component_of[root]
+        assert layer.mapToScene(layer.rects[0][1].topLeft()) == scene.node_rect(root).topLeft()
+    assert after[a] is not before[a]  # changed: drawn again, the old items gone
+    assert not any(isValid(item) for item in items[a])
+    assert scene.node_at(scene.node_rect(new).center()) == new
+    assert window.selection.node == b1 and scene.selected == b1
+    assert scene._ring.isVisible() and scene._ring.boundingRect().contains(scene.node_rect(b1))
+    assert view.scale_factor == 0.7
+    assert (view.horizontalScrollBar().value(), view.verticalScrollBar().value()) == scroll
 
 
 def test_pyside_none_refcount_guard():
