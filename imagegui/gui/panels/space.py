@@ -60,6 +60,7 @@ class SpacePanel(QWidget):
         layout.addWidget(self.totals)
         layout.addWidget(self.map, 1)
         self.snapshot: Snapshot | None = None
+        self._sizes: tuple[int, int] | None = None
         #: The space report of the snapshot shown (None until read, or when it failed).
         self.report = None
         #: What the report's reading says meanwhile ("Reading allocation maps… 40 %").
@@ -72,6 +73,7 @@ class SpacePanel(QWidget):
 
     def set_snapshot(self, snapshot: Snapshot | None) -> None:
         self.snapshot = snapshot
+        self._sizes = None
         self.report = None
         self.status_text = ""
         self.map.extra = {}
@@ -108,8 +110,22 @@ class SpacePanel(QWidget):
 
     def set_progress(self, fraction: float) -> None:
         if self.report is None and self.snapshot is not None:
-            self.status_text = f"reading where the space goes… {fraction * 100:.0f} %"
-            self._show_totals()
+            text = f"reading where the space goes… {fraction * 100:.0f} %"
+            if text != self.status_text:  # progress comes per image: redraw per percent
+                self.status_text = text
+                self._show_totals()
+
+    def _on_disk(self, snap: Snapshot) -> tuple[int, int]:
+        """Bytes on disk of the scanned images and of the backing files outside the directory,
+        added up once per snapshot (at 100,000 images a pass took 75 ms, and the totals are
+        redrawn with every percent of the space report's progress)."""
+        if self._sizes is None:
+            scan = snap.graph.scan
+            self._sizes = (
+                sum(i.actual_size for i in scan.images.values()),
+                sum(i.actual_size for i in scan.external.values()),
+            )
+        return self._sizes
 
     def _show_totals(self) -> None:
         snap = self.snapshot
@@ -118,10 +134,9 @@ class SpacePanel(QWidget):
             self.totals.setText(f"<span style='color:{muted}'>{escape(HINT)}</span>")
             return
         scan = snap.graph.scan
-        on_disk = sum(i.actual_size for i in scan.images.values())
+        on_disk, outside = self._on_disk(snap)
         parts = [f"<b>{human_size(on_disk)}</b> on disk in {counted(len(scan.images), 'image')}"]
         if scan.external:
-            outside = sum(i.actual_size for i in scan.external.values())
             parts.append(
                 f"{human_size(outside)} in {counted(len(scan.external), 'backing file')} "
                 "outside the directory"

@@ -207,3 +207,22 @@ def test_the_list_filter_dims_the_others(qtbot, window, open_dir, chains):
     with qtbot.waitSignal(window.chains.filterApplied, timeout=10_000):
         window.chains.filter.clear()
     assert view.matches is None
+
+
+def test_the_totals_are_redrawn_once_per_percent_of_progress(qtbot, window, open_dir, chains):
+    """The space report's progress comes per image: at 100,000 images redrawing the totals
+    (which add up every image) for each one kept the window busy."""
+    open_dir(chains)
+    panel = window.space
+    panel.set_snapshot(window.session.snapshot)  # as if its report were being read again
+    redrawn: list[str] = []
+    panel.totals.setText = redrawn.append  # type: ignore[method-assign]
+    for i in range(200):
+        panel.set_progress(0.5 + i / 100_000)  # 200 images, all within 50 %
+    assert len(redrawn) == 1 and "50 %" in redrawn[0]
+    panel.set_progress(0.51)
+    assert len(redrawn) == 2 and "51 %" in redrawn[1]
+    assert (
+        human_size(sum(i.actual_size for i in window.session.snapshot.graph.scan.images.values()))
+        in redrawn[1]
+    )
