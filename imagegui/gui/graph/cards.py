@@ -180,6 +180,7 @@ class CardLayer(QGraphicsItem):
         #: The tree's index in the scene's layout (a rescan may change it).
         self.index = index
         self._rects: list[tuple[str, QRectF]] | None = None
+        self._origin = box.topLeft()
         self._bounds = box.adjusted(-10, -10, 10, 10)
         self._elided: dict[str, str] = {}
         self._compact_cache: dict[tuple[str, int], tuple[str, ...]] = {}
@@ -192,11 +193,12 @@ class CardLayer(QGraphicsItem):
         if self._rects is None:
             layout = self._scene.layout
             assert layout is not None
-            pos, at = layout.positions, self.pos()
-            dx, dy = at.x(), at.y()
+            comp = layout.components[self.index]
+            # Where the tree was when this item was made, wherever the layout has it now.
+            dx, dy = comp.x - self._origin.x(), comp.y - self._origin.y()
+            pos = layout.positions
             self._rects = [
-                (n, QRectF(pos[n][0] - dx, pos[n][1] - dy, NODE_W, NODE_H))
-                for n in layout.components[self.index].nodes
+                (n, QRectF(pos[n][0] - dx, pos[n][1] - dy, NODE_W, NODE_H)) for n in comp.nodes
             ]
         return self._rects
 

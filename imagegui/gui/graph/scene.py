@@ -113,7 +113,9 @@ class ChainScene(QGraphicsScene):
         self.also_selected: set[str] = set()
         self._also_ring = None
         self.building = False
+        #: Trees to build (by index), and kept trees whose items are to be moved.
         self._queue: list[int] = []
+        self._moves: list[int] = []
         #: Trees by column for hit-testing: sorted column x's, and per column (y, index) sorted.
         self._hit: tuple[list[float], list[list[tuple[float, int]]], list[float]] | None = None
         self._timer = QTimer(self)
@@ -197,6 +199,7 @@ class ChainScene(QGraphicsScene):
         self._also_ring = self._make_ring()
         self._focus_ring = self._make_ring(focus=True)
         self._install(snapshot)
+        self._moves = []
         self._queue = list(range(len(self.layout.components)))  # type: ignore[union-attr]
         self._queue.reverse()
         self.building = True
@@ -218,9 +221,10 @@ class ChainScene(QGraphicsScene):
         """A new scan of the directory shown: the trees whose signature is unchanged keep their
         items (moved where the new layout puts them), the others are replaced; the selection
         stays when its image is still there. Another directory gets ``set_snapshot``. Emits
-        ``built`` once the changed trees are in."""
+        ``built`` once the changed trees are in (once, for the last of several applied in a
+        row)."""
         old = self.snapshot
-        if old is None or self.building or old.root != snapshot.root:
+        if old is None or old.root != snapshot.root:
             self.set_snapshot(snapshot)
             return
         self._timer.stop()
@@ -237,26 +241,35 @@ class ChainScene(QGraphicsScene):
             self.markers = None
         self._install(snapshot)
         assert self.layout is not None
-        self.trees, self.layers, self._queue = {}, {}, []
+        # While an earlier snapshot is still being built or applied, what is built so far is
+        # kept the same way; the rest is built for this one.
+        self.trees, self.layers, self._queue, self._moves = {}, {}, [], []
         for index, comp in enumerate(self.layout.components):
             tree = kept.pop(comp.root, None)
             if tree is None:
                 self._queue.append(index)
                 continue
-            dx, dy = comp.x - tree.origin[0], comp.y - tree.origin[1]
-            for item in tree.items():
-                item.setPos(dx, dy)
             if tree.layer is not None:
                 tree.layer.index = index
                 self.layers[index] = tree.layer
             self.trees[index] = tree
-            if self.matches is not None:
-                self._dim_boxes(index)
+            self._moves.append(index)  # its items are moved by the batches, a few ms each
         for tree in kept.values():  # a tree whose root is gone (merged into another one)
             self._remove_tree(tree)
         self._queue.reverse()
+        self._moves.reverse()
         self.building = True
         self._on_batch()
+
+    def _move_tree(self, index: int) -> None:
+        """Puts a kept tree's items where the new layout has the tree (and dims its cards
+        again while the list is filtered)."""
+        tree = self.trees[index]
+        dx, dy = self._offset(tree, index)
+        for item in tree.items():
+            item.setPos(dx, dy)
+        if self.matches is not None:
+            self._dim_boxes(index)
 
     def _remove_tree(self, tree: TreeItems) -> None:
         for item in list(tree.items()):
@@ -272,6 +285,11 @@ class ChainScene(QGraphicsScene):
         if snap is None:
             return
         deadline = time.perf_counter() + BATCH_MS / 1000
+        while self._moves:
+            self._move_tree(self._moves.pop())
+            if time.perf_counter() > deadline:
+                self._timer.start()
+                return
         while self._queue:
             self._add_component(self._queue.pop())
             if time.perf_counter() > deadline:

@@ -7,9 +7,12 @@ import sys
 from PySide6.QtCore import QObject
 from shiboken6 import isValid
 
+from imagegui.core.read.scan import scan_directory
 from imagegui.gui import qtfix
+from imagegui.gui.graph import scene as scene_module
 from imagegui.gui.graph.cards import LOD_NAME
 from imagegui.gui.panels.chains_model import tooltip
+from imagegui.gui.snapshot import build_snapshot
 
 
 def test_cards_edges_and_level_of_detail(qtbot, window, open_dir, make, tmp_path):
@@ -75,6 +78,40 @@ def test_a_rescan_keeps_the_trees_that_did_not_change(qtbot, window, open_dir, m
     assert scene._ring.isVisible() and scene._ring.boundingRect().contains(scene.node_rect(b1))
     assert view.scale_factor == 0.7
     assert (view.horizontalScrollBar().value(), view.verticalScrollBar().value()) == scroll
+
+
+def test_a_snapshot_applied_while_another_is_applied_ends_as_the_last(
+    qtbot, window, open_dir, make, tmp_path, monkeypatch
+):
+    """Live updates can come faster than 100,000 cards are placed: each new snapshot keeps
+    what is already placed and unchanged, and only the last one is announced and drawn."""
+    for name in "abcd":
+        make.create(f"{name}.qcow2", "qcow2", "1G")
+    open_dir(tmp_path)
+    scene = window.scene
+    kept = scene.trees[scene.layout.component_of[str(tmp_path / "d.qcow2")]]
+    monkeypatch.setattr(scene_module, "BATCH_MS", 0.0)  # one tree per event-loop turn
+    make.overlay("a1.qcow2", "a.qcow2")
+    first = build_snapshot(scan_directory(str(tmp_path)), None)
+    b1 = str(make.overlay("b1.qcow2", "b.qcow2"))
+    second = build_snapshot(scan_directory(str(tmp_path)), None)
+    built: list[object] = []
+    scene.built.connect(lambda: built.append(scene.snapshot))
+    scene.apply_snapshot(first)
+    assert scene.building  # still placing the trees of the first
+    scene.apply_snapshot(second)
+    qtbot.waitUntil(lambda: not scene.building)
+    assert built == [second]
+    assert set(scene.shown_nodes()) == set(second.graph.nodes)
+    assert scene.trees[scene.layout.component_of[str(tmp_path / "d.qcow2")]] is kept
+    for node in second.graph.nodes:  # every card where the last layout has it, and drawn there
+        rect = scene.node_rect(node)
+        assert scene.node_at(rect.center()) == node
+        assert scene.box_item(node).sceneBoundingRect().contains(rect)
+    for tree in scene.trees.values():
+        for node, rect in tree.layer.rects:
+            assert tree.layer.mapRectToScene(rect) == scene.node_rect(node)
+    assert scene.node_rect(b1) is not None
 
 
 def test_pyside_none_refcount_guard():
