@@ -523,9 +523,10 @@ class ChainScene(QGraphicsScene):
         return tree.boxes[(state, dim)]
 
     def node_at(self, scene_pos: QPointF) -> str | None:
-        """The card under a scene point, found in the layout: the tree, then its card."""
+        """The card under a scene point, found in the layout: the tree, then its card. None while
+        the cards are hidden (the zoomed-out overview stands for them: its blocks answer)."""
         layout = self.layout
-        if layout is None:
+        if layout is None or not self.cards_visible:
             return None
         x, y = scene_pos.x(), scene_pos.y()
         index = self._tree_at(x, y)
