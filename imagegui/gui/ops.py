@@ -567,8 +567,8 @@ class Ops(QObject):
 
 def journalled_change(plan: Plan) -> bool:
     """Whether running ``plan`` recorded a change Undo can take back: a new image, a convert,
-    a snapshot taken, a disk grown (``journal.ChangeEntry``)."""
-    if plan.op in ("new", "convert"):
+    a snapshot taken, a disk grown (``journal.ChangeEntry``), a move or rename."""
+    if plan.op in ("new", "convert", "move"):
         return True
     if plan.op == "snapshot":
         return getattr(plan, "action", "") == "create"

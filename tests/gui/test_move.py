@@ -141,3 +141,20 @@ def test_move_to_folder_moves_several_selected_images(
     moved = str(store / os.path.basename(first))
     qtbot.waitUntil(lambda: window.selection.node == moved, timeout=10_000)
     assert window.session.snapshot.graph.problems == []
+
+
+def test_a_rename_is_said_with_undo_beside_it(qtbot, window, open_dir, wait_plan, make, tmp_path):
+    base = make.create("base.qcow2")
+    make.overlay("web.qcow2", "base.qcow2")
+    open_dir(tmp_path)
+    window.selection.set(str(base))
+    window.move_ops.rename()
+    dialog = window.ops.dialog
+    dialog.name.setText("golden.qcow2")
+    assert not wait_plan(dialog).refused
+    with qtbot.waitSignal(window.ops.undoable, timeout=60_000):
+        dialog.accept()
+    status = window.status
+    assert "golden.qcow2" in status.currentMessage()
+    qtbot.waitUntil(lambda: _plain(window.actions.undo_rebase) == "Undo move of base.qcow2")
+    assert status.undo.isVisibleTo(window) and status.undo.isEnabled()
