@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from PySide6.QtCore import QPoint, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QPoint, QPointF, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -162,6 +162,8 @@ class MainWindow(QMainWindow):
         self.show_folders = self._folders_action()
         self._first_of_root: str | None = None
         self._fit_on_build = False
+        #: The graph point to keep in the middle once the scene of a live update is built.
+        self._keep_view: QPointF | None = None
         #: Tests and --screenshot close without questions.
         self.ask_before_closing = True
         #: Directories removed again on exit (the demo): never offered as recent.
@@ -243,6 +245,7 @@ class MainWindow(QMainWindow):
         s.scanFailed.connect(self._on_scan_failed)
         s.spaceReady.connect(self._on_space_ready)
         s.spaceProgress.connect(self.space.set_progress)
+        s.watchStatusChanged.connect(self._show_watch)
         self.scene.built.connect(self._on_scene_built)
         self.selection.changed.connect(self._on_selection_changed)
         self.view.nodeClicked.connect(self.selection.set)
@@ -336,6 +339,8 @@ class MainWindow(QMainWindow):
         if current not in snapshot.graph.nodes:
             current = None
         self._fit_on_build = new_root
+        # A live update (files changed by themselves) keeps the view where the user left it.
+        self._keep_view = self._scroll() if self.session.live_update and not new_root else None
         if snapshot.graph.nodes:
             self.stack.setCurrentWidget(self.views)
         else:
@@ -377,9 +382,21 @@ class MainWindow(QMainWindow):
             self._fit_on_build = False
         node = self.selection.node
         self.scene.select(node)
-        if node is not None:
+        keep, self._keep_view = self._keep_view, None
+        if keep is not None:
+            self.view.centerOn(keep)
+        elif node is not None:
             self.view.show_node(node)
         QTimer.singleShot(0, self.ready)
+
+    def _scroll(self) -> QPointF:
+        """The point of the graph in the middle of the view (kept by a live update: the same
+        images stay in sight even when the graph's bounds grow)."""
+        return self.view.mapToScene(self.view.viewport().rect().center())
+
+    def _show_watch(self, status=None) -> None:
+        """The status bar's word on live updates (also when Preferences turned them on/off)."""
+        self.status.set_watch(self.session.live.status, self.settings.auto_rescan())
 
     def _refresh_recent(self) -> None:
         dirs = self.settings.recent_dirs()
@@ -598,6 +615,8 @@ class MainWindow(QMainWindow):
         dialog = PreferencesDialog(self.settings, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(self._apply_graph_settings)
+        dialog.accepted.connect(self._show_watch)
+        dialog.accepted.connect(self.session.settings_changed)
         self.ops.dialog = dialog
         dialog.open()
 

@@ -3,9 +3,14 @@
 One scan at a time, in the session's task slot: a rescan asked for while one runs is remembered
 and started when it ends (so a burst of file events costs two scans, not twenty); opening another
 directory supersedes the running scan (the slot cancels it, and its result never arrives).
-Directory changes reach a debounce timer; while an operation is writing into the directory
-(``hold``) automatic rescans wait for it, so a half-written flatten output never shows up as a
-broken image.
+A local folder is watched with inotify (``gui.watching``: every directory under it, on a thread
+of its own); the paths it reports gather in ``changed`` until a debounce timer fires, and the
+rescan is told them (everything when events were lost or the watch is incomplete). While an
+operation is writing into the directory (``hold``) automatic rescans wait for it, so a
+half-written flatten output never shows up as a broken image. When the system refuses to watch
+every folder, the folder is rescanned periodically instead (``PERIODIC_MIN_MS``), and the status
+bar says so. A rescan that file events started is a *live* update (``live_update``): the window
+keeps its zoom and scroll position for it.
 
 Each scan also reads the local libvirt hosts (``hosts``, beside the walk, on a worker); the scan
 job takes that read before it builds the graph, so the graph knows which VMs use which images.
@@ -21,22 +26,26 @@ snapshot makes the last one stale, or for another host's images).
 
 from __future__ import annotations
 
-import os
+from PySide6.QtCore import QObject, QTimer, Signal
 
-from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
-
+from imagegui.core.read.watch import Changes, WatchStatus
 from imagegui.core.virt.connect import LibvirtUnreachable
 from imagegui.core.virt.inventory import Hosts
 from imagegui.gui.hosts import HostsReader, hosts_key
 from imagegui.gui.settings import Settings
 from imagegui.gui.snapshot import Snapshot, make_attach_job, make_remote_job, make_scan_job
 from imagegui.gui.spacejob import SpaceResult, make_space_job
+from imagegui.gui.watching import LiveWatch
 from imagegui.gui.workers import TaskSlot
 
 #: Quiet time after the last file event before an automatic rescan.
 DEBOUNCE_MS = 800
-#: inotify watches are a per-user resource: watch at most this many directories.
-MAX_WATCHED = 2000
+#: When not every folder can be watched: rescan at most this often, and at most a 1/PERIODIC_SHARE
+#: of the time (a scan taking 6 s runs every 2 minutes at most).
+PERIODIC_MIN_MS = 60_000
+PERIODIC_SHARE = 20
+#: Past this many changed paths gathered, the next rescan looks at everything instead.
+MAX_CHANGED = 50_000
 
 
 class Selection(QObject):
@@ -65,6 +74,8 @@ class Session(QObject):
     #: being read (``spaceProgress`` follows), or not available (``space_note`` says why).
     spaceReady = Signal(object)
     spaceProgress = Signal(float)
+    #: The folder watch's ``core.read.watch.WatchStatus``, or None when nothing is watched.
+    watchStatusChanged = Signal(object)
 
     def __init__(self, settings: Settings, parent: QObject | None = None):
         super().__init__(parent)
@@ -85,11 +96,24 @@ class Session(QObject):
         self._holds = 0
         #: Width / height of the graph area, for the layout (the window keeps it current).
         self.aspect = 1.6
-        self._watcher = QFileSystemWatcher(self)
-        self._watcher.directoryChanged.connect(self._on_directory_changed)
+        #: The local folder's inotify watch; its status is the window's "Watching N folders".
+        self.live = LiveWatch(self)
+        self.live.changed.connect(self._on_files_changed)
+        self.live.statusChanged.connect(self._on_watch_status)
+        #: Paths changed since the last rescan started; None: look at everything.
+        self.changed: set[str] | None = None
+        #: The last scan finished was started by file events or the periodic rescan, not by a
+        #: user or an operation: the window keeps its view as it is.
+        self.live_update = False
+        self._live_next = False
+        self._live_running = False
+        #: What the running (or last) scan was told changed; None: everything.
+        self.scan_changed: set[str] | None = None
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.timeout.connect(self._on_debounce_timeout)
+        self._periodic = QTimer(self)
+        self._periodic.timeout.connect(self._on_periodic)
         #: The libvirt hosts (``gui.hosts``): local ones read with every scan.
         self.hosts = HostsReader(settings, self)
         self.hosts.localRead.connect(self._on_local_hosts)
@@ -117,16 +141,26 @@ class Session(QObject):
     def open(self, target: str) -> None:
         """Scans ``target`` (a directory, or a file whose directory is scanned)."""
         self._pending = False
+        self._live_next = False
+        self._debounce.stop()
         self.remote_uri = None
         self._start(target)
 
     def open_remote(self, uri: str) -> None:
         """Shows the images of the host at ``uri`` (its storage volumes, through libvirt)."""
         self._pending = False
+        self._live_next = False
+        self._debounce.stop()
         self.remote_uri = uri
         self._start(uri)
 
     def rescan(self) -> None:
+        """Scans the open folder (or host) again, looking at everything (Rescan)."""
+        self.changed = None
+        self._live_next = False
+        self._rescan()
+
+    def _rescan(self) -> None:
         if self.root is None:
             return
         if self._scan.running:
@@ -135,11 +169,18 @@ class Session(QObject):
         self._start(self.remote_uri or self.root)
 
     def rescan_soon(self, delay_ms: int = 150) -> None:
-        """A rescan after a short quiet period (merges with file events that are on their way)."""
+        """A rescan of everything after a short quiet period (merges with file events on their
+        way); not a live update: what an operation asked to show is shown."""
+        self.changed = None
+        self._live_next = False
         self._debounce.start(delay_ms)
 
     def _start(self, target: str) -> None:
         self._target = target
+        self._live_running, self._live_next = self._live_next, False
+        changed = self.changed if self.live.complete and target == self.root else None
+        self.changed = set()
+        self.scan_changed = changed
         self.scanStarted.emit(target)
         self._attach.discard()  # this scan takes the newest read itself
         aspect = self.aspect
@@ -162,6 +203,7 @@ class Session(QObject):
         self.root = snapshot.root
         self.snapshot = snapshot
         self.remote_uri = snapshot.remote_uri
+        self.live_update = self._live_running
         self._watch(snapshot)
         self._forget_space()
         self.snapshotReady.emit(snapshot)
@@ -179,10 +221,12 @@ class Session(QObject):
             message = f"Scanning {target} failed: {exc}"
         # What a rescan reads again is what is shown (a host that failed is not retried).
         self.remote_uri = self.snapshot.remote_uri if self.snapshot is not None else None
+        self.changed = None  # what this scan was told is not shown: look at everything next
         self.scanFailed.emit(target, message)
         self._next()
 
     def _on_scan_cancelled(self, _message: str) -> None:
+        self.changed = None
         self._next()
 
     def _next(self) -> bool:
@@ -268,26 +312,60 @@ class Session(QObject):
     # -- watching
 
     def _watch(self, snapshot: Snapshot) -> None:
-        old = self._watcher.directories()
-        if old:
-            self._watcher.removePaths(old)
-        if snapshot.remote_uri is not None:  # another host's paths: nothing here to watch
+        """Watches the scanned folder (kept across rescans of it); another host's images are
+        not files here: nothing is watched for them."""
+        if snapshot.remote_uri is not None:
+            self.live.stop()
+            self._periodic.stop()
             return
-        dirs = {snapshot.root}
-        for path in snapshot.graph.scan.images:
-            dirs.add(os.path.dirname(path))
-            if len(dirs) >= MAX_WATCHED:
-                break
-        self._watcher.addPaths(sorted(dirs))
+        self.live.watch(snapshot.root)
+        self._plan_periodic(self.live.status)
 
-    def _on_directory_changed(self, _path: str) -> None:
+    def _on_files_changed(self, changes: Changes) -> None:
+        if changes.overflow:
+            self.changed = None  # events were lost: only a look at everything can tell
+        elif self.changed is not None:
+            self.changed |= changes.paths
+            if len(self.changed) > MAX_CHANGED:
+                self.changed = None
+        if changes.root_gone:
+            return  # said in the status bar; a rescan would only fail to open it
         if self.settings.auto_rescan():
+            if not self._debounce.isActive():
+                self._live_next = True
             self._debounce.start(DEBOUNCE_MS)
+
+    def _on_watch_status(self, status: WatchStatus | None) -> None:
+        self.watchStatusChanged.emit(status)
+        self._plan_periodic(status)
+
+    def _plan_periodic(self, status: WatchStatus | None) -> None:
+        """Rescans now and then while not every folder is watched (the watch limit, or no
+        inotify), at most a 1/PERIODIC_SHARE of the time; never while watching is complete."""
+        partial = status is not None and (status.limited or status.failure is not None)
+        if not partial or not self.settings.auto_rescan() or self.snapshot is None:
+            self._periodic.stop()
+            return
+        took = sum(self.snapshot.timings.values())
+        interval = max(PERIODIC_MIN_MS, int(took * 1000 * PERIODIC_SHARE))
+        if not self._periodic.isActive() or self._periodic.interval() != interval:
+            self._periodic.start(interval)
+
+    def settings_changed(self) -> None:
+        """Preferences were saved: automatic rescans may have been turned on or off."""
+        self._plan_periodic(self.live.status)
+
+    def _on_periodic(self) -> None:
+        if self._holds or self._scan.running or self._debounce.isActive():
+            return
+        self.changed = None
+        self._live_next = True
+        self._rescan()
 
     def _on_debounce_timeout(self) -> None:
         if self._holds:
             return  # release() rescans
-        self.rescan()
+        self._rescan()
 
     # -- writers
 
@@ -307,6 +385,5 @@ class Session(QObject):
         self._attach.discard()
         self._space.discard()
         self.hosts.stop()
-        old = self._watcher.directories()
-        if old:
-            self._watcher.removePaths(old)
+        self._periodic.stop()
+        self.live.stop()

@@ -17,10 +17,50 @@ from PySide6.QtWidgets import (
 
 from imagegui.core.chains.diagnose import Level
 from imagegui.core.chains.nodestate import short_name
+from imagegui.core.read.watch import WatchStatus
 from imagegui.core.units import counted, display_path
 from imagegui.gui import resources
 from imagegui.gui.panels.jobs import JobRecord, JobsPanel
 from imagegui.gui.snapshot import Snapshot
+
+#: How a user raises the kernel's inotify limit for good (a sysctl drop-in, then reloaded).
+RAISE_LIMIT = (
+    "An administrator can raise the limit: put the line fs.inotify.max_user_watches = 524288 "
+    "in a file in /etc/sysctl.d/ and run sysctl --system (each watched folder costs the "
+    "system about 1 KB of memory)."
+)
+
+
+def watch_text(status: WatchStatus | None, auto: bool) -> tuple[str, str]:
+    """The watch label's text and tooltip (both empty: nothing to say)."""
+    if status is None:
+        return "", ""
+    if not auto:
+        return "Live updates off", (
+            "Changes to the folder show after File ▸ Rescan: automatic rescans are "
+            "turned off in Preferences."
+        )
+    if status.stopped is not None:
+        return "Live updates stopped", f"Live updates stopped: {status.stopped}."
+    if status.failure is not None:
+        return "Live updates off", (
+            f"Changes to the folder cannot be watched: {status.failure}. It is rescanned "
+            "every few minutes instead; Rescan shows changes at once."
+        )
+    if status.limited:
+        limit = f"only {status.limit:,}" if status.limit is not None else "no more"
+        total = status.folders + status.unwatched
+        return f"Watching {status.folders:,} of {total:,} folders", (
+            f"Live updates are partial: the system allows {limit} folder watches per user "
+            f"(fs.inotify.max_user_watches), so {status.unwatched:,} folders are not watched. "
+            f"The folder is rescanned every few minutes instead; Rescan shows changes at once. "
+            f"{RAISE_LIMIT}"
+        )
+    return f"Watching {counted(status.folders, 'folder')}", (
+        "Live updates: images that are added, removed or changed in these folders show up "
+        "by themselves."
+    )
+
 
 #: The job indicator's name is elided in the middle past this width (pixels).
 LABEL_WIDTH = 260
@@ -119,6 +159,11 @@ class StatusBar(QStatusBar):
         self.selection.setMinimumWidth(40)
         self.job = JobIndicator()
         self.summary = QLabel()
+        #: Whether the open folder's changes show up by themselves (``set_watch``).
+        self.watching = QLabel()
+        self.watching.setObjectName("watchStatus")
+        self.watching.setTextFormat(Qt.TextFormat.PlainText)
+        self.watching.hide()
         self.zoom = QLabel()
         self.zoom.setToolTip(
             "Zoom: Ctrl+wheel (the wheel scrolls; Preferences can swap them), Ctrl+0 fits all"
@@ -141,6 +186,7 @@ class StatusBar(QStatusBar):
         self.addWidget(self.selection, 1)
         self.addPermanentWidget(self.undo)
         self.addPermanentWidget(self.job)
+        self.addPermanentWidget(self.watching)
         self.addPermanentWidget(self.summary)
         self.addPermanentWidget(self.zoom)
 
@@ -227,6 +273,16 @@ class StatusBar(QStatusBar):
         self.clearMessage()
         if action is not None and action.isEnabled():
             action.trigger()
+
+    def set_watch(self, status: WatchStatus | None, auto: bool) -> None:
+        """Says whether the folder's changes show up by themselves: how many folders are
+        watched, or why not all (the system's limit, with how to raise it), or that automatic
+        rescans are off. Hidden for another host's images (nothing here to watch)."""
+        text, tip = watch_text(status, auto)
+        self.watching.setText(text)
+        self.watching.setToolTip(tip)
+        self.watching.setAccessibleName(text)
+        self.watching.setVisible(bool(text))
 
     def set_zoom(self, scale: float) -> None:
         self.zoom.setText(f"{scale * 100:.0f} %")

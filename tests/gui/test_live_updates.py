@@ -1,0 +1,125 @@
+"""Live updates: the window watches the open folder (inotify) and shows a change without a
+manual rescan, keeping the selection, the zoom and the scroll position; the status bar says
+what is watched, and why not everything when the system's limit is reached."""
+
+from __future__ import annotations
+
+import shutil
+
+from imagegui.core.read.watch import WatchStatus
+from imagegui.gui.panels.status import watch_text
+from imagegui.gui.session import PERIODIC_MIN_MS
+
+
+def wait_watching(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.session.live.status is not None, timeout=10_000)
+
+
+def test_a_new_overlay_shows_up_by_itself_and_the_selection_stays(
+    qtbot, window, open_dir, make, tmp_path
+):
+    make.create("base.qcow2", "qcow2", "1G")
+    (tmp_path / "sub").mkdir()
+    open_dir(tmp_path)
+    wait_watching(qtbot, window)
+    assert window.status.watching.text() == "Watching 2 folders"
+    assert window.status.watching.isVisible()
+    base = str(tmp_path / "base.qcow2")
+    window.selection.set(base)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        make.overlay("sub/new.qcow2", "../base.qcow2")  # a real qemu-img create
+    new = str(tmp_path / "sub" / "new.qcow2")
+    assert new in window.session.snapshot.graph.nodes
+    assert new in window.scene.items_by_node
+    assert window.session.live_update
+    assert window.session.scan_changed is not None and new in window.session.scan_changed
+    assert window.selection.node == base
+    assert window.chains.current_node() == base
+
+
+def test_a_live_update_keeps_the_zoom_and_the_scroll_position(
+    qtbot, window, open_dir, make, tmp_path
+):
+    make.create("base.qcow2", "qcow2", "1G")
+    for i in range(6):
+        make.overlay(f"clone{i}.qcow2", "base.qcow2")
+    open_dir(tmp_path)
+    wait_watching(qtbot, window)
+    window.selection.set(str(tmp_path / "clone5.qcow2"))
+    window.view.set_scale(2.5)
+    bar = window.view.verticalScrollBar()
+    assert bar.maximum() > 0
+    bar.setValue(bar.maximum() // 3)
+
+    def middle():
+        return window.view.mapToScene(window.view.viewport().rect().center())
+
+    before = middle()
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        make.overlay("late.qcow2", "clone0.qcow2")
+    assert str(tmp_path / "late.qcow2") in window.scene.items_by_node
+    assert window.view.scale_factor == 2.5
+    after = middle()  # the same point of the graph in the middle (to a pixel's rounding)
+    assert abs(after.x() - before.x()) <= 1 and abs(after.y() - before.y()) <= 1
+    assert window.selection.node == str(tmp_path / "clone5.qcow2")
+
+
+def test_a_manual_rescan_looks_at_everything(qtbot, window, open_dir, make, tmp_path):
+    make.create("base.qcow2")
+    open_dir(tmp_path)
+    wait_watching(qtbot, window)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.actions.rescan.trigger()
+    assert window.session.scan_changed is None
+    assert not window.session.live_update
+
+
+def test_the_folder_removed_stops_live_updates_without_a_dialog(
+    qtbot, window, open_dir, make, tmp_path
+):
+    root = tmp_path / "root"
+    make.create("root/base.qcow2")
+    open_dir(root)
+    wait_watching(qtbot, window)
+    shutil.rmtree(root)
+    qtbot.waitUntil(lambda: window.status.watching.text() == "Live updates stopped", timeout=10_000)
+    assert "removed" in window.status.watching.toolTip()
+    assert window.ops.last_box is None
+    assert not window.session.scanning
+
+
+def test_auto_rescan_off_says_live_updates_are_off(qtbot, window, open_dir, make, tmp_path):
+    make.create("base.qcow2")
+    window.settings.set_auto_rescan(False)
+    open_dir(tmp_path)
+    wait_watching(qtbot, window)
+    assert window.status.watching.text() == "Live updates off"
+    assert "Preferences" in window.status.watching.toolTip()
+
+
+def test_watch_limit_falls_back_to_periodic_rescans(qtbot, window, open_dir, make, tmp_path):
+    make.create("base.qcow2")
+    open_dir(tmp_path)
+    wait_watching(qtbot, window)
+    session = window.session
+    assert not session._periodic.isActive()  # everything watched: no periodic rescan
+    limited = WatchStatus(folders=8192, unwatched=1809, limit=8192, limited=True)
+    session.live.status = limited
+    session._on_watch_status(limited)
+    assert session._periodic.isActive()
+    assert session._periodic.interval() >= PERIODIC_MIN_MS
+    assert window.status.watching.text() == "Watching 8,192 of 10,001 folders"
+    window.settings.set_auto_rescan(False)
+    session.settings_changed()
+    assert not session._periodic.isActive()
+
+
+def test_watch_texts_say_the_limit_and_how_to_raise_it():
+    text, tip = watch_text(WatchStatus(folders=100, unwatched=5, limit=100, limited=True), True)
+    assert text == "Watching 100 of 105 folders"
+    assert "only 100 folder watches" in tip and "fs.inotify.max_user_watches" in tip
+    assert "/etc/sysctl.d/" in tip
+    text, tip = watch_text(WatchStatus(failure="the system allows no more inotify instances"), True)
+    assert text == "Live updates off" and "no more inotify instances" in tip
+    assert watch_text(WatchStatus(folders=1), True)[0] == "Watching 1 folder"
+    assert watch_text(None, True) == ("", "")
