@@ -50,12 +50,13 @@ def _template(tmp: str, backing: str | None) -> tuple[bytes, list[tuple[int, byt
     return data, [(o, b) for o, b in blocks if b.strip(b"\0")], len(data)
 
 
-def make_tree(root: str, count: int, chain: int) -> None:
+def make_tree(root: str, count: int, chain: int, per_dir: int = 1000) -> None:
+    """``count`` images in chains of ``chain``, ``per_dir`` to a directory (a multiple of
+    ``chain``: a chain never spans directories)."""
     sample = CHAIN_NAME.format(chain=0, depth=0)
     _, base_blocks, size = _template(root, None)
     _, over_blocks, osize = _template(root, sample)
     name_at = over_blocks[0][1].index(sample.encode())
-    per_dir = 1000
     for i in range(count):
         c, d = divmod(i, chain)
         sub = os.path.join(root, f"dir{i // per_dir:04d}")

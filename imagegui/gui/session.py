@@ -35,7 +35,7 @@ from imagegui.gui.hosts import HostsReader, hosts_key
 from imagegui.gui.settings import Settings
 from imagegui.gui.snapshot import Snapshot, make_attach_job, make_remote_job, make_scan_job
 from imagegui.gui.spacejob import SpaceResult, make_space_job
-from imagegui.gui.watching import LiveWatch
+from imagegui.gui.watching import LiveWatch, drop_own, own_dirs
 from imagegui.gui.workers import TaskSlot
 
 #: Quiet time after the last file event before an automatic rescan.
@@ -100,6 +100,7 @@ class Session(QObject):
         self.live = LiveWatch(self)
         self.live.changed.connect(self._on_files_changed)
         self.live.statusChanged.connect(self._on_watch_status)
+        self._own_dirs = own_dirs(settings.q.fileName())
         #: Paths changed since the last rescan started; None: look at everything.
         self.changed: set[str] | None = None
         #: The last scan finished was started by file events or the periodic rescan, not by a
@@ -322,6 +323,9 @@ class Session(QObject):
         self._plan_periodic(self.live.status)
 
     def _on_files_changed(self, changes: Changes) -> None:
+        changes = drop_own(changes, self._own_dirs)
+        if not changes:
+            return  # only imagegui's own settings, log or journal: rescanning would write them
         if changes.overflow:
             self.changed = None  # events were lost: only a look at everything can tell
         elif self.changed is not None:

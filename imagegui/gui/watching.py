@@ -8,9 +8,35 @@ dropped, so nothing of an old folder reaches the session.
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import QObject, Signal
 
+from imagegui import logsetup
+from imagegui.core.chains import checkstore
+from imagegui.core.ops import journal
 from imagegui.core.read.watch import Changes, TreeWatcher, WatchStatus
+
+
+def own_dirs(settings_file: str) -> frozenset[str]:
+    """The folders where imagegui writes its own files: settings, log, journal, check results.
+    Their changes are not news (a scan of the home folder would otherwise rescan after every
+    settings or log write, and each rescan writes them again)."""
+    files = [
+        settings_file,
+        str(logsetup.log_path()),
+        journal.journal_path(),
+        checkstore.store_path(),
+    ]
+    return frozenset(os.path.dirname(os.path.abspath(f)) for f in files if f)
+
+
+def drop_own(changes: Changes, dirs: frozenset[str]) -> Changes:
+    """``changes`` without the paths of imagegui's own files (``own_dirs``)."""
+    kept = frozenset(p for p in changes.paths if os.path.dirname(p) not in dirs)
+    if len(kept) == len(changes.paths):
+        return changes
+    return Changes(kept, changes.overflow, changes.root_gone)
 
 
 class LiveWatch(QObject):

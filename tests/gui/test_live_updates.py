@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 
-from imagegui.core.read.watch import WatchStatus
+from imagegui.core.read.watch import Changes, WatchStatus
 from imagegui.gui.panels.status import watch_text
 from imagegui.gui.session import PERIODIC_MIN_MS
 
@@ -112,6 +112,21 @@ def test_watch_limit_falls_back_to_periodic_rescans(qtbot, window, open_dir, mak
     window.settings.set_auto_rescan(False)
     session.settings_changed()
     assert not session._periodic.isActive()
+
+
+def test_imagegui_s_own_files_changing_start_no_rescan(qtbot, window, open_dir, make, tmp_path):
+    """Settings, log and journal live in folders a scan of the home folder includes: each
+    rescan writes them, so their changes must not start one (it would never end)."""
+    make.create("base.qcow2")
+    open_dir(tmp_path)
+    session = window.session
+    own = window.settings.q.fileName()
+    session._on_files_changed(Changes(frozenset({own, own + ".lck"})))
+    assert not session._debounce.isActive()
+    image = str(tmp_path / "base.qcow2")
+    session._on_files_changed(Changes(frozenset({own, image})))
+    assert session._debounce.isActive()
+    assert session.changed is not None and session.changed == {image}
 
 
 def test_watch_texts_say_the_limit_and_how_to_raise_it():
