@@ -135,6 +135,8 @@ class TreeWatcher:
         self.children: dict[str, set[str]] = {}
         #: (st_dev, st_ino) of every directory met (watched or not): each is watched once.
         self.keys: dict[FileId, str] = {}
+        #: ... and back: directory path -> its (st_dev, st_ino) when it was watched.
+        self.key_of: dict[str, FileId] = {}
         self.root_wd: int | None = None
         #: Files written since their last report and not closed yet: their writes are known.
         self.writing: set[str] = set()
@@ -285,6 +287,7 @@ class TreeWatcher:
             return False
         self.paths[wd] = path
         self.wds[path] = wd
+        self.key_of[path] = key
         parent = posixpath.dirname(path)
         if path != self.root:
             self.children.setdefault(parent, set()).add(path)
@@ -313,18 +316,9 @@ class TreeWatcher:
                     self.inotify.rm_watch(wd)
 
     def _forget_key(self, path: str) -> None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            st = None
-        if st is not None and self.keys.get(stat_id(st)) == path:
-            del self.keys[stat_id(st)]
-            return
-        # Gone or renamed: find it by name (rare: a removal or a move, not a write).
-        for key, known in self.keys.items():
-            if known == path:
-                del self.keys[key]
-                return
+        key = self.key_of.pop(path, None)
+        if key is not None and self.keys.get(key) == path:
+            del self.keys[key]
 
     # -- events
 
