@@ -35,7 +35,7 @@ from imagegui.gui.hosts import HostsReader, hosts_key
 from imagegui.gui.settings import Settings
 from imagegui.gui.snapshot import Snapshot, make_attach_job, make_remote_job, make_scan_job
 from imagegui.gui.spacejob import SpaceResult, make_space_job
-from imagegui.gui.watching import LiveWatch, drop_own, own_dirs
+from imagegui.gui.watching import LiveWatch, ScanMemory, drop_own, own_dirs
 from imagegui.gui.workers import TaskSlot
 
 #: Quiet time after the last file event before an automatic rescan.
@@ -101,6 +101,8 @@ class Session(QObject):
         self.live.changed.connect(self._on_files_changed)
         self.live.statusChanged.connect(self._on_watch_status)
         self._own_dirs = own_dirs(settings.q.fileName())
+        #: What the open folder's last scan read: rescans reuse it (``ScanMemory``).
+        self._memory = ScanMemory()
         #: Paths changed since the last rescan started; None: look at everything.
         self.changed: set[str] | None = None
         #: The last scan finished was started by file events or the periodic rescan, not by a
@@ -145,6 +147,7 @@ class Session(QObject):
         self._live_next = False
         self._debounce.stop()
         self.remote_uri = None
+        self._memory = ScanMemory()  # a full scan; a superseded job keeps the old memory
         self._start(target)
 
     def open_remote(self, uri: str) -> None:
@@ -191,7 +194,8 @@ class Session(QObject):
             self._scan.start_noting(lambda note: make_remote_job(uri, note, aspect))
             return
         latest = self.hosts.feed.latest
-        self._scan.start_noting(lambda note: make_scan_job(target, note, aspect, latest))
+        scan = self._memory.scanner(changed)
+        self._scan.start_noting(lambda note: make_scan_job(target, note, aspect, latest, scan))
 
     def _on_scan_note(self, news: object) -> None:
         """The current scan's file count so far (an int), or the name of its next stage."""

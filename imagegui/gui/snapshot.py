@@ -43,6 +43,8 @@ from imagegui.core.virt.model import DomainUse, Role
 
 log = logging.getLogger(__name__)
 
+#: Reads a directory for a scan job: (directory, progress(files_seen)) -> its scan.
+ScanFn = Callable[[str, Callable[[int], None]], ScanResult]
 #: Gives the local libvirt hosts to a scan job, on its thread (it may wait a moment for a read).
 HostsFn = Callable[[CancelToken], "Hosts | None"]
 
@@ -134,12 +136,14 @@ def make_scan_job(
     note: Callable[[int | str], None] | None = None,
     aspect: float = ASPECT,
     hosts: HostsFn | None = None,
+    scan: ScanFn = scan_directory,
 ) -> Job[Snapshot]:
     """A job that scans ``target`` (a directory, or a file whose directory is scanned) and lays
     the graph out for a view of width / height ``aspect``. ``note`` hears, from the worker, the
     number of files looked at so far (an int) and each later stage's name (a str). ``hosts``
     gives the local libvirt hosts just before the graph is built (``gui.hosts.LocalFeed.latest``),
-    so the graph knows which VMs use which images."""
+    so the graph knows which VMs use which images. ``scan(directory, progress)`` reads the
+    directory (a full scan, or the session's incremental rescan of what changed)."""
     report = note or _no_note
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
@@ -158,12 +162,12 @@ def make_scan_job(
             cancel.raise_if_cancelled()
             report(count)
 
-        scan = scan_directory(path, progress=on_files)
+        result = scan(path, on_files)
         timings["scan"] = time.perf_counter() - t
-        report(scan.files_seen)
+        report(result.files_seen)
         cancel.raise_if_cancelled()
         found = hosts(cancel) if hosts is not None else None
-        return build_snapshot(scan, found, aspect, report, cancel, select, timings)
+        return build_snapshot(result, found, aspect, report, cancel, select, timings)
 
     return Job(f"Scanning {target}", run)
 

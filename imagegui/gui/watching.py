@@ -9,13 +9,46 @@ dropped, so nothing of an old folder reaches the session.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
 from imagegui import logsetup
 from imagegui.core.chains import checkstore
 from imagegui.core.ops import journal
+from imagegui.core.read.rescan import ScanState
+from imagegui.core.read.scan import ScanResult
 from imagegui.core.read.watch import Changes, TreeWatcher, WatchStatus
+
+
+class ScanMemory:
+    """What the last scan of the open folder read (``core.read.rescan.ScanState``), so that a
+    rescan costs what changed and returns what a full scan would.
+
+    Used by the scan jobs on the worker, one at a time (the session starts a rescan only when
+    no scan runs); opening a folder makes a new memory, so a superseded job that still runs
+    never shares one with its successor. A rescan that fails or is cancelled leaves the state
+    as it was."""
+
+    def __init__(self) -> None:
+        self.state: ScanState | None = None
+
+    def scanner(
+        self, changed: set[str] | None
+    ) -> Callable[[str, Callable[[int], None]], ScanResult]:
+        """A scan function for ``make_scan_job``: the first scan of a folder is a full one that
+        keeps its state; later ones rescan ``changed`` (None: every stamp checked)."""
+
+        def scan(root: str, progress: Callable[[int], None]) -> ScanResult:
+            state = self.state
+            if state is None or state.root != root:
+                self.state = None
+                state = ScanState.from_full(root, progress)
+                self.state = state
+                return state.result
+            return state.rescan(changed, progress)
+
+        return scan
 
 
 def own_dirs(settings_file: str) -> frozenset[str]:
