@@ -201,7 +201,9 @@ class ScanState:
         or whose attributes changed since the last scan, as the scan names them (under the
         root; a directory's own path when its listing or attributes changed), or None when
         they are not known (no watch yet, an inotify queue overflow): then every stamp is
-        checked. Raises as ``scan_directory`` does for a bad root; the state is then unchanged.
+        checked. ``progress(files_seen)`` is called now and then; an exception it raises ends
+        the rescan (a cancel). Raises as ``scan_directory`` does for a bad root. A rescan that
+        raises leaves the state as it was (:attr:`result` included).
         """
         started = time.perf_counter()
         root = self.root
