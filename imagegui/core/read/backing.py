@@ -31,7 +31,7 @@ def _has_dotdot(path: str) -> bool:
     return "/../" in path or path.endswith("/..")
 
 
-def canonical(path: str) -> str:
+def canonical(path: str, heads: dict[str, str | None] | None = None) -> str:
     """``path`` made absolute, naming the same file the kernel opens for it.
 
     ``.`` and doubled slashes are dropped (the kernel ignores them); ``..`` is resolved the
@@ -40,6 +40,9 @@ def canonical(path: str) -> str:
     A path the kernel cannot walk (a directory on the way is missing or not a directory), and a
     path ending in ``/``, ``/.`` or ``/..`` (the kernel then wants a directory: qemu says "Not a
     directory"), is returned as written, so opening it fails exactly as it does for qemu.
+
+    ``heads``: a memo of the directory part's resolution (a rescan resolves many names that
+    climb out of the same directory), valid while no directory on the way changes.
     """
     if not path.startswith("/"):
         path = f"{os.getcwd().rstrip('/')}/{path}"
@@ -49,9 +52,15 @@ def canonical(path: str) -> str:
         return os.path.normpath(path)
     head, tail = path.rsplit("/", 1)
     head = head or "/"
-    if not os.path.isdir(head):  # kernel resolution: missing, not a directory, no permission
+    if heads is not None and head in heads:
+        real = heads[head]
+    else:
+        # kernel resolution: missing, not a directory, no permission
+        real = os.path.realpath(head) if os.path.isdir(head) else None
+        if heads is not None:
+            heads[head] = real
+    if real is None:
         return _canonical_missing(head, tail, path)
-    real = os.path.realpath(head)
     return f"{real.rstrip('/')}/{tail}"
 
 
@@ -77,20 +86,20 @@ def _canonical_missing(head: str, tail: str, path: str) -> str:
     return path
 
 
-def join(overlay_path: str, name: str) -> str:
+def join(overlay_path: str, name: str, heads: dict[str, str | None] | None = None) -> str:
     """qemu's ``path_combine`` followed by the kernel: ``name`` (a file name, never a protocol)
     as opened from the image at ``overlay_path``, made canonical."""
     if name.startswith("/"):
-        return canonical(name)
+        return canonical(name, heads)
     directory = overlay_path[: overlay_path.rfind("/")] or "/"
     if "/" not in name and name not in (".", ".."):
         # The common case, a plain file name beside the overlay: already canonical (the
         # overlay's path is), and canonical() costs more than the rest of a probe's bookkeeping.
         return f"{directory}/{name}" if directory != "/" else f"/{name}"
-    return canonical(f"{directory.rstrip('/')}/{name}")
+    return canonical(f"{directory.rstrip('/')}/{name}", heads)
 
 
-def resolve(overlay_path: str, name: str) -> str | None:
+def resolve(overlay_path: str, name: str, heads: dict[str, str | None] | None = None) -> str | None:
     """The absolute path of the file qemu opens for ``name`` stored in ``overlay_path``.
 
     A relative name is joined to the directory of the overlay's own path (not the current
@@ -99,7 +108,7 @@ def resolve(overlay_path: str, name: str) -> str | None:
     """
     if not name or is_protocol(name):
         return None
-    return join(overlay_path, name)
+    return join(overlay_path, name, heads)
 
 
 def open_error(path: str) -> str | None:

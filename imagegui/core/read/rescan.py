@@ -27,9 +27,11 @@ leftovers (``.partial`` files and a killed move's ``.partial`` folders: whether 
 them changes without any event), and files whose reading failed for a reason of the moment
 (vanished, permission denied, changed while read; ``scan.FileRead.st`` is None for those).
 Images whose record depends on more than their own file are "volatile" and read again on every
-rescan: one a QEMU holds locked (``in_use``: the lock goes away without a stamp change), a
-VMDK with extent files (its ``actual_size`` adds theirs), and a backing name with ``..``
-(resolved through directory symlinks).
+rescan: one a QEMU holds locked (``in_use``: the lock goes away without a stamp change) and a
+VMDK with extent files (its ``actual_size`` adds theirs). A backing name with ``..`` is resolved
+again on every rescan (through directory symlinks, which may have changed anywhere; one
+``realpath`` per directory climbed out of) and the image read again only if it now resolves
+elsewhere.
 
 **Racy stamps**: file systems stamp times from a clock that ticks every few milliseconds, so a
 change made in the same tick as the read that recorded a stamp can leave the stamp as it was.
@@ -120,6 +122,9 @@ class _File:
     trusted: bool
     #: Depends on more than this file's stamp: read again on every rescan.
     volatile: bool
+    #: An image whose backing name climbs with ``..``: resolved through directory symlinks,
+    #: so resolved again on every rescan (read again when it moved).
+    reresolve: bool = False
 
     @property
     def file_id(self) -> FileId:
@@ -140,6 +145,8 @@ class _Segment:
     subdirs: list[str]
     #: Every file's id.
     ids: frozenset[FileId]
+    #: Its images whose backing name is resolved again each time (``_File.reresolve``).
+    reresolve: list[str]
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,8 @@ class _Rescan(Walker):
         #: Files read again (not reused) in this scan, for their adopted raw read.
         self.fresh: set[str] = set()
         self.listed = self.read = self.checked = 0
+        #: ``backing.canonical``'s memo of directories resolved in this scan.
+        self.heads: dict[str, str | None] = {}
         #: Entries of this scan's listings whose type could not be told: the error.
         self.failures: dict[str, OSError] = {}
         if hints:
@@ -398,6 +407,9 @@ class _Rescan(Walker):
                         continue
                 if not stale or path not in stale:
                     stale.append(path)
+        for path in seg.reresolve:
+            if path not in stale and self._moved(records[path]):
+                stale.append(path)
         if stale:
             patched = self._patched(seg, stale)
             if patched is None:
@@ -459,6 +471,7 @@ class _Rescan(Walker):
             errors,
             seg.subdirs,
             seg.ids,
+            seg.reresolve,
         )
 
     def _segment(self, listing: _Dir, prefix: str) -> None:
@@ -471,6 +484,7 @@ class _Rescan(Walker):
         errors: list[ScanError] = []
         records: dict[str, _File] = {}
         subdirs: list[str] = []
+        reresolve: list[str] = []
         files = self.files
         for name, kind in listing.entries:
             path = prefix + name
@@ -494,12 +508,14 @@ class _Rescan(Walker):
             elif read.unclaimed is not None:
                 unclaimed[fid] = path
             records[path] = rec
+            if rec.reresolve:
+                reresolve.append(path)
         ids = frozenset(r.file_id for r in records.values())
         if len(ids) != len(records):
             return  # hard links side by side: the walk decides which name wins
         directory = prefix.rstrip("/") or "/"
         self.segments[directory] = _Segment(
-            listing, records, images, images_by_id, unclaimed, errors, subdirs, ids
+            listing, records, images, images_by_id, unclaimed, errors, subdirs, ids, reresolve
         )
 
     def _listing(
@@ -647,7 +663,8 @@ class _Rescan(Walker):
                 and st is None
                 and (not self.multi or old.file_id not in self.multi)
             ):
-                return self._reuse(path, is_symlink, old)
+                if not self._moved(old):
+                    return self._reuse(path, is_symlink, old)
             elif old.trusted:
                 if st is None:
                     try:
@@ -655,7 +672,7 @@ class _Rescan(Walker):
                     except OSError:
                         st = None  # the read says what happened
                     self.checked += 1
-                if st is not None and _stamp(st) == old.stamp:
+                if st is not None and _stamp(st) == old.stamp and not self._moved(old):
                     return self._reuse(path, is_symlink, old)
         got = self._fresh(path, is_symlink, raw_ok)
         if isinstance(got, _File):
@@ -665,6 +682,15 @@ class _Rescan(Walker):
                 self.linked_ids.add(got.file_id)
             got = got.read
         return self._settle(path, is_symlink, got)
+
+    def _moved(self, rec: _File) -> bool:
+        """Whether a kept image's backing name (one that climbs with ``..``) now resolves to
+        another file than when it was read: a directory symlink on the way changed."""
+        if not rec.reresolve:
+            return False
+        info = rec.read.info
+        assert info is not None and info.backing_file is not None
+        return backing.resolve(info.path, info.backing_file, self.heads) != info.backing_path
 
     def _reuse(self, path: str, is_symlink: bool, rec: _File) -> ImageInfo | None:
         self.files[path] = rec
@@ -691,14 +717,19 @@ class _Rescan(Walker):
             read,
             max(stamp[4], stamp[5]) < self.cutoff,
             info is not None and _volatile(info),
+            info is not None and _climbs(info),
         )
+
+
+def _climbs(info: ImageInfo) -> bool:
+    """Whether the backing name has a ``..``: the kernel resolves it through the real
+    directories (``backing.canonical``), so a directory symlink on the way can move it."""
+    name = info.backing_file
+    return name is not None and ".." in name
 
 
 def _volatile(info: ImageInfo) -> bool:
     """Whether the record depends on more than the file's own stamp (read again each time)."""
     if info.in_use:
         return True
-    if info.extents and any(e != info.path for e in info.extents):
-        return True
-    name = info.backing_file
-    return bool(name) and ".." in name  # type: ignore[operator]
+    return bool(info.extents) and any(e != info.path for e in info.extents)

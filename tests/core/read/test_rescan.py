@@ -148,6 +148,28 @@ def test_raw_base_adopted_by_a_new_overlay(tmp_path, hints):
     assert_same(got, scan_directory(str(tmp_path)))
 
 
+@pytest.mark.parametrize("hints", [True, False])
+def test_backing_name_through_a_directory_link_that_changes(tmp_path, hints):
+    """``l/../base.qcow2`` climbs out of where the link ``l`` leads: re-pointing the link moves
+    the backing file without touching the overlay (an event names only the link)."""
+    _write(tmp_path / "x" / "y" / "d" / "base.qcow2", _qcow2(None))
+    _write(tmp_path / "x" / "base.qcow2", _qcow2(None, size="2M"))
+    (tmp_path / "z" / "w").mkdir(parents=True)
+    _write(tmp_path / "z" / "base.qcow2", _qcow2(None, size="3M"))
+    os.symlink("x/y", tmp_path / "l")
+    _write(tmp_path / "a" / "top.qcow2", _qcow2("../l/../base.qcow2"))
+    state = ScanState.from_full(str(tmp_path), racy_ns=0)
+    top = str(tmp_path / "a" / "top.qcow2")
+    assert state.result.images[top].backing_path == str(tmp_path / "x" / "base.qcow2")
+    assert_same(state.rescan(set() if hints else None), scan_directory(str(tmp_path)))
+    assert state.counts.read == 0  # resolved again, not read again
+    os.unlink(tmp_path / "l")
+    os.symlink("z/w", tmp_path / "l")
+    got = state.rescan({str(tmp_path / "l")} if hints else None)
+    assert got.images[top].backing_path == str(tmp_path / "z" / "base.qcow2")
+    assert_same(got, scan_directory(str(tmp_path)))
+
+
 def test_vmdk_with_extents(make, tmp_path):
     make.create("disk.vmdk", "vmdk", "1M", "subformat=monolithicFlat")
     state = ScanState.from_full(str(tmp_path), racy_ns=0)
