@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
+from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scan_bench import make_tree  # noqa: E402
+from common import ensure_tree, figure, load, median_of, scratch  # noqa: E402
 
 from imagegui.core.read.probe import HEAD_SIZE  # noqa: E402
 
@@ -92,25 +90,18 @@ def timed(argv: list[str], cold: bool) -> float:
     return float(out) if SCAN_ONLY in argv else wall
 
 
-def medians(commands: dict[str, list[str]], runs: int, cold: bool) -> dict[str, float]:
-    """Median wall time of each command, the commands run in turn (so all see the same noise)."""
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(runs):
-        for name, argv in commands.items():
-            times[name].append(timed(argv, cold))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def load() -> str:
-    return "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-
-
 def table(title: str, figures: dict[str, float], targets: dict[str, str]) -> None:
     bare = figures["bare loop, 1 thread"]
     print(f"\n{title}")
     for name, seconds in figures.items():
-        target = targets.get(name, "")
-        print(f"  {name:<34} {seconds:>7.3f} s  {seconds / bare:>5.2f}x bare loop  {target}")
+        figure(
+            f"  {name}",
+            seconds,
+            "s",
+            target=targets.get(name, ""),
+            note=f"{seconds / bare:.2f}x bare loop",
+            digits=3,
+        )
 
 
 def main() -> int:
@@ -123,50 +114,50 @@ def main() -> int:
         "--bare-bytes", type=int, default=HEAD_SIZE, help="bytes the bare loop reads of each file"
     )
     args = ap.parse_args()
-    root = args.keep or tempfile.mkdtemp(prefix="imagegui-cold-bench-")
-    py = sys.executable
-    commands = {
-        "bare loop, 1 thread": [py, "-c", BARE_LOOP, root, "1", str(args.bare_bytes)],
-        "bare loop, 8 threads": [py, "-c", BARE_LOOP, root, "8", str(args.bare_bytes)],
-        "imagegui scan --json (auto)": [py, "-m", "imagegui", "scan", "--json", root],
-        "imagegui scan --json, serial": [py, "-c", FORCED, "serial", "scan", "--json", root],
-        "imagegui scan --json, parallel": [py, "-c", FORCED, "parallel", "scan", "--json", root],
-        "scan_directory only (auto)": [py, "-c", SCAN_ONLY, root, "auto"],
-        "scan_directory only, serial": [py, "-c", SCAN_ONLY, root, "serial"],
-        "scan_directory only, parallel": [py, "-c", SCAN_ONLY, root, "parallel"],
-    }
-    try:
-        if not (args.keep and os.path.isdir(root) and os.listdir(root)):
-            os.makedirs(root, exist_ok=True)
-            t = time.perf_counter()
-            make_tree(root, args.count, args.chain)
-            print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
+    with scratch(args.keep, "imagegui-cold-bench-") as root:
+        py = sys.executable
+        commands = {
+            "bare loop, 1 thread": [py, "-c", BARE_LOOP, root, "1", str(args.bare_bytes)],
+            "bare loop, 8 threads": [py, "-c", BARE_LOOP, root, "8", str(args.bare_bytes)],
+            "imagegui scan --json (auto)": [py, "-m", "imagegui", "scan", "--json", root],
+            "imagegui scan --json, serial": [py, "-c", FORCED, "serial", "scan", "--json", root],
+            "imagegui scan --json, parallel": [
+                py,
+                "-c",
+                FORCED,
+                "parallel",
+                "scan",
+                "--json",
+                root,
+            ],
+            "scan_directory only (auto)": [py, "-c", SCAN_ONLY, root, "auto"],
+            "scan_directory only, serial": [py, "-c", SCAN_ONLY, root, "serial"],
+            "scan_directory only, parallel": [py, "-c", SCAN_ONLY, root, "parallel"],
+        }
+        ensure_tree(root, args.count, args.chain)
         files = sum(len(names) for _, _, names in os.walk(root))
         print(
             f"{files} images; {os.cpu_count()} CPUs; median of {args.runs} runs; the bare loop "
             f"reads {args.bare_bytes} bytes a file"
         )
-        print(f"load average (1, 5, 15 min) before: {load()}")
+        print(f"before: {load()} (1, 5, 15 min)")
         if os.geteuid() == 0:
-            cold = medians(commands, args.runs, cold=True)
-            print(f"load average after the cold runs: {load()}")
+            cold = median_of({n: partial(timed, a, True) for n, a in commands.items()}, args.runs)
+            print(f"after the cold runs: {load()}")
         else:
             cold = None
             print("not root: cannot drop the page cache, so only warm figures are measured")
         for argv in commands.values():
             subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)  # warm the page cache
-        warm = medians(commands, args.runs, cold=False)
-        print(f"load average after the warm runs: {load()}")
+        warm = median_of({n: partial(timed, a, False) for n, a in commands.items()}, args.runs)
+        print(f"after the warm runs: {load()}")
         if cold is not None:
             table(
                 "cold page cache (dropped before every run)",
                 cold,
-                {"imagegui scan --json (auto)": "(target <= 0.50x)"},
+                {"imagegui scan --json (auto)": "<= 0.50x"},
             )
-        table("warm page cache", warm, {"imagegui scan --json (auto)": "(target <= 3.00x)"})
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+        table("warm page cache", warm, {"imagegui scan --json (auto)": "<= 3.00x"})
     return 0
 
 

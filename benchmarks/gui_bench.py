@@ -21,14 +21,12 @@ Runs offscreen unless a display is there (the xcb platform under Xvfb gives the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +34,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from common import (  # noqa: E402
+    bare_python_loop,
+    child_result,
+    ensure_tree,
+    figure,
+    load1,
+    open_window,
+    print_load,
+    run_child,
+    scratch,
+    wait_for,
+)
 from ops_bench import make_chain  # noqa: E402  (the same 1 GiB chain the ops bench uses)
 
 TICK_MS = 5
@@ -62,36 +72,15 @@ def rss_mb() -> float:
     return 0.0
 
 
-def bare_loop() -> float:
-    """Seconds for a fixed pure-Python loop: the machine's speed (and load) right now."""
-    t = time.perf_counter()
-    total = 0
-    for i in range(3_000_000):
-        total += i & 7
-    return time.perf_counter() - t
-
-
 def child(root: str, flatten_top: str | None) -> None:
     """Runs in a fresh process so that start-up is measured from the interpreter's start."""
     started = time.perf_counter() - process_age()
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer
+    from PySide6.QtCore import QElapsedTimer, QTimer
 
-    import imagegui.gui  # noqa: F401  (the PySide6 guard)
     from imagegui.core.jobs import Job
     from imagegui.core.ops.flatten import plan_flatten
-    from imagegui.gui.app import make_app
-    from imagegui.gui.main_window import MainWindow
-    from imagegui.gui.settings import Settings
 
-    app = make_app()
-    scratch = tempfile.mkdtemp(prefix="imagegui-bench-conf-")
-    settings = Settings(QSettings(os.path.join(scratch, "s.ini"), QSettings.Format.IniFormat))
-    settings.set_auto_rescan(False)
-    window = MainWindow(settings)
-    window.ask_before_closing = False
-    window.resize(1440, 900)
-    window.show()
+    app, window, conf = open_window()
 
     phase = {"name": "start"}
     gaps: dict[str, float] = {}
@@ -113,12 +102,6 @@ def child(root: str, flatten_top: str | None) -> None:
     def set_phase(name: str) -> None:
         on_tick()  # close the previous phase's gap at its boundary
         phase["name"] = name
-
-    def wait_for(signal, timeout_ms: int = 300_000) -> None:
-        loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(timeout_ms, loop.quit)
-        loop.exec()
 
     marks: dict[str, float] = {}
     window.session.snapshotReady.connect(lambda _s: set_phase("build"))
@@ -212,8 +195,8 @@ def child(root: str, flatten_top: str | None) -> None:
     ticker.stop()
     out["peak_end_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     window.close()
-    shutil.rmtree(scratch, ignore_errors=True)
-    print("RESULT " + json.dumps(out), flush=True)
+    shutil.rmtree(conf, ignore_errors=True)
+    child_result(out)
 
 
 def best(results: list[dict]) -> dict:
@@ -245,93 +228,94 @@ def main() -> int:
         child(args.child[0], args.child[1] or None)
         return 0
 
-    from scan_bench import make_tree
-
     from imagegui.core.read.scan import scan_directory
 
-    work = Path(tempfile.mkdtemp(prefix="imagegui-guibench-"))
-    root = Path(args.keep) if args.keep else work / "images"
-    try:
-        if not (root.is_dir() and any(root.iterdir())):
-            root.mkdir(parents=True, exist_ok=True)
-            t = time.perf_counter()
-            make_tree(str(root), args.count, args.chain)
-            print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
+    with scratch(None, "imagegui-guibench-") as work:
+        root = args.keep or os.path.join(work, "images")
+        ensure_tree(root, args.count, args.chain)
         top = ""
         if args.flatten_mib:
             t = time.perf_counter()
-            top = str(make_chain(work / "flatten", args.flatten_mib))
+            top = str(make_chain(Path(work, "flatten"), args.flatten_mib))
             took = time.perf_counter() - t
             print(f"made a chain with {args.flatten_mib} MiB of data in {took:.1f} s")
             os.sync()
-        scan_directory(str(root))  # warm the page cache, as for scan_bench
-        load_before = os.getloadavg()[0]
-        loop_before = bare_loop()
+        scan_directory(root)  # warm the page cache, as for scan_bench
+        load_before = load1()
+        loop_before = bare_python_loop()
         results = []
         for _ in range(args.runs):
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", str(root), top],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0 or "RESULT " not in proc.stdout:
-                print(proc.stdout, proc.stderr, file=sys.stderr)
+            result = run_child(__file__, root, top)
+            if result is None:
                 return 1
-            results.append(json.loads(proc.stdout.split("RESULT ", 1)[1]))
+            results.append(result)
         r = best(results)
         tm = r["timings"]
-        print(f"images                                   {r['images']:>9,}")
-        print(
-            f"start to fully drawn graph               {r['start_to_drawn']:>9.2f} s   "
-            "(target <= 4 s at 100,000)"
+        figure("images", r["images"], "", digits=0)
+        figure("start to fully drawn graph", r["start_to_drawn"], "s", target="<= 4 s at 100,000")
+        figure("  process start, Python, Qt, window", r["qt_start"], "s")
+        figure(
+            "  scan job (worker)",
+            r["scan_job"],
+            "s",
+            note=f"scan {tm['scan']:.2f}, graph {tm['graph']:.2f}, layout {tm['layout']:.2f}",
         )
-        print(
-            f"  process start, Python, Qt, window      {r['qt_start']:>9.2f} s\n"
-            f"  scan job (worker)                      {r['scan_job']:>9.2f} s   "
-            f"(scan {tm['scan']:.2f}, graph {tm['graph']:.2f}, layout {tm['layout']:.2f})\n"
-            f"  scene items + first paint              {r['scene_build']:>9.2f} s"
-        )
-        print(
-            f"longest event-loop stall, scan           {r['stall_scan_ms']:>9.0f} ms  "
-            "(target <= 100 ms)"
-        )
-        print(
-            f"longest event-loop stall, scene build    {r['stall_build_ms']:>9.0f} ms  "
-            "(target <= 100 ms)"
+        figure("  scene items + first paint", r["scene_build"], "s")
+        figure("longest event-loop stall, scan", r["stall_scan_ms"], "ms", "<= 100 ms", digits=0)
+        figure(
+            "longest event-loop stall, scene build",
+            r["stall_build_ms"],
+            "ms",
+            "<= 100 ms",
+            digits=0,
         )
         if "stall_flatten_ms" in r:
-            print(
-                f"longest event-loop stall, {args.flatten_mib} MiB flatten "
-                f"{r['stall_flatten_ms']:>6.0f} ms  (target <= 100 ms; flatten "
-                f"{r['flatten_s']:.1f} s, {r['flatten_state']})"
+            figure(
+                f"longest event-loop stall, {args.flatten_mib} MiB flatten",
+                r["stall_flatten_ms"],
+                "ms",
+                "<= 100 ms",
+                f"flatten {r['flatten_s']:.1f} s, {r['flatten_state']}",
+                digits=0,
             )
         med, worst = r["repaint_out_ms"]
-        print(
-            f"repaint, all zoomed out ({r['fit_scale'] * 100:.0f} %)         {med:>9.1f} ms  "
-            f"(worst {worst:.1f}; target <= 30 ms)"
+        figure(
+            f"repaint, all zoomed out ({r['fit_scale'] * 100:.0f} %)",
+            med,
+            "ms",
+            "<= 30 ms",
+            f"worst {worst:.1f}",
+            digits=1,
         )
         med, worst = r["repaint_half_ms"]
-        print(f"repaint at 50 % (names and sizes drawn)  {med:>9.1f} ms  (worst {worst:.1f})")
-        print(
-            f"peak memory of the window process        {r['peak_mb']:>9.0f} MB  "
-            f"(target <= 500 MB at 100,000; {r['rss_drawn_mb']:.0f} MB when drawn; "
-            f"{r['peak_end_mb']:.0f} MB with the rescan's two snapshots)"
+        figure(
+            "repaint at 50 % (names and sizes drawn)",
+            med,
+            "ms",
+            note=f"worst {worst:.1f}",
+            digits=1,
         )
-        print(
-            f"rescan after one new overlay, to drawn   {r['rescan_s']:>9.2f} s   "
-            f"(longest stall {r['stall_rescan_ms']:.0f} ms; {r['trees_kept']:,} of "
-            f"{r['trees']:,} trees kept their items)"
+        figure(
+            "peak memory of the window process",
+            r["peak_mb"],
+            "MB",
+            "<= 500 MB at 100,000",
+            f"{r['rss_drawn_mb']:.0f} MB when drawn; {r['peak_end_mb']:.0f} MB with the "
+            "rescan's two snapshots",
+            digits=0,
         )
-        print(
-            f"load average (1 min)                     {load_before:>9.1f} before, "
-            f"{os.getloadavg()[0]:.1f} after  ({os.cpu_count()} CPUs; best of {args.runs} runs)"
+        figure(
+            "rescan after one new overlay, to drawn",
+            r["rescan_s"],
+            "s",
+            note=f"longest stall {r['stall_rescan_ms']:.0f} ms; {r['trees_kept']:,} of "
+            f"{r['trees']:,} trees kept their items",
         )
+        print_load(load_before, f"best of {args.runs} runs")
         print(
-            f"bare Python loop (machine speed now)     {loop_before:>9.2f} s before, "
-            f"{bare_loop():.2f} s after"
+            f"{'bare Python loop (machine speed now)':<40} {loop_before:>9.2f} s before, "
+            f"{bare_python_loop():.2f} s after"
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

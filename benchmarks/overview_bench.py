@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,32 +30,31 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from common import (  # noqa: E402
+    child_result,
+    ensure_tree,
+    figure,
+    load1,
+    make_tree,
+    open_window,
+    print_load,
+    punch_holes,
+    run_child,
+    scratch,
+    wait_for,
+)
+
 TARGET_MS = 30.0
 
 
 def child(root: str, repaints: int) -> None:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QSettings, QThreadPool, QTimer
+    from PySide6.QtCore import QThreadPool
 
-    import imagegui.gui  # noqa: F401  (the PySide6 guard)
-    from imagegui.gui.app import make_app
     from imagegui.gui.graph.overview import overview_data
-    from imagegui.gui.main_window import MainWindow
-    from imagegui.gui.settings import Settings
 
-    app = make_app()
-    scratch = tempfile.mkdtemp(prefix="imagegui-ovbench-conf-")
-    settings = Settings(QSettings(os.path.join(scratch, "s.ini"), QSettings.Format.IniFormat))
-    settings.set_auto_rescan(False)
-    window = MainWindow(settings)
-    window.ask_before_closing = False
-    window.resize(1440, 900)
-    window.show()
-    loop = QEventLoop()
-    window.ready.connect(loop.quit)
-    QTimer.singleShot(600_000, loop.quit)
+    app, window, conf = open_window()
     window.open_directory(root)
-    loop.exec()
+    wait_for(window.ready)
     # The space report reads on a worker after the graph is drawn: a paint measured beside it
     # waits for the GIL. Measure the window at rest.
     deadline = time.monotonic() + 300
@@ -108,17 +104,14 @@ def child(root: str, repaints: int) -> None:
     overview_data(snap.layout, snap.status)
     out["data_s"] = time.perf_counter() - t
     window.close()
-    shutil.rmtree(scratch, ignore_errors=True)
-    print("RESULT " + json.dumps(out), flush=True)
+    shutil.rmtree(conf, ignore_errors=True)
+    child_result(out)
 
 
-def make_images(root: Path, count: int) -> None:
-    from scan_bench import CHAIN_NAME, make_tree
-
-    root.mkdir(parents=True, exist_ok=True)
-    make_tree(str(root), count, 10)
-    for c in range(3, count // 10, 97):  # a hole in the middle of a few chains
-        (root / f"dir{c * 10 // 1000:04d}" / CHAIN_NAME.format(chain=c, depth=4)).unlink()
+def make_images(root: str, count: int, chain: int, per_dir: int) -> None:
+    """The scan bench's tree with a hole in the middle of a few chains (some trees broken)."""
+    make_tree(root, count, chain, per_dir)
+    punch_holes(root, count, chain)
 
 
 def main() -> int:
@@ -134,25 +127,15 @@ def main() -> int:
 
     from imagegui.core.read.scan import scan_directory
 
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="imagegui-ovbench-"))
-    try:
+    with scratch(args.keep, "imagegui-ovbench-") as work:
         for count in (int(c) for c in args.counts.split(",")):
-            root = work / f"n{count}"
-            if not (root.is_dir() and any(root.iterdir())):
-                t = time.perf_counter()
-                make_images(root, count)
-                print(f"made {count:,} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
-            scan_directory(str(root))  # warm the page cache
-            load = os.getloadavg()[0]
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", str(root), str(args.repaints)],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0 or "RESULT " not in proc.stdout:
-                print(proc.stdout, proc.stderr, file=sys.stderr)
+            root = os.path.join(work, f"n{count}")
+            ensure_tree(root, count, make=make_images)
+            scan_directory(root)  # warm the page cache
+            load = load1()
+            r = run_child(__file__, root, str(args.repaints))
+            if r is None:
                 return 1
-            r = json.loads(proc.stdout.split("RESULT ", 1)[1])
             (om, ow), (cm, cw) = r["overview_ms"], r["cards_ms"]
             zm, zw = r["overview_zoom_ms"]
             print(
@@ -160,21 +143,27 @@ def main() -> int:
                 f"{r['fit_scale'] * 100:.1f} % (overview shown: {r['overview_shown']}, "
                 f"{r['labels']} labels)"
             )
-            print(
-                f"  zoomed-out repaint, overview drawn  {zm:7.1f} ms  (worst {zw:.1f}; "
-                f"target <= {TARGET_MS:.0f} ms; each after a zoom step)"
+            figure(
+                "  zoomed-out repaint, overview drawn",
+                zm,
+                "ms",
+                target=f"<= {TARGET_MS:.0f} ms",
+                note=f"worst {zw:.1f}; each after a zoom step",
+                digits=1,
             )
-            print(f"  the same, nothing changed (cached)  {om:7.1f} ms  (worst {ow:.1f})")
-            print(f"  zoomed-out repaint, card boxes      {cm:7.1f} ms  (worst {cw:.1f}; before)")
-            print(f"  overview drawn / card boxes         {zm / cm:7.2f}x")
-            print(f"  overview data (scan worker)         {r['data_s'] * 1000:7.0f} ms")
-            print(
-                f"  load average (1 min)                {load:7.1f} before, "
-                f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)"
+            figure(
+                "  the same, nothing changed (cached)", om, "ms", note=f"worst {ow:.1f}", digits=1
             )
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+            figure(
+                "  zoomed-out repaint, card boxes",
+                cm,
+                "ms",
+                note=f"worst {cw:.1f}; before",
+                digits=1,
+            )
+            figure("  overview drawn / card boxes", zm / cm, "x")
+            figure("  overview data (scan worker)", r["data_s"] * 1000, "ms", digits=0)
+            print_load(load)
     return 0
 
 

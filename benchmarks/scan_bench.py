@@ -18,13 +18,21 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
-CHAIN_NAME = "c{chain:06d}-d{depth:03d}.qcow2"
+from common import (  # noqa: F401  (CHAIN_NAME and make_tree: other scripts import them from here)
+    CHAIN_NAME,
+    best_of,
+    ensure_tree,
+    figure,
+    load1,
+    make_tree,
+    print_load,
+    scratch,
+)
+
 BARE_LOOP = """
 import os, sys
 n = 0
@@ -35,63 +43,6 @@ for top, dirs, files in os.walk(sys.argv[1]):
         n += 1
 print(n)
 """
-
-
-def _template(tmp: str, backing: str | None) -> tuple[bytes, list[tuple[int, bytes]], int]:
-    path = os.path.join(tmp, "template.qcow2")
-    args = ["qemu-img", "create", "-q", "-f", "qcow2"]
-    if backing:
-        args += ["-b", backing, "-F", "qcow2", "-u"]
-    subprocess.run([*args, path, "1G"], check=True)
-    with open(path, "rb") as f:
-        data = f.read()
-    os.unlink(path)
-    blocks = [(off, data[off : off + 4096]) for off in range(0, len(data), 4096)]
-    return data, [(o, b) for o, b in blocks if b.strip(b"\0")], len(data)
-
-
-def make_tree(root: str, count: int, chain: int, per_dir: int = 1000) -> None:
-    """``count`` images in chains of ``chain``, ``per_dir`` to a directory (a multiple of
-    ``chain``: a chain never spans directories)."""
-    sample = CHAIN_NAME.format(chain=0, depth=0)
-    _, base_blocks, size = _template(root, None)
-    _, over_blocks, osize = _template(root, sample)
-    name_at = over_blocks[0][1].index(sample.encode())
-    for i in range(count):
-        c, d = divmod(i, chain)
-        sub = os.path.join(root, f"dir{i // per_dir:04d}")
-        if i % per_dir == 0:
-            os.makedirs(sub, exist_ok=True)
-        name = CHAIN_NAME.format(chain=c, depth=d)
-        if d == 0 or i % per_dir == 0:
-            # The chain's first image in this directory: a base (a chain never spans directories
-            # in this layout because per_dir is a multiple of chain).
-            blocks, length = base_blocks, size
-        else:
-            backing = CHAIN_NAME.format(chain=c, depth=d - 1).encode()
-            first = over_blocks[0][1]
-            first = first[:name_at] + backing + first[name_at + len(backing) :]
-            blocks, length = [(0, first), *over_blocks[1:]], osize
-        fd = os.open(os.path.join(sub, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        for off, block in blocks:
-            os.pwrite(fd, block, off)
-        os.ftruncate(fd, length)
-        os.close(fd)
-
-
-def run_once(argv: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
-def best_of(commands: list[list[str]], runs: int = 5) -> list[float]:
-    """Best wall time of each command, the commands run in turn so both see the same noise."""
-    best = [float("inf")] * len(commands)
-    for _ in range(runs):
-        for i, argv in enumerate(commands):
-            best[i] = min(best[i], run_once(argv))
-    return best
 
 
 def peak_rss_mib(argv: list[str]) -> float:
@@ -113,17 +64,12 @@ def main() -> int:
     ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
     ap.add_argument("--runs", type=int, default=5, help="runs of each command; the best counts")
     args = ap.parse_args()
-    root = args.keep or tempfile.mkdtemp(prefix="imagegui-bench-")
-    try:
-        if not (args.keep and os.path.isdir(root) and os.listdir(root)):
-            os.makedirs(root, exist_ok=True)
-            t = time.perf_counter()
-            make_tree(root, args.count, args.chain)
-            print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
+    with scratch(args.keep, "imagegui-bench-") as root:
+        ensure_tree(root, args.count, args.chain)
         imagegui = [sys.executable, "-m", "imagegui", "scan", "--json", root]
         subprocess.run(imagegui, check=True, stdout=subprocess.DEVNULL)  # warm the page cache
         bare = [sys.executable, "-c", BARE_LOOP, root]
-        load_before = os.getloadavg()[0]
+        load_before = load1()
         scan_s, bare_s = best_of([imagegui, bare], args.runs)
         peak_mib = peak_rss_mib(imagegui)
         files = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
@@ -137,21 +83,21 @@ def main() -> int:
             )
         qemu_s = (time.perf_counter() - t) / len(sample) * len(files)
         imp = best_of([[sys.executable, "-c", "import networkx"]])[0]
-        print(f"images                         {len(files):>10}")
-        print(f"imagegui scan --json (process) {scan_s:>10.3f} s   peak RSS {peak_mib:.0f} MB")
-        print(f"bare open+read(512) loop       {bare_s:>10.3f} s")
-        print(f"qemu-img info per image (est.) {qemu_s:>10.1f} s   (sample of {len(sample)})")
-        print(f"python -c 'import networkx'    {imp:>10.3f} s")
-        print(f"imagegui vs bare loop          {scan_s / bare_s:>10.2f} x   (target <= 3)")
-        print(f"qemu-img info vs imagegui      {qemu_s / scan_s:>10.0f} x   (target >= 100)")
-        print(f"per image                      {scan_s / len(files) * 1e6:>10.1f} us")
-        print(
-            f"load average (1 min)           {load_before:>10.1f} before, "
-            f"{os.getloadavg()[0]:.1f} after   ({os.cpu_count()} CPUs; best of {args.runs} runs)"
+        figure("images", len(files), "", digits=0)
+        figure(
+            "imagegui scan --json (process)",
+            scan_s,
+            "s",
+            digits=3,
+            note=f"peak RSS {peak_mib:.0f} MB",
         )
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+        figure("bare open+read(512) loop", bare_s, "s", digits=3)
+        figure("qemu-img info per image (est.)", qemu_s, "s", note=f"sample of {len(sample)}")
+        figure("python -c 'import networkx'", imp, "s", digits=3)
+        figure("imagegui vs bare loop", scan_s / bare_s, "x", target="<= 3")
+        figure("qemu-img info vs imagegui", qemu_s / scan_s, "x", target=">= 100", digits=0)
+        figure("per image", scan_s / len(files) * 1e6, "us", digits=1)
+        print_load(load_before, f"best of {args.runs} runs")
     return 0
 
 

@@ -26,7 +26,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -35,13 +34,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from scan_bench import make_tree  # noqa: E402
+from common import ensure_tree, load, open_window, scratch, wait_for  # noqa: E402
 
 from imagegui.core.read.watch import TreeWatcher, read_limit  # noqa: E402
-
-
-def load() -> str:
-    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def bare_walk(root: str) -> int:
@@ -167,27 +162,7 @@ def latency(root: str) -> None:
 def window_child(root: str, touches: int) -> None:
     """In a fresh process: open the window on ``root``, then write a new overlay ``touches``
     times and time each until the window shows it."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
-
-    from imagegui.gui.app import make_app
-    from imagegui.gui.main_window import MainWindow
-    from imagegui.gui.settings import Settings
-
-    app = make_app([])
-    conf = tempfile.mkdtemp(prefix="watch-bench-conf-")
-    settings = Settings(QSettings(os.path.join(conf, "i.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(settings)
-    window.ask_before_closing = False
-    window.resize(1280, 800)
-    window.show()
-
-    def wait_for(signal, timeout_ms: int = 600_000) -> None:
-        loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(timeout_ms, loop.quit)
-        loop.exec()
-        signal.disconnect(loop.quit)
+    app, window, conf = open_window((1280, 800), auto_rescan=True)
 
     t = time.perf_counter()
     window.open_directory(root)
@@ -226,6 +201,7 @@ def window_child(root: str, touches: int) -> None:
     window.session.stop()
     window.close()
     app.quit()
+    shutil.rmtree(conf, ignore_errors=True)
 
 
 def main() -> int:
@@ -242,13 +218,8 @@ def main() -> int:
     if args.child:
         window_child(args.child, args.touches)
         return 0
-    root = args.keep or tempfile.mkdtemp(prefix="watch-bench-")
-    try:
-        if not os.path.isdir(os.path.join(root, "dir0000")):
-            t = time.perf_counter()
-            make_tree(root, args.count, args.chain, args.per_dir)
-            print(f"made {args.count:,} images, {args.per_dir} a folder, in "
-                  f"{time.perf_counter() - t:.0f} s")  # fmt: skip
+    with scratch(args.keep, "watch-bench-") as root:
+        ensure_tree(root, args.count, args.chain, args.per_dir)
         print(f"fs.inotify.max_user_watches = {read_limit()}")
         time_watches(root, args.runs)
         memory(root)
@@ -258,9 +229,6 @@ def main() -> int:
                 [sys.executable, __file__, "--child", root, "--touches", str(args.touches)],
                 check=True,
             )
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
