@@ -11,6 +11,7 @@ from conftest import qemu_info
 from opshelpers import create, qemu_io, same_content
 
 from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.jobs import CancelledError, CancelToken
 from imagegui.core.ops import journal
 from imagegui.core.ops.move import plan_move
 from imagegui.core.ops.move_undo import plan_undo_move
@@ -132,3 +133,57 @@ def test_undo_of_a_folder_move(tmp_path: Path, vms):
     assert vms["base"].exists() and not (dest / "vms").exists()
     assert qemu_info(far)["backing-filename"] == "../vms/base.qcow2"
     assert problems(tmp_path) == []
+
+
+def put_back(undo_id: str) -> list[journal.RebaseEntry]:
+    return [e for e in journal.entries() if e.move == undo_id]
+
+
+def test_an_undo_journals_each_pointer_as_the_undo_of_the_moves_rewrite(tmp_path: Path, vms):
+    # A folder move: the overlays moved too, so the undo journals each under its old name
+    # (where it is once the files are back) with its state read where it is now.
+    dest = tmp_path / "store"
+    dest.mkdir()
+    far = overlay(tmp_path / "clones" / "far.qcow2", "../vms/base.qcow2")
+    plan_move([str(tmp_path / "vms")], str(dest)).run()
+    move = journal.last_move()
+    assert move is not None
+    rewrites = {w["image"]: w for w in move.rewrites}
+    plan_undo_move().run()
+    undo = journal.move_entries()[-1]
+    assert undo.undo_of == move.id
+    back = put_back(undo.id)
+    assert sorted(e.image for e in back) == sorted(rewrites) and str(far) in rewrites
+    for e in back:
+        w = rewrites[e.image]
+        assert (e.old_backing, e.old_format) == (w["new_backing"], w["new_format"])
+        assert (e.new_backing, e.new_format) == (w["old_backing"], w["old_format"])
+        assert e.undo_of == w["entry"] and e.mode == "unsafe"
+        assert e.state == journal.Fingerprint.of(e.image), e.image
+
+
+def test_an_undo_cancelled_part_way_puts_the_move_back_and_journals_it(tmp_path: Path, vms):
+    dest = tmp_path / "store"
+    dest.mkdir()
+    plan_move([str(vms["base"])], str(dest)).run()
+    move = journal.last_move()
+    assert move is not None and len(move.rewrites) == 2
+    first = move.rewrites[0]
+    cancel = CancelToken()
+    with pytest.raises(CancelledError, match="as the move left them"):
+        plan_undo_move().run(progress=lambda _done: cancel.cancel(), cancel=cancel)
+    assert (dest / "base.qcow2").exists() and not vms["base"].exists()
+    for k in ("rel", "abs"):
+        assert qemu_info(vms[k])["backing-filename"].endswith("store/base.qcow2"), k
+    assert problems(tmp_path) == []
+    # The one pointer put back, then set again: both journalled, each as the image was left.
+    undo_ids = {e.move for e in journal.entries()} - {move.id}
+    assert len(undo_ids) == 1
+    there, again = put_back(undo_ids.pop())
+    assert there.image == again.image == first["final"]
+    assert (there.new_backing, there.undo_of) == (first["old_backing"], first["entry"])
+    assert (again.old_backing, again.new_backing) == (first["old_backing"], first["new_backing"])
+    assert (again.old_format, again.new_format) == (first["old_format"], first["new_format"])
+    assert again.undo_of is None and again.mode == "unsafe"
+    assert again.state == journal.Fingerprint.of(first["final"])
+    assert journal.last_move() == move  # the undo was never recorded: the move is still there

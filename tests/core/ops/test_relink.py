@@ -102,6 +102,19 @@ def test_relative_then_moving_the_folder_keeps_every_chain(tmp_path: Path, tree)
     assert len(journal.entries()) == 5
 
 
+def test_each_rewrite_is_journalled_as_the_image_was_left(tmp_path: Path, tree):
+    plan_relink([str(tmp_path / "pool" / "vm")], absolute=False).run()
+    entries = journal.entries()
+    assert [e.image for e in entries] == [str(tree["a"]), str(tree["b"])]
+    a, b = entries
+    assert (a.old_backing, a.new_backing) == (str(tree["base"]), "../base.qcow2")
+    assert (b.old_backing, b.new_backing) == (str(tree["a"]), "a.qcow2")
+    for e, k in ((a, "a"), (b, "b")):
+        assert (e.old_format, e.new_format, e.mode) == ("qcow2", "qcow2", "unsafe")
+        assert e.undo_of is None and e.move == ""
+        assert e.state == journal.Fingerprint.of(str(tree[k])), k
+
+
 def test_a_selection_of_images_and_an_image_that_must_stay_as_it_is(tmp_path: Path, tree):
     os.chmod(tree["b"], 0o444)
     try:
