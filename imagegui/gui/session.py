@@ -4,7 +4,8 @@ One scan at a time, in the session's task slot: a rescan asked for while one run
 and started when it ends (so a burst of file events costs two scans, not twenty); opening another
 directory supersedes the running scan (the slot cancels it, and its result never arrives).
 A local folder is watched with inotify (``gui.watching``: every directory under it, on a thread
-of its own); the paths it reports gather in ``changed`` until a debounce timer fires, and the
+of its own, started by the first scan's job before it walks, so no change falls between the scan
+and the watch); the paths it reports gather in ``changed`` until a debounce timer fires, and the
 rescan is told them (everything when events were lost or the watch is incomplete). While an
 operation is writing into the directory (``hold``) automatic rescans wait for it, so a
 half-written flatten output never shows up as a broken image. When the system refuses to watch
@@ -102,7 +103,7 @@ class Session(QObject):
         self.live.statusChanged.connect(self._on_watch_status)
         self._own_dirs = own_dirs(settings.q.fileName())
         #: What the open folder's last scan read: rescans reuse it (``ScanMemory``).
-        self._memory = ScanMemory()
+        self._memory = ScanMemory(self.live.watch_and_wait)
         #: Paths changed since the last rescan started; None: look at everything.
         self.changed: set[str] | None = None
         #: The last scan finished was started by file events or the periodic rescan, not by a
@@ -147,7 +148,8 @@ class Session(QObject):
         self._live_next = False
         self._debounce.stop()
         self.remote_uri = None
-        self._memory = ScanMemory()  # a full scan; a superseded job keeps the old memory
+        # A full scan (watching first); a superseded job keeps the old memory.
+        self._memory = ScanMemory(self.live.watch_and_wait)
         self._start(target)
 
     def open_remote(self, uri: str) -> None:
@@ -227,6 +229,8 @@ class Session(QObject):
         # What a rescan reads again is what is shown (a host that failed is not retried).
         self.remote_uri = self.snapshot.remote_uri if self.snapshot is not None else None
         self.changed = None  # what this scan was told is not shown: look at everything next
+        if self.snapshot is not None:
+            self._watch(self.snapshot)  # the failed folder's job may have moved the watch
         self.scanFailed.emit(target, message)
         self._next()
 
@@ -323,7 +327,13 @@ class Session(QObject):
             self.live.stop()
             self._periodic.stop()
             return
-        self.live.watch(snapshot.root)
+        if self.live.watch(snapshot.root):
+            # Watching starts only now (the scan's job watched another folder, or the folder
+            # came back): what changed since the scan read it is unknown. Look at everything.
+            self.changed = None
+            if self.settings.auto_rescan():
+                self._live_next = self._live_next or not self._debounce.isActive()
+                self._debounce.start(DEBOUNCE_MS)
         self._plan_periodic(self.live.status)
 
     def _on_files_changed(self, changes: Changes) -> None:

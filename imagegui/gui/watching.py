@@ -4,11 +4,20 @@ The watcher's thread emits a private signal; Qt queues it to this object's threa
 thread), so the slots never touch anything from the watcher's thread. Each watcher gets a
 generation number: a report still queued when the folder changed or watching stopped is
 dropped, so nothing of an old folder reaches the session.
+
+**The watch starts before the first walk.** A change made after the scan read a file and before
+its directory was watched would stay unseen until some other event (a rebase rewrites a header
+in place: no directory changes, no stamp a later look at directories would notice). So the
+first (full) scan of a folder starts the watch from the worker and waits until every directory
+is watched (``TreeWatcher.ready``); what changes during the walk is then reported as it happens
+and the session rescans it afterwards, with those paths as hints. The price is the watch's set-up
+before the walk instead of beside or after it (one ``scandir`` per directory, ``add_watch``).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
@@ -28,10 +37,12 @@ class ScanMemory:
     Used by the scan jobs on the worker, one at a time (the session starts a rescan only when
     no scan runs); opening a folder makes a new memory, so a superseded job that still runs
     never shares one with its successor. A rescan that fails or is cancelled leaves the state
-    as it was."""
+    as it was. ``watch_first(root)``, when given, is called on the worker before a full scan and
+    returns once ``root`` is watched (``LiveWatch.watch_and_wait``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch_first: Callable[[str], None] | None = None) -> None:
         self.state: ScanState | None = None
+        self.watch_first = watch_first
 
     def scanner(
         self, changed: set[str] | None
@@ -43,6 +54,9 @@ class ScanMemory:
             state = self.state
             if state is None or state.root != root:
                 self.state = None
+                if self.watch_first is not None:
+                    progress(0)  # raises if this job was superseded: never watch its folder
+                    self.watch_first(root)
                 state = ScanState.from_full(root, progress)
                 self.state = state
                 return state.result
@@ -86,30 +100,50 @@ class LiveWatch(QObject):
         self._generation = 0
         self.root: str | None = None
         self.status: WatchStatus | None = None
+        #: Guards ``_watcher``, ``_generation`` and ``root``: the scan job's worker starts the
+        #: watch of a folder it is about to walk (``watch_and_wait``).
+        self._lock = threading.Lock()
         self._report.connect(self._on_report)
         # The thread must not outlive its owner (a window closed without Session.stop()).
         self.destroyed.connect(_stopper(self))
 
-    def watch(self, root: str) -> None:
-        """Watches ``root`` (all of it, on a thread); nothing happens if it is watched already."""
-        if self._watcher is not None and self.root == root and self._watcher.running:
-            return
-        self.stop()
-        self._generation += 1
-        generation = self._generation
-        self.root = root
-        self._watcher = TreeWatcher(
-            root,
-            lambda changes: self._report.emit(generation, changes),
-            lambda status: self._report.emit(generation, status),
-        )
-        self._watcher.start()
+    def watch(self, root: str) -> bool:
+        """Watches ``root`` (all of it, on a thread); nothing happens if it is watched already.
+        True when a new watch was started: changes made before it is in place were not seen.
+        Callable from any thread."""
+        with self._lock:
+            old = self._watcher
+            if old is not None and self.root == root and old.running:
+                return False
+            self._generation += 1
+            generation = self._generation
+            self.root = root
+            self._watcher = TreeWatcher(
+                root,
+                lambda changes: self._report.emit(generation, changes),
+                lambda status: self._report.emit(generation, status),
+            )
+            self._watcher.start()
+        if old is not None:
+            old.stop()
+        return True
+
+    def watch_and_wait(self, root: str) -> None:
+        """``watch(root)``, then waits until every directory under it is watched (or watching
+        failed or was stopped). For the scan job's worker, before a first walk; never the GUI
+        thread."""
+        self.watch(root)
+        with self._lock:
+            watcher = self._watcher if self.root == root else None
+        if watcher is not None:
+            watcher.ready.wait()
 
     def stop(self) -> None:
         """Stops watching (waits for the thread: it ends between two directories at worst)."""
-        self._generation += 1
-        watcher, self._watcher = self._watcher, None
-        self.root = None
+        with self._lock:
+            self._generation += 1
+            watcher, self._watcher = self._watcher, None
+            self.root = None
         if watcher is not None:
             watcher.stop()
         if self.status is not None:

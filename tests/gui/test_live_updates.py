@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 
+from conftest import qemu_img
+
 from imagegui.core.read.rescan import ScanState
 from imagegui.core.read.watch import Changes, WatchStatus
 from imagegui.gui.panels.status import watch_text
@@ -160,3 +162,65 @@ def test_watch_texts_say_the_limit_and_how_to_raise_it():
     assert text == "Live updates off" and "no more inotify instances" in tip
     assert watch_text(WatchStatus(folders=1), True)[0] == "Watching 1 folder"
     assert watch_text(None, True) == ("", "")
+
+
+def test_a_change_right_after_the_first_scan_is_not_missed(
+    qtbot, window, open_dir, make, tmp_path, monkeypatch
+):
+    """A file changed after the first scan read it and before the watch was in place used to
+    stay unseen until some other event: the watch now starts before the walk. The seam is the
+    first scan itself: its walk ends, then (still on the worker) an overlay is rebased in place
+    (no directory entry changes) and a new one is made, then the window goes on."""
+    make.create("base.qcow2")
+    make.create("other.qcow2")
+    make.overlay("top.qcow2", "base.qcow2")
+    full = ScanState.from_full
+    done: list[bool] = []
+
+    def walk_then_change(root, *args, **kwargs):
+        state = full(root, *args, **kwargs)
+        if not done:
+            done.append(True)
+            qemu_img(
+                "rebase",
+                "-u",
+                "-f",
+                "qcow2",
+                "-b",
+                "other.qcow2",
+                "-F",
+                "qcow2",
+                tmp_path / "top.qcow2",
+            )
+            make.overlay("late.qcow2", "base.qcow2")
+        return state
+
+    monkeypatch.setattr(ScanState, "from_full", staticmethod(walk_then_change))
+    open_dir(tmp_path)
+    assert done
+    top, late = str(tmp_path / "top.qcow2"), str(tmp_path / "late.qcow2")
+    qtbot.waitUntil(
+        lambda: (
+            late in window.session.snapshot.graph.nodes
+            and window.session.snapshot.graph.scan.images[top].backing_file == "other.qcow2"
+        ),
+        timeout=15_000,
+    )
+    assert window.scene.shown(late)
+
+
+def test_a_folder_that_fails_to_open_leaves_the_shown_one_watched(
+    qtbot, window, open_dir, make, tmp_path
+):
+    """The first scan of a folder watches it before walking; when that scan fails (the folder
+    is gone), the folder still shown is watched again, and what changed meanwhile is looked at."""
+    make.create("shown/base.qcow2")
+    open_dir(tmp_path / "shown")
+    wait_watching(qtbot, window)
+    session = window.session
+    with qtbot.waitSignal(session.scanFailed, timeout=30_000):
+        session.open(str(tmp_path / "missing"))
+    assert session.live.root == str(tmp_path / "shown")
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        make.overlay("shown/new.qcow2", "base.qcow2")
+    assert str(tmp_path / "shown" / "new.qcow2") in session.snapshot.graph.nodes

@@ -114,7 +114,9 @@ class TreeWatcher:
 
     ``on_changes(Changes)`` and ``on_status(WatchStatus)`` are called on that thread: the first
     status once the initial watches are in place (changes made after that are all reported),
-    then whenever the number of watched directories or the limit's state changes."""
+    then whenever the number of watched directories or the limit's state changes. ``ready`` is
+    set once the initial watches are in place (or watching failed or was stopped): a scan that
+    starts after it misses no change, since every later change is reported."""
 
     def __init__(
         self,
@@ -148,6 +150,7 @@ class TreeWatcher:
         self._wake_r, self._wake_w = -1, -1
         self._thread: threading.Thread | None = None
         self._last_status: WatchStatus | None = None
+        self.ready = threading.Event()
 
     # -- the thread
 
@@ -161,6 +164,7 @@ class TreeWatcher:
         """Ends watching and waits for the thread (it stops between two directories while it
         adds watches, at once while it waits for events). No callback runs after this."""
         self._stop.set()
+        self.ready.set()  # nobody waits for a watch that will not come
         if self._wake_w >= 0:
             with contextlib.suppress(OSError):  # the pipe is full: the thread wakes anyway
                 os.write(self._wake_w, b"x")
@@ -187,9 +191,11 @@ class TreeWatcher:
             self.inotify = self._factory()
         except OSError as exc:
             self.failure = _init_failure(exc)
+            self.ready.set()
             self._report_status()
             return
         self.add_tree(self.root)
+        self.ready.set()
         if self._stop.is_set():
             return
         if self.root_wd is None and self.failure is None and not self.limited:

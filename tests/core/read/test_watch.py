@@ -267,3 +267,29 @@ def test_events_of_a_dropped_watch_are_ignored(tmp_path):
     watcher.inotify = FakeNotify(allowed=10)
     watcher.add_tree(str(tmp_path))
     assert not watcher.handle([Event(99, F.CREATE, 0, "x")])
+
+
+def test_ready_is_set_once_every_directory_is_watched(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    watcher = TreeWatcher(str(tmp_path), lambda c: None)
+    assert not watcher.ready.is_set()
+    watcher.start()
+    try:
+        assert watcher.ready.wait(TIMEOUT)
+        assert len(watcher.wds) == 3  # all in place when ready says so
+    finally:
+        watcher.stop()
+
+
+def test_ready_is_set_when_watching_cannot_start_or_stops(tmp_path):
+    def refused():
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    failing = TreeWatcher(str(tmp_path), lambda c: None, inotify_factory=refused)
+    failing.start()
+    assert failing.ready.wait(TIMEOUT)
+    failing.stop()
+    assert "no more inotify instances" in (failing.failure or "")
+    never_started = TreeWatcher(str(tmp_path), lambda c: None)
+    never_started.stop()
+    assert never_started.ready.is_set()
