@@ -5,13 +5,14 @@ and started when it ends (so a burst of file events costs two scans, not twenty)
 directory supersedes the running scan (the slot cancels it, and its result never arrives).
 A local folder is watched with inotify (``gui.watching``: every directory under it, on a thread
 of its own, started by the first scan's job before it walks, so no change falls between the scan
-and the watch); the paths it reports gather in ``changed`` until a debounce timer fires, and the
-rescan is told them (everything when events were lost or the watch is incomplete). While an
-operation is writing into the directory (``hold``) automatic rescans wait for it, so a
-half-written flatten output never shows up as a broken image. When the system refuses to watch
-every folder, the folder is rescanned periodically instead (``PERIODIC_MIN_MS``), and the status
-bar says so. A rescan that file events started is a *live* update (``live_update``): the window
-keeps its zoom and scroll position for it.
+and the watch; then also the folders of backing files outside it, and the images' locks, for a
+VM that opens an image without writing it); the paths it reports gather in ``changed`` until a
+debounce timer fires, and the rescan is told them (everything when events were lost or the
+watch is incomplete). While an operation is writing into the directory (``hold``) automatic
+rescans wait for it, so a half-written flatten output never shows up as a broken image. When the
+system refuses to watch every folder, the folder is rescanned periodically instead
+(``PERIODIC_MIN_MS``), and the status bar says so. A rescan that file events started is a *live*
+update (``live_update``): the window keeps its zoom and scroll position for it.
 
 Each scan also reads the local libvirt hosts (``hosts``, beside the walk, on a worker); the scan
 job takes that read before it builds the graph, so the graph knows which VMs use which images.
@@ -334,6 +335,7 @@ class Session(QObject):
             if self.settings.auto_rescan():
                 self._live_next = self._live_next or not self._debounce.isActive()
                 self._debounce.start(DEBOUNCE_MS)
+        self.live.follow(snapshot.graph.scan)
         self._plan_periodic(self.live.status)
 
     def _on_files_changed(self, changes: Changes) -> None:

@@ -138,6 +138,14 @@ class LiveWatch(QObject):
         if watcher is not None:
             watcher.ready.wait()
 
+    def follow(self, result: ScanResult) -> None:
+        """Hands the watched folder's latest scan to the watcher: it watches the folders of
+        backing files outside the tree and polls the images' locks (``TreeWatcher.follow``)."""
+        with self._lock:
+            watcher = self._watcher if self.root == result.root else None
+        if watcher is not None:
+            watcher.follow(result)
+
     def stop(self) -> None:
         """Stops watching (waits for the thread: it ends between two directories at worst)."""
         with self._lock:

@@ -5,7 +5,9 @@ what is watched, and why not everything when the system's limit is reached."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 
+import pytest
 from conftest import qemu_img
 
 from imagegui.core.read.rescan import ScanState
@@ -224,3 +226,58 @@ def test_a_folder_that_fails_to_open_leaves_the_shown_one_watched(
     with qtbot.waitSignal(window.ready, timeout=30_000):
         make.overlay("shown/new.qcow2", "base.qcow2")
     assert str(tmp_path / "shown" / "new.qcow2") in session.snapshot.graph.nodes
+
+
+def test_a_change_to_a_base_in_another_folder_shows_up_by_itself(
+    qtbot, window, open_dir, make, tmp_path, tmp_path_factory
+):
+    """The base lives outside the open folder: its folder is watched (for that file only)."""
+    other = tmp_path_factory.mktemp("bases")
+    base = other / "base.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", base, "64M")
+    make.overlay("top.qcow2", str(base))
+    open_dir(tmp_path)
+    wait_watching(qtbot, window)
+    scan = window.session.snapshot.graph.scan
+    assert scan.external[str(base)].virtual_size == 64 << 20
+    qtbot.waitUntil(lambda: window.session.live.status.outside == 1, timeout=10_000)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        qemu_img("resize", "-q", base, "128M")
+    assert window.session.snapshot.graph.scan.external[str(base)].virtual_size == 128 << 20
+    assert window.session.live_update
+
+
+@pytest.mark.slow
+def test_a_vm_started_on_an_image_shows_it_in_use_by_itself(
+    qtbot, window, open_dir, make, tmp_path
+):
+    """A VM that opens an image and writes nothing sends no file event: the lock table is
+    polled (``core.read.watch``), and the window shows the image in use, then free again."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    base = str(make.create("base.qcow2"))
+    top = str(make.overlay("top.qcow2", "base.qcow2"))
+    open_dir(tmp_path)
+    wait_watching(qtbot, window)
+    assert not window.session.snapshot.status[top].in_use
+    window.selection.set(top)
+    argv = [qemu, "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-display", "none"]
+    argv += ["-S", "-drive", f"file={top},format=qcow2,if=virtio"]
+    vm = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        qtbot.waitUntil(
+            lambda: (
+                window.session.snapshot.status[top].in_use
+                and window.session.snapshot.status[base].in_use
+            ),
+            timeout=30_000,
+        )
+        assert window.session.snapshot.status[top].writer
+        assert not window.session.snapshot.status[base].writer  # a backing file: read only
+        assert window.session.live_update
+        assert window.selection.node == top
+    finally:
+        vm.kill()
+        vm.wait()
+    qtbot.waitUntil(lambda: not window.session.snapshot.status[top].in_use, timeout=30_000)

@@ -60,3 +60,44 @@ def lock_state(path: str) -> LockState:
         return lock_state_fd(fd)
     finally:
         os.close(fd)
+
+
+#: Every file lock on the system, one a line (``fs/locks.c``, ``lock_get_status``).
+PROC_LOCKS = "/proc/locks"
+#: One lock held on QEMU's bytes: (inode, first byte, last byte, ``READ``/``WRITE``).
+HeldLock = tuple[int, int, int, str]
+
+
+def qemu_locks(text: str) -> frozenset[HeldLock]:
+    """The byte-range locks in ``text`` (``/proc/locks``) that overlap QEMU's lock bytes.
+
+    A line reads ``1: OFDLCK ADVISORY  READ -1 fe:00:2152009 100 101`` (id, kind, mode, access,
+    pid, major:minor:inode, first and last byte; ``EOF`` for a lock to the end); lines with
+    ``->`` are waiters, not holders. QEMU takes OFD locks, or POSIX ones where OFD locks are
+    missing. The device is left out: ``/proc/locks`` names the super block's device, which is
+    not ``st_dev`` on btrfs subvolumes or overlayfs, so an inode is matched by its number only
+    (a stranger with the same number costs one needless read)."""
+    held: set[HeldLock] = set()
+    last_byte = _LOCK_FIRST + _LOCK_LEN - 1
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 8 or fields[1] == "->" or fields[1] not in ("OFDLCK", "POSIX"):
+            continue
+        try:
+            ino = int(fields[5].rsplit(":", 1)[1])
+            start = int(fields[6])
+            end = last_byte if fields[7] == "EOF" else int(fields[7])
+        except (IndexError, ValueError):
+            continue
+        if start <= last_byte and end >= _LOCK_FIRST:
+            held.add((ino, start, end, fields[3]))
+    return frozenset(held)
+
+
+def read_qemu_locks(path: str = PROC_LOCKS) -> frozenset[HeldLock] | None:
+    """``qemu_locks`` of the system's lock table; None when it cannot be read."""
+    try:
+        with open(path) as f:
+            return qemu_locks(f.read())
+    except OSError:
+        return None

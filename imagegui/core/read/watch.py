@@ -17,6 +17,28 @@ changed paths per read (:class:`Changes`):
   a rescan of everything can tell what changed;
 - ``root_gone``: the root itself was removed, moved or unmounted; watching ends.
 
+**Backing files outside the tree** (:meth:`TreeWatcher.follow`): after each scan the watcher is
+given its result, and watches the directory of each backing file that lies outside the root (a
+base in another folder, or a missing one whose folder exists), that directory only, not its
+subtree, and reports only events on those files' names (a busy folder of other VMs' disks is
+not news). At most :data:`MAX_OUTSIDE_DIRS` such directories are watched: the rest are still
+looked at by every rescan (externals are always probed again), just not reported by themselves.
+
+**Images opened without being written** (a VM started on an image, an image opened as a VM's
+backing file): the in-use state comes from QEMU's byte-range locks, and taking or dropping a
+lock changes no stamp and sends no event the directory watches listen for. Two ways were weighed:
+
+- ``IN_OPEN`` / ``IN_CLOSE_NOWRITE`` on the watched directories: every reader's open is an event,
+  the scan's own reads and the space report's included, so each rescan would report the files it
+  read and start the next one (inotify does not say who opened a file); every backup or ``cat``
+  would start a rescan too.
+- The kernel's lock table, ``/proc/locks``, read every :data:`LOCK_POLL_S` seconds on the watcher's
+  thread (one read of a short file: a line per lock on the whole system; no image is opened):
+  when the QEMU locks held on some inode appear, go or change mode, the images with that inode
+  are reported as changed, and the rescan reads them again (a hinted file always is). Chosen:
+  its cost does not grow with the tree, and it sees a VM's stop as well as its start. It polls,
+  so a VM is seen up to :data:`LOCK_POLL_S` late; where ``/proc/locks`` cannot be read it is off.
+
 inotify watches are a per-user resource (``fs.inotify.max_user_watches``): when the kernel
 refuses one (``ENOSPC``), the watcher keeps what it has, counts the directories it could not
 watch and says so (:class:`WatchStatus`), so the window can fall back to periodic rescans.
@@ -36,13 +58,19 @@ import os
 import posixpath
 import select
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imagegui.core.read.scan import ScanResult
 
 from inotify_simple import INotify
 from inotify_simple import flags as F
 
 from imagegui.core.read.fileid import FileId, stat_id
+from imagegui.core.read.locks import HeldLock, read_qemu_locks
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +89,12 @@ MASK = (
     | F.EXCL_UNLINK
     | F.ONLYDIR
 )
+#: What the watch of a directory outside the tree (a backing file's) listens for: no subtree.
+OUTSIDE_MASK = MASK
+#: At most this many directories outside the tree are watched for backing files.
+MAX_OUTSIDE_DIRS = 256
+#: How often the lock table is read for images opened or closed without a write (seconds).
+LOCK_POLL_S = 2.0
 #: Where the kernel says how many watches one user may hold.
 MAX_WATCHES_FILE = "/proc/sys/fs/inotify/max_user_watches"
 MAX_INSTANCES_FILE = "/proc/sys/fs/inotify/max_user_instances"
@@ -77,6 +111,12 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.paths) or self.overflow or self.root_gone
 
+    def with_paths(self, more: Iterable[str]) -> Changes:
+        more = frozenset(more)
+        if more <= self.paths:
+            return self
+        return Changes(self.paths | more, self.overflow, self.root_gone)
+
 
 @dataclass(frozen=True)
 class WatchStatus:
@@ -85,7 +125,8 @@ class WatchStatus:
     ``folders`` directories are watched; ``unwatched`` were found but not watched because the
     kernel refused more watches (``limit`` is then ``fs.inotify.max_user_watches``, None if it
     cannot be read); ``failure`` says why nothing can be watched at all; ``stopped`` why
-    watching ended (the root went away)."""
+    watching ended (the root went away); ``outside``: folders of backing files outside the
+    tree watched besides (``TreeWatcher.follow``)."""
 
     folders: int = 0
     unwatched: int = 0
@@ -93,6 +134,7 @@ class WatchStatus:
     limited: bool = False
     failure: str | None = None
     stopped: str | None = None
+    outside: int = 0
 
     @property
     def complete(self) -> bool:
@@ -151,6 +193,19 @@ class TreeWatcher:
         self._thread: threading.Thread | None = None
         self._last_status: WatchStatus | None = None
         self.ready = threading.Event()
+        #: watch descriptor -> (directory outside the tree, the backing files' names in it).
+        self.outside: dict[int, tuple[str, frozenset[str]]] = {}
+        #: The last scan's result handed over by ``follow`` and not applied yet (the thread
+        #: takes it), and the one applied: its images' locks are polled.
+        self._followed: ScanResult | None = None
+        self._result: ScanResult | None = None
+        #: inode -> the paths of the images with that inode (built when a lock changes).
+        self._by_inode: dict[int, list[str]] | None = None
+        #: The QEMU locks seen at the last poll (None: the lock table cannot be read), and the
+        #: inodes whose locks changed while no scan result could name them.
+        self.locks: frozenset[HeldLock] | None = None
+        self._lock_news: set[int] = set()
+        self._next_poll = 0.0
 
     # -- the thread
 
@@ -165,13 +220,22 @@ class TreeWatcher:
         adds watches, at once while it waits for events). No callback runs after this."""
         self._stop.set()
         self.ready.set()  # nobody waits for a watch that will not come
-        if self._wake_w >= 0:
-            with contextlib.suppress(OSError):  # the pipe is full: the thread wakes anyway
-                os.write(self._wake_w, b"x")
+        self._wake(b"x")
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         self._close()
+
+    def follow(self, result: ScanResult) -> None:
+        """The tree's latest scan (callable from any thread): its images' locks are polled and
+        the directories of its backing files outside the tree watched, from now on."""
+        self._followed = result
+        self._wake(b"f")
+
+    def _wake(self, byte: bytes) -> None:
+        if self._wake_w >= 0:
+            with contextlib.suppress(OSError):  # the pipe is full: the thread wakes anyway
+                os.write(self._wake_w, byte)
 
     @property
     def running(self) -> bool:
@@ -194,6 +258,8 @@ class TreeWatcher:
             self.ready.set()
             self._report_status()
             return
+        self.locks = read_qemu_locks()  # before the walk: what a scan then reads is newer
+        self._next_poll = time.monotonic() + LOCK_POLL_S
         self.add_tree(self.root)
         self.ready.set()
         if self._stop.is_set():
@@ -207,10 +273,22 @@ class TreeWatcher:
         poller.register(self.inotify.fileno(), select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         while not self._stop.is_set():
-            ready = {fd for fd, _ in poller.poll()}
-            if self._wake_r in ready or self._stop.is_set():
+            timeout = None
+            if self.locks is not None:
+                timeout = max(0, int((self._next_poll - time.monotonic()) * 1000))
+            ready = {fd for fd, _ in poller.poll(timeout)}
+            if self._stop.is_set():
                 return
-            changes = self.handle(self.inotify.read(timeout=0))
+            if self._wake_r in ready:
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_r, 4096)
+                self._take_followed()
+            changes = Changes()
+            if self.inotify.fileno() in ready:
+                changes = self.handle(self.inotify.read(timeout=0))
+            if self.locks is not None and time.monotonic() >= self._next_poll:
+                self._next_poll = time.monotonic() + LOCK_POLL_S
+                changes = changes.with_paths(self.poll_locks())
             if self._stop.is_set():
                 return
             if changes:
@@ -222,7 +300,13 @@ class TreeWatcher:
     def status(self) -> WatchStatus:
         limit = read_limit() if self.limited else None
         return WatchStatus(
-            len(self.paths), self.unwatched, limit, self.limited, self.failure, self.stopped
+            len(self.paths),
+            self.unwatched,
+            limit,
+            self.limited,
+            self.failure,
+            self.stopped,
+            len(self.outside),
         )
 
     def _report_status(self) -> None:
@@ -326,6 +410,80 @@ class TreeWatcher:
         if key is not None and self.keys.get(key) == path:
             del self.keys[key]
 
+    # -- the last scan: backing files outside the tree, locks
+
+    def _take_followed(self) -> None:
+        result, self._followed = self._followed, None
+        if result is None:
+            return
+        self._result = result
+        self._by_inode = None
+        self.watch_outside(outside_backing(result))
+        if self._lock_news:  # locks that changed while the scan ran: name their images now
+            self._next_poll = 0.0
+
+    def watch_outside(self, files: Iterable[str]) -> None:
+        """Watches the directories of ``files`` (backing files outside the tree), at most
+        :data:`MAX_OUTSIDE_DIRS` (the first by name), and drops those no longer needed."""
+        names: dict[str, set[str]] = {}
+        for path in files:
+            directory, name = posixpath.split(path)
+            names.setdefault(directory, set()).add(name)
+        wanted = dict(sorted(names.items())[:MAX_OUTSIDE_DIRS])
+        if len(names) > len(wanted):
+            log.info(
+                "%d folders of backing files outside the tree not watched", len(names) - len(wanted)
+            )
+        for wd, (directory, _) in list(self.outside.items()):
+            if directory not in wanted:
+                del self.outside[wd]
+                if self.inotify is not None and wd not in self.paths:
+                    with contextlib.suppress(OSError):
+                        self.inotify.rm_watch(wd)
+        have = {directory: wd for wd, (directory, _) in self.outside.items()}
+        for directory, base_names in wanted.items():
+            added = have.get(directory)
+            if added is None:
+                added = self._watch_outside(directory)
+            if added is not None:
+                self.outside[added] = (directory, frozenset(base_names))
+
+    def _watch_outside(self, directory: str) -> int | None:
+        """The watch of one directory outside the tree; None when it is not added: gone, the
+        limit reached, or a directory of the tree under another name (adding it again would
+        replace the tree watch's mask, and its events are reported already)."""
+        if self.inotify is None or self.limited:
+            return None
+        try:
+            key = stat_id(os.stat(directory))
+        except OSError:
+            return None
+        if key in self.keys:
+            return None
+        try:
+            return self.inotify.add_watch(directory, OUTSIDE_MASK)
+        except OSError:
+            return None
+
+    def poll_locks(self) -> set[str]:
+        """The images whose QEMU locks appeared, went or changed mode since the last poll."""
+        locks = read_qemu_locks()
+        if locks is None or self.locks is None:
+            self.locks = locks
+            return set()
+        if locks != self.locks:
+            self._lock_news |= {lock[0] for lock in locks ^ self.locks}
+            self.locks = locks
+        if not self._lock_news or self._result is None:
+            return set()
+        if self._by_inode is None:
+            self._by_inode = images_by_inode(self._result)
+        paths: set[str] = set()
+        for ino in self._lock_news:
+            paths.update(self._by_inode.get(ino, ()))
+        self._lock_news.clear()
+        return paths
+
     # -- events
 
     def handle(self, events: Iterable) -> Changes:
@@ -337,6 +495,11 @@ class TreeWatcher:
             if mask & F.Q_OVERFLOW:
                 overflow = True
                 continue
+            outside = self.outside.get(wd)
+            if outside is not None:
+                paths.update(self._outside_event(wd, mask, name, *outside))
+                if wd not in self.paths:
+                    continue
             directory = self.paths.get(wd)
             if directory is None:
                 continue  # a watch dropped already (its last events were still queued)
@@ -362,6 +525,52 @@ class TreeWatcher:
             elif mask & (F.DELETE | F.MOVED_FROM) and path in self.wds:
                 self.drop_tree(path)
         return Changes(frozenset(paths), overflow, gone)
+
+    def _outside_event(
+        self, wd: int, mask: int, name: str, directory: str, names: frozenset[str]
+    ) -> list[str]:
+        """The backing files an event in a directory outside the tree names (all of them
+        when the directory itself went away: it is no longer watched)."""
+        if not name:
+            if mask & (F.DELETE_SELF | F.MOVE_SELF | F.UNMOUNT | F.IGNORED):
+                del self.outside[wd]
+                return [posixpath.join(directory, n) for n in names]
+            return []
+        if name not in names:
+            return []
+        path = posixpath.join(directory, name)
+        if mask & F.MODIFY:
+            if path in self.writing:
+                return []
+            self.writing.add(path)
+        elif mask & (F.CLOSE_WRITE | F.DELETE | F.MOVED_FROM):
+            self.writing.discard(path)
+        return [path]
+
+
+def outside_backing(result: ScanResult) -> set[str]:
+    """The backing files of ``result`` that are neither under its root nor scanned images:
+    probed externals and missing bases alike (the folder they would appear in)."""
+    inside = result.root.rstrip("/") + "/"
+    images = result.images
+    found = set()
+    for records in (images, result.external):
+        for info in records.values():
+            target = info.backing_path
+            if target and target not in images and not target.startswith(inside):
+                found.add(target)
+    found.update(p for p in result.external if not p.startswith(inside))
+    return found
+
+
+def images_by_inode(result: ScanResult) -> dict[int, list[str]]:
+    """The paths of ``result``'s images (and externals) by inode number (``/proc/locks``
+    names no path)."""
+    by_inode: dict[int, list[str]] = {}
+    for records in (result.images, result.external):
+        for path, info in records.items():
+            by_inode.setdefault(info.file_id[1], []).append(path)
+    return by_inode
 
 
 def _init_failure(exc: OSError) -> str:

@@ -11,9 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from inotify_simple import Event
+from inotify_simple import Event, INotify
 from inotify_simple import flags as F
 
+from imagegui.core.read.locks import read_qemu_locks
 from imagegui.core.read.watch import Changes, TreeWatcher, WatchStatus
 
 TIMEOUT = 10
@@ -293,3 +294,106 @@ def test_ready_is_set_when_watching_cannot_start_or_stops(tmp_path):
     never_started = TreeWatcher(str(tmp_path), lambda c: None)
     never_started.stop()
     assert never_started.ready.is_set()
+
+
+# -- backing files outside the tree, and locks (real inotify and qemu, no thread: the test
+#    applies the scan and reads the queue itself)
+
+
+@pytest.fixture
+def outside_chain(tmp_path_factory, make, tmp_path):
+    """``tmp_path/top.qcow2`` whose base lives in another tmp dir; the watcher of
+    ``tmp_path`` has followed the tree's scan (no thread: ``handle`` is called by the test)."""
+    from conftest import qemu_img
+
+    from imagegui.core.read.scan import scan_directory
+
+    other = tmp_path_factory.mktemp("elsewhere")
+    base = other / "base.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", base, "64M")
+    make.overlay("top.qcow2", str(base))
+    result = scan_directory(str(tmp_path))
+    assert str(base) in result.external
+    watcher = TreeWatcher(str(tmp_path), lambda c: None)
+    watcher.inotify = INotify()
+    watcher.add_tree(str(tmp_path))
+    watcher.follow(result)
+    watcher._take_followed()
+    yield watcher, base, result
+    watcher.inotify.close()
+
+
+def test_the_folder_of_an_outside_base_is_watched_for_that_file_only(outside_chain):
+    from conftest import qemu_img
+
+    watcher, base, _ = outside_chain
+    assert [d for d, _ in watcher.outside.values()] == [str(base.parent)]
+    (base.parent / "someone-else.qcow2").write_bytes(b"x")  # not news
+    assert not watcher.handle(watcher.inotify.read(timeout=0))
+    qemu_img("resize", "-q", base, "128M")
+    assert watcher.handle(watcher.inotify.read(timeout=0)).paths == {str(base)}
+    base.unlink()
+    assert watcher.handle(watcher.inotify.read(timeout=0)).paths == {str(base)}
+
+
+def test_outside_folders_follow_the_latest_scan(outside_chain, tmp_path):
+    from imagegui.core.read.scan import scan_directory
+
+    watcher, base, _ = outside_chain
+    (tmp_path / "top.qcow2").unlink()
+    watcher.inotify.read(timeout=0)
+    watcher.follow(scan_directory(str(tmp_path)))
+    watcher._take_followed()
+    assert not watcher.outside  # no base outside any more: its folder is not watched
+    base.unlink()
+    assert not watcher.handle(watcher.inotify.read(timeout=0))
+
+
+def test_an_outside_folder_inside_the_tree_is_not_watched_twice(tmp_path):
+    (tmp_path / "real").mkdir()
+    watcher = TreeWatcher(str(tmp_path / "real"), lambda c: None)
+    watcher.inotify = FakeNotify(allowed=10)
+    watcher.add_tree(str(tmp_path / "real"))
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    # The same directory under another name: a second add_watch would replace the tree's mask.
+    watcher.watch_outside([str(tmp_path / "alias" / "base.qcow2")])
+    assert not watcher.outside
+    assert watcher.inotify.added == [str(tmp_path / "real")]
+
+
+def test_outside_folders_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr("imagegui.core.read.watch.MAX_OUTSIDE_DIRS", 3)
+    for i in range(5):
+        (tmp_path / f"d{i}").mkdir()
+    (tmp_path / "root").mkdir()
+    watcher = TreeWatcher(str(tmp_path / "root"), lambda c: None)
+    watcher.inotify = FakeNotify(allowed=100)
+    watcher.watch_outside([str(tmp_path / f"d{i}" / "base") for i in range(5)])
+    assert sorted(d for d, _ in watcher.outside.values()) == [
+        str(tmp_path / f"d{i}") for i in range(3)
+    ]
+
+
+def test_a_lock_taken_or_dropped_names_the_image(outside_chain, make, tmp_path):
+    """A VM (here qemu-io, stopped while it holds the image) opens the overlay: no event, but
+    the lock table says so at the next poll; the overlay and its base both are locked."""
+    import subprocess
+
+    qemu_io = shutil.which("qemu-io")
+    if qemu_io is None:
+        pytest.fail("qemu-io is not installed (Debian: qemu-utils)")
+    watcher, base, _ = outside_chain
+    top = tmp_path / "top.qcow2"
+    watcher.locks = read_qemu_locks()  # as the thread does before its first walk
+    assert watcher.poll_locks() == set()
+    argv = [qemu_io, "-f", "qcow2", "-c", "sigraise 19", str(top)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)  # stopped: the locks are held
+        assert os.WIFSTOPPED(status)
+        assert watcher.poll_locks() == {str(top), str(base)}
+        assert watcher.poll_locks() == set()  # nothing new since
+    finally:
+        proc.kill()
+        proc.wait()
+    assert watcher.poll_locks() == {str(top), str(base)}  # released: news again
