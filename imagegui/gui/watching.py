@@ -25,9 +25,10 @@ from PySide6.QtCore import QObject, Signal
 from imagegui import logsetup
 from imagegui.core.chains import checkstore
 from imagegui.core.ops import journal
+from imagegui.core.read.locks import read_qemu_locks
 from imagegui.core.read.rescan import ScanState
 from imagegui.core.read.scan import ScanResult
-from imagegui.core.read.watch import Changes, TreeWatcher, WatchStatus
+from imagegui.core.read.watch import Changes, TreeWatcher, WatchStatus, stale_locks
 
 
 class ScanMemory:
@@ -60,7 +61,15 @@ class ScanMemory:
                 state = ScanState.from_full(root, progress)
                 self.state = state
                 return state.result
-            return state.rescan(changed, progress)
+            result = state.rescan(changed, progress)
+            if changed is None:
+                # Every stamp was checked, but a VM that opened an image since changed none
+                # (the watch's lock poll tells the hinted rescans): ask the lock table.
+                locks = read_qemu_locks()
+                stale = stale_locks(result, locks) if locks is not None else set()
+                if stale:
+                    result = state.rescan(stale, progress)
+            return result
 
         return scan
 

@@ -4,6 +4,7 @@ what is watched, and why not everything when the system's limit is reached."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -281,3 +282,80 @@ def test_a_vm_started_on_an_image_shows_it_in_use_by_itself(
         vm.kill()
         vm.wait()
     qtbot.waitUntil(lambda: not window.session.snapshot.status[top].in_use, timeout=30_000)
+
+
+def test_a_folder_of_images_moved_into_the_tree_shows_up(
+    qtbot, window, open_dir, make, tmp_path, tmp_path_factory
+):
+    """A folder moved in brings files no event names one by one (its watch is added after the
+    move): the folder's own event makes the rescan look through all of it, subfolders too."""
+    make.create("root/base.qcow2")
+    open_dir(tmp_path / "root")
+    wait_watching(qtbot, window)
+    outside = tmp_path_factory.mktemp("staging")
+    qemu_img("create", "-q", "-f", "qcow2", outside / "vm1.qcow2", "64M")
+    (outside / "deeper").mkdir()
+    qemu_img(
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        "../vm1.qcow2",
+        "-F",
+        "qcow2",
+        outside / "deeper" / "vm1-snap.qcow2",
+    )
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        outside.rename(tmp_path / "root" / "moved")
+    moved = tmp_path / "root" / "moved"
+    graph = window.session.snapshot.graph
+    assert str(moved / "vm1.qcow2") in graph.nodes
+    assert str(moved / "deeper" / "vm1-snap.qcow2") in graph.nodes
+    assert graph.scan.images[str(moved / "deeper" / "vm1-snap.qcow2")].backing_path == str(
+        moved / "vm1.qcow2"
+    )
+    # The moved folder's subfolders are watched now: a file made there is seen by itself.
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        make.overlay("root/moved/deeper/later.qcow2", "vm1-snap.qcow2")
+    assert str(moved / "deeper" / "later.qcow2") in window.session.snapshot.graph.nodes
+
+
+@pytest.fixture
+def qemu_io_holding():
+    """``qemu_io_holding(path)``: a real qemu-io that opens ``path`` (writing nothing) and stops
+    itself while it holds QEMU's locks, awaited with waitpid; killed at the end."""
+    qemu_io = shutil.which("qemu-io")
+    if qemu_io is None:
+        pytest.fail("qemu-io is not installed (Debian: qemu-utils)")
+    procs: list[subprocess.Popen] = []
+
+    def run(path) -> subprocess.Popen:
+        argv = [qemu_io, "-f", "qcow2", "-c", "sigraise 19", str(path)]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+        _, status = os.waitpid(procs[-1].pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        return procs[-1]
+
+    yield run
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_manual_rescan_sees_an_image_opened_without_a_write(
+    qtbot, window, open_dir, make, tmp_path, qemu_io_holding, monkeypatch
+):
+    """Rescan looks at every stamp, and an image opened by a VM since has none changed: the
+    lock table tells which images to read again."""
+    monkeypatch.setattr(ScanState, "racy_ns", 0)  # young files are read again anyway
+    window.settings.set_auto_rescan(False)  # only the manual rescan may show it
+    make.create("base.qcow2")
+    top = str(make.overlay("top.qcow2", "base.qcow2"))
+    open_dir(tmp_path)
+    assert not window.session.snapshot.status[top].in_use
+    qemu_io_holding(top)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.actions.rescan.trigger()
+    assert window.session.snapshot.status[top].in_use
+    assert window.session.snapshot.status[str(tmp_path / "base.qcow2")].in_use

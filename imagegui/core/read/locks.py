@@ -19,6 +19,7 @@ _F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 _LOCK_FIRST = 100  # QEMU's first lock byte (permission "consistent read")
 _LOCK_LEN = 200  # bytes 100..299 cover every permission and every "not shared" byte
 _WRITE_BYTE = 101  # write permission held
+WRITE_LOCK_BYTE = _WRITE_BYTE
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ from inotify_simple import INotify
 from inotify_simple import flags as F
 
 from imagegui.core.read.fileid import FileId, stat_id
-from imagegui.core.read.locks import HeldLock, read_qemu_locks
+from imagegui.core.read.locks import WRITE_LOCK_BYTE, HeldLock, read_qemu_locks
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,6 @@ class TreeWatcher:
         #: takes it), and the one applied: its images' locks are polled.
         self._followed: ScanResult | None = None
         self._result: ScanResult | None = None
-        #: inode -> the paths of the images with that inode (built when a lock changes).
-        self._by_inode: dict[int, list[str]] | None = None
         #: The QEMU locks seen at the last poll (None: the lock table cannot be read), and the
         #: inodes whose locks changed while no scan result could name them.
         self.locks: frozenset[HeldLock] | None = None
@@ -332,21 +330,22 @@ class TreeWatcher:
             directory = stack.pop()
             if not self._watch(directory):
                 continue
+            subdirs: list[str] = []
+            links: list[str] = []
             try:
                 with os.scandir(directory) as it:
-                    entries = sorted(it, key=lambda e: e.name)
+                    for entry in it:  # only the directories are sorted: a few of thousands
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                subdirs.append(entry.path)
+                            elif entry.is_symlink() and entry.is_dir():
+                                links.append(entry.path)
+                        except OSError:
+                            continue
             except OSError:
                 continue  # the scan says it cannot list it; a rescan sees it when it can
-            subdirs = []
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        subdirs.append(entry.path)
-                    elif entry.is_symlink() and entry.is_dir():
-                        linked.append(entry.path)
-                except OSError:
-                    continue
-            stack.extend(reversed(subdirs))
+            linked.extend(sorted(links))
+            stack.extend(sorted(subdirs, reverse=True))
 
     def _watch(self, path: str) -> bool:
         """Adds the watch of one directory; False when it is not to be walked (gone, met
@@ -417,7 +416,6 @@ class TreeWatcher:
         if result is None:
             return
         self._result = result
-        self._by_inode = None
         self.watch_outside(outside_backing(result))
         if self._lock_news:  # locks that changed while the scan ran: name their images now
             self._next_poll = 0.0
@@ -476,11 +474,7 @@ class TreeWatcher:
             self.locks = locks
         if not self._lock_news or self._result is None:
             return set()
-        if self._by_inode is None:
-            self._by_inode = images_by_inode(self._result)
-        paths: set[str] = set()
-        for ino in self._lock_news:
-            paths.update(self._by_inode.get(ino, ()))
+        paths = images_with_inodes(self._result, self._lock_news)
         self._lock_news.clear()
         return paths
 
@@ -563,14 +557,34 @@ def outside_backing(result: ScanResult) -> set[str]:
     return found
 
 
-def images_by_inode(result: ScanResult) -> dict[int, list[str]]:
-    """The paths of ``result``'s images (and externals) by inode number (``/proc/locks``
-    names no path)."""
-    by_inode: dict[int, list[str]] = {}
+def images_with_inodes(result: ScanResult, inodes: set[int]) -> set[str]:
+    """The paths of ``result``'s images (and externals) whose inode number is in ``inodes``
+    (``/proc/locks`` names no path). One pass, no index kept: it runs only when a lock changed."""
+    found = set()
     for records in (result.images, result.external):
         for path, info in records.items():
-            by_inode.setdefault(info.file_id[1], []).append(path)
-    return by_inode
+            if info.file_id[1] in inodes:
+                found.add(path)
+    return found
+
+
+def stale_locks(result: ScanResult, locks: Iterable[HeldLock]) -> set[str]:
+    """The images of ``result`` whose in-use state the lock table ``locks`` contradicts: locked
+    now but read as free, or the other way round, or another mode (a rescan that trusts
+    unchanged stamps keeps the state it read before, and opening an image changes no stamp)."""
+    held: set[int] = set()
+    writing: set[int] = set()
+    for ino, first, last, _access in locks:
+        held.add(ino)
+        if first <= WRITE_LOCK_BYTE <= last:
+            writing.add(ino)
+    stale = set()
+    for records in (result.images, result.external):
+        for path, info in records.items():
+            ino = info.file_id[1]
+            if info.in_use != (ino in held) or info.in_use_write != (ino in writing):
+                stale.add(path)
+    return stale
 
 
 def _init_failure(exc: OSError) -> str:

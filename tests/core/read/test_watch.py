@@ -15,7 +15,7 @@ from inotify_simple import Event, INotify
 from inotify_simple import flags as F
 
 from imagegui.core.read.locks import read_qemu_locks
-from imagegui.core.read.watch import Changes, TreeWatcher, WatchStatus
+from imagegui.core.read.watch import Changes, TreeWatcher, WatchStatus, stale_locks
 
 TIMEOUT = 10
 
@@ -397,3 +397,24 @@ def test_a_lock_taken_or_dropped_names_the_image(outside_chain, make, tmp_path):
         proc.kill()
         proc.wait()
     assert watcher.poll_locks() == {str(top), str(base)}  # released: news again
+
+
+def test_stale_locks_names_images_whose_lock_state_changed(outside_chain, tmp_path):
+    import subprocess
+
+    watcher, base, result = outside_chain
+    top = str(tmp_path / "top.qcow2")
+    locks = read_qemu_locks()
+    assert locks is not None
+    assert not stale_locks(result, locks) & {top, str(base)}
+    qemu_io = shutil.which("qemu-io") or "qemu-io"
+    proc = subprocess.Popen([qemu_io, "-f", "qcow2", "-c", "sigraise 19", top])
+    try:
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        locks = read_qemu_locks()
+        assert locks is not None
+        assert stale_locks(result, locks) >= {top, str(base)}  # read free, locked now
+    finally:
+        proc.kill()
+        proc.wait()
