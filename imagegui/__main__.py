@@ -2,6 +2,10 @@
 
 Only opening the window imports Qt: subcommands, ``--help``, ``--version`` and mistakes are
 answered by the command-line parsers first (a server without Qt's libraries runs them all).
+
+Before anything else, a subcommand or the window has the files it loaded last time read ahead
+when they are not in the page cache (:mod:`imagegui.startup`: a cold start is mostly imports,
+read one file after another), and remembers them for next time once it is done.
 """
 
 from __future__ import annotations
@@ -12,6 +16,32 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    kind = _start_kind(args)
+    if kind is None:
+        return _main(args)
+    from imagegui import startup
+
+    started = startup.warm(kind)
+    code = _main(args)
+    if kind != "window":  # the window remembers once its first graph is drawn (gui/app.py)
+        startup.remember(started)
+    return code
+
+
+def _start_kind(args: list[str]) -> str | None:
+    """Which start this is, for :mod:`imagegui.startup`: the subcommand, "window", or None for
+    a help or version request (nothing worth reading ahead)."""
+    from imagegui.commands import SUBCOMMANDS
+
+    lead = _leading_verbose(args)
+    if len(args) > lead and args[lead] in SUBCOMMANDS:
+        return args[lead]
+    if any(a in ("-h", "--help", "--version") for a in args):
+        return None
+    return "window"
+
+
+def _main(args: list[str]) -> int:
     from imagegui.cli import SUBCOMMANDS, run_cli
 
     if args and args[0] in SUBCOMMANDS:

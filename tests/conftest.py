@@ -85,6 +85,14 @@ def check_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_startup_lists():
+    """No test (nor any imagegui it starts) writes the lists of files a start loaded into the
+    user's cache (``imagegui.startup``): off for the run; tests of it set a directory."""
+    with _session_env("IMAGEGUI_STARTUP_DIR", ""):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _isolated_trash(tmp_path_factory: pytest.TempPathFactory):
     """No test (nor any imagegui it starts) moves a file into the user's Trash: the home Trash
     is ``$XDG_DATA_HOME/Trash``, pointed at a directory of this run; ``trash_home`` gives a

@@ -15,34 +15,11 @@ import shlex
 import sys
 
 from imagegui.cli.parser import Parser
+from imagegui.commands import COMMAND_MODULES
+from imagegui.commands import SUBCOMMANDS as SUBCOMMANDS  # imported from here too
 
-#: Subcommand -> the module that implements it. Only the module a command needs is imported, so
-#: ``imagegui scan`` does not pay for the operations engine's imports.
-_MODULES = {
-    "scan": "scan_cmds",
-    "check": "scan_cmds",
-    "overlay": "ops_cmds",
-    "rebase": "ops_cmds",
-    "commit": "ops_cmds",
-    "flatten": "ops_cmds",
-    "check-image": "ops_cmds",
-    "launch": "ops_cmds",
-    "vms": "ops_cmds",
-    "stop": "ops_cmds",
-    "clean-leftovers": "ops_cmds",
-    "clone-vm": "clonevm_cmds",
-    "delete": "delete_cmds",
-    "clean": "delete_cmds",
-    "move": "move_cmds",
-    "relink": "move_cmds",
-    "space": "space_cmds",
-    "new": "image_cmds",
-    "resize": "image_cmds",
-    "snapshot": "image_cmds",
-    "convert": "image_cmds",
-    "install-desktop": "install_desktop",
-}
-SUBCOMMANDS = tuple(_MODULES)
+#: Only the module a command needs is imported (``imagegui.commands`` names them).
+_MODULES = COMMAND_MODULES
 
 
 class UsageError(Exception):

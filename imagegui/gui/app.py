@@ -22,6 +22,7 @@ from PySide6.QtCore import QSettings, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
 
 import imagegui
+from imagegui import startup
 from imagegui.appid import APP_ID
 from imagegui.cli.window_args import parse_args
 from imagegui.core.demo import build_demo
@@ -183,6 +184,9 @@ def main(argv: list[str] | argparse.Namespace) -> int:
         w, _, h = args.size.partition("x")
         window.resize(int(w), int(h))
         launcher.arm_screenshot(args.screenshot)
+    # What this start loaded up to its first drawn graph is what the next one reads ahead when
+    # its files are not cached (imagegui.startup): remembered once, after that first draw.
+    window.ready.connect(startup.remember)
     window.show()
     QTimer.singleShot(0, launcher.start)
     code = app.exec()
