@@ -12,7 +12,6 @@ skipped with one line on stderr: logging never stops the program.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 from pathlib import Path
@@ -26,6 +25,47 @@ BACKUPS = 3
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _installed: list[logging.Handler] = []
+
+
+class RotatingFile(logging.FileHandler):
+    """``logging.handlers.RotatingFileHandler``'s rotation (``imagegui.log`` -> ``.1`` ... up to
+    ``backups``, before a record would take the file past ``max_bytes``), without importing
+    ``logging.handlers``: it brings socket, pickle and their C modules, 12-15 ms of every
+    command's start for handlers imagegui never uses."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int):
+        super().__init__(path, mode="a", encoding="utf-8", errors="replace")
+        self.max_bytes = max_bytes
+        self.backups = backups
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self._full(record):
+                self._rotate()
+        except Exception:  # noqa: BLE001 - as logging's own handlers: report, never raise
+            self.handleError(record)
+            return
+        super().emit(record)
+
+    def _full(self, record: logging.LogRecord) -> bool:
+        if self.stream is None:
+            self.stream = self._open()
+        at = self.stream.tell()
+        if not at or at + len(f"{self.format(record)}\n") < self.max_bytes:
+            return False
+        return os.path.isfile(self.baseFilename)  # not a FIFO or /dev/null given as the log
+
+    def _rotate(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None  # type: ignore[assignment]
+        base = self.baseFilename
+        for n in range(self.backups - 1, 0, -1):
+            if os.path.exists(f"{base}.{n}"):
+                os.replace(f"{base}.{n}", f"{base}.{n + 1}")
+        if os.path.exists(base):
+            os.replace(base, f"{base}.1")
+        self.stream = self._open()
 
 
 def log_path() -> Path:
@@ -59,9 +99,7 @@ def setup(verbosity: int = 0, program: str = "imagegui") -> Path | None:
     path: Path | None = log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        file = logging.handlers.RotatingFileHandler(
-            path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", errors="replace"
-        )
+        file = RotatingFile(path, MAX_BYTES, BACKUPS)
     except OSError as exc:
         print(f"imagegui: note: no log file ({path}: {exc.strerror})", file=sys.stderr)
         path = None

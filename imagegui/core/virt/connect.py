@@ -11,7 +11,6 @@ import importlib.util
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 #: The host's own VMs (virt-manager's): where a new VM goes unless the user names another.
 SYSTEM_URI = "qemu:///system"
@@ -81,6 +80,8 @@ def is_remote(uri: str) -> bool:
     """True when ``uri`` reaches another machine's daemon (``qemu+ssh://host/system``,
     ``qemu://host/system``): the paths it reports are not files on this machine, even when the
     host is this machine over loopback, because imagegui then reads them through libvirt."""
+    from urllib.parse import urlsplit  # here: most starts never name a URI
+
     parts = urlsplit(uri)
     transport = parts.scheme.partition("+")[2]
     # qemu+unix:///system?socket=... is this machine's daemon on another socket; every other

@@ -22,7 +22,6 @@ from imagegui.core.virt.connect import (
     is_remote,
     open_connection,
 )
-from imagegui.core.virt.domxml import BadXML, parse_domain, parse_volume
 from imagegui.core.virt.model import (
     STATE_NAMES,
     Domain,
@@ -46,6 +45,10 @@ def read_host(conn: Any, uri: str) -> HostInventory:
     is named in ``pool_errors``. libvirt errors on the connection itself propagate as
     :class:`LibvirtUnreachable`.
     """
+    # Only here: the XML parser (xml.etree, pyexpat) is for hosts that answered, and every
+    # default scan imports this module whether or not libvirt runs.
+    from imagegui.core.virt.domxml import BadXML, parse_domain, parse_volume
+
     libvirt = binding()
     inv = HostInventory(uri=uri, remote=is_remote(uri))
     try:
