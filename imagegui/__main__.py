@@ -42,12 +42,16 @@ def _start_kind(args: list[str]) -> str | None:
 
 
 def _main(args: list[str]) -> int:
-    from imagegui.cli import SUBCOMMANDS, run_cli
+    from imagegui.commands import SUBCOMMANDS
 
     if args and args[0] in SUBCOMMANDS:
+        from imagegui.cli import run_cli
+
         return run_cli(args)
     lead = _leading_verbose(args)
     if lead and len(args) > lead and args[lead] in SUBCOMMANDS:
+        from imagegui.cli import run_cli
+
         # ``imagegui -v scan DIR`` as well as ``imagegui scan -v DIR``.
         return run_cli([args[lead], *args[:lead], *args[lead + 1 :]])
     from imagegui.cli.window_args import parse_args, unknown_command

@@ -8,7 +8,6 @@ libraries cannot load) they work like the subcommands do, and only opening the w
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 
 import imagegui
@@ -67,6 +66,8 @@ def unknown_command(argv: list[str]) -> str | None:
     commands = _subcommands()
     if word in commands:
         return None
+    import difflib  # only for a mistake: every window start passes through here
+
     close = difflib.get_close_matches(word, commands, n=1, cutoff=0.6)
     if close:
         return f"imagegui: unknown command '{word}'; did you mean '{close[0]}'?"
@@ -77,6 +78,6 @@ def unknown_command(argv: list[str]) -> str | None:
 
 
 def _subcommands() -> tuple[str, ...]:
-    from imagegui.cli import SUBCOMMANDS
+    from imagegui.commands import SUBCOMMANDS  # not imagegui.cli: the window needs none of it
 
     return SUBCOMMANDS

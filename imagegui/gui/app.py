@@ -25,7 +25,6 @@ import imagegui
 from imagegui import startup
 from imagegui.appid import APP_ID
 from imagegui.cli.window_args import parse_args
-from imagegui.core.demo import build_demo
 from imagegui.core.jobs import Job
 from imagegui.gui import resources, theme
 from imagegui.gui.settings import Settings
@@ -101,6 +100,8 @@ class Launcher:
         self.window.welcome.show_message("Building the demo directory with qemu-img…")
         self.window.status.showMessage("Building the demo directory with qemu-img…")
         qemu_img = self.window.settings.qemu_img()
+        from imagegui.core.demo import build_demo  # only now: most starts open a directory
+
         self._demo.start(
             Job("Build demo", lambda p, c: build_demo(progress=p, cancel=c, qemu_img=qemu_img))
         )

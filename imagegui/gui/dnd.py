@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Sequence
 
 from PySide6.QtCore import QMimeData, QObject, QPoint, QRectF, Qt, Signal
@@ -24,7 +23,7 @@ from imagegui.core.units import counted, display_path
 #: The MIME type of a drag of images inside imagegui.
 IMAGES_MIME = "application/x-imagegui-images"
 #: This window's mark: a drag made by another imagegui (or forged) carries another one.
-_TOKEN = f"{os.getpid()}-{uuid.uuid4().hex}"
+_TOKEN = f"{os.getpid()}-{os.urandom(16).hex()}"  # (not uuid: its import costs the window start)
 
 FOREIGN_REFUSED = (
     "Only images dragged from this window can be dropped on a folder: a file from elsewhere may "

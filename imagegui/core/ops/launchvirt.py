@@ -18,7 +18,6 @@ import re
 import shutil
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
-from xml.sax.saxutils import escape
 
 from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops.launch import LaunchOptions, launch_checks
@@ -398,3 +397,11 @@ def _describe(plan: LibvirtLaunchPlan, writable: bool) -> None:
     )
     if plan.xml:
         plan.documents.append((caption, plan.xml))
+
+
+def escape(text: str, entities: dict[str, str] | None = None) -> str:
+    """``xml.sax.saxutils.escape``, imported when first used: importing it at start brings
+    urllib.request, http.client, email and ssl into every process that imports this module."""
+    from xml.sax.saxutils import escape as sax_escape
+
+    return sax_escape(text, entities or {})

@@ -21,7 +21,6 @@ whether it is safe is decided by the launch plan (``imagegui.core.ops.launch``),
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -58,11 +57,17 @@ class _LoopThread:
     """A private asyncio loop on a daemon thread; ``call`` runs a coroutine there and waits."""
 
     def __init__(self) -> None:
+        # asyncio here, not at the top: it brings ssl and its C libraries, and the window
+        # imports this module at start (for the Launch dialog) long before any VM runs.
+        import asyncio
+
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="qmp")
         self._thread.start()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        import asyncio
+
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
@@ -287,6 +292,8 @@ if TYPE_CHECKING:  # mypy checks that a RunningVM is a VmHandle (signatures incl
 
 async def _accept_or_exit(client: Any, pid: int) -> None:
     """Waits for qemu to connect to QMP, or fails as soon as the process exits."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     exited: asyncio.Future[None] = loop.create_future()
     pidfd = os.pidfd_open(pid)

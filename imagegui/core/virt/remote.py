@@ -21,7 +21,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape
 
 from imagegui.core.read import backing
 from imagegui.core.read.fileid import FileId
@@ -442,3 +441,11 @@ def create_overlay_volume(conn: Any, base_path: str, new_path: str) -> Volume:
 def _words(exc: Exception) -> str:
     get = getattr(exc, "get_error_message", None)
     return " ".join(((get() if get else None) or str(exc)).split())
+
+
+def escape(text: str, entities: dict[str, str] | None = None) -> str:
+    """``xml.sax.saxutils.escape``, imported when first used: importing it at start brings
+    urllib.request, http.client, email and ssl into every process that imports this module."""
+    from xml.sax.saxutils import escape as sax_escape
+
+    return sax_escape(text, entities or {})
