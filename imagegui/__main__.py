@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = startup.warm(kind)
     code = _main(args)
-    if kind != "window":  # the window remembers once its first graph is drawn (gui/app.py)
+    # Done (or problems found): what it loaded is what the next start needs. A refused
+    # command stopped part-way. The window remembers once its first graph is drawn (gui/app.py).
+    if kind != "window" and code in (0, 1):
         startup.remember(started)
     return code
 
