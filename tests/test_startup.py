@@ -68,7 +68,7 @@ def test_remember_lists_the_loaded_modules_and_then_leaves_the_list_alone(lists)
     assert startup.remember(started)
     text = (lists / "scan.list").read_text().splitlines()
     assert text[0] == startup.HEADER
-    modules = {line.split("\t")[1] for line in text[1:] if line.startswith("m\t")}
+    modules = {m for _, m, cached in (line.split("\t") for line in text[1:]) if cached}
     assert json.decoder.__file__ in modules and startup.__file__ in modules
     assert not startup.remember(started)  # once per start
     again = startup.warm("scan")
@@ -161,3 +161,25 @@ def test_a_command_remembers_its_modules_and_help_remembers_nothing(lists, make,
     assert any(m.endswith("/imagegui/core/read/scan.py") for m in modules)
     assert not any("PySide6" in e.origin for e in entries)
     assert os.listdir(lists) == ["scan.list"]
+
+
+def test_big_libraries_are_left_out(lists, tmp_path, monkeypatch):
+    """A start touches only part of a big library: reading it whole cost a cold window more
+    than it saved. Extension modules (no bytecode) are judged by size like mapped files."""
+    import importlib.machinery
+    import types
+
+    big, small = tmp_path / "big.so", tmp_path / "small.so"
+    with open(big, "wb") as f:
+        f.truncate(startup.MAX_LIBRARY + 1)
+    small.write_bytes(b"\0" * 1024)
+    for name, path in (("_fake_big_ext", big), ("_fake_small_ext", small)):
+        module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None, origin=str(path))
+        module.__spec__.has_location = True
+        monkeypatch.setitem(sys.modules, name, module)
+    assert startup.remember(startup.Started("window", None))
+    entries, modules = startup.read_list("window")
+    listed = {e.origin for e in entries}
+    assert str(small) in listed and str(big) not in listed
+    assert all(os.path.getsize(e.origin) <= startup.MAX_LIBRARY for e in entries if not e.cached)
