@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cold_scan_bench import drop_caches  # noqa: E402
+from common import load, scratch  # noqa: E402
 
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,16 +67,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def drop_caches() -> None:
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
-
-
-def load() -> str:
-    return "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-
-
 def make_images(root: str, count: int) -> None:
     for n in range(0, count, 2):
         base = os.path.join(root, f"base{n}.qcow2")
@@ -90,34 +82,35 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--images", type=int, default=20)
     args = ap.parse_args()
-    scratch = tempfile.mkdtemp(prefix="imagegui-window-start-")
-    images = os.path.join(scratch, "images")
-    os.mkdir(images)
-    make_images(images, args.images)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env |= {
-        "PYTHONPYCACHEPREFIX": os.path.join(scratch, "pycache"),  # bytecode, as installed
-        "IMAGEGUI_STARTUP_DIR": os.path.join(scratch, "startup"),
-        "IMAGEGUI_LIBVIRT_URIS": "",
-        "QT_QPA_PLATFORM": "offscreen",
-        "XDG_CONFIG_HOME": os.path.join(scratch, "config"),  # no settings of the user's
-        "XDG_STATE_HOME": os.path.join(scratch, "state"),
-        # This checkout's imagegui, started away from any other (``-c`` puts the working
-        # directory first on the path).
-        "PYTHONPATH": os.pathsep.join([CHECKOUT, *filter(None, [os.environ.get("PYTHONPATH")])]),
-    }
-    window = [sys.executable, "-c", CHILD, images]
-    kinds = {
-        "window, reading ahead": (window, env),
-        "window, no read-ahead": (window, env | {"IMAGEGUI_STARTUP_DIR": ""}),
-        "python alone": ([sys.executable, "-c", CHILD, "--bare"], env),
-    }
-    try:
+    with scratch(None, "imagegui-window-start-") as folder:
+        images = os.path.join(folder, "images")
+        os.mkdir(images)
+        make_images(images, args.images)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env |= {
+            "PYTHONPYCACHEPREFIX": os.path.join(folder, "pycache"),  # bytecode, as installed
+            "IMAGEGUI_STARTUP_DIR": os.path.join(folder, "startup"),
+            "IMAGEGUI_LIBVIRT_URIS": "",
+            "QT_QPA_PLATFORM": "offscreen",
+            "XDG_CONFIG_HOME": os.path.join(folder, "config"),  # no settings of the user's
+            "XDG_STATE_HOME": os.path.join(folder, "state"),
+            # This checkout's imagegui, started away from any other (``-c`` puts the working
+            # directory first on the path).
+            "PYTHONPATH": os.pathsep.join(
+                [CHECKOUT, *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+        }
+        window = [sys.executable, "-c", CHILD, images]
+        kinds = {
+            "window, reading ahead": (window, env),
+            "window, no read-ahead": (window, env | {"IMAGEGUI_STARTUP_DIR": ""}),
+            "python alone": ([sys.executable, "-c", CHILD, "--bare"], env),
+        }
         for argv, child_env in kinds.values():  # bytecode and the start-up list written
             subprocess.run(
-                argv, check=True, capture_output=True, env=child_env, timeout=300, cwd=scratch
+                argv, check=True, capture_output=True, env=child_env, timeout=300, cwd=folder
             )
-        print(f"{args.images} images; median of {args.runs} runs; load before: {load()}")
+        print(f"{args.images} images; median of {args.runs} runs; {load()} before")
         modes = [("warm", False)] + ([("cold", True)] if os.geteuid() == 0 else [])
         if os.geteuid() != 0:
             print("not root: cannot drop the page cache, so only warm figures are measured")
@@ -134,11 +127,11 @@ def main() -> int:
                         text=True,
                         env=child_env,
                         timeout=300,
-                        cwd=scratch,
+                        cwd=folder,
                     )
                     shown, drawn = map(float, start.stdout.split()[-2:])
                     times[name].append((shown, drawn))
-            print(f"\n{mode} (load after: {load()})")
+            print(f"\n{mode} ({load()} after)")
             for name, pairs in times.items():
                 shown = statistics.median(p[0] for p in pairs)
                 drawn = statistics.median(p[1] for p in pairs)
@@ -146,8 +139,6 @@ def main() -> int:
                     print(f"  {name:<26} {drawn:>6.2f} s (the interpreter alone)")
                 else:
                     print(f"  {name:<26} shown {shown:>6.2f} s  drawn {drawn:>6.2f} s")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
