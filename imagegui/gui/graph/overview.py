@@ -235,8 +235,10 @@ class OverviewLayer(QGraphicsItem):
         if matches is None or scene.layout is None:
             return None
         if self._dim is None or self._dim[0] is not matches:
-            of = scene.layout.component_of
-            hit = {of[n] for n in matches if n in of}
+            hit = scene.matched_trees  # worked out with the scene's veils
+            if hit is None:
+                of = scene.layout.component_of
+                hit = {of[n] for n in matches if n in of}
             path = QPainterPath()
             for t in self.data.trees:
                 if t.index not in hit:

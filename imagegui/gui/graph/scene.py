@@ -19,6 +19,12 @@ Drawing cost and item count are what decide the design (Qt's "chip" example, ada
   signature (``snapshot.tree_signature``) did not change, moved to where the new layout puts it,
   and builds only the others; the selection stays, and the view keeps its zoom and scroll.
 
+- The list's filter dims the cards it does not match with a veil: a few path items, each covering
+  the unmatched cards of one region of the scene with the background's colour (what a box at
+  ``DIMMED`` opacity shows), under the card layers. A filter keystroke redraws only the regions
+  whose cards changed, worked out on a worker past ``SYNC_CARDS`` cards (``veil_job``), and
+  never touches the trees' own items.
+
 Clicks find their card from the layout (the tree under the point, then its card), not from items.
 "Problems only" shows the snapshot's second layout, made on the scan's worker: only the chains
 with a problem or an unusable image, packed without holes.
@@ -27,8 +33,11 @@ with a problem or an unusable image, packed without holes.
 from __future__ import annotations
 
 import bisect
+import logging
+import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPainterPath, QPen
@@ -37,9 +46,13 @@ from shiboken6 import delete
 
 from imagegui.core.chains.layout import NODE_H, NODE_W, Layout
 from imagegui.core.chains.nodestate import State
+from imagegui.core.jobs import CancelledError, CancelToken, Job
 from imagegui.gui import theme
 from imagegui.gui.graph.cards import CardLayer, MarkerLayer, box_style
 from imagegui.gui.snapshot import ComponentPaths, Markers, Snapshot
+from imagegui.gui.workers import TaskSlot
+
+log = logging.getLogger(__name__)
 
 #: Milliseconds of item creation per event-loop turn.
 BATCH_MS = 8.0
@@ -49,6 +62,91 @@ MARGIN = 40.0
 DIMMED = 0.22
 #: ``QGraphicsItem.data`` key on a tree's items: the tree's root node.
 ROOT_KEY = 0
+#: Cards in a veil region, about: a filter keystroke redraws the regions whose cards changed.
+VEIL_CARDS = 1500
+#: Up to this many cards the veils are worked out at once, beyond it on a worker.
+SYNC_CARDS = 4000
+#: Stacking under ``cards_root``: boxes and edges, then the veils, then the card layers.
+VEIL_Z = 1.0
+LAYER_Z = 2.0
+
+
+@dataclass
+class VeilGrid:
+    """The regions of one layout the veils are cut into: each card's region by its position."""
+
+    layout: Layout
+    side: int
+    cell_w: float
+    cell_h: float
+    #: The cards of each region (by region number), in layout order.
+    cells: dict[int, list[str]] = field(default_factory=dict)
+
+    def cell(self, x: float, y: float) -> int:
+        i = min(self.side - 1, int(x / self.cell_w))
+        j = min(self.side - 1, int(y / self.cell_h))
+        return j * self.side + i
+
+
+def veil_grid(layout: Layout) -> VeilGrid:
+    side = max(1, math.ceil(math.sqrt(len(layout.positions) / VEIL_CARDS)))
+    grid = VeilGrid(
+        layout, side, max(1.0, layout.width / side + 1), max(1.0, layout.height / side + 1)
+    )
+    cells = grid.cells
+    for node, (x, y) in layout.positions.items():
+        cells.setdefault(grid.cell(x, y), []).append(node)
+    return grid
+
+
+@dataclass
+class Veils:
+    """The veil paths of the regions that changed, for ``matches`` (``veil_job``)."""
+
+    grid: VeilGrid
+    matches: set[str] | None
+    paths: dict[int, QPainterPath]
+    #: The trees (by index) with a matching card; None without a filter.
+    trees: set[int] | None
+
+
+def make_veils(
+    layout: Layout,
+    grid: VeilGrid | None,
+    shown: set[str] | None,
+    matches: set[str] | None,
+    cancel: CancelToken | None = None,
+) -> Veils:
+    """The veils over the cards ``matches`` leaves out, redrawn only in the regions where a card
+    is matched by one of ``shown`` (what is drawn now; None: nothing) and ``matches`` but not by
+    the other. Touches no item (``QPainterPath`` is reentrant): a worker may run it."""
+    if grid is None or grid.layout is not layout:
+        grid, shown = veil_grid(layout), None
+    if matches is None:
+        return Veils(grid, None, {c: QPainterPath() for c in grid.cells}, None)
+    pos = layout.positions
+    if shown is None:
+        changed: Iterable[int] = grid.cells
+    else:
+        cells = set()
+        for node in shown.symmetric_difference(matches):
+            at = pos.get(node)
+            if at is not None:
+                cells.add(grid.cell(*at))
+        changed = cells
+    paths = {}
+    for cell in changed:
+        if cancel is not None and cancel.cancelled:
+            raise CancelledError("")
+        path = QPainterPath()
+        for node in grid.cells.get(cell, ()):
+            if node not in matches:
+                x, y = pos[node]
+                path.addRect(x, y, NODE_W, NODE_H)
+        paths[cell] = path
+    of = layout.component_of
+    trees = {of[node] for node in matches if node in of}
+    return Veils(grid, matches, paths, trees)
 
 
 class TreeItems:
@@ -105,8 +203,18 @@ class ChainScene(QGraphicsScene):
         #: Whether the card layers paint (the view turns them off below a readable zoom, so a
         #: zoomed-out repaint makes no Python call per tree).
         self.details_visible = True
-        #: While the list is filtered: the matching nodes; the other cards are dimmed.
+        #: While the list is filtered: the matching nodes; the other cards are dimmed (what
+        #: is drawn: a filter worked out on a worker lands here when its veils are in).
         self.matches: set[str] | None = None
+        #: The trees (by index in ``layout.components``) with a matching card, with ``matches``.
+        self.matched_trees: set[int] | None = None
+        #: The filter's matches asked for last (``set_matches``), and the veils' regions.
+        self._wanted: set[str] | None = None
+        self._grid: VeilGrid | None = None
+        self._veils: dict[int, QGraphicsPathItem] = {}
+        #: A filter's veils are being worked out.
+        self.dimming = False
+        self._veil_slot = TaskSlot(self, on_done=self._show_veils, on_failed=self._veils_failed)
         self._ring = None
         #: Cards selected besides the current one (Ctrl+click, or several rows of the list):
         #: what Move to Trash takes with it; one path item rings them all.
@@ -174,6 +282,8 @@ class ChainScene(QGraphicsScene):
             self._focus_ring.setPen(self._ring_pen(focus=True))
         if self.markers is not None:
             self.markers.set_colours()
+        for veil in self._veils.values():
+            veil.setBrush(theme.current().scene_bg)
         self.update()
 
     # -- building
@@ -192,6 +302,7 @@ class ChainScene(QGraphicsScene):
         self.trees = {}
         self.layers = {}
         self.markers = None
+        self._veils = {}
         self.cards_root = self.addRect(QRectF())
         self.cards_root.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
         self.cards_root.setVisible(self.cards_visible)
@@ -216,6 +327,7 @@ class ChainScene(QGraphicsScene):
         )
         if self.selected not in snapshot.graph.nodes:
             self.selected = None
+        self._redo_veils()
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """A new scan of the directory shown: the trees whose signature is unchanged keep their
@@ -262,14 +374,11 @@ class ChainScene(QGraphicsScene):
         self._on_batch()
 
     def _move_tree(self, index: int) -> None:
-        """Puts a kept tree's items where the new layout has the tree (and dims its cards
-        again while the list is filtered)."""
+        """Puts a kept tree's items where the new layout has the tree."""
         tree = self.trees[index]
         dx, dy = self._offset(tree, index)
         for item in tree.items():
             item.setPos(dx, dy)
-        if self.matches is not None:
-            self._dim_boxes(index)
 
     def _remove_tree(self, tree: TreeItems) -> None:
         for item in list(tree.items()):
@@ -322,13 +431,11 @@ class ChainScene(QGraphicsScene):
         if paths.loops is not None:
             tree.paths.append(("loops", self._add_path(paths.loops, self._loop_pen)))
         self.trees[index] = tree
-        if self.matches is None:
-            for state, path in paths.boxes:
-                tree.boxes[(state, False)] = self._add_box(path, state, False)
-        else:
-            self._dim_boxes(index)
+        for state, path in paths.boxes:
+            tree.boxes[(state, False)] = self._add_box(path, state, False)
         layer = CardLayer(self, index, QRectF(comp.x, comp.y, comp.w, comp.h))
         layer.setVisible(self.details_visible)
+        layer.setZValue(LAYER_Z)  # above the filter's veils
         layer.setParentItem(self.cards_root)
         tree.layer = layer
         self.layers[index] = layer
@@ -345,29 +452,6 @@ class ChainScene(QGraphicsScene):
         if dim:
             item.setOpacity(DIMMED)
         return item
-
-    def _dim_boxes(self, index: int) -> None:
-        """Draws tree ``index``'s boxes again, the cards the filter does not match dimmed."""
-        assert self.layout is not None and self.snapshot is not None
-        tree = self.trees[index]
-        for item in tree.boxes.values():
-            self._drop(item)
-        tree.boxes = {}
-        matches, status = self.matches, self.snapshot.status
-        pos = self.layout.positions
-        dx, dy = self._offset(tree, index)
-        groups: dict[tuple[State, bool], QPainterPath] = {}
-        for node in self.layout.components[index].nodes:
-            key = (status[node].state, matches is not None and node not in matches)
-            path = groups.get(key)
-            if path is None:
-                path = groups[key] = QPainterPath()
-            x, y = pos[node]
-            path.addRect(x - dx, y - dy, NODE_W, NODE_H)
-        for key, path in groups.items():
-            item = self._add_box(path, *key)
-            item.setPos(dx, dy)
-            tree.boxes[key] = item
 
     def _offset(self, tree: TreeItems, index: int) -> tuple[float, float]:
         """How far tree ``index`` moved since its items were drawn (a rescan moved it)."""
@@ -456,14 +540,72 @@ class ChainScene(QGraphicsScene):
         return self._columns.get(x, [])
 
     def set_matches(self, matches: set[str] | None) -> None:
-        """Dims every card the list's filter does not match (None: none dimmed)."""
-        if matches is None and self.matches is None:
+        """Dims every card the list's filter does not match (None: none dimmed): the veils of
+        the regions whose cards changed are redrawn, on a worker past ``SYNC_CARDS`` cards;
+        ``matchesChanged`` once they are in."""
+        if matches is None and self._wanted is None:
             return
-        self.matches = matches
-        for index in self.trees:
-            self._dim_boxes(index)
-        for layer in self.layers.values():
-            layer.update()
+        self._wanted = matches
+        self._start_veils(self.matches)
+
+    def _redo_veils(self) -> None:
+        """A new layout: every region's veil is redrawn for it (hidden meanwhile)."""
+        self._grid = None
+        for veil in self._veils.values():
+            veil.setVisible(False)
+        self.matches = self.matched_trees = None
+        if self._wanted is not None:
+            self._start_veils(None)
+
+    def _start_veils(self, shown: set[str] | None) -> None:
+        layout, grid, wanted = self.layout, self._grid, self._wanted
+        if layout is None:
+            self._veil_slot.discard()
+            self.dimming = False
+            self.matches = wanted
+            return
+        if len(layout.positions) <= SYNC_CARDS:
+            self._veil_slot.discard()
+            self._show_veils(make_veils(layout, grid, shown, wanted))
+            return
+        self.dimming = True
+        self._veil_slot.start(
+            Job(
+                "Dimming the cards the filter leaves out",
+                lambda _progress, cancel: make_veils(layout, grid, shown, wanted, cancel),
+            )
+        )
+
+    def _veils_failed(self, error: BaseException) -> None:
+        self.dimming = False
+        log.error("dimming the cards the filter leaves out failed: %s", error)
+
+    def _show_veils(self, veils: Veils) -> None:
+        """Puts the veils worked out for ``veils.matches`` in (their regions only)."""
+        self.dimming = False
+        if veils.grid.layout is not self.layout:
+            return  # made for a layout shown before (a rescan came meanwhile)
+        self._grid = veils.grid
+        brush = theme.current().scene_bg
+        for cell, path in veils.paths.items():
+            veil = self._veils.get(cell)
+            if veil is None:
+                if path.isEmpty() or self.cards_root is None:
+                    continue
+                # Made with its parent: an item made by addPath and then re-parented costs
+                # milliseconds each at 100,000 cards (Qt's list of top-level items).
+                veil = QGraphicsPathItem(path, self.cards_root)
+                veil.setPen(self._no_pen)
+                veil.setBrush(brush)
+                veil.setOpacity(1 - DIMMED)
+                veil.setZValue(VEIL_Z)
+                veil.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+                self._veils[cell] = veil
+            else:
+                veil.setPath(path)
+            veil.setVisible(not path.isEmpty())
+        self.matches, self.matched_trees = veils.matches, veils.trees
+        self.update()  # the card layers dim their text (one call, not one per layer)
         self.matchesChanged.emit()
 
     def set_cards_visible(self, visible: bool) -> None:
@@ -511,16 +653,18 @@ class ChainScene(QGraphicsScene):
         return QRectF(x, y, NODE_W, NODE_H)
 
     def dimmed(self, node: str) -> bool:
-        """Whether ``node``'s card is drawn dimmed (the filter does not match it)."""
-        return self.box_item(node).opacity() < 1.0
+        """Whether ``node``'s card is drawn dimmed (a veil covers it: the filter leaves it out)."""
+        rect, grid = self.node_rect(node), self._grid
+        if rect is None or grid is None:
+            return False
+        veil = self._veils.get(grid.cell(rect.x(), rect.y()))
+        return veil is not None and veil.isVisible() and veil.path().contains(rect.center())
 
     def box_item(self, node: str) -> QGraphicsPathItem:
         """The item that draws ``node``'s box (shared with the cards of its tree in its state)."""
         assert self.layout is not None and self.snapshot is not None
         tree = self.trees[self.layout.component_of[node]]
-        state = self.snapshot.status[node].state
-        dim = self.matches is not None and node not in self.matches
-        return tree.boxes[(state, dim)]
+        return tree.boxes[(self.snapshot.status[node].state, False)]
 
     def node_at(self, scene_pos: QPointF) -> str | None:
         """The card under a scene point, found in the layout: the tree, then its card. None while

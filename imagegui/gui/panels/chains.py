@@ -7,6 +7,8 @@ focus, and the Menu key or Shift+F10 opens the context menu of the current row.
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QPainter, QPalette, QPen, QShortcut
 from PySide6.QtWidgets import (
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from imagegui.core.jobs import Job
 from imagegui.gui import a11y, dnd, resources
 from imagegui.gui.panels.chains_model import (
     COLUMNS,
@@ -29,8 +32,13 @@ from imagegui.gui.panels.chains_model import (
     USED_BY,
     VSIZE,
     ChainsModel,
+    FilterResult,
+    find_rows,
 )
 from imagegui.gui.snapshot import Snapshot
+from imagegui.gui.workers import TaskSlot
+
+log = logging.getLogger(__name__)
 
 #: Expand every chain when there are at most this many rows (expandAll asks the model per row).
 EXPAND_ALL_LIMIT = 3000
@@ -176,6 +184,12 @@ class ChainsPanel(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(FILTER_DEBOUNCE_MS)
         self._debounce.timeout.connect(self._on_filter_timeout)
+        #: The filter is worked out on a worker (``find_rows``), the rows swapped in when done.
+        self._filter_slot = TaskSlot(
+            self, on_done=self._on_filtered, on_failed=self._on_filter_failed
+        )
+        #: A filter is being worked out.
+        self.filtering = False
         self.filter.textChanged.connect(lambda _t: self._debounce.start())
         clear = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.filter)
         clear.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -198,6 +212,8 @@ class ChainsPanel(QWidget):
         self._restore_expansion(expanded)
         self.select(current)
         self.filterApplied.emit(self.model.matches)
+        if self.model.filter_text:  # the rows still there meanwhile
+            self._start_filter(self.model.filter_text)
 
     def _expanded_nodes(self) -> set[str]:
         out = set()
@@ -293,8 +309,44 @@ class ChainsPanel(QWidget):
         self.filter.selectAll()
 
     def _on_filter_timeout(self) -> None:
+        text = self.filter.text().strip().lower()
+        result = self.model.result
+        if (
+            text == self.model.filter_text
+            and result is not None
+            and result.snapshot is self.model.snapshot
+        ):
+            self._filter_slot.discard()  # typed and taken back: what is shown stays
+            self.filtering = False
+            return
+        self._start_filter(text)
+
+    def _start_filter(self, text: str) -> None:
+        """Works the filter out on a worker: at 100,000 images it is seconds of Python, and a
+        key typed meanwhile cancels it (``TaskSlot``)."""
+        snap = self.model.snapshot
+        if snap is None:
+            self.model.set_filter(text)
+            self.filterApplied.emit(self.model.matches)
+            return
+        sort, previous = self.model.sort_order, self.model.result
+        self.filtering = True
+        self._filter_slot.start(
+            Job(
+                "Filtering the images",
+                lambda _progress, cancel: find_rows(snap, text, sort, previous, cancel),
+            )
+        )
+
+    def _on_filter_failed(self, error: BaseException) -> None:
+        self.filtering = False
+        log.error("filtering the list failed: %s", error)
+
+    def _on_filtered(self, result: FilterResult) -> None:
+        self.filtering = False
         current = self.current_node()
-        self.model.set_filter(self.filter.text())
+        if not self.model.apply_filter(result):
+            return  # worked out for an older snapshot: set_snapshot started another
         self._restore_expansion(set())
         self.select(current)
         self.filterApplied.emit(self.model.matches)

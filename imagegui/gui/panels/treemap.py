@@ -45,6 +45,8 @@ from imagegui.gui.panels.chains import is_menu_key
 from imagegui.gui.snapshot import Snapshot
 from imagegui.gui.workers import TaskSlot
 
+#: Up to this many tiles a filter regroups them at once, beyond it on a worker.
+SYNC_TILES = 4000
 #: Quiet time after the last resize before the picture is laid out again for the new size.
 RELAYOUT_MS = 120
 #: Nesting levels that get a fill of their own (deeper ones share the last).
@@ -229,6 +231,10 @@ class TreemapView(QWidget):
         self._painted_for: Picture | None = None
         self._labels: dict[int, tuple[str, str]] = {}
         self._slot = TaskSlot(self, on_done=self._on_laid_out)
+        #: The tiles regrouped for a new filter (``_rebatch``), and whether that waits for a show.
+        self._dim_slot = TaskSlot(self, on_done=self._on_rebatched)
+        self._batches_stale = False
+        self._batches_of: Picture | None = None
         self._relayout = QTimer(self)
         self._relayout.setSingleShot(True)
         self._relayout.timeout.connect(self._start_layout)
@@ -249,21 +255,42 @@ class TreemapView(QWidget):
             self._start_layout()
 
     def set_matches(self, matches: set[str] | None) -> None:
-        """Dims every image the list's filter does not match (None: none dimmed)."""
+        """Dims every image the list's filter does not match (None: none dimmed): regrouped
+        when next painted, on a worker past ``SYNC_TILES`` tiles (a filter keystroke at
+        100,000 images is no pass over every tile on this thread)."""
         if matches is None and self.matches is None:
             return
-        self.matches = set(matches) if matches is not None else None
+        self.matches = matches  # the list's own set: never changed once made
         self._rebatch()
-        self.update()
 
     def _rebatch(self) -> None:
-        pic = self.picture
+        """Groups the tiles for the filter (while hidden: once shown again)."""
+        pic, matches = self.picture, self.matches
+        self._dim_slot.discard()
+        self._batches_stale = False
         if pic is None:
             self._batches = []
-        elif self.matches is None:
+        elif matches is None:
             self._batches = pic.batches
+        elif not self.isVisible():
+            self._batches_stale = True
+            return
+        elif len(pic.tiles) <= SYNC_TILES:
+            self._batches = batch(pic, matches)
         else:
-            self._batches = batch(pic, self.matches)
+            if self._batches_of is not pic:  # a new picture: undimmed until the worker is done
+                self._batches = pic.batches
+            self._dim_slot.start(
+                Job("Dimming the tiles the filter leaves out", lambda _p, _c: batch(pic, matches))
+            )
+            self._batches_of = pic
+            return
+        self._batches_of = pic
+        self.update()
+
+    def _on_rebatched(self, batches: list[tuple[int, str, list[QRectF]]]) -> None:
+        self._batches = batches
+        self.update()
 
     def set_marked(self, paths: set[str]) -> None:
         """Hatches these images' rectangles (the reclaimable ones)."""
@@ -342,6 +369,8 @@ class TreemapView(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        if self._batches_stale:
+            self._rebatch()
         if self._stale or (self.picture is not None and self._size_changed()):
             self._start_layout()
 

@@ -188,10 +188,18 @@ def test_an_image_holding_nothing_on_disk(qtbot, window, open_dir, make, tmp_pat
     assert view.node_at(QPointF(tile.x, tile.y)) != str(empty)
 
 
-def test_the_list_filter_dims_the_others(qtbot, window, open_dir, chains):
+@pytest.mark.parametrize("where", ["at once", "on a worker", "once shown"])
+def test_the_list_filter_dims_the_others(qtbot, window, open_dir, chains, monkeypatch, where):
+    if where == "on a worker":  # as past SYNC_TILES tiles
+        monkeypatch.setattr(treemap, "SYNC_TILES", 0)
     view = open_space(qtbot, window, open_dir, chains)
+    if where == "once shown":  # filtered while the graph was shown instead
+        window.actions.show_space.setChecked(False)
     with qtbot.waitSignal(window.chains.filterApplied, timeout=10_000):
         window.chains.filter.setText("lone")
+    if where == "once shown":
+        window.actions.show_space.setChecked(True)
+    qtbot.waitUntil(lambda: not view._dim_slot.running)
     lone, base = str(chains / "lone.raw"), str(chains / "base.qcow2")
     assert view.matches is not None and lone in view.matches and base not in view.matches
     image = view.grab().toImage()
