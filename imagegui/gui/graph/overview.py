@@ -82,6 +82,8 @@ MAX_DOTS = 5000
 LABEL_GAP = 8.0
 #: Height of the rows in which taken label spans are kept (screen pixels).
 ROW = 8
+#: Pixels between a tree's block and the ring round the current image's tree.
+RING = 4.0
 #: Screen pixels a pointer may be off a block and still be on it (blocks can be one pixel tall).
 HIT_SLOP = 4.0
 
@@ -399,8 +401,26 @@ class LabelLayer(QGraphicsItem):
                 row.append((lx, lx1))
             painter.drawPixmap(QPointF(lx, ly), pm)
             labelled.append((i, QRectF(lx, ly, w, h)))
+        self._paint_current(painter, m)
         painter.setWorldTransform(m)
         self.labelled = labelled
+
+    def _paint_current(self, painter: QPainter, m: QTransform) -> None:
+        """A ring round the current image's tree, a few pixels out from its block: zoomed out
+        the card's own ring is a speck, and the arrow keys move between blocks."""
+        scene = self.scene()
+        layout = getattr(scene, "layout", None)
+        node = getattr(scene, "selected", None)
+        index = layout.component_of.get(node) if layout is not None and node else None
+        if index is None or index >= len(self.data.trees):
+            return
+        t = self.data.trees[index]
+        rect = m.mapRect(QRectF(t.x, t.y, t.w, t.h)).adjusted(-RING, -RING, RING, RING)
+        pen = QPen(theme.current().selection, 2.0)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.drawRoundedRect(rect, 4, 4)
 
 
 def tree_tooltip(tree: TreeSummary) -> str:
@@ -431,6 +451,7 @@ class Overview(QObject):
         self.scale = 1.0
         scene.built.connect(self._on_built)
         scene.matchesChanged.connect(self._on_matches_changed)
+        scene.selectedChanged.connect(self._on_selected_changed)
         theme.watcher().changed.connect(self._on_theme_changed)
 
     def _live(self) -> OverviewLayer | None:
@@ -471,6 +492,11 @@ class Overview(QObject):
             layer.update()
             if self.labels is not None:
                 self.labels.update()
+
+    def _on_selected_changed(self) -> None:
+        """The ring round the current tree moves (the labels' item paints it)."""
+        if self._live() is not None and self.labels is not None and self.shown:
+            self.labels.update()
 
     def _on_theme_changed(self) -> None:
         layer = self._live()

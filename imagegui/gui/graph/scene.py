@@ -176,6 +176,8 @@ class ChainScene(QGraphicsScene):
     built = Signal()
     #: The list's filter changed what ``matches`` holds (the zoomed-out overview redraws).
     matchesChanged = Signal()
+    #: The current image changed (the zoomed-out overview rings its tree's block).
+    selectedChanged = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -463,8 +465,11 @@ class ChainScene(QGraphicsScene):
 
     def select(self, node: str | None) -> None:
         """Moves the selection ring (one C++ path item above everything) to ``node``'s card."""
+        changed = node != self.selected
         self.selected = node
         self._place_ring()
+        if changed:
+            self.selectedChanged.emit()
 
     def _make_ring(self, focus: bool = False):
         ring = self.addPath(QPainterPath(), self._ring_pen(focus))

@@ -6,8 +6,10 @@ graph and the list can never disagree.
 
 The wheel scrolls and Ctrl+wheel zooms (``wheel_zooms`` swaps them, a preference). The arrow keys
 follow the drawing: Left to the backing file, Right to the topmost overlay, Up and Down to the
-card drawn just above or below; Shift+F10 and the Menu key open the selected card's menu. While
-the view has the focus a frame runs round it and a dashed ring round the current card.
+card drawn just above or below; zoomed out to the overview they move between the trees' blocks
+(the nearest that way) and Enter zooms in on the current one; Shift+F10 and the Menu key open
+the selected card's menu. While the view has the focus a frame runs round it and a dashed ring
+round the current card (zoomed out, round the current tree's block).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QFrame, QGraphicsView, QToolTip
 
+from imagegui.core.chains.trees import TreeSummary
 from imagegui.gui import dnd
 from imagegui.gui.graph.cards import LOD_MARKER, LOD_NAME
 from imagegui.gui.graph.minimap import Minimap
@@ -321,7 +324,11 @@ class ChainView(QGraphicsView):
         if menu_key and self.open_menu_for_selected():
             event.accept()
             return
-        if key in _NAV_KEYS and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+        plain = not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        if self.overview.shown and self._block_key(key, plain):
+            event.accept()
+            return
+        if key in _NAV_KEYS and plain:
             target = self.neighbour(key)
             if target is not None:
                 self.nodeClicked.emit(target)
@@ -335,6 +342,70 @@ class ChainView(QGraphicsView):
             self.nodeActivated.emit(self.chain_scene.selected)
             return
         super().keyPressEvent(event)
+
+    def _block_key(self, key: int, plain: bool) -> bool:
+        """Zoomed out (the overview drawn, names too small to read), the arrow keys move between
+        the trees' blocks and Enter zooms in on the current one; True when ``key`` was that."""
+        if key in _NAV_KEYS and plain:
+            target = self.tree_neighbour(key)
+            if target is not None:
+                self.nodeClicked.emit(target)
+                self.show_tree(target)
+            return True  # at the edge: stay, do not scroll away
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and plain:
+            tree = self.current_tree()
+            if tree is not None:
+                self.zoom_to_tree(tree.root)
+                return True
+        return False
+
+    def current_tree(self) -> TreeSummary | None:
+        """The overview's record of the tree the current image belongs to."""
+        data, layout = self.overview.current(), self.chain_scene.layout
+        node = self.chain_scene.selected
+        if data is None or layout is None or node is None:
+            return None
+        index = layout.component_of.get(node)
+        return data.trees[index] if index is not None and index < len(data.trees) else None
+
+    def tree_neighbour(self, key: int) -> str | None:
+        """The base of the tree an arrow key moves to zoomed out, as the blocks are drawn: the
+        nearest block whose centre lies that way (within 45 degrees, else anywhere that way);
+        the first tree when none is current."""
+        data = self.overview.current()
+        if data is None or not data.trees:
+            return None
+        here = self.current_tree()
+        if here is None:
+            return data.trees[0].root
+        cx, cy = here.x + here.w / 2, here.y + here.h / 2
+        best: tuple[bool, float, str] | None = None
+        for t in data.trees:
+            if t.index == here.index:
+                continue
+            dx, dy = t.x + t.w / 2 - cx, t.y + t.h / 2 - cy
+            along, across = {
+                Qt.Key.Key_Right: (dx, dy),
+                Qt.Key.Key_Left: (-dx, dy),
+                Qt.Key.Key_Down: (dy, dx),
+                Qt.Key.Key_Up: (-dy, dx),
+            }[Qt.Key(key)]
+            if along <= 0:
+                continue
+            # In the cone first; then by distance, a sideways step counting double.
+            rank = (abs(across) > along, along + 2 * abs(across), t.root)
+            if best is None or rank < best:
+                best = rank
+        return best[2] if best is not None else None
+
+    def show_tree(self, root: str) -> None:
+        """Scrolls the tree's block into view without changing the zoom."""
+        layout = self.chain_scene.layout
+        index = layout.component_of.get(root) if layout is not None else None
+        if layout is None or index is None:
+            return
+        comp = layout.components[index]
+        self.ensureVisible(QRectF(comp.x, comp.y, comp.w, comp.h), 40, 40)
 
     def _positions(self) -> dict[str, tuple[float, float]]:
         layout = self.chain_scene.layout

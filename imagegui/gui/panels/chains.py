@@ -349,6 +349,10 @@ class ChainsPanel(QWidget):
             return  # worked out for an older snapshot: set_snapshot started another
         self._restore_expansion(set())
         self.select(current)
+        # The tree lays its rows out now (it asks the model about every top-level row) rather
+        # than later beside the graph's and space view's workers, which would make each of
+        # those calls wait for the GIL.
+        self.tree.executeDelayedItemsLayout()
         self.filterApplied.emit(self.model.matches)
 
     def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:

@@ -65,6 +65,9 @@ LEVEL_ICON = {Level.ERROR: "state-error", Level.WARNING: "state-warning", Level.
 _ROOT = TOP
 #: The invalid index as a default argument (one instance, not one per call).
 NO_PARENT = QModelIndex()
+#: Every row's flags: selectable, enabled (``QAbstractItemModel``'s own) and draggable.
+ROW_FLAGS = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsDragEnabled
+NO_FLAGS = Qt.ItemFlag.NoItemFlags
 
 
 class ChainsModel(QAbstractItemModel):
@@ -183,21 +186,28 @@ class ChainsModel(QAbstractItemModel):
         return self.createIndex(self._row[pid], 0, pid)
 
     def rowCount(self, parent: QModelIndex = NO_PARENT) -> int:
-        if parent.isValid() and parent.column() != 0:
-            return 0
-        pid = parent.internalId() if parent.isValid() else _ROOT
-        return len(self._kids.get(pid, ()))
+        # rowCount, hasChildren, index and flags are called by the tree view for every
+        # top-level row after each filter: kept to a dict lookup each.
+        if parent.isValid():
+            if parent.column() != 0:
+                return 0
+            kids = self._kids.get(parent.internalId())
+            return len(kids) if kids else 0
+        return len(self._kids.get(_ROOT, ()))
 
     def hasChildren(self, parent: QModelIndex = NO_PARENT) -> bool:
-        return self.rowCount(parent) > 0
+        if parent.isValid():
+            return parent.column() == 0 and bool(self._kids.get(parent.internalId()))
+        return bool(self._kids.get(_ROOT))
 
     def columnCount(self, parent: QModelIndex = NO_PARENT) -> int:
         return len(COLUMNS)
 
     def flags(self, index: QModelIndex) -> Qt.ItemFlag:
-        # Rows are dragged onto a folder of the Folders panel (``ChainsTree.startDrag``).
-        flags = super().flags(index)
-        return flags | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else flags
+        # Rows are dragged onto a folder of the Folders panel (``ChainsTree.startDrag``). One
+        # constant: the tree view asks twice per top-level row after each filter (20,000 calls
+        # at 100,000 images), and Python's enum arithmetic cost a second of them.
+        return ROW_FLAGS if index.isValid() else NO_FLAGS
 
     def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QApplication, QToolTip
 
 from imagegui.core.chains.nodestate import State
 from imagegui.gui import theme
+from imagegui.gui.graph import overview as overview_mod
 from imagegui.gui.graph.cards import LOD_NAME
 from imagegui.gui.graph.overview import FADE_FROM, block_styles, tree_tooltip
 
@@ -158,3 +159,53 @@ def test_the_filter_fades_trees_without_a_match(qtbot, window, open_dir, make, t
     assert view.overview.layer.matched() is None
     image = view.viewport().grab().toImage()
     assert image.pixelColor(block_centre(view, healthy)).rgb() == full
+
+
+def test_zoomed_out_arrow_keys_move_between_blocks_and_enter_zooms_in(
+    qtbot, window, open_dir, make, tmp_path
+):
+    roots = lab(make, tmp_path)
+    open_dir(tmp_path)
+    view, overview = window.view, window.view.overview
+    view.set_scale(FADE_FROM / 2)
+    view.setFocus()
+    trees = overview.current().trees
+    assert len(trees) == 3  # base's, b0 alone, and b2-b3 above the missing b1
+    window.selection.set(roots["healthy"])
+    seen = {roots["healthy"]}
+    centre = {t.root: (t.x + t.w / 2, t.y + t.h / 2) for t in trees}
+    for key, axis, sign in (
+        (Qt.Key.Key_Right, 0, 1),
+        (Qt.Key.Key_Left, 0, -1),
+        (Qt.Key.Key_Down, 1, 1),
+        (Qt.Key.Key_Up, 1, -1),
+    ) * 2:
+        before = window.selection.node
+        qtbot.keyClick(view, key)
+        after = window.selection.node
+        assert after in centre  # a tree's base, never a card inside it
+        if after != before:  # it went that way
+            assert sign * (centre[after][axis] - centre[before][axis]) > 0, key
+        seen.add(after)
+    assert seen == set(centre)  # every block is reached
+    assert view.scale_factor == FADE_FROM / 2  # moving between blocks keeps the zoom
+    # The current tree is ringed: the ring's colour a few pixels left of its block (the
+    # card's own rings are within a pixel or two of it at this zoom).
+    tree = tree_of(window, window.selection.node)
+    image = view.viewport().grab().toImage()
+    left = view.mapFromScene(QPointF(tree.x, tree.y + tree.h / 2))
+    ring = theme.current().selection.rgb()
+    gap = int(overview_mod.RING)
+    assert any(image.pixelColor(left.x() - d, left.y()).rgb() == ring for d in (gap, gap + 1))
+
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert view.scale_factor >= LOD_NAME and not overview.shown
+    assert (
+        view.mapToScene(view.viewport().rect())
+        .boundingRect()
+        .intersects(window.scene.node_rect(tree.root))
+    )
+    # Zoomed in, the arrows follow the cards again (Right: the topmost overlay).
+    window.selection.set(roots["healthy"])
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert window.selection.node in {str(tmp_path / "a.qcow2"), str(tmp_path / "b.qcow2")}
