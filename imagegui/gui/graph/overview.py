@@ -84,6 +84,11 @@ LABEL_GAP = 8.0
 ROW = 8
 #: Pixels between a tree's block and the ring round the current image's tree.
 RING = 4.0
+#: A block narrower than this on screen (pixels) is drawn as a square symbol of this size in its
+#: worst state's colours instead, so a tree of one image stays visible and its state readable;
+#: at most ``MAX_SYMBOLS`` of them a paint (the narrowest first).
+SYMBOL = 5.0
+MAX_SYMBOLS = 20000
 #: Screen pixels a pointer may be off a block and still be on it (blocks can be one pixel tall).
 HIT_SLOP = 4.0
 
@@ -102,6 +107,8 @@ class OverviewData:
     min_h: float = 0.0
     #: Centres of the broken cards (the marker dots): no label is put over one.
     dots: list[tuple[float, float]] = field(default_factory=list)
+    #: Tree indices by block width, narrowest first: those drawn as a symbol when tiny.
+    by_width: list[int] = field(default_factory=list)
 
 
 def build_data(
@@ -138,6 +145,7 @@ def build_data(
         (t.index for t in trees if not t.troubled), key=lambda i: (-trees[i].nodes, i)
     )
     data.min_h = min(t.h for t in trees)
+    data.by_width = sorted(range(len(trees)), key=lambda i: trees[i].w)
     return data
 
 
@@ -253,12 +261,49 @@ class OverviewLayer(QGraphicsItem):
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ):
         paint_blocks(painter, self.data, self.styles, option.exposedRect, self.fade * BLOCK_OPACITY)
+        self._paint_symbols(painter, option.exposedRect)
         if self.matched() is not None and self._dim is not None:  # the filter's misses faded
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(theme.current().scene_bg)
             painter.setOpacity(self.fade * (1 - DIMMED))
             painter.drawPath(self._dim[2])
             painter.setOpacity(1.0)
+
+    def _paint_symbols(self, painter: QPainter, exposed: QRectF) -> None:
+        """Each tree whose block is under ``SYMBOL`` pixels wide as a square of that size at its
+        block's centre, filled in its worst state's colour and framed in the state's accent: a
+        one-image tree at 100,000 images fitted is otherwise a pixel's smudge. Trees the filter
+        leaves out get none (their blocks are faded)."""
+        m = painter.worldTransform()
+        sx, sy, dx, dy = m.m11(), m.m22(), m.dx(), m.dy()
+        trees, order = self.data.trees, self.data.by_width
+        if not order or trees[order[0]].w * sx >= SYMBOL:
+            return
+        matched = self.matched()
+        left, top = exposed.left() * sx + dx - SYMBOL, exposed.top() * sy + dy - SYMBOL
+        right = exposed.right() * sx + dx + SYMBOL
+        bottom = exposed.bottom() * sy + dy + SYMBOL
+        half = SYMBOL / 2
+        rects: dict[State, list[QRectF]] = {}
+        for n, i in enumerate(order):
+            t = trees[i]
+            if t.w * sx >= SYMBOL or n >= MAX_SYMBOLS:
+                break
+            if matched is not None and i not in matched:
+                continue
+            cx, cy = (t.x + t.w / 2) * sx + dx, (t.y + t.h / 2) * sy + dy
+            if left <= cx <= right and top <= cy <= bottom:
+                rects.setdefault(t.worst, []).append(QRectF(cx - half, cy - half, SYMBOL, SYMBOL))
+        painter.setWorldTransform(QTransform())  # in pixels
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.setOpacity(self.fade * BLOCK_OPACITY)
+        for state in sorted(rects, key=RANK.__getitem__):  # the worst painted last
+            style = self.styles[state]
+            painter.setBrush(style.brush)
+            painter.setPen(QPen(style.accent, 1))
+            painter.drawRects(rects[state])
+        painter.setOpacity(1.0)
+        painter.setWorldTransform(m)
 
 
 class LabelLayer(QGraphicsItem):

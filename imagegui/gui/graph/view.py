@@ -34,6 +34,7 @@ from imagegui.gui.graph.cards import LOD_MARKER, LOD_NAME
 from imagegui.gui.graph.minimap import Minimap
 from imagegui.gui.graph.overview import Overview, tree_tooltip
 from imagegui.gui.graph.scene import ChainScene
+from imagegui.gui.graph.trouble import TroubleList
 from imagegui.gui.panels.chains_model import tooltip
 
 MIN_SCALE = 0.004
@@ -82,6 +83,8 @@ class ChainView(QGraphicsView):
         self._press_at: QPointF | None = None
         #: The overview in the bottom-right corner while only part of the graph is in view.
         self.minimap = Minimap(self)
+        #: Zoomed out, the broken chains by name in the top-left corner.
+        self.trouble = TroubleList(self)
         #: A card pressed with the left button: (node, where, its click still to be reported).
         #: Moved far enough it is dragged (onto a folder of the Folders panel).
         self._press: tuple[str, QPoint, bool] | None = None

@@ -209,3 +209,48 @@ def test_zoomed_out_arrow_keys_move_between_blocks_and_enter_zooms_in(
     window.selection.set(roots["healthy"])
     qtbot.keyClick(view, Qt.Key.Key_Right)
     assert window.selection.node in {str(tmp_path / "a.qcow2"), str(tmp_path / "b.qcow2")}
+
+
+def test_zoomed_out_the_broken_chains_are_named_in_a_list(qtbot, window, open_dir, make, tmp_path):
+    roots = lab(make, tmp_path)
+    open_dir(tmp_path)
+    view = window.view
+    trouble = view.trouble
+    view.set_scale(1.0)
+    assert not trouble.isVisible()  # the cards say it themselves
+    view.set_scale(FADE_FROM / 2)
+    assert trouble.isVisible() and trouble.list.accessibleName() == "Broken chains"
+    assert trouble.roots() == [roots["broken"]]  # not the healthy tree, nor b0 alone
+    assert "b1.qcow2" in trouble.list.item(0).text()
+    assert "Broken chains: 1" in trouble.title.text()
+    with qtbot.waitSignal(window.chains.filterApplied, timeout=10_000):
+        window.chains.filter.setText("a1.qcow2")  # only the healthy tree matches
+    assert not trouble.isVisible()
+    with qtbot.waitSignal(window.chains.filterApplied, timeout=10_000):
+        window.chains.filter.clear()
+    assert trouble.isVisible()
+    trouble.list.setFocus()
+    trouble.list.setCurrentRow(0)
+    qtbot.keyClick(trouble.list, Qt.Key.Key_Return)  # choosing it zooms in on the tree
+    assert window.selection.node == roots["broken"]
+    assert view.scale_factor >= LOD_NAME and not trouble.isVisible()
+
+
+def test_a_tiny_tree_is_drawn_as_a_symbol_in_its_state(qtbot, window, open_dir, make, tmp_path):
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("a.qcow2", "base.qcow2")
+    make.overlay("a1.qcow2", "a.qcow2")
+    make.overlay("a2.qcow2", "a1.qcow2")
+    make.create("alone.qcow2", "qcow2", "1G")
+    open_dir(tmp_path)
+    view = window.view
+    alone = tree_of(window, str(tmp_path / "alone.qcow2"))  # one image: a block of one card
+    assert alone.nodes == 1
+    view.set_scale(0.01)  # the block 2 pixels wide, under one tall: a smudge without the symbol
+    assert alone.w * view.scale_factor < overview_mod.SYMBOL
+    view.centerOn(QPointF(alone.x + alone.w / 2, alone.y + alone.h / 2))
+    image = view.viewport().grab().toImage()
+    centre = block_centre(view, alone)
+    fill = block_styles()[alone.worst].brush.color().rgb()
+    for dy in (-1, 0, 1):  # a square a few pixels tall, in the colour of its worst state
+        assert image.pixelColor(centre.x(), centre.y() + dy).rgb() == fill, dy
