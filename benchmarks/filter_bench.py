@@ -16,12 +16,9 @@ bare Python loop timed in the same run (read ratios on a busy machine).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +26,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from gui_bench import bare_loop  # noqa: E402
+from common import (  # noqa: E402
+    bare_python_loop,
+    child_result,
+    ensure_tree,
+    load1,
+    open_window,
+    run_child,
+    scratch,
+    wait_for,
+)
+from overview_bench import make_images  # noqa: E402  (a few chains broken)
 
 TICK_MS = 5
 #: Milliseconds between two keys (the filter waits 200 ms after the last one).
@@ -39,34 +46,14 @@ FILTERS = ("c00012", "missing", "d009", "", "qcow2", "")
 
 
 def child(root: str, space: bool) -> None:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QThreadPool, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QThreadPool, QTimer
 
-    import imagegui.gui  # noqa: F401  (the PySide6 guard)
-    from imagegui.gui.app import make_app
-    from imagegui.gui.main_window import MainWindow
-    from imagegui.gui.settings import Settings
-
-    app = make_app()
-    scratch = tempfile.mkdtemp(prefix="imagegui-filterbench-conf-")
-    settings = Settings(QSettings(os.path.join(scratch, "s.ini"), QSettings.Format.IniFormat))
-    settings.set_auto_rescan(False)
-    window = MainWindow(settings)
-    window.ask_before_closing = False
-    window.resize(1440, 900)
-    window.show()
+    app, window, conf = open_window()
 
     def wait(ms: int) -> None:
         loop = QEventLoop()
         QTimer.singleShot(ms, loop.quit)
         loop.exec()
-
-    def wait_for(signal, timeout_ms: int = 600_000) -> None:
-        loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(timeout_ms, loop.quit)
-        loop.exec()
-        signal.disconnect(loop.quit)
 
     window.open_directory(root)
     wait_for(window.ready)
@@ -135,8 +122,8 @@ def child(root: str, space: bool) -> None:
     ticker.stop()
     out = {"images": snap.image_count, "trees": len(snap.layout.components), "filters": results}
     window.close()
-    shutil.rmtree(scratch, ignore_errors=True)
-    print("RESULT " + json.dumps(out), flush=True)
+    shutil.rmtree(conf, ignore_errors=True)
+    child_result(out)
 
 
 def main() -> int:
@@ -150,29 +137,17 @@ def main() -> int:
         child(args.child[0], args.child[1] == "1")
         return 0
 
-    from overview_bench import make_images
-
     from imagegui.core.read.scan import scan_directory
 
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="imagegui-filterbench-"))
-    try:
+    with scratch(args.keep, "imagegui-filterbench-") as work:
         for count in (int(c) for c in args.counts.split(",")):
-            root = work / f"n{count}"
-            if not (root.is_dir() and any(root.iterdir())):
-                t = time.perf_counter()
-                make_images(root, count)
-                print(f"made {count:,} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
-            scan_directory(str(root))  # warm the page cache
-            load, loop = os.getloadavg()[0], bare_loop()
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", str(root), "1" if args.space else "0"],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0 or "RESULT " not in proc.stdout:
-                print(proc.stdout, proc.stderr, file=sys.stderr)
+            root = str(Path(work) / f"n{count}")
+            ensure_tree(root, count, 10, 1000, make=make_images)
+            scan_directory(root)  # warm the page cache
+            load, loop = load1(), bare_python_loop()
+            r = run_child(__file__, root, "1" if args.space else "0")
+            if r is None:
                 return 1
-            r = json.loads(proc.stdout.split("RESULT ", 1)[1])
             print(f"{r['images']:,} images, {r['trees']:,} trees; keys {KEY_MS} ms apart")
             for f in r["filters"]:
                 shown = repr(f["filter"]) if f["filter"] else "(cleared)"
@@ -182,12 +157,10 @@ def main() -> int:
                     f"{f['rows']:,} rows, {f['matches']:,} matches"
                 )
             print(
-                f"  load average (1 min) {load:.1f} before, {os.getloadavg()[0]:.1f} after "
-                f"({os.cpu_count()} CPUs); bare loop {loop:.2f} s before, {bare_loop():.2f} s after"
+                f"  load average (1 min) {load:.1f} before, {load1():.1f} after "
+                f"({os.cpu_count()} CPUs); bare loop {loop:.2f} s before, "
+                f"{bare_python_loop():.2f} s after"
             )
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
