@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt
+from PySide6.QtCore import QObject, QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -347,7 +347,11 @@ class LabelLayer(QGraphicsItem):
     ):
         if widget is None:  # QGraphicsScene.render: a picture, not the view
             return
-        self._paint_labels(painter, option.exposedRect)
+        # Labels keep off the list of broken chains over the view's corner (``trouble``).
+        view = widget.parentWidget()
+        trouble = getattr(view, "trouble", None)
+        covered = trouble.geometry() if trouble is not None and trouble.isVisible() else None
+        self._paint_labels(painter, option.exposedRect, covered)
 
     def label(self, index: int, ratio: float = 1.0) -> QPixmap:
         """The label of tree ``index`` (state icon, base name · count, framed), drawn once into a
@@ -388,7 +392,9 @@ class LabelLayer(QGraphicsItem):
         self._labels[key] = pm
         return pm
 
-    def _paint_labels(self, painter: QPainter, exposed: QRectF) -> None:
+    def _paint_labels(
+        self, painter: QPainter, exposed: QRectF, covered: QRect | None = None
+    ) -> None:
         """Labels in screen pixels at each block's left, where none overlaps another: troubled
         trees first. Rows of ``ROW`` pixels, each with the spans taken, answer "is it free"."""
         m = painter.worldTransform()
@@ -409,6 +415,9 @@ class LabelLayer(QGraphicsItem):
             if left - DOT <= x <= right + DOT and top - DOT <= y <= bottom + DOT:
                 for r in range(int((y - DOT) // ROW), int((y + DOT) // ROW) + 1):
                     rows.setdefault(r, []).append((x - DOT, x + DOT))
+        if covered is not None:  # a widget over the view: taken as well
+            for r in range(covered.top() // ROW, covered.bottom() // ROW + 1):
+                rows.setdefault(r, []).append((covered.left(), covered.right() + 1))
         labelled: list[tuple[int, QRectF]] = []
         h = LABEL_H
         for n, i in enumerate(candidates):

@@ -64,8 +64,10 @@ DIMMED = 0.22
 ROOT_KEY = 0
 #: Cards in a veil region, about: a filter keystroke redraws the regions whose cards changed.
 VEIL_CARDS = 1500
-#: Up to this many cards the veils are worked out at once, beyond it on a worker.
-SYNC_CARDS = 4000
+#: Up to this many cards the veils are worked out at once (about 20 ms at 10,000), beyond it on
+#: a worker (a worker's Python beside a repaint makes each of the repaint's Python calls wait for
+#: the GIL, so it is kept for where it pays).
+SYNC_CARDS = 12000
 #: Stacking under ``cards_root``: boxes and edges, then the veils, then the card layers.
 VEIL_Z = 1.0
 LAYER_Z = 2.0

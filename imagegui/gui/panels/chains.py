@@ -351,8 +351,9 @@ class ChainsPanel(QWidget):
         self.select(current)
         # The tree lays its rows out now (it asks the model about every top-level row) rather
         # than later beside the graph's and space view's workers, which would make each of
-        # those calls wait for the GIL.
+        # those Python calls wait for the GIL (a 5 ms switch interval each, or more under load).
         self.tree.executeDelayedItemsLayout()
+        self.tree.viewport().repaint()  # and paints them, for the same reason
         self.filterApplied.emit(self.model.matches)
 
     def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:

@@ -46,7 +46,7 @@ from imagegui.gui.snapshot import Snapshot
 from imagegui.gui.workers import TaskSlot
 
 #: Up to this many tiles a filter regroups them at once, beyond it on a worker.
-SYNC_TILES = 4000
+SYNC_TILES = 12000
 #: Quiet time after the last resize before the picture is laid out again for the new size.
 RELAYOUT_MS = 120
 #: Nesting levels that get a fill of their own (deeper ones share the last).

@@ -3,7 +3,7 @@ the cards below a legible zoom; its tooltip, a click that zooms in, and the way 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
@@ -223,6 +223,9 @@ def test_zoomed_out_the_broken_chains_are_named_in_a_list(qtbot, window, open_di
     assert trouble.roots() == [roots["broken"]]  # not the healthy tree, nor b0 alone
     assert "b1.qcow2" in trouble.list.item(0).text()
     assert "Broken chains: 1" in trouble.title.text()
+    view.viewport().repaint()  # no label is put under the list
+    covered = QRectF(trouble.geometry())
+    assert not any(rect.intersects(covered) for _, rect in view.overview.labels.labelled)
     with qtbot.waitSignal(window.chains.filterApplied, timeout=10_000):
         window.chains.filter.setText("a1.qcow2")  # only the healthy tree matches
     assert not trouble.isVisible()
