@@ -177,6 +177,44 @@ def record(entry: RebaseEntry, fd: int | None = None) -> None:
     _append(data, "rebase", by_hand, fd)
 
 
+#: A backing pointer as stored: (name, format); None where there is none or none was recorded.
+Pointer = tuple[str | None, str | None]
+
+
+def record_rewrite(
+    image: str,
+    old: Pointer,
+    new: Pointer,
+    *,
+    mode: str = "unsafe",
+    undo_of: str | None = None,
+    move: str = "",
+    now_at: str | None = None,
+    fd: int | None = None,
+) -> str:
+    """Journals one rewritten backing pointer of ``image``, ``old`` -> ``new``, with the image
+    as the rewrite left it (its fingerprint, which an undo checks); returns the entry's id.
+    ``now_at`` is where the image is now when it is journalled under another name (a move's
+    undo names it where it will be once the files are back). Every rewrite goes through here,
+    so rebase, relink, move and their undos write the same fields."""
+    state = Fingerprint.of(now_at or image)
+    entry = RebaseEntry(
+        id=new_id(),
+        time=time.time(),
+        image=image,
+        old_backing=old[0],
+        old_format=old[1],
+        new_backing=new[0],
+        new_format=new[1],
+        mode=mode,
+        undo_of=undo_of,
+        fingerprint=asdict(state) if state else None,
+        move=move,
+    )
+    record(entry, fd)
+    return entry.id
+
+
 def _append(data: dict, what: str, by_hand: str, fd: int | None = None) -> None:
     """One line, one ``write``, fsynced before the operation goes on; ``by_hand`` says how to
     undo it without the journal, should the line not get there."""

@@ -393,21 +393,13 @@ class _Run:
             raise CancelledError("cancelled")
 
     def _journal(self, w: Rewrite, path: str, fd: int | None = None) -> str:
-        state = journal.Fingerprint.of(path)
-        entry = journal.RebaseEntry(
-            id=journal.new_id(),
-            time=time.time(),
-            image=path,
-            old_backing=w.old_name,
-            old_format=w.old_format,
-            new_backing=w.new_name,
-            new_format=w.new_format,
-            mode="unsafe",
-            fingerprint=asdict(state) if state else None,
+        return journal.record_rewrite(
+            path,
+            (w.old_name, w.old_format),
+            (w.new_name, w.new_format),
             move=self.move_id,
+            fd=fd,
         )
-        journal.record(entry, fd)
-        return entry.id
 
     def record(self) -> None:
         """Journals the finished move as one unit (what Undo offers): every rename and every
@@ -514,22 +506,13 @@ class _Run:
                     f"{exc}; imagegui rebase --undo {path} restores it)"
                 )
                 continue
-            state = journal.Fingerprint.of(path)
             with contextlib.suppress(journal.JournalError):
-                journal.record(
-                    journal.RebaseEntry(
-                        id=journal.new_id(),
-                        time=time.time(),
-                        image=path,
-                        old_backing=w.new_name,
-                        old_format=w.new_format,
-                        new_backing=w.old_name,
-                        new_format=w.old_format,
-                        mode="unsafe",
-                        undo_of=entry_id,
-                        fingerprint=asdict(state) if state else None,
-                        move=self.move_id,
-                    )
+                journal.record_rewrite(
+                    path,
+                    (w.new_name, w.new_format),
+                    (w.old_name, w.old_format),
+                    undo_of=entry_id,
+                    move=self.move_id,
                 )
         self.rewritten.clear()
         for path, ident in reversed(self.copies):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
@@ -106,22 +106,15 @@ def _back_argv(w: dict) -> list[str]:
 def _journal_back(w: dict, undo_id: str, fd: int | None = None) -> str:
     """Journals one pointer put back as the undo of the move's rebase entry (the image named
     where it will be once the files are back)."""
-    state = journal.Fingerprint.of(w["final"])
-    entry = journal.RebaseEntry(
-        id=journal.new_id(),
-        time=time.time(),
-        image=w["image"],
-        old_backing=w["new_backing"],
-        old_format=w["new_format"],
-        new_backing=w["old_backing"],
-        new_format=w["old_format"],
-        mode="unsafe",
+    return journal.record_rewrite(
+        w["image"],
+        (w["new_backing"], w["new_format"]),
+        (w["old_backing"], w["old_format"]),
         undo_of=w["entry"] or None,
-        fingerprint=asdict(state) if state else None,
         move=undo_id,
+        now_at=w["final"],
+        fd=fd,
     )
-    journal.record(entry, fd)
-    return entry.id
 
 
 def _redo(
@@ -148,20 +141,11 @@ def _redo(
             failed.append(f"{w['final']} keeps {w['old_backing']!r} ({exc})")
             continue
         with contextlib.suppress(journal.JournalError):
-            state = journal.Fingerprint.of(w["final"])
-            journal.record(
-                journal.RebaseEntry(
-                    id=journal.new_id(),
-                    time=time.time(),
-                    image=w["final"],
-                    old_backing=w["old_backing"],
-                    old_format=w["old_format"],
-                    new_backing=w["new_backing"],
-                    new_format=w["new_format"],
-                    mode="unsafe",
-                    fingerprint=asdict(state) if state else None,
-                    move=undo_id,
-                )
+            journal.record_rewrite(
+                w["final"],
+                (w["old_backing"], w["old_format"]),
+                (w["new_backing"], w["new_format"]),
+                move=undo_id,
             )
     if failed:
         return "putting the move back failed in part: " + "; ".join(failed)

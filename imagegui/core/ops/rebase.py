@@ -5,8 +5,7 @@ the journal only on the very file it left, when the guest keeps its data."""
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
@@ -91,25 +90,19 @@ class RebasePlan(Plan[RebaseResult]):
         except BaseException:
             os.close(journal_fd)
             raise
-        state = journal.Fingerprint.of(self.image)
-        entry = journal.RebaseEntry(
-            id=journal.new_id(),
-            time=time.time(),
-            image=self.image,
-            old_backing=self.old[0],
-            old_format=self.old[1],
-            new_backing=new_name or None,
-            new_format=new_fmt,
+        entry_id = journal.record_rewrite(
+            self.image,
+            self.old,
+            (new_name or None, new_fmt),
             mode="unsafe" if self.unsafe else "safe",
             undo_of=self.undo_of,
-            fingerprint=asdict(state) if state else None,
+            fd=journal_fd,
         )
-        journal.record(entry, journal_fd)
         target = repr(new_name) if new_name else "nothing (now independent)"
         return RebaseResult(
             message=f"{self.image} now backs onto {target}; was {self.old[0]!r}{late}",
             changed=[self.image],
-            journal_id=entry.id,
+            journal_id=entry_id,
             cli_hint=f"undo: imagegui rebase --undo {self.image}",
         )
 

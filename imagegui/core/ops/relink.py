@@ -11,9 +11,8 @@ rewritten. Every rewrite is journalled like a rebase (``rebase --undo``).
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from imagegui.core.jobs import CancelToken, ProgressFn
@@ -118,22 +117,8 @@ class RelinkPlan(Plan[RelinkResult]):
                 os.close(fd)
                 errors.append(f"{r.image}: {exc}")
                 continue
-            state = journal.Fingerprint.of(r.image)
             try:
-                journal.record(
-                    journal.RebaseEntry(
-                        id=journal.new_id(),
-                        time=time.time(),
-                        image=r.image,
-                        old_backing=r.old,
-                        old_format=r.old_format,
-                        new_backing=r.new,
-                        new_format=r.fmt,
-                        mode="unsafe",
-                        fingerprint=asdict(state) if state else None,
-                    ),
-                    fd,
-                )
+                journal.record_rewrite(r.image, (r.old, r.old_format), (r.new, r.fmt), fd=fd)
             except journal.JournalError as exc:
                 errors.append(f"{r.image}: rewritten, but {exc}")
             done.append(r.image)
