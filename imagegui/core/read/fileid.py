@@ -7,9 +7,15 @@ import os
 FileId = tuple[int, int]
 
 
+#: Device numbers seen: every id of a device shares one ``int`` (a scan keeps one id per image;
+#: a device number past 256 is otherwise a new 28-byte object in each).
+_DEVICES: dict[int, int] = {}
+
+
 def stat_id(st: os.stat_result) -> FileId:
     """(st_dev, st_ino) of a file already stat'ed (or fstat'ed: the open file itself)."""
-    return (st.st_dev, st.st_ino)
+    dev = st.st_dev
+    return (_DEVICES.setdefault(dev, dev), st.st_ino)
 
 
 def file_id(path: str) -> FileId | None:

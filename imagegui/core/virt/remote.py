@@ -194,11 +194,11 @@ def _record(uri: str, vol: Volume, path: str, header: Header | None) -> ImageInf
     backing name and recorded format (and flags) from its header when it was read."""
     if header is not None:
         fmt, name, recorded = header.format, header.backing_file, header.backing_format
-        flags, also = header.flags, list(header.also_opens_as)
-        extents = [_join(path, e) for e in header.extents]
+        flags, also = header.flags, header.also_opens_as
+        extents = tuple(_join(path, e) for e in header.extents)
     else:
         fmt, name, recorded = qemu_format(vol.format), vol.backing_path, vol.backing_format
-        flags, also, extents = {}, [], []
+        flags, also, extents = {}, (), ()
     protocol = bool(name) and backing.is_protocol(name or "")
     target: str | None = None
     if name and not protocol:

@@ -155,7 +155,7 @@ def test_vmdk_extents_belong_to_their_descriptor(make, tmp_path):
     result = scan_directory(str(tmp_path))
     assert sorted(os.path.basename(p) for p in result.images) == ["flat.vmdk", "split.vmdk"]
     split = result.images[str(tmp_path / "split.vmdk")]
-    assert split.extents == [str(tmp_path / "split-s001.vmdk")]
+    assert split.extents == (str(tmp_path / "split-s001.vmdk"),)
     assert split.actual_size >= (tmp_path / "split-s001.vmdk").stat().st_blocks * 512
     assert result.errors == []
 
@@ -245,7 +245,7 @@ def test_fixed_vhd_is_raw_to_qemu_but_opens_as_vpc(make, tmp_path):
     path = make.create("fixed.vhd", "vpc", "8M", "subformat=fixed")
     info = scan_directory(str(tmp_path)).images[str(path)]
     _same_as_qemu(info, path)  # qemu's prober: raw, the whole file
-    assert info.also_opens_as == ["vpc"]
+    assert info.also_opens_as == ("vpc",)
 
 
 _MAGICS = [b"QFI\xfb\0\0\0\x03", b"QFI\xfb\0\0\0\x01", b"QED\0", b"KDMV", b"conectix", b"vhdxfile"]
@@ -321,3 +321,28 @@ def test_a_base_named_like_a_leftover_is_an_image(make, tmp_path):
     graph = ChainGraph(result)
     assert graph.chain_break(str(tmp_path / "vm.qcow2")) is None
     assert [(p.kind, p.path) for p in graph.problems] == [("leftover-file", str(stray))]
+
+
+def test_records_share_what_images_repeat(make, tmp_path):
+    """A scan keeps one record per image: values repeated between images are one object each
+    (the base's path as its overlays' backing path, the virtual size, the backing format, the
+    empty flags and tuples), and sharing changes no value."""
+    base = make.create("base.qcow2", "qcow2", "64M")  # the overlays' size
+    make.overlay("a.qcow2", "base.qcow2")
+    make.overlay("b.qcow2", "base.qcow2")
+    make.create("one.raw", "raw", "4M")
+    make.create("two.raw", "raw", "4M")
+    images = scan_directory(str(tmp_path)).images
+    a, b = images[str(tmp_path / "a.qcow2")], images[str(tmp_path / "b.qcow2")]
+    one, two = images[str(tmp_path / "one.raw")], images[str(tmp_path / "two.raw")]
+    assert a.backing_path == str(base)
+    assert a.backing_path is b.backing_path is images[str(base)].path
+    assert a.virtual_size == 64 << 20
+    assert a.virtual_size is b.virtual_size is images[str(base)].virtual_size
+    assert a.backing_format == "qcow2"
+    assert a.backing_format is b.backing_format
+    assert one.flags == {}
+    assert one.flags is two.flags
+    assert a.extents == () and a.also_opens_as == ()
+    for path, info in images.items():
+        _same_as_qemu(info, Path(path))

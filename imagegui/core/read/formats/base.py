@@ -157,6 +157,36 @@ def shared_flags(key: tuple, build) -> dict[str, object]:
     return flags
 
 
+#: The flags of every image whose header has none to give (raw images, most VHDs' siblings):
+#: one shared, read-only dict instead of an empty dict per image.
+EMPTY_FLAGS: dict[str, object] = shared_flags((), dict)
+
+#: Values many images repeat (virtual sizes, backing format names): one object each instead of
+#: one per image; bounded like ``_SHARED``, since a hostile tree may make every value unique.
+_SIZES: dict[int, int] = {}
+_NAMES: dict[str, str] = {}
+
+
+def shared_size(value: int) -> int:
+    """The one ``int`` kept for ``value`` (an image's virtual size: most repeat)."""
+    kept = _SIZES.get(value)
+    if kept is not None:
+        return kept
+    if len(_SIZES) < _SHARED_MAX:
+        _SIZES[value] = value
+    return value
+
+
+def shared_name(value: str) -> str:
+    """The one ``str`` kept for ``value`` (a backing format name: a handful repeat)."""
+    kept = _NAMES.get(value)
+    if kept is not None:
+        return kept
+    if len(_NAMES) < _SHARED_MAX:
+        _NAMES[value] = value
+    return value
+
+
 def shared_flag_ids() -> set[int]:
     """ids of the shared dicts (stable: they are never freed), for output that encodes each once."""
     return _SHARED_IDS
