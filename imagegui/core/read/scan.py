@@ -16,6 +16,7 @@ waiting on storage (a cold page cache, a network filesystem): see :func:`paralle
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import posixpath
@@ -200,6 +201,9 @@ class _Walker:
         self.result = ScanResult(root)
         self.progress = progress
         self.reads = reads
+        #: As asked: ``reads`` turns serial once the walk is done, this stays (the backing
+        #: files probed after the walk use the reading threads unless asked not to).
+        self.requested: Reads = reads
         #: Files without magic that might still be raw bases: file id -> path.
         self.unclaimed: dict[tuple[int, int], str] = {}
         self.by_id: dict[tuple[int, int], str] = {}
@@ -417,8 +421,9 @@ class _Walker:
                 self._settle(step[0], step[1], next(reads))
 
     def finish_reads(self) -> None:
-        """Take back every file still being read; reads are serial from here on (the backing
-        files adopted after the walk are few)."""
+        """Take back every file still being read; the walk's reads are serial from here on
+        (the backing files probed after it are read ahead on threads of their own when there
+        are many: :func:`_read_backing_ahead`)."""
         self.reads = "serial"
         self.reads_window = None
         if self.batch is not None:
@@ -604,9 +609,35 @@ def scan_directory(
     return r
 
 
+#: Backing files to look at after the walk (one level of a chain at a time) from which they
+#: are read ahead on :data:`READ_THREADS` threads: each costs a ``stat`` and a header read, a
+#: round trip each on network storage, and a directory of overlays of one shared base
+#: directory (Nova's ``_base`` beside the scanned instances) can name thousands.
+BACKING_AHEAD_MIN = 64
+
+
+@dataclass(slots=True)
+class _Ahead:
+    """What reading one backing file ahead found (:func:`_read_backing_ahead`): exactly what
+    :func:`_adopt_backing_files` would have found reading it then."""
+
+    #: ``os.stat`` of the backing path, or the error it raised.
+    st: os.stat_result | OSError
+    #: The probe of a file outside the root (or a leftover's name): the image, None for a file
+    #: that is not one, or the message of the error.
+    probe: ImageInfo | str | None = None
+    probed: bool = False
+    #: A file without magic inside the root that the walk set aside (``unclaimed``): its read,
+    #: under the name the walk listed it by.
+    listed: str | None = None
+    read: FileRead | None = None
+
+
 def _adopt_backing_files(walker: _Walker) -> None:
     """Files without magic that an image names as backing are raw images after all; backing files
-    outside the root are probed (never walked) so formats and chains can be checked."""
+    outside the root are probed (never walked) so formats and chains can be checked. Many at one
+    level of the chains are read ahead on threads (:func:`_read_backing_ahead`); the result is
+    the same as reading each here in turn."""
     result = walker.result
     leftovers = {e.path: e for e in result.errors if e.leftover}
     images = result.images
@@ -614,40 +645,24 @@ def _adopt_backing_files(walker: _Walker) -> None:
     # at C speed: a rescan of 100,000 unchanged images spends most of its time here).
     pending = [i for i in images.values() if (t := i.backing_path) is not None and t not in images]
     depth = 0
-    while pending and depth <= MAX_EXTERNAL_DEPTH:
-        depth += 1
-        found: list[ImageInfo] = []
-        for info in pending:
-            target = info.backing_path
-            if target is None or target in result.images or target in result.external:
-                continue
-            try:
-                st = os.stat(target)
-            except OSError:
-                continue  # missing: the graph shows a placeholder
-            key = stat_id(st)
-            if key in walker.by_id:
-                continue
-            inside = backing.is_within(target, result.root)
-            if target in leftovers and stat.S_ISREG(st.st_mode):
-                # Named like a flatten's temporary file, yet an image backs onto it: a real
-                # base (kept or renamed under that name), never a leftover to remove.
-                adopted = _probe_external(target, walker)
-                if adopted is not None:
-                    result.errors.remove(leftovers.pop(target))
-                    result.images[adopted.path] = adopted
-                    found.append(adopted)
-                continue
-            if key in walker.unclaimed:
-                adopted = walker._file(walker.unclaimed.pop(key), os.path.islink(target), True)
-                if adopted is not None:
-                    found.append(adopted)
-            elif not inside and stat.S_ISREG(st.st_mode):
-                ext = _probe_external(target, walker)
-                if ext is not None:
-                    result.external[ext.path] = ext
-                    found.append(ext)
-        pending = found
+    pool: ThreadPoolExecutor | None = None
+    try:
+        while pending and depth <= MAX_EXTERNAL_DEPTH:
+            depth += 1
+            targets = [
+                t
+                for t in dict.fromkeys(i.backing_path for i in pending)
+                if t is not None and t not in result.images and t not in result.external
+            ]
+            ahead: dict[str, _Ahead] = {}
+            if len(targets) >= BACKING_AHEAD_MIN and walker.requested != "serial":
+                if pool is None:
+                    pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="imagegui-read")
+                ahead = _read_backing_ahead(pool, walker, targets, leftovers)
+            pending = _adopt_level(walker, pending, leftovers, ahead)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     for info in pending:  # the depth limit was reached: say where the scan stopped following
         target = info.backing_path
         if target and target not in result.images and target not in result.external:
@@ -666,23 +681,128 @@ def _adopt_backing_files(walker: _Walker) -> None:
     walker.unshared.clear()
 
 
-def _probe_external(path: str, walker: _Walker) -> ImageInfo | None:
-    """A backing file outside the root; if it cannot be read, say why (its overlays need it)."""
+def _adopt_level(
+    walker: _Walker,
+    pending: list[ImageInfo],
+    leftovers: dict[str, ScanError],
+    ahead: dict[str, _Ahead],
+) -> list[ImageInfo]:
+    """One level of backing files: adopt or probe the files ``pending`` images back onto;
+    returns the images found (whose own backing files are the next level). ``ahead``: reads
+    already made (each used once: a second look reads again, as without them)."""
+    result = walker.result
+    found: list[ImageInfo] = []
+    for info in pending:
+        target = info.backing_path
+        if target is None or target in result.images or target in result.external:
+            continue
+        got = ahead.pop(target, None)
+        if got is None:
+            try:
+                st = os.stat(target)
+            except OSError:
+                continue  # missing: the graph shows a placeholder
+        elif isinstance(got.st, OSError):
+            continue
+        else:
+            st = got.st
+        key = stat_id(st)
+        if key in walker.by_id:
+            continue
+        inside = backing.is_within(target, result.root)
+        if target in leftovers and stat.S_ISREG(st.st_mode):
+            # Named like a flatten's temporary file, yet an image backs onto it: a real
+            # base (kept or renamed under that name), never a leftover to remove.
+            adopted = _probe_external(target, walker, got)
+            if adopted is not None:
+                result.errors.remove(leftovers.pop(target))
+                result.images[adopted.path] = adopted
+                found.append(adopted)
+            continue
+        if key in walker.unclaimed:
+            listed = walker.unclaimed.pop(key)
+            is_link = os.path.islink(target)
+            if got is not None and got.read is not None and got.listed == listed:
+                walker._count()
+                adopted = walker._settle(listed, is_link, got.read)
+            else:
+                adopted = walker._file(listed, is_link, True)
+            if adopted is not None:
+                found.append(adopted)
+        elif not inside and stat.S_ISREG(st.st_mode):
+            ext = _probe_external(target, walker, got)
+            if ext is not None:
+                result.external[ext.path] = ext
+                found.append(ext)
+    return found
+
+
+def _read_backing_ahead(
+    pool: ThreadPoolExecutor,
+    walker: _Walker,
+    targets: list[str],
+    leftovers: dict[str, ScanError],
+) -> dict[str, _Ahead]:
+    """Read ``targets`` (backing paths, none of them scanned yet) on the reading threads, as
+    :func:`_adopt_level` would read each of them: ``stat``, then the probe of a file outside
+    the root or named like a leftover, or the read of a file the walk set aside. Nothing here
+    changes the walker: its state is only looked at, while the walk's thread waits."""
+    root = walker.result.root
+    unclaimed = walker.unclaimed
+    # Only the plain walk's adoption (``_Walker._file``) is a read and a settle; a subclass
+    # (an incremental rescan) adopts its own way, so its adoptions are not read ahead.
+    adopts = type(walker)._file is _Walker._file
+
+    def one(target: str) -> _Ahead:
+        try:
+            st = os.stat(target)
+        except OSError as exc:
+            return _Ahead(exc)
+        got = _Ahead(st)
+        regular = stat.S_ISREG(st.st_mode)
+        if target in leftovers and regular:
+            got.probe, got.probed = _probe_outcome(target), True
+        elif (listed := unclaimed.get(stat_id(st))) is not None:
+            if adopts:
+                got.listed = listed
+                got.read = read_file(listed, os.path.islink(target), True)
+        elif regular and not backing.is_within(target, root):
+            got.probe, got.probed = _probe_outcome(target), True
+        return got
+
+    def batch(chunk: list[str]) -> list[_Ahead]:
+        return [one(t) for t in chunk]
+
+    chunks = [targets[i : i + READ_BATCH] for i in range(0, len(targets), READ_BATCH)]
+    reads = itertools.chain.from_iterable(pool.map(batch, chunks))
+    return dict(zip(targets, reads, strict=True))
+
+
+def _probe_outcome(path: str) -> ImageInfo | str | None:
+    """Probe a backing file as :func:`_probe_external` does: the image, None for a file that
+    is not one, or the message of why it cannot be read. Touches nothing but the file."""
     try:
         fd, st = open_regular(path)
     except ProbeError as exc:
-        walker.error(path, str(exc), True)
-        return None
+        return str(exc)
     try:
-        info = probe_fd(fd, path, st, True, os.path.islink(path))
+        return probe_fd(fd, path, st, True, os.path.islink(path))
     except (ProbeError, OSError) as exc:
-        walker.error(path, str(exc), True)
-        return None
+        return str(exc)
     finally:
         os.close(fd)
-    if info is not None:
-        walker.by_id.setdefault(info.file_id, path)
-    return info
+
+
+def _probe_external(path: str, walker: _Walker, ahead: _Ahead | None = None) -> ImageInfo | None:
+    """A backing file outside the root; if it cannot be read, say why (its overlays need it).
+    ``ahead``: its probe, when already made (:func:`_read_backing_ahead`)."""
+    got = ahead.probe if ahead is not None and ahead.probed else _probe_outcome(path)
+    if isinstance(got, str):
+        walker.error(path, got, True)
+        return None
+    if got is not None:
+        walker.by_id.setdefault(got.file_id, path)
+    return got
 
 
 def _drop_extents(result: ScanResult) -> None:

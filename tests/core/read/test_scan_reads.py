@@ -165,6 +165,80 @@ def test_files_that_vanish_or_change_while_listed_are_the_same_either_way(
     ]
 
 
+def test_backing_files_after_the_walk_read_ahead_on_threads_are_the_same(
+    make, tmp_path, monkeypatch
+):
+    """The backing files looked at after the walk (outside the root, two levels of them, broken
+    ones, a raw base the walk set aside, a leftover's name) read ahead on the reading threads
+    give exactly what reading each in turn gives; a level with too few stays on the walk's
+    thread, and a second look at a file that failed reads it again, as serially."""
+    monkeypatch.setattr(scan, "BACKING_AHEAD_MIN", 2)
+    shared, root = tmp_path / "shared", tmp_path / "in"
+    make.create("shared/deep.qcow2")
+    make.overlay("shared/mid.qcow2", "deep.qcow2")  # the second level: one file, serial
+    for i in range(4):
+        make.create(f"shared/b{i}.qcow2")
+        make.overlay(f"in/o{i}.qcow2", str(shared / f"b{i}.qcow2"))
+    (shared / "junk.qcow2").write_bytes(b"QFI\xfb" + bytes(8))
+    os.mkfifo(shared / "pipe.qcow2")
+    (shared / "rawbase").write_bytes(b"\0" * 8192)
+    make.overlay("in/m1.qcow2", str(shared / "mid.qcow2"))
+    make.overlay("in/m2.qcow2", "../shared/mid.qcow2")  # the same file, named again
+    make.overlay("in/j1.qcow2", str(shared / "junk.qcow2"))
+    make.overlay("in/j2.qcow2", str(shared / "junk.qcow2"))
+    make.overlay("in/p.qcow2", str(shared / "pipe.qcow2"))
+    make.overlay("in/gone.qcow2", str(shared / "gone.qcow2"))
+    make.overlay("in/r.qcow2", str(shared / "rawbase"), "raw")
+    (root / "setaside").write_bytes(b"\0" * 8192)
+    make.overlay("in/s.qcow2", "setaside", "raw")
+    make.create("in/.flat.qcow2.0123abcd.partial")
+    make.overlay("in/l.qcow2", ".flat.qcow2.0123abcd.partial")
+    os.symlink(shared / "b0.qcow2", tmp_path / "link-b0.qcow2")
+    make.overlay("in/k.qcow2", str(tmp_path / "link-b0.qcow2"))  # b0 by another name
+    serial = scan_directory(str(root), reads="serial")
+    where: list[tuple[str, str]] = []
+    real_probe, real_read = scan._probe_outcome, scan.read_file
+
+    def probe(path):
+        where.append((os.path.basename(path), threading.current_thread().name))
+        return real_probe(path)
+
+    def read_file(path, *args):
+        where.append((os.path.basename(path), threading.current_thread().name))
+        return real_read(path, *args)
+
+    monkeypatch.setattr(scan, "_probe_outcome", probe)
+    monkeypatch.setattr(scan, "read_file", read_file)
+    parallel = scan_directory(str(root), reads="parallel")
+    assert everything(parallel) == everything(serial)
+    assert sorted(os.path.basename(p) for p in serial.external) == [
+        "b1.qcow2", "b2.qcow2", "b3.qcow2", "deep.qcow2", "link-b0.qcow2", "mid.qcow2", "rawbase"
+    ]  # fmt: skip
+    assert serial.images[str(root / "setaside")].format == "raw"
+    assert str(root / ".flat.qcow2.0123abcd.partial") in serial.images
+    messages = [(os.path.basename(e.path), e.message) for e in serial.errors]
+    # Read twice (once per overlay): a failed probe is not remembered, serially either. A FIFO
+    # and a missing file are never opened (the graph shows them as missing).
+    assert [name for name, _ in messages] == ["junk.qcow2", "junk.qcow2"]
+    on_threads = sorted(name for name, thread in where if thread.startswith("imagegui-read"))
+    on_walk = sorted(name for name, thread in where if thread == "MainThread")
+    # The walk reads every file it lists (setaside and the leftover among them); after it, the
+    # first level is read ahead (b0 too, though k's name for it wins), the second is not, and
+    # the second look at junk reads it again.
+    assert on_walk == ["deep.qcow2", "junk.qcow2"]
+    assert [n for n in on_threads if n in _AFTER_WALK] == [
+        ".flat.qcow2.0123abcd.partial", ".flat.qcow2.0123abcd.partial", "b0.qcow2", "b1.qcow2",
+        "b2.qcow2", "b3.qcow2", "junk.qcow2", "link-b0.qcow2", "mid.qcow2", "rawbase",
+        "setaside", "setaside",
+    ]  # fmt: skip
+
+
+_AFTER_WALK = {
+    "b0.qcow2", "b1.qcow2", "b2.qcow2", "b3.qcow2", "link-b0.qcow2", "mid.qcow2", "deep.qcow2",
+    "junk.qcow2", "pipe.qcow2", "rawbase", "setaside", ".flat.qcow2.0123abcd.partial",
+}  # fmt: skip
+
+
 class Listing(list):
     """A directory's entries, read before the fake ``os.scandir`` returns them."""
 
