@@ -164,6 +164,10 @@ def test_watch_texts_say_the_limit_and_how_to_raise_it():
     text, tip = watch_text(WatchStatus(failure="the system allows no more inotify instances"), True)
     assert text == "Live updates off" and "no more inotify instances" in tip
     assert watch_text(WatchStatus(folders=1), True)[0] == "Watching 1 folder"
+    assert "VM starting or stopping" in watch_text(WatchStatus(folders=1), True)[1]
+    text, tip = watch_text(WatchStatus(folders=3, outside=2), True)
+    assert text == "Watching 3 folders"
+    assert "backing files in 2 other folders" in tip
     assert watch_text(None, True) == ("", "")
 
 

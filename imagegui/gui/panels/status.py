@@ -56,9 +56,12 @@ def watch_text(status: WatchStatus | None, auto: bool) -> tuple[str, str]:
             f"The folder is rescanned every few minutes instead; Rescan shows changes at once. "
             f"{RAISE_LIMIT}"
         )
+    elsewhere = ""
+    if status.outside:
+        elsewhere = f" So do changes to backing files in {counted(status.outside, 'other folder')}."
     return f"Watching {counted(status.folders, 'folder')}", (
         "Live updates: images that are added, removed or changed in these folders show up "
-        "by themselves."
+        f"by themselves, and a VM starting or stopping on one within seconds.{elsewhere}"
     )
 
 
