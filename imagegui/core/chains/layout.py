@@ -13,6 +13,7 @@ images make a roughly 16:10 picture instead of a strip 10,000 rows tall.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -66,28 +67,37 @@ def build_forest(graph: ChainGraph) -> Forest:
     # Every image has at most one backing file, so with the loops cut each node has at most one
     # tree parent and its topological generation is its distance from its tree's root: a walk
     # down from the roots gives it, without networkx's generic (and 3x slower) generations.
+    # The DiGraph's adjacency is read directly (the order ``g.edges`` gives, without a Python
+    # call per edge: 100,000 images make as many edges).
     overlays: dict[str, list[str]] = {}
     backed: set[str] = set()
-    for overlay, backing in graph.g.edges:
-        if (overlay, backing) not in cut:
-            overlays.setdefault(backing, []).append(overlay)
+    for overlay, backings in graph.g._adj.items():  # type: ignore[attr-defined]
+        for backing in backings:
+            if cut and (overlay, backing) in cut:
+                continue
+            kids = overlays.get(backing)
+            if kids is None:
+                overlays[backing] = [overlay]
+            else:
+                kids.append(overlay)
             backed.add(overlay)
     # Nothing below them: bases, placeholders, a loop's first member.
     forest.roots = sorted(n for n in graph.g if n not in backed)
     children, parent, depth = forest.children, forest.parent, forest.depth
-    level = [(root, 0) for root in forest.roots]
+    level = forest.roots
+    d = 0
     while level:
-        below: list[tuple[str, int]] = []
-        for node, d in level:
-            depth[node] = d
+        below: list[str] = []
+        depth.update(dict.fromkeys(level, d))
+        for node in level:
             kids = overlays.get(node)
             if kids:
                 kids.sort()
                 children[node] = kids
-                for kid in kids:
-                    parent[kid] = node
-                    below.append((kid, d + 1))
+                parent.update(dict.fromkeys(kids, node))
+                below += kids
         level = below
+        d += 1
     return forest
 
 
@@ -171,60 +181,89 @@ def compute_layout(
 ) -> Layout:
     """Places every node; ``aspect`` is the width / height the packing aims for (the window
     passes its graph area's, so the whole graph fits it well). With ``roots``, only those trees
-    are placed (the "Problems only" view packs the troubled chains without holes)."""
+    are placed (the "Problems only" view packs the troubled chains without holes).
+
+    At 100,000 images this runs on the scan's worker before anything is drawn, so each tree is
+    placed into a list of offsets (a straight chain without a dict per node), the packing
+    bisects prefix sums, and the positions are filled a tree at a time."""
     forest = forest or build_forest(graph)
     layout = Layout(forest)
     step_x = NODE_W + COL_GAP
     step_y = NODE_H + ROW_GAP
-    local: dict[str, tuple[float, float]] = {}
+    offsets: list[list[tuple[float, float]]] = []
     for root in forest.roots if roots is None else roots:
-        nodes, rows, max_depth = _place_tree(forest, root, local)
+        nodes, local, rows, max_depth = _place_tree(forest, root)
         comp = Component(root, nodes)
         comp.w = (max_depth + 1) * step_x - COL_GAP
         comp.h = rows * step_y - ROW_GAP
         layout.components.append(comp)
+        offsets.append(local)
     _pack(layout.components, aspect)
-    positions = layout.positions
+    positions, component_of = layout.positions, layout.component_of
+    width = height = 0.0
     for i, comp in enumerate(layout.components):
-        for n in comp.nodes:
-            lx, ly = local[n]
-            positions[n] = (comp.x + lx, comp.y + ly)
-            layout.component_of[n] = i
-        layout.width = max(layout.width, comp.x + comp.w)
-        layout.height = max(layout.height, comp.y + comp.h)
+        cx, cy = comp.x, comp.y
+        positions.update(
+            zip(comp.nodes, [(cx + lx, cy + ly) for lx, ly in offsets[i]], strict=True)
+        )
+        component_of.update(dict.fromkeys(comp.nodes, i))
+        width = max(width, cx + comp.w)
+        height = max(height, cy + comp.h)
+    layout.width, layout.height = width, height
     return layout
 
 
-def _place_tree(
-    forest: Forest, root: str, out: dict[str, tuple[float, float]]
-) -> tuple[list[str], int, int]:
+#: A straight chain's card offsets, by its length (each list made once; values never change, so
+#: two workers filling it at once store equal lists).
+_CHAINS: dict[int, list[tuple[float, float]]] = {}
+
+
+def _chain_offsets(length: int) -> list[tuple[float, float]]:
+    offsets = _CHAINS.get(length)
+    if offsets is None:
+        step_x = NODE_W + COL_GAP
+        offsets = _CHAINS[length] = [(d * step_x, 0.0) for d in range(length)]
+    return offsets
+
+
+def _place_tree(forest: Forest, root: str) -> tuple[list[str], list[tuple[float, float]], int, int]:
     """Tidy tree: leaves on consecutive rows in pre-order (so overlays run top to bottom in the
-    list's order), parents centred; iterative (chains can be deep)."""
+    list's order), parents centred; iterative (chains can be deep). Returns the nodes in
+    pre-order, each one's offset from the tree's corner, the rows and the deepest level."""
+    children = forest.children
+    # A straight chain (each node one overlay at most, the usual tree): one row.
+    order = [root]
+    kids = children.get(root)
+    while kids is not None and len(kids) == 1:
+        order.append(kids[0])
+        kids = children.get(kids[0])
+    if kids is None:
+        return order, _chain_offsets(len(order)), 1, len(order) - 1
     step_x = NODE_W + COL_GAP
     step_y = NODE_H + ROW_GAP
-    order: list[str] = []
+    order = []
     stack = [root]
     y: dict[str, float] = {}
     row = 0
     while stack:
         node = stack.pop()
         order.append(node)
-        kids = forest.kids(node)
+        kids = children.get(node)
         if kids:
             stack.extend(reversed(kids))
         else:
             y[node] = row * step_y
             row += 1
-    base_depth = forest.depth[root]
+    depth = forest.depth
+    base_depth = depth[root]
     max_depth = 0
     for node in reversed(order):  # children before parents
-        kids = forest.kids(node)
+        kids = children.get(node)
         if kids:
             y[node] = (y[kids[0]] + y[kids[-1]]) / 2
-        d = forest.depth[node] - base_depth
-        max_depth = max(max_depth, d)
-        out[node] = (d * step_x, y[node])
-    return order, row, max_depth
+        max_depth = max(max_depth, depth[node] - base_depth)
+    local = [((depth[node] - base_depth) * step_x, y[node]) for node in order]
+    return order, local, row, max_depth
 
 
 def _pack(components: list[Component], aspect: float) -> None:
@@ -235,37 +274,59 @@ def _pack(components: list[Component], aspect: float) -> None:
     if not components:
         return
     aspect = max(0.2, min(5.0, aspect))
-    tallest = max(c.h for c in components)
-    total = sum(c.h + COMPONENT_GAP_Y for c in components)
+    heights = [c.h for c in components]
+    widths = [c.w for c in components]
+    tallest = max(heights)
+    # tops[i]: where tree i would start in one endless column (each tree and its gap above it).
+    tops = [0.0]
+    for h in heights:
+        tops.append(tops[-1] + h + COMPONENT_GAP_Y)
+    total = tops[-1]
     area = sum((c.w + COMPONENT_GAP_X) * (c.h + COMPONENT_GAP_Y) for c in components)
     ideal = math.sqrt(area / aspect)  # the column height of a perfect packing
     best: tuple[float, float] | None = None
     limit = max(tallest, ideal / 2)
     while True:
-        w, h = _columns(components, limit, place=False)
+        w, h = _columns(tops, widths, limit)
         scale = min(aspect / max(w, 1.0), 1.0 / max(h, 1.0))
         if best is None or scale > best[0]:
             best = (scale, limit)
         if limit >= min(total, ideal * 2):
             break
         limit = min(total, ideal * 2, limit * 1.04 + 1.0)
-    _columns(components, best[1], place=True)
+    _columns(tops, widths, best[1], components)
 
 
-def _columns(components: list[Component], limit: float, place: bool) -> tuple[float, float]:
+def _columns(
+    tops: list[float],
+    widths: list[float],
+    limit: float,
+    place: list[Component] | None = None,
+) -> tuple[float, float]:
     """Packs into columns at most ``limit`` tall (a taller tree gets a column of its own);
-    returns the picture's width and height, and places the trees when ``place``."""
-    x = y = 0.0
+    returns the picture's width and height, and places the trees of ``place``. A column ends
+    before the first tree whose bottom would pass ``limit``: one bisection of ``tops`` per
+    column, not a step per tree (the tops are sums of whole numbers, so exact)."""
+    gap = COMPONENT_GAP_Y
+    n = len(widths)
+    x = 0.0
     column_w = 0.0
     height = 0.0
-    for comp in components:
-        if y > 0 and y + comp.h > limit:
+    start = 0
+    while start < n:
+        if start:
             x += column_w + COMPONENT_GAP_X
-            y = 0.0
-            column_w = 0.0
-        if place:
-            comp.x, comp.y = x, y
-        height = max(height, y + comp.h)
-        y += comp.h + COMPONENT_GAP_Y
-        column_w = max(column_w, comp.w)
+        top = tops[start]
+        # The first tree after ``start`` whose bottom passes the limit starts the next column.
+        end = (
+            bisect.bisect_right(tops, limit, lo=start + 2, hi=n + 1, key=lambda t: t - top - gap)
+            - 1
+        )
+        column_w = max(widths[start:end])
+        height = max(height, tops[end] - top - gap)
+        if place is not None:
+            for i in range(start, end):
+                comp = place[i]
+                comp.x, comp.y = x, tops[i] - top
+        start = end
     return x + column_w, height

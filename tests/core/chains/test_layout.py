@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import networkx as nx
 
 from imagegui.core.chains.graph import ChainGraph
-from imagegui.core.chains.layout import NODE_H, NODE_W, build_forest, compute_layout
+from imagegui.core.chains.layout import (
+    COL_GAP,
+    COMPONENT_GAP_X,
+    COMPONENT_GAP_Y,
+    NODE_H,
+    NODE_W,
+    ROW_GAP,
+    Component,
+    _columns,
+    build_forest,
+    compute_layout,
+)
 from imagegui.core.chains.nodestate import State, all_statuses, short_name
 from imagegui.core.chains.repair import repair_candidates
 from imagegui.core.read.scan import scan_directory
@@ -152,3 +164,79 @@ def test_packing_uses_the_view(make, tmp_path):
         make.overlay(f"g{g:02d}-s0.qcow2", f"g{g:02d}-c0.qcow2")
     layout = compute_layout(graph_of(tmp_path), aspect=1.0)
     assert 0.7 < layout.width / layout.height < 1.4
+
+
+def greedy_columns(heights, widths, limit):
+    """The packing rule tree by tree (what ``_columns`` does with one bisection per column)."""
+    x = y = column_w = height = 0.0
+    placed = []
+    for h, w in zip(heights, widths, strict=True):
+        if y > 0 and y + h > limit:
+            x += column_w + COMPONENT_GAP_X
+            y = column_w = 0.0
+        placed.append((x, y))
+        height = max(height, y + h)
+        y += h + COMPONENT_GAP_Y
+        column_w = max(column_w, w)
+    return (x + column_w, height), placed
+
+
+def test_columns_by_bisection_equal_the_tree_by_tree_rule():
+    rng = random.Random(14)
+    step_y, step_x = NODE_H + ROW_GAP, NODE_W + COL_GAP
+    for _ in range(300):
+        count = rng.randint(1, 60)
+        heights = [rng.choice([1, 1, 1, 2, 3, 7, 40]) * step_y - ROW_GAP for _ in range(count)]
+        widths = [rng.randint(1, 12) * step_x - COL_GAP for _ in range(count)]
+        comps = [Component(str(i), [str(i)]) for i in range(count)]
+        for comp, h, w in zip(comps, heights, widths, strict=True):
+            comp.h, comp.w = h, w
+        tops = [0.0]
+        for h in heights:
+            tops.append(tops[-1] + h + COMPONENT_GAP_Y)
+        limit = rng.choice([max(heights), rng.uniform(0, 3 * tops[-1] / count), tops[-1], 1.0])
+        size, placed = greedy_columns(heights, widths, limit)
+        assert _columns(tops, widths, limit, comps) == size
+        assert [(c.x, c.y) for c in comps] == placed
+
+
+def test_branching_trees_are_tidy_and_chains_take_one_row(make, tmp_path):
+    """A tree with branches: leaves on consecutive rows in list order, each parent centred on its
+    first and last child, one column per depth; a straight chain one row."""
+    make.create("base.qcow2", "qcow2", "1G")
+    for name, backing in [
+        ("a", "base"),
+        ("b", "base"),
+        ("a1", "a"),
+        ("a2", "a"),
+        ("a3", "a"),
+        ("b1", "b"),
+        ("b1x", "b1"),
+    ]:
+        make.overlay(f"{name}.qcow2", f"{backing}.qcow2")
+    make.create("solo.qcow2", "qcow2", "1G")
+    make.overlay("s1.qcow2", "solo.qcow2")
+    make.overlay("s2.qcow2", "s1.qcow2")
+    layout = compute_layout(graph_of(tmp_path))
+    p = lambda name: str(tmp_path / f"{name}.qcow2")  # noqa: E731
+    comp = layout.components[layout.component_of[p("base")]]
+    local = {
+        n: (layout.positions[n][0] - comp.x, layout.positions[n][1] - comp.y) for n in comp.nodes
+    }
+    step_x, step_y = NODE_W + COL_GAP, NODE_H + ROW_GAP
+    assert comp.nodes == [p(n) for n in ("base", "a", "a1", "a2", "a3", "b", "b1", "b1x")]
+    assert [local[p(n)][1] for n in ("a1", "a2", "a3", "b1x")] == [
+        0,
+        step_y,
+        2 * step_y,
+        3 * step_y,
+    ]
+    assert local[p("a")] == (step_x, step_y)
+    assert local[p("b1")] == (2 * step_x, 3 * step_y) and local[p("b")] == (step_x, 3 * step_y)
+    assert local[p("base")] == (0.0, (step_y + 3 * step_y) / 2)
+    assert (comp.w, comp.h) == (4 * step_x - COL_GAP, 4 * step_y - ROW_GAP)
+    chain = layout.components[layout.component_of[p("solo")]]
+    assert [layout.positions[n] for n in chain.nodes] == [
+        (chain.x + d * step_x, chain.y) for d in range(3)
+    ]
+    assert (chain.w, chain.h) == (3 * step_x - COL_GAP, NODE_H)
