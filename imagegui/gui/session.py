@@ -198,7 +198,10 @@ class Session(QObject):
             return
         latest = self.hosts.feed.latest
         scan = self._memory.scanner(changed)
-        self._scan.start_noting(lambda note: make_scan_job(target, note, aspect, latest, scan))
+        shown = self.snapshot  # its scene's trees are compared with the new ones on the worker
+        self._scan.start_noting(
+            lambda note: make_scan_job(target, note, aspect, latest, scan, previous=shown)
+        )
 
     def _on_scan_note(self, news: object) -> None:
         """The current scan's file count so far (an int), or the name of its next stage."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF
@@ -23,6 +23,7 @@ from imagegui.core import gcpause
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.chains.layout import (
     ASPECT,
+    COL_GAP,
     NODE_H,
     NODE_W,
     Component,
@@ -112,9 +113,23 @@ class Snapshot:
     #: The marker points of ``layout`` and of ``problem_layout``.
     markers: Markers | None = None
     problem_markers: Markers | None = None
-    #: Each tree's signature (by its root): equal in two snapshots when its cards, edges and
-    #: what the cards say are the same, so a rescan's scene keeps its items (``tree_signature``).
-    signatures: dict[str, int] = field(default_factory=dict)
+    #: ``signatures``, once worked out.
+    _signatures: dict[str, int] | None = field(default=None, repr=False)
+
+    @property
+    def signatures(self) -> dict[str, int]:
+        """Each tree's signature (by its root): equal in two snapshots when its cards, edges and
+        what the cards say are the same, so a rescan's scene keeps its items
+        (``tree_signature``). Worked out on first use, not with every scan: only a scene that
+        replaces this snapshot by another of the same folder compares them, and a rescan's job
+        works out both sides on its worker (``make_scan_job``'s ``previous``), so the first
+        scan at 100,000 images does not pay for them before anything is drawn."""
+        found = self._signatures
+        if found is None:
+            found = self._signatures = {
+                c.root: tree_signature(self, c.nodes) for c in self.layout.components
+            }
+        return found
 
     @property
     def remote_uri(self) -> str | None:
@@ -137,13 +152,15 @@ def make_scan_job(
     aspect: float = ASPECT,
     hosts: HostsFn | None = None,
     scan: ScanFn = scan_directory,
+    previous: Snapshot | None = None,
 ) -> Job[Snapshot]:
     """A job that scans ``target`` (a directory, or a file whose directory is scanned) and lays
     the graph out for a view of width / height ``aspect``. ``note`` hears, from the worker, the
     number of files looked at so far (an int) and each later stage's name (a str). ``hosts``
     gives the local libvirt hosts just before the graph is built (``gui.hosts.LocalFeed.latest``),
     so the graph knows which VMs use which images. ``scan(directory, progress)`` reads the
-    directory (a full scan, or the session's incremental rescan of what changed)."""
+    directory (a full scan, or the session's incremental rescan of what changed). ``previous``:
+    the snapshot shown, whose scene the new one will replace (``compare_ready``)."""
     report = note or _no_note
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot:
@@ -167,7 +184,9 @@ def make_scan_job(
         report(result.files_seen)
         cancel.raise_if_cancelled()
         found = hosts(cancel) if hosts is not None else None
-        return build_snapshot(result, found, aspect, report, cancel, select, timings)
+        snap = build_snapshot(result, found, aspect, report, cancel, select, timings)
+        compare_ready(snap, previous)
+        return snap
 
     return Job(f"Scanning {target}", run)
 
@@ -212,7 +231,10 @@ def make_attach_job(
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot | None:
         with gcpause.paused_gc(keep=True):
             new = build_snapshot(snapshot.graph.scan, hosts, aspect, _no_note, cancel)
-        return None if same_picture(snapshot, new) else new
+            if same_picture(snapshot, new):
+                return None
+            compare_ready(new, snapshot)
+        return new
 
     return Job("Attaching the VMs that use the images", run)
 
@@ -279,8 +301,16 @@ def build_snapshot(
     snap.domains = domains
     snap.hosts = hosts
     snap.internal = internal_snapshots(graph) if local else {}
-    snap.signatures = {c.root: tree_signature(snap, c.nodes) for c in layout.components}
     return snap
+
+
+def compare_ready(new: Snapshot, previous: Snapshot | None) -> None:
+    """Works out, here on a worker, the tree signatures by which a scene showing ``previous``
+    will keep what did not change when it shows ``new`` (a rescan of the same folder), so the
+    GUI thread only compares them."""
+    if previous is not None and previous.root == new.root:
+        new.signatures  # noqa: B018 - worked out and kept
+        previous.signatures  # noqa: B018 - the same (a no-op when an earlier job did it)
 
 
 def tree_signature(snap: Snapshot, nodes: list[str]) -> int:
@@ -368,7 +398,29 @@ def add_overviews(snap: Snapshot) -> None:
 
 
 def build_paths(layout: Layout, status: dict[str, NodeStatus]) -> list[ComponentPaths]:
-    return [_component_paths(layout, comp, status) for comp in layout.components]
+    """Each tree's paths, in the tree's own coordinates (its top-left corner at 0, 0: the scene
+    puts its items at the tree's place). A straight chain's paths depend only on its cards'
+    states, so chains alike share one set of paths (at 100,000 images most trees are chains of
+    a few shapes, and drawing a path costs a Python call per segment)."""
+    loops: dict[int, list[tuple[str, str]]] = {}
+    of = layout.component_of
+    for overlay, backing in layout.forest.loop_edges:
+        index = of.get(overlay)
+        if index is not None and backing in layout.positions:
+            loops.setdefault(index, []).append((overlay, backing))
+    chains: dict[tuple[State, ...], ComponentPaths] = {}
+    out: list[ComponentPaths] = []
+    add = out.append
+    for index, comp in enumerate(layout.components):
+        if comp.h == NODE_H and index not in loops:  # one row: a straight chain
+            key = tuple([status[n].state for n in comp.nodes])
+            paths = chains.get(key)
+            if paths is None:
+                paths = chains[key] = _chain_paths(key)
+            add(paths)
+        else:
+            add(_component_paths(layout, comp, status, loops.get(index, ())))
+    return out
 
 
 #: States whose cards get a marker zoomed out (``gui.graph.cards.BROKEN``): the chain cannot
@@ -391,33 +443,66 @@ def build_markers(layout: Layout, status: dict[str, NodeStatus]) -> Markers:
     return Markers(QPolygonF(points[True]), QPolygonF(points[False]))
 
 
+def _chain_paths(states: tuple[State, ...]) -> ComponentPaths:
+    """A straight chain's paths: its cards in a row, each backing left of its overlay."""
+    step = NODE_W + COL_GAP
+    return _draw(
+        [(i * step, 0.0) for i in range(len(states))],
+        [(i, i - 1) for i in range(1, len(states))],
+        [],
+        states,
+    )
+
+
 def _component_paths(
-    layout: Layout, comp: Component, status: dict[str, NodeStatus]
+    layout: Layout,
+    comp: Component,
+    status: dict[str, NodeStatus],
+    loops: Iterable[tuple[str, str]] = (),
 ) -> ComponentPaths:
-    edges = QPainterPath()
+    pos, cx, cy = layout.positions, comp.x, comp.y
+    at = {n: i for i, n in enumerate(comp.nodes)}
+    parent = layout.forest.parent
+    return _draw(
+        [(pos[n][0] - cx, pos[n][1] - cy) for n in comp.nodes],
+        [(at[n], at[parent[n]]) for n in comp.nodes if n in parent],
+        [
+            (at[o], at[b]) if b in at else (at[o], (pos[b][0] - cx, pos[b][1] - cy))
+            for o, b in loops
+        ],
+        [status[n].state for n in comp.nodes],
+    )
+
+
+def _draw(
+    cards: list[tuple[float, float]],
+    edges: list[tuple[int, int]],
+    loop_edges: list[tuple[int, int | tuple[float, float]]],
+    states: Iterable[State],
+) -> ComponentPaths:
+    """The paths of one tree: ``cards`` are the cards' corners, ``edges`` (overlay, backing)
+    indices into them, ``loop_edges`` the edges that close a loop (the backing an index, or a
+    corner when it lies in another tree), ``states`` each card's state."""
+    edge_path = QPainterPath()
     arrows = QPainterPath()
-    pos = layout.positions
     half = NODE_H / 2
-    for overlay, backing in layout.edges(comp):
-        ox, oy = pos[overlay]
-        bx, by = pos[backing]
+    for overlay, backing in edges:
+        ox, oy = cards[overlay]
+        bx, by = cards[backing]
         x1, y1 = bx + NODE_W, by + half  # the backing's right edge
         x2, y2 = ox, oy + half  # the overlay's left edge
         mid = (x1 + x2) / 2
-        edges.moveTo(x2, y2)
-        edges.cubicTo(mid, y2, mid, y1, x1 + ARROW, y1)
+        edge_path.moveTo(x2, y2)
+        edge_path.cubicTo(mid, y2, mid, y1, x1 + ARROW, y1)
         arrows.moveTo(x1, y1)
         arrows.lineTo(x1 + ARROW, y1 - ARROW * 0.55)
         arrows.lineTo(x1 + ARROW, y1 + ARROW * 0.55)
         arrows.closeSubpath()
     loops = None
-    members = set(comp.nodes)
-    for overlay, backing in layout.forest.loop_edges:
-        if overlay not in members or backing not in pos:
-            continue
+    for overlay, backing in loop_edges:
         loops = loops or QPainterPath()
-        ox, oy = pos[overlay]
-        bx, by = pos[backing]
+        ox, oy = cards[overlay]
+        bx, by = cards[backing] if isinstance(backing, int) else backing
         # Out of the overlay's left side, round under both cards, into the backing's right side.
         y1, y2 = oy + half, by + half
         bottom = max(oy, by) + NODE_H + 24
@@ -431,14 +516,12 @@ def _component_paths(
         arrows.lineTo(right + ARROW, y2 + ARROW * 0.55)
         arrows.closeSubpath()
     boxes: dict[State, QPainterPath] = {}
-    for node in comp.nodes:
-        state = status[node].state
+    for (x, y), state in zip(cards, states, strict=True):
         box = boxes.get(state)
         if box is None:
             box = boxes[state] = QPainterPath()
-        x, y = pos[node]
         box.addRect(x, y, NODE_W, NODE_H)
-    return ComponentPaths(edges, arrows, loops, list(boxes.items()))
+    return ComponentPaths(edge_path, arrows, loops, list(boxes.items()))
 
 
 def holder_label(holders: tuple[Holder, ...] | None) -> str:

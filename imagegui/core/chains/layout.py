@@ -124,6 +124,9 @@ def tree_tables(
 ) -> TreeTables:
     tables = TreeTables(nodes, ids, {TOP: []})
     kids_of, parent_of, row_of = tables.kids, tables.parent, tables.row
+    if visible is None:  # the whole forest: a tree's rows are its children, no walk needed
+        _all_rows(tables, forest)
+        return tables
     stack = [(TOP, r) for r in reversed(forest.roots)]
     while stack:
         parent, node = stack.pop()
@@ -138,6 +141,26 @@ def tree_tables(
         if children:
             stack.extend((nid, k) for k in reversed(children))
     return tables
+
+
+def _all_rows(tables: TreeTables, forest: Forest) -> None:
+    ids, kids_of, parent_of, row_of = tables.ids, tables.kids, tables.parent, tables.row
+    _rows(tables, TOP, [ids[r] for r in forest.roots])
+    for node, children in forest.children.items():
+        if len(children) == 1:  # most rows of most trees: no list made but the kids'
+            kid = ids[children[0]]
+            pid = ids[node]
+            kids_of[pid] = [kid]
+            parent_of[kid] = pid
+            row_of[kid] = 0
+        else:
+            _rows(tables, ids[node], [ids[k] for k in children])
+
+
+def _rows(tables: TreeTables, parent: int, kids: list[int]) -> None:
+    tables.kids[parent] = kids
+    tables.parent.update(dict.fromkeys(kids, parent))
+    tables.row.update(zip(kids, range(len(kids)), strict=True))
 
 
 @dataclass

@@ -152,8 +152,9 @@ def make_veils(
 
 
 class TreeItems:
-    """The items that draw one tree, and where its paths were drawn (``origin``: the tree's
-    top-left corner then), so a rescan that moves the tree only moves the items."""
+    """The items that draw one tree, and where its card layer was made (``origin``: the tree's
+    top-left corner then), so a rescan that moves the tree only moves the items (its paths are
+    in the tree's own coordinates, placed at the tree's corner)."""
 
     __slots__ = ("root", "origin", "paths", "boxes", "layer")
 
@@ -379,10 +380,14 @@ class ChainScene(QGraphicsScene):
 
     def _move_tree(self, index: int) -> None:
         """Puts a kept tree's items where the new layout has the tree."""
+        assert self.layout is not None
         tree = self.trees[index]
-        dx, dy = self._offset(tree, index)
+        comp = self.layout.components[index]
         for item in tree.items():
-            item.setPos(dx, dy)
+            if item is tree.layer:
+                item.setPos(*self._offset(tree, index))
+            else:  # its paths are in the tree's own coordinates
+                item.setPos(comp.x, comp.y)
 
     def _remove_tree(self, tree: TreeItems) -> None:
         for item in list(tree.items()):
@@ -437,6 +442,8 @@ class ChainScene(QGraphicsScene):
         self.trees[index] = tree
         for state, path in paths.boxes:
             tree.boxes[(state, False)] = self._add_box(path, state, False)
+        for item in tree.items():  # paths in the tree's own coordinates (shared by alike trees)
+            item.setPos(comp.x, comp.y)
         layer = CardLayer(self, index, QRectF(comp.x, comp.y, comp.w, comp.h))
         layer.setVisible(self.details_visible)
         layer.setZValue(LAYER_Z)  # above the filter's veils
@@ -458,7 +465,7 @@ class ChainScene(QGraphicsScene):
         return item
 
     def _offset(self, tree: TreeItems, index: int) -> tuple[float, float]:
-        """How far tree ``index`` moved since its items were drawn (a rescan moved it)."""
+        """How far tree ``index`` moved since its card layer was made (a rescan moved it)."""
         assert self.layout is not None
         comp = self.layout.components[index]
         return comp.x - tree.origin[0], comp.y - tree.origin[1]

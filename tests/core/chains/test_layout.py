@@ -15,10 +15,12 @@ from imagegui.core.chains.layout import (
     NODE_H,
     NODE_W,
     ROW_GAP,
+    TOP,
     Component,
     _columns,
     build_forest,
     compute_layout,
+    tree_tables,
 )
 from imagegui.core.chains.nodestate import State, all_statuses, short_name
 from imagegui.core.chains.repair import repair_candidates
@@ -240,3 +242,30 @@ def test_branching_trees_are_tidy_and_chains_take_one_row(make, tmp_path):
         (chain.x + d * step_x, chain.y) for d in range(3)
     ]
     assert (chain.w, chain.h) == (3 * step_x - COL_GAP, NODE_H)
+
+
+def test_tree_tables_of_the_whole_forest_equal_the_walk_and_answer_the_model(make, tmp_path):
+    """The whole forest's tables (made row list by row list, no walk) equal those of the walk a
+    filter takes with every node visible, and say each node's parent and row."""
+    make.create("base.qcow2", "qcow2", "1G")
+    for name, backing in [("a", "base"), ("b", "base"), ("a1", "a"), ("a2", "a"), ("c", "b")]:
+        make.overlay(f"{name}.qcow2", f"{backing}.qcow2")
+    make.overlay("loop1.qcow2", "loop2.qcow2")
+    make.overlay("loop2.qcow2", "loop1.qcow2")
+    make.overlay("lost.qcow2", "gone.qcow2")
+    make.create("solo.qcow2", "qcow2", "1G")
+    graph = graph_of(tmp_path)
+    forest = build_forest(graph)
+    nodes = list(graph.nodes)
+    ids = {n: i for i, n in enumerate(nodes)}
+    whole = tree_tables(forest, nodes, ids)
+    walked = tree_tables(forest, nodes, ids, visible=set(nodes))
+    assert (whole.kids, whole.parent, whole.row) == (walked.kids, walked.parent, walked.row)
+    assert [nodes[i] for i in whole.kids[TOP]] == forest.roots
+    p = lambda name: ids[str(tmp_path / f"{name}.qcow2")]  # noqa: E731
+    assert whole.kids[p("a")] == [p("a1"), p("a2")]
+    assert (whole.parent[p("a2")], whole.row[p("a2")]) == (p("a"), 1)
+    assert (whole.parent[p("c")], whole.row[p("c")]) == (p("b"), 0)
+    assert whole.parent[p("base")] == TOP and len(whole.parent) == len(nodes)
+    shown = tree_tables(forest, nodes, ids, visible=set(nodes) - {nodes[p("a1")]})
+    assert shown.kids[p("a")] == [p("a2")] and shown.row[p("a2")] == 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import threading
 
 from PySide6.QtCore import QObject
 from shiboken6 import isValid
 
 from imagegui.core.read.scan import scan_directory
 from imagegui.gui import qtfix
+from imagegui.gui import snapshot as scene_module_snapshot
 from imagegui.gui.graph import scene as scene_module
 from imagegui.gui.graph.cards import LOD_NAME
 from imagegui.gui.panels.chains_model import tooltip
@@ -112,6 +114,81 @@ def test_a_snapshot_applied_while_another_is_applied_ends_as_the_last(
         for node, rect in tree.layer.rects:
             assert tree.layer.mapRectToScene(rect) == scene.node_rect(node)
     assert scene.node_rect(b1) is not None
+
+
+def test_alike_chains_share_their_paths_drawn_where_each_tree_is(
+    qtbot, window, open_dir, make, tmp_path
+):
+    """A tree's paths are in its own coordinates, so straight chains whose cards are in the same
+    states share one set; each box and edge is still drawn where its card is (filtered too)."""
+    for name in ("b1", "b2", "b3"):
+        make.create(f"{name}.qcow2", "qcow2", "1G")
+    make.overlay("o1.qcow2", "b1.qcow2")
+    make.overlay("o2.qcow2", "b2.qcow2")
+    make.overlay("x.qcow2", "b3.qcow2")
+    make.overlay("y.qcow2", "b3.qcow2")
+    make.overlay("lost.qcow2", "gone.qcow2")
+    p = lambda name: str(tmp_path / f"{name}.qcow2")  # noqa: E731
+    snap = build_snapshot(scan_directory(str(tmp_path)), None)
+    of = snap.layout.component_of
+    assert snap.paths[of[p("b1")]] is snap.paths[of[p("b2")]]  # alike chains: one set
+    assert snap.paths[of[p("lost")]] is not snap.paths[of[p("b1")]]  # other states
+    assert snap.paths[of[p("b3")]] is not snap.paths[of[p("b1")]]  # a branching tree
+
+    open_dir(tmp_path)
+    scene = window.scene
+
+    def drawn_where_the_layout_says() -> None:
+        for node in scene.snapshot.graph.nodes:
+            item = scene.box_item(node)
+            inside = scene.node_rect(node).adjusted(1, 1, -1, -1)  # (its edges are on the path)
+            assert item.mapToScene(item.path()).contains(inside), node
+        for over, back in [(p("o1"), p("b1")), (p("o2"), p("b2")), (p("x"), p("b3"))]:
+            tree = scene.trees[scene.layout.component_of[back]]
+            item = dict(tree.paths)["edges"]
+            line = item.mapToScene(item.path()).boundingRect()
+            o, b = scene.node_rect(over), scene.node_rect(back)
+            assert line.right() == o.left()  # from the overlay's left side ...
+            assert line.left() == b.right() + scene_module_snapshot.ARROW  # ... to the arrow
+
+    drawn_where_the_layout_says()
+    scene.set_matches({p("o1"), p("x")})  # the others dimmed: their boxes drawn again
+    assert scene.dimmed(p("o2")) and not scene.dimmed(p("o1"))
+    drawn_where_the_layout_says()
+    make.create("a0.qcow2", "qcow2", "1G")  # sorts first: every other tree moves down
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.rescan()
+    assert scene.shown(p("a0"))
+    drawn_where_the_layout_says()
+
+
+def test_tree_signatures_are_worked_out_on_the_worker_only_for_a_rescan(
+    qtbot, window, open_dir, make, tmp_path, monkeypatch
+):
+    """The first scan draws without working out what a rescan compares; a rescan's job works
+    out both snapshots' tree signatures, so the GUI thread only compares them."""
+    on_gui: list[bool] = []
+    real = scene_module_snapshot.tree_signature
+
+    def spy(snap, nodes):
+        on_gui.append(threading.current_thread() is threading.main_thread())
+        return real(snap, nodes)
+
+    monkeypatch.setattr(scene_module_snapshot, "tree_signature", spy)
+    make.create("a.qcow2", "qcow2", "1G")
+    make.overlay("a1.qcow2", "a.qcow2")
+    make.create("b.qcow2", "qcow2", "1G")
+    open_dir(tmp_path)
+    assert on_gui == []  # nothing to compare with: none worked out
+    scene = window.scene
+    a = str(tmp_path / "a.qcow2")
+    kept = scene.trees[scene.layout.component_of[a]]
+    b1 = str(make.overlay("b1.qcow2", "b.qcow2"))
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.rescan()
+    assert scene.shown(b1)
+    assert len(on_gui) == 4 and not any(on_gui)  # two trees, two snapshots, on the worker
+    assert scene.trees[scene.layout.component_of[a]] is kept  # and they did their job
 
 
 def test_pyside_none_refcount_guard():
