@@ -20,6 +20,7 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QPainterPath, QPolygonF
 
 from imagegui.core import gcpause
+from imagegui.core.chains.diagnose import Level
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.chains.layout import (
     ASPECT,
@@ -77,6 +78,32 @@ class Markers:
         return self.breaks.size() + self.above.size()
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The status bar's and the Space panel's figures, added up on the worker (each a pass over
+    100,000 records: together ~0.1 s that was a stall in the slot showing a new snapshot)."""
+
+    #: Problems of error level (the others are warnings).
+    errors: int = 0
+    #: Scanned images whose chain qemu cannot open (placeholders not counted).
+    unusable: int = 0
+    #: Bytes on disk of the scanned images, and of the backing files outside the directory.
+    on_disk: int = 0
+    outside: int = 0
+
+
+def count_totals(graph: ChainGraph, status: dict[str, NodeStatus]) -> Totals:
+    scan = graph.scan
+    return Totals(
+        errors=sum(1 for p in graph.problems if p.level == Level.ERROR),
+        unusable=sum(
+            1 for st in status.values() if st.broken_at is not None and not st.placeholder
+        ),
+        on_disk=sum(i.actual_size for i in scan.images.values()),
+        outside=sum(i.actual_size for i in scan.external.values()),
+    )
+
+
 @dataclass
 class Snapshot:
     root: str
@@ -113,6 +140,8 @@ class Snapshot:
     #: The marker points of ``layout`` and of ``problem_layout``.
     markers: Markers | None = None
     problem_markers: Markers | None = None
+    #: Counts and sizes the status bar and the Space panel show (``count_totals``).
+    totals: Totals = field(default_factory=Totals)
     #: ``signatures``, once worked out.
     _signatures: dict[str, int] | None = field(default=None, repr=False)
 
@@ -301,6 +330,7 @@ def build_snapshot(
     snap.domains = domains
     snap.hosts = hosts
     snap.internal = internal_snapshots(graph) if local else {}
+    snap.totals = count_totals(graph, status)
     return snap
 
 

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from imagegui.core.chains.diagnose import Level
 from imagegui.core.chains.nodestate import short_name
 from imagegui.core.read.watch import WatchStatus
 from imagegui.core.units import counted, display_path
@@ -210,11 +209,10 @@ class StatusBar(QStatusBar):
         self.scan_label.hide()
 
     def set_summary(self, snapshot: Snapshot) -> None:
-        problems = snapshot.graph.problems
-        errors = sum(1 for p in problems if p.level == Level.ERROR)
-        warnings = len(problems) - errors
+        totals = snapshot.totals  # added up on the scan's worker
+        errors, unusable = totals.errors, totals.unusable
+        warnings = len(snapshot.graph.problems) - errors
         seconds = sum(snapshot.timings.values())
-        unusable = sum(1 for st in snapshot.status.values() if st.unusable and not st.placeholder)
         self.summary.setText(
             f"{counted(snapshot.image_count, 'image')} · {counted(errors, 'error')} · "
             f"{counted(warnings, 'warning')} · {unusable:,} unusable"
