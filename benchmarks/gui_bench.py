@@ -4,7 +4,9 @@ Prints, for N real qcow2 images in chains (``scan_bench.make_tree``, warm page c
 next to its target (issue 14's, for 100,000 images on 2 cores):
   * time from process start to a fully drawn graph (target <= 4 s);
   * the longest event-loop stall while scanning and while the scene is built, and while a 1 GiB
-    flatten runs (target <= 100 ms each), measured by a 5 ms QTimer recording the gaps;
+    flatten runs (target <= 100 ms each), measured by a 5 ms QTimer recording the gaps, and
+    where the threads were during it (sampled: a slot of imagegui's, or Qt/GIL when the GUI
+    thread ran no Python of ours - Qt's own work, or waiting for the GIL or a CPU);
   * the time to repaint the whole view zoomed out (target <= 30 ms), and at a readable zoom;
   * the window process's peak memory (target <= 500 MB at 100,000 images);
   * a rescan after one new overlay: time to drawn, its longest stall, and how many trees kept
@@ -27,7 +29,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -72,6 +76,60 @@ def rss_mb() -> float:
     return 0.0
 
 
+class StallWatch:
+    """What ran during each phase's longest stall: while no tick has come for 30 ms, a thread
+    samples every 10 ms where each thread is in imagegui's code (its innermost imagegui frame).
+    A GUI thread with no imagegui frame was in Qt's own code or waiting for the GIL or a CPU
+    (other threads' samples then say what had them)."""
+
+    def __init__(self) -> None:
+        self.gui = threading.get_ident()
+        self.last = time.perf_counter()
+        self.samples: list[str] = []
+        self.worst: dict[str, tuple[float, list[str]]] = {}
+        self.running = True
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def tick(self, phase: str, gap_ms: float) -> None:
+        """A tick came after ``gap_ms``: keep the samples if this is the phase's longest gap."""
+        if gap_ms > self.worst.get(phase, (0.0, []))[0]:
+            self.worst[phase] = (gap_ms, self.samples)
+        self.samples = []
+        self.last = time.perf_counter()
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while self.running:
+            time.sleep(0.01)
+            if time.perf_counter() - self.last < 0.03:
+                continue
+            for ident, frame in sys._current_frames().items():
+                if ident != me:
+                    who = "GUI" if ident == self.gui else "worker"
+                    self.samples.append(f"{who} {_where(frame)}")
+
+    def where(self, phase: str) -> str:
+        """The most sampled places during the phase's longest stall, each with the share of
+        sampling rounds it was seen in, e.g. ``GUI Qt/GIL 80 %; worker core/read/scan.py:walk
+        60 %``."""
+        samples = self.worst.get(phase, (0.0, []))[1]
+        gui = [s for s in samples if s.startswith("GUI")]
+        rest = [s for s in samples if not s.startswith("GUI")]
+        rounds = max(1, len(gui))  # each round samples the GUI thread once
+        top = Counter(gui).most_common(2) + Counter(rest).most_common(2)
+        return "; ".join(f"{s} {n * 100 // rounds} %" for s, n in top)
+
+
+def _where(frame) -> str:
+    """The innermost frame in imagegui's code, as ``gui/graph/scene.py:_on_batch``."""
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if f"{os.sep}imagegui{os.sep}" in path:
+            return f"{path.rsplit(os.sep + 'imagegui' + os.sep, 1)[1]}:{frame.f_code.co_name}"
+        frame = frame.f_back
+    return "Qt/GIL"
+
+
 def child(root: str, flatten_top: str | None) -> None:
     """Runs in a fresh process so that start-up is measured from the interpreter's start."""
     started = time.perf_counter() - process_age()
@@ -88,23 +146,32 @@ def child(root: str, flatten_top: str | None) -> None:
     clock.start()
     last = {"t": 0}
 
+    watch = StallWatch()
+
     def on_tick() -> None:
         now = clock.elapsed()
         gap = now - last["t"]
         last["t"] = now
         name = phase["name"]
         gaps[name] = max(gaps.get(name, 0.0), float(gap))
+        watch.tick(name, float(gap))
 
     ticker = QTimer()
     ticker.setInterval(TICK_MS)
     ticker.timeout.connect(on_tick)
 
-    def set_phase(name: str) -> None:
-        on_tick()  # close the previous phase's gap at its boundary
+    def set_phase(name: str, late: bool = False) -> None:
+        """``late``: the new phase's first work ran before this call (the window's own slot for
+        a new snapshot runs before this script's), so the open gap is the new phase's."""
+        if not late:
+            on_tick()  # close the previous phase's gap at its boundary
         phase["name"] = name
 
     marks: dict[str, float] = {}
-    window.session.snapshotReady.connect(lambda _s: set_phase("build"))
+    # The first scan's snapshot starts the build phase (a rescan's stays in the rescan phase).
+    window.session.snapshotReady.connect(
+        lambda _s: set_phase("build", late=True) if phase["name"] == "scan" else None
+    )
     window.session.snapshotReady.connect(
         lambda _s: marks.setdefault("snapshot", time.perf_counter())
     )
@@ -127,6 +194,8 @@ def child(root: str, flatten_top: str | None) -> None:
         "scene_build": drawn - marks["snapshot"],
         "stall_scan_ms": gaps.get("scan", 0.0),
         "stall_build_ms": gaps.get("build", 0.0),
+        "stall_scan_where": watch.where("scan"),
+        "stall_build_where": watch.where("build"),
         "rss_drawn_mb": rss_mb(),
     }
 
@@ -172,6 +241,7 @@ def child(root: str, flatten_top: str | None) -> None:
         out["rescan_s"] = time.perf_counter() - t
         set_phase("idle")
         out["stall_rescan_ms"] = gaps.get("rescan", 0.0)
+        out["stall_rescan_where"] = watch.where("rescan")
         out["trees_kept"] = sum(id(tree) in before for tree in trees().values())
         out["trees"] = len(trees())
     finally:
@@ -193,10 +263,17 @@ def child(root: str, flatten_top: str | None) -> None:
         if os.path.exists(target):
             os.unlink(target)
     ticker.stop()
+    watch.running = False
     out["peak_end_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     window.close()
     shutil.rmtree(conf, ignore_errors=True)
     child_result(out)
+
+
+def print_where(r: dict, phase: str) -> None:
+    """Where the threads were during that stall (``StallWatch``), when it was sampled."""
+    if r.get(f"stall_{phase}_where"):
+        print(f"    during it: {r[f'stall_{phase}_where']}")
 
 
 def best(results: list[dict]) -> dict:
@@ -210,6 +287,9 @@ def best(results: list[dict]) -> dict:
             out[key] = min((r[key] for r in results), key=lambda pair: pair[0])
         elif key == "timings":
             out[key] = min((r[key] for r in results), key=lambda t: sum(t.values()))
+        elif key.endswith("_where"):  # from the run whose stall is the one shown
+            ms = key.replace("_where", "_ms")
+            out[key] = min(results, key=lambda r: r[ms])[key]
     return out
 
 
@@ -262,6 +342,7 @@ def main() -> int:
         )
         figure("  scene items + first paint", r["scene_build"], "s")
         figure("longest event-loop stall, scan", r["stall_scan_ms"], "ms", "<= 100 ms", digits=0)
+        print_where(r, "scan")
         figure(
             "longest event-loop stall, scene build",
             r["stall_build_ms"],
@@ -269,6 +350,7 @@ def main() -> int:
             "<= 100 ms",
             digits=0,
         )
+        print_where(r, "build")
         if "stall_flatten_ms" in r:
             figure(
                 f"longest event-loop stall, {args.flatten_mib} MiB flatten",
@@ -311,6 +393,7 @@ def main() -> int:
             note=f"longest stall {r['stall_rescan_ms']:.0f} ms; {r['trees_kept']:,} of "
             f"{r['trees']:,} trees kept their items",
         )
+        print_where(r, "rescan")
         print_load(load_before, f"best of {args.runs} runs")
         print(
             f"{'bare Python loop (machine speed now)':<40} {loop_before:>9.2f} s before, "
