@@ -82,7 +82,7 @@ def build_forest(graph: ChainGraph) -> Forest:
                 kids.append(overlay)
             backed.add(overlay)
     # Nothing below them: bases, placeholders, a loop's first member.
-    forest.roots = sorted(n for n in graph.g if n not in backed)
+    forest.roots = sorted(graph.g._node.keys() - backed)  # type: ignore[attr-defined]
     children, parent, depth = forest.children, forest.parent, forest.depth
     level = forest.roots
     d = 0
@@ -91,9 +91,14 @@ def build_forest(graph: ChainGraph) -> Forest:
         depth.update(dict.fromkeys(level, d))
         for node in level:
             kids = overlays.get(node)
-            if kids:
+            if kids is None:
+                continue
+            children[node] = kids
+            if len(kids) == 1:  # most nodes of most chains
+                parent[kids[0]] = node
+                below.append(kids[0])
+            else:
                 kids.sort()
-                children[node] = kids
                 parent.update(dict.fromkeys(kids, node))
                 below += kids
         level = below
