@@ -300,9 +300,8 @@ class ChainScene(QGraphicsScene):
             return snapshot.problem_layout, snapshot.problem_paths, snapshot.problem_markers
         return snapshot.layout, snapshot.paths, snapshot.markers
 
-    def set_snapshot(self, snapshot: Snapshot, defer: bool = False) -> None:
-        """Replaces everything; items arrive over the next event-loop turns (``defer``: all of
-        them, none in this call)."""
+    def set_snapshot(self, snapshot: Snapshot) -> None:
+        """Replaces everything; items arrive over the next event-loop turns."""
         self._timer.stop()
         self.clear()
         self.trees = {}
@@ -320,10 +319,7 @@ class ChainScene(QGraphicsScene):
         self._queue = list(range(len(self.layout.components)))  # type: ignore[union-attr]
         self._queue.reverse()
         self.building = True
-        if defer:
-            self._timer.start()
-        else:
-            self._on_batch()
+        self._on_batch()
 
     def _install(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -346,9 +342,7 @@ class ChainScene(QGraphicsScene):
         row)."""
         old = self.snapshot
         if old is None or old.root != snapshot.root:
-            # The first batch on the next turn, not in this call: the caller (a new snapshot's
-            # slot, which also fills the panels) is a stall of its own at 100,000 images.
-            self.set_snapshot(snapshot, defer=True)
+            self.set_snapshot(snapshot)
             return
         self._timer.stop()
         old_sigs, new_sigs = old.signatures, snapshot.signatures
@@ -382,7 +376,7 @@ class ChainScene(QGraphicsScene):
         self._queue.reverse()
         self._moves.reverse()
         self.building = True
-        self._timer.start()  # as for another folder: nothing built in this call
+        self._on_batch()
 
     def _move_tree(self, index: int) -> None:
         """Puts a kept tree's items where the new layout has the tree."""

@@ -191,25 +191,6 @@ def test_tree_signatures_are_worked_out_on_the_worker_only_for_a_rescan(
     assert scene.trees[scene.layout.component_of[a]] is kept  # and they did their job
 
 
-def test_a_new_snapshot_is_built_on_later_turns_not_in_the_call(qtbot, window, make, tmp_path):
-    """The slot that shows a new scan also fills every panel: the scene adds nothing inside
-    ``apply_snapshot`` (another folder or a rescan), only in the batches after it."""
-    make.create("a.qcow2", "qcow2", "1G")
-    make.overlay("a1.qcow2", "a.qcow2")
-    scene = window.scene
-    first = build_snapshot(scan_directory(str(tmp_path)), None)
-    scene.apply_snapshot(first)
-    assert scene.building and scene.trees == {}
-    qtbot.waitUntil(lambda: not scene.building)
-    assert set(scene.shown_nodes()) == set(first.graph.nodes)
-    b = str(make.create("b.qcow2", "qcow2", "1G"))
-    second = build_snapshot(scan_directory(str(tmp_path)), None)
-    scene.apply_snapshot(second)
-    assert scene.building and not scene.shown(b)
-    qtbot.waitUntil(lambda: not scene.building)
-    assert set(scene.shown_nodes()) == set(second.graph.nodes)
-
-
 def test_pyside_none_refcount_guard():
     """PySide6 6.12.0 on Python < 3.12 drops a reference to None on every void call."""
     if qtfix.applied:
