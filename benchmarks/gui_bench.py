@@ -80,7 +80,8 @@ class StallWatch:
     """What ran during each phase's longest stall: while no tick has come for 30 ms, a thread
     samples every 10 ms where each thread is in imagegui's code (its innermost imagegui frame).
     A GUI thread with no imagegui frame was in Qt's own code or waiting for the GIL or a CPU
-    (other threads' samples then say what had them)."""
+    (other threads' samples then say what had them). Other threads count only when they used
+    CPU since the last sample (/proc/self/task), so a thread blocked in a read does not."""
 
     def __init__(self) -> None:
         self.gui = threading.get_ident()
@@ -99,14 +100,22 @@ class StallWatch:
 
     def _run(self) -> None:
         me = threading.get_ident()
+        used: dict[int | None, list[int]] = {}  # each thread's CPU ticks, the last 4 samples
         while self.running:
             time.sleep(0.01)
+            busy = {}
+            for thread in threading.enumerate():
+                seen = used.setdefault(thread.ident, [])
+                seen.append(_cpu_ticks(thread.native_id))
+                del seen[:-4]
+                busy[thread.ident] = seen[-1] != seen[0]  # ticks are 10 ms: look back 30 ms
             if time.perf_counter() - self.last < 0.03:
                 continue
             for ident, frame in sys._current_frames().items():
-                if ident != me:
-                    who = "GUI" if ident == self.gui else "worker"
-                    self.samples.append(f"{who} {_where(frame)}")
+                if ident == self.gui:
+                    self.samples.append(f"GUI {_where(frame)}")
+                elif ident != me and busy.get(ident, True):
+                    self.samples.append(f"worker {_where(frame)}")
 
     def where(self, phase: str) -> str:
         """The most sampled places during the phase's longest stall, each with the share of
@@ -118,6 +127,16 @@ class StallWatch:
         rounds = max(1, len(gui))  # each round samples the GUI thread once
         top = Counter(gui).most_common(2) + Counter(rest).most_common(2)
         return "; ".join(f"{s} {n * 100 // rounds} %" for s, n in top)
+
+
+def _cpu_ticks(tid: int | None) -> int:
+    """A thread's user + system CPU time in clock ticks (-1 when unknown)."""
+    try:
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    except (OSError, ValueError, IndexError):
+        return -1
 
 
 def _where(frame) -> str:
