@@ -71,17 +71,21 @@ from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
 from imagegui.core.read.fileid import FileId, stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
-from imagegui.core.read.partials import LEFTOVER_RE, leftover_note
-from imagegui.core.read.probe import file_kind, has_image_extension
+from imagegui.core.read.partials import LEFTOVER_RE
+from imagegui.core.read.probe import has_image_extension
 from imagegui.core.read.scan import (
+    LINK_SEEN,
+    NOT_UTF8,
     FileRead,
     ScanResult,
     Walker,
     adopt_backing_files,
     drop_extents,
+    leftover_folder,
+    link_problem,
+    not_regular,
     os_error,
     read_file,
-    readlink_text,
     unenterable,
     utf8_problem,
 )
@@ -91,9 +95,6 @@ log = logging.getLogger(__name__)
 
 #: (st_dev, st_ino, st_size, st_blocks, st_mtime_ns, st_ctime_ns)
 Stamp = tuple[int, int, int, int, int, int]
-
-#: The full scan's words for a name that is not UTF-8 (``_Walker._entry``).
-_NOT_UTF8 = "file name is not valid UTF-8; shown with replacement characters"
 
 # What a directory entry is, as the full scan's DirEntry tests decide it.
 _LINK, _DIR, _FILE, _OTHER, _FAILED = range(5)
@@ -300,7 +301,7 @@ class _Rescan(Walker):
             if not stack:
                 path, key, lstamp = linked.pop(0)
                 if key in visited:
-                    self.error(path, "link to a directory already scanned; not followed", False)
+                    self.error(path, LINK_SEEN, False)
                     continue
                 visited.add(key)
                 stack.append((path, lstamp, True))
@@ -489,7 +490,7 @@ class _Rescan(Walker):
         for name, kind in listing.entries:
             path = prefix + name
             if not path.isascii() and utf8_problem(path):
-                errors.append(ScanError(path, _NOT_UTF8, False))
+                errors.append(ScanError(path, NOT_UTF8, False))
             if kind == _DIR and not (name.endswith(".partial") and LEFTOVER_RE.match(name)):
                 subdirs.append(path)
                 continue
@@ -565,15 +566,14 @@ class _Rescan(Walker):
     def _entry2(self, path: str, kind: int, linked: list, checked: bool) -> str | None:
         """``_Walker._entry`` on a listed (name, kind)."""
         if not path.isascii() and utf8_problem(path):
-            self.error(path, _NOT_UTF8, False)
+            self.error(path, NOT_UTF8, False)
         try:
             if kind == _FILE:
                 self._take(path, False, None, checked)
             elif kind == _DIR:
-                if path.endswith(".partial") and (m := LEFTOVER_RE.match(path.rsplit("/", 1)[1])):
-                    # a killed move's copy of a folder: redone each time (is it held open?)
-                    message, left = leftover_note(path, m[1], is_dir=True)
-                    self.result.errors.append(ScanError(path, message, False, left))
+                # a killed move's copy of a folder: redone each time (is it held open?)
+                if (left := leftover_folder(path, path.rsplit("/", 1)[1])) is not None:
+                    self.result.errors.append(left)
                     return None
                 return path
             elif kind == _LINK:
@@ -581,8 +581,7 @@ class _Rescan(Walker):
             elif kind == _FAILED:
                 raise self.failures.pop(path)  # from this scan's listing (never kept)
             elif has_image_extension(path):
-                mode = os.lstat(path).st_mode
-                self.error(path, f"not a regular file ({file_kind(mode)}); not read", True)
+                self.error(path, not_regular(os.lstat(path).st_mode), True)
         except OSError as exc:
             self._found(os_error(path, exc))
         return None
@@ -592,12 +591,7 @@ class _Rescan(Walker):
         try:
             st = os.stat(path)
         except OSError as exc:
-            target = readlink_text(path)
-            if exc.errno == errno.ELOOP:
-                msg = f"symbolic link loop ({path} -> {target}): never reaches a file"
-            else:
-                msg = f"broken symbolic link: its target {target} does not exist"
-            self.error(path, msg, has_image_extension(path))
+            self.error(path, link_problem(path, exc), has_image_extension(path))
             return
         self.checked += 1
         if stat.S_ISDIR(st.st_mode):
@@ -606,9 +600,7 @@ class _Rescan(Walker):
         if stat.S_ISREG(st.st_mode):
             self._take(path, True, None, True, st)
         elif has_image_extension(path):
-            self.error(
-                path, f"links to {file_kind(st.st_mode)}, not a regular file; not read", True
-            )
+            self.error(path, not_regular(st.st_mode, linked=True), True)
 
     # -- files -------------------------------------------------------------------------------
 

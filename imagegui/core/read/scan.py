@@ -251,7 +251,7 @@ class _Walker:
             if not stack:
                 path, key = linked.pop(0)
                 if key in visited:
-                    self.error(path, "link to a directory already scanned; not followed", False)
+                    self.error(path, _LINK_SEEN, False)
                     continue
                 visited.add(key)
                 stack.append(path)
@@ -282,24 +282,19 @@ class _Walker:
         """Handle one directory entry; returns a real directory to descend into, if any."""
         path = entry.path
         if not path.isascii() and _utf8_problem(path):
-            self.error(
-                path, "file name is not valid UTF-8; shown with replacement characters", False
-            )
+            self.error(path, _NOT_UTF8, False)
         try:
             if entry.is_symlink():
                 self._symlink(path, linked)
             elif entry.is_dir(follow_symlinks=False):
-                if path.endswith(".partial") and (m := LEFTOVER_RE.match(entry.name)):
-                    # a killed move's copy of a folder: a leftover, its copies not walked
-                    message, left = leftover_note(path, m[1], is_dir=True)
-                    self._found(ScanError(path, message, False, left))
+                if (left := _leftover_folder(path, entry.name)) is not None:
+                    self._found(left)
                     return None
                 return path
             elif entry.is_file(follow_symlinks=False):
                 self._listed(path, False)
             elif has_image_extension(path):
-                mode = entry.stat(follow_symlinks=False).st_mode
-                self.error(path, f"not a regular file ({file_kind(mode)}); not read", True)
+                self.error(path, _not_regular(entry.stat(follow_symlinks=False).st_mode), True)
         except OSError as exc:
             self._found(os_error(path, exc))
         return None
@@ -308,12 +303,7 @@ class _Walker:
         try:
             st = os.stat(path)
         except OSError as exc:
-            target = _readlink(path)
-            if exc.errno == errno.ELOOP:
-                msg = f"symbolic link loop ({path} -> {target}): never reaches a file"
-            else:
-                msg = f"broken symbolic link: its target {target} does not exist"
-            self.error(path, msg, has_image_extension(path))
+            self.error(path, _link_problem(path, exc), has_image_extension(path))
             return None
         if stat.S_ISDIR(st.st_mode):
             linked.append((path, stat_id(st)))
@@ -321,9 +311,7 @@ class _Walker:
         if stat.S_ISREG(st.st_mode):
             self._listed(path, True)
         elif has_image_extension(path):
-            self.error(
-                path, f"links to {file_kind(st.st_mode)}, not a regular file; not read", True
-            )
+            self.error(path, _not_regular(st.st_mode, linked=True), True)
 
     def _listed(self, path: str, is_symlink: bool) -> None:
         """A regular file (or a link to one) found by the walk: read now or by the pool."""
@@ -841,6 +829,38 @@ def _readlink(path: str) -> str:
         return "?"
 
 
+#: A name that is not valid UTF-8 (shown with replacement characters, read all the same).
+_NOT_UTF8 = "file name is not valid UTF-8; shown with replacement characters"
+
+#: A directory reached again through a symbolic link (a loop, or a second way in).
+_LINK_SEEN = "link to a directory already scanned; not followed"
+
+
+def _link_problem(path: str, exc: OSError) -> str:
+    """Why a symbolic link reaches no file: a loop, or a target that does not exist."""
+    target = _readlink(path)
+    if exc.errno == errno.ELOOP:
+        return f"symbolic link loop ({path} -> {target}): never reaches a file"
+    return f"broken symbolic link: its target {target} does not exist"
+
+
+def _not_regular(mode: int, linked: bool = False) -> str:
+    """Why an entry with an image's name that is no regular file (a device, a pipe...) is not
+    read; ``linked``: a symbolic link leads to it."""
+    if linked:
+        return f"links to {file_kind(mode)}, not a regular file; not read"
+    return f"not a regular file ({file_kind(mode)}); not read"
+
+
+def _leftover_folder(path: str, name: str) -> ScanError | None:
+    """A killed move's copy of a folder (``NAME.<id>.partial``): a leftover, its copies not
+    walked; None for any other folder."""
+    if not path.endswith(".partial") or not (m := LEFTOVER_RE.match(name)):
+        return None
+    message, left = leftover_note(path, m[1], is_dir=True)
+    return ScanError(path, message, False, left)
+
+
 # The walk's steps, public for ``core.read.rescan``: it replays this walk with kept results and
 # must stay step for step equal to it.
 Walker = _Walker
@@ -848,4 +868,9 @@ adopt_backing_files = _adopt_backing_files
 drop_extents = _drop_extents
 unenterable = _unenterable
 readlink_text = _readlink
+LINK_SEEN = _LINK_SEEN
+NOT_UTF8 = _NOT_UTF8
+link_problem = _link_problem
+not_regular = _not_regular
+leftover_folder = _leftover_folder
 utf8_problem = _utf8_problem

@@ -183,6 +183,31 @@ def test_vmdk_with_extents(make, tmp_path):
     assert got.images[str(tmp_path / "disk.vmdk")].actual_size >= 65536
 
 
+def test_odd_entries_are_named_by_a_rescan_as_by_the_full_scan(tmp_path):
+    """A pipe, a link to it, a link loop, a dangling link, a folder reached twice, a name that
+    is not UTF-8 and a killed move's folder: a rescan that lists the folder again files each
+    as the full scan does, in the same words."""
+    odd = tmp_path / "odd"
+    _write(odd / "good.qcow2", _qcow2(None))
+    os.mkfifo(odd / "pipe.img")
+    os.symlink("pipe.img", odd / "to-pipe.qcow2")
+    os.symlink("loop-b.qcow2", odd / "loop-a.qcow2")
+    os.symlink("loop-a.qcow2", odd / "loop-b.qcow2")
+    os.symlink("gone.qcow2", odd / "dangling.qcow2")
+    os.symlink(".", odd / "self-dir")
+    _write(Path(os.fsdecode(os.fsencode(odd) + b"/bad-\xff.qcow2")), _qcow2(None))
+    _write(odd / ".moved.0123abcd.partial" / "x.qcow2", _qcow2(None))
+    state = ScanState.from_full(str(tmp_path), racy_ns=0)
+    words = " | ".join(e.message for e in state.result.errors)
+    for said in ("FIFO", "links to", "link loop", "broken symbolic link", "already scanned"):
+        assert said in words
+    assert "not valid UTF-8" in words and any(e.leftover for e in state.result.errors)
+    _write(odd / "new.qcow2", _qcow2(None))  # the folder's listing changes: walked again
+    assert_same(state.rescan({str(odd / "new.qcow2"), str(odd)}), scan_directory(str(tmp_path)))
+    _write(odd / "newer.qcow2", _qcow2(None))
+    assert_same(state.rescan(), scan_directory(str(tmp_path)))
+
+
 def test_leftover_note_follows_its_writer(make, tmp_path):
     partial = tmp_path / ".flat.qcow2.0123abcd.partial"
     _write(partial, _qcow2(None))
