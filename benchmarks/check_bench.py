@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from scan_bench import best_of, make_tree  # noqa: E402  (the scan bench's tree of chains)
+from common import best_of, make_tree, scratch  # noqa: E402
 
 from imagegui.core.chains import checkstore  # noqa: E402
 from imagegui.core.chains.checkstore import CheckRecord, Fingerprint  # noqa: E402
@@ -115,8 +114,7 @@ def main() -> int:
     ap.add_argument("--keep", help="build the images here and keep them (reused if there)")
     ap.add_argument("--only", choices=("deep", "scan"), help="run one of the two parts")
     args = ap.parse_args()
-    root = args.keep or tempfile.mkdtemp(prefix="imagegui-check-bench-")
-    try:
+    with scratch(args.keep, "imagegui-check-bench-") as root:
         if not os.path.isdir(os.path.join(root, "images")):
             os.makedirs(root, exist_ok=True)
             make_checked_images(root, args.count)
@@ -124,9 +122,6 @@ def main() -> int:
             deep_bench(root, args.count, args.runs)
         if args.only != "deep":
             scan_bench(root, args.scan_count, max(5, args.runs))
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from scan_bench import make_tree  # noqa: E402
+from common import ensure_tree, print_load, scratch  # noqa: E402
 
 from imagegui.core.chains.graph import ChainGraph  # noqa: E402
 from imagegui.core.read.scan import scan_directory  # noqa: E402
@@ -61,11 +59,8 @@ def main() -> int:
     ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
-    root = args.keep or tempfile.mkdtemp(prefix="imagegui-bench-")
-    try:
-        if not (args.keep and os.path.isdir(root) and os.listdir(root)):
-            os.makedirs(root, exist_ok=True)
-            make_tree(root, args.count, args.chain)
+    with scratch(args.keep, "imagegui-bench-") as root:
+        ensure_tree(root, args.count, args.chain)
         scan = scan_directory(root)
         graph = ChainGraph(scan)
         tops = sorted(n for n in graph.g if graph.g.in_degree(n) == 0)[: args.disks]
@@ -102,11 +97,7 @@ def main() -> int:
             f"  of which marking, {len(tops):,} disks     {attach_full * 1000:>8.1f} ms"
             f"   ({attach_full / max(len(tops), 1) * 1e6:.1f} us a disk, chains of {args.chain})"
         )
-        after = os.getloadavg()[0]
-        print(f"load average (1 min)                 {load:>8.1f} before, {after:.1f} after")
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+        print_load(load, f"best of {args.runs} runs")
     return 0
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
+
+from common import best_of, ensure_tree, print_load, scratch
 
 from imagegui.core.qemu.qemuimg import layer_map, read_layer_map
 from imagegui.core.read.scan import scan_directory
@@ -106,17 +106,6 @@ def best(fn, runs: int) -> tuple[float, object]:
     return min(times), result
 
 
-def best_process(commands: list[list[str]], runs: int) -> list[float]:
-    """Best wall time of each command, run in turn so all see the same noise."""
-    out = [float("inf")] * len(commands)
-    for _ in range(runs):
-        for i, argv in enumerate(commands):
-            t = time.perf_counter()
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-            out[i] = min(out[i], time.perf_counter() - t)
-    return out
-
-
 def has_space_command() -> bool:
     proc = subprocess.run(
         [sys.executable, "-m", "imagegui", "space", "--help"], capture_output=True, text=True
@@ -132,13 +121,8 @@ def main() -> int:
     ap.add_argument("--keep", help="build the tree here and keep it (reused if it exists)")
     ap.add_argument("--runs", type=int, default=3, help="runs of each measure; the best counts")
     args = ap.parse_args()
-    root = args.keep or tempfile.mkdtemp(prefix="imagegui-space-bench-")
-    try:
-        if not (args.keep and os.path.isdir(root) and os.listdir(root)):
-            os.makedirs(root, exist_ok=True)
-            t = time.perf_counter()
-            make_tree(root, args.count, args.chain)
-            print(f"made {args.count} qcow2 images in {time.perf_counter() - t:.1f} s: {root}")
+    with scratch(args.keep, "imagegui-space-bench-") as root:
+        ensure_tree(root, args.count, args.chain, make=lambda r, n, c, _per_dir: make_tree(r, n, c))
         load_before = os.getloadavg()[0]
         scan_directory(root)  # warm the page cache
         scan_s, result = best(lambda: scan_directory(root), args.runs)
@@ -167,19 +151,13 @@ def main() -> int:
         if has_space_command():
             scan_cmd = [sys.executable, "-m", "imagegui", "scan", "--json", root]
             space_cmd = [sys.executable, "-m", "imagegui", "space", "--json", root]
-            scan_p, space_p = best_process([scan_cmd, space_cmd], args.runs)
+            scan_p, space_p = best_of([scan_cmd, space_cmd], args.runs)
             print(f"imagegui scan --json (process)   {scan_p:>10.3f} s")
             print(f"imagegui space --json (process)  {space_p:>10.3f} s")
             print(f"space vs scan                    {space_p / scan_p:>10.2f} x   (target <= 5)")
         else:
             print("imagegui space: not available yet (the ratio above is scan + maps)")
-        print(
-            f"load average (1 min)             {load_before:>10.1f} before, "
-            f"{os.getloadavg()[0]:.1f} after   ({os.cpu_count()} CPUs; best of {args.runs})"
-        )
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+        print_load(load_before, f"best of {args.runs}")
     return 0
 
 

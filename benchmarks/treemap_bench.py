@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from scan_bench import make_tree  # noqa: E402
+from common import ensure_tree, load, scratch, wait_for  # noqa: E402
 
 TICK_MS = 5
 SIZE = (1400, 800)
@@ -55,7 +55,7 @@ def layout_figures(root: str, runs: int) -> None:
 
 def window_figures(root: str, runs: int) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtCore import QSettings
 
     import imagegui.gui  # noqa: F401  (the PySide6 guard)
     from imagegui.gui.app import make_app
@@ -63,22 +63,15 @@ def window_figures(root: str, runs: int) -> None:
     from imagegui.gui.settings import Settings
 
     app = make_app()
-    scratch = tempfile.mkdtemp(prefix="treemap-bench-")
-    os.environ["IMAGEGUI_JOURNAL"] = os.path.join(scratch, "journal.jsonl")
-    settings = Settings(QSettings(os.path.join(scratch, "s.ini"), QSettings.Format.IniFormat))
+    conf = tempfile.mkdtemp(prefix="treemap-bench-")
+    os.environ["IMAGEGUI_JOURNAL"] = os.path.join(conf, "journal.jsonl")
+    settings = Settings(QSettings(os.path.join(conf, "s.ini"), QSettings.Format.IniFormat))
     settings.set_view("space")
     window = MainWindow(settings)
     window.ask_before_closing = False
     window.resize(1440, 900)
     window.show()
     view = window.space.map
-
-    def wait_for(signal, timeout_ms: int = 300_000) -> None:
-        loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(timeout_ms, loop.quit)
-        loop.exec()
-        signal.disconnect(loop.quit)
 
     drawn_times, stalls, first_paints, reports = [], [], [], []
     for run in range(runs):
@@ -112,6 +105,7 @@ def window_figures(root: str, runs: int) -> None:
     print(f"full repaint of the picture: {min(repaints) * 1000:.1f} ms best of 10")
     window.close()
     app.processEvents()
+    shutil.rmtree(conf, ignore_errors=True)
 
 
 def one_run(window, view, root: str, wait_for) -> tuple[float, float, float]:
@@ -165,17 +159,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", help="make the tree here (kept; reused when it exists)")
     args = ap.parse_args()
-    root = args.keep or tempfile.mkdtemp(prefix="treemap-tree-")
-    try:
-        if not os.listdir(root):
-            make_tree(root, args.count, args.chain)
-        print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    with scratch(args.keep, "treemap-tree-") as root:
+        ensure_tree(root, args.count, args.chain)
+        print(load())
         layout_figures(root, args.runs)
         window_figures(root, args.runs)
-        print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+        print(load())
     return 0
 
 
