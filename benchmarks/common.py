@@ -33,27 +33,45 @@ K = TypeVar("K")
 # -- the tree of images ------------------------------------------------------------------------
 
 
-def _template(tmp: str, backing: str | None) -> tuple[bytes, list[tuple[int, bytes]], int]:
+def _template(
+    tmp: str, backing: str | None, writes: tuple[str, ...] = ()
+) -> tuple[list[tuple[int, bytes]], int]:
+    """A qcow2 image made by qemu-img (with data written by qemu-io ``writes``), as its
+    non-zero 4 KiB blocks and its length."""
     path = os.path.join(tmp, "template.qcow2")
     args = ["qemu-img", "create", "-q", "-f", "qcow2"]
     if backing:
         args += ["-b", backing, "-F", "qcow2", "-u"]
     subprocess.run([*args, path, "1G"], check=True)
+    if writes:
+        # The backing file does not exist yet: an overlay is opened alone to write its data.
+        io, opened = ["qemu-io", "-f", "qcow2"], path
+        if backing:
+            io, opened = ["qemu-io", "--image-opts"], f"driver=qcow2,backing=,file.filename={path}"
+        for w in writes:
+            io += ["-c", w]
+        subprocess.run([*io, opened], check=True, capture_output=True)
     with open(path, "rb") as f:
         data = f.read()
     os.unlink(path)
     blocks = [(off, data[off : off + 4096]) for off in range(0, len(data), 4096)]
-    return data, [(o, b) for o, b in blocks if b.strip(b"\0")], len(data)
+    return [(o, b) for o, b in blocks if b.strip(b"\0")], len(data)
 
 
-def make_tree(root: str, count: int, chain: int, per_dir: int = 1000) -> None:
+def make_tree(
+    root: str,
+    count: int,
+    chain: int,
+    per_dir: int = 1000,
+    writes: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+) -> None:
     """``count`` real qcow2 images in chains of ``chain``, ``per_dir`` to a directory (a
     multiple of ``chain``: a chain never spans directories). A template made by qemu-img is
     copied with only the backing name patched, written sparse so 100,000 images cost little
-    disk."""
+    disk; ``writes``: the qemu-io commands that give the base and the overlay templates data."""
     sample = CHAIN_NAME.format(chain=0, depth=0)
-    _, base_blocks, size = _template(root, None)
-    _, over_blocks, osize = _template(root, sample)
+    base_blocks, size = _template(root, None, writes[0])
+    over_blocks, osize = _template(root, sample, writes[1])
     name_at = over_blocks[0][1].index(sample.encode())
     for i in range(count):
         c, d = divmod(i, chain)

@@ -25,11 +25,11 @@ import sys
 import time
 
 from common import best_of, ensure_tree, print_load, scratch
+from common import make_tree as make_chains
 
 from imagegui.core.qemu.qemuimg import layer_map, read_layer_map
 from imagegui.core.read.scan import scan_directory
 
-CHAIN_NAME = "c{chain:06d}-d{depth:03d}.qcow2"
 #: What each template's own data is (qemu-io commands): a base with 1 MiB and two more clusters
 #: far apart (a second L2 table), overlays with a little data and a zero cluster over the base's
 #: data. Each write fills 4 KiB of a 64 KiB cluster: qemu allocates the whole cluster, the copy
@@ -47,53 +47,9 @@ OVERLAY_WRITES = (
 )
 
 
-def _template(tmp: str, backing: str | None, writes: tuple[str, ...]) -> tuple[list, int]:
-    path = os.path.join(tmp, "template.qcow2")
-    args = ["qemu-img", "create", "-q", "-f", "qcow2"]
-    if backing:
-        args += ["-b", backing, "-F", "qcow2", "-u"]
-    subprocess.run([*args, path, "1G"], check=True)
-    io = ["qemu-io", "-f", "qcow2"]
-    if backing:
-        # The backing file does not exist yet: open the overlay alone to write its data.
-        io = ["qemu-io", "--image-opts"]
-        path_arg = f"driver=qcow2,backing=,file.filename={path}"
-    else:
-        path_arg = path
-    for w in writes:
-        io += ["-c", w]
-    subprocess.run([*io, path_arg], check=True, capture_output=True)
-    with open(path, "rb") as f:
-        data = f.read()
-    os.unlink(path)
-    blocks = [(off, data[off : off + 4096]) for off in range(0, len(data), 4096)]
-    return [(o, b) for o, b in blocks if b.strip(b"\0")], len(data)
-
-
-def make_tree(root: str, count: int, chain: int) -> None:
-    sample = CHAIN_NAME.format(chain=0, depth=0)
-    base_blocks, size = _template(root, None, BASE_WRITES)
-    over_blocks, osize = _template(root, sample, OVERLAY_WRITES)
-    name_at = over_blocks[0][1].index(sample.encode())
-    per_dir = 1000 // chain * chain
-    for i in range(count):
-        c, d = divmod(i, chain)
-        sub = os.path.join(root, f"dir{i // per_dir:04d}")
-        if i % per_dir == 0:
-            os.makedirs(sub, exist_ok=True)
-        name = CHAIN_NAME.format(chain=c, depth=d)
-        if d == 0:
-            blocks, length = base_blocks, size
-        else:
-            backing = CHAIN_NAME.format(chain=c, depth=d - 1).encode()
-            first = over_blocks[0][1]
-            first = first[:name_at] + backing + first[name_at + len(backing) :]
-            blocks, length = [(0, first), *over_blocks[1:]], osize
-        fd = os.open(os.path.join(sub, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        for off, block in blocks:
-            os.pwrite(fd, block, off)
-        os.ftruncate(fd, length)
-        os.close(fd)
+def make_tree(root: str, count: int, chain: int, per_dir: int) -> None:
+    """The scan bench's tree with data in every image (``BASE_WRITES``, ``OVERLAY_WRITES``)."""
+    make_chains(root, count, chain, per_dir, (BASE_WRITES, OVERLAY_WRITES))
 
 
 def best(fn, runs: int) -> tuple[float, object]:
@@ -122,7 +78,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs of each measure; the best counts")
     args = ap.parse_args()
     with scratch(args.keep, "imagegui-space-bench-") as root:
-        ensure_tree(root, args.count, args.chain, make=lambda r, n, c, _per_dir: make_tree(r, n, c))
+        ensure_tree(root, args.count, args.chain, 1000 // args.chain * args.chain, make=make_tree)
         load_before = os.getloadavg()[0]
         scan_directory(root)  # warm the page cache
         scan_s, result = best(lambda: scan_directory(root), args.runs)
