@@ -33,18 +33,27 @@ class LockState:
 NOT_LOCKED = LockState(False, False)
 
 
-def _conflicts(fd: int, start: int, length: int) -> bool:
-    req = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
-    res = fcntl.fcntl(fd, _F_OFD_GETLK, req)
-    return _FLOCK.unpack(res)[0] != fcntl.F_UNLCK
+def _request(start: int, length: int) -> bytes:
+    return _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+
+
+#: The two questions asked, packed once (every image of a scan asks the first).
+_ANY_LOCK = _request(_LOCK_FIRST, _LOCK_LEN)
+_WRITE_LOCK = _request(_WRITE_BYTE, 1)
+#: ``l_type`` (the struct's first field) as the kernel leaves it when nothing conflicts.
+_UNLOCKED = struct.pack("h", fcntl.F_UNLCK)
+
+
+def _conflicts(fd: int, request: bytes) -> bool:
+    return fcntl.fcntl(fd, _F_OFD_GETLK, request)[:2] != _UNLOCKED
 
 
 def lock_state_fd(fd: int) -> LockState:
     """Lock state of an already-open regular file (the scanner reuses its read descriptor)."""
     try:
-        if not _conflicts(fd, _LOCK_FIRST, _LOCK_LEN):
+        if not _conflicts(fd, _ANY_LOCK):
             return NOT_LOCKED
-        writer = _conflicts(fd, _WRITE_BYTE, 1)
+        writer = _conflicts(fd, _WRITE_LOCK)
     except OSError:
         # Filesystems without lock support (some network mounts): nobody can hold qemu's locks.
         return NOT_LOCKED

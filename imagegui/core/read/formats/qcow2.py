@@ -306,14 +306,29 @@ def parse(r: BoundedReader) -> Header:
     """Read a qcow2 header as ``qemu-img info`` would; raise ParseError where qemu refuses."""
     data = _Bytes(r)
     head = data.head
-    h = Qcow2Header._make(
-        _HEADER.unpack_from(head if len(head) >= _HEADER_SIZE else data.get(0, _HEADER_SIZE))
-    )
-    version, cluster_bits = h.version, h.cluster_bits
-    backing_offset, crypt_method = h.backing_file_offset, h.crypt_method
-    nb_snapshots = h.nb_snapshots
+    # Unpacked into locals in ``Qcow2Header``'s order (naming them costs more than the checks).
+    (
+        magic,
+        version,
+        backing_offset,
+        backing_size,
+        cluster_bits,
+        size,
+        crypt_method,
+        l1_size,
+        l1_offset,
+        rt_offset,
+        rt_clusters,
+        nb_snapshots,
+        snapshots_offset,
+        v3_incompat,
+        v3_compat,
+        v3_autoclear,
+        v3_refcount_order,
+        v3_header_length,
+    ) = _HEADER.unpack_from(head if len(head) >= _HEADER_SIZE else data.get(0, _HEADER_SIZE))
 
-    if h.magic != MAGIC:
+    if magic != MAGIC:
         raise ParseError("not a qcow2 image (no QFI\\xfb magic)")
     if version < 2 or version > 3:
         raise ParseError(f"qcow2 header: unsupported version {version} (qemu opens 2 and 3)")
@@ -329,9 +344,9 @@ def parse(r: BoundedReader) -> Header:
         refcount_order = 4
         header_length = 72
     else:
-        incompat, compat = h.incompatible_features, h.compatible_features
-        autoclear, refcount_order = h.autoclear_features, h.refcount_order
-        header_length = h.header_length
+        incompat, compat = v3_incompat, v3_compat
+        autoclear, refcount_order = v3_autoclear, v3_refcount_order
+        header_length = v3_header_length
         if header_length < QCOW2_MIN_HEADER_LENGTH:
             raise ParseError(
                 f"qcow2 header: header_length {header_length} too short "
@@ -383,11 +398,8 @@ def parse(r: BoundedReader) -> Header:
             f"(maximum {QCOW2_MAX_REFCOUNT_ORDER})"
         )
 
-    rt_offset, rt_clusters = h.refcount_table_offset, h.refcount_table_clusters
     if rt_clusters == 0:
         raise ParseError("qcow2 header: image does not contain a reference count table")
-    size, l1_size = h.size, h.l1_size
-    l1_offset, snapshots_offset = h.l1_table_offset, h.snapshots_offset
     # qemu's qcow2_validate_table on the refcount, snapshot and L1 tables: the usual valid
     # header passes in one expression; :func:`_table_error` names the first table that fails.
     if (
@@ -433,7 +445,6 @@ def parse(r: BoundedReader) -> Header:
 
     backing_file: str | None = None
     if backing_offset:
-        backing_size = h.backing_file_size
         if backing_size > min(QCOW_MAX_BACKING_NAME, cluster_size - backing_offset):
             raise ParseError(
                 f"qcow2 header: backing file name too long ({backing_size} bytes at offset "
