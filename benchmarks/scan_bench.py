@@ -23,9 +23,8 @@ import subprocess
 import sys
 import time
 
-from common import (  # noqa: F401  (CHAIN_NAME, make_tree, best_of: other scripts import them from here)
+from common import (  # noqa: F401  (CHAIN_NAME and make_tree: other scripts import them from here)
     CHAIN_NAME,
-    best_of,
     ensure_tree,
     figure,
     in_turn,
