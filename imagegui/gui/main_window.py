@@ -242,6 +242,7 @@ class MainWindow(QMainWindow):
         s.scanProgress.connect(self.status.set_files)
         s.scanStage.connect(self.status.set_stage)
         s.snapshotReady.connect(self._on_snapshot_ready)
+        s.scanUnchanged.connect(self._on_scan_unchanged)
         s.scanFailed.connect(self._on_scan_failed)
         s.spaceReady.connect(self._on_space_ready)
         s.spaceProgress.connect(self.space.set_progress)
@@ -368,6 +369,17 @@ class MainWindow(QMainWindow):
         self.selection.set(current)
         if current is None:
             self._on_selection_changed(None)
+
+    def _on_scan_unchanged(self) -> None:
+        """A rescan found nothing new: the graph stays as drawn (what an operation asked to
+        select is selected all the same)."""
+        self.status.scan_ended()
+        snap = self.session.snapshot
+        node, self.ops.select_after_scan = self.ops.select_after_scan, None
+        if snap is not None and node is not None and node in snap.graph.nodes:
+            self.selection.set(node)
+        if not self.scene.building:
+            QTimer.singleShot(0, self.ready)
 
     def _on_space_ready(self, report) -> None:
         """The space report of the current scan (None while it is read, or not available)."""

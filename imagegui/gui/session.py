@@ -70,6 +70,8 @@ class Session(QObject):
     scanProgress = Signal(int)
     scanStage = Signal(str)
     snapshotReady = Signal(object)
+    #: A rescan found nothing new: the snapshot shown stays (no graph built, nothing redrawn).
+    scanUnchanged = Signal()
     #: (target, message)
     scanFailed = Signal(str, str)
     #: The space report of the current snapshot (``core.chains.space.SpaceReport``), or None:
@@ -199,8 +201,12 @@ class Session(QObject):
         latest = self.hosts.feed.latest
         scan = self._memory.scanner(changed)
         shown = self.snapshot  # its scene's trees are compared with the new ones on the worker
+        # A rescan of the folder shown (not an open: that scans afresh) may find nothing new.
+        rescan = self._memory.state is not None and target == self.root
         self._scan.start_noting(
-            lambda note: make_scan_job(target, note, aspect, latest, scan, previous=shown)
+            lambda note: make_scan_job(
+                target, note, aspect, latest, scan, previous=shown, rescan=rescan
+            )
         )
 
     def _on_scan_note(self, news: object) -> None:
@@ -210,7 +216,13 @@ class Session(QObject):
         else:
             self.scanStage.emit(str(news))
 
-    def _on_scan_finished(self, snapshot: Snapshot) -> None:
+    def _on_scan_finished(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:  # a rescan that changed nothing: the graph shown is current
+            self.live_update = self._live_running
+            self.scanUnchanged.emit()
+            if not self._next():
+                self._attach_hosts()
+            return
         self.root = snapshot.root
         self.snapshot = snapshot
         self.remote_uri = snapshot.remote_uri

@@ -101,6 +101,32 @@ def test_a_manual_rescan_looks_at_everything(qtbot, window, open_dir, make, tmp_
     assert not window.session.live_update
 
 
+def test_a_rescan_that_finds_nothing_new_keeps_the_graph_drawn(
+    qtbot, window, open_dir, make, tmp_path
+):
+    make.create("base.qcow2", "qcow2", "1G")
+    make.overlay("clone.qcow2", "base.qcow2")
+    open_dir(tmp_path)
+    wait_watching(qtbot, window)
+    clone = str(tmp_path / "clone.qcow2")
+    window.selection.set(clone)
+    shown = window.session.snapshot
+    sent: list[object] = []
+    window.session.snapshotReady.connect(sent.append)
+    with qtbot.waitSignals([window.session.scanUnchanged, window.ready], timeout=30_000):
+        window.actions.rescan.trigger()  # everything looked at, nothing changed
+    assert sent == []
+    assert window.session.snapshot is shown
+    assert window.status.progress.isHidden()
+    assert window.selection.node == clone
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        make.overlay("new.qcow2", "clone.qcow2")  # a real change still shows
+    assert len(sent) == 1 and sent[0] is window.session.snapshot is not shown
+    assert str(tmp_path / "new.qcow2") in window.session.snapshot.graph.nodes
+    assert window.selection.node == clone
+    assert window.chains.current_node() == clone
+
+
 def test_the_folder_removed_stops_live_updates_without_a_dialog(
     qtbot, window, open_dir, make, tmp_path
 ):

@@ -225,18 +225,31 @@ class ChainGraph:
         return loops
 
     def _check_problems(self, checks: CheckStore | None) -> list[Problem]:
-        """What earlier ``qemu-img check`` runs found, for images still in the state checked.
+        """What earlier ``qemu-img check`` runs found, for images still in the state checked
+        (kept as :attr:`_known`, for :meth:`checks_changed`)."""
+        found, note = self._read_checks(checks)
+        #: Why stored check results could not be read, for the CLI and the window to mention.
+        self.checks_note = note
+        self._known = found
+        return found
 
-        The store holds only damaged images, so this costs one dict lookup per stored finding
-        (the scan's own ``stat`` says whether the file changed since), nothing per healthy image.
-        """
+    def checks_changed(self, checks: CheckStore | None = None) -> bool:
+        """Whether the kept ``qemu-img check`` results (the store read again) now say something
+        else of this graph's images than when it was built: a rescan that found no file
+        changed still shows a check's findings. Changes nothing here."""
+        found, note = self._read_checks(checks)
+        return found != self._known or note != self.checks_note
+
+    def _read_checks(self, checks: CheckStore | None) -> tuple[list[Problem], str | None]:
+        """The problems kept check results give this graph's images, and why the store could
+        not be read (None when it could). The store holds only damaged images, so this costs
+        one dict lookup per stored finding (the scan's own ``stat`` says whether the file
+        changed since), nothing per healthy image."""
         if self.scan.remote_uri is not None:
             # Kept findings name files of this machine by (device, inode): never another host's.
             checks = CheckStore()
         elif checks is None:
             checks = checkstore.load()
-        #: Why stored check results could not be read, for the CLI and the window to mention.
-        self.checks_note = checks.note
         found: list[Problem] = []
         for rec in checks:
             fp = rec.fingerprint
@@ -244,7 +257,7 @@ class ChainGraph:
             info = self.image(path) if path is not None else None
             if path is not None and info is not None and info.stamp == (fp.size, fp.mtime_ns):
                 found.extend(rec.problems(path))
-        return found
+        return found, checks.note
 
     def _attach_domains(self, domains: DomainIndex) -> None:
         """Marks every node a domain disk uses: the disk's own file as ``top``, each file below

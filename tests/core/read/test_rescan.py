@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imagegui.core.chains.graph import ChainGraph
-from imagegui.core.read.rescan import ScanState
+from imagegui.core.read.rescan import ScanDelta, ScanState
 from imagegui.core.read.scan import ScanResult, scan_directory
 
 NOW = 2_000_000_000.0
@@ -223,6 +223,26 @@ def test_leftover_note_follows_its_writer(make, tmp_path):
         holder.wait()
 
 
+def test_the_delta_names_what_changed_and_nothing_else(tmp_path):
+    root = tmp_path / "r"
+    _write(root / "base.qcow2", _qcow2(None))
+    _write(root / "a" / "over.qcow2", _qcow2("../base.qcow2"))
+    _write(root / "a" / "bad.qcow2", b"QFI\xfb" + b"\0" * 60)
+    state = ScanState.from_full(str(root), racy_ns=0)
+    assert state.delta is None  # the first scan: everything is new
+    state.rescan()
+    assert state.delta == ScanDelta() and state.delta.unchanged
+    over = root / "a" / "over.qcow2"
+    over.unlink()
+    _write(root / "new.qcow2", _qcow2(None, size="2M"))
+    state.rescan({str(over), str(root / "new.qcow2")})
+    assert state.delta.images == {str(over), str(root / "new.qcow2")}
+    assert not state.delta.errors and not state.delta.unchanged
+    (root / "a" / "bad.qcow2").unlink()
+    state.rescan()
+    assert state.delta.errors == {str(root / "a" / "bad.qcow2")} and not state.delta.images
+
+
 def test_bad_root_raises_and_keeps_the_state(tmp_path):
     root = tmp_path / "r"
     _write(root / "base.qcow2", _qcow2(None))
@@ -392,6 +412,31 @@ def _op_leftover(t: Tree, d: int, folder: bool) -> None:
         t.note(path)
 
 
+def _delta_by_value(old: ScanResult, new: ScanResult) -> ScanDelta:
+    """``scan_delta`` the slow way: every entry compared by value."""
+
+    def differ(a: dict, b: dict) -> frozenset[str]:
+        return frozenset(p for p in a.keys() | b.keys() if a.get(p) != b.get(p))
+
+    def errors(r: ScanResult) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for e in r.errors:
+            out.setdefault(e.path, []).append(e)
+        return out
+
+    changed = differ(old.images, new.images), differ(old.external, new.external)
+    errs = differ(errors(old), errors(new))
+    other = (
+        old.files_seen != new.files_seen
+        or (
+            not any(changed)
+            and (list(old.images), list(old.external)) != (list(new.images), list(new.external))
+        )
+        or (not errs and old.errors != new.errors)
+    )
+    return ScanDelta(*changed, errs, differ(old.aliases, new.aliases), other)
+
+
 OPS = st.one_of(
     st.tuples(st.just(_op_add), st.integers(0, 3), st.integers(0, 6), st.integers(0, 5),
               st.integers(0, 20)),
@@ -427,8 +472,10 @@ def test_any_sequence_of_changes_rescans_as_a_full_scan(steps):
             t.changed = set()
             for op, *args in step:
                 op(t, *args)
+            before = hinted.result
             full = scan_directory(str(t.root))
             assert_same(hinted.rescan(t.changed), full)
             assert_same(plain.rescan(), full)
+            assert hinted.delta == plain.delta == _delta_by_value(before, full)
     finally:
         shutil.rmtree(base)
