@@ -33,12 +33,12 @@ from imagegui.core.chains.layout import (
     compute_layout,
     tree_tables,
 )
-from imagegui.core.chains.nodestate import NodeStatus, State, all_statuses
+from imagegui.core.chains.nodestate import NodeStatus, State, all_statuses, updated_statuses
 from imagegui.core.jobs import CancelToken, Job, ProgressFn
 from imagegui.core.ops import journal
 from imagegui.core.read.backing import canonical
 from imagegui.core.read.holders import Holder, holders_by_path
-from imagegui.core.read.rescan import scan_delta
+from imagegui.core.read.rescan import ScanDelta, scan_delta
 from imagegui.core.read.scan import ScanResult, scan_directory
 from imagegui.core.read.snapshots import Snapshot as InternalSnapshot
 from imagegui.core.virt.inventory import DomainIndex, Hosts
@@ -218,14 +218,25 @@ def make_scan_job(
         timings["scan"] = time.perf_counter() - t
         report(result.files_seen)
         cancel.raise_if_cancelled()
-        if rescan and previous is not None and select is None and unchanged(previous, result):
-            return None
+        delta = None
+        if previous is not None and select is None and same_folder(previous, result):
+            delta = scan_delta(previous.graph.scan, result)
+            if rescan and delta.unchanged and unchanged(previous, result):
+                return None
         found = hosts(cancel) if hosts is not None else None
-        snap = build_snapshot(result, found, aspect, report, cancel, select, timings)
+        last = previous if delta is not None else None
+        snap = build_snapshot(
+            result, found, aspect, report, cancel, select, timings, previous=last, delta=delta
+        )
         compare_ready(snap, previous)
         return snap
 
     return Job(f"Scanning {target}", run)
+
+
+def same_folder(previous: Snapshot, result: ScanResult) -> bool:
+    """Whether ``result`` is a rescan of the local folder ``previous`` shows."""
+    return previous.remote_uri is None and previous.graph.scan.root == result.root
 
 
 def unchanged(previous: Snapshot, result: ScanResult) -> bool:
@@ -234,7 +245,7 @@ def unchanged(previous: Snapshot, result: ScanResult) -> bool:
     and the same holders of the images in use. The local VMs are compared after (the session's
     ``_attach_hosts``). A few milliseconds at 100,000 images, against seconds for a rebuild."""
     old = previous.graph.scan
-    if previous.remote_uri is not None or old.root != result.root:
+    if not same_folder(previous, result):
         return False
     if old is not result and not scan_delta(old, result).unchanged:
         return False
@@ -284,7 +295,16 @@ def make_attach_job(
 
     def run(progress: ProgressFn, cancel: CancelToken) -> Snapshot | None:
         with gcpause.paused_gc(keep=True):
-            new = build_snapshot(snapshot.graph.scan, hosts, aspect, _no_note, cancel)
+            # The same scan: the graph updated (only the VM uses are worked out again).
+            new = build_snapshot(
+                snapshot.graph.scan,
+                hosts,
+                aspect,
+                _no_note,
+                cancel,
+                previous=snapshot,
+                delta=ScanDelta(),
+            )
             if same_picture(snapshot, new):
                 return None
             compare_ready(new, snapshot)
@@ -315,9 +335,13 @@ def build_snapshot(
     select: str | None = None,
     timings: dict[str, float] | None = None,
     index: DomainIndex | None = None,
+    previous: Snapshot | None = None,
+    delta: ScanDelta | None = None,
 ) -> Snapshot:
     """Everything after the walk: graph (with the VM uses of ``hosts``, or of ``index`` when
-    given: another host's), states, layout."""
+    given: another host's), states, layout. ``previous``: the snapshot of the scan before,
+    when ``scan`` is a rescan of its folder that differs from its scan by ``delta``: the graph
+    and the states are updated from it (``ChainGraph.updated``) instead of built whole."""
     report = report or _no_note
     timings = {} if timings is None else timings
     cancel = cancel or CancelToken()
@@ -326,15 +350,19 @@ def build_snapshot(
     t = time.perf_counter()
     if index is None and hosts is not None:
         index = DomainIndex(hosts.local)
+    before = previous.graph if previous is not None and delta is not None else None
     try:
-        graph = build_graph(scan, index)
+        graph = build_graph(scan, index, before, delta)
         domains = domain_uses(graph, index)
     except Exception:  # noqa: BLE001 - what VMs use never costs the user the scan itself
         if index is None:
             raise
         log.exception("the VM uses could not be worked out; the graph is shown without them")
-        graph, domains = build_graph(scan, None), {}
-    status = all_statuses(graph)
+        graph, domains = build_graph(scan, None, before, delta), {}
+    if previous is not None and graph.updated_nodes is not None:
+        status = updated_statuses(graph, previous.status)
+    else:
+        status = all_statuses(graph)
     timings["graph"] = time.perf_counter() - t
     report("Laying out")
     cancel.raise_if_cancelled()
@@ -404,7 +432,16 @@ def internal_snapshots(graph: ChainGraph) -> dict[str, tuple[InternalSnapshot, .
     return found
 
 
-def build_graph(scan: ScanResult, index: DomainIndex | None) -> ChainGraph:
+def build_graph(
+    scan: ScanResult,
+    index: DomainIndex | None,
+    previous: ChainGraph | None = None,
+    delta: ScanDelta | None = None,
+) -> ChainGraph:
+    """The chain graph of ``scan``: updated from ``previous`` (the graph of the scan before,
+    which ``delta`` leads from) when given, else built whole."""
+    if previous is not None and delta is not None:
+        return previous.updated(scan, delta, domains=index)
     return ChainGraph(scan, domains=index)
 
 

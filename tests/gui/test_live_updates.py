@@ -122,6 +122,7 @@ def test_a_rescan_that_finds_nothing_new_keeps_the_graph_drawn(
     with qtbot.waitSignal(window.ready, timeout=30_000):
         make.overlay("new.qcow2", "clone.qcow2")  # a real change still shows
     assert len(sent) == 1 and sent[0] is window.session.snapshot is not shown
+    assert sent[0].graph.updated_nodes is not None  # updated from the graph shown, not rebuilt
     assert str(tmp_path / "new.qcow2") in window.session.snapshot.graph.nodes
     assert window.selection.node == clone
     assert window.chains.current_node() == clone

@@ -381,21 +381,37 @@ def find_problems(
     problems += loop_problems(loops)
     if portable:
         problems += portability_problems(scan)
-    # The common case first, without building any message: a healthy image on a healthy,
-    # correctly recorded backing inside the root. Flags are mostly shared dicts
-    # (formats.base.shared_flags), so their verdict is worked out once per dict.
-    inside = scan.root.rstrip("/") + "/"
-    errors = {e.path: e for e in scan.errors}
-    clean_flags: dict[int, bool] = {}
-    records = {**scan.images, **scan.external}  # the nodes' ``info`` attributes, by path
-    for path, backings in g.adjacency():
-        info = records.get(path)
-        if info is None:
-            continue
+    rules = NodeRules(g, scan)
+    node = g._node  # type: ignore[attr-defined]
+    for path, backings in g._succ.items():  # type: ignore[attr-defined]
+        info = node[path][INFO]
+        if info is not None:
+            problems += rules.of(path, info, backings)
+    problems.sort(key=lambda p: (p.path, p.kind))
+    return problems
+
+
+class NodeRules:
+    """The rules of one image node (its header, its data files, the link to its backing node)
+    over one graph: :func:`find_problems` asks for every image, an update of the graph
+    (``chains.incremental``) for the images whose problems may have changed."""
+
+    def __init__(self, g: networkx.DiGraph[str], scan: ScanResult):
+        self.g, self.scan = g, scan
+        self.inside = scan.root.rstrip("/") + "/"
+        self.errors = {e.path: e for e in scan.errors}
+        #: Flags are mostly shared dicts (formats.base.shared_flags): each one's verdict once.
+        self.clean_flags: dict[int, bool] = {}
+        self.node = g._node  # type: ignore[attr-defined]
+
+    def of(self, path: str, info: ImageInfo, backings: Mapping[str, object]) -> list[Problem]:
+        """The problems of the image ``path`` (record ``info``, successor dict ``backings``)."""
+        # The common case first, without building any message: a healthy image on a healthy,
+        # correctly recorded backing inside the root.
         flags = info.flags
-        clean = clean_flags.get(id(flags))
+        clean = self.clean_flags.get(id(flags))
         if clean is None:
-            clean = clean_flags[id(flags)] = not (
+            clean = self.clean_flags[id(flags)] = not (
                 flags.get("corrupt")
                 or flags.get("dirty")
                 or flags.get("needs_check")
@@ -403,22 +419,22 @@ def find_problems(
             )
         if clean and not info.extents:
             if not backings:
-                continue
-            base = records.get(next(iter(backings)))
+                return []
+            base = self.node[next(iter(backings))][INFO]
             fmt = info.backing_format
             if (
                 base is not None
                 and fmt is not None
                 and (fmt == base.format or fmt in base.also_opens_as)
-                and (info.backing_path or "").startswith(inside)
+                and (info.backing_path or "").startswith(self.inside)
             ):
-                continue
-        problems += image_problems(path, info, scan)
+                return []
+        scan = self.scan
+        out = image_problems(path, info, scan)
         if backings:
             target = next(iter(backings))
-            problems += backing_problems(g, scan.root, errors, path, info, target, scan)
-    problems.sort(key=lambda p: (p.path, p.kind))
-    return problems
+            out += backing_problems(self.g, scan.root, self.errors, path, info, target, scan)
+        return out
 
 
 def portability_problems(scan: ScanResult) -> list[Problem]:
@@ -426,28 +442,39 @@ def portability_problems(scan: ScanResult) -> list[Problem]:
     cannot move or be opened at another path (NFS) without breaking them."""
     out = []
     for path, info in scan.images.items():
-        name = info.backing_file
-        if not name or not name.startswith("/") or info.backing_protocol:
-            continue
-        target = info.backing_path or name
-        if scan.within(target, scan.root):
-            out.append(
-                problem(
-                    Kind.ABSOLUTE_BACKING,
-                    path,
-                    f"Names its backing file by the absolute path {name}, inside {scan.root}: "
-                    "moving or sharing this directory at another path breaks the chain. Make "
-                    "the name relative.",
-                    fix_cli(Kind.ABSOLUTE_BACKING, path),
-                )
-            )
+        found = portability_problem(scan, path, info)
+        if found is not None:
+            out.append(found)
     return out
+
+
+def portability_problem(scan: ScanResult, path: str, info: ImageInfo) -> Problem | None:
+    """The image ``path`` names a backing file inside the root by its absolute path."""
+    name = info.backing_file
+    if not name or not name.startswith("/") or info.backing_protocol:
+        return None
+    target = info.backing_path or name
+    if not scan.within(target, scan.root):
+        return None
+    return problem(
+        Kind.ABSOLUTE_BACKING,
+        path,
+        f"Names its backing file by the absolute path {name}, inside {scan.root}: "
+        "moving or sharing this directory at another path breaks the chain. Make "
+        "the name relative.",
+        fix_cli(Kind.ABSOLUTE_BACKING, path),
+    )
 
 
 def scan_error_problems(scan: ScanResult) -> list[Problem]:
     """Files that looked like images but could not be read, and leftovers of operations."""
+    return error_problems(scan.errors)
+
+
+def error_problems(errors: Iterable[ScanError]) -> list[Problem]:
+    """The problems of these scan errors (``scan_error_problems``)."""
     out = []
-    for error in scan.errors:
+    for error in errors:
         if error.looked_like_image:
             message = f"Cannot read the image: {error.message}."
             out.append(problem(Kind.UNREADABLE, error.path, message))

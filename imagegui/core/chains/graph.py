@@ -16,7 +16,7 @@ it walks the directory (``read.scan``), and ``imagegui --help`` never pays for i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -37,12 +37,14 @@ from imagegui.core.chains.schema import (
     UNREADABLE,
 )
 from imagegui.core.gcpause import paused_gc
+from imagegui.core.read import backing
 from imagegui.core.read.model import ImageInfo
 from imagegui.core.read.scan import ScanResult
 
 if TYPE_CHECKING:
     import networkx
 
+    from imagegui.core.read.rescan import ScanDelta
     from imagegui.core.virt.inventory import DiskUse, DomainIndex
     from imagegui.core.virt.model import DomainUse
 
@@ -132,97 +134,144 @@ class ChainGraph:
         #: node -> (kind, ImageInfo or None), over :attr:`g`.
         self.nodes = NodeTable(self.g)
         self._by_id: dict[tuple[int, int], str] = {}
+        #: File ids more than one image or external file has (hard links); rare.
+        self._dup_ids: set[tuple[int, int]] = set()
+        #: Images and external files whose edge or problems depend on more than their own
+        #: record and their backing node's (``_add_edges``): looked at again by every update.
+        self._volatile: set[str] = set()
+        #: Nodes an update changed (statuses to work out again); None: built whole.
+        self.updated_nodes: frozenset[str] | None = None
         with paused_gc():
             self._add_nodes()
             self._add_edges()
             self.loops = self._find_loops()
             checked = self._check_problems(checks)
-            self.problems: list[Problem] = diagnose.find_problems(
-                self.g, scan, self.loops, checked, portable
-            )
-            self._problem_index: dict[str, list[Problem]] = {}
-            for p in self.problems:
-                self._problem_index.setdefault(p.path, []).append(p)
+            self._set_problems(diagnose.find_problems(self.g, scan, self.loops, checked, portable))
             self._breaks = self._find_chain_breaks()
-            #: node -> the domain disks that use it (``domains_of``); only nodes some disk uses.
-            self._uses: dict[str, list[DomainUse]] = {}
-            #: Domain disks whose file does not exist and that no node stands for (outside the
-            #: root, no scanned image's backing file): (path, message), each once, for notes.
-            self.domain_notes: list[tuple[str, str]] = []
-            if domains is not None:
-                self._attach_domains(domains)
-            now = time.time() if now is None else now
-            self.nova_bases: list[NovaBase] = nova.find_bases(self.g, scan.images, now)
+            self._finish(domains, now)
+
+    def _set_problems(self, problems: list[Problem]) -> None:
+        """The problems before any domain disk's (kept apart for updates), and their index."""
+        self._core_problems = self.problems = problems
+        index: dict[str, list[Problem]] = {}
+        for p in problems:
+            index.setdefault(p.path, []).append(p)
+        self._core_index = self._problem_index = index
+
+    def _finish(
+        self, domains: DomainIndex | None, now: float | None, nova_paths: set[str] | None = None
+    ) -> None:
+        """What follows the chain state in a build and in an update alike: the domain disks'
+        uses and problems, and the Nova bases (their ages depend on ``now``)."""
+        #: node -> the domain disks that use it (``domains_of``); only nodes some disk uses.
+        self._uses: dict[str, list[DomainUse]] = {}
+        #: Domain disks whose file does not exist and that no node stands for (outside the
+        #: root, no scanned image's backing file): (path, message), each once, for notes.
+        self.domain_notes: list[tuple[str, str]] = []
+        #: Placeholders added for domain disks (after every other node).
+        self._domain_nodes: list[str] = []
+        if domains is not None:
+            self._attach_domains(domains)
+        now = time.time() if now is None else now
+        images = self.scan.images
+        if nova_paths is None:
+            nova_paths = {p for p in images if nova.is_cached_base(p)}
+        #: The scanned images in a Nova ``_base`` directory (an update changes only these).
+        self._nova_paths = nova_paths
+        bases = {p: images[p] for p in nova_paths}
+        self.nova_bases: list[NovaBase] = nova.find_bases(self.g, bases, now)
         self._nova_index = {b.path: b for b in self.nova_bases}
+
+    def updated(
+        self,
+        scan: ScanResult,
+        delta: ScanDelta,
+        now: float | None = None,
+        checks: CheckStore | None = None,
+        domains: DomainIndex | None = None,
+    ) -> ChainGraph:
+        """The graph of ``scan``, a rescan of this graph's directory that differs from this
+        graph's scan by ``delta`` (``core.read.rescan.scan_delta``): equal to
+        ``ChainGraph(scan, now, checks, domains, self.portable)``, built from this one where the
+        change allows (``chains.incremental``). This graph is left as it was."""
+        from imagegui.core.chains import incremental
+
+        return incremental.update(self, scan, delta, now, checks, domains)
 
     # -- construction -------------------------------------------------------------------------
 
     def _add_nodes(self) -> None:
-        g, by_id = self.g, self._by_id
-        attrs = g.nodes
+        # networkx's own node dicts filled whole (its add_nodes_from costs 3x as much): a
+        # DiGraph is these three dicts and nothing else (``incremental`` relies on it too).
+        g = self.g
         for kind, images in ((IMAGE, self.scan.images), (EXTERNAL, self.scan.external)):
-            # Bare names with a shared attribute, the record set after: networkx's fast path
-            # (a (node, dict) pair costs it an exception per node).
-            g.add_nodes_from(images, **{KIND: kind})
-            for path, info in images.items():
-                attrs[path][INFO] = info
-                by_id.setdefault(info.file_id, path)
+            g._node.update({p: {KIND: kind, INFO: info} for p, info in images.items()})  # type: ignore[attr-defined]
+            g._succ.update({p: {} for p in images})  # type: ignore[attr-defined]
+            g._pred.update({p: {} for p in images})  # type: ignore[attr-defined]
+        self._by_id, self._dup_ids = ids_of(self.scan.images, self.scan.external)
 
     def _add_edges(self) -> None:
-        edges: list[tuple[str, str] | tuple[str, str, dict[str, str]]] = []
+        g = self.g
+        succ, pred = g._succ, g._pred  # type: ignore[attr-defined]
+        volatile = self._volatile
         for images in (self.scan.images, self.scan.external):
             for path, info in images.items():
+                if info.extents:
+                    volatile.add(path)  # whether its data files exist: looked at each time
                 if info.backing_file is None:
                     continue
                 target = self._target_node(info)
+                if not self._direct(info, target):
+                    volatile.add(path)
                 fmt = info.backing_format
-                edges.append((path, target) if fmt is None else (path, target, {FORMAT: fmt}))
-        self.g.add_edges_from(edges)
+                data = {} if fmt is None else {FORMAT: fmt}
+                succ[path][target] = data
+                pred[target][path] = data
 
-    def _target_node(self, info: ImageInfo) -> str:
-        """The node ``info``'s backing file is, added as a placeholder when no image is."""
-        g = self.g
+    def _direct(self, info: ImageInfo, target: str) -> bool:
+        """Whether the edge and the problems of ``info`` depend only on its own record and on
+        its backing node's: its backing path names a scanned (or external) image itself, and
+        lies inside the root as written (else ``is_inside`` looks through symlinks)."""
+        path = info.backing_path
+        scan = self.scan
+        return (
+            path == target
+            and (path in scan.images or path in scan.external)
+            and not info.backing_protocol
+            and path not in self.scan.aliases
+            and backing.is_within(path, self.root)
+        )
+
+    def _resolve_target(self, info: ImageInfo) -> tuple[str, str | None]:
+        """The node ``info``'s backing file is, and the kind of placeholder it needs (None when
+        it is a scanned or external image)."""
         if info.backing_protocol or info.backing_path is None:
-            name = info.backing_file or ""
-            if name not in g:
-                g.add_node(name, **{KIND: PROTOCOL, INFO: None})
-            return name
+            return info.backing_file or "", PROTOCOL
         target = info.backing_path
         target = self.scan.aliases.get(target, target)
         if target in self.scan.images or target in self.scan.external:
-            return target
+            return target, None
         key = self.scan.identify(target)  # stat here; the host's known files when remote
         if key is not None:
             same = self._by_id.get(key)
             if same is not None:
-                return same
-        if target not in g:
-            g.add_node(target, **{KIND: MISSING if key is None else UNREADABLE, INFO: None})
+                return same, None
+        return target, MISSING if key is None else UNREADABLE
+
+    def _target_node(self, info: ImageInfo) -> str:
+        """The node ``info``'s backing file is, added as a placeholder when no image is."""
+        target, kind = self._resolve_target(info)
+        if kind is not None and target not in self.g:
+            self.g.add_node(target, **{KIND: kind, INFO: None})
         return target
 
     def _find_loops(self) -> list[list[str]]:
         """Each backing loop once, in chain order from its member added first.
 
-        Every node has at most one backing, so each independent chain (a weakly connected
-        component) ends either in one node with no backing or in one loop. Only when some chain
-        has no such bottom are the strongly connected components worked out (they cost twice
-        as much): a loop is one of more than one node, or an image backing onto itself."""
-        import networkx
-
-        g = self.g
-        bottoms = {n for n, out in g.out_degree() if out == 0}
-        chains = networkx.weakly_connected_components(g)
-        if all(not chain.isdisjoint(bottoms) for chain in chains):
-            return []
-        members = {n for c in networkx.strongly_connected_components(g) if len(c) > 1 for n in c}
-        members.update(n for n, _ in networkx.selfloop_edges(g))
-        loops = []
-        for start in g:
-            if start in members:
-                loop = self.chain(start)
-                members.difference_update(loop)
-                loops.append(loop)
-        return loops
+        Every node has at most one backing, so following backings from any node ends either
+        at a node with no backing or in a loop: one walk down from each node, never walking a
+        node twice (a dict of where each walk went), finds every loop in one pass."""
+        return loops_from(self.g, self.g._succ)  # type: ignore[attr-defined]
 
     def _check_problems(self, checks: CheckStore | None) -> list[Problem]:
         """What earlier ``qemu-img check`` runs found, for images still in the state checked
@@ -242,9 +291,9 @@ class ChainGraph:
 
     def _read_checks(self, checks: CheckStore | None) -> tuple[list[Problem], str | None]:
         """The problems kept check results give this graph's images, and why the store could
-        not be read (None when it could). The store holds only damaged images, so this costs
-        one dict lookup per stored finding (the scan's own ``stat`` says whether the file
-        changed since), nothing per healthy image."""
+        not be read ("" when it could). The store holds only damaged images, so this costs one
+        dict lookup per stored finding (the scan's own ``stat`` says whether the file changed
+        since), nothing per healthy image."""
         if self.scan.remote_uri is not None:
             # Kept findings name files of this machine by (device, inode): never another host's.
             checks = CheckStore()
@@ -292,6 +341,8 @@ class ChainGraph:
                     notes[(du.path, diagnose.domain_disk_missing_message(du))] = None
                     continue
                 node = du.path
+                if node not in g:
+                    self._domain_nodes.append(node)
                 g.add_node(node, **{KIND: MISSING, INFO: None})
             used_tops.append((node, du))
             mark(node, du.use(Role.TOP))
@@ -301,10 +352,12 @@ class ChainGraph:
         self.domain_notes = list(notes)
         found = diagnose.domain_disk_problems(g, used_tops, self.chain_break)
         if found:
+            # New lists: the problems before them are kept apart (and shared by updates).
+            index = dict(self._problem_index)
             for p in found:
-                self._problem_index.setdefault(p.path, []).append(p)
-            self.problems.extend(found)
-            self.problems.sort(key=lambda p: (p.path, p.kind))
+                index[p.path] = [*index.get(p.path, ()), p]
+            self._problem_index = index
+            self.problems = sorted([*self.problems, *found], key=lambda p: (p.path, p.kind))
 
     def _mark_from_outside(
         self,
@@ -412,7 +465,8 @@ class ChainGraph:
 
     def _own_break(self, node: str) -> ChainBreak | None:
         """The error-level problem of ``node`` itself that stops qemu opening it."""
-        errors = [p for p in self._problem_index.get(node, ()) if p.level == Level.ERROR]
+        # The problems before any domain disk's: those never decide where a chain breaks.
+        errors = [p for p in self._core_index.get(node, ()) if p.level == Level.ERROR]
         if not errors:
             return None
         worst = min(errors, key=lambda p: diagnose.break_rank(p.kind))
@@ -433,7 +487,7 @@ class ChainGraph:
 
         attrs = self.g.nodes
         own: dict[str, ChainBreak] = {}
-        for node in self._problem_index:
+        for node in self._core_index:
             if node in attrs and attrs[node][INFO] is not None:
                 found = self._own_break(node)
                 if found is not None:
@@ -450,3 +504,58 @@ class ChainGraph:
             for _, overlay in networkx.generic_bfs_edges(self.g, node, neighbors=without_own_break):
                 breaks[overlay] = found
         return breaks
+
+
+def ids_of(
+    images: dict[str, ImageInfo], external: dict[str, ImageInfo]
+) -> tuple[dict[tuple[int, int], str], set[tuple[int, int]]]:
+    """Each file id's node (its first image, else its first external file) and the ids more
+    than one of them share (hard links). Built from the end so the first path wins without a
+    test per path."""
+    by_id = {info.file_id: path for path, info in reversed(external.items())}
+    by_id.update({info.file_id: path for path, info in reversed(images.items())})
+    dups: set[tuple[int, int]] = set()
+    if len(by_id) < len(images) + len(external):
+        seen: set[tuple[int, int]] = set()
+        for records in (images, external):
+            for info in records.values():
+                if info.file_id in seen:
+                    dups.add(info.file_id)
+                seen.add(info.file_id)
+    return by_id, dups
+
+
+def loops_from(order: Iterable[str], succ: Mapping[str, Mapping[str, object]]) -> list[list[str]]:
+    """Each loop of the graph whose successor dicts are ``succ`` (every node has at most one
+    successor), in chain order from its member first in ``order``, in that order.
+
+    One walk down from each node of ``order``, never through a node an earlier walk went: a
+    walk that comes back to a node of its own is in a loop from that node on."""
+    walk_of: dict[str, int] = {}
+    found: list[list[str]] = []
+    for i, start in enumerate(order):
+        node = start
+        path = []
+        while node not in walk_of:
+            walk_of[node] = i
+            path.append(node)
+            below = succ.get(node)
+            if not below:
+                break
+            node = next(iter(below))
+        else:
+            if walk_of[node] == i:  # back on this walk: a new loop
+                found.append(path[path.index(node) :])
+    if not found:
+        return []
+    # Each loop from its member first in ``order`` (a walk may have entered it anywhere).
+    first = {n: loop for loop in found for n in loop}
+    loops = []
+    for start in order:
+        loop = first.get(start)
+        if loop is not None:
+            at = loop.index(start)
+            loops.append(loop[at:] + loop[:at])
+            for n in loop:
+                del first[n]
+    return loops

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from imagegui.core.chains.diagnose import KINDS, Kind, Level
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.chains.schema import EXTERNAL, IMAGE, MISSING, PROTOCOL, UNREADABLE
+from imagegui.core.chains.schema import INFO as INFO_KEY
+from imagegui.core.chains.schema import KIND as KIND_KEY
 from imagegui.core.strenum import StrEnum
 
 
@@ -125,15 +127,59 @@ def node_status(graph: ChainGraph, node: str) -> NodeStatus:
     )
 
 
+#: The status of a plainly healthy scanned image, shared by all of them.
+_OK = NodeStatus(State.OK)
+
+
 def all_statuses(graph: ChainGraph) -> dict[str, NodeStatus]:
     """Every node's status. Equal statuses are one object (most images are plainly OK): at
-    100,000 images that is 100,000 fewer objects to keep and for the collector to walk."""
-    shared: dict[NodeStatus, NodeStatus] = {}
+    100,000 images that is 100,000 fewer objects to keep and for the collector to walk. A
+    scanned image with no problem, break, lock or Nova base is OK without asking
+    :func:`node_status` (a third of the time of asking it)."""
+    shared: dict[NodeStatus, NodeStatus] = {_OK: _OK}
     out = {}
-    for n in graph.nodes:
+    problems, breaks, bases = graph._problem_index, graph._breaks, graph._nova_index
+    for n, attrs in graph.g._node.items():  # type: ignore[attr-defined]
+        info = attrs[INFO_KEY]
+        if (
+            info is not None
+            and not info.in_use
+            and not info.in_use_write
+            and attrs[KIND_KEY] == IMAGE
+            and n not in problems
+            and n not in breaks
+            and n not in bases
+        ):
+            out[n] = _OK
+            continue
         status = node_status(graph, n)
         out[n] = shared.setdefault(status, status)
     return out
+
+
+def updated_statuses(graph: ChainGraph, before: dict[str, NodeStatus]) -> dict[str, NodeStatus]:
+    """Every node's status for a graph made by ``ChainGraph.updated``: the statuses of the
+    graph it was updated from (``before``) where nothing a status reads changed, the nodes it
+    changed (``updated_nodes``) asked again; all of them for a graph built whole."""
+    changed = graph.updated_nodes
+    if changed is None:
+        return all_statuses(graph)
+    shared: dict[NodeStatus, NodeStatus] = {_OK: _OK}
+    fresh = {}
+    nodes = graph.g._node  # type: ignore[attr-defined]
+    for n in changed:
+        if n in nodes:
+            status = node_status(graph, n)
+            fresh[n] = shared.setdefault(status, status)
+    if len(before) == len(nodes) and list(before) == list(nodes):
+        # The same nodes in the same order (files written in place): a copy, patched.
+        if not fresh:
+            return before
+        out = dict(before)
+        out.update(fresh)
+        return out
+    get = fresh.get
+    return {n: get(n) or before[n] for n in nodes}
 
 
 def is_image(graph: ChainGraph, node: str) -> bool:

@@ -17,7 +17,9 @@ from conftest import qemu_img
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imagegui.core.chains.checkstore import CheckStore
 from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.nodestate import all_statuses, updated_statuses
 from imagegui.core.read.rescan import ScanDelta, ScanState
 from imagegui.core.read.scan import ScanResult, scan_directory
 
@@ -256,7 +258,7 @@ def test_bad_root_raises_and_keeps_the_state(tmp_path):
 
 # -- random sequences of changes ---------------------------------------------------------------
 
-DIRS = ["", "a", "a/c", "b"]
+DIRS = ["", "a", "a/c", "b", "_base"]
 NAMES = ["f0.qcow2", "f1.qcow2", "f2.img", "disk", "f4.bin", "note.txt", "x.vmdk"]
 
 
@@ -378,6 +380,26 @@ def _op_link(t: Tree, i: int, d: int, n: int, how: int) -> None:
     t.note(dest)
 
 
+def _op_rebase(t: Tree, i: int, k: int, how: int) -> None:
+    """An image made an overlay of another file (perhaps itself or one above it: a loop), of
+    a missing one, or of a protocol source, in place."""
+    files = t.files()
+    path = _pick(files, i)
+    if not path:
+        return
+    if how == 0:
+        target = _pick(files, k)
+        data = _qcow2(os.path.relpath(target, path.parent), "qcow2" if k % 2 else "raw")
+    elif how == 1:
+        data = _qcow2("missing.qcow2")
+    else:
+        data = _qcow2("nbd://localhost/disk", "raw")
+    with open(path, "r+b") as f:
+        f.truncate(0)
+        f.write(data)
+    t.note(path)
+
+
 def _op_mkdir(t: Tree, d: int) -> None:
     path = t.root / DIRS[d % len(DIRS)]
     if not path.exists() and path.parent.is_dir():
@@ -438,7 +460,7 @@ def _delta_by_value(old: ScanResult, new: ScanResult) -> ScanDelta:
 
 
 OPS = st.one_of(
-    st.tuples(st.just(_op_add), st.integers(0, 3), st.integers(0, 6), st.integers(0, 5),
+    st.tuples(st.just(_op_add), st.integers(0, 4), st.integers(0, 6), st.integers(0, 5),
               st.integers(0, 20)),
     st.tuples(st.just(_op_remove), st.integers(0, 20)),
     st.tuples(st.just(_op_modify), st.integers(0, 20), st.integers(0, 3)),
@@ -446,10 +468,28 @@ OPS = st.one_of(
     st.tuples(st.just(_op_rename_dir), st.integers(0, 5), st.integers(0, 2)),
     st.tuples(st.just(_op_link), st.integers(0, 20), st.integers(0, 3), st.integers(0, 2),
               st.integers(0, 5)),
-    st.tuples(st.just(_op_mkdir), st.integers(0, 3)),
+    st.tuples(st.just(_op_mkdir), st.integers(0, 4)),
+    st.tuples(st.just(_op_rebase), st.integers(0, 20), st.integers(0, 20), st.integers(0, 2)),
     st.tuples(st.just(_op_outside), st.integers(0, 2)),
     st.tuples(st.just(_op_leftover), st.integers(0, 3), st.booleans()),
 )  # fmt: skip
+
+
+def assert_same_graph(got: ChainGraph, want: ChainGraph) -> None:
+    """Equal in everything a reader of the graph sees, orders included, and in what the next
+    update reads (``ChainGraph.updated``)."""
+    assert list(got.g.nodes(data=True)) == list(want.g.nodes(data=True))
+    assert list(got.g.edges(data=True)) == list(want.g.edges(data=True))
+    assert [list(got.g.pred[n]) for n in got.g] == [list(want.g.pred[n]) for n in want.g]
+    assert got.loops == want.loops
+    assert got.problems == want.problems
+    assert got._problem_index == want._problem_index
+    assert got._breaks == want._breaks
+    assert got.nova_bases == want.nova_bases
+    assert (got._by_id, got._dup_ids) == (want._by_id, want._dup_ids)
+    assert got._volatile == want._volatile
+    assert got._nova_paths == want._nova_paths
+    assert got.checks_note == want.checks_note
 
 
 @settings(
@@ -458,7 +498,8 @@ OPS = st.one_of(
 @given(st.lists(st.lists(OPS, min_size=1, max_size=3), min_size=1, max_size=12))
 def test_any_sequence_of_changes_rescans_as_a_full_scan(steps):
     """After each step (a few changes together, as one batch of events), the state fed the
-    exact changed paths and the state fed none both equal a fresh full scan."""
+    exact changed paths and the state fed none both equal a fresh full scan; and the chain
+    graph updated from the rescan's delta (with its node statuses) equals one built whole."""
     base = Path(tempfile.mkdtemp(prefix="rescan-"))
     try:
         t = Tree(base / "root", base / "outside")
@@ -468,6 +509,8 @@ def test_any_sequence_of_changes_rescans_as_a_full_scan(steps):
         _write(t.root / "b" / "f1.qcow2", _qcow2("../a/f0.qcow2"))
         hinted = ScanState.from_full(str(t.root), racy_ns=20_000_000)
         plain = ScanState.from_full(str(t.root), racy_ns=20_000_000)
+        graph = ChainGraph(hinted.result, now=NOW, checks=CheckStore())
+        status = all_statuses(graph)
         for step in steps:
             t.changed = set()
             for op, *args in step:
@@ -477,5 +520,11 @@ def test_any_sequence_of_changes_rescans_as_a_full_scan(steps):
             assert_same(hinted.rescan(t.changed), full)
             assert_same(plain.rescan(), full)
             assert hinted.delta == plain.delta == _delta_by_value(before, full)
+            graph = graph.updated(hinted.result, hinted.delta, now=NOW, checks=CheckStore())
+            whole = ChainGraph(hinted.result, now=NOW, checks=CheckStore())
+            assert graph.updated_nodes is not None  # made by an update, not built whole
+            assert_same_graph(graph, whole)
+            status = updated_statuses(graph, status)
+            assert status == all_statuses(whole)
     finally:
         shutil.rmtree(base)
