@@ -10,6 +10,11 @@ images a directory), then prints, in one process with a warm page cache:
     the watch delivers), best of ``--runs``;
   * rebuilding the chain graph and its problems from the result (``ChainGraph``), which the
     window needs after every rescan too;
+  * the chain graph updated from the last one and the rescan's delta (``ChainGraph.updated``
+    with the node statuses, as the window does it) beside a full rebuild (``ChainGraph`` with
+    ``all_statuses``) after touching 1, 100 and 10,000 files, the event-to-graph time (rescan
+    with the changed paths + update), and what a rescan that finds nothing changed costs the
+    window (the rescan and ``scan_delta``: no graph, no snapshot);
 and the load average, since the machine is shared and every figure moves with it.
 
     .venv/bin/python benchmarks/rescan_bench.py [--count 100000] [--keep DIR] [--runs 3]
@@ -27,7 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Best, ensure_tree, figure, load1, scratch  # noqa: E402
 
 from imagegui.core.chains.graph import ChainGraph  # noqa: E402
-from imagegui.core.read.rescan import ScanState  # noqa: E402
+from imagegui.core.chains.nodestate import all_statuses, updated_statuses  # noqa: E402
+from imagegui.core.read.rescan import ScanState, scan_delta  # noqa: E402
 from imagegui.core.read.scan import scan_directory  # noqa: E402
 
 TARGET_1 = 0.3
@@ -54,6 +60,59 @@ def _touch(paths: list[str]) -> None:
 def _bare_lstat(paths: list[str]) -> None:
     for path in paths:
         os.lstat(path)
+
+
+def _update(graph: ChainGraph, status: dict, result, delta):
+    new = graph.updated(result, delta)
+    return new, updated_statuses(new, status)
+
+
+def _rebuild(result):
+    graph = ChainGraph(result)
+    return graph, all_statuses(graph)
+
+
+def _graph_updates(state: ScanState, files: list[str], rng: random.Random, args) -> None:
+    """The graph after a rescan with hints: updated from the last one against built whole."""
+    print()
+    print(
+        f"{'touched':>8}  {'graph updated (+ statuses)':>26}  {'rebuilt (+ statuses)':>22}  "
+        f"{'ratio':>5}  {'event to graph':>14}  load"
+    )
+    graph, status = _rebuild(state.result)
+    one: tuple[Best, Best] | None = None
+    for count in (int(n) for n in args.touch.split(",")):
+        upd, full, scan = Best(), Best(), Best()
+        if count == 1:
+            one = (scan, upd)
+        whole = False
+        for _ in range(args.runs):
+            changed = rng.sample(files, min(count, len(files)))
+            _touch(changed)
+            result = scan.run(state.rescan, set(changed))
+            new, new_status = upd.run(_update, graph, status, result, state.delta)
+            whole = new.updated_nodes is None
+            full.run(_rebuild, result)
+            graph, status = new, new_status
+        note = " (built whole: > 5 % changed)" if whole else ""
+        print(
+            f"{count:>8}  {upd!s:>26}  {full!s:>22}  {upd.cpu / full.cpu:5.2f}  "
+            f"{scan.wall + upd.wall:11.3f} s  {load1():.1f}{note}"
+        )
+    same = Best()
+    for _ in range(args.runs):
+        same.run(lambda: scan_delta(graph.scan, state.rescan(set())).unchanged)
+    print(f"a rescan finding nothing + scan_delta   {same}   (no graph, no snapshot)")
+    if one is not None:
+        scan, upd = one
+        figure(
+            "event to graph after 1 touched file",
+            scan.wall + upd.wall,
+            "s",
+            target=f"well under {TARGET_1} s",
+            note=f"{scan.cpu + upd.cpu:.3f} CPU",
+            digits=3,
+        )
 
 
 def main() -> int:
@@ -124,6 +183,7 @@ def main() -> int:
             problems = len(graph.run(ChainGraph, hinted.result).problems)
         print()
         print(f"ChainGraph rebuild (+ problems)   {graph}   {problems} problems")
+        _graph_updates(hinted, files, rng, args)
         print(f"load average {load1():.1f} at the end (1 min)")
     return 0
 

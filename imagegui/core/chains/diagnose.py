@@ -383,10 +383,26 @@ def find_problems(
         problems += portability_problems(scan)
     rules = NodeRules(g, scan)
     node = g._node  # type: ignore[attr-defined]
+    clean_flags, inside = rules.clean_flags, rules.inside
     for path, backings in g._succ.items():  # type: ignore[attr-defined]
         info = node[path][INFO]
-        if info is not None:
-            problems += rules.of(path, info, backings)
+        if info is None:
+            continue
+        # ``NodeRules.of``'s common case inline (a call per image costs a sixth of the pass):
+        # clean flags, no data files, a recorded format matching a base inside the root.
+        if not info.extents and clean_flags.get(id(info.flags)):
+            if not backings:
+                continue
+            base = node[next(iter(backings))][INFO]
+            fmt = info.backing_format
+            if (
+                base is not None
+                and fmt is not None
+                and (fmt == base.format or fmt in base.also_opens_as)
+                and (info.backing_path or "").startswith(inside)
+            ):
+                continue
+        problems += rules.of(path, info, backings)
     problems.sort(key=lambda p: (p.path, p.kind))
     return problems
 

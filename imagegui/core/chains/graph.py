@@ -214,15 +214,28 @@ class ChainGraph:
         g = self.g
         succ, pred = g._succ, g._pred  # type: ignore[attr-defined]
         volatile = self._volatile
-        for images in (self.scan.images, self.scan.external):
+        scan = self.scan
+        inside = self.root.rstrip("/") + "/"
+        aliases = scan.aliases
+        for images in (scan.images, scan.external):
             for path, info in images.items():
                 if info.extents:
                     volatile.add(path)  # whether its data files exist: looked at each time
                 if info.backing_file is None:
                     continue
-                target = self._target_node(info)
-                if not self._direct(info, target):
-                    volatile.add(path)
+                target = info.backing_path
+                # The common case inline (``_direct`` on ``_target_node``): a backing path
+                # inside the root that is a scanned image by that very name.
+                if (
+                    target is None
+                    or info.backing_protocol
+                    or target not in scan.images
+                    or target in aliases
+                    or not target.startswith(inside)
+                ):
+                    target = self._target_node(info)
+                    if not self._direct(info, target):
+                        volatile.add(path)
                 fmt = info.backing_format
                 data = {} if fmt is None else {FORMAT: fmt}
                 succ[path][target] = data
