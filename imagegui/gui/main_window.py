@@ -378,6 +378,10 @@ class MainWindow(QMainWindow):
         node, self.ops.select_after_scan = self.ops.select_after_scan, None
         if snap is not None and node is not None and node in snap.graph.nodes:
             self.selection.set(node)
+        if snap is not None:
+            # Folders are not in a scan's result: a new empty one changes nothing else. Listed
+            # again on a worker; the tree is redrawn only if it differs.
+            self.folders.set_snapshot(snap)
         if not self.scene.building:
             QTimer.singleShot(0, self.ready)
 
