@@ -95,6 +95,7 @@ class Ops(QObject):
         #: (said before, the rescan's own message would replace it at once).
         self._undoable_text: str | None = None
         session.snapshotReady.connect(self._say_undoable)
+        session.scanUnchanged.connect(lambda: self._say_undoable(None))  # the rescan is in
         update_undo(window.actions, None)  # disabled until the journal has been read
         self.refresh_undo()
 

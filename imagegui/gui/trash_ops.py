@@ -99,6 +99,7 @@ class TrashOps(QObject):
         #: status bar, so said before it, it would flash and go).
         self._pending: tuple[str, bool] | None = None
         ops.session.snapshotReady.connect(self._on_snapshot_ready)
+        ops.session.scanUnchanged.connect(lambda: self._on_snapshot_ready(None))
         #: Edit ▸ Restore from Trash: every delete whose files are still in the Trash (Undo
         #: offers only the last change), read on a worker with each scan and after each job.
         self.restore_menu = QMenu("Restore from &Trash", ops.window)
