@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Best, ensure_tree, figure, load1, scratch  # noqa: E402
 
 from imagegui.core.chains.graph import ChainGraph  # noqa: E402
+from imagegui.core.chains.incremental import update as update_graph  # noqa: E402
 from imagegui.core.chains.nodestate import all_statuses, updated_statuses  # noqa: E402
 from imagegui.core.read.rescan import ScanState, scan_delta  # noqa: E402
 from imagegui.core.read.scan import scan_directory  # noqa: E402
@@ -63,7 +64,7 @@ def _bare_lstat(paths: list[str]) -> None:
 
 
 def _update(graph: ChainGraph, status: dict, result, delta):
-    new = graph.updated(result, delta)
+    new = update_graph(graph, result, delta)
     return new, updated_statuses(new, status)
 
 

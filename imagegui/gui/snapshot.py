@@ -22,6 +22,7 @@ from PySide6.QtGui import QPainterPath, QPolygonF
 from imagegui.core import gcpause
 from imagegui.core.chains.diagnose import Level
 from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.incremental import update as update_graph
 from imagegui.core.chains.layout import (
     ASPECT,
     COL_GAP,
@@ -194,7 +195,7 @@ def make_scan_job(
     the snapshot shown, whose scene the new one will replace (``compare_ready``). ``rescan``:
     the scan is a rescan of the folder ``previous`` shows: when it finds nothing new
     (:func:`unchanged`) the job gives None and builds nothing (the window keeps its graph).
-    A scan of the folder shown updates its graph (``ChainGraph.updated``) instead of building
+    A scan of the folder shown updates its graph (``chains.incremental.update``) instead of building
     it whole."""
     report = note or _no_note
 
@@ -341,7 +342,7 @@ def build_snapshot(
     """Everything after the walk: graph (with the VM uses of ``hosts``, or of ``index`` when
     given: another host's), states, layout. ``previous``: the snapshot of the scan before,
     when ``scan`` is a rescan of its folder that differs from its scan by ``delta``: the graph
-    and the states are updated from it (``ChainGraph.updated``) instead of built whole."""
+    and the states are updated from it (``chains.incremental.update``) instead of built whole."""
     report = report or _no_note
     timings = {} if timings is None else timings
     cancel = cancel or CancelToken()
@@ -441,7 +442,7 @@ def build_graph(
     """The chain graph of ``scan``: updated from ``previous`` (the graph of the scan before,
     which ``delta`` leads from) when given, else built whole."""
     if previous is not None and delta is not None:
-        return previous.updated(scan, delta, domains=index)
+        return update_graph(previous, scan, delta, domains=index)
     return ChainGraph(scan, domains=index)
 
 

@@ -44,7 +44,6 @@ from imagegui.core.read.scan import ScanResult
 if TYPE_CHECKING:
     import networkx
 
-    from imagegui.core.read.rescan import ScanDelta
     from imagegui.core.virt.inventory import DiskUse, DomainIndex
     from imagegui.core.virt.model import DomainUse
 
@@ -137,7 +136,8 @@ class ChainGraph:
         #: File ids more than one image or external file has (hard links); rare.
         self._dup_ids: set[tuple[int, int]] = set()
         #: Images and external files whose edge or problems depend on more than their own
-        #: record and their backing node's (``_add_edges``): looked at again by every update.
+        #: record and their backing node's (``_add_edges``): looked at again by every update
+        #: (``chains.incremental.update``).
         self._volatile: set[str] = set()
         #: Nodes an update changed (statuses to work out again); None: built whole.
         self.updated_nodes: frozenset[str] | None = None
@@ -181,22 +181,6 @@ class ChainGraph:
         bases = {p: images[p] for p in nova_paths}
         self.nova_bases: list[NovaBase] = nova.find_bases(self.g, bases, now)
         self._nova_index = {b.path: b for b in self.nova_bases}
-
-    def updated(
-        self,
-        scan: ScanResult,
-        delta: ScanDelta,
-        now: float | None = None,
-        checks: CheckStore | None = None,
-        domains: DomainIndex | None = None,
-    ) -> ChainGraph:
-        """The graph of ``scan``, a rescan of this graph's directory that differs from this
-        graph's scan by ``delta`` (``core.read.rescan.scan_delta``): equal to
-        ``ChainGraph(scan, now, checks, domains, self.portable)``, built from this one where the
-        change allows (``chains.incremental``). This graph is left as it was."""
-        from imagegui.core.chains import incremental
-
-        return incremental.update(self, scan, delta, now, checks, domains)
 
     # -- construction -------------------------------------------------------------------------
 

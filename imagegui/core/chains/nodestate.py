@@ -158,7 +158,7 @@ def all_statuses(graph: ChainGraph) -> dict[str, NodeStatus]:
 
 
 def updated_statuses(graph: ChainGraph, before: dict[str, NodeStatus]) -> dict[str, NodeStatus]:
-    """Every node's status for a graph made by ``ChainGraph.updated``: the statuses of the
+    """Every node's status for a graph made by ``chains.incremental.update``: the statuses of the
     graph it was updated from (``before``) where nothing a status reads changed, the nodes it
     changed (``updated_nodes``) asked again; all of them for a graph built whole."""
     changed = graph.updated_nodes

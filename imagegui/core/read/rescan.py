@@ -155,8 +155,8 @@ class ScanDelta:
     """What differs between two scans of one directory: the paths whose entry in ``images``,
     ``external``, ``errors`` or ``aliases`` was added, removed or changed, and whether anything
     else a consumer reads differs (the order of the images, the files seen). The chain graph
-    updates itself from it (``ChainGraph.updated``), and the window skips a rescan that changed
-    nothing (:attr:`unchanged`)."""
+    updates itself from it (``chains.incremental.update``), and the window skips a rescan that
+    changed nothing (:attr:`unchanged`)."""
 
     images: frozenset[str] = frozenset()
     external: frozenset[str] = frozenset()

@@ -1,5 +1,5 @@
-"""A chain graph updated from a rescan's delta (``ChainGraph.updated``) equals one built whole,
-leaves the graph it came from as it was, and is built whole when the delta is large. Random
+"""A chain graph updated from a rescan's delta (``chains.incremental.update``) equals one built
+whole, leaves the graph it came from as it was, and is built whole when the delta is large. Random
 sequences of file changes: ``tests/core/read/test_rescan.py``; here the parts those do not
 reach (domain disks, the fallback)."""
 
@@ -11,6 +11,7 @@ from imagegui.core.chains import incremental
 from imagegui.core.chains.checkstore import CheckStore
 from imagegui.core.chains.diagnose import Kind
 from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.incremental import update as update_graph
 from imagegui.core.chains.nodestate import all_statuses, updated_statuses
 from imagegui.core.read.rescan import ScanState
 from imagegui.core.virt.inventory import DomainIndex
@@ -61,7 +62,7 @@ def test_domain_disks_follow_an_update(make, tmp_path):
     before = picture(graph)
     os.unlink(base)
     state.rescan({str(base)})
-    new = graph.updated(state.result, state.delta, NOW, CheckStore(), domains)
+    new = update_graph(graph, state.result, state.delta, NOW, CheckStore(), domains)
     whole = ChainGraph(state.result, NOW, CheckStore(), domains)
     assert new.updated_nodes is not None
     assert picture(new) == picture(whole)
@@ -72,7 +73,7 @@ def test_domain_disks_follow_an_update(make, tmp_path):
     assert picture(graph) == before  # the graph updated from is as it was
     make.create("r/base.qcow2")  # and back again
     state.rescan({str(base)})
-    again = new.updated(state.result, state.delta, NOW, CheckStore(), domains)
+    again = update_graph(new, state.result, state.delta, NOW, CheckStore(), domains)
     assert picture(again) == picture(ChainGraph(state.result, NOW, CheckStore(), domains))
     assert picture(again)[4] == before[4]
 
@@ -86,8 +87,10 @@ def test_a_large_delta_is_built_whole(make, tmp_path, monkeypatch):
         os.unlink(tmp_path / f"d{i}.qcow2")
     state.rescan()
     monkeypatch.setattr(incremental, "FALLBACK_MIN", 2)
-    whole = graph.updated(state.result, state.delta, NOW, CheckStore())
+    whole = update_graph(graph, state.result, state.delta, NOW, CheckStore())
     assert whole.updated_nodes is None  # 3 of 4 changed: built whole
     assert picture(whole) == picture(ChainGraph(state.result, NOW, CheckStore()))
     monkeypatch.setattr(incremental, "FALLBACK_MIN", 3)
-    assert graph.updated(state.result, state.delta, NOW, CheckStore()).updated_nodes is not None
+    assert (
+        update_graph(graph, state.result, state.delta, NOW, CheckStore()).updated_nodes is not None
+    )

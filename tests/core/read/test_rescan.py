@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from imagegui.core.chains.checkstore import CheckStore
 from imagegui.core.chains.graph import ChainGraph
+from imagegui.core.chains.incremental import update as update_graph
 from imagegui.core.chains.nodestate import all_statuses, updated_statuses
 from imagegui.core.read.rescan import ScanDelta, ScanState
 from imagegui.core.read.scan import ScanResult, scan_directory
@@ -477,7 +478,7 @@ OPS = st.one_of(
 
 def assert_same_graph(got: ChainGraph, want: ChainGraph) -> None:
     """Equal in everything a reader of the graph sees, orders included, and in what the next
-    update reads (``ChainGraph.updated``)."""
+    update reads (``chains.incremental.update``)."""
     assert list(got.g.nodes(data=True)) == list(want.g.nodes(data=True))
     assert list(got.g.edges(data=True)) == list(want.g.edges(data=True))
     assert [list(got.g.pred[n]) for n in got.g] == [list(want.g.pred[n]) for n in want.g]
@@ -520,7 +521,7 @@ def test_any_sequence_of_changes_rescans_as_a_full_scan(steps):
             assert_same(hinted.rescan(t.changed), full)
             assert_same(plain.rescan(), full)
             assert hinted.delta == plain.delta == _delta_by_value(before, full)
-            graph = graph.updated(hinted.result, hinted.delta, now=NOW, checks=CheckStore())
+            graph = update_graph(graph, hinted.result, hinted.delta, NOW, CheckStore())
             whole = ChainGraph(hinted.result, now=NOW, checks=CheckStore())
             assert graph.updated_nodes is not None  # made by an update, not built whole
             assert_same_graph(graph, whole)
