@@ -18,7 +18,7 @@ when it provably has not changed:
   target may live anywhere), directories reached through a link, a hinted directory's whole
   subtree (a directory moved in brings content no event named), files with more than one hard
   link (written through another name), and "volatile" images (see below). A hinted file is
-  always read again, so an open/close event (a VM starting) refreshes its lock state.
+  always read again, which refreshes its lock state too.
 
 Always redone, as the full scan does them: backing files outside the root (``external``) and
 every backing pointer that names no scanned image (``stat``'ed and probed each time: nothing
@@ -39,8 +39,9 @@ A record whose mtime or ctime is not older than the scan's start minus :attr:`ra
 trusted by a stamp comparison (it is read again next time, once).
 
 **Not seen by a rescan** (a full scan sees them): a QEMU starting on an image that has not been
-written since (no stamp changes; with hints, an open event on the file is enough), and, with
-hints only, a change to ``st_blocks`` alone (XFS trimming its speculative preallocation).
+written since (no stamp changes, and the watch listens for no opens: ``core/read/watch.py``
+polls the lock table instead and hints the images whose lock state changed), and, with hints
+only, a change to ``st_blocks`` alone (XFS trimming its speculative preallocation).
 
 **For the watch** (``gui/session.py``): start watching *before* the full scan the state comes
 from (``ScanState.from_full``), so no change falls between the scan and the first event; then
