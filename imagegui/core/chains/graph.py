@@ -522,15 +522,16 @@ def ids_of(
     return by_id, dups
 
 
-def loops_from(order: Iterable[str], succ: Mapping[str, Mapping[str, object]]) -> list[list[str]]:
-    """Each loop of the graph whose successor dicts are ``succ`` (every node has at most one
-    successor), in chain order from its member first in ``order``, in that order.
+def closed_walks(
+    starts: Iterable[str], succ: Mapping[str, Mapping[str, object]]
+) -> Iterator[list[str]]:
+    """The loops met walking down from each of ``starts`` in turn (every node has at most one
+    successor), each from the node where its walk came back onto itself.
 
-    One walk down from each node of ``order``, never through a node an earlier walk went: a
-    walk that comes back to a node of its own is in a loop from that node on."""
+    A walk never goes through a node an earlier walk went, so each loop is met once, by the
+    first walk that reaches it."""
     walk_of: dict[str, int] = {}
-    found: list[list[str]] = []
-    for i, start in enumerate(order):
+    for i, start in enumerate(starts):
         node = start
         path = []
         while node not in walk_of:
@@ -541,8 +542,16 @@ def loops_from(order: Iterable[str], succ: Mapping[str, Mapping[str, object]]) -
                 break
             node = next(iter(below))
         else:
-            if walk_of[node] == i:  # back on this walk: a new loop
-                found.append(path[path.index(node) :])
+            if walk_of[node] == i:  # back on this walk: a loop
+                yield path[path.index(node) :]
+
+
+def loops_from(order: Iterable[str], succ: Mapping[str, Mapping[str, object]]) -> list[list[str]]:
+    """Each loop of the graph whose successor dicts are ``succ`` (every node has at most one
+    successor), in chain order from its member first in ``order``, in that order.
+
+    One walk down from each node of ``order`` (:func:`closed_walks`)."""
+    found = list(closed_walks(order, succ))
     if not found:
         return []
     # Each loop from its member first in ``order`` (a walk may have entered it anywhere).

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 
 from imagegui.core.chains import diagnose, nova
 from imagegui.core.chains.diagnose import Kind, Problem
-from imagegui.core.chains.graph import ChainBreak, ChainGraph, NodeTable, ids_of
+from imagegui.core.chains.graph import ChainBreak, ChainGraph, NodeTable, closed_walks, ids_of
 from imagegui.core.chains.schema import EXTERNAL, FORMAT, IMAGE, INFO, KIND
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read.model import ImageInfo, ScanError
@@ -339,21 +339,10 @@ class _Update:
         changed = rewired | self.gone
         loops = [loop for loop in old.loops if changed.isdisjoint(loop)]
         known = {n for loop in loops for n in loop}
-        walk_of: dict[str, str] = {}
-        for start in rewired:
-            node, path = start, []
-            while node not in walk_of:
-                walk_of[node] = start
-                path.append(node)
-                below = succ.get(node)
-                if not below:
-                    break
-                node = next(iter(below))
-            else:
-                if walk_of[node] == start and node not in known:
-                    loop = path[path.index(node) :]
-                    loops.append(loop)
-                    known.update(loop)
+        for loop in closed_walks(rewired, succ):
+            if loop[0] not in known:  # not an old loop a changed edge leads into
+                loops.append(loop)
+                known.update(loop)
         if not loops:
             return []
         pos = self.positions(self.new.g._node)  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from imagegui.core.read.formats.limits import MAX_VIRTUAL_SIZE
 
@@ -163,28 +163,30 @@ EMPTY_FLAGS: dict[str, object] = shared_flags((), dict)
 
 #: Values many images repeat (virtual sizes, backing format names): one object each instead of
 #: one per image; bounded like ``_SHARED``, since a hostile tree may make every value unique.
+K = TypeVar("K", int, str)
+
 _SIZES: dict[int, int] = {}
 _NAMES: dict[str, str] = {}
 
 
-def shared_size(value: int) -> int:
-    """The one ``int`` kept for ``value`` (an image's virtual size: most repeat)."""
-    kept = _SIZES.get(value)
+def _kept(table: dict[K, K], value: K) -> K:
+    """The one object ``table`` keeps for ``value`` (kept from now on while there is room)."""
+    kept = table.get(value)
     if kept is not None:
         return kept
-    if len(_SIZES) < _SHARED_MAX:
-        _SIZES[value] = value
+    if len(table) < _SHARED_MAX:
+        table[value] = value
     return value
+
+
+def shared_size(value: int) -> int:
+    """The one ``int`` kept for ``value`` (an image's virtual size: most repeat)."""
+    return _kept(_SIZES, value)
 
 
 def shared_name(value: str) -> str:
     """The one ``str`` kept for ``value`` (a backing format name: a handful repeat)."""
-    kept = _NAMES.get(value)
-    if kept is not None:
-        return kept
-    if len(_NAMES) < _SHARED_MAX:
-        _NAMES[value] = value
-    return value
+    return _kept(_NAMES, value)
 
 
 def shared_flag_ids() -> set[int]:
