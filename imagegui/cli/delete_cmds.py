@@ -15,10 +15,10 @@ import argparse
 
 from imagegui.cli.connect_args import add_connect_argument, domain_source
 from imagegui.cli.ops_cmds import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
     execute,
+    partial_status,
     plan_options,
     print_error,
     usage_error,
@@ -32,15 +32,14 @@ OLDER_THAN_DAYS = 30.0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from imagegui.core.ops.delete import DeleteResult, RestoreResult, plan_delete, plan_restore
+    from imagegui.core.ops.delete import RestoreResult, plan_delete, plan_restore
 
     if args.undo:
         if args.permanent or args.with_overlays:
             raise usage_error("--undo takes only the paths the files were deleted from")
         restore = plan_restore(args.images)
-        outcome = {"status": EXIT_OK}
 
-        def restored(result: RestoreResult) -> None:
+        def restored(result: RestoreResult) -> int:
             for path in result.restored:
                 print(printable(f"restored {path}"))
             for f in result.kept:
@@ -48,13 +47,9 @@ def _delete(args: argparse.Namespace) -> int:
             for e in result.errors:
                 print_error(e)
             print(printable(result.message))
-            if result.errors:
-                outcome["status"] = EXIT_FAILED
-            elif result.kept:
-                outcome["status"] = EXIT_REFUSED
+            return partial_status(result.errors, result.kept)
 
-        status = execute(restore, args, restored)
-        return outcome["status"] if status == EXIT_OK else status
+        return execute(restore, args, restored)
 
     plan = plan_delete(
         args.images,
@@ -62,18 +57,12 @@ def _delete(args: argparse.Namespace) -> int:
         with_overlays=args.with_overlays,
         **plan_options(args, skip=("qemu_img",)),
     )
-    outcome = {"status": EXIT_OK}
-
-    def report(result: DeleteResult) -> None:
-        print_result(result, outcome)
-
-    status = execute(plan, args, report)
-    return outcome["status"] if status == EXIT_OK else status
+    return execute(plan, args, print_result)
 
 
-def print_result(result, outcome: dict[str, int]) -> None:  # DeleteResult (imported late)
-    """Each file moved or removed, what was kept and why, the total; sets ``outcome["status"]``
-    to 2 when a file was kept, 1 when a move failed."""
+def print_result(result) -> int:  # DeleteResult (imported late)
+    """Each file moved or removed, what was kept and why, the total; the exit status: 2 when a
+    file was kept, 1 when a move failed."""
     for t in result.trashed:
         print(printable(f"moved {t.original} to {t.trashed}"))
     for path in result.removed:
@@ -84,10 +73,7 @@ def print_result(result, outcome: dict[str, int]) -> None:  # DeleteResult (impo
         print_error(f"failed: {e}")
     hint = f" ({result.cli_hint})" if result.cli_hint else ""
     print(printable(result.message + hint))
-    if result.errors:
-        outcome["status"] = EXIT_FAILED
-    elif result.kept:
-        outcome["status"] = EXIT_REFUSED
+    return partial_status(result.errors, result.kept)
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -97,7 +83,6 @@ def _clean(args: argparse.Namespace) -> int:
 
     from imagegui.cli.ops_cmds import qemu_img_setting
     from imagegui.core.ops.clean import CleanRequest, clean_job
-    from imagegui.core.ops.delete import DeleteResult
 
     if not os.path.isdir(args.directory):
         raise usage_error(f"{args.directory}: not a directory")
@@ -130,15 +115,7 @@ def _clean(args: argparse.Namespace) -> int:
             print_error(f"kept: {f.cli_text}")
         if not plan.items:
             return EXIT_REFUSED
-    outcome = {"status": EXIT_OK}
-
-    def report(result: DeleteResult) -> None:
-        print_result(result, outcome)
-
-    status = execute(plan, args, report)
-    if status == EXIT_OK and args.dry_run and plan.kept:
-        return EXIT_REFUSED
-    return outcome["status"] if status == EXIT_OK else status
+    return execute(plan, args, print_result, kept=plan.kept)
 
 
 def _add_dry_run(p: argparse.ArgumentParser) -> None:

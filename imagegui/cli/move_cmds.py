@@ -12,10 +12,8 @@ import argparse
 
 from imagegui.cli.connect_args import add_connect_argument
 from imagegui.cli.ops_cmds import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_REFUSED,
     execute,
+    partial_status,
     plan_options,
     print_error,
     usage_error,
@@ -48,9 +46,8 @@ def _relink(args: argparse.Namespace) -> int:
     if not args.dry_run and not plan.refused:
         for f in plan.kept:
             print_error(f"kept: {f.cli_text}")
-    outcome = {"status": EXIT_OK}
 
-    def report(result: RelinkResult) -> None:
+    def report(result: RelinkResult) -> int:
         for path in result.rewritten:
             print(printable(f"rewrote {path}"))
         for f in result.kept:
@@ -59,15 +56,9 @@ def _relink(args: argparse.Namespace) -> int:
         for e in result.errors:
             print_error(e)
         print(printable(result.message + (f" ({result.cli_hint})" if result.cli_hint else "")))
-        if result.errors:
-            outcome["status"] = EXIT_FAILED
-        elif result.kept:
-            outcome["status"] = EXIT_REFUSED
+        return partial_status(result.errors, result.kept)
 
-    status = execute(plan, args, report)
-    if status == EXIT_OK and args.dry_run and plan.kept:
-        return EXIT_REFUSED
-    return outcome["status"] if status == EXIT_OK else status
+    return execute(plan, args, report, kept=plan.kept)
 
 
 def _add_dry_run(p: argparse.ArgumentParser) -> None:

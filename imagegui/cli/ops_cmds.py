@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -145,10 +145,25 @@ def _err(message: str) -> None:
         print(f"imagegui: {printable(message)}", file=sys.stderr, flush=True)
 
 
+def partial_status(errors: Sequence[object], kept: Sequence[object]) -> int:
+    """The exit status of a run that did what it could: 1 when something failed, 2 when
+    something was kept back (refused), 0 when all of it was done."""
+    if errors:
+        return EXIT_FAILED
+    return EXIT_REFUSED if kept else EXIT_OK
+
+
 def execute(
-    plan: Plan[R], args: argparse.Namespace, report: Callable[[R], None] | None = None
+    plan: Plan[R],
+    args: argparse.Namespace,
+    report: Callable[[R], int | None] | None = None,
+    kept: Sequence[object] = (),
 ) -> int:
-    """Prints (dry run) or runs a plan; maps the outcome onto the exit status."""
+    """Prints (dry run) or runs a plan; maps the outcome onto the exit status.
+
+    ``report`` prints a finished run's result and may return its exit status (a run that did
+    only part of its work). ``kept`` are the findings the plan keeps back while doing the rest:
+    a dry run that lists any exits 2, as the run itself would."""
     log.info(
         "plan %s%s: %s", printable(plan.title), " (dry run)" if args.dry_run else "", plan.verdict()
     )
@@ -157,7 +172,7 @@ def execute(
             print(json.dumps(plan.to_json(), indent=2))
         else:
             print(plan.describe())  # each line escaped by describe()
-        return EXIT_REFUSED if plan.refused else EXIT_OK
+        return EXIT_REFUSED if plan.refused or kept else EXIT_OK
     if plan.refused:
         _refused(plan.blocking())
         return EXIT_REFUSED
@@ -185,7 +200,7 @@ def execute(
         return EXIT_FAILED
     _finish(bar)
     if report:
-        report(result)
+        return report(result) or EXIT_OK
     else:
         hint = f" ({result.cli_hint})" if result.cli_hint else ""
         print(printable(result.message + hint))
@@ -256,25 +271,21 @@ def _flatten(args: argparse.Namespace) -> int:
 
 
 def _check_image(args: argparse.Namespace) -> int:
-    outcome = {"problems": False}
-
-    def report(result: CheckResult) -> None:
+    def report(result: CheckResult) -> int:
         problems = result.problems
-        outcome["problems"] = any(p.level != Level.INFO for p in problems)
         if note := result.store_note:
             print(f"imagegui: note: {printable(note)}", file=sys.stderr)
         if args.json:
             print(json.dumps(result.to_json(), indent=2))
-            return
-        print(printable(result.message))
-        for p in problems:
-            print(f"  [{p.level}] {p.kind}: {printable(p.cli_text)}")
+        else:
+            print(printable(result.message))
+            for p in problems:
+                print(f"  [{p.level}] {p.kind}: {printable(p.cli_text)}")
+        # like `imagegui check`: problems found -> 1
+        return EXIT_FAILED if any(p.level != Level.INFO for p in problems) else EXIT_OK
 
     plan = plan_check(args.image, args.repair, **plan_options(args))
-    status = execute(plan, args, report)
-    if status == EXIT_OK and outcome["problems"]:
-        return EXIT_FAILED  # like `imagegui check`: problems found -> 1
-    return status
+    return execute(plan, args, report)
 
 
 class _Signalled(BaseException):
@@ -505,9 +516,8 @@ def _clean_leftovers(args: argparse.Namespace) -> int:
             _err(f"refused: {f.cli_text}")
         if not plan.leftovers:
             return EXIT_REFUSED
-    outcome = {"status": EXIT_OK}
 
-    def report(result: CleanResult) -> None:
+    def report(result: CleanResult) -> int:
         for x in result.removed:
             print(printable(f"removed {x.path} ({x.size:,} bytes)"))
         for f in result.kept:
@@ -516,15 +526,9 @@ def _clean_leftovers(args: argparse.Namespace) -> int:
         for e in result.errors:
             _err(f"cannot remove {e}")
         print(printable(result.message))
-        if result.errors:
-            outcome["status"] = EXIT_FAILED
-        elif result.kept:
-            outcome["status"] = EXIT_REFUSED
+        return partial_status(result.errors, result.kept)
 
-    status = execute(plan, args, report)
-    if status == EXIT_OK and args.dry_run and plan.kept:
-        return EXIT_REFUSED
-    return outcome["status"] if status == EXIT_OK else status
+    return execute(plan, args, report, kept=plan.kept)
 
 
 def _add_read_root(p: argparse.ArgumentParser) -> None:
