@@ -16,12 +16,11 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
+from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards, journal
 from imagegui.core.ops.newfile import partial_name, write_via_partial
 from imagegui.core.ops.plan import (
     Finding,
-    GuardRefused,
     OpResult,
     Plan,
     add_findings,
@@ -87,18 +86,10 @@ class ConvertPlan(Plan[OpResult]):
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
-        state = f"no file was created and {self.src} is unchanged"
-        try:
-            write_via_partial(
-                self.commands[-1], self.partial, self.dest, self.mode, progress, cancel,
-                self.qemu_img,
-            )  # fmt: skip
-        except CancelledError:
-            raise CancelledError(f"convert cancelled: {state}") from None
-        except GuardRefused:
-            raise
-        except qemuimg.QemuImgError as exc:
-            raise type(exc)(f"{exc} ({state})", **qemuimg.error_kwargs(exc)) from exc
+        write_via_partial(
+            self.commands[-1], self.partial, self.dest, self.mode, progress, cancel,
+            self.qemu_img, op="convert", state=f"no file was created and {self.src} is unchanged",
+        )  # fmt: skip
         kept = " on the same backing file" if self.keep_backing else ""
         note = journal.journal_change(journal.CONVERT_OP, self.dest, source=self.src)
         return OpResult(

@@ -7,11 +7,10 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
+from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards
 from imagegui.core.ops.newfile import partial_name, write_via_partial
 from imagegui.core.ops.plan import (
-    GuardRefused,
     OpResult,
     Plan,
     add_findings,
@@ -54,18 +53,11 @@ class FlattenPlan(Plan[OpResult]):
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
-        state = f"no file was created and {self.image} and its chain are unchanged"
-        try:
-            write_via_partial(
-                self.commands[-1], self.partial, self.out, self.mode, progress, cancel,
-                self.qemu_img,
-            )  # fmt: skip
-        except CancelledError:
-            raise CancelledError(f"flatten cancelled: {state}") from None
-        except GuardRefused:
-            raise
-        except qemuimg.QemuImgError as exc:
-            raise type(exc)(f"{exc} ({state})", **qemuimg.error_kwargs(exc)) from exc
+        write_via_partial(
+            self.commands[-1], self.partial, self.out, self.mode, progress, cancel,
+            self.qemu_img, op="flatten",
+            state=f"no file was created and {self.image} and its chain are unchanged",
+        )  # fmt: skip
         return OpResult(
             message=f"wrote {self.out}: an independent qcow2 with {self.image}'s full content",
             changed=[self.out],

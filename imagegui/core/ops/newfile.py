@@ -8,7 +8,7 @@ import errno
 import os
 import secrets
 
-from imagegui.core.jobs import CancelToken, ProgressFn
+from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
 from imagegui.core.ops.plan import GuardRefused, refuse
 from imagegui.core.read.fileid import FileId, file_id, stat_id
 
@@ -84,10 +84,17 @@ def write_via_partial(
     progress: ProgressFn,
     cancel: CancelToken,
     qemu_img: str = "",
+    *,
+    op: str,
+    state: str,
 ) -> None:
     """Runs the qemu-img command ``argv`` that writes ``partial`` (claimed first, exclusively,
     with ``mode``), then gives it the name ``out``. Whatever stops it (a cancel, a qemu error,
-    a refusal) removes ``partial``: no half-written file is left under either name."""
+    a refusal) removes ``partial``: no half-written file is left under either name.
+
+    A cancel or a qemu-img error says ``state``, what that leaves (``"no file was created and
+    X is unchanged"``): a cancel as ``"{op} cancelled: {state}"``, an error after its own
+    message, as the same kind of error (the window and the CLI map the kind onto their fix)."""
     from imagegui.core.qemu import qemuimg
 
     ident = claim_new_file(partial, mode)
@@ -95,5 +102,9 @@ def write_via_partial(
         qemuimg.run(argv, progress=progress, cancel=cancel, qemu_img=qemu_img)
         still_ours(partial, ident)
         link_no_replace(partial, out)
+    except CancelledError:
+        raise CancelledError(f"{op} cancelled: {state}") from None
+    except qemuimg.QemuImgError as exc:
+        raise type(exc)(f"{exc} ({state})", **qemuimg.error_kwargs(exc)) from exc
     finally:
         release_new_file(partial, ident)

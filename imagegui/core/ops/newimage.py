@@ -9,7 +9,7 @@ import shlex
 from dataclasses import dataclass
 from typing import ClassVar
 
-from imagegui.core.jobs import CancelledError, CancelToken, ProgressFn
+from imagegui.core.jobs import CancelToken, ProgressFn
 from imagegui.core.ops import guards, journal
 from imagegui.core.ops.newfile import partial_name, write_via_partial
 from imagegui.core.ops.plan import OpResult, Plan, add_findings, info, refuse
@@ -53,12 +53,10 @@ class NewImagePlan(Plan[OpResult]):
         )
 
     def _execute(self, progress: ProgressFn, cancel: CancelToken) -> OpResult:
-        try:
-            write_via_partial(
-                self.commands[-1], self.partial, self.path, 0o600, progress, cancel, self.qemu_img
-            )
-        except CancelledError:
-            raise CancelledError(f"creation of {self.path} cancelled: no file was left") from None
+        write_via_partial(
+            self.commands[-1], self.partial, self.path, 0o600, progress, cancel, self.qemu_img,
+            op=f"creation of {self.path}", state="no file was left",
+        )  # fmt: skip
         note = journal.journal_change(journal.NEW_OP, self.path)
         progress(1.0)
         return OpResult(
