@@ -146,3 +146,91 @@ def test_the_current_row_is_framed_while_the_list_has_focus(
     finally:
         theme.apply_appearance(qapp, theme.SYSTEM)
         theme.uninstall(qapp)
+
+
+@pytest.fixture
+def two_chains(make, tmp_path):
+    """Two bases, each with a clone that has a clone of its own."""
+    for name in ("a", "b"):
+        make.create(f"{name}-base.qcow2")
+        make.overlay(f"{name}-mid.qcow2", f"{name}-base.qcow2")
+        make.overlay(f"{name}-top.qcow2", f"{name}-mid.qcow2")
+    return tmp_path
+
+
+def _expanded(window) -> set[str]:
+    """The rows the view shows expanded (with their children in sight), by node, asked of the
+    view itself."""
+    from PySide6.QtCore import QModelIndex
+
+    tree, model = window.chains.tree, window.chains.model
+    out, stack = set(), [QModelIndex()]
+    while stack:
+        parent = stack.pop()
+        for row in range(model.rowCount(parent)):
+            index = model.index(row, 0, parent)
+            if model.rowCount(index) and tree.isExpanded(index):
+                out.add(model.node_at(index))
+                stack.append(index)
+    return out
+
+
+def _rescan_after_new_file(qtbot, window, make, name: str) -> None:
+    make.create(name)
+    with qtbot.waitSignal(window.ready, timeout=30_000):
+        window.rescan()
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["small-list", "big-list"])
+def test_rescan_keeps_what_the_user_expanded_and_collapsed(
+    qtbot, window, open_dir, make, two_chains, monkeypatch, big
+):
+    """A rescan (a new snapshot, a new model) shows the chains expanded and collapsed as the
+    user left them: a small list starts expanded, a big one collapsed (``EXPAND_ALL_LIMIT``)."""
+    from imagegui.gui.panels import chains
+
+    if big:
+        monkeypatch.setattr(chains, "EXPAND_ALL_LIMIT", 0)
+    window.settings.set_auto_rescan(False)  # only the rescans below
+    open_dir(two_chains)
+    tree, model = window.chains.tree, window.chains.model
+    a_base, a_mid = str(two_chains / "a-base.qcow2"), str(two_chains / "a-mid.qcow2")
+    b_base, b_mid = str(two_chains / "b-base.qcow2"), str(two_chains / "b-mid.qcow2")
+    assert _expanded(window) == (set() if big else {a_base, a_mid, b_base, b_mid})
+    if big:
+        tree.expand(model.index_of(a_base))  # the user opens one chain, one level
+    else:
+        tree.collapse(model.index_of(b_base))  # the user closes one chain
+    want = _expanded(window)
+    assert want == ({a_base} if big else {a_base, a_mid})  # b-mid's row is hidden
+    _rescan_after_new_file(qtbot, window, make, "c.qcow2")
+    assert window.chains.model.index_of(str(two_chains / "c.qcow2")).isValid()
+    assert _expanded(window) == want
+    # Expanding more, and collapsing, after the rescan is followed as well.
+    tree.expand(window.chains.model.index_of(b_base))
+    tree.collapse(window.chains.model.index_of(a_base))
+    want = _expanded(window)
+    _rescan_after_new_file(qtbot, window, make, "d.qcow2")
+    assert _expanded(window) == want
+
+
+def test_rescan_after_a_filter_shows_rows_expanded_as_before(
+    qtbot, window, open_dir, make, two_chains, monkeypatch
+):
+    """A filter shows its matches expanded; once cleared, a big list shows its chains
+    collapsed again, and a rescan then expands nothing the user does not see expanded."""
+    from imagegui.gui.panels import chains
+
+    monkeypatch.setattr(chains, "EXPAND_ALL_LIMIT", 3)
+    window.settings.set_auto_rescan(False)
+    open_dir(two_chains)
+    panel = window.chains
+    with qtbot.waitSignal(panel.filterApplied, timeout=5000):
+        panel.filter.setText("a-")
+    assert _expanded(window) == {str(two_chains / "a-base.qcow2"), str(two_chains / "a-mid.qcow2")}
+    with qtbot.waitSignal(panel.filterApplied, timeout=5000):
+        panel.filter.clear()
+    before = _expanded(window)
+    assert str(two_chains / "b-base.qcow2") not in before
+    _rescan_after_new_file(qtbot, window, make, "c.qcow2")
+    assert _expanded(window) == before
