@@ -37,6 +37,7 @@ from imagegui.gui.actions import (
     disabled_reasons,
     update_enabled,
 )
+from imagegui.gui.afterpaint import AfterPaint
 from imagegui.gui.dialogs.connect_dialog import ConnectDialog
 from imagegui.gui.dialogs.messages import info_box
 from imagegui.gui.dialogs.preferences_dialog import PreferencesDialog
@@ -81,6 +82,10 @@ class MainWindow(QMainWindow):
         self.selection = Selection(self)
         self.scene = ChainScene(self)
         self.view = ChainView(self.scene)
+        #: The space report and the Folders listing start once the new graph is painted.
+        self.after_paint = AfterPaint(
+            lambda: self.scene.building, lambda: self.view.isVisible(), self
+        )
         self.welcome = WelcomePage()
         self.space = SpacePanel()
         #: The two pictures of the directory: the chain graph, and where the space goes (View ▸
@@ -248,6 +253,7 @@ class MainWindow(QMainWindow):
         s.spaceProgress.connect(self.space.set_progress)
         s.watchStatusChanged.connect(self._show_watch)
         self.scene.built.connect(self._on_scene_built)
+        self.view.painted.connect(self.after_paint.painted)
         self.selection.changed.connect(self._on_selection_changed)
         self.view.nodeClicked.connect(self.selection.set)
         self.view.nodeToggled.connect(self.chains.toggle)
@@ -358,7 +364,7 @@ class MainWindow(QMainWindow):
         self.scene.apply_snapshot(snapshot)  # a rescan keeps the trees that did not change
         self.space.set_snapshot(snapshot)
         self.chains.set_snapshot(snapshot, current)
-        self.folders.set_snapshot(snapshot)
+        self.after_paint.add("folders", lambda: self.folders.set_snapshot(snapshot))
         self.problems.set_snapshot(snapshot)
         self.hosts.set_snapshot(snapshot)
         self.problems_dock.setWindowTitle(f"Problems ({snapshot.problem_count})")
@@ -391,7 +397,7 @@ class MainWindow(QMainWindow):
         self.layers.set_report(report)
 
     def _on_scene_built(self) -> None:
-        self.session.read_space()  # now: beside the graph's construction it would slow both
+        self.after_paint.add("space", self.session.read_space)
         self.view.viewport().setUpdatesEnabled(True)
         if self._fit_on_build:
             self.view.fit_all()

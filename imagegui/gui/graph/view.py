@@ -55,6 +55,9 @@ class ChainView(QGraphicsView):
     contextMenuRequested = Signal(str, QPoint)
     #: Scale after a zoom, 1.0 = 100 %.
     zoomChanged = Signal(float)
+    #: The view has painted (its viewport): background work waits for the first one after
+    #: a new graph (``gui.afterpaint``).
+    painted = Signal()
 
     def __init__(self, scene: ChainScene, parent=None):
         super().__init__(scene, parent)
@@ -452,6 +455,7 @@ class ChainView(QGraphicsView):
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
+        self.painted.emit()
         scene = self.chain_scene
         if scene.problems_only and scene.snapshot is not None and not scene.card_count:
             painter = QPainter(self.viewport())
