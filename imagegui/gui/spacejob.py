@@ -37,6 +37,9 @@ def make_space_job(snapshot: Snapshot, previous: MapCache, qemu_img: str = "") -
     same file state."""
     kept: dict[str, tuple[tuple[int, int], LayerMap]] = {}
     fresh = [0]
+    # Equal maps as one object: most images of a big tree have one of a few maps (an empty
+    # overlay of a given size), and they are all kept until the next scan.
+    shared: dict[LayerMap, LayerMap] = {old[1]: old[1] for old in previous.values()}
 
     def read(info: ImageInfo, cancel: CancelToken) -> LayerMap:
         old = previous.get(info.path)
@@ -44,6 +47,7 @@ def make_space_job(snapshot: Snapshot, previous: MapCache, qemu_img: str = "") -
             kept[info.path] = old
             return old[1]
         layer = read_layer_map(info, cancel, qemu_img=qemu_img)
+        layer = shared.setdefault(layer, layer)
         fresh[0] += 1
         kept[info.path] = (info.stamp, layer)
         return layer

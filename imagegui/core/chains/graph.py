@@ -27,7 +27,6 @@ from imagegui.core.chains.diagnose import Kind, Level, Problem
 from imagegui.core.chains.nova import NovaBase
 from imagegui.core.chains.schema import (
     EXTERNAL,
-    FORMAT,
     IMAGE,
     INFO,
     KIND,
@@ -35,6 +34,7 @@ from imagegui.core.chains.schema import (
     PLACEHOLDERS,
     PROTOCOL,
     UNREADABLE,
+    edge_data,
 )
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
@@ -221,7 +221,7 @@ class ChainGraph:
                     if not self._direct(info, target):
                         volatile.add(path)
                 fmt = info.backing_format
-                data = {} if fmt is None else {FORMAT: fmt}
+                data = edge_data(fmt)
                 succ[path][target] = data
                 pred[target][path] = data
 

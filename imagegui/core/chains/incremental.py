@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 from imagegui.core.chains import diagnose, nova
 from imagegui.core.chains.diagnose import Kind, Problem
 from imagegui.core.chains.graph import ChainBreak, ChainGraph, NodeTable, closed_walks, ids_of
-from imagegui.core.chains.schema import EXTERNAL, FORMAT, IMAGE, INFO, KIND
+from imagegui.core.chains.schema import EXTERNAL, IMAGE, INFO, KIND, edge_data
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read.model import ImageInfo, ScanError
 from imagegui.core.read.scan import ScanResult
@@ -261,7 +261,7 @@ class _Update:
             info = self.record(p)
             assert info is not None
             fmt = info.backing_format
-            data = {} if fmt is None else {FORMAT: fmt}
+            data = edge_data(fmt)
             before = succ0.get(p)
             if before and before.get(target[0]) == data:
                 sd[p] = before

@@ -31,3 +31,16 @@ KIND = "kind"
 INFO = "info"
 #: Edge attribute: the backing format the overlay records (absent when it records none).
 FORMAT = "format"
+
+_EDGE_DATA: dict[str | None, dict[str, str]] = {None: {}}
+
+
+def edge_data(fmt: str | None) -> dict[str, str]:
+    """The attribute dict of an edge recording backing format ``fmt`` (None: none recorded).
+    One dict per format, shared by all such edges (100,000 edges held 100,000 equal dicts,
+    ~18 MB): nothing may change an edge's attributes in place; an edge whose format changes
+    gets the other format's dict (the graph is rebuilt or updated, never edited)."""
+    data = _EDGE_DATA.get(fmt)
+    if data is None:
+        data = _EDGE_DATA[fmt] = {FORMAT: fmt}  # type: ignore[dict-item]
+    return data

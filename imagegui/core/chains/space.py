@@ -78,7 +78,7 @@ PRECEDENCE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageSpace:
     """The space figures of one image file."""
 
@@ -99,7 +99,7 @@ class ImageSpace:
     note: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LayerShare:
     """What one layer gives one chain's guest: the bytes its reads come from this layer."""
 
@@ -113,7 +113,7 @@ class LayerShare:
     placeholder: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChainSpace:
     """One chain, from a top image (nothing backs onto it) down to its base."""
 
@@ -134,7 +134,7 @@ class ChainSpace:
         return next((layer for layer in self.layers if layer.path == path), None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reclaimable:
     """A file that can go, what it frees and why it is safe to say so."""
 

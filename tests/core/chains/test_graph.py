@@ -79,6 +79,10 @@ def test_the_graph_is_a_networkx_digraph_with_records_on_its_nodes(tree, make):
     assert g.g.edges[p("mid.qcow2"), p("base.qcow2")] == {FORMAT: "qcow2"}
     assert FORMAT not in g.g.edges[p("unrecorded.qcow2"), p("base.qcow2")]
     assert g.g.number_of_edges() == 5 and not g.g.has_edge(p("base.qcow2"), p("mid.qcow2"))
+    # Edges of one recorded format share one attribute dict (100,000 equal dicts were ~18 MB).
+    assert (
+        g.g.edges[p("mid.qcow2"), p("base.qcow2")] is g.g.edges[p("sibling.qcow2"), p("base.qcow2")]
+    )
 
 
 def test_dependents_of_a_base_are_its_ancestors_in_the_graph(tree):

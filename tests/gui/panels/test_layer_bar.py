@@ -132,6 +132,20 @@ def test_rescan_reads_only_the_maps_of_changed_files(layered):
     assert top.guest_data == 3 * M
 
 
+def test_equal_maps_are_kept_once(layered, make):
+    """Every image's map is kept while the scan is shown: equal ones (empty overlays of one
+    size, the usual case in a big tree) are one object."""
+    make.overlay("empty2.qcow2", "base.qcow2")
+    maps = make_space_job(make_scan_job(str(layered)).run(), {}).run().maps
+    one, two = maps[str(layered / "empty.qcow2")][1], maps[str(layered / "empty2.qcow2")][1]
+    assert one == two and one is two
+    assert maps[str(layered / "top.qcow2")][1] is not one
+    # Still one after a rescan that reads a new one.
+    make.overlay("empty3.qcow2", "base.qcow2")
+    again = make_space_job(make_scan_job(str(layered)).run(), maps).run().maps
+    assert again[str(layered / "empty3.qcow2")][1] is one
+
+
 def test_layer_bar_hairline_for_an_empty_layer(qtbot, layered):
     snap = make_scan_job(str(layered)).run()
     report = make_space_job(snap, {}).run().report
