@@ -9,6 +9,7 @@ graph is completely drawn (the screenshot mode and the benchmark wait for it).
 
 from __future__ import annotations
 
+import linecache
 import os
 from collections.abc import Callable
 
@@ -398,6 +399,10 @@ class MainWindow(QMainWindow):
 
     def _on_scene_built(self) -> None:
         self.after_paint.add("space", self.session.read_space)
+        # PySide6's import hook (``shibokensupport.feature``) reads the whole source of every
+        # module imported after PySide6 into linecache, to see whether it uses PySide6: ~12 MB
+        # once a scan has imported networkx's 360 modules. A traceback reads its lines again.
+        linecache.clearcache()
         self.view.viewport().setUpdatesEnabled(True)
         if self._fit_on_build:
             self.view.fit_all()

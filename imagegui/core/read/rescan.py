@@ -64,6 +64,7 @@ import errno
 import logging
 import os
 import stat
+import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -105,6 +106,17 @@ def _stamp(st: os.stat_result) -> Stamp:
     return (st.st_dev, st.st_ino, st.st_size, st.st_blocks, st.st_mtime_ns, st.st_ctime_ns)
 
 
+#: A file's :data:`Stamp` packed into 48 bytes. Every file's stamp is kept for the next rescan:
+#: as a tuple of six int objects it took ~280 bytes, 28 MB at 100,000 images.
+_PACKED = struct.Struct("=QQqqqq")
+
+
+def _file_stamp(st: os.stat_result) -> bytes:
+    return _PACKED.pack(
+        st.st_dev, st.st_ino, st.st_size, st.st_blocks, st.st_mtime_ns, st.st_ctime_ns
+    )
+
+
 @dataclass(slots=True)
 class _Dir:
     stamp: Stamp
@@ -117,7 +129,8 @@ class _Dir:
 
 @dataclass(slots=True)
 class _File:
-    stamp: Stamp
+    #: ``_file_stamp``
+    stamp: bytes
     is_symlink: bool
     #: What reading it gave: an image, a bad header's error, or an unclaimed raw candidate.
     read: FileRead
@@ -127,10 +140,8 @@ class _File:
     #: An image whose backing name climbs with ``..``: resolved through directory symlinks,
     #: so resolved again on every rescan (read again when it moved).
     reresolve: bool = False
-
-    @property
-    def file_id(self) -> FileId:
-        return (self.stamp[0], self.stamp[1])
+    #: (device, inode): one tuple, shared by the segments' tables of this file.
+    file_id: FileId = (0, 0)
 
 
 @dataclass(slots=True)
@@ -478,7 +489,7 @@ class _Rescan(Walker):
                     except OSError:
                         return False
                     self.checked += 1
-                    if _stamp(st) == rec.stamp:
+                    if _file_stamp(st) == rec.stamp:
                         continue
                 if not stale or path not in stale:
                     stale.append(path)
@@ -738,7 +749,7 @@ class _Rescan(Walker):
                     except OSError:
                         st = None  # the read says what happened
                     self.checked += 1
-                if st is not None and _stamp(st) == old.stamp and not self._moved(old):
+                if st is not None and _file_stamp(st) == old.stamp and not self._moved(old):
                     return self._reuse(path, is_symlink, old)
         got = self._fresh(path, is_symlink, raw_ok)
         if isinstance(got, _File):
@@ -775,15 +786,16 @@ class _Rescan(Walker):
         read.st = None  # the stamp is all a rescan needs of it
         if st.st_nlink > 1:
             self.multi.add(stat_id(st))
-        stamp = _stamp(st)
         info = read.info
         return _File(
-            stamp,
+            _file_stamp(st),
             is_symlink,
             read,
-            max(stamp[4], stamp[5]) < self.cutoff,
+            max(st.st_mtime_ns, st.st_ctime_ns) < self.cutoff,
             info is not None and _volatile(info),
             info is not None and _climbs(info),
+            # the record's own id (the same tuple), else the read's
+            info.file_id if info is not None else read.unclaimed or stat_id(st),
         )
 
 
