@@ -404,8 +404,10 @@ class _Rescan(Walker):
                 continue
             prefix = directory + "/" if directory != "/" else "/"
             subdirs = []
+            paths = []
             for name, kind in entries:
                 path = prefix + name
+                paths.append(path)
                 sub = self._entry2(path, kind, linked, checked)
                 if sub:
                     sstamp = self._substamp(sub, checked)
@@ -419,7 +421,7 @@ class _Rescan(Walker):
                         )
             stack.extend(reversed(subdirs))
             if listing is not None:
-                self._segment(listing, prefix)
+                self._segment(listing, directory, paths)
 
     def _substamp(self, sub: str, checked: bool) -> Stamp | None:
         """The stamp of a listed subdirectory: kept (with hints, when no event names it or its
@@ -560,10 +562,12 @@ class _Rescan(Walker):
             seg.reresolve,
         )
 
-    def _segment(self, listing: _Dir, prefix: str) -> None:
+    def _segment(self, listing: _Dir, directory: str, paths: list[str]) -> None:
         """Keep what this directory's entries added to the result, for :meth:`_whole` next
         time: only a directory of plain files and subdirectories, each file read or reused
-        in this walk, none volatile, none another name of one before it in the directory."""
+        in this walk, none volatile, none another name of one before it in the directory.
+        ``paths``: the entries' paths as the walk made them (the same string objects as the
+        records' keys: 100,000 second copies were ~9 MB)."""
         images: dict[str, ImageInfo] = {}
         images_by_id: dict[FileId, str] = {}
         unclaimed: dict[FileId, str] = {}
@@ -572,8 +576,7 @@ class _Rescan(Walker):
         subdirs: list[str] = []
         reresolve: list[str] = []
         files = self.files
-        for name, kind in listing.entries:
-            path = prefix + name
+        for (name, kind), path in zip(listing.entries, paths, strict=True):
             if not path.isascii() and utf8_problem(path):
                 errors.append(ScanError(path, NOT_UTF8, False))
             if kind == _DIR and not (name.endswith(".partial") and LEFTOVER_RE.match(name)):
@@ -599,7 +602,6 @@ class _Rescan(Walker):
         ids = frozenset(r.file_id for r in records.values())
         if len(ids) != len(records):
             return  # hard links side by side: the walk decides which name wins
-        directory = prefix.rstrip("/") or "/"
         self.segments[directory] = _Segment(
             listing, records, images, images_by_id, unclaimed, errors, subdirs, ids, reresolve
         )
