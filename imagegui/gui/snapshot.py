@@ -35,6 +35,7 @@ from imagegui.core.chains.layout import (
     tree_tables,
 )
 from imagegui.core.chains.nodestate import NodeStatus, State, all_statuses, updated_statuses
+from imagegui.core.chains.schema import INFO, KIND
 from imagegui.core.jobs import CancelToken, Job, ProgressFn
 from imagegui.core.ops import journal
 from imagegui.core.read.backing import canonical
@@ -400,18 +401,21 @@ def compare_ready(new: Snapshot, previous: Snapshot | None) -> None:
 def tree_signature(snap: Snapshot, nodes: list[str]) -> int:
     """A hash of what one tree's drawing shows: its nodes in order with their backing files
     (hence its shape), each one's state, format and sizes, and who uses or holds it."""
-    graph, status, parent = snap.graph.nodes, snap.status, snap.layout.forest.parent
+    attrs, status, parent = snap.graph.nodes.attributes, snap.status, snap.layout.forest.parent
     domains, holders = snap.domains, snap.holders
     parts: list[object] = []
     add = parts.append
     for node in nodes:
-        kind, info = graph[node]
-        add((node, parent.get(node), kind, status[node]))
-        if info is not None:
-            add((info.format, info.virtual_size, info.actual_size))
-        if node in domains:
+        a = attrs[node]
+        info = a[INFO]
+        if info is None:
+            add((node, parent.get(node), a[KIND], status[node]))
+        else:
+            add((node, parent.get(node), a[KIND], status[node], info.format, info.virtual_size,
+                 info.actual_size))  # fmt: skip
+        if domains and node in domains:
             add(uses_label(domains[node]))
-        if node in holders:
+        if holders and node in holders:
             add(holder_label(holders[node]))
     return hash(tuple(parts))
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imagegui.core.chains import checkstore, diagnose, nova
 from imagegui.core.chains.checkstore import CheckStore
@@ -94,6 +94,12 @@ class NodeTable(Mapping[str, tuple[str, "ImageInfo | None"]]):
     def __getitem__(self, node: str) -> tuple[str, ImageInfo | None]:
         attrs = self._attrs[node]
         return attrs[KIND], attrs[INFO]
+
+    @property
+    def attributes(self) -> Mapping[str, Mapping[str, Any]]:
+        """``node -> {KIND: …, INFO: …}``, the graph's own dict: for loops over every node of
+        a big graph, where building a pair per node shows (read-only)."""
+        return self._attrs
 
     def __contains__(self, node: object) -> bool:
         return node in self._attrs
