@@ -134,8 +134,11 @@ class _File:
     #: ``_file_stamp``
     stamp: bytes
     is_symlink: bool
-    #: What reading it gave: an image, a bad header's error, or an unclaimed raw candidate.
-    read: FileRead
+    #: What reading it gave (``FileRead``'s fields, kept here: one object less per file):
+    #: an image, a bad header's error, or an unclaimed raw candidate's id.
+    info: ImageInfo | None
+    unclaimed: FileId | None
+    error: ScanError | None
     trusted: bool
     #: Depends on more than this file's stamp: read again on every rescan.
     volatile: bool
@@ -144,6 +147,11 @@ class _File:
     reresolve: bool = False
     #: (device, inode): one tuple, shared by the segments' tables of this file.
     file_id: FileId = (0, 0)
+
+    @property
+    def read(self) -> FileRead:
+        """What reading it gave, as the walk files it (made anew: a rescan's reuse of it)."""
+        return FileRead(self.info, self.unclaimed, self.error)
 
 
 @dataclass(slots=True)
@@ -800,7 +808,9 @@ class _Rescan(Walker):
         return _File(
             _file_stamp(st),
             is_symlink,
-            read,
+            info,
+            read.unclaimed,
+            read.error,
             max(st.st_mtime_ns, st.st_ctime_ns) < self.cutoff,
             info is not None and _volatile(info),
             info is not None and _climbs(info),

@@ -97,6 +97,9 @@ def test_layout_places_bases_left_and_never_overlaps(make, tmp_path):
         apart = abs(a[0] - b[0]) >= NODE_W or abs(a[1] - b[1]) >= NODE_H
         assert apart, (a, b)
     assert layout.width > 0 and layout.height > 0
+    # Equal coordinates are one float object (a grid's few hundred values at 100,000 images).
+    xs = {id(x): x for x, _ in pos.values()}
+    assert len(xs) == len({x for x, _ in pos.values()}) < len(pos)
 
 
 def test_packing_follows_the_aspect(make, tmp_path):
