@@ -376,6 +376,10 @@ class ChainsPanel(QWidget):
 
     def _on_filtered(self, result: FilterResult) -> None:
         self.filtering = False
+        if self.model.same_rows(result):  # the rows stay, as expanded as they were
+            self.model.take_matches(result)
+            self.filterApplied.emit(self.model.matches)
+            return
         current = self.current_node()
         if not self.model.apply_filter(result):
             return  # worked out for an older snapshot: set_snapshot started another

@@ -129,6 +129,24 @@ class ChainsModel(QAbstractItemModel):
             return
         self.apply_filter(find_rows(self.snapshot, text, self._sort, self.result))
 
+    def same_rows(self, result: FilterResult) -> bool:
+        """Whether ``result`` shows the very rows shown now, in the same order (a filter every
+        image matches, or clearing one that hid nothing): only the matches differ, which no
+        cell shows, so the rows need not be rebuilt."""
+        if result.snapshot is not self.snapshot or result.sort != self._sort:
+            return False
+        everything = len(self._ids)
+        now, new = self._visible, result.visible
+        if now is None or len(now) == everything:
+            return new is None or len(new) == everything
+        return new is not None and new == now
+
+    def take_matches(self, result: FilterResult) -> None:
+        """Takes the matches of a ``result`` that shows the same rows (``same_rows``)."""
+        self.result = result
+        self._filter = result.text
+        self.matches, self._visible = result.matches, result.visible
+
     def apply_filter(self, result: FilterResult) -> bool:
         """Shows a filter worked out by ``find_rows``; False (nothing done) when it was worked
         out for another snapshot."""
