@@ -232,7 +232,9 @@ def _probes(entries: list[Entry]) -> list[str]:
 
 def _is_cached(path: str) -> bool:
     """Whether ``path``'s first page is in the page cache (a file that cannot be opened counts
-    as cached: there is nothing to read ahead)."""
+    as cached: there is nothing to read ahead). Now and then a cold page passes: the probe
+    itself starts the kernel's readahead, and a fast disk can answer before the read looks
+    again; hence several probes, any one of them cold enough."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
