@@ -7,6 +7,8 @@ with a warm page cache:
   * a bare Python loop that only walks, opens each file and reads its first 512 bytes (best of
     as many runs, run in turn with the scan so both see the same machine noise);
   * qemu-img info -U per image, a random sample extrapolated to N;
+  * what the whole-process figures are made of: an empty interpreter's start, ``import
+    networkx``, and ``scan_directory`` against the bare loop's body in one process;
 and the ratios (targets at 10,000: >= 100x faster than qemu-img info, <= 3x the bare loop), and
 the load average, since a machine shared with other work moves every figure.
 
@@ -44,6 +46,27 @@ for top, dirs, files in os.walk(sys.argv[1]):
             f.read(512)
         n += 1
 print(n)
+"""
+
+
+#: In one process: ``scan_directory`` alone and the bare loop's body, best of argv[2] each,
+#: alternated; what the whole-process ratio is made of once the interpreter and imports are
+#: left out.
+IN_PROCESS = """
+import os, sys, time
+from imagegui.core.read.scan import scan_directory
+def loop(root):
+    for top, dirs, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(top, name), "rb") as f:
+                f.read(512)
+best = [float("inf")] * 2
+for _ in range(int(sys.argv[2])):
+    for i, work in enumerate((scan_directory, loop)):
+        t = time.perf_counter()
+        work(sys.argv[1])
+        best[i] = min(best[i], time.perf_counter() - t)
+print(*best)
 """
 
 
@@ -105,6 +128,12 @@ def main() -> int:
             )
         qemu_s = (time.perf_counter() - t) / len(sample) * len(files)
         imp = best_wall_and_cpu([[sys.executable, "-c", "import networkx"]], 5)[0][0]
+        bare_start = best_wall_and_cpu([[sys.executable, "-c", "pass"]], 5)[0][0]
+        inside = subprocess.run(
+            [sys.executable, "-c", IN_PROCESS, root, str(args.runs)],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        scan_alone, loop_alone = map(float, inside.split())
         figure("images", len(files), "", digits=0)
         figure(
             "imagegui scan --json (process)",
@@ -116,6 +145,9 @@ def main() -> int:
         figure("bare open+read(512) loop", bare_s, "s", digits=3)
         figure("qemu-img info per image (est.)", qemu_s, "s", note=f"sample of {len(sample)}")
         figure("python -c 'import networkx'", imp, "s", digits=3)
+        figure("python -c 'pass'", bare_start, "s", digits=3)
+        figure("scan_directory alone (in process)", scan_alone, "s", digits=3)
+        figure("the bare loop's body (in process)", loop_alone, "s", digits=3)
         figure("imagegui vs bare loop", scan_s / bare_s, "x", target="<= 3")
         figure(
             "the same in CPU seconds",
@@ -123,6 +155,7 @@ def main() -> int:
             "x",
             note=f"{scan_cpu:.3f} s / {bare_cpu:.3f} s user + system: moves less with the load",
         )
+        figure("scan_directory vs the loop's body", scan_alone / loop_alone, "x")
         figure("qemu-img info vs imagegui", qemu_s / scan_s, "x", target=">= 100", digits=0)
         figure("per image", scan_s / len(files) * 1e6, "us", digits=1)
         print_load(load_before, f"best of {args.runs} runs")
