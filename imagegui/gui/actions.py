@@ -55,6 +55,7 @@ class Actions:
     open_demo: QAction
     new_image: QAction
     rescan: QAction
+    stop_scan: QAction
     connect_libvirt: QAction
     refresh_vms: QAction
     preferences: QAction
@@ -148,6 +149,8 @@ def create_actions(parent: QWidget) -> Actions:
                     "Create a blank disk image (qcow2 or raw) in the open folder"),
         rescan=a(parent, "&Rescan", "view-refresh", ["F5", "Ctrl+R"],
                  "Scan the directory again"),
+        stop_scan=a(parent, "&Stop Scanning", "stop", "Esc",
+                    "Stop the scan that is running; what was shown before stays shown"),
         connect_libvirt=a(parent, "Connect to &libvirt…", "vm", None,
                           "Add or remove libvirt connections (this machine's or another host's), "
                           "to see which VMs use the images"),

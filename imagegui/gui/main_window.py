@@ -199,6 +199,9 @@ class MainWindow(QMainWindow):
         a.open.triggered.connect(self.choose_directory)
         a.open_demo.triggered.connect(self.demoRequested)
         a.rescan.triggered.connect(self.rescan)
+        a.stop_scan.setEnabled(False)
+        a.stop_scan.triggered.connect(self.session.cancel_scan)
+        self.status.stop.setDefaultAction(a.stop_scan)
         a.connect_libvirt.triggered.connect(self.show_connect_dialog)
         a.refresh_vms.triggered.connect(self.session.refresh_hosts)
         a.preferences.triggered.connect(self.show_preferences)
@@ -250,6 +253,7 @@ class MainWindow(QMainWindow):
         s.snapshotReady.connect(self._on_snapshot_ready)
         s.scanUnchanged.connect(self._on_scan_unchanged)
         s.scanFailed.connect(self._on_scan_failed)
+        s.scanCancelled.connect(self._on_scan_cancelled)
         s.spaceReady.connect(self._on_space_ready)
         s.spaceProgress.connect(self.space.set_progress)
         s.watchStatusChanged.connect(self._show_watch)
@@ -315,14 +319,31 @@ class MainWindow(QMainWindow):
 
     def _on_scan_started(self, target: str) -> None:
         self.status.clearMessage()
+        self.actions.stop_scan.setEnabled(True)
         self.status.scan_started(target)
         name = os.path.basename(os.path.normpath(target)) or target
         if self.session.snapshot is None:
             self.setWindowTitle(f"Scanning {display_path(name)}… — {APP_NAME}")
             self.welcome.show_message(f"Scanning {display_path(target)}…")
 
-    def _on_scan_failed(self, target: str, message: str) -> None:
+    def _scan_ended(self) -> None:
+        self.actions.stop_scan.setEnabled(False)
         self.status.scan_ended()
+
+    def _on_scan_cancelled(self, target: str) -> None:
+        self._scan_ended()
+        stopped = f"Stopped scanning {display_path(target)}"
+        shown = self.session.snapshot
+        if shown is None:
+            self.setWindowTitle(APP_NAME)
+            self.welcome.show_message(f"{stopped}.")
+            self.status.showMessage(f"{stopped}.", 15000)
+        else:
+            where = shown.remote_uri or display_path(shown.root)
+            self.status.showMessage(f"{stopped}; showing {where} as before.", 15000)
+
+    def _on_scan_failed(self, target: str, message: str) -> None:
+        self._scan_ended()
         self.status.showMessage(message, 15000)
         if self.session.snapshot is None:
             self.setWindowTitle(APP_NAME)
@@ -330,7 +351,7 @@ class MainWindow(QMainWindow):
         info_box(self, "Cannot open", message, icon=QMessageBox.Icon.Warning)
 
     def _on_snapshot_ready(self, snapshot: Snapshot) -> None:
-        self.status.scan_ended()
+        self._scan_ended()
         where = snapshot.remote_uri or snapshot.root
         new_root = where != self._first_of_root
         self._first_of_root = where
@@ -380,7 +401,7 @@ class MainWindow(QMainWindow):
     def _on_scan_unchanged(self) -> None:
         """A rescan found nothing new: the graph stays as drawn (what an operation asked to
         select is selected all the same)."""
-        self.status.scan_ended()
+        self._scan_ended()
         snap = self.session.snapshot
         node, self.ops.select_after_scan = self.ops.select_after_scan, None
         if snap is not None and node is not None and node in snap.graph.nodes:

@@ -22,6 +22,7 @@ def build_menus(
     file.addAction(actions.open_demo)
     file.addAction(actions.new_image)
     file.addAction(actions.rescan)
+    file.addAction(actions.stop_scan)
     file.addSeparator()
     file.addAction(actions.clean_up)
     file.addSeparator()

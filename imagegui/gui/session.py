@@ -74,6 +74,8 @@ class Session(QObject):
     scanUnchanged = Signal()
     #: (target, message)
     scanFailed = Signal(str, str)
+    #: (target) the scan of ``target`` was stopped (``cancel_scan``): what was shown stays.
+    scanCancelled = Signal(str)
     #: The space report of the current snapshot (``core.chains.space.SpaceReport``), or None:
     #: being read (``spaceProgress`` follows), or not available (``space_note`` says why).
     spaceReady = Signal(object)
@@ -107,6 +109,10 @@ class Session(QObject):
         self._own_dirs = own_dirs(settings.q.fileName())
         #: What the open folder's last scan read: rescans reuse it (``ScanMemory``).
         self._memory = ScanMemory(self.live.watch_and_wait)
+        #: The shown folder's memory while another folder is being opened, when no job can be
+        #: using it: a failed or stopped open gives it back, so the rescan that follows reads
+        #: only what changed (``_restore_memory``).
+        self._shown_memory: ScanMemory | None = None
         #: Paths changed since the last rescan started; None: look at everything.
         self.changed: set[str] | None = None
         #: The last scan finished was started by file events or the periodic rescan, not by a
@@ -151,6 +157,8 @@ class Session(QObject):
         self._live_next = False
         self._debounce.stop()
         self.remote_uri = None
+        if not self._scan.running and self._memory.state is not None:
+            self._shown_memory = self._memory
         # A full scan (watching first); a superseded job keeps the old memory.
         self._memory = ScanMemory(self.live.watch_and_wait)
         self._start(target)
@@ -216,7 +224,44 @@ class Session(QObject):
         else:
             self.scanStage.emit(str(news))
 
+    def cancel_scan(self) -> None:
+        """Stops the running scan (Stop Scanning). What was shown stays shown and watched: a
+        folder being opened stops being watched at once (its first scan, still waiting for
+        its watches, stops waiting) and ``scanCancelled`` follows when the job has ended."""
+        if not self._scan.running:
+            return
+        self._pending = False
+        self._live_next = False
+        self._debounce.stop()
+        self._scan.cancel()
+        self._back_to_shown()
+
+    def _back_to_shown(self) -> None:
+        """After a scan that failed or was stopped: the host read and the watch follow what is
+        shown again (the scan's job may have moved the watch to the folder it opened)."""
+        shown = self.snapshot
+        self.remote_uri = shown.remote_uri if shown is not None else None
+        if shown is not None:
+            self._watch(shown)
+        else:
+            self.live.stop()
+
+    def _restore_memory(self) -> None:
+        """Once an open of another folder has failed or stopped (its job has ended): the shown
+        folder's memory again, if kept."""
+        kept, self._shown_memory = self._shown_memory, None
+        shown = self.snapshot
+        if (
+            kept is not None
+            and kept.state is not None
+            and shown is not None
+            and shown.remote_uri is None
+            and kept.state.root == shown.root
+        ):
+            self._memory = kept
+
     def _on_scan_finished(self, snapshot: Snapshot | None) -> None:
+        self._shown_memory = None
         if snapshot is None:  # a rescan that changed nothing: the graph shown is current
             self.live_update = self._live_running
             self.scanUnchanged.emit()
@@ -243,15 +288,17 @@ class Session(QObject):
         else:
             message = f"Scanning {target} failed: {exc}"
         # What a rescan reads again is what is shown (a host that failed is not retried).
-        self.remote_uri = self.snapshot.remote_uri if self.snapshot is not None else None
         self.changed = None  # what this scan was told is not shown: look at everything next
-        if self.snapshot is not None:
-            self._watch(self.snapshot)  # the failed folder's job may have moved the watch
+        self._restore_memory()
+        self._back_to_shown()
         self.scanFailed.emit(target, message)
         self._next()
 
     def _on_scan_cancelled(self, _message: str) -> None:
         self.changed = None
+        self._restore_memory()
+        self._back_to_shown()  # the job may have watched its folder after the stop was asked
+        self.scanCancelled.emit(self._target or "")
         self._next()
 
     def _next(self) -> bool:

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QKeySequence, QPainter, QPalette, QPen, QShortcut
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QPoint,
+    QRect,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QKeyEvent, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -115,6 +124,28 @@ class ChainsTree(ItemTree):
         dnd.start_drag(self, self.drag_paths())
 
 
+class FilterEdit(QLineEdit):
+    """The filter box: Esc clears it. Only while it holds text: an empty box lets Esc through
+    to the window (Stop Scanning), where a shortcut of its own would make Esc ambiguous."""
+
+    def event(self, event: QEvent) -> bool:
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+            and self.text()
+        ):
+            event.accept()  # the key press comes here, not to a shortcut
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.text():
+            self.clear()
+            return
+        super().keyPressEvent(event)
+
+
 class ChainsPanel(QWidget):
     nodeSelected = Signal(str)
     nodeActivated = Signal(str)
@@ -127,7 +158,7 @@ class ChainsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = ChainsModel(self)
-        self.filter = QLineEdit()
+        self.filter = FilterEdit()
         self.filter.setObjectName("filterBox")
         self.filter.setPlaceholderText(
             "Filter: name, folder, format, state or problem (e.g. missing)"
@@ -200,9 +231,6 @@ class ChainsPanel(QWidget):
         #: A filter is being worked out.
         self.filtering = False
         self.filter.textChanged.connect(lambda _t: self._debounce.start())
-        clear = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.filter)
-        clear.setContext(Qt.ShortcutContext.WidgetShortcut)
-        clear.activated.connect(self.filter.clear)
         self.tree.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.tree.selectionModel().selectionChanged.connect(
             lambda *_: self.rowsSelected.emit(set(self.selected_nodes()))

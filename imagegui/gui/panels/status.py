@@ -154,6 +154,12 @@ class StatusBar(QStatusBar):
         self.progress.hide()
         self.scan_label = QLabel()
         self.scan_label.hide()
+        #: Stops the scan (the window gives it its Stop Scanning action); shown while scanning.
+        self.stop = QToolButton()
+        self.stop.setObjectName("stopScan")
+        self.stop.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.stop.setAutoRaise(True)
+        self.stop.hide()
         #: The selected image's state, and why actions are unavailable for it.
         self.selection = QLabel()
         self.selection.setObjectName("selectionStatus")
@@ -185,6 +191,7 @@ class StatusBar(QStatusBar):
         self.messageChanged.connect(self._on_message_changed)
         self.addWidget(self.progress)
         self.addWidget(self.scan_label)
+        self.addWidget(self.stop)
         self.addWidget(self.selection, 1)
         self.addPermanentWidget(self.undo)
         self.addPermanentWidget(self.job)
@@ -197,6 +204,7 @@ class StatusBar(QStatusBar):
         self.scan_label.setText("Scanning…")
         self.scan_label.setToolTip(target)
         self.scan_label.show()
+        self.stop.setVisible(self.stop.defaultAction() is not None)
 
     def set_files(self, count: int) -> None:
         self.scan_label.setText(f"Scanning… {count:,} files")
@@ -207,6 +215,7 @@ class StatusBar(QStatusBar):
     def scan_ended(self) -> None:
         self.progress.hide()
         self.scan_label.hide()
+        self.stop.hide()
 
     def set_summary(self, snapshot: Snapshot) -> None:
         totals = snapshot.totals  # added up on the scan's worker
