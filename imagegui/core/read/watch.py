@@ -21,8 +21,11 @@ changed paths per read (:class:`Changes`):
 given its result, and watches the directory of each backing file that lies outside the root (a
 base in another folder, or a missing one whose folder exists), that directory only, not its
 subtree, and reports only events on those files' names (a busy folder of other VMs' disks is
-not news). At most :data:`MAX_OUTSIDE_DIRS` such directories are watched: the rest are still
-looked at by every rescan (externals are always probed again), just not reported by themselves.
+not news). A base whose folder does not exist (an NFS ``_base`` not mounted yet, a folder being
+restored) is awaited: the nearest folder above it that exists is watched for the next name on
+the way down, so the base is reported once its folder is back. At most :data:`MAX_OUTSIDE_DIRS`
+such directories are watched: the rest are still looked at by every rescan (externals are
+always probed again), just not reported by themselves.
 
 **Images opened without being written** (a VM started on an image, an image opened as a VM's
 backing file): the in-use state comes from QEMU's byte-range locks, and taking or dropping a
@@ -57,6 +60,7 @@ import logging
 import os
 import posixpath
 import select
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -195,6 +199,11 @@ class TreeWatcher:
         self.ready = threading.Event()
         #: watch descriptor -> (directory outside the tree, the backing files' names in it).
         self.outside: dict[int, tuple[str, frozenset[str]]] = {}
+        #: watch descriptor -> (the nearest existing folder above folders of backing files
+        #: that do not exist, the names in it on the way down to them), and the backing files
+        #: outside the tree last asked for (looked at again when one of those names appears).
+        self.awaiting: dict[int, tuple[str, frozenset[str]]] = {}
+        self._outside_files: frozenset[str] = frozenset()
         #: The last scan's result handed over by ``follow`` and not applied yet (the thread
         #: takes it), and the one applied: its images' locks are polled.
         self._followed: ScanResult | None = None
@@ -422,9 +431,12 @@ class TreeWatcher:
 
     def watch_outside(self, files: Iterable[str]) -> None:
         """Watches the directories of ``files`` (backing files outside the tree), at most
-        :data:`MAX_OUTSIDE_DIRS` (the first by name), and drops those no longer needed."""
+        :data:`MAX_OUTSIDE_DIRS` (the first by name), and drops those no longer needed. A
+        directory that does not exist is awaited: the nearest existing one above it is watched
+        for the next folder down (:meth:`_await`)."""
+        self._outside_files = frozenset(files)
         names: dict[str, set[str]] = {}
-        for path in files:
+        for path in self._outside_files:
             directory, name = posixpath.split(path)
             names.setdefault(directory, set()).add(name)
         wanted = dict(sorted(names.items())[:MAX_OUTSIDE_DIRS])
@@ -432,19 +444,66 @@ class TreeWatcher:
             log.info(
                 "%d folders of backing files outside the tree not watched", len(names) - len(wanted)
             )
-        for wd, (directory, _) in list(self.outside.items()):
-            if directory not in wanted:
-                del self.outside[wd]
-                if self.inotify is not None and wd not in self.paths:
-                    with contextlib.suppress(OSError):
-                        self.inotify.rm_watch(wd)
+        before = set(self.outside) | set(self.awaiting)
         have = {directory: wd for wd, (directory, _) in self.outside.items()}
+        outside: dict[int, tuple[str, frozenset[str]]] = {}
+        awaiting: dict[int, tuple[str, set[str]]] = {}
         for directory, base_names in wanted.items():
             added = have.get(directory)
             if added is None:
                 added = self._watch_outside(directory)
             if added is not None:
-                self.outside[added] = (directory, frozenset(base_names))
+                outside[added] = (directory, frozenset(base_names))
+                continue
+            found = None if os.path.exists(directory) else self._await(directory)
+            if found is not None:
+                wd, above, step = found
+                awaiting.setdefault(wd, (above, set()))[1].add(step)
+        self.outside = outside
+        self.awaiting = {wd: (above, frozenset(steps)) for wd, (above, steps) in awaiting.items()}
+        for wd in before - set(outside) - set(self.awaiting):
+            if self.inotify is not None and wd not in self.paths:
+                with contextlib.suppress(OSError):
+                    self.inotify.rm_watch(wd)
+
+    def _await(self, directory: str) -> tuple[int, str, str] | None:
+        """The watch of the nearest existing folder above ``directory`` (which does not exist),
+        that folder, and the name in it on the way down; None when there is none to watch."""
+        if self.inotify is None or self.limited:
+            return None
+        path = directory
+        while True:
+            above = posixpath.dirname(path)
+            if above == path:
+                return None
+            try:
+                st = os.stat(above)
+            except OSError:
+                path = above
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                return None  # a file where a folder should be: nothing to wait for here
+            step = posixpath.basename(path)
+            tree_name = self.keys.get(stat_id(st))
+            if tree_name is not None:  # a folder of the tree: its own watch sees the step
+                wd = self.wds.get(tree_name)
+                return None if wd is None else (wd, above, step)
+            try:
+                return self.inotify.add_watch(above, OUTSIDE_MASK), above, step
+            except OSError:
+                return None
+
+    def _arrived(self) -> list[str]:
+        """After a step awaited appeared: the watches of outside folders again, and the backing
+        files in the folders that exist now (they may have come with them)."""
+        before = {directory for directory, _ in self.outside.values()}
+        self.watch_outside(self._outside_files)
+        return [
+            posixpath.join(directory, name)
+            for directory, names in self.outside.values()
+            if directory not in before
+            for name in names
+        ]
 
     def _watch_outside(self, directory: str) -> int | None:
         """The watch of one directory outside the tree; None when it is not added: gone, the
@@ -485,10 +544,14 @@ class TreeWatcher:
         in step: new directories watched, removed ones dropped."""
         paths: set[str] = set()
         overflow = gone = False
+        arrived = False
         for wd, mask, _cookie, name in events:
             if mask & F.Q_OVERFLOW:
                 overflow = True
                 continue
+            waiting = self.awaiting.get(wd)
+            if waiting is not None and (name in waiting[1] or not name):
+                arrived = True  # a folder on the way to a missing one, or the watch ended
             outside = self.outside.get(wd)
             if outside is not None:
                 paths.update(self._outside_event(wd, mask, name, *outside))
@@ -518,6 +581,8 @@ class TreeWatcher:
                     self.add_tree(path)
             elif mask & (F.DELETE | F.MOVED_FROM) and path in self.wds:
                 self.drop_tree(path)
+        if arrived and not gone:
+            paths.update(self._arrived())
         return Changes(frozenset(paths), overflow, gone)
 
     def _outside_event(

@@ -349,6 +349,56 @@ def test_outside_folders_follow_the_latest_scan(outside_chain, tmp_path):
     assert not watcher.handle(watcher.inotify.read(timeout=0))
 
 
+def test_a_missing_outside_folder_is_awaited_from_the_nearest_folder_that_exists(
+    tmp_path_factory, make, tmp_path
+):
+    """The base's folder is gone (an NFS ``_base`` not mounted yet, a folder being restored):
+    the nearest folder above it that exists is watched for the way down to come back, a step
+    at a time, and once the folder is there the base is reported (it may have come with it)
+    and its folder watched as any other."""
+    from conftest import qemu_img
+
+    from imagegui.core.read.scan import scan_directory
+
+    other = tmp_path_factory.mktemp("elsewhere")
+    base = other / "a" / "b" / "base.qcow2"
+    base.parent.mkdir(parents=True)
+    qemu_img("create", "-q", "-f", "qcow2", base, "64M")
+    make.overlay("top.qcow2", str(base))
+    shutil.rmtree(other / "a")
+    watcher = TreeWatcher(str(tmp_path), lambda c: None)
+    watcher.inotify = INotify()
+    try:
+        watcher.add_tree(str(tmp_path))
+        watcher.follow(scan_directory(str(tmp_path)))
+        watcher._take_followed()
+        assert not watcher.outside
+        assert list(watcher.awaiting.values()) == [(str(other), frozenset({"a"}))]
+        (other / "unrelated").mkdir()
+        assert not watcher.handle(watcher.inotify.read(timeout=0))
+        (other / "a").mkdir()
+        assert not watcher.handle(watcher.inotify.read(timeout=0))  # b is still missing
+        assert list(watcher.awaiting.values()) == [(str(other / "a"), frozenset({"b"}))]
+        (other / "a" / "b").mkdir()
+        assert watcher.handle(watcher.inotify.read(timeout=0)).paths == {str(base)}
+        assert not watcher.awaiting
+        assert [d for d, _ in watcher.outside.values()] == [str(base.parent)]
+        qemu_img("create", "-q", "-f", "qcow2", base, "64M")
+        assert str(base) in watcher.handle(watcher.inotify.read(timeout=0)).paths
+        # Gone again, a folder and its base at once: reported, and awaited once more.
+        shutil.rmtree(other / "a")
+        assert str(base) in watcher.handle(watcher.inotify.read(timeout=0)).paths
+        watcher.follow(scan_directory(str(tmp_path)))
+        watcher._take_followed()
+        assert list(watcher.awaiting.values()) == [(str(other), frozenset({"a"}))]
+        # Made whole at once (mkdir -p, a restore): the watch catches up in one step.
+        base.parent.mkdir(parents=True)
+        assert watcher.handle(watcher.inotify.read(timeout=0)).paths == {str(base)}
+        assert [d for d, _ in watcher.outside.values()] == [str(base.parent)]
+    finally:
+        watcher.inotify.close()
+
+
 def test_an_outside_folder_inside_the_tree_is_not_watched_twice(tmp_path):
     (tmp_path / "real").mkdir()
     watcher = TreeWatcher(str(tmp_path / "real"), lambda c: None)
