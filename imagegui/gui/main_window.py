@@ -318,7 +318,8 @@ class MainWindow(QMainWindow):
         return size.width() / max(1, size.height())
 
     def _on_scan_started(self, target: str) -> None:
-        self.status.clearMessage()
+        if not self.session.live_scan:  # a live update leaves what was just said readable
+            self.status.clearMessage()
         self.actions.stop_scan.setEnabled(True)
         self.status.scan_started(target)
         name = os.path.basename(os.path.normpath(target)) or target

@@ -149,6 +149,12 @@ class Session(QObject):
     def scanning(self) -> bool:
         return self._scan.running
 
+    @property
+    def live_scan(self) -> bool:
+        """The running (or last started) scan was started by file events or the periodic
+        rescan, not by the user or an operation."""
+        return self._live_running
+
     # -- scanning
 
     def open(self, target: str) -> None:

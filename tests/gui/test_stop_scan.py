@@ -53,6 +53,8 @@ def test_stopping_the_open_of_another_folder_keeps_the_shown_one_shown_and_watch
     window.open_directory(str(tmp_path / "big"))
     assert actions.stop_scan.isEnabled()
     assert window.status.stop.isVisible()
+    # Its first scan watches it before walking (and stops watching the shown one).
+    qtbot.waitUntil(lambda: window.session.live.root == str(tmp_path / "big"), timeout=10_000)
     with qtbot.waitSignal(window.session.scanCancelled, timeout=30_000):
         actions.stop_scan.trigger()
         gate.set()
@@ -63,6 +65,14 @@ def test_stopping_the_open_of_another_folder_keeps_the_shown_one_shown_and_watch
     assert window.session.root == str(tmp_path / "shown")
     assert window.session.live.root == str(tmp_path / "shown")
     assert window.session._memory is memory  # its rescans still read only what changed
+    # Watched again from now: what changed meanwhile is looked at by a live rescan, which
+    # leaves the message readable.
+    assert window.session._debounce.isActive()
+    qtbot.waitUntil(
+        lambda: not window.session.scanning and not window.session._debounce.isActive(),
+        timeout=30_000,
+    )
+    assert "Stopped scanning" in window.status.currentMessage()
     assert str(tmp_path / "big" / "other.qcow2") not in window.session.snapshot.graph.nodes
     # The shown folder is watched again: its changes show up by themselves.
     with qtbot.waitSignal(window.ready, timeout=30_000):
