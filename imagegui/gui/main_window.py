@@ -339,6 +339,12 @@ class MainWindow(QMainWindow):
             self.setWindowTitle(APP_NAME)
             self.welcome.show_message(f"{stopped}.")
             self.status.showMessage(f"{stopped}.", 15000)
+        elif target in (shown.root, shown.remote_uri):
+            # The folder shown: what changed since its last scan is not shown (F5 looks).
+            self.status.showMessage(
+                f"{stopped}: the graph shows it as it was at the last scan (F5 scans again).",
+                30000,
+            )
         else:
             where = shown.remote_uri or display_path(shown.root)
             self.status.showMessage(f"{stopped}; showing {where} as before.", 15000)

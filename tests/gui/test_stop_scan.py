@@ -125,4 +125,5 @@ def test_esc_stops_a_scan_but_still_clears_the_filter_first(
         qtbot.keyClick(window.chains.filter, Qt.Key.Key_Escape)  # an empty filter: Esc stops
         gate.set()
     assert window.session.snapshot is not None  # a stopped rescan leaves the graph shown
+    assert "as it was at the last scan" in window.status.currentMessage()  # and says so
     assert str(tmp_path / "base.qcow2") in window.session.snapshot.graph.nodes
