@@ -252,9 +252,11 @@ def test_a_folder_that_fails_to_open_leaves_the_shown_one_watched(
     open_dir(tmp_path / "shown")
     wait_watching(qtbot, window)
     session = window.session
+    memory = session._memory
     with qtbot.waitSignal(session.scanFailed, timeout=30_000):
         session.open(str(tmp_path / "missing"))
     assert session.live.root == str(tmp_path / "shown")
+    assert session._memory is memory  # the shown folder's rescans still read what changed
     with qtbot.waitSignal(window.ready, timeout=30_000):
         make.overlay("shown/new.qcow2", "base.qcow2")
     assert str(tmp_path / "shown" / "new.qcow2") in session.snapshot.graph.nodes
