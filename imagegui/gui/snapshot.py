@@ -33,6 +33,7 @@ from imagegui.core.chains.layout import (
     TreeTables,
     compute_layout,
     tree_tables,
+    update_forest,
 )
 from imagegui.core.chains.nodestate import NodeStatus, State, all_statuses, updated_statuses
 from imagegui.core.chains.schema import INFO, KIND
@@ -369,7 +370,10 @@ def build_snapshot(
     report("Laying out")
     cancel.raise_if_cancelled()
     t = time.perf_counter()
-    layout = compute_layout(graph, aspect=aspect)
+    forest = None
+    if previous is not None and before is not None and graph.updated_nodes is not None:
+        forest = update_forest(previous.layout.forest, before, graph)  # the old one, patched
+    layout = compute_layout(graph, forest, aspect=aspect)
     paths = build_paths(layout, status)
     nodes = list(graph.nodes)
     tables = tree_tables(layout.forest, nodes, {n: i for i, n in enumerate(nodes)})

@@ -106,6 +106,75 @@ def build_forest(graph: ChainGraph) -> Forest:
     return forest
 
 
+def update_forest(old: Forest, before: ChainGraph, graph: ChainGraph) -> Forest:
+    """The forest of ``graph``, made from ``old`` (the forest of ``before``): only the trees
+    holding a node that came, went, changed its backing file or its loop, or that such a node
+    now backs onto, are walked again; every other tree is the old one, shared (never written
+    into). Equal to ``build_forest(graph)`` for any two graphs; fast when ``graph`` was updated
+    from ``before`` (``chains.incremental``: unchanged nodes keep their adjacency dicts, so most
+    nodes are passed over by one identity check). At 100,000 images, after a rescan that made
+    one new overlay: 33-50 ms against 170-330 ms for ``build_forest`` (measured beside a test
+    run)."""
+    new_succ = graph.g._succ  # type: ignore[attr-defined]
+    old_succ = before.g._succ  # type: ignore[attr-defined]
+    loop_edges = [(loop[0], graph.backing_of(loop[0]) or loop[0]) for loop in graph.loops]
+    touched = {
+        n
+        for n, backings in new_succ.items()
+        if backings is not old_succ.get(n)
+        and (n not in old_succ or backings.keys() != old_succ[n].keys())
+    }
+    touched.update(old_succ.keys() - new_succ.keys())
+    if loop_edges != old.loop_edges:
+        touched.update(n for edge in (*old.loop_edges, *loop_edges) for n in edge)
+    if not touched:
+        return Forest(old.roots, old.children, old.parent, old.depth, loop_edges)
+    # The old trees to walk again: those holding a touched node or what it now backs onto.
+    parent = old.parent
+    roots: set[str] = set()
+    for node in touched:
+        for start in (node, *new_succ.get(node, ())):
+            if start in old.depth:
+                while start in parent:
+                    start = parent[start]
+                roots.add(start)
+    walked = set(touched)
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        walked.add(node)
+        stack.extend(old.children.get(node, ()))
+    cut = set(loop_edges)
+    forest = Forest(loop_edges=loop_edges)
+    children, parents, depth = dict(old.children), dict(parent), dict(old.depth)
+    for node in walked:  # the old trees walked again, and the nodes that went
+        children.pop(node, None)
+        parents.pop(node, None)
+        depth.pop(node, None)
+    forest.children, forest.parent, forest.depth = children, parents, depth
+    redo = walked & new_succ.keys()
+    # The walked trees' roots: nothing below them (with the loops cut), as in build_forest.
+    new_roots = sorted(n for n in redo if not any((n, b) not in cut for b in new_succ[n]))
+    forest.roots = sorted({*(r for r in old.roots if r not in roots), *new_roots})
+    pred = graph.g._pred  # type: ignore[attr-defined]
+    level, d = new_roots, 0
+    while level:
+        below: list[str] = []
+        depth.update(dict.fromkeys(level, d))
+        for node in level:
+            kids = [k for k in pred[node] if (k, node) not in cut] if pred[node] else None
+            if not kids:
+                continue
+            if len(kids) > 1:
+                kids.sort()
+            children[node] = kids
+            parents.update(dict.fromkeys(kids, node))
+            below += kids
+        level = below
+        d += 1
+    return forest
+
+
 #: The parent id of top-level rows in :class:`TreeTables`.
 TOP = -1
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from imagegui.core.chains.checkstore import CheckStore
 from imagegui.core.chains.graph import ChainGraph
 from imagegui.core.chains.incremental import update as update_graph
+from imagegui.core.chains.layout import build_forest, update_forest
 from imagegui.core.chains.nodestate import all_statuses, updated_statuses
 from imagegui.core.read.rescan import ScanDelta, ScanState
 from imagegui.core.read.scan import ScanResult, scan_directory
@@ -500,7 +501,8 @@ def assert_same_graph(got: ChainGraph, want: ChainGraph) -> None:
 def test_any_sequence_of_changes_rescans_as_a_full_scan(steps):
     """After each step (a few changes together, as one batch of events), the state fed the
     exact changed paths and the state fed none both equal a fresh full scan; and the chain
-    graph updated from the rescan's delta (with its node statuses) equals one built whole."""
+    graph updated from the rescan's delta (with its node statuses and the forest the layout
+    and the list draw) equals one built whole."""
     base = Path(tempfile.mkdtemp(prefix="rescan-"))
     try:
         t = Tree(base / "root", base / "outside")
@@ -512,6 +514,7 @@ def test_any_sequence_of_changes_rescans_as_a_full_scan(steps):
         plain = ScanState.from_full(str(t.root), racy_ns=20_000_000)
         graph = ChainGraph(hinted.result, now=NOW, checks=CheckStore())
         status = all_statuses(graph)
+        forest = build_forest(graph)
         for step in steps:
             t.changed = set()
             for op, *args in step:
@@ -521,8 +524,12 @@ def test_any_sequence_of_changes_rescans_as_a_full_scan(steps):
             assert_same(hinted.rescan(t.changed), full)
             assert_same(plain.rescan(), full)
             assert hinted.delta == plain.delta == _delta_by_value(before, full)
+            before_graph = graph
             graph = update_graph(graph, hinted.result, hinted.delta, NOW, CheckStore())
             whole = ChainGraph(hinted.result, now=NOW, checks=CheckStore())
+            forest = update_forest(forest, before_graph, graph)
+            assert forest == build_forest(whole)
+            assert forest.roots == sorted(forest.roots)
             assert graph.updated_nodes is not None  # made by an update, not built whole
             assert_same_graph(graph, whole)
             status = updated_statuses(graph, status)
