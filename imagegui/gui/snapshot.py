@@ -383,7 +383,8 @@ def build_snapshot(
     add_overviews(snap)
     timings["layout"] = time.perf_counter() - t
     snap.undo = journal.undo_target()  # a small file: read here, never in a slot
-    in_use = [n for n, (_, info) in graph.nodes.items() if info is not None and info.in_use]
+    attributes = graph.nodes.attributes  # not graph.nodes.items(): a Python call per node
+    in_use = [n for n, a in attributes.items() if (i := a[INFO]) is not None and i.in_use]
     local = scan.remote_uri is None  # another host's paths are never looked up here
     snap.holders = holders_by_path(in_use) if in_use and local else {}
     snap.domains = domains
@@ -431,7 +432,8 @@ def internal_snapshots(graph: ChainGraph) -> dict[str, tuple[InternalSnapshot, .
     from imagegui.core.read.snapshots import read_snapshots
 
     found: dict[str, tuple[InternalSnapshot, ...]] = {}
-    for node, (_, info) in graph.nodes.items():
+    for node, attributes in graph.nodes.attributes.items():
+        info = attributes[INFO]
         if info is None or info.format != "qcow2" or not info.flags.get("nb_snapshots"):
             continue
         try:
