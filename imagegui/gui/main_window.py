@@ -201,6 +201,7 @@ class MainWindow(QMainWindow):
         a.rescan.triggered.connect(self.rescan)
         a.stop_scan.setEnabled(False)
         a.stop_scan.triggered.connect(self.session.cancel_scan)
+        self.welcome.stopRequested.connect(a.stop_scan.trigger)
         self.status.stop.setDefaultAction(a.stop_scan)
         a.connect_libvirt.triggered.connect(self.show_connect_dialog)
         a.refresh_vms.triggered.connect(self.session.refresh_hosts)
@@ -326,10 +327,12 @@ class MainWindow(QMainWindow):
         if self.session.snapshot is None:
             self.setWindowTitle(f"Scanning {display_path(name)}… — {APP_NAME}")
             self.welcome.show_message(f"Scanning {display_path(target)}…")
+            self.welcome.set_scanning(True)
 
     def _scan_ended(self) -> None:
         self.actions.stop_scan.setEnabled(False)
         self.status.scan_ended()
+        self.welcome.set_scanning(False)
 
     def _on_scan_cancelled(self, target: str) -> None:
         self._scan_ended()

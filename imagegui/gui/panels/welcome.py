@@ -13,6 +13,8 @@ class WelcomePage(QWidget):
     openRequested = Signal()
     demoRequested = Signal()
     recentRequested = Signal(str)
+    #: Stop Scanning, from the button shown while a first folder is scanned (``set_scanning``).
+    stopRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -37,6 +39,11 @@ class WelcomePage(QWidget):
             "A directory made with qemu-img showing every kind of chain and trouble"
         )
         demo_button.clicked.connect(self.demoRequested)
+        #: Shown while the first folder is scanned: where the user looks, not only the status bar.
+        self.stop = QPushButton(resources.icon("stop"), "Stop Scanning")
+        self.stop.setToolTip("Stop the scan (Esc); open another directory or the demo instead")
+        self.stop.clicked.connect(self.stopRequested)
+        self.stop.hide()
         self._recent = QVBoxLayout()
         self._recent.setSpacing(0)
         box = QVBoxLayout(self)
@@ -45,7 +52,7 @@ class WelcomePage(QWidget):
         box.addWidget(title)
         box.addWidget(self.status)
         box.addSpacing(12)
-        for button in (open_button, demo_button):
+        for button in (self.stop, open_button, demo_button):
             button.setMinimumWidth(220)
             box.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
         box.addSpacing(12)
@@ -71,3 +78,6 @@ class WelcomePage(QWidget):
 
     def show_message(self, text: str) -> None:
         self.status.setText(text)
+
+    def set_scanning(self, scanning: bool) -> None:
+        self.stop.setVisible(scanning)
