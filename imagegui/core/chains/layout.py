@@ -83,8 +83,14 @@ def build_forest(graph: ChainGraph) -> Forest:
             backed.add(overlay)
     # Nothing below them: bases, placeholders, a loop's first member.
     forest.roots = sorted(graph.g._node.keys() - backed)  # type: ignore[attr-defined]
+    _descend(forest, forest.roots, overlays)
+    return forest
+
+
+def _descend(forest: Forest, level: list[str], overlays: dict[str, list[str]]) -> None:
+    """Fills ``forest``'s depth, children (sorted) and parent down from the roots ``level``,
+    whose trees' nodes have their overlays in ``overlays`` (lists taken, sorted in place)."""
     children, parent, depth = forest.children, forest.parent, forest.depth
-    level = forest.roots
     d = 0
     while level:
         below: list[str] = []
@@ -103,7 +109,6 @@ def build_forest(graph: ChainGraph) -> Forest:
                 below += kids
         level = below
         d += 1
-    return forest
 
 
 def update_forest(old: Forest, before: ChainGraph, graph: ChainGraph) -> Forest:
@@ -144,34 +149,20 @@ def update_forest(old: Forest, before: ChainGraph, graph: ChainGraph) -> Forest:
         node = stack.pop()
         walked.add(node)
         stack.extend(old.children.get(node, ()))
-    cut = set(loop_edges)
-    forest = Forest(loop_edges=loop_edges)
     children, parents, depth = dict(old.children), dict(parent), dict(old.depth)
     for node in walked:  # the old trees walked again, and the nodes that went
         children.pop(node, None)
         parents.pop(node, None)
         depth.pop(node, None)
-    forest.children, forest.parent, forest.depth = children, parents, depth
+    forest = Forest(children=children, parent=parents, depth=depth, loop_edges=loop_edges)
+    cut = set(loop_edges)
     redo = walked & new_succ.keys()
     # The walked trees' roots: nothing below them (with the loops cut), as in build_forest.
     new_roots = sorted(n for n in redo if not any((n, b) not in cut for b in new_succ[n]))
     forest.roots = sorted({*(r for r in old.roots if r not in roots), *new_roots})
     pred = graph.g._pred  # type: ignore[attr-defined]
-    level, d = new_roots, 0
-    while level:
-        below: list[str] = []
-        depth.update(dict.fromkeys(level, d))
-        for node in level:
-            kids = [k for k in pred[node] if (k, node) not in cut] if pred[node] else None
-            if not kids:
-                continue
-            if len(kids) > 1:
-                kids.sort()
-            children[node] = kids
-            parents.update(dict.fromkeys(kids, node))
-            below += kids
-        level = below
-        d += 1
+    overlays = {n: kids for n in redo if (kids := [k for k in pred[n] if (k, n) not in cut])}
+    _descend(forest, new_roots, overlays)
     return forest
 
 
