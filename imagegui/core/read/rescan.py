@@ -75,6 +75,7 @@ from imagegui.core.read.fileid import FileId, stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
 from imagegui.core.read.partials import LEFTOVER_RE
 from imagegui.core.read.probe import has_image_extension
+from imagegui.core.read.reader_process import Encoded, SharedReads, decode
 from imagegui.core.read.scan import (
     LINK_SEEN,
     NOT_UTF8,
@@ -314,10 +315,14 @@ class ScanState:
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", root)
         hints = None if changed is None else {os.path.normpath(p) for p in changed}
         walker = _Rescan(self, hints, progress)
-        with paused_gc():
-            walker.walk()
-            adopt_backing_files(walker)
-            drop_extents(walker.result)
+        try:
+            with paused_gc():
+                walker.walk()
+                walker.shared.close()  # before the backing files: read here, not planned
+                adopt_backing_files(walker)
+                drop_extents(walker.result)
+        finally:
+            walker.shared.close()  # also when progress() ended the walk (a cancel)
         result = walker.result
         result.seconds = time.perf_counter() - started
         self._dirs, self._files, self._adopted = walker.dirs, walker.files, walker.adopted
@@ -372,6 +377,8 @@ class _Rescan(Walker):
         self.heads: dict[str, str | None] = {}
         #: Entries of this scan's listings whose type could not be told: the error.
         self.failures: dict[str, OSError] = {}
+        #: The files to read, shared with a second process in a big walk.
+        self.shared = SharedReads()
         if hints:
             for path in hints:  # a hard link written through a new name: check every name
                 try:
@@ -414,10 +421,13 @@ class _Rescan(Walker):
                 continue
             prefix = directory + "/" if directory != "/" else "/"
             subdirs = []
-            paths = []
-            for name, kind in zip(*listed, strict=True):
-                path = prefix + name
-                paths.append(path)
+            names, kinds = listed
+            paths = [prefix + name for name in names]
+            old_files = self.old_files
+            self.shared.plan(
+                [p for p, k in zip(paths, kinds, strict=True) if k == _FILE and p not in old_files]
+            )
+            for path, kind in zip(paths, kinds, strict=True):
                 sub = self._entry2(path, kind, linked, checked)
                 if sub:
                     sstamp = self._substamp(sub, checked)
@@ -797,6 +807,9 @@ class _Rescan(Walker):
         """Read the file (``scan.read_file``); its record, or only the read when it failed for
         a reason of the moment (vanished, changed while read, a leftover's note): not kept."""
         self.read += 1
+        got = self.shared.take(path)
+        if got is not None:
+            return self._received(path, got)
         read = read_file(path, is_symlink, raw_ok)
         st = read.st
         if st is None:
@@ -816,6 +829,24 @@ class _Rescan(Walker):
             info is not None and _climbs(info),
             # the record's own id (the same tuple), else the read's
             info.file_id if info is not None else read.unclaimed or stat_id(st),
+        )
+
+    def _received(self, path: str, got: Encoded) -> _File:
+        """``_fresh`` of an image the reader process read (:mod:`reader_process`)."""
+        info = decode(path, got, self.shared.flags)
+        dev, ino, size, blocks, mtime_ns, ctime_ns, links = got[11:]
+        if links > 1:
+            self.multi.add(info.file_id)
+        return _File(
+            _PACKED.pack(dev, ino, size, blocks, mtime_ns, ctime_ns),
+            False,
+            info,
+            None,
+            None,
+            max(mtime_ns, ctime_ns) < self.cutoff,
+            _volatile(info),
+            _climbs(info),
+            info.file_id,
         )
 
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import qemu_img
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scantrees import NOW, assert_same
 
 from imagegui.core.chains.checkstore import CheckStore
 from imagegui.core.chains.graph import ChainGraph
@@ -24,21 +25,6 @@ from imagegui.core.chains.layout import build_forest, update_forest
 from imagegui.core.chains.nodestate import all_statuses, updated_statuses
 from imagegui.core.read.rescan import ScanDelta, ScanState
 from imagegui.core.read.scan import ScanResult, scan_directory
-
-NOW = 2_000_000_000.0
-
-
-def assert_same(got: ScanResult, want: ScanResult) -> None:
-    """Equal in every field a consumer reads (``seconds`` aside), dict order included (the
-    graph's node order and the problems' order follow it)."""
-    assert got.root == want.root
-    assert list(got.images.items()) == list(want.images.items())
-    assert list(got.external.items()) == list(want.external.items())
-    assert got.errors == want.errors
-    assert got.aliases == want.aliases
-    assert got.files_seen == want.files_seen
-    assert ChainGraph(got, now=NOW).problems == ChainGraph(want, now=NOW).problems
-
 
 # -- images from header bytes (qemu-img makes each kind once) ----------------------------------
 

@@ -1,0 +1,161 @@
+"""A big walk shares its reads with a second process (``core.read.reader_process``): the scan is
+exactly the one a single process makes, on hostile trees and random ones, when the process dies
+midway, and after a cancel no process is left running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from scantrees import (
+    RANDOM_FILES,
+    assert_same,
+    make_hostile_tree,
+    make_random_tree,
+    overlay_bytes,
+    qcow2_template,
+)
+
+from imagegui.core.read import reader_process
+from imagegui.core.read.reader_process import ReaderProcess, SharedReads, decode, encode
+from imagegui.core.read.rescan import ScanState, _Rescan
+from imagegui.core.read.scan import read_file, scan_directory
+
+
+@pytest.fixture(autouse=True)
+def shared_at_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The process starts at the first directory with four files to read, is waited for, and
+    takes chunks of two: every fixture is read by both processes. Returns, as the walks go,
+    how many files the process answered for."""
+    monkeypatch.setattr(reader_process, "START_AFTER", 0)
+    monkeypatch.setattr(reader_process, "CHUNK", 2)
+    monkeypatch.setattr(reader_process, "MIN_CHUNK", 1)
+    monkeypatch.setattr(reader_process, "POLL", 1)
+    real_init = ReaderProcess.__init__
+
+    def init(self):  # ready before the walk goes on: a small tree is read sooner than it starts
+        real_init(self)
+        assert self.receive() == ([], [])
+        self.ready = True
+
+    monkeypatch.setattr(ReaderProcess, "__init__", init)
+    answered = [0]
+    real_take = SharedReads.take
+
+    def take(self, path):
+        got = real_take(self, path)
+        answered[0] += got is not None
+        return got
+
+    monkeypatch.setattr(SharedReads, "take", take)
+    return answered
+
+
+def _fill(directory: Path, count: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    base = qcow2_template(None)
+    for i in range(count):
+        data = base if i % 3 == 0 else overlay_bytes(f"f{i - 1:03}.qcow2")
+        (directory / f"f{i:03}.qcow2").write_bytes(data)
+
+
+def test_a_plain_read_comes_back_as_the_same_record(tmp_path):
+    _fill(tmp_path, 2)
+    path = str(tmp_path / "f001.qcow2")
+    read = read_file(path, False)
+    kept: list[dict] = []
+    new: list[dict] = []
+    got = encode(read, {}, kept, new)
+    assert got is not None and new == [read.info.flags]
+    assert decode(path, got, kept) == read.info
+    # Anything but the plain case is read by the walk itself.
+    (tmp_path / "junk.qcow2").write_bytes(b"QFI\xfb")
+    assert encode(read_file(str(tmp_path / "junk.qcow2"), False), {}, [], []) is None
+
+
+def test_hostile_tree_reads_the_same_with_the_second_process(make, tmp_path, shared_at_once):
+    root = tmp_path / "in"
+    _fill(root / "many", 40)
+    _good, weird = make_hostile_tree(make, root)
+    make.create("in/c/plain.vmdk", "vmdk")
+    make.create("in/c/old.qcow", "qcow")
+    make.create("in/c/disk.vhdx", "vhdx")
+    state = ScanState.from_full(str(root))
+    assert shared_at_once[0] > 0  # chunks handed out are always answered by the process
+    assert_same(state.result, scan_directory(str(root), reads="serial"))
+    assert weird in state.result.images
+    # A rescan after a change reads only what changed, and still agrees.
+    _fill(root / "more", 12)
+    assert_same(state.rescan(), scan_directory(str(root), reads="serial"))
+
+
+def test_a_process_that_dies_midway_leaves_its_files_to_the_walk(tmp_path, monkeypatch, caplog):
+    _fill(tmp_path / "d1", 60)
+    _fill(tmp_path / "d2", 60)  # handed out after the death, whatever d1 left unanswered
+    real_receive = ReaderProcess.receive
+    killed: list[ReaderProcess] = []
+
+    def receive(self):
+        got = real_receive(self)
+        if self.ready and not killed:  # after its first answer
+            killed.append(self)
+            self.proc.kill()
+            self.proc.wait()
+        return got
+
+    monkeypatch.setattr(ReaderProcess, "receive", receive)
+    state = ScanState.from_full(str(tmp_path))
+    assert killed
+    assert "the reader process failed" in caplog.text
+    assert_same(state.result, scan_directory(str(tmp_path), reads="serial"))
+
+
+def test_a_cancelled_walk_leaves_no_process(tmp_path, monkeypatch):
+    _fill(tmp_path / "d", 60)
+    started: list[ReaderProcess] = []
+    real_init = ReaderProcess.__init__
+
+    def init(self):
+        real_init(self)
+        started.append(self)
+
+    monkeypatch.setattr(ReaderProcess, "__init__", init)
+
+    class Cancelled(Exception):
+        pass
+
+    real_count = _Rescan._count
+
+    def count(self):  # as a cancel does: progress() raises midway through the walk
+        real_count(self)
+        if self.result.files_seen == 30:
+            raise Cancelled
+
+    monkeypatch.setattr(_Rescan, "_count", count)
+    state = ScanState(str(tmp_path))
+    with pytest.raises(Cancelled):
+        state.rescan()
+    assert started
+    assert all(p.proc.returncode is not None for p in started)
+
+
+def test_a_process_that_cannot_start_leaves_every_file_to_the_walk(tmp_path, monkeypatch):
+    _fill(tmp_path / "d", 30)
+
+    def fail(self):
+        raise OSError(2, "No such file or directory", "python")
+
+    monkeypatch.setattr(ReaderProcess, "__init__", fail)
+    state = ScanState.from_full(str(tmp_path))
+    assert_same(state.result, scan_directory(str(tmp_path), reads="serial"))
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(files=RANDOM_FILES)
+def test_random_trees_read_the_same_with_the_second_process(tmp_path_factory, files):
+    root = tmp_path_factory.mktemp("tree")
+    make_random_tree(root, files)
+    assert_same(ScanState.from_full(str(root)).result, scan_directory(str(root), reads="serial"))
