@@ -545,6 +545,13 @@ class TreeWatcher:
         paths: set[str] = set()
         overflow = gone = False
         arrived = False
+        if log.isEnabledFor(logging.DEBUG):  # what a lost watch is worked out from
+            events = list(events)
+            log.debug(
+                "events %s; watched %s",
+                [(wd, F.from_mask(mask), name) for wd, mask, _c, name in events],
+                self.paths,
+            )
         for wd, mask, _cookie, name in events:
             if mask & F.Q_OVERFLOW:
                 overflow = True
