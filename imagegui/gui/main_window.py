@@ -394,6 +394,7 @@ class MainWindow(QMainWindow):
         # A half-built graph is not worth painting (each batch would repaint the view).
         self.view.viewport().setUpdatesEnabled(False)
         self.scene.apply_snapshot(snapshot)  # a rescan keeps the trees that did not change
+        self._fit_new_graph()
         self.space.set_snapshot(snapshot)
         self.chains.set_snapshot(snapshot, current)
         self.after_paint.add("folders", lambda: self.folders.set_snapshot(snapshot))
@@ -435,9 +436,6 @@ class MainWindow(QMainWindow):
         # once a scan has imported networkx's 360 modules. A traceback reads its lines again.
         linecache.clearcache()
         self.view.viewport().setUpdatesEnabled(True)
-        if self._fit_on_build:
-            self.view.fit_all()
-            self._fit_on_build = False
         node = self.selection.node
         self.scene.select(node)
         keep, self._keep_view = self._keep_view, None
@@ -570,6 +568,15 @@ class MainWindow(QMainWindow):
         if self.scene.snapshot is not None:
             self.view.viewport().setUpdatesEnabled(False)  # as for a scan: no half-built paints
         self.scene.set_problems_only(on)
+        self._fit_new_graph()
+
+    def _fit_new_graph(self) -> None:
+        """Fits a new folder's graph (or the other layout, problems only or not) in the view as
+        soon as the scene has its size, before its items are made: a big graph's trees get
+        items only where the view then looks."""
+        if self._fit_on_build and self.scene.layout is not None:
+            self.view.fit_all()
+            self._fit_on_build = False
 
     def show_view(self, widget) -> None:
         """Brings the graph or the Space view to the front (View ▸ Graph / Space); remembered."""

@@ -13,6 +13,10 @@ Drawing cost and item count are what decide the design (Qt's "chip" example, ada
   from a readable zoom level up (the view hides the layers below it: ``details_visible``).
 - Items are created in batches of a few milliseconds from a zero-timer, so showing 100,000
   images never freezes the window; ``built`` is emitted when the last batch is in.
+- Past ``EAGER_TREES`` trees only the trees in and near the view get items (``region``, asked
+  of the view: nothing while the zoomed-out overview stands for the cards); others get theirs
+  when the view scrolls or zooms to them (``view_moved``). 10,000 trees' items took 0.5 s of
+  the window's start and tens of MB that a first, zoomed-out look never used.
 - Broken and unusable cards get one marker each, of a fixed size on screen, all painted by one
   item in one call (:class:`~imagegui.gui.graph.cards.MarkerLayer`), shown only zoomed out.
 - A rescan of the same directory (``apply_snapshot``) keeps the items of every tree whose
@@ -36,7 +40,7 @@ import bisect
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -68,6 +72,9 @@ VEIL_CARDS = 1500
 #: a worker (a worker's Python beside a repaint makes each of the repaint's Python calls wait for
 #: the GIL, so it is kept for where it pays).
 SYNC_CARDS = 12000
+#: Up to this many trees every tree gets its items at once (~80 us a tree); past it only
+#: those the view needs (``ChainScene.region``).
+EAGER_TREES = 2000
 #: Stacking under ``cards_root``: boxes and edges, then the veils, then the card layers.
 VEIL_Z = 1.0
 LAYER_Z = 2.0
@@ -229,6 +236,16 @@ class ChainScene(QGraphicsScene):
         #: Trees to build (by index), and kept trees whose items are to be moved.
         self._queue: list[int] = []
         self._moves: list[int] = []
+        #: Past ``EAGER_TREES`` trees: the scene rect whose trees need items (the view's
+        #: ``wanted_region``; an empty rect: none). None (no view): every tree gets them.
+        self.region: Callable[[], QRectF] | None = None
+        #: Only the trees in ``region`` are built (``EAGER_TREES``), and those queued.
+        self.lazy = False
+        self._queued: set[int] = set()
+        self._moved_timer = QTimer(self)
+        self._moved_timer.setSingleShot(True)
+        self._moved_timer.setInterval(0)
+        self._moved_timer.timeout.connect(self._build_in_view)
         #: Trees by column for hit-testing: sorted column x's, and per column (y, index) sorted.
         self._hit: tuple[list[float], list[list[tuple[float, int]]], list[float]] | None = None
         self._timer = QTimer(self)
@@ -318,8 +335,7 @@ class ChainScene(QGraphicsScene):
         self._moves = []
         self._queue = list(range(len(self.layout.components)))  # type: ignore[union-attr]
         self._queue.reverse()
-        self.building = True
-        self._on_batch()
+        self._start_building()
 
     def _install(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -361,6 +377,7 @@ class ChainScene(QGraphicsScene):
         # While an earlier snapshot is still being built or applied, what is built so far is
         # kept the same way; the rest is built for this one.
         self.trees, self.layers, self._queue, self._moves = {}, {}, [], []
+        self._queued = set()
         for index, comp in enumerate(self.layout.components):
             tree = kept.pop(comp.root, None)
             if tree is None:
@@ -375,8 +392,68 @@ class ChainScene(QGraphicsScene):
             self._remove_tree(tree)
         self._queue.reverse()
         self._moves.reverse()
+        self._start_building()
+
+    def _start_building(self) -> None:
+        """Builds the queued trees: all of them, or past ``EAGER_TREES`` those the view needs,
+        chosen at the first batch (after the window has fitted a new graph in the view)."""
+        assert self.layout is not None
+        self.lazy = self.region is not None and len(self.layout.components) > EAGER_TREES
         self.building = True
+        if self.lazy:
+            self._queue, self._queued = [], set()
+            self._timer.start()
+            return
+        self._queued = set(self._queue)
         self._on_batch()
+
+    @property
+    def pending(self) -> bool:
+        """Trees are waiting for their items (a build, or trees the view moved to)."""
+        return bool(self._queue) or self._moved_timer.isActive() or self._timer.isActive()
+
+    def view_moved(self) -> None:
+        """The view scrolled, zoomed or was resized: the trees it now needs get their items
+        (soon: a scroll's many steps ask once)."""
+        if self.lazy:
+            self._moved_timer.start()
+
+    def _build_in_view(self) -> None:
+        if not self.lazy or self.layout is None or self.region is None:
+            return
+        wanted = [
+            i for i in self.trees_in(self.region()) if i not in self.trees and i not in self._queued
+        ]
+        if not wanted:
+            return
+        wanted.reverse()  # popped from the end: top-left first
+        self._queue[:0] = wanted  # after what is queued already
+        self._queued.update(wanted)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def trees_in(self, rect: QRectF) -> list[int]:
+        """The trees (indices in ``layout.components``) whose box meets scene rect ``rect``,
+        column by column, top to bottom."""
+        layout = self.layout
+        if layout is None or rect.isEmpty():
+            return []
+        xs, columns, widths = self._hits()
+        left, right, top, bottom = rect.left(), rect.right(), rect.top(), rect.bottom()
+        comps = layout.components
+        found = []
+        for k in range(bisect.bisect_right(xs, right)):
+            if xs[k] + widths[k] < left:
+                continue
+            column = columns[k]
+            j = max(0, bisect.bisect_right(column, (top, len(comps))) - 1)
+            while j < len(column) and column[j][0] <= bottom:
+                index = column[j][1]
+                comp = comps[index]
+                if comp.y + comp.h >= top and comp.x <= right and comp.x + comp.w >= left:
+                    found.append(index)
+                j += 1
+        return found
 
     def _move_tree(self, index: int) -> None:
         """Puts a kept tree's items where the new layout has the tree."""
@@ -402,6 +479,8 @@ class ChainScene(QGraphicsScene):
         snap = self.snapshot
         if snap is None:
             return
+        if self.lazy and self.building and not self._queue and not self._queued:
+            self._build_in_view()  # the first batch of a lazy build: what the view shows
         deadline = time.perf_counter() + BATCH_MS / 1000
         while self._moves:
             self._move_tree(self._moves.pop())
@@ -409,12 +488,16 @@ class ChainScene(QGraphicsScene):
                 self._timer.start()
                 return
         while self._queue:
-            self._add_component(self._queue.pop())
+            index = self._queue.pop()
+            self._queued.discard(index)
+            self._add_component(index)
             if time.perf_counter() > deadline:
                 break
         if self._queue:
             self._timer.start()
             return
+        if not self.building:
+            return  # trees the view scrolled to: nothing else changes
         self.building = False
         self._add_markers(snap)
         self._place_ring()
@@ -640,24 +723,21 @@ class ChainScene(QGraphicsScene):
 
     @property
     def card_count(self) -> int:
-        """How many cards are drawn (those of the trees built so far)."""
+        """How many cards the layout shown places (past ``EAGER_TREES`` trees, those away from
+        the view have no items yet)."""
         layout = self.layout
-        if layout is None:
-            return 0
-        if len(self.trees) == len(layout.components):
-            return len(layout.positions)
-        return sum(len(layout.components[i].nodes) for i in self.trees)
+        return 0 if layout is None else len(layout.positions)
 
     def shown(self, node: str) -> bool:
-        """Whether ``node``'s card is drawn (its tree is built, in the layout shown)."""
+        """Whether ``node`` has a card in the layout shown."""
         layout = self.layout
-        return layout is not None and layout.component_of.get(node, -1) in self.trees
+        return layout is not None and node in layout.component_of
 
     def shown_nodes(self) -> list[str]:
         layout = self.layout
         if layout is None:
             return []
-        return [n for i in sorted(self.trees) for n in layout.components[i].nodes]
+        return [n for comp in layout.components for n in comp.nodes]
 
     def node_rect(self, node: str) -> QRectF | None:
         if not self.shown(node):
@@ -701,15 +781,7 @@ class ChainScene(QGraphicsScene):
         """The tree whose box holds (x, y): trees are packed in columns, so two bisections."""
         layout = self.layout
         assert layout is not None
-        if self._hit is None:
-            by_x: dict[float, list[tuple[float, int]]] = {}
-            for i, comp in enumerate(layout.components):
-                by_x.setdefault(comp.x, []).append((comp.y, i))
-            xs = sorted(by_x)
-            columns = [sorted(by_x[cx]) for cx in xs]
-            widths = [max(layout.components[i].w for _, i in col) for col in columns]
-            self._hit = (xs, columns, widths)
-        xs, columns, widths = self._hit
+        xs, columns, widths = self._hits()
         k = bisect.bisect_right(xs, x) - 1
         if k < 0 or x > xs[k] + widths[k]:
             return None
@@ -721,3 +793,17 @@ class ChainScene(QGraphicsScene):
         if comp.x <= x <= comp.x + comp.w and comp.y <= y <= comp.y + comp.h:
             return column[j][1]
         return None
+
+    def _hits(self) -> tuple[list[float], list[list[tuple[float, int]]], list[float]]:
+        """Trees by column: sorted column x's, each column's (y, index) sorted, its width."""
+        if self._hit is None:
+            layout = self.layout
+            assert layout is not None
+            by_x: dict[float, list[tuple[float, int]]] = {}
+            for i, comp in enumerate(layout.components):
+                by_x.setdefault(comp.x, []).append((comp.y, i))
+            xs = sorted(by_x)
+            columns = [sorted(by_x[cx]) for cx in xs]
+            widths = [max(layout.components[i].w for _, i in col) for col in columns]
+            self._hit = (xs, columns, widths)
+        return self._hit

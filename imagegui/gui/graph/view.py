@@ -32,7 +32,7 @@ from imagegui.core.chains.trees import TreeSummary
 from imagegui.gui import dnd
 from imagegui.gui.graph.cards import LOD_MARKER, LOD_NAME
 from imagegui.gui.graph.minimap import Minimap
-from imagegui.gui.graph.overview import Overview, tree_tooltip
+from imagegui.gui.graph.overview import FADE_FROM, Overview, tree_tooltip
 from imagegui.gui.graph.scene import ChainScene
 from imagegui.gui.graph.trouble import TroubleList
 from imagegui.gui.panels.chains_model import tooltip
@@ -81,6 +81,7 @@ class ChainView(QGraphicsView):
         #: The wheel zooms and Ctrl+wheel scrolls (a preference); by default the other way.
         self.wheel_zooms = False
         scene.built.connect(self._on_built)
+        scene.region = self.wanted_region  # a big graph's trees get items as they come in view
         #: Zoomed out, each tree drawn as one block (gui/graph/overview.py).
         self.overview = Overview(scene)
         self._press_at: QPointF | None = None
@@ -139,7 +140,16 @@ class ChainView(QGraphicsView):
         self.chain_scene.set_details_visible(self.scale_factor >= LOD_NAME)
         self.chain_scene.set_markers_visible(self.scale_factor < LOD_MARKER)
         self.overview.set_scale(self.scale_factor)
+        self.chain_scene.view_moved()
         self.zoomChanged.emit(self.scale_factor)
+
+    def wanted_region(self) -> QRectF:
+        """The part of the scene whose cards need items: what is in view and half a view round
+        it (a scroll finds them made); none while the overview stands for the cards."""
+        if self.scale_factor < FADE_FROM:
+            return QRectF()
+        r = self.mapToScene(self.viewport().rect()).boundingRect()
+        return r.adjusted(-r.width() / 2, -r.height() / 2, r.width() / 2, r.height() / 2)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         """The wheel scrolls (Shift: sideways) and Ctrl+wheel zooms, or the other way round."""
@@ -477,6 +487,7 @@ class ChainView(QGraphicsView):
 
     def scrollContentsBy(self, dx: int, dy: int) -> None:
         super().scrollContentsBy(dx, dy)
+        self.chain_scene.view_moved()
         if self.hasFocus():  # the scrolled pixels carried the frame inwards: paint the edges
             r = self.viewport().rect()
             w = FOCUS_FRAME + abs(dx) + 1
@@ -494,6 +505,7 @@ class ChainView(QGraphicsView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        self.chain_scene.view_moved()
         self.minimap.follow()
 
 
