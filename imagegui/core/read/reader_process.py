@@ -24,11 +24,12 @@ import select
 import struct
 import subprocess
 import sys
+import time
 from collections import deque
 
+from imagegui.core.read.fileread import FileRead, read_file
 from imagegui.core.read.formats.base import shared_flags, shared_name, shared_size
 from imagegui.core.read.model import ImageInfo
-from imagegui.core.read.scan import FileRead, read_file
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,15 @@ class SharedReads:
         self.results: dict[int, Encoded | None] = {}
         #: The flags dicts the process sent, by index (:func:`decode`).
         self.flags: list[dict] = []
+        #: Seconds the walk waited for answers (not for the disk: ``scan._Walker._clocks``).
+        self.waited = 0.0
+        #: Closed: the walk reads everything itself from now on.
+        self.closed = False
 
     def plan(self, paths: list[str]) -> None:
         """The files of the directory about to be walked that the walk will read."""
+        if self.closed:
+            return
         self._drain()
         self.planned += len(paths)
         self.paths, self.next, self.split = paths, 0, len(paths)
@@ -232,12 +239,15 @@ class SharedReads:
                 self._hand_out()
             return None
         results = self.results
+        started = time.perf_counter()
         try:
             while i not in results:
                 self._receive()
         except (OSError, EOFError, ValueError) as exc:  # ValueError: a garbled answer
             self._failed(exc)
             return None
+        finally:
+            self.waited += time.perf_counter() - started
         return results.pop(i)
 
     def _hand_out(self) -> None:
@@ -293,6 +303,10 @@ class SharedReads:
         self.handed.clear()
 
     def close(self) -> None:
+        """Ends the process; the walk reads every file itself from now on (``take`` gives None
+        and changes nothing: reading threads may call it)."""
+        self.closed = True
+        self.paths, self.handed = [], deque()
         if self.proc is not None:
             proc, self.proc = self.proc, None
             proc.close()

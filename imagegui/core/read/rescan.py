@@ -75,7 +75,7 @@ from imagegui.core.read.fileid import FileId, stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
 from imagegui.core.read.partials import LEFTOVER_RE
 from imagegui.core.read.probe import has_image_extension
-from imagegui.core.read.reader_process import Encoded, SharedReads, decode
+from imagegui.core.read.reader_process import Encoded, decode
 from imagegui.core.read.scan import (
     LINK_SEEN,
     NOT_UTF8,
@@ -377,8 +377,6 @@ class _Rescan(Walker):
         self.heads: dict[str, str | None] = {}
         #: Entries of this scan's listings whose type could not be told: the error.
         self.failures: dict[str, OSError] = {}
-        #: The files to read, shared with a second process in a big walk.
-        self.shared = SharedReads()
         if hints:
             for path in hints:  # a hard link written through a new name: check every name
                 try:

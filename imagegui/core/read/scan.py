@@ -33,16 +33,17 @@ from typing import Literal
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
 from imagegui.core.read.fileid import FileId, file_id, stat_id
+from imagegui.core.read.fileread import FileRead, os_error, read_file
 from imagegui.core.read.model import ImageInfo, ScanError
 from imagegui.core.read.partials import LEFTOVER_RE, leftover_note
 from imagegui.core.read.probe import (
-    OPEN_FLAGS,
     ProbeError,
     file_kind,
     has_image_extension,
     open_regular,
     probe_fd,
 )
+from imagegui.core.read.reader_process import SharedReads, decode
 from imagegui.core.units import printable
 
 log = logging.getLogger(__name__)
@@ -115,64 +116,6 @@ READ_AHEAD = 4 * READ_THREADS
 
 
 @dataclass(slots=True)
-class FileRead:
-    """What reading one file found, before the walk's bookkeeping (which names win, hard links,
-    raw bases): made by :func:`read_file` on whichever thread read it."""
-
-    #: The image, or None for a file without magic (see ``unclaimed``) or one that failed.
-    info: ImageInfo | None = None
-    #: A file without magic that is not named like an image: its file id, since an image may
-    #: still name it as its raw backing file (``_adopt_backing_files``).
-    unclaimed: tuple[int, int] | None = None
-    error: ScanError | None = None
-    #: The open file's ``fstat`` when the result is about that file as it was (an image, a raw
-    #: candidate, a bad header), so a rescan can keep it while the file is unchanged
-    #: (``core.read.rescan``); None for a failure of the moment (vanished, changed while read).
-    st: os.stat_result | None = None
-
-
-def read_file(path: str, is_symlink: bool, raw_ok: bool | None = None) -> FileRead:
-    """Open, check and probe one listed file; never raises for the file's own faults. Touches
-    nothing but the file, so it may run on any thread."""
-    if path.endswith(".partial") and (m := LEFTOVER_RE.match(os.path.basename(path))):
-        message, left = leftover_note(path, m[1])
-        return FileRead(error=ScanError(path, message, False, left))
-    try:
-        fd = os.open(path, OPEN_FLAGS)
-    except OSError as exc:
-        return FileRead(error=os_error(path, exc))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # replaced by something else since the listing
-            message = f"changed into {file_kind(st.st_mode)} during the scan"
-            return FileRead(error=ScanError(path, message, False))
-        try:
-            info = probe_fd(fd, path, st, raw_ok, is_symlink)
-        except ProbeError as exc:
-            return FileRead(error=ScanError(path, str(exc), True), st=st)
-        after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-            message = "changed while it was being read; rescan to see it"
-            return FileRead(error=ScanError(path, message, True))
-    except OSError as exc:
-        return FileRead(error=os_error(path, exc))
-    finally:
-        os.close(fd)
-    if info is None:
-        return FileRead(unclaimed=stat_id(st), st=st)
-    return FileRead(info, st=st)
-
-
-def os_error(path: str, exc: OSError) -> ScanError:
-    """A failed system call on a listed file, in a user's words."""
-    if exc.errno == errno.ENOENT:
-        return ScanError(path, "vanished during the scan", False)
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return ScanError(path, "permission denied: cannot read it as this user", True)
-    return ScanError(path, f"cannot read: {exc.strerror}", has_image_extension(path))
-
-
-@dataclass(slots=True)
 class _Batch:
     """Files handed to the reading threads at once, and the walk's other findings (errors)
     between them, in the walk's order: taken back in that order, they make the same result as
@@ -212,7 +155,9 @@ class _Walker:
         self.unshared: list[ImageInfo] = []
         #: When the walk last looked at whether it waits on the disk: wall clock and its
         #: thread's time on a CPU and waiting for one (None: not looking any more).
-        self.waiting_check = _thread_clocks()
+        #: The files of a big serial walk shared with a second process (``reader_process``).
+        self.shared = SharedReads()
+        self.waiting_check = self._clocks()
         #: During :meth:`walk` with ``reads="auto"``, still serial: where the window the choice
         #: looks at began (the same clocks; None once chosen, or not walking).
         self.reads_window: tuple[float, float, float] | None = None
@@ -241,7 +186,7 @@ class _Walker:
         if self.reads == "parallel":
             self._start_pool()
         elif self.reads == "auto":
-            self.reads_window = self.reads_next = _thread_clocks()
+            self.reads_window = self.reads_next = self._clocks()
         root = self.result.root
         st = os.stat(root)
         visited = {stat_id(st)}
@@ -262,6 +207,8 @@ class _Walker:
                 self.error(directory, f"cannot list this directory: {exc.strerror}", False)
                 continue
             entries.sort(key=lambda e: e.name)
+            if self.pool is None:  # read here: a big walk shares the reads with a process
+                self.shared.plan([e.path for e in entries if _plain_file(e)])
             subdirs = []
             for entry in entries:
                 sub = self._entry(entry, linked)
@@ -327,8 +274,21 @@ class _Walker:
 
     def _read_file(self, path: str, is_symlink: bool, raw_ok: bool | None = None) -> FileRead:
         """One file's I/O (:func:`read_file`). Runs on a reading thread once reads are
-        parallel: it must not change the walker's state."""
+        parallel: it must not change the walker's state (the shared reads are planned only
+        while reads are not: ``_start_pool`` ends them)."""
+        got = self.shared.take(path)
+        if got is not None:
+            return FileRead(decode(path, got, self.shared.flags))
         return read_file(path, is_symlink, raw_ok)
+
+    def _clocks(self) -> tuple[float, float, float] | None:
+        """:func:`_thread_clocks`, less the time spent waiting for the reader process's
+        answers: that is not the disk, and must not move the reads to threads."""
+        now = _thread_clocks()
+        if now is None:
+            return None
+        wall, cpu, queued = now
+        return wall - self.shared.waited, cpu, queued
 
     def _count(self) -> None:
         self.result.files_seen += 1
@@ -375,6 +335,7 @@ class _Walker:
         return info
 
     def _start_pool(self) -> None:
+        self.shared.close()  # the threads read everything from here (waiting on the disk)
         self.pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="imagegui-read")
         self.batch = _Batch()
 
@@ -426,6 +387,7 @@ class _Walker:
         dropped (a cancelled scan)."""
         self.batch = None
         self.handed.clear()
+        self.shared.close()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
@@ -438,7 +400,7 @@ class _Walker:
         decides alone: a warm walk of 10,000 images on a machine at load 15 once chose threads
         over a window of its last 512 files)."""
         assert self.reads_window is not None
-        now = _thread_clocks()
+        now = self._clocks()
         if now is None:
             self.reads_window = None
             return
@@ -468,7 +430,7 @@ class _Walker:
         too)."""
         assert self.waiting_check is not None
         wall0, cpu0, queued0 = self.waiting_check
-        now = _thread_clocks()
+        now = self._clocks()
         if now is None:
             self.waiting_check = None
             return
@@ -479,6 +441,14 @@ class _Walker:
             self.waiting_check = None
         else:
             self.waiting_check = now
+
+
+def _plain_file(entry: os.DirEntry) -> bool:
+    """A listed regular file that is no symlink: what ``_Walker._entry`` reads as listed."""
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False  # the walk reports it
 
 
 def _done(reads: Future[list[FileRead]] | None) -> bool:

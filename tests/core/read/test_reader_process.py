@@ -17,10 +17,10 @@ from scantrees import (
     qcow2_template,
 )
 
-from imagegui.core.read import reader_process
+from imagegui.core.read import reader_process, scan
 from imagegui.core.read.reader_process import ReaderProcess, SharedReads, decode, encode
 from imagegui.core.read.rescan import ScanState, _Rescan
-from imagegui.core.read.scan import read_file, scan_directory
+from imagegui.core.read.scan import ScanResult, read_file, scan_directory
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +50,13 @@ def shared_at_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(SharedReads, "take", take)
     return answered
+
+
+def one_process(root: Path) -> ScanResult:
+    """The scan as one process makes it: the reference every shared scan must equal."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader_process, "START_AFTER", 10**12)
+        return scan_directory(str(root), reads="serial")
 
 
 def _fill(directory: Path, count: int) -> None:
@@ -83,11 +90,15 @@ def test_hostile_tree_reads_the_same_with_the_second_process(make, tmp_path, sha
     make.create("in/c/disk.vhdx", "vhdx")
     state = ScanState.from_full(str(root))
     assert shared_at_once[0] > 0  # chunks handed out are always answered by the process
-    assert_same(state.result, scan_directory(str(root), reads="serial"))
+    alone = one_process(root)
+    assert_same(state.result, alone)
+    shared_at_once[0] = 0
+    assert_same(scan_directory(str(root), reads="serial"), alone)  # the command line's walk
+    assert shared_at_once[0] > 0
     assert weird in state.result.images
     # A rescan after a change reads only what changed, and still agrees.
     _fill(root / "more", 12)
-    assert_same(state.rescan(), scan_directory(str(root), reads="serial"))
+    assert_same(state.rescan(), one_process(root))
 
 
 def test_a_process_that_dies_midway_leaves_its_files_to_the_walk(tmp_path, monkeypatch, caplog):
@@ -108,10 +119,11 @@ def test_a_process_that_dies_midway_leaves_its_files_to_the_walk(tmp_path, monke
     state = ScanState.from_full(str(tmp_path))
     assert killed
     assert "the reader process failed" in caplog.text
-    assert_same(state.result, scan_directory(str(tmp_path), reads="serial"))
+    assert_same(state.result, one_process(tmp_path))
 
 
-def test_a_cancelled_walk_leaves_no_process(tmp_path, monkeypatch):
+@pytest.mark.parametrize("walker", ["rescan", "full scan"])
+def test_a_cancelled_walk_leaves_no_process(tmp_path, monkeypatch, walker):
     _fill(tmp_path / "d", 60)
     started: list[ReaderProcess] = []
     real_init = ReaderProcess.__init__
@@ -125,19 +137,31 @@ def test_a_cancelled_walk_leaves_no_process(tmp_path, monkeypatch):
     class Cancelled(Exception):
         pass
 
-    real_count = _Rescan._count
+    kind = _Rescan if walker == "rescan" else scan._Walker
+    real_count = kind._count
 
     def count(self):  # as a cancel does: progress() raises midway through the walk
         real_count(self)
         if self.result.files_seen == 30:
             raise Cancelled
 
-    monkeypatch.setattr(_Rescan, "_count", count)
-    state = ScanState(str(tmp_path))
+    monkeypatch.setattr(kind, "_count", count)
     with pytest.raises(Cancelled):
-        state.rescan()
+        if walker == "rescan":
+            ScanState(str(tmp_path)).rescan()
+        else:
+            scan_directory(str(tmp_path), reads="serial")
     assert started
     assert all(p.proc.returncode is not None for p in started)
+
+
+def test_waiting_for_the_process_is_not_waiting_for_the_disk(tmp_path, monkeypatch):
+    """The walk moves its reads to threads when it sees itself blocked (on storage); time spent
+    waiting for the reader process's answers is left out of what it sees."""
+    monkeypatch.setattr(scan, "_thread_clocks", lambda: (10.0, 2.0, 1.0))
+    walker = scan._Walker(str(tmp_path), None)
+    walker.shared.waited = 3.0
+    assert walker._clocks() == (7.0, 2.0, 1.0)
 
 
 def test_a_process_that_cannot_start_leaves_every_file_to_the_walk(tmp_path, monkeypatch):
@@ -148,7 +172,7 @@ def test_a_process_that_cannot_start_leaves_every_file_to_the_walk(tmp_path, mon
 
     monkeypatch.setattr(ReaderProcess, "__init__", fail)
     state = ScanState.from_full(str(tmp_path))
-    assert_same(state.result, scan_directory(str(tmp_path), reads="serial"))
+    assert_same(state.result, one_process(tmp_path))
 
 
 @settings(
@@ -158,4 +182,6 @@ def test_a_process_that_cannot_start_leaves_every_file_to_the_walk(tmp_path, mon
 def test_random_trees_read_the_same_with_the_second_process(tmp_path_factory, files):
     root = tmp_path_factory.mktemp("tree")
     make_random_tree(root, files)
-    assert_same(ScanState.from_full(str(root)).result, scan_directory(str(root), reads="serial"))
+    alone = one_process(root)
+    assert_same(ScanState.from_full(str(root)).result, alone)
+    assert_same(scan_directory(str(root)), alone)

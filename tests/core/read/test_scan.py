@@ -192,12 +192,12 @@ def test_running_vm_marks_its_image_and_backing_in_use(make, tmp_path):
 def test_files_that_change_or_vanish_mid_scan_are_reported(make, tmp_path, monkeypatch):
     """Real changes made while the scan runs: a file grows while read, a later one is deleted
     between the listing and its turn."""
-    import imagegui.core.read.scan as scan_module
+    import imagegui.core.read.fileread as fileread  # where read_file finds probe_fd
 
     grows = make.create("a-grows.qcow2")
     vanishes = make.create("b-vanishes.qcow2")
     stays = make.create("c-stays.qcow2")
-    real_probe = scan_module.probe_fd
+    real_probe = fileread.probe_fd
 
     def probe_while_changing(fd, path, st, *args):
         info = real_probe(fd, path, st, *args)
@@ -207,7 +207,7 @@ def test_files_that_change_or_vanish_mid_scan_are_reported(make, tmp_path, monke
             vanishes.unlink()
         return info
 
-    monkeypatch.setattr(scan_module, "probe_fd", probe_while_changing)
+    monkeypatch.setattr(fileread, "probe_fd", probe_while_changing)
     result = scan_directory(str(tmp_path))
     assert list(result.images) == [str(stays)]
     errors = {os.path.basename(e.path): e.message for e in result.errors}

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from scantrees import RANDOM_FILES, make_hostile_tree, make_random_tree
 
+import imagegui.core.read.fileread as fileread
 import imagegui.core.read.scan as scan
 from imagegui.core.read.scan import ScanResult, parallel_reads_pay, scan_directory
 
@@ -110,7 +111,7 @@ def test_files_that_vanish_or_change_while_listed_are_the_same_either_way(
         make.create(f"f{i}.qcow2")
     grows = tmp_path / "f1.qcow2"
     vanishes = tmp_path / "f4.qcow2"
-    real_scandir, real_probe = os.scandir, scan.probe_fd
+    real_scandir, real_probe = os.scandir, fileread.probe_fd
     data = vanishes.read_bytes()
 
     def listing_then_delete(path):
@@ -128,7 +129,7 @@ def test_files_that_vanish_or_change_while_listed_are_the_same_either_way(
         return info
 
     monkeypatch.setattr(os, "scandir", listing_then_delete)
-    monkeypatch.setattr(scan, "probe_fd", probe_while_growing)
+    monkeypatch.setattr(fileread, "probe_fd", probe_while_growing)
     serial = scan_directory(str(tmp_path), reads="serial")
     vanishes.write_bytes(data)
     parallel = scan_directory(str(tmp_path), reads="parallel")
