@@ -79,7 +79,7 @@ def build_toolbar(window: QMainWindow, actions: Actions) -> QToolBar:
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     bar.setMovable(False)
     for action in (
-        actions.open, actions.rescan, None,
+        actions.open, actions.rescan, actions.stop_scan, None,
         actions.overlay, actions.rebase, actions.commit, actions.flatten, None,
         actions.check, actions.launch, actions.repair, None,
         actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.problems_only, None,
@@ -90,7 +90,9 @@ def build_toolbar(window: QMainWindow, actions: Actions) -> QToolBar:
         else:
             bar.addAction(action)
     # Zoom buttons need no words; the rest read better with them.
-    for action in (actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.rescan):
+    for action in (
+        actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.rescan, actions.stop_scan
+    ):  # fmt: skip
         button = bar.widgetForAction(action)
         if button is not None:
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)

@@ -49,9 +49,11 @@ def test_stopping_the_open_of_another_folder_keeps_the_shown_one_shown_and_watch
     memory = window.session._memory  # what the shown folder's scan read
     actions = window.actions
     assert not actions.stop_scan.isEnabled()
+    button = window.toolbar.widgetForAction(actions.stop_scan)  # beside Rescan
+    assert button is not None and not button.isEnabled()
     gate = hold_walks(monkeypatch)
     window.open_directory(str(tmp_path / "big"))
-    assert actions.stop_scan.isEnabled()
+    assert actions.stop_scan.isEnabled() and button.isEnabled()
     assert window.status.stop.isVisible()
     # Its first scan watches it before walking (and stops watching the shown one).
     qtbot.waitUntil(lambda: window.session.live.root == str(tmp_path / "big"), timeout=10_000)
