@@ -422,9 +422,11 @@ class _Walker:
 
     def _prefetch_while_waiting(self) -> None:
         """Start importing networkx (:func:`prefetch_networkx`) once the walk is seen waiting
-        on the disk: over its last 256 files, more than half the wall time went neither to
-        running (its own CPU time, the kernel's included) nor to waiting for a CPU, so the
-        thread was blocked reading (or, its reads handed to the reading threads, waiting for
+        on the disk: over its last 256 files or more (at least :data:`MIN_SAMPLE` seconds:
+        256 warm files took 1.5 ms once another process read half of them, and a window
+        shorter than the CPU clock's tick read as blocked), more than half the wall time went
+        neither to running (its own CPU time, the kernel's included) nor to waiting for a CPU,
+        so the thread was blocked reading (or, its reads handed to the reading threads, waiting for
         them). Waiting for a CPU does not count: on a busy machine an import beside the walk
         made a 10,000-image scan three times slower (every GIL hand-over then waits for a CPU
         too)."""
@@ -435,6 +437,8 @@ class _Walker:
             self.waiting_check = None
             return
         wall, cpu, queued = now
+        if wall - wall0 < MIN_SAMPLE:
+            return  # the CPU clock moves a tick (4 ms here) at a time: judge longer windows
         blocked = (wall - wall0) - (cpu - cpu0) - (queued - queued0)
         if blocked > (wall - wall0) * WAITING_SHARE:
             prefetch_networkx()
@@ -459,8 +463,11 @@ def _done(reads: Future[list[FileRead]] | None) -> bool:
 #: anything else that is not a CPU) reads faster on threads (:func:`parallel_reads_pay`).
 STORAGE_SHARE = 0.2
 #: The least time (seconds, running or blocked) the choice looks at: the kernel's accounting of
-#: a thread's CPU time lags by up to a scheduler tick, which swamps shorter windows.
-MIN_SAMPLE = 0.01
+#: a thread's CPU time may move a scheduler tick at a time (4 ms on this project's machine), so
+#: a window must run 50 ms for one tick to be 8 % of it, well under ``STORAGE_SHARE``. Windows of
+#: 10 ms once read warm walks as 22 % blocked and moved them to threads (2.5 times slower). A
+#: cold walk still reaches it within its first 256 files.
+MIN_SAMPLE = 0.05
 #: Files after which ``reads="auto"`` starts a new window to look at.
 READS_WINDOW = 4096
 
