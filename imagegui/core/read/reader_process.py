@@ -21,6 +21,7 @@ import logging
 import marshal
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -227,7 +228,7 @@ class SharedReads:
                     return
                 try:
                     self.proc = ReaderProcess()
-                except OSError as exc:
+                except (OSError, ValueError, TypeError) as exc:  # no usable sys.executable
                     log.info("reading on one core: the reader process did not start (%s)", exc)
                     self.failed = True
                     return
@@ -348,6 +349,9 @@ def _read_frame(fd: int) -> bytes | None:
 
 def main() -> None:
     """The reader process: answers frames of paths until its input ends."""
+    # Ctrl+C in a terminal reaches the whole process group: the walk that started this process
+    # ends it (no traceback of its own on the user's terminal).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # only short-lived lists: reference counting frees them
     out = os.dup(1)
     os.dup2(2, 1)  # anything printed by mistake goes to stderr, never into the answers

@@ -4,6 +4,8 @@ midway, and after a cancel no process is left running."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,19 @@ def test_random_trees_read_the_same_with_the_second_process(tmp_path_factory, fi
     alone = one_process(root)
     assert_same(ScanState.from_full(str(root)).result, alone)
     assert_same(scan_directory(str(root)), alone)
+
+
+def test_ctrl_c_in_the_terminal_leaves_the_process_to_the_walk(tmp_path):
+    """SIGINT reaches the whole process group: the reader process ignores it (the walk ends it)
+    and still answers, without a traceback of its own."""
+    _fill(tmp_path, 2)
+    proc = ReaderProcess()  # ready: the fixture took its first answer
+    try:
+        assert proc.ready
+        os.kill(proc.proc.pid, signal.SIGINT)
+        proc.send([str(tmp_path / "f000.qcow2")])
+        new, answer = proc.receive()
+        assert len(answer) == 1 and answer[0] is not None
+    finally:
+        proc.close()
+    assert proc.proc.returncode == -signal.SIGKILL or proc.proc.returncode == 0
