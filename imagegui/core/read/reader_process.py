@@ -16,6 +16,7 @@ scan's result never depends on which process read a file.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import marshal
@@ -58,7 +59,33 @@ _LENGTH = struct.Struct("=I")
 Encoded = tuple
 
 
-def encode(read: FileRead, flag_index: dict[int, int], kept: list[dict], new: list[dict]):
+class SentFlags:
+    """The flags dicts the process has sent, by identity (each dict kept alive so that its id
+    stays its own), and those it cannot send."""
+
+    def __init__(self) -> None:
+        self.index: dict[int, int] = {}
+        self.kept: list[dict] = []
+        self.count = 0
+
+    def of(self, flags: dict, new: list[dict]) -> int:
+        """``flags``' index in what the parent receives (appended to ``new`` the first time),
+        or -1 for a dict marshal cannot send (a value of a class of its own)."""
+        index = self.index.get(id(flags))
+        if index is None:
+            try:
+                marshal.dumps(flags)
+            except ValueError:
+                index = -1
+            else:
+                index, self.count = self.count, self.count + 1
+                new.append(flags)
+            self.index[id(flags)] = index
+            self.kept.append(flags)
+        return index
+
+
+def encode(read: FileRead, sent: SentFlags, new: list[dict]) -> Encoded | None:
     """``read`` as a tuple of primitives, or None when it is not the plain case (the walk
     reads that file itself). A flags dict is sent once (appended to ``new``), then by index."""
     info, st = read.info, read.st
@@ -71,12 +98,9 @@ def encode(read: FileRead, flag_index: dict[int, int], kept: list[dict], new: li
         or info.is_symlink
     ):
         return None
-    flags = info.flags
-    index = flag_index.get(id(flags))
-    if index is None:
-        index = flag_index[id(flags)] = len(kept)
-        kept.append(flags)  # kept alive: its id stays its own
-        new.append(flags)
+    index = sent.of(info.flags, new)
+    if index < 0:
+        return None
     return (
         info.format,
         info.virtual_size,
@@ -177,7 +201,8 @@ class ReaderProcess:
         proc = self.proc
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
-                pipe.close()
+                with contextlib.suppress(OSError):
+                    pipe.close()
         if proc.poll() is None:
             proc.kill()
         proc.wait()
@@ -254,7 +279,7 @@ class SharedReads:
         try:
             while i not in results:
                 self._receive()
-        except (OSError, EOFError, ValueError) as exc:  # ValueError: a garbled answer
+        except (OSError, EOFError, ValueError, TypeError) as exc:  # a garbled answer
             self._failed(exc)
             return None
         finally:
@@ -282,7 +307,7 @@ class SharedReads:
                 proc.send(self.paths[start : self.split])
                 self.handed.append((start, self.split))
                 self.split = start
-        except (OSError, EOFError, ValueError) as exc:  # ValueError: a garbled answer
+        except (OSError, EOFError, ValueError, TypeError) as exc:  # a garbled answer
             self._failed(exc)
 
     def _drain(self) -> None:
@@ -291,7 +316,7 @@ class SharedReads:
         try:
             while self.handed:
                 self._receive()
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, TypeError) as exc:
             self._failed(exc)
 
     def _receive(self) -> None:
@@ -310,8 +335,6 @@ class SharedReads:
         log.warning("the reader process failed (%s); reading on one core", exc)
         self.failed = True
         self.close()
-        self.split = len(self.paths)  # every file not answered yet is the walk's again
-        self.handed.clear()
 
     def close(self) -> None:
         """Ends the process; the walk reads every file itself from now on (``take`` gives None
@@ -355,13 +378,21 @@ def main() -> None:
     gc.disable()  # only short-lived lists: reference counting frees them
     out = os.dup(1)
     os.dup2(2, 1)  # anything printed by mistake goes to stderr, never into the answers
-    flag_index: dict[int, int] = {}
-    kept: list[dict] = []
+    sent = SentFlags()
     _write_frame(out, marshal.dumps(([], [])))  # ready
     while True:
         frame = _read_frame(0)
         if frame is None:
             return
         new: list[dict] = []
-        results = [encode(read_file(p, False), flag_index, kept, new) for p in marshal.loads(frame)]
+        results = [_answer(path, sent, new) for path in marshal.loads(frame)]
         _write_frame(out, marshal.dumps((new, results)))
+
+
+def _answer(path: str, sent: SentFlags, new: list[dict]) -> Encoded | None:
+    """One file's answer; None (the walk reads it) also should reading it ever raise: one
+    file's surprise must not end the process's help with the rest."""
+    try:
+        return encode(read_file(path, False), sent, new)
+    except Exception:  # noqa: BLE001 - the walk reads it again and reports what it finds
+        return None

@@ -20,7 +20,13 @@ from scantrees import (
 )
 
 from imagegui.core.read import reader_process, scan
-from imagegui.core.read.reader_process import ReaderProcess, SharedReads, decode, encode
+from imagegui.core.read.reader_process import (
+    ReaderProcess,
+    SentFlags,
+    SharedReads,
+    decode,
+    encode,
+)
 from imagegui.core.read.rescan import ScanState, _Rescan
 from imagegui.core.read.scan import ScanResult, read_file, scan_directory
 
@@ -73,14 +79,19 @@ def test_a_plain_read_comes_back_as_the_same_record(tmp_path):
     _fill(tmp_path, 2)
     path = str(tmp_path / "f001.qcow2")
     read = read_file(path, False)
-    kept: list[dict] = []
+    sent = SentFlags()
     new: list[dict] = []
-    got = encode(read, {}, kept, new)
+    got = encode(read, sent, new)
     assert got is not None and new == [read.info.flags]
-    assert decode(path, got, kept) == read.info
-    # Anything but the plain case is read by the walk itself.
+    assert decode(path, got, new) == read.info
+    again: list[dict] = []
+    assert encode(read_file(str(tmp_path / "f000.qcow2"), False), sent, again) is not None
+    # Anything but the plain case is read by the walk itself: a bad header, flags marshal
+    # cannot send.
     (tmp_path / "junk.qcow2").write_bytes(b"QFI\xfb")
-    assert encode(read_file(str(tmp_path / "junk.qcow2"), False), {}, [], []) is None
+    assert encode(read_file(str(tmp_path / "junk.qcow2"), False), sent, []) is None
+    read.info.flags = {"odd": object()}
+    assert encode(read, sent, []) is None
 
 
 def test_hostile_tree_reads_the_same_with_the_second_process(make, tmp_path, shared_at_once):
