@@ -14,8 +14,12 @@ _DEVICES: dict[int, int] = {}
 
 def stat_id(st: os.stat_result) -> FileId:
     """(st_dev, st_ino) of a file already stat'ed (or fstat'ed: the open file itself)."""
-    dev = st.st_dev
-    return (_DEVICES.setdefault(dev, dev), st.st_ino)
+    return make_id(st.st_dev, st.st_ino)
+
+
+def make_id(dev: int, ino: int) -> FileId:
+    """The id of inode ``ino`` of device ``dev`` (its device number shared)."""
+    return (_DEVICES.setdefault(dev, dev), ino)
 
 
 def file_id(path: str) -> FileId | None:

@@ -29,6 +29,7 @@ import sys
 import time
 from collections import deque
 
+from imagegui.core.read.fileid import make_id
 from imagegui.core.read.fileread import FileRead, read_file
 from imagegui.core.read.formats.base import shared_flags, shared_name, shared_size
 from imagegui.core.read.model import ImageInfo
@@ -124,7 +125,8 @@ def encode(read: FileRead, sent: SentFlags, new: list[dict]) -> Encoded | None:
 
 
 def decode(path: str, got: Encoded, flags: list[dict]) -> ImageInfo:
-    """The record :func:`scan.read_file` would have made of ``path`` (the walk's own string)."""
+    """The record :func:`fileread.read_file` would have made of ``path`` (the walk's own
+    string)."""
     (fmt, size, actual, name, bfmt, bpath, protocol, in_use, writer, index, mtime) = got[:11]
     dev, ino, st_size, _blocks, mtime_ns = got[11:16]
     return ImageInfo(
@@ -142,7 +144,7 @@ def decode(path: str, got: Encoded, flags: list[dict]) -> ImageInfo:
         (),
         (),
         mtime,
-        (dev, ino),
+        make_id(dev, ino),
         False,
         (st_size, mtime_ns),
     )
@@ -218,8 +220,6 @@ class SharedReads:
 
     def __init__(self) -> None:
         self.proc: ReaderProcess | None = None
-        #: The process failed to start or died: every file is read by the walk.
-        self.failed = False
         self.planned = 0
         self.paths: list[str] = []
         #: The next file the walk takes (an index in ``paths``), and where the handed-over
@@ -233,7 +233,8 @@ class SharedReads:
         #: Seconds the walk spent starting the process, handing it files and waiting for its
         #: answers: none of it is waiting for the disk (``scan._Walker._clocks``).
         self.waited = 0.0
-        #: Closed: the walk reads everything itself from now on.
+        #: Closed (the walk is done, reads on threads, or the process failed to start or died):
+        #: the walk reads everything itself from now on.
         self.closed = False
 
     def plan(self, paths: list[str]) -> None:
@@ -244,7 +245,7 @@ class SharedReads:
         self.planned += len(paths)
         self.paths, self.next, self.split = paths, 0, len(paths)
         self.results.clear()
-        if self.failed or len(paths) < 2 * CHUNK:
+        if len(paths) < 2 * CHUNK:
             return
         started = time.perf_counter()
         try:
@@ -255,7 +256,7 @@ class SharedReads:
                     self.proc = ReaderProcess()
                 except (OSError, ValueError, TypeError) as exc:  # no usable sys.executable
                     log.info("reading on one core: the reader process did not start (%s)", exc)
-                    self.failed = True
+                    self.close()
                     return
             self._hand_out()
         finally:
@@ -333,7 +334,6 @@ class SharedReads:
     def _failed(self, exc: BaseException) -> None:
         """The process is gone: the walk reads the rest (its handed-over files too)."""
         log.warning("the reader process failed (%s); reading on one core", exc)
-        self.failed = True
         self.close()
 
     def close(self) -> None:

@@ -66,12 +66,12 @@ import os
 import stat
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from imagegui.core.gcpause import paused_gc
 from imagegui.core.read import backing
-from imagegui.core.read.fileid import FileId, stat_id
+from imagegui.core.read.fileid import FileId, make_id, stat_id
 from imagegui.core.read.model import ImageInfo, ScanError
 from imagegui.core.read.partials import LEFTOVER_RE
 from imagegui.core.read.probe import has_image_extension
@@ -813,38 +813,39 @@ class _Rescan(Walker):
         if st is None:
             return read
         read.st = None  # the stamp is all a rescan needs of it
-        if st.st_nlink > 1:
-            self.multi.add(stat_id(st))
-        info = read.info
-        return _File(
-            _file_stamp(st),
-            is_symlink,
-            info,
-            read.unclaimed,
-            read.error,
-            max(st.st_mtime_ns, st.st_ctime_ns) < self.cutoff,
-            info is not None and _volatile(info),
-            info is not None and _climbs(info),
-            # the record's own id (the same tuple), else the read's
-            info.file_id if info is not None else read.unclaimed or stat_id(st),
-        )
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_blocks, st.st_mtime_ns, st.st_ctime_ns)
+        return self._record(read.info, read.unclaimed, read.error, is_symlink, stamp, st.st_nlink)
 
     def _received(self, path: str, got: Encoded) -> _File:
         """``_fresh`` of an image the reader process read (:mod:`reader_process`)."""
-        info = decode(path, got, self.shared.flags)
-        dev, ino, size, blocks, mtime_ns, ctime_ns, links = got[11:]
+        *stamp, links = got[11:]
+        return self._record(decode(path, got, self.shared.flags), None, None, False, stamp, links)
+
+    def _record(
+        self,
+        info: ImageInfo | None,
+        unclaimed: FileId | None,
+        error: ScanError | None,
+        is_symlink: bool,
+        stamp: Sequence[int],
+        links: int,
+    ) -> _File:
+        """What a read gave, kept for the next rescan; ``stamp``: the open file's device,
+        inode, size, blocks, mtime_ns and ctime_ns (:data:`_PACKED`)."""
+        dev, ino, _size, _blocks, mtime_ns, ctime_ns = stamp
+        fid = info.file_id if info is not None else unclaimed or make_id(dev, ino)
         if links > 1:
-            self.multi.add(info.file_id)
+            self.multi.add(fid)
         return _File(
-            _PACKED.pack(dev, ino, size, blocks, mtime_ns, ctime_ns),
-            False,
+            _PACKED.pack(*stamp),
+            is_symlink,
             info,
-            None,
-            None,
+            unclaimed,
+            error,
             max(mtime_ns, ctime_ns) < self.cutoff,
-            _volatile(info),
-            _climbs(info),
-            info.file_id,
+            info is not None and _volatile(info),
+            info is not None and _climbs(info),
+            fid,  # the record's own id (the same tuple), else the read's
         )
 
 

@@ -153,10 +153,10 @@ class _Walker:
         #: Images whose backing path named no image filed yet (:meth:`_settle`); shared with the
         #: base's path once the walk is done (:func:`_adopt_backing_files`).
         self.unshared: list[ImageInfo] = []
-        #: When the walk last looked at whether it waits on the disk: wall clock and its
-        #: thread's time on a CPU and waiting for one (None: not looking any more).
         #: The files of a big serial walk shared with a second process (``reader_process``).
         self.shared = SharedReads()
+        #: When the walk last looked at whether it waits on the disk: wall clock and its
+        #: thread's time on a CPU and waiting for one (None: not looking any more).
         self.waiting_check = self._clocks()
         #: During :meth:`walk` with ``reads="auto"``, still serial: where the window the choice
         #: looks at began (the same clocks; None once chosen, or not walking).

@@ -239,9 +239,8 @@ class ChainScene(QGraphicsScene):
         #: Past ``EAGER_TREES`` trees: the scene rect whose trees need items (the view's
         #: ``wanted_region``; an empty rect: none). None (no view): every tree gets them.
         self.region: Callable[[], QRectF] | None = None
-        #: Only the trees in ``region`` are built (``EAGER_TREES``), and those queued.
+        #: Only the trees in ``region`` are built (``EAGER_TREES``).
         self.lazy = False
-        self._queued: set[int] = set()
         self._moved_timer = QTimer(self)
         self._moved_timer.setSingleShot(True)
         self._moved_timer.setInterval(0)
@@ -377,7 +376,6 @@ class ChainScene(QGraphicsScene):
         # While an earlier snapshot is still being built or applied, what is built so far is
         # kept the same way; the rest is built for this one.
         self.trees, self.layers, self._queue, self._moves = {}, {}, [], []
-        self._queued = set()
         for index, comp in enumerate(self.layout.components):
             tree = kept.pop(comp.root, None)
             if tree is None:
@@ -401,10 +399,9 @@ class ChainScene(QGraphicsScene):
         self.lazy = self.region is not None and len(self.layout.components) > EAGER_TREES
         self.building = True
         if self.lazy:
-            self._queue, self._queued = [], set()
+            self._queue = []
             self._timer.start()
             return
-        self._queued = set(self._queue)
         self._on_batch()
 
     @property
@@ -421,14 +418,13 @@ class ChainScene(QGraphicsScene):
     def _build_in_view(self) -> None:
         if not self.lazy or self.layout is None or self.region is None:
             return
-        wanted = [
-            i for i in self.trees_in(self.region()) if i not in self.trees and i not in self._queued
-        ]
+        queued = set(self._queue)  # a few hundred at most: those of one view
+        trees = self.trees
+        wanted = [i for i in self.trees_in(self.region()) if i not in trees and i not in queued]
         if not wanted:
             return
         wanted.reverse()  # popped from the end: top-left first
         self._queue[:0] = wanted  # after what is queued already
-        self._queued.update(wanted)
         if not self._timer.isActive():
             self._timer.start()
 
@@ -479,7 +475,7 @@ class ChainScene(QGraphicsScene):
         snap = self.snapshot
         if snap is None:
             return
-        if self.lazy and self.building and not self._queue and not self._queued:
+        if self.lazy and self.building and not self._queue:
             self._build_in_view()  # the first batch of a lazy build: what the view shows
         deadline = time.perf_counter() + BATCH_MS / 1000
         while self._moves:
@@ -488,9 +484,7 @@ class ChainScene(QGraphicsScene):
                 self._timer.start()
                 return
         while self._queue:
-            index = self._queue.pop()
-            self._queued.discard(index)
-            self._add_component(index)
+            self._add_component(self._queue.pop())
             if time.perf_counter() > deadline:
                 break
         if self._queue:
